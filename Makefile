@@ -1,0 +1,33 @@
+# The two set-up commands of the README: `make run` (the main job) and `make test`.
+# Each creates the virtual environment and installs what it needs on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run smoke test lint clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/corridor stack jars
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: smoke
+
+smoke: $(STAMP)
+	$(BIN)/corridor stack smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,58 @@
+"""`corridor kafka TOOL ...`: Kafka's own CLI tools, run from the broker's jars against our cluster."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from pipeline.config import Settings
+from pipeline.stack.kafka import tools_argv
+
+__all__ = ["TOOLS", "app"]
+
+#: tool name -> (main class, how the tool is told where the cluster is)
+TOOLS: dict[str, tuple[str, str]] = {
+    "console-consumer": ("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server"),
+    "console-producer": ("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server"),
+    "topics": ("org.apache.kafka.tools.TopicCommand", "--bootstrap-server"),
+    "consumer-groups": ("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server"),
+    "get-offsets": ("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server"),
+    "producer-perf-test": ("org.apache.kafka.tools.ProducerPerformance", "--producer-props"),
+    "consumer-perf-test": ("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server"),
+}
+
+app = typer.Typer(
+    help="Kafka's own CLI tools (console consumer and producer, topics, perf tests) against corridor's cluster.",
+    no_args_is_help=True,
+)
+
+
+def tool_command(settings: Settings, tool: str, args: list[str]) -> list[str]:
+    """The full command line; the cluster address is added unless the caller gave one."""
+    main_class, flag = TOOLS[tool]
+    if flag == "--producer-props":
+        # ProducerPerformance takes the address as one of its producer properties.
+        if not any(a.startswith("bootstrap.servers=") for a in args):
+            prop = f"bootstrap.servers={settings.bootstrap_servers}"
+            at = args.index(flag) + 1 if flag in args else None
+            args = [*args[:at], prop, *args[at:]] if at is not None else [*args, flag, prop]
+    elif flag not in args and not any(a.startswith(flag + "=") for a in args):
+        args = [flag, settings.bootstrap_servers, *args]
+    return tools_argv(settings, main_class, args)
+
+
+def _make(tool: str) -> None:
+    @app.command(
+        name=tool,
+        help=f"Kafka's {TOOLS[tool][0].rsplit('.', 1)[-1]}; every argument is passed to it unchanged.",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+        add_help_option=False,
+    )
+    def run(ctx: typer.Context) -> None:
+        argv = tool_command(ctx.obj, tool, list(ctx.args))
+        os.execvp(argv[0], argv)
+
+
+for _tool in TOOLS:
+    _make(_tool)

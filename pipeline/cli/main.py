@@ -1,0 +1,59 @@
+"""Entry point: global options become one frozen `Settings`; expected errors become one line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.cli import kafka_cmd, stack_cmd
+from pipeline.config import ENV_VARS, Settings
+from pipeline.errors import CorridorError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="corridor",
+    help="Edge stream processing for connected vehicles on the Bloomington–Indianapolis I-69 corridor.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(kafka_cmd.app, name="kafka")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.callback()
+def configure(
+    ctx: typer.Context,
+    state_dir: Annotated[
+        Path | None, typer.Option(help=ENV_VARS["CORRIDOR_STATE_DIR"], envvar="CORRIDOR_STATE_DIR")
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help=ENV_VARS["KAFKA_BOOTSTRAP_SERVERS"], envvar="KAFKA_BOOTSTRAP_SERVERS")
+    ] = None,
+    etcd_endpoints: Annotated[
+        str | None, typer.Option(help=ENV_VARS["ETCD_ENDPOINTS"], envvar="ETCD_ENDPOINTS")
+    ] = None,
+) -> None:
+    env = {k: v for k, v in __import__("os").environ.items() if k in ENV_VARS}
+    if bootstrap_servers is not None:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
+    if etcd_endpoints is not None:
+        env["ETCD_ENDPOINTS"] = etcd_endpoints
+    if state_dir is not None:
+        env["CORRIDOR_STATE_DIR"] = str(state_dir)
+    ctx.obj = Settings.from_env(env)
+
+
+def main() -> None:
+    """Run the CLI; a `CorridorError` is printed as one line and exits 1, never as a traceback."""
+    try:
+        app(standalone_mode=True)
+    except CorridorError as exc:
+        err.print(f"[bold red]corridor: error:[/] {exc}")
+        sys.exit(1)

@@ -1,0 +1,129 @@
+"""Settings, built once at the edge (CLI, test fixtures) and passed down frozen.
+
+Nothing below this module reads the environment: a function that needs the bootstrap servers
+takes a `Settings`, so tests and embedded runs can hold several side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+__all__ = ["ENV_VARS", "Ports", "Settings"]
+
+#: Environment variables read by `Settings.from_env`, with what each sets (shown in `--help`).
+ENV_VARS: dict[str, str] = {
+    "KAFKA_BOOTSTRAP_SERVERS": "external Kafka cluster (host:port,...); when set no broker is started",
+    "ETCD_ENDPOINTS": "external etcd cluster (host:port,...); when set no etcd is started",
+    "CORRIDOR_STATE_DIR": "where the embedded stack keeps data, logs and pid files (default .corridor)",
+    "CORRIDOR_CACHE_DIR": "where Kafka's jars are cached (default ~/.cache/corridor)",
+    "CORRIDOR_TOPIC_PREFIX": "prefix of every topic name (default corridor)",
+    "CORRIDOR_KAFKA_PORT": "embedded broker's client port (default 9092)",
+    "CORRIDOR_KAFKA_CONTROLLER_PORT": "embedded KRaft controller port (default 9093)",
+    "CORRIDOR_ETCD_PORT": "embedded etcd client port (default 2379)",
+    "CORRIDOR_ETCD_PEER_PORT": "embedded etcd peer port (default 2380)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Loopback ports of the embedded stack."""
+
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    etcd: int = 2379
+    etcd_peer: int = 2380
+
+    def __post_init__(self) -> None:
+        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer]
+        for port in values:
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"port {port} is out of range 1-65535")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"the stack's ports must differ, got {values}")
+
+
+def _split_endpoints(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ()
+    endpoints = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for ep in endpoints:
+        host, sep, port = ep.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"endpoint {ep!r} is not host:port")
+    return endpoints
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a port number") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where Kafka and etcd are, and where the embedded stack lives when they are ours."""
+
+    kafka_bootstrap: tuple[str, ...] = ()
+    etcd_endpoints: tuple[str, ...] = ()
+    state_dir: Path = field(default_factory=lambda: Path(".corridor"))
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "corridor")
+    topic_prefix: str = "corridor"
+    ports: Ports = field(default_factory=Ports)
+
+    @property
+    def kafka_external(self) -> bool:
+        return bool(self.kafka_bootstrap)
+
+    @property
+    def etcd_external(self) -> bool:
+        return bool(self.etcd_endpoints)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Comma-separated bootstrap list for Kafka clients, embedded or external."""
+        if self.kafka_external:
+            return ",".join(self.kafka_bootstrap)
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
+        eps = self.etcd_endpoints or (f"127.0.0.1:{self.ports.etcd}",)
+        out = []
+        for ep in eps:
+            host, _, port = ep.removeprefix("http://").rpartition(":")
+            out.append((host, int(port)))
+        return tuple(out)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read the variables in `ENV_VARS`; anything unset keeps its default."""
+        env = os.environ if env is None else env
+        prefix = env.get("CORRIDOR_TOPIC_PREFIX", "corridor")
+        if not prefix or not all(c.isalnum() or c in "._-" for c in prefix):
+            raise ConfigError(f"CORRIDOR_TOPIC_PREFIX={prefix!r}: use letters, digits, '.', '_' or '-'")
+        defaults = Ports()
+        return cls(
+            kafka_bootstrap=_split_endpoints(env.get("KAFKA_BOOTSTRAP_SERVERS")),
+            etcd_endpoints=_split_endpoints(env.get("ETCD_ENDPOINTS")),
+            state_dir=Path(env.get("CORRIDOR_STATE_DIR") or ".corridor"),
+            cache_dir=Path(env.get("CORRIDOR_CACHE_DIR") or Path.home() / ".cache" / "corridor"),
+            topic_prefix=prefix,
+            ports=Ports(
+                kafka=_port(env, "CORRIDOR_KAFKA_PORT", defaults.kafka),
+                kafka_controller=_port(env, "CORRIDOR_KAFKA_CONTROLLER_PORT", defaults.kafka_controller),
+                etcd=_port(env, "CORRIDOR_ETCD_PORT", defaults.etcd),
+                etcd_peer=_port(env, "CORRIDOR_ETCD_PEER_PORT", defaults.etcd_peer),
+            ),
+        )

@@ -1,0 +1,231 @@
+"""The embedded Apache Kafka broker: KRaft, one node acting as broker and controller, loopback only."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from pipeline.config import Settings
+from pipeline.errors import StackError
+from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
+from pipeline.stack.java import java_executable
+from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
+
+__all__ = ["KafkaBroker", "broker_metadata", "tools_argv"]
+
+#: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
+HEAP = "-Xmx768m"
+READY_TIMEOUT_S = 60.0
+
+_BROKER_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.console.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+#: Kafka's CLI tools print their own output on stdout; their logging stays on stderr, warnings only.
+_TOOLS_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDERR
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.console.ref = STDERR
+"""
+
+
+def _server_properties(settings: Settings, log_dirs: Path) -> str:
+    p = settings.ports
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{p.kafka_controller}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{p.kafka},CONTROLLER://127.0.0.1:{p.kafka_controller}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p.kafka}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(log_dirs),
+        # One node: every internal topic has one replica.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        # Topics are declared by corridor (pipeline.topics) and by Faust for its own; nothing appears by typo.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "1",
+        "log.retention.hours": "24",
+        "log.segment.bytes": str(128 * 1024 * 1024),
+    }
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaBroker:
+    """Files and process of the embedded broker, all under `<state_dir>/kafka`."""
+
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir.resolve() / "kafka"
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess("kafka", self.home / "kafka.pid", self.home / "server.log", "kafka.Kafka")
+
+    def _configure(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "log4j2.properties").write_text(_BROKER_LOG4J)
+        (self.home / "tools-log4j2.properties").write_text(_TOOLS_LOG4J)
+        data = self.home / "data"
+        props = self.home / "server.properties"
+        props.write_text(_server_properties(self.settings, data))
+        return props
+
+    def _cluster_id(self) -> str:
+        """The cluster id is kept so a restart reuses the formatted log directory."""
+        path = self.home / "cluster.id"
+        if path.exists():
+            return path.read_text().strip()
+        # Kafka's ids are base64url of a UUID, 22 characters; made here without starting a JVM.
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        path.write_text(cid + "\n")
+        return cid
+
+    def _format(self, java: str, jars: Path, props: Path) -> None:
+        data = self.home / "data"
+        meta = data / "meta.properties"
+        cid = self._cluster_id()
+        if meta.exists():
+            found = re.search(r"cluster\.id=(\S+)", meta.read_text())
+            if found and found.group(1) == cid:
+                return
+            raise StackError(
+                f"{data} belongs to another Kafka cluster ({found.group(1) if found else '?'}): "
+                f"it was left by an earlier run; remove {self.home} (or run `corridor stack down --purge`)"
+            )
+        argv = [
+            java,
+            "-cp",
+            classpath(jars),
+            f"-Dlog4j2.configurationFile={self.home / 'tools-log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cid,
+            "-c",
+            str(props),
+        ]
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
+            raise StackError(f"formatting Kafka's storage in {data} failed:\n{tail}")
+
+    def start(self, *, attached: bool) -> bool:
+        """Start and wait until the broker answers; False when it was already running."""
+        if self.process.running_pid() is not None:
+            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="Kafka")
+            return False
+        p = self.settings.ports
+        ensure_port_free(p.kafka, "Kafka client listener", "CORRIDOR_KAFKA_PORT")
+        ensure_port_free(p.kafka_controller, "Kafka controller", "CORRIDOR_KAFKA_CONTROLLER_PORT")
+        java = java_executable()
+        jars = resolve_jars(self.settings.cache_dir)
+        props = self._configure()
+        self._format(java, jars, props)
+        argv = [
+            java,
+            HEAP,
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.home / 'log4j2.properties'}",
+            "-cp",
+            classpath(jars),
+            "kafka.Kafka",
+            str(props),
+        ]
+        self.process.start(argv, cwd=self.home, attached=attached)
+        try:
+            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="Kafka")
+        except StackError:
+            self.process.stop(timeout=5)
+            raise
+        return True
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=20.0)
+
+    def ready(self) -> bool:
+        try:
+            return broker_metadata(self.settings.bootstrap_servers, timeout=1.0) is not None
+        except StackError:
+            return False
+
+    def running_version(self) -> str:
+        """The version the running broker logged at start-up (AppInfoParser), else the pinned one."""
+        try:
+            found = re.findall(r"Kafka version: (\S+)", self.process.logfile.read_text(errors="replace"))
+        except OSError:
+            found = []
+        return found[-1] if found else KAFKA_VERSION
+
+
+def broker_metadata(bootstrap: str, timeout: float = 5.0) -> dict[str, object]:
+    """Cluster id and brokers as the cluster reports them; raises StackError when unreachable."""
+    # A probe: librdkafka's own connection-refused lines would flood the terminal while we poll.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
+    try:
+        md = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise StackError(
+            f"Kafka at {bootstrap} did not answer within {timeout:.0f} s ({exc.args[0].str()}): "
+            "start it (`corridor stack up`) or fix KAFKA_BOOTSTRAP_SERVERS"
+        ) from None
+    if not md.brokers:
+        raise StackError(f"Kafka at {bootstrap} answered with no brokers")
+    return {
+        "cluster_id": md.cluster_id,
+        "controller_id": md.controller_id,
+        "brokers": sorted(f"{b.host}:{b.port}" for b in md.brokers.values()),
+    }
+
+
+def tools_argv(settings: Settings, main_class: str, args: list[str]) -> list[str]:
+    """The command line of one of Kafka's own CLI tools, from the same jars as the broker."""
+    java = java_executable()
+    jars = resolve_jars(settings.cache_dir)
+    log4j = settings.state_dir.resolve() / "kafka" / "tools-log4j2.properties"
+    log4j.parent.mkdir(parents=True, exist_ok=True)
+    log4j.write_text(_TOOLS_LOG4J)
+    return [
+        java,
+        "-Xmx256m",
+        "-XX:TieredStopAtLevel=1",
+        f"-Dlog4j2.configurationFile={log4j}",
+        "-cp",
+        classpath(jars),
+        main_class,
+        *args,
+    ]

@@ -1,0 +1,35 @@
+"""A minimal Faust app for the foundation tests: counts keys in a changelog-backed table.
+
+For each input record it adds one to `counts[key]` and sends the new count to the output topic,
+so a test can see, after a restart, whether the table came back from its changelog.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+app = faust.App(
+    os.environ["COUNTER_APP_ID"],
+    broker=f"kafka://{os.environ['COUNTER_BROKER']}",
+    store="memory://",
+    datadir=os.environ["COUNTER_DATADIR"],
+    topic_partitions=int(os.environ.get("COUNTER_PARTITIONS", "2")),
+    topic_replication_factor=1,
+    table_standby_replicas=0,
+    web_enabled=False,
+)
+source = app.topic(os.environ["COUNTER_IN"], key_serializer="raw", value_serializer="raw")
+sink = app.topic(os.environ["COUNTER_OUT"], key_serializer="raw", value_serializer="raw")
+counts = app.Table(
+    "counts", default=int, key_type=str, value_type=int, partitions=int(os.environ.get("COUNTER_PARTITIONS", "2"))
+)
+
+
+@app.agent(source)
+async def count(stream: faust.StreamT) -> None:
+    async for key, _value in stream.items():
+        name = key.decode()
+        counts[name] += 1
+        await sink.send(key=key, value=str(counts[name]).encode())

@@ -1,0 +1,92 @@
+"""Fixtures shared by the suite: one real stack per session, unique topic names per test.
+
+The stack is the embedded one (a real Kafka broker and a real etcd on free loopback ports, in a
+temporary state directory), unless KAFKA_BOOTSTRAP_SERVERS and ETCD_ENDPOINTS point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.admin import ensure_topics
+from pipeline.config import Ports, Settings
+from pipeline.stack import Stack
+from pipeline.topics import TopicSpec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = Settings.from_env()
+    kafka, ctrl, etcd, peer = free_ports(4)
+    return Settings(
+        kafka_bootstrap=base.kafka_bootstrap,
+        etcd_endpoints=base.etcd_endpoints,
+        state_dir=tmp_path_factory.mktemp("stack"),
+        cache_dir=base.cache_dir,
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
+        ports=Ports(kafka=kafka, kafka_controller=ctrl, etcd=etcd, etcd_peer=peer),
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    """Started once for the session and stopped at its end (and with it, if pytest dies)."""
+    with Stack(settings, attached=True) as running:
+        yield running
+
+
+@pytest.fixture
+def bootstrap(stack: Stack) -> str:
+    return stack.settings.bootstrap_servers
+
+
+@pytest.fixture
+def new_topic(bootstrap: str) -> Callable[..., str]:
+    """Create a topic whose name no other test uses."""
+
+    def make(partitions: int = 1, name: str | None = None) -> str:
+        topic = name or f"test.{uuid.uuid4().hex[:12]}"
+        ensure_topics(bootstrap, [TopicSpec(topic, partitions)])
+        return topic
+
+    return make
+
+
+@pytest.fixture
+def cli_env(settings: Settings) -> dict[str, str]:
+    """Environment for running `corridor` as a subprocess against the session's stack."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "ETCD_ENDPOINTS")}
+    env.update(
+        CORRIDOR_STATE_DIR=str(settings.state_dir),
+        CORRIDOR_CACHE_DIR=str(settings.cache_dir),
+        CORRIDOR_KAFKA_PORT=str(settings.ports.kafka),
+        CORRIDOR_KAFKA_CONTROLLER_PORT=str(settings.ports.kafka_controller),
+        CORRIDOR_ETCD_PORT=str(settings.ports.etcd),
+        CORRIDOR_ETCD_PEER_PORT=str(settings.ports.etcd_peer),
+    )
+    if settings.kafka_external:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    if settings.etcd_external:
+        env["ETCD_ENDPOINTS"] = ",".join(settings.etcd_endpoints)
+    return env

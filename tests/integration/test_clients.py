@@ -1,0 +1,148 @@
+"""Every client corridor uses works against the real broker and the real etcd."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import etcd3
+import pytest
+
+from pipeline.config import Settings
+from tests.conftest import REPO
+from tests.helpers import consume, produce
+
+pytestmark = pytest.mark.integration
+
+
+def test_confluent_produce_then_consume(bootstrap: str, new_topic) -> None:
+    topic = new_topic(partitions=3)
+    sent = [(f"region-{i % 3}".encode(), f"payload-{i}".encode()) for i in range(30)]
+    produce(bootstrap, topic, sent)
+    got = consume(bootstrap, topic, 30)
+    assert sorted(got) == sorted(sent)
+
+
+def test_kafka_console_consumer_prints_a_confluent_message(bootstrap: str, new_topic, cli_env) -> None:
+    topic = new_topic()
+    produce(bootstrap, topic, [(b"k1", b"hello from confluent-kafka")])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "kafka",
+            "console-consumer",
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--property",
+            "print.key=true",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "k1\thello from confluent-kafka" in result.stdout
+
+
+def _etcd(settings: Settings) -> etcd3.Etcd3Client:
+    host, port = settings.etcd_hosts[0]
+    return etcd3.client(host=host, port=port, timeout=5)
+
+
+def test_etcd_put_get_and_watch(stack) -> None:
+    client = _etcd(stack.settings)
+    prefix = f"/test/{uuid.uuid4().hex[:8]}/"
+    events: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    watch_id = client.add_watch_prefix_callback(
+        prefix, lambda resp: [events.put((e.key.decode(), e.value)) for e in resp.events]
+    )
+    try:
+        client.put(prefix + "tower-3", b"alive")
+        value, _meta = client.get(prefix + "tower-3")
+        assert value == b"alive"
+        key, seen = events.get(timeout=10)
+        assert (key, seen) == (prefix + "tower-3", b"alive")
+    finally:
+        client.cancel_watch(watch_id)
+        client.close()
+
+
+def test_etcd_lease_expiry_removes_the_key(stack) -> None:
+    client = _etcd(stack.settings)
+    key = f"/test/{uuid.uuid4().hex[:8]}/leased"
+    lease = client.lease(ttl=2)
+    client.put(key, b"x", lease=lease)
+    assert client.get(key)[0] == b"x"
+    deadline = time.monotonic() + 15
+    while client.get(key)[0] is not None and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert client.get(key)[0] is None, "a key bound to an expired lease must disappear"
+    client.close()
+
+
+def _faust_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    faust = Path(sys.executable).with_name("faust")
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [str(faust), "-A", "tests.apps.counter", "worker", "-l", "warn", "--without-web"],
+            cwd=REPO,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def test_faust_table_recovers_from_its_changelog(bootstrap: str, new_topic, tmp_path: Path) -> None:
+    """Counts kept in a changelog-backed table survive a worker restart (memory store: full replay)."""
+    src, out = new_topic(partitions=2), new_topic(partitions=2)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        COUNTER_BROKER=bootstrap,
+        COUNTER_IN=src,
+        COUNTER_OUT=out,
+        COUNTER_APP_ID=f"counter-{uuid.uuid4().hex[:8]}",
+        COUNTER_DATADIR=str(tmp_path / "data"),
+    )
+    log = tmp_path / "worker.log"
+    worker = _faust_worker(env, log)
+    try:
+        produce(bootstrap, src, [(b"alpha", b"x")] * 3 + [(b"beta", b"x")] * 2)
+        first = consume(bootstrap, out, 5, timeout=90)
+        assert len(first) == 5, log.read_text()[-3000:]
+        assert max(int(v) for k, v in first if k == b"alpha") == 3
+    finally:
+        _stop(worker)
+    worker = _faust_worker(env, log)
+    try:
+        produce(bootstrap, src, [(b"alpha", b"x"), (b"beta", b"x")])
+        after = consume(bootstrap, out, 7, timeout=90)
+        assert len(after) == 7, log.read_text()[-3000:]
+        latest = {k: int(v) for k, v in after}
+        assert latest == {b"alpha": 4, b"beta": 3}, "counts must continue from the restored table"
+    finally:
+        _stop(worker)

@@ -1,0 +1,129 @@
+"""`corridor stack` as a user runs it: real processes, and one-line errors for the usual mistakes."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.stack.jars import KAFKA_VERSION
+from pipeline.stack.process import pid_alive
+from tests.conftest import free_ports
+
+pytestmark = pytest.mark.integration
+
+
+def corridor(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def fresh_env(cli_env: dict[str, str], state: Path) -> dict[str, str]:
+    kafka, ctrl, etcd, peer = free_ports(4)
+    return dict(
+        cli_env,
+        CORRIDOR_STATE_DIR=str(state),
+        CORRIDOR_KAFKA_PORT=str(kafka),
+        CORRIDOR_KAFKA_CONTROLLER_PORT=str(ctrl),
+        CORRIDOR_ETCD_PORT=str(etcd),
+        CORRIDOR_ETCD_PEER_PORT=str(peer),
+    )
+
+
+def pids_under(state: Path) -> list[int]:
+    return [int(p.read_text()) for p in state.rglob("*.pid")]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("corridor: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_status_reports_real_broker_and_etcd_versions(stack, cli_env) -> None:
+    result = corridor(cli_env, "stack", "status")
+    assert result.returncode == 0, result.stderr
+    assert KAFKA_VERSION in result.stdout
+    assert "3.5." in result.stdout  # etcd's own /version answer
+    assert result.stdout.count("running") == 2
+
+
+def test_up_is_idempotent_and_down_leaves_nothing(stack, cli_env, tmp_path: Path) -> None:
+    env = fresh_env(cli_env, tmp_path / "state")
+    first = corridor(env, "stack", "up")
+    assert first.returncode == 0, first.stderr
+    pids = pids_under(tmp_path / "state")
+    assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    again = corridor(env, "stack", "up")
+    assert again.returncode == 0, again.stderr
+    assert sorted(pids_under(tmp_path / "state")) == sorted(pids), "a second up must not start new servers"
+    down = corridor(env, "stack", "down")
+    assert down.returncode == 0 and "kafka" in down.stdout and "etcd" in down.stdout
+    assert not any(pid_alive(p) for p in pids)
+    assert corridor(env, "stack", "status").returncode == 1
+
+
+def test_port_in_use_is_one_line_and_leaves_nothing_running(stack, cli_env, tmp_path: Path) -> None:
+    env = fresh_env(cli_env, tmp_path / "state")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["CORRIDOR_KAFKA_PORT"])))
+        squatter.listen()
+        result = corridor(env, "stack", "up")
+    assert_one_line_error(result, "already in use", "CORRIDOR_KAFKA_PORT")
+    assert not any(pid_alive(p) for p in pids_under(tmp_path / "state"))
+
+
+def test_stale_pid_file_from_a_crashed_run_is_cleared(stack, cli_env, tmp_path: Path) -> None:
+    env = fresh_env(cli_env, tmp_path / "state")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pidfile = tmp_path / "state" / "kafka" / "kafka.pid"
+    pidfile.parent.mkdir(parents=True)
+    pidfile.write_text(f"{dead.pid}\n")
+    result = corridor(env, "stack", "status")
+    assert result.returncode == 1 and "stopped" in result.stdout
+    assert not pidfile.exists()
+
+
+def test_unreachable_external_bootstrap_is_one_line(cli_env) -> None:
+    (port,) = free_ports(1)
+    env = dict(cli_env, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", ETCD_ENDPOINTS=f"127.0.0.1:{port}")
+    result = corridor(env, "stack", "up", timeout=60)
+    assert_one_line_error(result, f"127.0.0.1:{port}", "did not answer")
+
+
+def _path_with_only(tmp_path: Path, *tools: str) -> str:
+    """A PATH that holds only the named tools, to act out a machine that lacks the others."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, f"{tool} is needed on this machine for the test"
+        (bin_dir / tool).symlink_to(found)
+    return str(bin_dir)
+
+
+def test_missing_java_is_one_line(stack, cli_env, tmp_path: Path) -> None:
+    env = dict(fresh_env(cli_env, tmp_path / "state"), PATH=_path_with_only(tmp_path, "mvn"))
+    result = corridor(env, "stack", "up")
+    assert_one_line_error(result, "Java is not on PATH")
+    assert not any(pid_alive(p) for p in pids_under(tmp_path / "state"))
+
+
+def test_missing_maven_is_one_line(stack, cli_env, tmp_path: Path) -> None:
+    env = dict(
+        fresh_env(cli_env, tmp_path / "state"),
+        PATH=_path_with_only(tmp_path, "java"),
+        CORRIDOR_CACHE_DIR=str(tmp_path / "empty-cache"),
+    )
+    result = corridor(env, "stack", "up")
+    assert_one_line_error(result, "Maven (mvn) is not on PATH")
+    assert not any(pid_alive(p) for p in pids_under(tmp_path / "state"))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+from pipeline.topics import Topics
+
+
+def test_defaults_are_the_embedded_loopback_stack() -> None:
+    s = Settings.from_env({})
+    assert not s.kafka_external and not s.etcd_external
+    assert s.bootstrap_servers == "127.0.0.1:9092"
+    assert s.etcd_hosts == (("127.0.0.1", 2379),)
+    assert s.state_dir == Path(".corridor")
+
+
+def test_external_cluster_from_environment() -> None:
+    s = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "k1:9092, k2:9092", "ETCD_ENDPOINTS": "http://e1:2379"})
+    assert s.kafka_external and s.bootstrap_servers == "k1:9092,k2:9092"
+    assert s.etcd_external and s.etcd_hosts == (("e1", 2379),)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"KAFKA_BOOTSTRAP_SERVERS": "no-port"}, "not host:port"),
+        ({"CORRIDOR_KAFKA_PORT": "ninety"}, "not a port number"),
+        ({"CORRIDOR_KAFKA_PORT": "70000"}, "out of range"),
+        ({"CORRIDOR_ETCD_PORT": "9092"}, "must differ"),
+        ({"CORRIDOR_TOPIC_PREFIX": "a b"}, "CORRIDOR_TOPIC_PREFIX"),
+    ],
+)
+def test_bad_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        Settings.from_env(env)
+
+
+def test_regional_topics_have_one_partition_per_region() -> None:
+    topics = Topics(regions=9, prefix="c")
+    specs = {s.name: s for s in topics.specs()}
+    assert set(specs) == {"c.telemetry", "c.hazards", "c.advisories", "c.tower-sync", "c.dead-letter"}
+    assert {s.partitions for s in specs.values()} == {9}
+
+
+def test_a_corridor_without_regions_is_rejected() -> None:
+    with pytest.raises(ConfigError):
+        Topics(regions=0)
