@@ -1,0 +1,95 @@
+"""A map of last-writer-wins records: vehicle id → latest known state.
+
+Each key holds an LWW register kept as a tuple `(hlc, replica, value)` rather than an object: the
+towers merge one per telemetry event, so the join is a dict lookup and an integer comparison. A
+removal (a vehicle handed off to the next region, or silent past its TTL) is a write of `None` —
+a tombstone that loses to any later update, so a vehicle that comes back is simply there again.
+Tombstones are dropped by `prune` once older than any write that can still arrive.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from pipeline.crdt.base import Mergeable
+from pipeline.crdt.errors import MalformedStateError
+from pipeline.crdt.registers import lww_key
+
+__all__ = ["Entry", "LWWMap"]
+
+Entry = tuple[int, str, Any]  # (hlc, replica, value or None for a tombstone)
+
+
+class LWWMap(Mergeable):
+    SCHEMA_NAME: ClassVar[str] = "corridor.crdt.LWWMap"
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict[str, Entry] | None = None) -> None:
+        self.entries: dict[str, Entry] = dict(entries) if entries else {}
+
+    @property
+    def value(self) -> dict[str, Any]:
+        return {k: e[2] for k, e in self.entries.items() if e[2] is not None}
+
+    def get(self, key: str) -> Any:
+        entry = self.entries.get(key)
+        return None if entry is None else entry[2]
+
+    def live_count(self) -> int:
+        return sum(1 for e in self.entries.values() if e[2] is not None)
+
+    def put(self, key: str, value: Any, ts: int, replica: str) -> LWWMap:
+        return LWWMap({key: (ts, replica, value)})
+
+    def remove(self, key: str, ts: int, replica: str) -> LWWMap:
+        return LWWMap({key: (ts, replica, None)})
+
+    def expire(self, older_than: int, ts: int, replica: str) -> LWWMap:
+        """Delta of tombstones for every live entry last written before HLC `older_than` (TTL)."""
+        return LWWMap(
+            {k: (ts, replica, None) for k, e in self.entries.items() if e[2] is not None and e[0] < older_than}
+        )
+
+    def prune(self, horizon: int) -> int:
+        """Drop tombstones written before `horizon`; returns how many. Local garbage collection: safe
+        once no write older than `horizon` can still be delivered (bounded by the HLC drift check)."""
+        dead = [k for k, e in self.entries.items() if e[2] is None and e[0] < horizon]
+        for k in dead:
+            del self.entries[k]
+        return len(dead)
+
+    def merge_in(self, other: Self) -> None:
+        entries = self.entries
+        for key, new in other.entries.items():
+            cur = entries.get(key)
+            if cur is None or new[0] > cur[0] or (new[0] == cur[0] and lww_key(*new) > lww_key(*cur)):
+                entries[key] = new
+
+    def copy(self) -> Self:
+        return type(self)(self.entries)
+
+    def replicas(self) -> set[str]:
+        return {e[1] for e in self.entries.values()}
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "entries": [
+                {"key": k, "ts": ts, "replica": r, "value": v} for k, (ts, r, v) in sorted(self.entries.items())
+            ]
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Self:
+        try:
+            entries = {e["key"]: (e["ts"], e["replica"], e["value"]) for e in record["entries"]}
+        except (KeyError, TypeError):
+            raise MalformedStateError("an LWW-Map record needs 'entries' of key, ts, replica, value") from None
+        if any(not isinstance(ts, int) or ts < 0 for ts, _, _ in entries.values()):
+            raise MalformedStateError("LWW-Map timestamps must be non-negative HLCs")
+        return cls(entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LWWMap) and self.entries == other.entries
+
+    def __repr__(self) -> str:
+        return f"LWWMap({len(self.entries)} entries)"

@@ -1,0 +1,160 @@
+"""Add-wins observed-remove set with causal dots: removals leave no tombstones.
+
+Every add is tagged with a fresh dot (replica, n). The causal context records every dot the state
+has seen; a dot that is in the context but no longer tagged to any element was removed. Joining
+keeps a dot when both sides hold it, or when one side holds it and the other has not seen it
+(Almeida et al., "Delta state replicated data types", §4: the add-wins dot kernel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar, Self
+
+from pipeline.crdt.base import Mergeable
+from pipeline.crdt.errors import MalformedStateError
+
+__all__ = ["CausalContext", "Dot", "ORSet"]
+
+Dot = tuple[str, int]
+
+
+class CausalContext:
+    """Seen dots as a version vector (contiguous prefix per replica) plus a cloud of the rest."""
+
+    __slots__ = ("cloud", "vv")
+
+    def __init__(self, vv: dict[str, int] | None = None, cloud: Iterable[Dot] = ()) -> None:
+        self.vv: dict[str, int] = dict(vv) if vv else {}
+        self.cloud: set[Dot] = set(cloud)
+
+    def contains(self, dot: Dot) -> bool:
+        return dot[1] <= self.vv.get(dot[0], 0) or dot in self.cloud
+
+    def next_dot(self, replica: str) -> Dot:
+        top = self.vv.get(replica, 0)
+        for r, n in self.cloud:
+            if r == replica and n > top:
+                top = n
+        return (replica, top + 1)
+
+    def merge_in(self, other: CausalContext) -> None:
+        vv = self.vv
+        for r, n in other.vv.items():
+            if n > vv.get(r, 0):
+                vv[r] = n
+        self.cloud |= other.cloud
+        self.compact()
+
+    def compact(self) -> None:
+        """Move dots that extend a replica's contiguous prefix from the cloud into the vector."""
+        if not self.cloud:
+            return
+        vv = self.vv
+        for r, n in sorted(self.cloud):
+            if n == vv.get(r, 0) + 1:
+                vv[r] = n
+        self.cloud = {d for d in self.cloud if d[1] > vv.get(d[0], 0)}
+
+    def copy(self) -> CausalContext:
+        return CausalContext(self.vv, self.cloud)
+
+    def normal(self) -> tuple[dict[str, int], frozenset[Dot]]:
+        c = self.copy()
+        c.compact()
+        return ({r: n for r, n in c.vv.items() if n}, frozenset(c.cloud))
+
+    def replicas(self) -> set[str]:
+        return set(self.vv) | {r for r, _ in self.cloud}
+
+
+class ORSet(Mergeable):
+    """A set of strings (e.g. vehicle ids in a swarm) where a concurrent add beats a remove."""
+
+    SCHEMA_NAME: ClassVar[str] = "corridor.crdt.ORSet"
+    __slots__ = ("ctx", "entries")
+
+    def __init__(self, entries: dict[str, set[Dot]] | None = None, ctx: CausalContext | None = None) -> None:
+        self.entries: dict[str, set[Dot]] = {e: set(d) for e, d in entries.items()} if entries else {}
+        self.ctx = ctx.copy() if ctx else CausalContext()
+
+    @property
+    def value(self) -> frozenset[str]:
+        return frozenset(self.entries)
+
+    def __contains__(self, element: str) -> bool:
+        return element in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, element: str, replica: str) -> ORSet:
+        """Delta adding `element` with a fresh dot; it also supersedes the element's older dots."""
+        dot = self.ctx.next_dot(replica)
+        old = self.entries.get(element, set())
+        return ORSet({element: {dot}}, CausalContext(cloud={dot, *old}))
+
+    def remove(self, element: str) -> ORSet:
+        """Delta removing the dots of `element` observed here; a concurrent add elsewhere survives."""
+        return ORSet({}, CausalContext(cloud=self.entries.get(element, ())))
+
+    def merge_in(self, other: Self) -> None:
+        mine, theirs = self.ctx, other.ctx
+        entries = self.entries
+        for element, dots_b in other.entries.items():
+            dots_a = entries.get(element)
+            if dots_a is None:
+                keep = {d for d in dots_b if not mine.contains(d)}
+            else:
+                keep = (dots_a & dots_b) | {d for d in dots_a if not theirs.contains(d)}
+                keep |= {d for d in dots_b if not mine.contains(d)}
+            if keep:
+                entries[element] = keep
+            elif dots_a is not None:
+                del entries[element]
+        for element in [e for e in entries if e not in other.entries]:
+            keep = {d for d in entries[element] if not theirs.contains(d)}
+            if keep:
+                entries[element] = keep
+            else:
+                del entries[element]
+        mine.merge_in(theirs)
+
+    def copy(self) -> Self:
+        return type(self)(self.entries, self.ctx)
+
+    def replicas(self) -> set[str]:
+        return self.ctx.replicas() | {r for dots in self.entries.values() for r, _ in dots}
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "entries": [
+                {"element": e, "dots": [{"replica": r, "counter": n} for r, n in sorted(dots)]}
+                for e, dots in sorted(self.entries.items())
+            ],
+            "context": {
+                "vv": dict(self.ctx.vv),
+                "cloud": [{"replica": r, "counter": n} for r, n in sorted(self.ctx.cloud)],
+            },
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Self:
+        try:
+            entries = {e["element"]: {(d["replica"], d["counter"]) for d in e["dots"]} for e in record["entries"]}
+            ctx = CausalContext(
+                record["context"]["vv"], ((d["replica"], d["counter"]) for d in record["context"]["cloud"])
+            )
+        except (KeyError, TypeError):
+            raise MalformedStateError("an OR-Set record needs 'entries' and 'context'") from None
+        if any(n < 1 for dots in entries.values() for _, n in dots) or any(
+            not ctx.contains(d) for dots in entries.values() for d in dots
+        ):
+            raise MalformedStateError("an OR-Set's dots must be positive and covered by its context")
+        return cls(entries, ctx)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ORSet) and self.entries == other.entries and self.ctx.normal() == other.ctx.normal()
+
+    def __repr__(self) -> str:
+        return f"ORSet({sorted(self.entries)})"

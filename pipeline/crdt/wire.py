@@ -1,0 +1,46 @@
+"""CRDT states to and from Avro single-object bytes (the fingerprint doubles as the type tag)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import schemas
+from pipeline.codec import AvroCodec, CodecError, Schema
+from pipeline.crdt.base import Crdt
+from pipeline.crdt.counters import GCounter, PNCounter
+from pipeline.crdt.errors import MalformedStateError
+from pipeline.crdt.lwwmap import LWWMap
+from pipeline.crdt.orset import ORSet
+from pipeline.crdt.registers import LWWRegister, MaxRegister
+
+__all__ = ["CRDT_SCHEMAS", "decode_state", "encode_state"]
+
+_FILES: dict[type, str] = {
+    GCounter: "crdt/g_counter",
+    PNCounter: "crdt/pn_counter",
+    LWWRegister: "crdt/lww_register",
+    MaxRegister: "crdt/max_register",
+    ORSet: "crdt/or_set",
+    LWWMap: "crdt/lww_map",
+}
+CRDT_SCHEMAS: dict[type, Schema] = {t: Schema.of(schemas.load(f)) for t, f in _FILES.items()}
+_BY_NAME: dict[str, type] = {CRDT_SCHEMAS[t].name: t for t in _FILES}
+_CODEC = AvroCodec(CRDT_SCHEMAS.values())
+
+
+def encode_state(state: Crdt) -> bytes:
+    record: dict[str, Any] = state.to_record()
+    if isinstance(state, MaxRegister) and state.value == -math.inf:
+        record = {"value": float("-inf")}
+    return _CODEC.encode(CRDT_SCHEMAS[type(state)], record)
+
+
+def decode_state(data: bytes) -> Crdt:
+    """Decode any CRDT state; bad bytes raise `MalformedStateError` and build nothing."""
+    try:
+        writer = _CODEC.writer_of(data)
+        record = _CODEC.decode(data)
+    except CodecError as exc:
+        raise MalformedStateError(str(exc)) from None
+    return _BY_NAME[writer.name].from_record(record)  # type: ignore[no-any-return]
