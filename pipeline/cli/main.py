@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli import kafka_cmd, stack_cmd
+from pipeline.cli import bench_cmd, kafka_cmd, stack_cmd
 from pipeline.config import ENV_VARS, Settings
 from pipeline.errors import CorridorError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(kafka_cmd.app, name="kafka")
+app.command("bench")(bench_cmd.bench)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -40,7 +42,7 @@ def configure(
         str | None, typer.Option(help=ENV_VARS["ETCD_ENDPOINTS"], envvar="ETCD_ENDPOINTS")
     ] = None,
 ) -> None:
-    env = {k: v for k, v in __import__("os").environ.items() if k in ENV_VARS}
+    env = {k: v for k, v in os.environ.items() if k in ENV_VARS}
     if bootstrap_servers is not None:
         env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap_servers
     if etcd_endpoints is not None:

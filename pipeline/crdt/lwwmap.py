@@ -59,11 +59,15 @@ class LWWMap(Mergeable):
         return len(dead)
 
     def merge_in(self, other: Self) -> None:
-        entries = self.entries
-        for key, new in other.entries.items():
-            cur = entries.get(key)
-            if cur is None or new[0] > cur[0] or (new[0] == cur[0] and lww_key(*new) > lww_key(*cur)):
-                entries[key] = new
+        get = self.entries.get
+        # One comprehension, then one bulk update: the cheapest join CPython offers at 10k keys.
+        self.entries.update(
+            {
+                key: new
+                for key, new in other.entries.items()
+                if (cur := get(key)) is None or new[0] > cur[0] or (new[0] == cur[0] and lww_key(*new) > lww_key(*cur))
+            }
+        )
 
     def copy(self) -> Self:
         return type(self)(self.entries)

@@ -51,6 +51,12 @@ class CausalContext:
         if not self.cloud:
             return
         vv = self.vv
+        if len(self.cloud) == 1:  # the common case: one new dot from an add
+            (r, n), *_ = self.cloud
+            if n <= vv.get(r, 0) + 1:
+                vv[r] = max(n, vv.get(r, 0))
+                self.cloud = set()
+            return
         for r, n in sorted(self.cloud):
             if n == vv.get(r, 0) + 1:
                 vv[r] = n
@@ -72,11 +78,13 @@ class ORSet(Mergeable):
     """A set of strings (e.g. vehicle ids in a swarm) where a concurrent add beats a remove."""
 
     SCHEMA_NAME: ClassVar[str] = "corridor.crdt.ORSet"
-    __slots__ = ("ctx", "entries")
+    __slots__ = ("_owner", "ctx", "entries")
 
     def __init__(self, entries: dict[str, set[Dot]] | None = None, ctx: CausalContext | None = None) -> None:
         self.entries: dict[str, set[Dot]] = {e: set(d) for e, d in entries.items()} if entries else {}
         self.ctx = ctx.copy() if ctx else CausalContext()
+        # dot -> element: lets a small delta find the few elements it can remove without a full scan.
+        self._owner: dict[Dot, str] = {d: e for e, dots in self.entries.items() for d in dots}
 
     @property
     def value(self) -> frozenset[str]:
@@ -101,24 +109,50 @@ class ORSet(Mergeable):
     def merge_in(self, other: Self) -> None:
         mine, theirs = self.ctx, other.ctx
         entries = self.entries
+        m_vv, m_cloud, t_vv, t_cloud = mine.vv, mine.cloud, theirs.vv, theirs.cloud
+        # contains() inlined: this loop runs once per element of a full region state.
         for element, dots_b in other.entries.items():
             dots_a = entries.get(element)
             if dots_a is None:
-                keep = {d for d in dots_b if not mine.contains(d)}
+                keep = {d for d in dots_b if not (d[1] <= m_vv.get(d[0], 0) or d in m_cloud)}
+            elif dots_a == dots_b:
+                continue
             else:
-                keep = (dots_a & dots_b) | {d for d in dots_a if not theirs.contains(d)}
-                keep |= {d for d in dots_b if not mine.contains(d)}
-            if keep:
-                entries[element] = keep
-            elif dots_a is not None:
-                del entries[element]
-        for element in [e for e in entries if e not in other.entries]:
-            keep = {d for d in entries[element] if not theirs.contains(d)}
-            if keep:
-                entries[element] = keep
-            else:
-                del entries[element]
+                keep = dots_a & dots_b
+                keep.update(d for d in dots_a if not (d[1] <= t_vv.get(d[0], 0) or d in t_cloud))
+                keep.update(d for d in dots_b if not (d[1] <= m_vv.get(d[0], 0) or d in m_cloud))
+                if keep == dots_a:
+                    continue
+            self._set(element, dots_a, keep)
+        # Elements the other side does not hold lose the dots it has seen (its removals).
+        for element in self._touched_by(theirs) - other.entries.keys():
+            dots_a = entries[element]
+            keep = {d for d in dots_a if not (d[1] <= t_vv.get(d[0], 0) or d in t_cloud)}
+            if keep != dots_a:
+                self._set(element, dots_a, keep)
         mine.merge_in(theirs)
+
+    def _touched_by(self, ctx: CausalContext) -> set[str]:
+        """Elements holding a dot of `ctx`: by index when `ctx` is small (a delta), else all of them."""
+        if sum(ctx.vv.values()) + len(ctx.cloud) >= len(self.entries):
+            return set(self.entries)
+        owner = self._owner
+        found = {owner[d] for d in ctx.cloud if d in owner}
+        for r, n in ctx.vv.items():
+            found.update(owner[(r, k)] for k in range(1, n + 1) if (r, k) in owner)
+        return found
+
+    def _set(self, element: str, old: set[Dot] | None, new: set[Dot]) -> None:
+        owner = self._owner
+        if old:
+            for d in old - new:
+                owner.pop(d, None)
+        for d in new if old is None else new - old:
+            owner[d] = element
+        if new:
+            self.entries[element] = new
+        elif old is not None:
+            del self.entries[element]
 
     def copy(self) -> Self:
         return type(self)(self.entries, self.ctx)

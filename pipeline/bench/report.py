@@ -1,0 +1,78 @@
+"""Targets from the issues, and the table + JSON a bench run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["TARGETS", "Target", "machine", "render", "write_json"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    op: str  # "<=" or ">="
+    bound: float
+    unit: str
+
+    def met(self, value: float) -> bool:
+        return value <= self.bound if self.op == "<=" else value >= self.bound
+
+
+#: (section, metric) -> target; metrics without one are reported for context.
+TARGETS: dict[tuple[str, str], Target] = {
+    ("crdt", "region_full_merge_ms"): Target("<=", 20, "ms"),
+    ("crdt", "lww_map_single_delta_us"): Target("<=", 5, "µs"),
+}
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def render(results: dict[str, dict[str, Any]], console: Console) -> None:
+    table = Table(title="corridor bench", title_justify="left")
+    for col in ("section", "metric", "value", "target", ""):
+        table.add_column(col)
+    for section, metrics in results.items():
+        if section == "machine":
+            continue
+        for metric, value in metrics.items():
+            target = TARGETS.get((section, metric))
+            shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+            verdict = ""
+            if target is not None and isinstance(value, int | float):
+                verdict = "[green]met[/]" if target.met(value) else "[red]missed[/]"
+            table.add_row(
+                section, metric, shown, f"{target.op} {target.bound:g} {target.unit}" if target else "", verdict
+            )
+    console.print(table)
+    m = results.get("machine", {})
+    console.print(
+        f"machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}, {m.get('date')}"
+    )
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

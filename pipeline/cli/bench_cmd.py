@@ -1,0 +1,46 @@
+"""`corridor bench`: measure on this machine, print a table, write JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pipeline.bench.report import machine, render, write_json
+from pipeline.errors import ConfigError
+
+__all__ = ["bench"]
+
+out = Console(highlight=False)
+
+
+def _crdt(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.crdt import run
+
+    return run(quick=quick)
+
+
+SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {"crdt": _crdt}
+
+
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[bool, typer.Option(help="shorter runs (a few minutes in all)")] = False,
+    only: Annotated[list[str] | None, typer.Option(help=f"run only these sections: {', '.join(SECTIONS)}")] = None,
+    output: Annotated[Path, typer.Option(help="where the JSON results go")] = Path("reports/bench.json"),
+) -> None:
+    """Measure corridor's speed and memory against the targets of its issues."""
+    chosen = only or list(SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"unknown bench section(s) {unknown}; choose from {list(SECTIONS)}")
+    results: dict[str, Any] = {"machine": machine()}
+    for section in chosen:
+        out.print(f"[bold]bench[/] {section} …")
+        results[section] = SECTIONS[section](ctx, quick)
+    render(results, out)
+    write_json(results, output)
+    out.print(f"results written to {output}")
