@@ -46,7 +46,7 @@ class Schema:
 
     @classmethod
     def of(cls, schema: dict[str, Any]) -> Schema:
-        parsed = parse_schema(schema, _write_hint=False)
+        parsed = parse_schema(schema)
         fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
         name = parsed["name"] if isinstance(parsed, dict) else str(parsed)
         return cls(name, parsed, fp)

@@ -80,6 +80,15 @@ class HybridClock:
             self._last = self._bump(l_old, c_old)
         return self._last
 
+    def reserve(self, count: int) -> int:
+        """Stamp `count` events at once; returns the first, the others follow by +1 each.
+
+        Past 65,535 logical steps a stamp borrows into the millisecond bits, which keeps every
+        stamp unique and ordered (and is what `_bump` does one step at a time)."""
+        first = self.now()
+        self._last = first + max(count - 1, 0)
+        return first
+
     def receive(self, remote: int) -> int:
         pt = self.physical()
         l_m, c_m = unpack(remote)

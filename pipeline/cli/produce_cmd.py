@@ -1,0 +1,100 @@
+"""`corridor produce`: drive a fleet on the corridor and send its telemetry to Kafka."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pipeline.admin import ensure_topics
+from pipeline.config import Settings
+from pipeline.corridor import load_corridor
+from pipeline.errors import ConfigError
+from pipeline.topics import Topics
+
+__all__ = ["produce"]
+
+out = Console(highlight=False)
+MAX_HZ = 50.0
+MAX_VEHICLES = 100_000
+
+
+def _progress(stats, fleet, sink, listener) -> Table:  # type: ignore[no-untyped-def]
+    t = Table.grid(padding=(0, 2))
+    t.add_row("simulated", f"{fleet.t:,.0f} s", "vehicles", f"{fleet.vehicle_count():,}")
+    t.add_row(
+        "updates/s", f"{stats.updates_per_s:,.0f}", "acked", f"{sink.stats.acked:,} / {sink.stats.sent:,} records"
+    )
+    t.add_row(
+        "advisories", f"{listener.stats.received:,}" if listener else "-", "behind schedule", f"{stats.lag_s:.2f} s"
+    )
+    return t
+
+
+def produce(
+    ctx: typer.Context,
+    vehicles: Annotated[int, typer.Option(help="vehicles on the road at once")] = 300,
+    hz: Annotated[float, typer.Option(help="telemetry messages per vehicle per simulated second (CAM: 1–10)")] = 1.0,
+    duration: Annotated[float, typer.Option(help="simulated seconds to drive")] = 60.0,
+    speedup: Annotated[float, typer.Option(help="simulated seconds per wall second; 0 = as fast as possible")] = 1.0,
+    wire: Annotated[
+        str, typer.Option(help="frames (one record per region per tick) or records (one per update)")
+    ] = "frames",
+    route: Annotated[Path | None, typer.Option(help="route JSON file (default: I-69 Bloomington–Indianapolis)")] = None,
+    towers: Annotated[Path | None, typer.Option(help="tower regions JSON file (default: 9 regions)")] = None,
+    listen: Annotated[bool, typer.Option(help="obey the towers' advisories (closes the loop)")] = True,
+    seed: Annotated[int, typer.Option(help="random seed of the fleet")] = 7,
+) -> None:
+    """Drive a fleet along I-69 and send its telemetry to the region topics; vehicles obey advisories."""
+    from producers.drive import DriveConfig, WireFormat, drive
+    from producers.fleet import Fleet, FleetConfig
+    from producers.listener import AdvisoryListener
+    from producers.sink import TelemetrySink
+
+    if not 1 <= vehicles <= MAX_VEHICLES:
+        raise ConfigError(f"--vehicles must be between 1 and {MAX_VEHICLES:,}, got {vehicles}")
+    if not 0 < hz <= MAX_HZ:
+        raise ConfigError(f"--hz must be above 0 and at most {MAX_HZ:g} (CAM allows up to 10 Hz), got {hz:g}")
+    if duration <= 0 or speedup < 0:
+        raise ConfigError("--duration must be positive and --speedup ≥ 0")
+    try:
+        wire_format = WireFormat(wire)
+    except ValueError:
+        raise ConfigError(f"--wire must be 'frames' or 'records', got {wire!r}") from None
+    settings: Settings = ctx.obj
+    corridor = load_corridor(route, towers)
+    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    ensure_topics(settings.bootstrap_servers, topics.specs())
+    fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed), start_ms=int(time.time() * 1000))
+    sink = TelemetrySink(settings.bootstrap_servers)
+    listener = (
+        AdvisoryListener(settings.bootstrap_servers, topics.advisories, len(corridor.regions)) if listen else None
+    )
+    config = DriveConfig(hz=hz, duration_s=duration, speedup=speedup, wire=wire_format)
+    try:
+        with Live(_progress_stub(), console=out, refresh_per_second=4, transient=False) as live:
+            stats = drive(
+                fleet,
+                sink,
+                topics,
+                config,
+                listener,
+                on_tick=lambda s: live.update(_progress(s, fleet, sink, listener)),
+            )
+    finally:
+        if listener is not None:
+            listener.close()
+    out.print(
+        f"drove {stats.ticks} ticks: {stats.updates:,} vehicle updates in {sink.stats.sent:,} records, "
+        f"{sink.stats.acked:,} acknowledged, {stats.updates_per_s:,.0f} updates/s, "
+        f"physics {stats.cpu_step_s * 1000 / max(fleet.t, 1e-9):.1f} ms CPU per simulated second"
+    )
+
+
+def _progress_stub() -> Table:
+    return Table.grid()

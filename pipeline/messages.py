@@ -1,0 +1,19 @@
+"""The message schemas corridor speaks and the codec that knows them all.
+
+`CODEC` recognises every writer schema still on the wire by fingerprint; the constants name the
+current (reader) version of each message.
+"""
+
+from __future__ import annotations
+
+import schemas
+from pipeline.codec import AvroCodec, Schema
+
+__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "TELEMETRY"]
+
+TELEMETRY = Schema.of(schemas.load("vehicle_telemetry"))
+FRAME = Schema.of(schemas.load("telemetry_frame"))
+HAZARD = Schema.of(schemas.load("hazard_report"))
+ADVISORY = Schema.of(schemas.load("control_advisory"))
+
+CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY])

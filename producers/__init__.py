@@ -1,0 +1,1 @@
+"""Vehicle producers: the fleet simulation, its telemetry encoder, and the Kafka edges."""

@@ -1,0 +1,264 @@
+"""The fleet: vehicles driving both carriageways of the corridor, stepped together with NumPy.
+
+State is a struct of arrays over a fixed capacity (one slot per vehicle, `active` marks live ones),
+so one step of 20,000 vehicles is a handful of array operations: sort by (carriageway, lane,
+progress), find each vehicle's leader, apply the IDM, move, hand off between tower regions.
+
+Vehicles enter at the route's ends and interchanges and leave at their destination interchange,
+so the count stays near the target. Hazards are stationary obstacles that drivers see only from
+`visibility_m` away; an advisory from a tower lowers their desired speed long before that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.corridor import Corridor
+from producers.idm import IdmParams, idm_accel
+
+__all__ = ["Action", "Fleet", "FleetConfig", "Obstacle", "TelemetryBatch"]
+
+F = npt.NDArray[np.float64]
+I = npt.NDArray[np.int64]  # noqa: E741
+B = npt.NDArray[np.bool_]
+
+LANES = 2  # per carriageway: the corridor's narrowest stretch (Sample Rd → Smith Valley Rd)
+
+
+class Action:
+    """Advisory actions as the fleet stores them (mirrors the ControlAdvisory enum)."""
+
+    NONE, SLOW_DOWN, SPEED_UP, KEEP, STOP = 0, 1, 2, 3, 4
+    BY_NAME = {"SLOW_DOWN": 1, "SPEED_UP": 2, "KEEP": 3, "STOP": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    vehicles: int = 300
+    seed: int = 7
+    idm: IdmParams = field(default_factory=IdmParams)
+    visibility_m: float = 150.0  # how far ahead a driver sees an obstacle unaided
+    desired_speed_spread: float = 0.08  # drivers' desired speed: limit × N(1, spread)
+
+
+@dataclass(frozen=True, slots=True)
+class Obstacle:
+    """Something blocking every lane of a carriageway at `km` between `start_s` and `end_s`."""
+
+    km: float
+    northbound: bool | None  # None: both carriageways
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryBatch:
+    """One telemetry message per listed vehicle, as arrays (encoded in bulk by `TelemetryEncoder`)."""
+
+    slot: I
+    vehicle_num: I
+    seq: I
+    event_time_ms: int
+    lat: F
+    lon: F
+    km: F
+    northbound: B
+    lane: I
+    heading: F
+    speed: F
+    accel: F
+    brake: B
+    energy: F
+    region: I
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+
+class Fleet:
+    def __init__(self, corridor: Corridor, config: FleetConfig, start_ms: int = 0) -> None:
+        self.corridor = corridor
+        self.config = config
+        self.rng = np.random.default_rng(config.seed)
+        self.t = 0.0  # simulated seconds since start
+        self.start_ms = start_ms
+        n = max(16, int(config.vehicles * 1.5) + 16)
+        self.active = np.zeros(n, bool)
+        self.num = np.zeros(n, np.int64)
+        self.km = np.zeros(n)
+        self.nb = np.zeros(n, bool)
+        self.lane = np.zeros(n, np.int64)
+        self.v = np.zeros(n)
+        self.a = np.zeros(n)
+        self.factor = np.ones(n)
+        self.exit_km = np.zeros(n)
+        self.seq = np.zeros(n, np.int64)
+        self.region = np.full(n, -1, np.int64)
+        self.energy = np.zeros(n)
+        self.adv_action = np.zeros(n, np.int64)
+        self.adv_speed = np.full(n, np.inf)
+        self.adv_until = np.zeros(n)
+        self.next_num = 0
+        self.obstacles: list[Obstacle] = []
+        self.entered = self.left = 0
+        route = corridor.route
+        self._length_m = route.length_km * 1000
+        self._entries = np.array(route.interchanges_km)
+        self._populate(config.vehicles)
+
+    # ---- population -------------------------------------------------------------------------
+    def _spawn(self, slots: I, km: F, nb: B) -> None:
+        k = len(slots)
+        rng = self.rng
+        self.active[slots] = True
+        self.num[slots] = np.arange(self.next_num, self.next_num + k)
+        self.next_num += k
+        self.km[slots] = km
+        self.nb[slots] = nb
+        self.lane[slots] = rng.integers(0, LANES, k)
+        limit = self.corridor.route.speed_limit_mps(km)
+        self.factor[slots] = np.clip(rng.normal(1.0, self.config.desired_speed_spread, k), 0.8, 1.2)
+        self.v[slots] = limit * self.factor[slots] * 0.9
+        self.a[slots] = 0.0
+        self.seq[slots] = 0
+        self.region[slots] = self.corridor.regions.lookup_many(km)
+        self.energy[slots] = rng.uniform(20, 100, k)
+        self.adv_action[slots] = Action.NONE
+        self.adv_speed[slots] = np.inf
+        self.adv_until[slots] = 0.0
+        # Destination: an interchange (or the end) beyond the entry in the direction of travel.
+        ends = self._entries
+        lo = np.where(nb, km + 1.0, ends[0])
+        hi = np.where(nb, ends[-1], km - 1.0)
+        pick = lo + rng.random(k) * (hi - lo)
+        idx = np.clip(np.searchsorted(ends, pick), 0, len(ends) - 1)
+        dest = ends[idx]
+        far_end = np.where(nb, ends[-1], ends[0])
+        bad = np.where(nb, dest <= km, dest >= km)
+        self.exit_km[slots] = np.where(bad | (rng.random(k) < 0.4), far_end, dest)
+        self.entered += k
+
+    def _populate(self, count: int) -> None:
+        slots = np.arange(count)
+        km = np.sort(self.rng.uniform(0.05, self.corridor.route.length_km - 0.05, count))
+        self._spawn(slots, km, self.rng.random(count) < 0.5)
+
+    def _refill(self, dt: float) -> None:
+        """Enter vehicles at ends and interchanges to keep the count near the target."""
+        deficit = self.config.vehicles - int(self.active.sum())
+        if deficit <= 0:
+            return
+        k = min(deficit, max(1, int(self.config.vehicles * dt / 30)))  # ≤ 1/30 of the fleet a second
+        free = np.flatnonzero(~self.active)[:k]
+        k = len(free)
+        nb = self.rng.random(k) < 0.5
+        ends = self._entries
+        entry = ends[self.rng.integers(0, len(ends) - 1, k)]  # never enter at the far end
+        entry = np.where(nb, entry, ends[::-1][self.rng.integers(0, len(ends) - 1, k)])
+        self._spawn(free, entry, nb)
+
+    # ---- dynamics ---------------------------------------------------------------------------
+    def desired_speed(self, idx: I) -> F:
+        limit = self.corridor.route.speed_limit_mps(self.km[idx]) * self.factor[idx]
+        advised = np.where(self.adv_until[idx] > self.t, self.adv_speed[idx], np.inf)
+        return np.minimum(limit, advised)
+
+    def step(self, dt: float) -> None:
+        idx = np.flatnonzero(self.active)
+        if len(idx):
+            p = self.config.idm
+            km, nb, v = self.km[idx], self.nb[idx], self.v[idx]
+            progress = np.where(nb, km * 1000.0, self._length_m - km * 1000.0)
+            group = self.lane[idx] + np.where(nb, 0, LANES)
+            order = np.lexsort((progress, group))
+            s, g = progress[order], group[order]
+            same = np.append(g[1:] == g[:-1], False)
+            gap = np.where(same, np.append(s[1:], np.inf) - s - p.vehicle_length_m, np.inf)
+            v_sorted = v[order]
+            dv = np.where(same, v_sorted - np.append(v_sorted[1:], 0.0), 0.0)
+            gap_u = np.empty_like(gap)
+            dv_u = np.empty_like(dv)
+            gap_u[order], dv_u[order] = gap, dv
+            for ob in self.obstacles:
+                if not ob.start_s <= self.t < ob.end_s:
+                    continue
+                ob_prog = np.where(nb, ob.km * 1000.0, self._length_m - ob.km * 1000.0)
+                ahead = ob_prog - progress
+                hit = (ahead > -1.0) & (ahead < self.config.visibility_m) & (ahead < gap_u)
+                if ob.northbound is not None:
+                    hit &= nb == ob.northbound
+                gap_u = np.where(hit, np.maximum(ahead, 0.0), gap_u)
+                dv_u = np.where(hit, v, dv_u)
+            v0 = self.desired_speed(idx)
+            stop = (self.adv_action[idx] == Action.STOP) & (self.adv_until[idx] > self.t)
+            v0 = np.where(stop, 0.0, v0)
+            acc = idm_accel(v, v0, gap_u, dv_u, p)
+            v_new = np.maximum(v + acc * dt, 0.0)
+            moved = (v + v_new) / 2 * dt / 1000.0
+            self.km[idx] = km + np.where(nb, moved, -moved)
+            self.v[idx], self.a[idx] = v_new, (v_new - v) / dt
+            self.energy[idx] = np.maximum(self.energy[idx] - moved * 0.015, 0.0)
+            new_region = self.corridor.regions.handoff(self.km[idx], self.region[idx])
+            changed = new_region != self.region[idx]
+            if changed.any():
+                moved_idx = idx[changed]
+                self.adv_until[moved_idx] = 0.0  # the old tower's advice lapses at handoff
+                self.adv_action[moved_idx] = Action.NONE
+            self.region[idx] = new_region
+            done = np.where(nb, self.km[idx] >= self.exit_km[idx], self.km[idx] <= self.exit_km[idx])
+            if done.any():
+                self.active[idx[done]] = False
+                self.left += int(done.sum())
+        self.t += dt
+        self._refill(dt)
+
+    # ---- I/O-facing views -------------------------------------------------------------------
+    def telemetry(self) -> TelemetryBatch:
+        """One message per active vehicle at the current simulated time (sequence numbers advance)."""
+        idx = np.flatnonzero(self.active)
+        route = self.corridor.route
+        km = self.km[idx]
+        lat, lon = route.lat_lon(km)
+        seq = self.seq[idx].copy()
+        self.seq[idx] += 1
+        return TelemetryBatch(
+            slot=idx,
+            vehicle_num=self.num[idx],
+            seq=seq,
+            event_time_ms=self.start_ms + int(self.t * 1000),
+            lat=lat,
+            lon=lon,
+            km=km,
+            northbound=self.nb[idx],
+            lane=self.lane[idx],
+            heading=route.heading_deg(km, self.nb[idx]),
+            speed=self.v[idx],
+            accel=self.a[idx],
+            brake=(self.a[idx] < -1.0) | ((self.v[idx] < 0.5) & (self.a[idx] <= 0)),
+            energy=self.energy[idx],
+            region=self.region[idx],
+        )
+
+    def obey(
+        self, vehicle_num: int | None, region: int, northbound: bool | None, action: int, speed: float, until_s: float
+    ) -> int:
+        """Apply an advisory to one vehicle, or to every vehicle of `region` (and carriageway); returns
+        how many vehicles took it. Vehicles outside the region ignore it: they listen to their own tower."""
+        mask = self.active & (self.region == region)
+        if vehicle_num is not None:
+            mask &= self.num == vehicle_num
+        if northbound is not None:
+            mask &= self.nb == northbound
+        hit = np.flatnonzero(mask)
+        self.adv_action[hit] = action
+        self.adv_speed[hit] = speed if action != Action.SPEED_UP else np.inf
+        if action == Action.SPEED_UP:  # back to own desired speed: lift any cap
+            self.adv_speed[hit] = np.inf
+        self.adv_until[hit] = until_s
+        return len(hit)
+
+    def vehicle_count(self) -> int:
+        return int(self.active.sum())

@@ -1,0 +1,76 @@
+"""Vehicles' side of the advisories topic: decode, hand to the fleet, measure end-to-end latency."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from pipeline.codec import CodecError
+from pipeline.crdt.hlc import unpack
+from pipeline.messages import ADVISORY, CODEC
+from producers.fleet import Action, Fleet
+
+__all__ = ["AdvisoryListener", "ListenerStats"]
+
+
+@dataclass(slots=True)
+class ListenerStats:
+    received: int = 0
+    applied_to: int = 0
+    undecodable: int = 0
+    by_action: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class AdvisoryListener:
+    """Reads every region's advisories from now on; each vehicle obeys only its current region's.
+
+    One consumer stands for the radios of the whole fleet (one process simulates every vehicle):
+    it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        self.stats = ListenerStats()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"vehicles-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+                "log_level": 3,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
+
+    def poll(self, fleet: Fleet, sim_start_ms: int) -> int:
+        """Apply whatever arrived; returns how many advisories were read."""
+        msgs = self._consumer.consume(num_messages=5000, timeout=0)
+        now_ms = time.time() * 1000
+        for msg in msgs:
+            if msg.error() is not None:
+                continue
+            try:
+                adv = CODEC.decode(msg.value(), ADVISORY)
+            except CodecError:
+                self.stats.undecodable += 1
+                continue
+            self.stats.received += 1
+            action = adv["action"]
+            self.stats.by_action[action] = self.stats.by_action.get(action, 0) + 1
+            self.stats.latencies_ms.append(now_ms - unpack(adv["trigger_hlc"])[0])
+            target = adv["target_vehicle"]
+            direction = adv["direction"]
+            self.stats.applied_to += fleet.obey(
+                vehicle_num=int(target.rsplit("-", 1)[-1]) if target else None,
+                region=adv["region_id"],
+                northbound=None if direction is None else direction == "NORTHBOUND",
+                action=Action.BY_NAME[action],
+                speed=float(adv["target_speed_mps"]),
+                until_s=(adv["valid_until"] - sim_start_ms) / 1000.0,
+            )
+        return len(msgs)
+
+    def close(self) -> None:
+        self._consumer.close()
