@@ -65,7 +65,7 @@ def drive(
     stats = DriveStats()
     tick_s = 1.0 / config.hz
     substeps = max(1, math.ceil(tick_s / MAX_STEP_S))
-    ticks = int(round(config.duration_s * config.hz))
+    ticks = round(config.duration_s * config.hz)
     t0 = time.monotonic()
     for k in range(ticks):
         if should_stop():

@@ -12,6 +12,7 @@ so the count stays near the target. Hazards are stationary obstacles that driver
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,7 @@ class Action:
     """Advisory actions as the fleet stores them (mirrors the ControlAdvisory enum)."""
 
     NONE, SLOW_DOWN, SPEED_UP, KEEP, STOP = 0, 1, 2, 3, 4
-    BY_NAME = {"SLOW_DOWN": 1, "SPEED_UP": 2, "KEEP": 3, "STOP": 4}
+    BY_NAME: ClassVar[dict[str, int]] = {"SLOW_DOWN": 1, "SPEED_UP": 2, "KEEP": 3, "STOP": 4}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ tower rules vectorisable.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def parse_route(data: dict[str, Any], source: str = "route") -> Route:
         wps.append(Waypoint(str(w.get("name", f"waypoint {i}")), km, lat, lon, bool(w.get("interchange", False))))
     if wps[0].km != 0:
         raise RouteError(f"{source}: the first waypoint must be at km 0, not {wps[0].km}")
-    for a, b in zip(wps, wps[1:], strict=False):
+    for a, b in itertools.pairwise(wps):
         if b.km <= a.km:
             raise RouteError(f"{source}: km must increase along the route ({a.name!r} {a.km} → {b.name!r} {b.km})")
     raw_segs = data.get("segments")
