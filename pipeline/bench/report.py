@@ -30,6 +30,8 @@ class Target:
 TARGETS: dict[tuple[str, str], Target] = {
     ("crdt", "region_full_merge_ms"): Target("<=", 20, "ms"),
     ("crdt", "lww_map_single_delta_us"): Target("<=", 5, "µs"),
+    ("fleet", "cpu_ms_per_sim_s"): Target("<=", 100, "ms"),
+    ("producer", "records_records_per_s"): Target(">=", 50_000, "msg/s"),
 }
 
 

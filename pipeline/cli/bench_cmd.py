@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from pipeline.bench.report import machine, render, write_json
 from pipeline.errors import ConfigError
+from pipeline.stack import Stack
 
 __all__ = ["bench"]
 
@@ -23,7 +25,24 @@ def _crdt(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run(quick=quick)
 
 
-SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {"crdt": _crdt}
+def _fleet(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.producer import run_fleet
+
+    return run_fleet(quick=quick)
+
+
+def _producer(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.producer import run_producer
+
+    return run_producer(ctx.obj.bootstrap_servers, quick=quick)
+
+
+SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
+    "crdt": _crdt,
+    "fleet": _fleet,
+    "producer": _producer,
+}
+NEEDS_STACK = {"producer"}
 
 
 def bench(
@@ -38,9 +57,12 @@ def bench(
     if unknown:
         raise ConfigError(f"unknown bench section(s) {unknown}; choose from {list(SECTIONS)}")
     results: dict[str, Any] = {"machine": machine()}
-    for section in chosen:
-        out.print(f"[bold]bench[/] {section} …")
-        results[section] = SECTIONS[section](ctx, quick)
+    with contextlib.ExitStack() as resources:
+        if NEEDS_STACK & set(chosen):
+            resources.enter_context(Stack(ctx.obj, attached=True))
+        for section in chosen:
+            out.print(f"[bold]bench[/] {section} …")
+            results[section] = SECTIONS[section](ctx, quick)
     render(results, out)
     write_json(results, output)
     out.print(f"results written to {output}")

@@ -1,0 +1,95 @@
+"""Fleet physics and obedience: IDM car following, hazards, advisories, handoff, entering/leaving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.corridor import load_corridor
+from producers.fleet import Action, Fleet, FleetConfig, Obstacle
+
+
+@pytest.fixture(scope="module")
+def corridor():
+    return load_corridor()
+
+
+def run(fleet: Fleet, seconds: float, dt: float = 0.5) -> None:
+    for _ in range(int(seconds / dt)):
+        fleet.step(dt)
+
+
+def test_vehicles_never_pass_through_one_another(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=400, seed=1))
+    order_before = {}
+    for _ in range(120):
+        fleet.step(0.5)
+        idx = np.flatnonzero(fleet.active)
+        for group in {(bool(n), int(lane)) for n, lane in zip(fleet.nb[idx], fleet.lane[idx], strict=True)}:
+            sel = idx[(fleet.nb[idx] == group[0]) & (fleet.lane[idx] == group[1])]
+            prog = np.where(group[0], fleet.km[sel], -fleet.km[sel])
+            ranked = list(fleet.num[sel][np.argsort(prog)])
+            prev = [n for n in order_before.get(group, []) if n in set(ranked)]
+            now = [n for n in ranked if n in set(prev)]
+            assert now == prev, "a vehicle drove through the one ahead of it in its lane"
+            order_before[group] = ranked
+
+
+def test_an_obstacle_stops_traffic_before_it_and_nobody_drives_through(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=300, seed=2))
+    hazard_km = 40.0
+    fleet.obstacles.append(Obstacle(hazard_km, northbound=True, start_s=0.0, end_s=1e9))
+    upstream = fleet.active & fleet.nb & (fleet.km < hazard_km - 0.2)
+    run(fleet, 300)
+    assert not (upstream & fleet.active & fleet.nb & (fleet.km > hazard_km + 0.001)).any()
+    queued = np.flatnonzero(fleet.active & fleet.nb & (fleet.km > hazard_km - 2.0) & (fleet.km < hazard_km))
+    head = queued[np.argsort(-fleet.km[queued])][:4]  # the four nearest the obstacle
+    assert len(head) == 4 and fleet.v[head].max() < 1.0, "a queue of stopped vehicles forms behind it"
+    assert hazard_km - fleet.km[head].max() < 0.05, "the first stops within metres of it"
+    southbound_near = fleet.active & ~fleet.nb & (abs(fleet.km - hazard_km) < 2)
+    assert fleet.v[southbound_near].min() > 15, "the other carriageway flows"
+
+
+def test_a_slow_down_advisory_caps_speed_in_its_region_only(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=600, seed=3))
+    run(fleet, 30)
+    region = 4
+    took = fleet.obey(None, region, northbound=True, action=Action.SLOW_DOWN, speed=15.0, until_s=fleet.t + 600)
+    assert took > 0
+    advised = np.flatnonzero(fleet.active & (fleet.adv_until > fleet.t))
+    run(fleet, 20)
+    still = advised[fleet.active[advised] & (fleet.region[advised] == region)]
+    assert len(still) and fleet.v[still].max() < 16.0
+    others = fleet.active & (fleet.region == 2)
+    assert fleet.v[others].mean() > 22.0
+
+
+def test_handoff_drops_the_old_towers_advice(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=300, seed=4))
+    fleet.obey(None, 1, northbound=True, action=Action.SLOW_DOWN, speed=20.0, until_s=1e9)
+    advised = np.flatnonzero(fleet.active & (fleet.adv_until > 0))
+    run(fleet, 120)
+    moved_on = advised[fleet.active[advised] & (fleet.region[advised] == 2)]
+    assert len(moved_on) and (fleet.adv_until[moved_on] == 0).all()
+
+
+def test_the_fleet_keeps_its_size_as_vehicles_leave_and_enter(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=500, seed=5))
+    run(fleet, 900)
+    assert fleet.left > 50 and fleet.entered > 550
+    assert 450 <= fleet.vehicle_count() <= 500
+
+
+def test_telemetry_counts_sequence_numbers_per_vehicle(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=50, seed=6), start_ms=1_000)
+    first, second = fleet.telemetry(), fleet.telemetry()
+    assert (second.seq == first.seq + 1).all()
+    fleet.step(0.5)
+    assert fleet.telemetry().event_time_ms == 1_500
+
+
+def test_same_seed_same_run(corridor) -> None:
+    a, b = (Fleet(corridor, FleetConfig(vehicles=200, seed=9)) for _ in range(2))
+    run(a, 60)
+    run(b, 60)
+    assert np.array_equal(a.km, b.km) and np.array_equal(a.v, b.v)
