@@ -9,11 +9,12 @@ from __future__ import annotations
 import schemas
 from pipeline.codec import AvroCodec, Schema
 
-__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "TELEMETRY"]
+__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "SYNC", "TELEMETRY"]
 
 TELEMETRY = Schema.of(schemas.load("vehicle_telemetry"))
 FRAME = Schema.of(schemas.load("telemetry_frame"))
 HAZARD = Schema.of(schemas.load("hazard_report"))
 ADVISORY = Schema.of(schemas.load("control_advisory"))
+SYNC = Schema.of(schemas.load("tower_sync"))
 
-CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY])
+CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY, SYNC])

@@ -44,8 +44,9 @@ def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30) -> li
 
 def test_records_land_on_their_regions_partition(bootstrap: str, topics: Topics) -> None:
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=120, seed=11), start_ms=1_764_000_000_000)
-    stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=4, speedup=0,
-                                                                      wire=WireFormat.RECORDS))
+    stats = drive(
+        fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=4, speedup=0, wire=WireFormat.RECORDS)
+    )
     msgs = read_all(bootstrap, topics.telemetry, stats.updates)
     assert len(msgs) == stats.updates == 480
     regions = set()
@@ -74,9 +75,18 @@ def test_vehicles_obey_an_advisory_from_their_regions_topic(bootstrap: str, topi
     listener = AdvisoryListener(bootstrap, topics.advisories, 9)
     time.sleep(1.0)  # let the assignment settle at the end of the topic
     advisory = {
-        "advisory_id": "a1", "region_id": 4, "tower": "tower-04", "target_vehicle": None, "direction": None,
-        "action": "SLOW_DOWN", "target_speed_mps": 12.0, "reason": "test", "hazard_id": None,
-        "issued_at": fleet.start_ms, "valid_until": fleet.start_ms + 600_000, "trigger_event_time": fleet.start_ms,
+        "advisory_id": "a1",
+        "region_id": 4,
+        "tower": "tower-04",
+        "target_vehicle": None,
+        "direction": None,
+        "action": "SLOW_DOWN",
+        "target_speed_mps": 12.0,
+        "reason": "test",
+        "hazard_id": None,
+        "issued_at": fleet.start_ms,
+        "valid_until": fleet.start_ms + 600_000,
+        "trigger_event_time": fleet.start_ms,
         "trigger_hlc": int(time.time() * 1000) << 16,
     }
     producer = Producer({"bootstrap.servers": bootstrap})
@@ -119,7 +129,13 @@ def test_bad_produce_arguments_are_one_line_errors(cli_env, args: list[str], nee
 
 def test_produce_cli_runs_a_short_drive(stack, cli_env) -> None:
     env = dict(cli_env, CORRIDOR_TOPIC_PREFIX=f"c{uuid.uuid4().hex[:8]}")
-    result = subprocess.run([sys.executable, "-m", "pipeline", "produce", "--vehicles", "50", "--duration", "3",
-                             "--speedup", "0"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "produce", "--vehicles", "50", "--duration", "3", "--speedup", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "150 vehicle updates" in result.stdout and "acknowledged" in result.stdout

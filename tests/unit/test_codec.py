@@ -11,26 +11,63 @@ from pipeline.codec import MAGIC, AvroCodec, CorruptRecordError, Schema, Unknown
 from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, TELEMETRY
 
 TELEMETRY_RECORD = {
-    "vehicle_id": "veh-0000042", "seq": 7, "event_time": 1_764_000_000_000, "hlc": 115_605_504_000_000_005,
-    "lat": 39.2, "lon": -86.5, "route_km": 14.5, "direction": "NORTHBOUND", "lane": 1, "heading_deg": 12.5,
-    "speed_mps": 29.0, "accel_mps2": -0.5, "brake": False, "energy_pct": 61.5, "region_id": 1,
+    "vehicle_id": "veh-0000042",
+    "seq": 7,
+    "event_time": 1_764_000_000_000,
+    "hlc": 115_605_504_000_000_005,
+    "lat": 39.2,
+    "lon": -86.5,
+    "route_km": 14.5,
+    "direction": "NORTHBOUND",
+    "lane": 1,
+    "heading_deg": 12.5,
+    "speed_mps": 29.0,
+    "accel_mps2": -0.5,
+    "brake": False,
+    "energy_pct": 61.5,
+    "region_id": 1,
 }
 HAZARD_RECORD = {
-    "hazard_id": "hz-1", "hazard_type": "ANIMAL", "cause_code": 11, "route_km": 40.1, "lat": 39.42, "lon": -86.42,
-    "direction": "BOTH", "severity": 6, "detection_time": 1_764_000_180_000, "expiry_time": 1_764_000_360_000,
-    "cancelled": False, "hlc": 115_605_504_000_000_099, "reporter": "veh-0000003", "region_id": 4,
+    "hazard_id": "hz-1",
+    "hazard_type": "ANIMAL",
+    "cause_code": 11,
+    "route_km": 40.1,
+    "lat": 39.42,
+    "lon": -86.42,
+    "direction": "BOTH",
+    "severity": 6,
+    "detection_time": 1_764_000_180_000,
+    "expiry_time": 1_764_000_360_000,
+    "cancelled": False,
+    "hlc": 115_605_504_000_000_099,
+    "reporter": "veh-0000003",
+    "region_id": 4,
 }
 ADVISORY_RECORD = {
-    "advisory_id": "adv-1", "region_id": 4, "tower": "tower-04", "target_vehicle": "veh-0000042",
-    "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 13.4, "reason": "animal 1.2 km ahead",
-    "hazard_id": "hz-1", "issued_at": 1, "valid_until": 2, "trigger_event_time": 0, "trigger_hlc": 5,
+    "advisory_id": "adv-1",
+    "region_id": 4,
+    "tower": "tower-04",
+    "target_vehicle": "veh-0000042",
+    "direction": "NORTHBOUND",
+    "action": "SLOW_DOWN",
+    "target_speed_mps": 13.4,
+    "reason": "animal 1.2 km ahead",
+    "hazard_id": "hz-1",
+    "issued_at": 1,
+    "valid_until": 2,
+    "trigger_event_time": 0,
+    "trigger_hlc": 5,
 }
 
 
 @pytest.mark.parametrize(
     ("schema", "record"),
-    [(TELEMETRY, TELEMETRY_RECORD), (HAZARD, HAZARD_RECORD), (ADVISORY, ADVISORY_RECORD),
-     (FRAME, {"region_id": 1, "frame_seq": 3, "sent_at": 9, "updates": [TELEMETRY_RECORD] * 3})],
+    [
+        (TELEMETRY, TELEMETRY_RECORD),
+        (HAZARD, HAZARD_RECORD),
+        (ADVISORY, ADVISORY_RECORD),
+        (FRAME, {"region_id": 1, "frame_seq": 3, "sent_at": 9, "updates": [TELEMETRY_RECORD] * 3}),
+    ],
     ids=["telemetry", "hazard", "advisory", "frame"],
 )
 def test_round_trip(schema: Schema, record: dict) -> None:

@@ -20,10 +20,20 @@ def batches(draw: st.DrawFn) -> tuple[TelemetryBatch, np.ndarray]:
     floats = lambda lo, hi: hnp.arrays(np.float64, n, elements=st.floats(lo, hi))  # noqa: E731
     bools = hnp.arrays(np.bool_, n)
     batch = TelemetryBatch(
-        slot=np.arange(n), vehicle_num=draw(ints(0, 9_999_999)), seq=draw(ints(0, 2**40)),
-        event_time_ms=draw(st.integers(0, 2**45)), lat=draw(floats(-90, 90)), lon=draw(floats(-180, 180)),
-        km=draw(floats(0, 80)), northbound=draw(bools), lane=draw(ints(0, 3)), heading=draw(floats(0, 359)),
-        speed=draw(floats(0, 60)), accel=draw(floats(-9, 3)), brake=draw(bools), energy=draw(floats(0, 100)),
+        slot=np.arange(n),
+        vehicle_num=draw(ints(0, 9_999_999)),
+        seq=draw(ints(0, 2**40)),
+        event_time_ms=draw(st.integers(0, 2**45)),
+        lat=draw(floats(-90, 90)),
+        lon=draw(floats(-180, 180)),
+        km=draw(floats(0, 80)),
+        northbound=draw(bools),
+        lane=draw(ints(0, 3)),
+        heading=draw(floats(0, 359)),
+        speed=draw(floats(0, 60)),
+        accel=draw(floats(-9, 3)),
+        brake=draw(bools),
+        energy=draw(floats(0, 100)),
         region=draw(ints(0, 63)),
     )
     hlc = draw(ints(0, 2**62))
@@ -36,8 +46,12 @@ def _expect(batch: TelemetryBatch, hlc: np.ndarray, i: int, got: dict) -> None:
     assert (got["lat"], got["lon"], got["route_km"]) == (batch.lat[i], batch.lon[i], batch.km[i])
     assert got["direction"] == ("NORTHBOUND" if batch.northbound[i] else "SOUTHBOUND")
     assert (got["lane"], got["brake"], got["region_id"]) == (batch.lane[i], batch.brake[i], batch.region[i])
-    for key, arr in (("heading_deg", batch.heading), ("speed_mps", batch.speed), ("accel_mps2", batch.accel),
-                     ("energy_pct", batch.energy)):
+    for key, arr in (
+        ("heading_deg", batch.heading),
+        ("speed_mps", batch.speed),
+        ("accel_mps2", batch.accel),
+        ("energy_pct", batch.energy),
+    ):
         assert got[key] == pytest.approx(float(np.float32(arr[i])), rel=0, abs=0)
 
 

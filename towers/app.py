@@ -1,0 +1,220 @@
+"""corridor's tower edge-clouds, one Faust app: `faust -A towers.app worker -l info`.
+
+Each partition of the telemetry topic is one tower region; workers in the consumer group share
+the regions. This module is the I/O edge: it reads settings from the environment, wires topics,
+tables, agents and timers to `TowerEngine`, and sends what the engine returns.
+
+Guarantees (at-least-once, made harmless by CRDT merges):
+- source events are acknowledged (so their offsets committed) only after the table writes that
+  cover them were handed to Faust's changelog producer, so a crash replays, never skips;
+- producers use acks=all and idempotence; tables are changelog-backed, on RocksDB (rocksdict);
+- a replayed or duplicated record finds its state newer already and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import faust
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+
+from pipeline.admin import ensure_topics
+from pipeline.config import Settings
+from pipeline.corridor import load_corridor
+from pipeline.crdt import encode_state
+from pipeline.topics import Topics
+from towers.config import TowerConfig
+from towers.engine import Outbox, TowerEngine
+from towers.state import BUCKETS, RegionState
+
+try:
+    import rocksdict  # noqa: F401
+
+    STORE = "rocksdb://"
+except ImportError:  # pragma: no cover - rocksdict installs on every supported Python
+    STORE = "memory://"
+
+
+def _path(var: str) -> Path | None:
+    raw = os.environ.get(var)
+    return Path(raw) if raw else None
+
+
+settings = Settings.from_env()
+cfg = TowerConfig.from_env()
+corridor = load_corridor(_path("CORRIDOR_ROUTE_FILE"), _path("CORRIDOR_TOWERS_FILE"))
+topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+REGIONS = len(corridor.regions)
+
+
+class TowerApp(faust.App):
+    """Faust's App, plus: corridor's topics exist before the consumer subscribes to them."""
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        ensure_topics(settings.bootstrap_servers, topics.specs())
+
+
+app = TowerApp(
+    f"{settings.topic_prefix}-towers",
+    broker=";".join(f"corridor://{hp}" for hp in settings.bootstrap_servers.split(",")),
+    store=os.environ.get("CORRIDOR_TOWER_STORE", STORE),
+    topic_partitions=REGIONS,
+    topic_replication_factor=topics.replication,
+    # One broker and two cores: a standby would double the changelog reading for little gain here.
+    table_standby_replicas=int(os.environ.get("CORRIDOR_TOWER_STANDBYS", "0")),
+    producer_acks=-1,
+    consumer_auto_offset_reset=os.environ.get("CORRIDOR_TOWER_OFFSET_RESET", "earliest"),
+    broker_commit_interval=1.0,
+    web_bind="127.0.0.1",  # loopback only, like the rest of the stack
+    web_port=int(os.environ.get("CORRIDOR_TOWER_WEB_PORT", "6066")),
+)
+
+telemetry_topic = app.topic(topics.telemetry, key_serializer="raw", value_serializer="raw", partitions=REGIONS)
+hazards_topic = app.topic(topics.hazards, key_serializer="raw", value_serializer="raw", partitions=REGIONS)
+
+# Values are CRDT states in their own Avro encoding (pipeline.crdt.wire): value_type=bytes makes
+# Faust store them raw. Keys are "r" (region) or "r:b" (region, vehicle bucket).
+members_table = app.Table("members", key_type=str, value_type=bytes, partitions=REGIONS)
+vehicles_table = app.Table("vehicles", key_type=str, value_type=bytes, partitions=REGIONS)
+hazards_table = app.Table("hazards", key_type=str, value_type=bytes, partitions=REGIONS)
+TABLES = {"members": members_table, "vehicles": vehicles_table, "hazards": hazards_table}
+
+engine = TowerEngine(corridor, cfg)
+_producer = Producer(
+    {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 1,
+        "log_level": 3,
+    }
+)
+_sync_consumer: Consumer | None = None
+_pending: dict[int, list[Any]] = defaultdict(list)
+
+
+def _load(r: int) -> RegionState | None:
+    members = members_table.get(str(r))
+    buckets = [vehicles_table.get(f"{r}:{b}") for b in range(BUCKETS)]
+    hazards = hazards_table.get(str(r))
+    if members is None and hazards is None and not any(buckets):
+        return None
+    return engine.restore(r, members, buckets, hazards)
+
+
+def _emit(out: Outbox, source: Any = None) -> None:
+    for r, value in out.advisories:
+        _producer.produce(topics.advisories, value, str(r).encode(), r)
+    for d in out.dead:
+        headers = [("reason", d.reason.encode())]
+        if source is not None:
+            headers += [
+                ("source-topic", source.topic.encode()),
+                ("source-partition", str(source.partition).encode()),
+                ("source-offset", str(source.offset).encode()),
+            ]
+        _producer.produce(topics.dead_letter, d.value, str(d.region).encode(), d.region, headers=headers)
+    for r, value in out.sync:
+        _producer.produce(topics.tower_sync, value, str(r).encode(), r)
+    _producer.poll(0)
+
+
+async def _flush_and_ack(stream: Any, r: int) -> None:
+    """Write the region's changed table values, then acknowledge the events they cover."""
+    for table_name, writes in engine.flush(r, time.monotonic()).items():
+        table = TABLES[table_name]
+        for key, value in writes:
+            table[key] = value
+    events, _pending[r] = _pending[r], []
+    for event in events:
+        await stream.ack(event)
+
+
+@app.agent(telemetry_topic)
+async def telemetry(stream: Any) -> None:
+    manual = stream.noack()
+    async for event in manual.events():
+        r = event.message.partition
+        st = engine.region(r, _load)
+        _emit(engine.on_telemetry(r, event.value, st), event.message)
+        _pending[r].append(event)
+        if engine.flush_due(r, time.monotonic()):
+            await _flush_and_ack(manual, r)
+
+
+@app.agent(hazards_topic)
+async def hazards(stream: Any) -> None:
+    async for event in stream.events():
+        r = event.message.partition
+        st = engine.region(r, _load)
+        _emit(engine.on_hazard(r, event.value, st), event.message)
+        if st.hazards_dirty:  # hazards are rare and safety-relevant: persisted before the ack
+            hazards_table[str(r)] = encode_state(st.hazards)
+            st.hazards_dirty = False
+
+
+@app.timer(interval=0.02)
+async def read_tower_sync() -> None:
+    """Every tower reads every region's sync messages (the view is not partitioned: it is the neighbours')."""
+    global _sync_consumer
+    if _sync_consumer is None:
+        _sync_consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": f"{app.conf.id}-sync-{os.getpid()}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+                "log_level": 3,
+            }
+        )
+        _sync_consumer.assign([TopicPartition(topics.tower_sync, p, OFFSET_END) for p in range(REGIONS)])
+    for msg in _sync_consumer.consume(1000, timeout=0):
+        if msg.error() is None:
+            _emit(engine.on_sync(msg.value()))
+    _producer.poll(0)
+
+
+@app.timer(interval=cfg.sync_important_s)
+async def sync_important() -> None:
+    _emit(engine.sync_important())
+
+
+@app.timer(interval=cfg.sync_unimportant_s)
+async def sync_unimportant() -> None:
+    _emit(engine.sync_unimportant())
+
+
+@app.on_partitions_revoked.connect
+async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+    engine.drop({tp.partition for tp in revoked if tp.topic == topics.telemetry})
+
+
+def _digest(r: int) -> dict[str, Any]:
+    st = _load(r)
+    if st is None:
+        return {"members": 0, "vehicles": 0, "hazards": [], "digest": ""}
+    vehicles = sorted((vid, st.entry_ts(vid)) for vid in st.vehicles())
+    h = hashlib.sha256(repr((sorted(st.members.value), vehicles)).encode()).hexdigest()[:16]
+    return {"members": len(st.members), "vehicles": len(vehicles), "hazards": sorted(st.hazards.value), "digest": h}
+
+
+@app.page("/corridor/state/")
+async def state_page(web: Any, request: Any) -> Any:
+    """What this worker holds: its regions as their tables have them, counters, sync staleness."""
+    owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
+    now = int(time.time() * 1000)
+    return web.json(
+        {
+            "worker": os.getpid(),
+            "regions": {str(r): _digest(r) for r in owned},
+            "counts": dict(engine.counts),
+            "dead_letters": dict(engine.dead_reasons),
+            "staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()},
+        }
+    )

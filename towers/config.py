@@ -1,0 +1,63 @@
+"""A tower's tunables, read once at the app's edge from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from pipeline.errors import ConfigError
+
+__all__ = ["TowerConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class TowerConfig:
+    #: a vehicle silent this long (event time) leaves its region's swarm
+    vehicle_ttl_s: float = 10.0
+    #: hazards closer than this ahead of a vehicle (this region or the next downstream) trigger SLOW_DOWN
+    lookahead_km: float = 3.0
+    #: closer than this: STOP
+    stop_km: float = 0.3
+    #: speed advised just outside the stop zone, m/s (≈ 30 km/h); it rises linearly to the limit at lookahead_km
+    approach_speed_mps: float = 8.0
+    #: a vehicle slower than this counts as stopped (m/s)
+    stopped_mps: float = 2.0
+    #: at least this many stopped vehicles within `queue_span_km` make a queue (a derived hazard)
+    queue_min_vehicles: int = 3
+    queue_span_km: float = 0.5
+    #: SPEED_UP when a vehicle runs below this share of its carriageway's mean speed with a clear road
+    slow_share: float = 0.6
+    #: the same advice to the same vehicle is not repeated within this long (event time)
+    cooldown_s: float = 5.0
+    #: how long an advisory stays valid after issue (event time)
+    advisory_validity_s: float = 10.0
+    #: largest believable speed; above it a record is dead-lettered (400 km/h)
+    max_speed_mps: float = 400 / 3.6
+    #: how far a position may lie outside the route before it is "off the corridor" (km)
+    off_route_km: float = 0.5
+    #: refuse records stamped further than this ahead of the tower's clock (ms)
+    max_clock_drift_ms: int = 5_000
+    #: write table changes (changelog) at most this often (s, wall time)
+    flush_interval_s: float = 0.5
+    #: tower-sync: important class (hazards, braking alerts, membership counts), s
+    sync_important_s: float = 1.0
+    #: tower-sync: unimportant class (speed, fuel, density aggregates), s
+    sync_unimportant_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TowerConfig:
+        """Each field can be set as CORRIDOR_TOWER_<FIELD> (upper case), e.g. CORRIDOR_TOWER_VEHICLE_TTL_S=5."""
+        env = os.environ if env is None else env
+        values: dict[str, float | int] = {}
+        for f in fields(cls):
+            raw = env.get(f"CORRIDOR_TOWER_{f.name.upper()}")
+            if raw is None:
+                continue
+            try:
+                values[f.name] = int(raw) if f.type in (int, "int") else float(raw)
+            except ValueError:
+                raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()}={raw!r} is not a number") from None
+            if values[f.name] < 0:
+                raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()} must not be negative")
+        return cls(**values)  # type: ignore[arg-type]

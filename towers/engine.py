@@ -1,0 +1,317 @@
+"""The tower's logic between Kafka records in and Kafka records out, free of Faust and Kafka.
+
+The Faust app (`towers.app`) feeds it raw records and sends what it returns; tests drive it
+directly. Every input either changes state and may yield advisories, or goes to the dead-letter
+outbox with a reason: nothing is dropped silently and nothing raises past it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.codec import CodecError, UnknownSchemaError
+from pipeline.corridor import Corridor
+from pipeline.crdt import ClockDriftError, CrdtError, decode_state, encode_state
+from pipeline.crdt.hlc import HybridClock
+from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from towers.config import TowerConfig
+from towers.rules import Advice, Cooldown, SpeedLimits, advise, detect_queues
+from towers.state import RegionState
+from towers.sync import NeighbourView, SyncPublisher
+from towers.validation import Reason, check_update
+
+__all__ = ["DeadLetter", "Outbox", "TableWrites", "TowerEngine"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    value: bytes
+    reason: str
+    region: int
+
+
+@dataclass
+class Outbox:
+    advisories: list[tuple[int, bytes]] = field(default_factory=list)  # (region, encoded advisory)
+    dead: list[DeadLetter] = field(default_factory=list)
+    sync: list[tuple[int, bytes]] = field(default_factory=list)  # (region, encoded TowerSync)
+
+
+TableWrites = dict[str, list[tuple[str, bytes | None]]]  # table name -> [(key, value)]
+
+
+class TowerEngine:
+    def __init__(
+        self,
+        corridor: Corridor,
+        cfg: TowerConfig,
+        clock: HybridClock | None = None,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.corridor, self.cfg = corridor, cfg
+        self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms)
+        self.wall_ms = wall_ms
+        self.states: dict[int, RegionState] = {}
+        self.cooldowns: dict[int, Cooldown] = {}
+        self.view = NeighbourView()
+        self.publisher = SyncPublisher()
+        self.counts: Counter[str] = Counter()
+        self.dead_reasons: Counter[str] = Counter()
+        self._last_flush: dict[int, float] = {}
+        self._advisory_ids = itertools.count()
+        route = corridor.route
+        self.limit = SpeedLimits([s.from_km for s in route.segments], [s.speed_limit_mps for s in route.segments])
+        self.mean_speed: dict[int, tuple[float, float]] = {}
+
+    # ---- regions ----------------------------------------------------------------------------
+    def region(self, r: int, load: Callable[[int], RegionState | None] | None = None) -> RegionState:
+        st = self.states.get(r)
+        if st is None:
+            st = (load(r) if load else None) or self.empty_state(r)
+            self.states[r] = st
+            self.cooldowns[r] = Cooldown(self.cfg.cooldown_s)
+        return st
+
+    def empty_state(self, r: int) -> RegionState:
+        reg = self.corridor.regions.regions[r]
+        return RegionState(region=r, tower=reg.tower, length_km=reg.to_km - reg.from_km)
+
+    def restore(self, r: int, members: bytes | None, buckets: list[bytes | None], hazards: bytes | None) -> RegionState:
+        """A region's state from its table values (after a restart or a rebalance)."""
+        st = self.empty_state(r)
+        if members is not None:
+            st.members.merge_in(decode_state(members))  # type: ignore[arg-type]
+        for b, raw in enumerate(buckets):
+            if raw is not None:
+                st.buckets[b].merge_in(decode_state(raw))  # type: ignore[arg-type]
+        if hazards is not None:
+            st.hazards.merge_in(decode_state(hazards))  # type: ignore[arg-type]
+        st.watermark_ms = max((v["et"] for v in st.vehicles().values()), default=0)
+        return st
+
+    def drop(self, regions: set[int]) -> None:
+        """Partitions moved to another worker: forget their state (the tables have it)."""
+        for r in regions:
+            self.states.pop(r, None)
+            self.cooldowns.pop(r, None)
+
+    # ---- telemetry --------------------------------------------------------------------------
+    def on_telemetry(self, r: int, raw: bytes, st: RegionState) -> Outbox:
+        out = Outbox()
+        try:
+            writer = CODEC.writer_of(raw)
+            if writer is FRAME:
+                frame = CODEC.decode(raw, FRAME)
+                updates, framed = frame["updates"], True
+                if frame["region_id"] != r:
+                    return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {frame['region_id']}", r)
+            elif writer is TELEMETRY:
+                updates, framed = [CODEC.decode(raw, TELEMETRY)], False
+            else:
+                return self._dead(out, raw, f"{Reason.WRONG_TYPE}: {writer.name} on the telemetry topic", r)
+        except UnknownSchemaError as exc:
+            return self._dead(out, raw, f"{Reason.UNKNOWN_SCHEMA}: {exc}", r)
+        except CodecError as exc:
+            return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
+        now = self.wall_ms()
+        length = self.corridor.route.length_km
+        good = []
+        for u in updates:
+            reason = check_update(u, r, length, now, self.cfg)
+            if reason is None:
+                good.append(u)
+            else:
+                self._dead(out, CODEC.encode(TELEMETRY, u) if framed else raw, reason, r)
+        if not good:
+            return out
+        self.counts["updates"] += len(good)
+        self.clock.receive(max(u["hlc"] for u in good))
+        arrivals = st.apply(good)
+        if arrivals:
+            self.publisher.note_arrivals(r, [(v, st.entry_ts(v)) for v in arrivals])
+        latest = {u["vehicle_id"]: u for u in good}
+        vehicles = [(vid, st.vehicle(vid), u["hlc"]) for vid, u in latest.items() if st.vehicle(vid) is not None]
+        self._advise(r, st, vehicles, out, trigger_hlc=None)
+        return out
+
+    # ---- hazards ----------------------------------------------------------------------------
+    def on_hazard(self, r: int, raw: bytes, st: RegionState) -> Outbox:
+        out = Outbox()
+        try:
+            h = CODEC.decode(raw, HAZARD)
+        except UnknownSchemaError as exc:
+            return self._dead(out, raw, f"{Reason.UNKNOWN_SCHEMA}: {exc}", r)
+        except CodecError as exc:
+            return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
+        length = self.corridor.route.length_km
+        if not -self.cfg.off_route_km <= h["route_km"] <= length + self.cfg.off_route_km:
+            return self._dead(out, raw, f"{Reason.OFF_CORRIDOR}: hazard at km {h['route_km']}", r)
+        if h["region_id"] != r:
+            return self._dead(out, raw, f"{Reason.WRONG_REGION}: hazard of region {h['region_id']} on partition {r}", r)
+        if not 1 <= h["severity"] <= 7:
+            return self._dead(out, raw, f"severity-out-of-range: {h['severity']}", r)
+        try:
+            self.clock.receive(h["hlc"])
+        except ClockDriftError as exc:
+            return self._dead(out, raw, f"{Reason.CLOCK_DRIFT}: {exc}", r)
+        self.counts["hazards"] += 1
+        value = (
+            None
+            if h["cancelled"]
+            else {
+                "km": h["route_km"],
+                "dir": h["direction"],
+                "type": h["hazard_type"],
+                "severity": h["severity"],
+                "expires": h["expiry_time"],
+                "detected": h["detection_time"],
+                "source": "report",
+            }
+        )
+        if st.put_hazard(h["hazard_id"], value, h["hlc"]):
+            # Tell everyone in the region now, and the neighbours at once rather than at the next tick.
+            vehicles = [(vid, s, h["hlc"]) for vid, s in st.vehicles().items()]
+            self._advise(r, st, vehicles, out, trigger_hlc=h["hlc"])
+            out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
+        return out
+
+    # ---- tower-sync -------------------------------------------------------------------------
+    def on_sync(self, raw: bytes) -> Outbox:
+        """Merge a neighbour's sync message; hand-offs remove vehicles from our swarms; new hazards
+        near a region we own are advised at once."""
+        out = Outbox()
+        try:
+            msg = CODEC.decode(raw, SYNC)
+            before = {r: set(self.view.hazards_near(r, self._event_now(r))) for r in self.states}
+            arrivals = self.view.merge(msg, self.wall_ms())
+        except (CodecError, CrdtError) as exc:
+            self.dead_reasons[f"sync-{type(exc).__name__}"] += 1
+            return out
+        sender = msg["region_id"]
+        for r, st in self.states.items():
+            if r != sender and arrivals:
+                st.handed_off(arrivals)
+            if r != sender and abs(r - sender) == 1:
+                now = self._event_now(r)
+                if set(self.view.hazards_near(r, now)) - before.get(r, set()):
+                    vehicles = [(vid, s, msg["hlc"]) for vid, s in st.vehicles().items()]
+                    self._advise(r, st, vehicles, out, trigger_hlc=msg["hlc"])
+        return out
+
+    def sync_important(self) -> Outbox:
+        out = Outbox()
+        for r, st in self.states.items():
+            out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
+        return out
+
+    def sync_unimportant(self) -> Outbox:
+        out = Outbox()
+        for r, st in self.states.items():
+            agg = st.aggregates(self.cfg.stopped_mps)
+            out.sync.append((r, CODEC.encode(SYNC, self.publisher.unimportant(st, agg, self.clock))))
+        return out
+
+    # ---- flush ------------------------------------------------------------------------------
+    def flush_due(self, r: int, now_s: float) -> bool:
+        return now_s - self._last_flush.get(r, 0.0) >= self.cfg.flush_interval_s
+
+    def flush(self, r: int, now_s: float) -> TableWrites:
+        """Housekeeping (expiry, queue detection, aggregates) and the table writes it leaves."""
+        st = self.states[r]
+        self._last_flush[r] = now_s
+        expired = st.expire(int(self.cfg.vehicle_ttl_s * 1000), self.clock)
+        self.cooldowns[r].forget(expired)
+        self._update_queues(st)
+        agg = st.aggregates(self.cfg.stopped_mps)
+        self.mean_speed[r] = (agg.mean_speed_nb, agg.mean_speed_sb)
+        buckets, members_dirty, hazards_dirty = st.take_dirty()
+        writes: TableWrites = {"vehicles": [(f"{r}:{b}", encode_state(st.buckets[b])) for b in buckets]}
+        if members_dirty:
+            writes["members"] = [(str(r), encode_state(st.members))]
+        if hazards_dirty:
+            writes["hazards"] = [(str(r), encode_state(st.hazards))]
+        return writes
+
+    def _update_queues(self, st: RegionState) -> None:
+        queues = detect_queues(st.vehicles(), self.cfg)
+        now = st.watermark_ms
+        for nb, found in queues.items():
+            hid = f"queue-{st.tower}-{'nb' if nb else 'sb'}"
+            current = st.hazards.get(hid)
+            if found is None:
+                if current is not None:
+                    st.put_hazard(hid, None, self.clock.now())
+                continue
+            tail_km, n = found
+            if current is not None and abs(current["km"] - tail_km) < 0.05:
+                continue
+            st.put_hazard(
+                hid,
+                {
+                    "km": tail_km,
+                    "dir": "NORTHBOUND" if nb else "SOUTHBOUND",
+                    "type": "END_OF_QUEUE",
+                    "severity": 5,
+                    "expires": now + 60_000,
+                    "detected": now,
+                    "source": f"{n} stopped",
+                },
+                self.clock.now(),
+            )
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _event_now(self, r: int) -> int:
+        st = self.states.get(r)
+        return st.watermark_ms if st is not None and st.watermark_ms else self.wall_ms()
+
+    def _advise(
+        self,
+        r: int,
+        st: RegionState,
+        vehicles: list[tuple[str, dict[str, Any], int]],
+        out: Outbox,
+        trigger_hlc: int | None,
+    ) -> None:
+        now = self._event_now(r)
+        hazards = self.view.hazards_near(r, now)
+        hazards.update(st.active_hazards(now))
+        advice = advise(
+            vehicles,
+            hazards,
+            self.mean_speed.get(r, (0.0, 0.0)),
+            self.limit,
+            self.cooldowns[r],
+            self.cfg,
+            now,
+            trigger_hlc,
+        )
+        for a in advice:
+            out.advisories.append((r, CODEC.encode(ADVISORY, self._advisory(r, st, a, now))))
+        self.counts["advisories"] += len(advice)
+
+    def _advisory(self, r: int, st: RegionState, a: Advice, now: int) -> dict[str, Any]:
+        return {
+            "advisory_id": f"{st.tower}-{next(self._advisory_ids)}",
+            "region_id": r,
+            "tower": st.tower,
+            "target_vehicle": a.vehicle_id,
+            "direction": "NORTHBOUND" if a.northbound else "SOUTHBOUND",
+            "action": a.action,
+            "target_speed_mps": a.target_speed_mps,
+            "reason": a.reason,
+            "hazard_id": a.hazard_id,
+            "issued_at": now,
+            "valid_until": now + int(self.cfg.advisory_validity_s * 1000),
+            "trigger_event_time": a.trigger_event_time,
+            "trigger_hlc": a.trigger_hlc,
+        }
+
+    def _dead(self, out: Outbox, raw: bytes, reason: str, r: int) -> Outbox:
+        out.dead.append(DeadLetter(raw, reason, r))
+        self.dead_reasons[reason.split(":", 1)[0]] += 1
+        return out

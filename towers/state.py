@@ -1,0 +1,182 @@
+"""One tower region's swarm state, built from CRDTs, and what a flush writes to the tables.
+
+- `members`: OR-Set of vehicle ids (add-wins; a vehicle seen again after leaving is simply back);
+- `buckets`: the latest state of each vehicle, LWW by the vehicle's HLC, split into `BUCKETS` maps
+  so that a flush writes only the buckets that changed, not the whole region;
+- `hazards`: hazard id → hazard, LWW by HLC; a cleared hazard is a tombstone.
+
+Every change also goes into a delta log, from which tower-sync ships deltas to the neighbours.
+Pure: no Kafka, no Faust.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.crdt import DeltaLog, LWWMap, ORSet
+from pipeline.crdt.hlc import HybridClock
+
+__all__ = ["BUCKETS", "Aggregates", "RegionState", "bucket_of"]
+
+BUCKETS = 16
+
+
+def bucket_of(vehicle_id: str) -> int:
+    """Stable across processes (unlike `hash`), so a key always lands in the same table bucket."""
+    return zlib.crc32(vehicle_id.encode()) % BUCKETS
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    count: int
+    northbound: int
+    southbound: int
+    mean_speed_nb: float
+    mean_speed_sb: float
+    density_per_km: float
+    stopped: int
+    braking: int
+    mean_energy_pct: float
+
+
+@dataclass
+class RegionState:
+    region: int
+    tower: str
+    length_km: float
+    members: ORSet = field(default_factory=ORSet)
+    buckets: list[LWWMap] = field(default_factory=lambda: [LWWMap() for _ in range(BUCKETS)])
+    hazards: LWWMap = field(default_factory=LWWMap)
+    watermark_ms: int = 0  # newest event time merged
+    dirty_buckets: set[int] = field(default_factory=set)
+    members_dirty: bool = False
+    hazards_dirty: bool = False
+    member_log: DeltaLog[ORSet] = field(default_factory=lambda: DeltaLog(ORSet))
+    hazard_log: DeltaLog[LWWMap] = field(default_factory=lambda: DeltaLog(LWWMap))
+
+    # ---- telemetry --------------------------------------------------------------------------
+    def apply(self, updates: list[dict[str, Any]]) -> list[str]:
+        """Merge vehicle updates (LWW by their HLC); returns ids of vehicles new to the swarm.
+
+        A duplicate or older update changes nothing, which is what makes replays harmless."""
+        arrivals = []
+        buckets, members, replica = self.buckets, self.members, self.tower
+        for u in updates:
+            vid = u["vehicle_id"]
+            b = bucket_of(vid)
+            entries = buckets[b].entries
+            cur = entries.get(vid)
+            ts = u["hlc"]
+            if cur is not None and cur[0] >= ts:
+                continue
+            entries[vid] = (
+                ts,
+                replica,
+                {
+                    "km": u["route_km"],
+                    "v": u["speed_mps"],
+                    "nb": u["direction"] == "NORTHBOUND",
+                    "lane": u["lane"],
+                    "brake": u["brake"],
+                    "energy": u["energy_pct"],
+                    "et": u["event_time"],
+                    "accel": u["accel_mps2"],
+                },
+            )
+            self.dirty_buckets.add(b)
+            if u["event_time"] > self.watermark_ms:
+                self.watermark_ms = u["event_time"]
+            if vid not in members.entries:
+                delta = members.add(vid, replica)
+                members.merge_in(delta)
+                self.member_log.record(delta)
+                self.members_dirty = True
+                arrivals.append(vid)
+        return arrivals
+
+    def remove_vehicle(self, vid: str, ts: int) -> bool:
+        """Leave the swarm (expired or handed off) with a tombstone stamped `ts`."""
+        b = bucket_of(vid)
+        cur = self.buckets[b].entries.get(vid)
+        if cur is not None and cur[0] >= ts:
+            return False
+        self.buckets[b].entries[vid] = (ts, self.tower, None)
+        self.dirty_buckets.add(b)
+        if vid in self.members.entries:
+            delta = self.members.remove(vid)
+            self.members.merge_in(delta)
+            self.member_log.record(delta)
+            self.members_dirty = True
+        return True
+
+    def expire(self, ttl_ms: int, clock: HybridClock) -> list[str]:
+        """Vehicles silent for more than `ttl_ms` of event time leave the swarm."""
+        cutoff = self.watermark_ms - ttl_ms
+        stale = [vid for m in self.buckets for vid, e in m.entries.items() if e[2] is not None and e[2]["et"] < cutoff]
+        if stale:
+            ts = clock.now()
+            for vid in stale:
+                self.remove_vehicle(vid, ts)
+        return stale
+
+    def handed_off(self, arrivals: list[tuple[str, int]]) -> list[str]:
+        """A neighbour reports these vehicles arrived there at these HLCs: drop ours if older."""
+        gone = []
+        for vid, ts in arrivals:
+            if vid in self.members.entries and self.remove_vehicle(vid, ts):
+                gone.append(vid)
+        return gone
+
+    def vehicle(self, vid: str) -> dict[str, Any] | None:
+        entry = self.buckets[bucket_of(vid)].entries.get(vid)
+        return None if entry is None else entry[2]
+
+    def entry_ts(self, vid: str) -> int:
+        entry = self.buckets[bucket_of(vid)].entries.get(vid)
+        return 0 if entry is None else entry[0]
+
+    def vehicles(self) -> dict[str, dict[str, Any]]:
+        return {vid: e[2] for m in self.buckets for vid, e in m.entries.items() if e[2] is not None}
+
+    # ---- hazards ----------------------------------------------------------------------------
+    def put_hazard(self, hazard_id: str, hazard: dict[str, Any] | None, ts: int) -> bool:
+        """Record (or with None, clear) a hazard; True when it changed the state."""
+        cur = self.hazards.entries.get(hazard_id)
+        if cur is not None and cur[0] >= ts:
+            return False
+        delta = self.hazards.put(hazard_id, hazard, ts, self.tower)
+        self.hazards.merge_in(delta)
+        self.hazard_log.record(delta)
+        self.hazards_dirty = True
+        return True
+
+    def active_hazards(self, now_ms: int) -> dict[str, dict[str, Any]]:
+        return {k: h for k, h in self.hazards.value.items() if h["expires"] > now_ms}
+
+    # ---- derived ----------------------------------------------------------------------------
+    def aggregates(self, stopped_mps: float) -> Aggregates:
+        everyone = list(self.vehicles().values())
+        nb_v = [s["v"] for s in everyone if s["nb"]]
+        sb_v = [s["v"] for s in everyone if not s["nb"]]
+        n = len(everyone)
+        return Aggregates(
+            count=n,
+            northbound=len(nb_v),
+            southbound=len(sb_v),
+            mean_speed_nb=sum(nb_v) / len(nb_v) if nb_v else 0.0,
+            mean_speed_sb=sum(sb_v) / len(sb_v) if sb_v else 0.0,
+            density_per_km=n / self.length_km if self.length_km else 0.0,
+            stopped=sum(1 for s in everyone if s["v"] < stopped_mps),
+            braking=sum(1 for s in everyone if s["brake"]),
+            mean_energy_pct=sum(s["energy"] for s in everyone) / n if n else 0.0,
+        )
+
+    # ---- persistence ------------------------------------------------------------------------
+    def take_dirty(self) -> tuple[list[int], bool, bool]:
+        """What changed since the last flush (and forget it: the caller writes it now)."""
+        out = (sorted(self.dirty_buckets), self.members_dirty, self.hazards_dirty)
+        self.dirty_buckets = set()
+        self.members_dirty = self.hazards_dirty = False
+        return out

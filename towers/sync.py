@@ -1,0 +1,122 @@
+"""Lazy tower-to-tower sync: build a region's sync message, and merge the neighbours' into a view.
+
+Each message carries CRDT deltas since the sender's previous one; every `full_every`-th carries
+whole states instead, so a tower that started late, or lost messages, converges anyway. Merging is
+a join, so duplicates, reordering and replays are harmless. Pure: the app does the Kafka I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline.crdt import LWWMap, ORSet, decode_state, encode_state
+from pipeline.crdt.hlc import HybridClock
+from towers.state import Aggregates, RegionState
+
+__all__ = ["NeighbourView", "SyncPublisher"]
+
+
+@dataclass
+class SyncPublisher:
+    """Remembers, per region, what was already sent, so each message holds only what is new."""
+
+    full_every: int = 10
+    _sent: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # region -> (seq, member v, hazard v)
+    _arrivals: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+
+    def note_arrivals(self, region: int, arrivals: list[tuple[str, int]]) -> None:
+        self._arrivals.setdefault(region, []).extend(arrivals)
+
+    def important(self, state: RegionState, clock: HybridClock) -> dict[str, Any]:
+        seq, member_v, hazard_v = self._sent.get(state.region, (0, 0, 0))
+        full = seq % self.full_every == 0
+        if full:
+            members: ORSet | None = state.members
+            hazards: LWWMap | None = state.hazards
+        else:
+            members = state.member_log.since(member_v)
+            hazards = state.hazard_log.since(hazard_v)
+        self._sent[state.region] = (seq + 1, state.member_log.version, state.hazard_log.version)
+        # Deltas every neighbour has had (by now, or in the next full state) need not be kept.
+        state.member_log.truncate(state.member_log.version)
+        state.hazard_log.truncate(state.hazard_log.version)
+        arrivals = self._arrivals.pop(state.region, [])
+        return {
+            "tower": state.tower,
+            "region_id": state.region,
+            "seq": seq,
+            "sync_class": "IMPORTANT",
+            "full": full,
+            "sent_at": int(time.time() * 1000),
+            "hlc": clock.now(),
+            "members": encode_state(members) if members is not None else None,
+            "hazards": encode_state(hazards) if hazards is not None else None,
+            "arrivals": [{"vehicle_id": v, "hlc": ts} for v, ts in arrivals],
+            "member_count": len(state.members),
+            "aggregates": None,
+        }
+
+    def unimportant(self, state: RegionState, aggregates: Aggregates, clock: HybridClock) -> dict[str, Any]:
+        return {
+            "tower": state.tower,
+            "region_id": state.region,
+            "seq": -1,
+            "sync_class": "UNIMPORTANT",
+            "full": False,
+            "sent_at": int(time.time() * 1000),
+            "hlc": clock.now(),
+            "members": None,
+            "hazards": None,
+            "arrivals": [],
+            "member_count": aggregates.count,
+            "aggregates": {k: float(v) for k, v in asdict(aggregates).items()},
+        }
+
+
+@dataclass
+class Neighbour:
+    members: ORSet = field(default_factory=ORSet)
+    hazards: LWWMap = field(default_factory=LWWMap)
+    member_count: int = 0
+    aggregates: dict[str, float] = field(default_factory=dict)
+    last_merge_wall_ms: int = 0
+    last_sent_at_ms: int = 0
+    messages: int = 0
+
+
+@dataclass
+class NeighbourView:
+    """What a worker knows of every region through tower-sync (its own regions included)."""
+
+    regions: dict[int, Neighbour] = field(default_factory=dict)
+
+    def merge(self, msg: dict[str, Any], now_ms: int | None = None) -> list[tuple[str, int]]:
+        """Merge one sync message; returns its arrivals (vehicles the sender took over)."""
+        n = self.regions.setdefault(msg["region_id"], Neighbour())
+        if msg["members"] is not None:
+            n.members.merge_in(decode_state(msg["members"]))  # type: ignore[arg-type]
+        if msg["hazards"] is not None:
+            n.hazards.merge_in(decode_state(msg["hazards"]))  # type: ignore[arg-type]
+        if msg["sync_class"] == "IMPORTANT":
+            n.member_count = msg["member_count"]
+        if msg["aggregates"] is not None:
+            n.aggregates = dict(msg["aggregates"])
+        n.last_merge_wall_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        n.last_sent_at_ms = max(n.last_sent_at_ms, msg["sent_at"])
+        n.messages += 1
+        return [(a["vehicle_id"], a["hlc"]) for a in msg["arrivals"]]
+
+    def hazards_near(self, region: int, now_ms: int) -> dict[str, dict[str, Any]]:
+        """Active hazards of `region` and its two neighbours, as known through sync."""
+        out: dict[str, dict[str, Any]] = {}
+        for r in (region - 1, region, region + 1):
+            n = self.regions.get(r)
+            if n is not None:
+                out.update({k: h for k, h in n.hazards.value.items() if h["expires"] > now_ms})
+        return out
+
+    def staleness_ms(self, now_ms: int) -> dict[int, int]:
+        """Age of the newest merged message per region (the issue's per-neighbour staleness)."""
+        return {r: now_ms - n.last_sent_at_ms for r, n in self.regions.items()}
