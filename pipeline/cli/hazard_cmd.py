@@ -1,0 +1,80 @@
+"""`corridor hazard`: report a hazard (a DENM-like record) to the tower of its region."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+import typer
+from confluent_kafka import Producer
+from rich.console import Console
+
+from pipeline.admin import ensure_topics
+from pipeline.config import Settings
+from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import HybridClock
+from pipeline.errors import ConfigError, StackError
+from pipeline.messages import CODEC, HAZARD
+from pipeline.topics import Topics
+
+__all__ = ["CAUSE_CODES", "hazard", "hazard_record"]
+
+out = Console(highlight=False)
+
+#: DENM cause codes (ETSI EN 302 637-3) of each hazard type.
+CAUSE_CODES = {
+    "OBSTACLE": 10, "ANIMAL": 11, "PEDESTRIAN": 12, "STOPPED_VEHICLE": 94, "ICE": 6, "WORK_ZONE": 3,
+    "ACCIDENT": 2, "STATIONARY_TRAFFIC": 1, "WRONG_WAY_DRIVER": 14, "END_OF_QUEUE": 27,
+}
+
+
+def hazard_record(corridor_km: float, kind: str, direction: str, severity: int, event_time_ms: int,
+                  validity_s: float, hazard_id: str, reporter: str, cancelled: bool = False,
+                  clock: HybridClock | None = None) -> dict:
+    corridor = load_corridor()
+    if kind not in CAUSE_CODES:
+        raise ConfigError(f"unknown hazard type {kind!r}; choose from {', '.join(CAUSE_CODES)}")
+    if direction not in ("NORTHBOUND", "SOUTHBOUND", "BOTH"):
+        raise ConfigError(f"direction must be NORTHBOUND, SOUTHBOUND or BOTH, not {direction!r}")
+    if not 0 <= corridor_km <= corridor.route.length_km:
+        raise ConfigError(f"km {corridor_km} is off the corridor (0–{corridor.route.length_km})")
+    if not 1 <= severity <= 7:
+        raise ConfigError("severity must be 1–7")
+    import numpy as np
+
+    lat, lon = corridor.route.lat_lon(np.array([corridor_km]))
+    return {
+        "hazard_id": hazard_id, "hazard_type": kind, "cause_code": CAUSE_CODES[kind], "route_km": corridor_km,
+        "lat": float(lat[0]), "lon": float(lon[0]), "direction": direction, "severity": severity,
+        "detection_time": event_time_ms, "expiry_time": event_time_ms + int(validity_s * 1000),
+        "cancelled": cancelled, "hlc": (clock or HybridClock()).now(), "reporter": reporter,
+        "region_id": corridor.regions.lookup(corridor_km),
+    }
+
+
+def hazard(
+    ctx: typer.Context,
+    km: Annotated[float, typer.Option(help="position along I-69 from Bloomington, km")],
+    kind: Annotated[str, typer.Option("--type", help=f"one of {', '.join(CAUSE_CODES)}")] = "OBSTACLE",
+    direction: Annotated[str, typer.Option(help="NORTHBOUND, SOUTHBOUND or BOTH")] = "BOTH",
+    severity: Annotated[int, typer.Option(help="1 (minor) to 7 (road blocked)")] = 6,
+    validity: Annotated[float, typer.Option(help="seconds the report stays valid (DENM default 600)")] = 600.0,
+    hazard_id: Annotated[str | None, typer.Option(help="id; give the same id with --cancel to clear it")] = None,
+    cancel: Annotated[bool, typer.Option(help="cancel (clear) the hazard with this id")] = False,
+) -> None:
+    """Report (or cancel) a hazard; the tower of its region advises the vehicles approaching it."""
+    settings: Settings = ctx.obj
+    if cancel and hazard_id is None:
+        raise ConfigError("--cancel needs the --hazard-id of the hazard to clear")
+    rec = hazard_record(km, kind.upper(), direction.upper(), severity, int(time.time() * 1000), validity,
+                        hazard_id or f"hz-{uuid.uuid4().hex[:8]}", "operator", cancel)
+    corridor = load_corridor()
+    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    ensure_topics(settings.bootstrap_servers, topics.specs())
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
+    if producer.flush(15):
+        raise StackError("the hazard report was not acknowledged within 15 s")
+    verb = "cancelled" if cancel else "reported"
+    out.print(f"{verb} {rec['hazard_type']} {rec['hazard_id']} at km {km} ({rec['direction']}), region {rec['region_id']}")

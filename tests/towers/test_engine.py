@@ -1,0 +1,177 @@
+"""The tower engine without Kafka: merges, advice, dead letters, expiry, hand-off, idempotence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import HybridClock, pack
+from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, TELEMETRY
+from towers.config import TowerConfig
+from towers.engine import TowerEngine
+
+T0 = 1_764_000_000_000
+CORRIDOR = load_corridor()
+
+
+def engine(**cfg: float) -> TowerEngine:
+    clock = HybridClock(physical=lambda: T0 + 60_000)
+    return TowerEngine(CORRIDOR, TowerConfig(**cfg), clock=clock, wall_ms=lambda: T0 + 60_000)
+
+
+def upd(vid: str, km: float, v: float = 30.0, nb: bool = True, t: int = 0, region: int | None = None, **kw) -> dict:
+    rec = {
+        "vehicle_id": vid, "seq": t, "event_time": T0 + t * 1000, "hlc": pack(T0 + t * 1000, 0) + hash(vid) % 97,
+        "lat": 39.4, "lon": -86.4, "route_km": km, "direction": "NORTHBOUND" if nb else "SOUTHBOUND", "lane": 0,
+        "heading_deg": 10.0, "speed_mps": v, "accel_mps2": 0.0, "brake": False, "energy_pct": 50.0,
+        "region_id": CORRIDOR.regions.lookup(km) if region is None else region,
+    }
+    rec.update(kw)
+    return rec
+
+
+def frame(region: int, updates: list[dict], seq: int = 0) -> bytes:
+    return CODEC.encode(FRAME, {"region_id": region, "frame_seq": seq, "sent_at": T0, "updates": updates})
+
+
+def hazard(km: float, hid: str = "hz-1", direction: str = "NORTHBOUND", t: int = 5, cancelled: bool = False) -> bytes:
+    return CODEC.encode(HAZARD, {
+        "hazard_id": hid, "hazard_type": "ANIMAL", "cause_code": 11, "route_km": km, "lat": 39.4, "lon": -86.4,
+        "direction": direction, "severity": 6, "detection_time": T0 + t * 1000, "expiry_time": T0 + 600_000,
+        "cancelled": cancelled, "hlc": pack(T0 + t * 1000, 500), "reporter": "test",
+        "region_id": CORRIDOR.regions.lookup(km),
+    })
+
+
+def advisories(out) -> list[dict]:
+    return [CODEC.decode(v, ADVISORY) for _, v in out.advisories]
+
+
+def test_frames_build_the_swarm_and_duplicates_change_nothing() -> None:
+    e = engine()
+    st = e.region(4)
+    raw = frame(4, [upd(f"veh-{i}", 36 + i * 0.1, t=1) for i in range(20)])
+    e.on_telemetry(4, raw, st)
+    snapshot = (st.members.copy(), [b.copy() for b in st.buckets])
+    e.on_telemetry(4, raw, st)  # redelivered (at-least-once)
+    assert len(st.members) == 20 and (st.members, st.buckets) == snapshot
+
+
+def test_replaying_a_partition_twice_yields_the_same_state() -> None:
+    records = [frame(4, [upd(f"veh-{i}", 36 + i * 0.2 + t * 0.03, t=t) for i in range(10)], t) for t in range(1, 20)]
+    once, twice = engine(), engine()
+    for raw in records:
+        once.on_telemetry(4, raw, once.region(4))
+    for raw in records + records:
+        twice.on_telemetry(4, raw, twice.region(4))
+    a, b = once.states[4], twice.states[4]
+    assert a.members == b.members and a.buckets == b.buckets
+
+
+def test_a_hazard_ahead_slows_vehicles_down_by_distance_and_stops_the_nearest() -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("near", 39.85, t=1), upd("mid", 38.5, t=1), upd("far", 35.0, t=1),
+                                upd("past", 40.5, t=1), upd("oncoming", 39.0, nb=False, t=1)]), st)
+    out = e.on_hazard(4, hazard(40.0), st)
+    got = {a["target_vehicle"]: a for a in advisories(out)}
+    assert set(got) == {"near", "mid"}, "only northbound vehicles within 3 km before it"
+    assert got["near"]["action"] == "STOP" and got["near"]["target_speed_mps"] == 0
+    assert got["mid"]["action"] == "SLOW_DOWN" and 8 <= got["mid"]["target_speed_mps"] < 25
+    assert got["mid"]["hazard_id"] == "hz-1" and got["mid"]["trigger_hlc"] == pack(T0 + 5000, 500)
+    assert out.sync, "a new hazard is synced to the neighbours at once"
+
+
+def test_advice_is_not_repeated_within_the_cooldown_and_clears_with_keep() -> None:
+    e = engine(cooldown_s=5)
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("a", 38.5, t=1)]), st)
+    assert len(advisories(e.on_hazard(4, hazard(40.0), st))) == 1
+    assert advisories(e.on_telemetry(4, frame(4, [upd("a", 38.52, t=2)]), st)) == []
+    assert len(advisories(e.on_telemetry(4, frame(4, [upd("a", 38.6, t=7)]), st))) == 1
+    (keep,) = advisories(e.on_hazard(4, hazard(40.0, cancelled=True, t=8), st))
+    assert keep["action"] == "KEEP" and keep["target_speed_mps"] > 25, "released as soon as the hazard clears"
+    assert advisories(e.on_telemetry(4, frame(4, [upd("a", 38.7, t=9)]), st)) == []
+
+
+def test_a_slow_vehicle_on_a_clear_road_is_told_to_speed_up() -> None:
+    e = engine()
+    st = e.region(2)
+    e.on_telemetry(2, frame(2, [upd(f"v{i}", 18 + i * 0.5, v=31.0, t=1) for i in range(10)]), st)
+    e.flush(2, 0.0)  # aggregates (the swarm's mean speed) are refreshed at flush
+    (adv,) = advisories(e.on_telemetry(2, frame(2, [upd("slow", 23.0, v=12.0, t=2)]), st))
+    assert adv["action"] == "SPEED_UP" and adv["target_speed_mps"] == pytest.approx(31.0)
+
+
+def test_a_queue_of_stopped_vehicles_becomes_a_hazard_for_those_behind() -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd(f"q{i}", 40.0 + i * 0.01, v=0.0, t=1) for i in range(5)]), st)
+    e.flush(4, 0.0)
+    assert "queue-tower-04-nb" in st.hazards.value
+    (adv,) = advisories(e.on_telemetry(4, frame(4, [upd("late", 38.9, t=2)]), st))
+    assert adv["action"] == "SLOW_DOWN" and "end of queue" in adv["reason"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"speed_mps": math.nan}, "not-a-number"),
+        ({"speed_mps": -1.0}, "speed-out-of-range"),
+        ({"speed_mps": 120.0}, "speed-out-of-range"),
+        ({"route_km": 95.0}, "off-corridor"),
+        ({"region_id": 5}, "wrong-region"),
+        ({"hlc": pack(T0 + 600_000, 0)}, "clock-drift"),
+    ],
+)
+def test_out_of_range_updates_are_dead_lettered_and_the_rest_merged(bad: dict, reason: str) -> None:
+    e = engine()
+    st = e.region(4)
+    out = e.on_telemetry(4, frame(4, [upd("good1", 36.0, t=1), upd("bad", 37.0, t=1, **bad), upd("good2", 38.0, t=1)]),
+                         st)
+    assert set(st.members.value) == {"good1", "good2"}
+    (dead,) = out.dead
+    assert dead.reason.startswith(reason)
+    assert CODEC.decode(dead.value, TELEMETRY)["vehicle_id"] == "bad", "the dead letter holds the record itself"
+    assert e.dead_reasons[reason] == 1
+
+
+def test_undecodable_and_foreign_records_are_dead_lettered_whole() -> None:
+    e = engine()
+    st = e.region(0)
+    for raw, reason in ((b"\x00garbage", "undecodable"), (b"\xc3\x01" + b"\x11" * 8 + b"x", "unknown-schema"),
+                        (hazard(3.0), "wrong-message-type")):
+        (dead,) = e.on_telemetry(0, raw, st).dead
+        assert dead.value == raw and dead.reason.startswith(reason)
+
+
+def test_silent_vehicles_expire_after_the_ttl() -> None:
+    e = engine(vehicle_ttl_s=10)
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("quiet", 36.0, t=1), upd("chatty", 37.0, t=1)]), st)
+    e.on_telemetry(4, frame(4, [upd("chatty", 37.5, t=15)]), st)
+    e.flush(4, 0.0)
+    assert set(st.members.value) == {"chatty"} and st.vehicle("quiet") is None
+
+
+def test_a_vehicle_handed_off_to_the_next_region_leaves_this_swarm() -> None:
+    e = engine()
+    e.on_telemetry(4, frame(4, [upd("mover", 43.3, t=1), upd("stayer", 40.0, t=1)]), e.region(4))
+    nxt = e.region(5)
+    e.on_telemetry(5, frame(5, [upd("mover", 43.7, t=2)]), nxt)
+    (sync_msg,) = e.sync_important().sync[1:2] or [None]  # region 5's message
+    assert sync_msg is not None
+    e.on_sync(sync_msg[1])
+    assert set(e.states[4].members.value) == {"stayer"} and "mover" in e.states[5].members
+
+
+def test_flush_writes_only_the_region_being_processed() -> None:
+    """Co-partitioning: the keys written while handling region r all belong to region r."""
+    e = engine()
+    for r, km in ((3, 30.0), (4, 40.0)):
+        e.on_telemetry(r, frame(r, [upd(f"v{r}-{i}", km + i * 0.1, t=1) for i in range(30)]), e.region(r))
+    writes = e.flush(4, 0.0)
+    keys = [k for table in writes.values() for k, _ in table]
+    assert keys and all(k.split(":")[0] == "4" for k in keys)
