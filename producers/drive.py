@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.crdt.hlc import HybridClock
 from pipeline.topics import Topics
-from producers.encoding import TelemetryEncoder
+from producers.encoding import TelemetryEncoder, empty_frame
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
@@ -81,7 +81,11 @@ def drive(
         encoded = encoder.encode(batch, first + np.arange(len(batch), dtype=np.int64))
         if config.wire is WireFormat.FRAMES:
             now_ms = int(time.time() * 1000)
-            for region, frame in encoded.frames(k, now_ms).items():
+            frames = encoded.frames(k, batch.event_time_ms, now_ms)
+            for region in range(topics.regions):
+                # A region with no vehicle this tick still gets its (empty) frame: the tower's clock
+                # moves on, so it expires silent vehicles and flushes its state.
+                frame = frames.get(region) or empty_frame(region, k, batch.event_time_ms, now_ms)
                 sink.send(topics.telemetry, region, str(region).encode(), [frame])
         else:
             records = encoded.records()

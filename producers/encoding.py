@@ -58,7 +58,7 @@ class EncodedBatch:
         w = self.rows.shape[1]
         return [head + flat[i * w : i * w + n] for i, n in enumerate(self.lengths.tolist())]
 
-    def frames(self, frame_seq: int, sent_at_ms: int) -> dict[int, bytes]:
+    def frames(self, frame_seq: int, event_time_ms: int, sent_at_ms: int) -> dict[int, bytes]:
         """One TelemetryFrame per region present: region id → single-object encoded frame."""
         out: dict[int, bytes] = {}
         order = np.argsort(self.region, kind="stable")
@@ -70,15 +70,23 @@ class EncodedBatch:
         bounds = np.flatnonzero(np.diff(regions)) + 1
         starts_row = np.concatenate([[0], bounds])
         stops_row = np.concatenate([bounds, [len(regions)]])
-        head = MAGIC + FRAME.fingerprint
         for r0, r1 in zip(starts_row.tolist(), stops_row.tolist(), strict=True):
             region = int(regions[r0])
             b0 = int(ends[r0 - 1]) if r0 else 0
             b1 = int(ends[r1 - 1])
-            ints, n = _zigzag_varint(np.array([region, frame_seq, sent_at_ms, r1 - r0], np.int64))
-            prefix = b"".join(ints[i, : n[i]].tobytes() for i in range(4))
-            out[region] = head + prefix + flat[b0:b1].tobytes() + b"\x00"
+            head = _frame_head(region, frame_seq, event_time_ms, sent_at_ms, r1 - r0)
+            out[region] = head + flat[b0:b1].tobytes() + b"\x00"
         return out
+
+
+def _frame_head(region: int, frame_seq: int, event_time_ms: int, sent_at_ms: int, count: int) -> bytes:
+    ints, n = _zigzag_varint(np.array([region, frame_seq, event_time_ms, sent_at_ms, count], np.int64))
+    return MAGIC + FRAME.fingerprint + b"".join(ints[i, : n[i]].tobytes() for i in range(5))
+
+
+def empty_frame(region: int, frame_seq: int, event_time_ms: int, sent_at_ms: int) -> bytes:
+    """A frame with no updates: 'nothing heard in this region this tick'."""
+    return _frame_head(region, frame_seq, event_time_ms, sent_at_ms, 0)
 
 
 class TelemetryEncoder:

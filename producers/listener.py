@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
@@ -23,6 +24,7 @@ class ListenerStats:
     undecodable: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)  # every advisory, when kept
 
 
 class AdvisoryListener:
@@ -31,8 +33,9 @@ class AdvisoryListener:
     One consumer stands for the radios of the whole fleet (one process simulates every vehicle):
     it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int, keep_history: bool = False) -> None:
         self.stats = ListenerStats()
+        self.keep_history = keep_history
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -60,6 +63,8 @@ class AdvisoryListener:
             action = adv["action"]
             self.stats.by_action[action] = self.stats.by_action.get(action, 0) + 1
             self.stats.latencies_ms.append(now_ms - unpack(adv["trigger_hlc"])[0])
+            if self.keep_history:
+                self.stats.history.append({**adv, "received_ms": now_ms, "sim_s": fleet.t})
             target = adv["target_vehicle"]
             direction = adv["direction"]
             self.stats.applied_to += fleet.obey(

@@ -212,6 +212,8 @@ async def state_page(web: Any, request: Any) -> Any:
     return web.json(
         {
             "worker": os.getpid(),
+            # Tables are restored from their changelogs before the agents run; until then they read empty.
+            "recovered": app.tables.recovery.completed.is_set(),
             "regions": {str(r): _digest(r) for r in owned},
             "counts": dict(engine.counts),
             "dead_letters": dict(engine.dead_reasons),

@@ -110,6 +110,8 @@ class TowerEngine:
                 updates, framed = frame["updates"], True
                 if frame["region_id"] != r:
                     return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {frame['region_id']}", r)
+                # An empty frame still moves the region's event time on (it drives TTL expiry).
+                st.watermark_ms = max(st.watermark_ms, frame["event_time"])
             elif writer is TELEMETRY:
                 updates, framed = [CODEC.decode(raw, TELEMETRY)], False
             else:

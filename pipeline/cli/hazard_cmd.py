@@ -24,14 +24,31 @@ out = Console(highlight=False)
 
 #: DENM cause codes (ETSI EN 302 637-3) of each hazard type.
 CAUSE_CODES = {
-    "OBSTACLE": 10, "ANIMAL": 11, "PEDESTRIAN": 12, "STOPPED_VEHICLE": 94, "ICE": 6, "WORK_ZONE": 3,
-    "ACCIDENT": 2, "STATIONARY_TRAFFIC": 1, "WRONG_WAY_DRIVER": 14, "END_OF_QUEUE": 27,
+    "OBSTACLE": 10,
+    "ANIMAL": 11,
+    "PEDESTRIAN": 12,
+    "STOPPED_VEHICLE": 94,
+    "ICE": 6,
+    "WORK_ZONE": 3,
+    "ACCIDENT": 2,
+    "STATIONARY_TRAFFIC": 1,
+    "WRONG_WAY_DRIVER": 14,
+    "END_OF_QUEUE": 27,
 }
 
 
-def hazard_record(corridor_km: float, kind: str, direction: str, severity: int, event_time_ms: int,
-                  validity_s: float, hazard_id: str, reporter: str, cancelled: bool = False,
-                  clock: HybridClock | None = None) -> dict:
+def hazard_record(
+    corridor_km: float,
+    kind: str,
+    direction: str,
+    severity: int,
+    event_time_ms: int,
+    validity_s: float,
+    hazard_id: str,
+    reporter: str,
+    cancelled: bool = False,
+    clock: HybridClock | None = None,
+) -> dict:
     corridor = load_corridor()
     if kind not in CAUSE_CODES:
         raise ConfigError(f"unknown hazard type {kind!r}; choose from {', '.join(CAUSE_CODES)}")
@@ -45,10 +62,19 @@ def hazard_record(corridor_km: float, kind: str, direction: str, severity: int, 
 
     lat, lon = corridor.route.lat_lon(np.array([corridor_km]))
     return {
-        "hazard_id": hazard_id, "hazard_type": kind, "cause_code": CAUSE_CODES[kind], "route_km": corridor_km,
-        "lat": float(lat[0]), "lon": float(lon[0]), "direction": direction, "severity": severity,
-        "detection_time": event_time_ms, "expiry_time": event_time_ms + int(validity_s * 1000),
-        "cancelled": cancelled, "hlc": (clock or HybridClock()).now(), "reporter": reporter,
+        "hazard_id": hazard_id,
+        "hazard_type": kind,
+        "cause_code": CAUSE_CODES[kind],
+        "route_km": corridor_km,
+        "lat": float(lat[0]),
+        "lon": float(lon[0]),
+        "direction": direction,
+        "severity": severity,
+        "detection_time": event_time_ms,
+        "expiry_time": event_time_ms + int(validity_s * 1000),
+        "cancelled": cancelled,
+        "hlc": (clock or HybridClock()).now(),
+        "reporter": reporter,
         "region_id": corridor.regions.lookup(corridor_km),
     }
 
@@ -67,8 +93,17 @@ def hazard(
     settings: Settings = ctx.obj
     if cancel and hazard_id is None:
         raise ConfigError("--cancel needs the --hazard-id of the hazard to clear")
-    rec = hazard_record(km, kind.upper(), direction.upper(), severity, int(time.time() * 1000), validity,
-                        hazard_id or f"hz-{uuid.uuid4().hex[:8]}", "operator", cancel)
+    rec = hazard_record(
+        km,
+        kind.upper(),
+        direction.upper(),
+        severity,
+        int(time.time() * 1000),
+        validity,
+        hazard_id or f"hz-{uuid.uuid4().hex[:8]}",
+        "operator",
+        cancel,
+    )
     corridor = load_corridor()
     topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
     ensure_topics(settings.bootstrap_servers, topics.specs())
@@ -77,4 +112,6 @@ def hazard(
     if producer.flush(15):
         raise StackError("the hazard report was not acknowledged within 15 s")
     verb = "cancelled" if cancel else "reported"
-    out.print(f"{verb} {rec['hazard_type']} {rec['hazard_id']} at km {km} ({rec['direction']}), region {rec['region_id']}")
+    out.print(
+        f"{verb} {rec['hazard_type']} {rec['hazard_id']} at km {km} ({rec['direction']}), region {rec['region_id']}"
+    )

@@ -29,7 +29,8 @@ def worker(ctx: typer.Context) -> None:
     args = list(ctx.args)
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
         args = ["-l", "info", *args]
-    env = dict(os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-               CORRIDOR_TOPIC_PREFIX=settings.topic_prefix)
+    env = dict(
+        os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers, CORRIDOR_TOPIC_PREFIX=settings.topic_prefix
+    )
     datadir = str(settings.state_dir / "towers" / f"worker-{os.getpid()}")
     os.execvpe(faust, [faust, "--datadir", datadir, "-A", "towers.app", "worker", *args], env)

@@ -23,9 +23,20 @@ def engine(**cfg: float) -> TowerEngine:
 
 def upd(vid: str, km: float, v: float = 30.0, nb: bool = True, t: int = 0, region: int | None = None, **kw) -> dict:
     rec = {
-        "vehicle_id": vid, "seq": t, "event_time": T0 + t * 1000, "hlc": pack(T0 + t * 1000, 0) + hash(vid) % 97,
-        "lat": 39.4, "lon": -86.4, "route_km": km, "direction": "NORTHBOUND" if nb else "SOUTHBOUND", "lane": 0,
-        "heading_deg": 10.0, "speed_mps": v, "accel_mps2": 0.0, "brake": False, "energy_pct": 50.0,
+        "vehicle_id": vid,
+        "seq": t,
+        "event_time": T0 + t * 1000,
+        "hlc": pack(T0 + t * 1000, 0) + hash(vid) % 97,
+        "lat": 39.4,
+        "lon": -86.4,
+        "route_km": km,
+        "direction": "NORTHBOUND" if nb else "SOUTHBOUND",
+        "lane": 0,
+        "heading_deg": 10.0,
+        "speed_mps": v,
+        "accel_mps2": 0.0,
+        "brake": False,
+        "energy_pct": 50.0,
         "region_id": CORRIDOR.regions.lookup(km) if region is None else region,
     }
     rec.update(kw)
@@ -33,16 +44,32 @@ def upd(vid: str, km: float, v: float = 30.0, nb: bool = True, t: int = 0, regio
 
 
 def frame(region: int, updates: list[dict], seq: int = 0) -> bytes:
-    return CODEC.encode(FRAME, {"region_id": region, "frame_seq": seq, "sent_at": T0, "updates": updates})
+    et = max((u["event_time"] for u in updates), default=T0)
+    return CODEC.encode(
+        FRAME, {"region_id": region, "frame_seq": seq, "event_time": et, "sent_at": T0, "updates": updates}
+    )
 
 
 def hazard(km: float, hid: str = "hz-1", direction: str = "NORTHBOUND", t: int = 5, cancelled: bool = False) -> bytes:
-    return CODEC.encode(HAZARD, {
-        "hazard_id": hid, "hazard_type": "ANIMAL", "cause_code": 11, "route_km": km, "lat": 39.4, "lon": -86.4,
-        "direction": direction, "severity": 6, "detection_time": T0 + t * 1000, "expiry_time": T0 + 600_000,
-        "cancelled": cancelled, "hlc": pack(T0 + t * 1000, 500), "reporter": "test",
-        "region_id": CORRIDOR.regions.lookup(km),
-    })
+    return CODEC.encode(
+        HAZARD,
+        {
+            "hazard_id": hid,
+            "hazard_type": "ANIMAL",
+            "cause_code": 11,
+            "route_km": km,
+            "lat": 39.4,
+            "lon": -86.4,
+            "direction": direction,
+            "severity": 6,
+            "detection_time": T0 + t * 1000,
+            "expiry_time": T0 + 600_000,
+            "cancelled": cancelled,
+            "hlc": pack(T0 + t * 1000, 500),
+            "reporter": "test",
+            "region_id": CORRIDOR.regions.lookup(km),
+        },
+    )
 
 
 def advisories(out) -> list[dict]:
@@ -73,8 +100,20 @@ def test_replaying_a_partition_twice_yields_the_same_state() -> None:
 def test_a_hazard_ahead_slows_vehicles_down_by_distance_and_stops_the_nearest() -> None:
     e = engine()
     st = e.region(4)
-    e.on_telemetry(4, frame(4, [upd("near", 39.85, t=1), upd("mid", 38.5, t=1), upd("far", 35.0, t=1),
-                                upd("past", 40.5, t=1), upd("oncoming", 39.0, nb=False, t=1)]), st)
+    e.on_telemetry(
+        4,
+        frame(
+            4,
+            [
+                upd("near", 39.85, t=1),
+                upd("mid", 38.5, t=1),
+                upd("far", 35.0, t=1),
+                upd("past", 40.5, t=1),
+                upd("oncoming", 39.0, nb=False, t=1),
+            ],
+        ),
+        st,
+    )
     out = e.on_hazard(4, hazard(40.0), st)
     got = {a["target_vehicle"]: a for a in advisories(out)}
     assert set(got) == {"near", "mid"}, "only northbound vehicles within 3 km before it"
@@ -129,8 +168,9 @@ def test_a_queue_of_stopped_vehicles_becomes_a_hazard_for_those_behind() -> None
 def test_out_of_range_updates_are_dead_lettered_and_the_rest_merged(bad: dict, reason: str) -> None:
     e = engine()
     st = e.region(4)
-    out = e.on_telemetry(4, frame(4, [upd("good1", 36.0, t=1), upd("bad", 37.0, t=1, **bad), upd("good2", 38.0, t=1)]),
-                         st)
+    out = e.on_telemetry(
+        4, frame(4, [upd("good1", 36.0, t=1), upd("bad", 37.0, t=1, **bad), upd("good2", 38.0, t=1)]), st
+    )
     assert set(st.members.value) == {"good1", "good2"}
     (dead,) = out.dead
     assert dead.reason.startswith(reason)
@@ -141,8 +181,11 @@ def test_out_of_range_updates_are_dead_lettered_and_the_rest_merged(bad: dict, r
 def test_undecodable_and_foreign_records_are_dead_lettered_whole() -> None:
     e = engine()
     st = e.region(0)
-    for raw, reason in ((b"\x00garbage", "undecodable"), (b"\xc3\x01" + b"\x11" * 8 + b"x", "unknown-schema"),
-                        (hazard(3.0), "wrong-message-type")):
+    for raw, reason in (
+        (b"\x00garbage", "undecodable"),
+        (b"\xc3\x01" + b"\x11" * 8 + b"x", "unknown-schema"),
+        (hazard(3.0), "wrong-message-type"),
+    ):
         (dead,) = e.on_telemetry(0, raw, st).dead
         assert dead.value == raw and dead.reason.startswith(reason)
 

@@ -66,7 +66,7 @@ ADVISORY_RECORD = {
         (TELEMETRY, TELEMETRY_RECORD),
         (HAZARD, HAZARD_RECORD),
         (ADVISORY, ADVISORY_RECORD),
-        (FRAME, {"region_id": 1, "frame_seq": 3, "sent_at": 9, "updates": [TELEMETRY_RECORD] * 3}),
+        (FRAME, {"region_id": 1, "frame_seq": 3, "event_time": 8, "sent_at": 9, "updates": [TELEMETRY_RECORD] * 3}),
     ],
     ids=["telemetry", "hazard", "advisory", "frame"],
 )

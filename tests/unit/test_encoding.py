@@ -68,15 +68,28 @@ def test_records_decode_to_the_batch(data: tuple[TelemetryBatch, np.ndarray]) ->
 @given(batches(), st.integers(0, 2**40), st.integers(0, 2**45))
 def test_frames_group_by_region_and_decode_to_the_batch(data, frame_seq: int, sent_at: int) -> None:
     batch, hlc = data
-    frames = TelemetryEncoder().encode(batch, hlc).frames(frame_seq, sent_at)
+    frames = TelemetryEncoder().encode(batch, hlc).frames(frame_seq, batch.event_time_ms, sent_at)
     assert set(frames) == set(batch.region.tolist())
     seen = 0
     for region, raw in frames.items():
         frame = CODEC.decode(raw, FRAME)
         assert (frame["region_id"], frame["frame_seq"], frame["sent_at"]) == (region, frame_seq, sent_at)
+        assert frame["event_time"] == batch.event_time_ms
         rows = np.flatnonzero(batch.region == region)
         assert len(frame["updates"]) == len(rows)
         for i, upd in zip(rows, frame["updates"], strict=True):
             _expect(batch, hlc, int(i), upd)
         seen += len(rows)
     assert seen == len(batch)
+
+
+def test_an_empty_frame_is_a_valid_frame_with_no_updates() -> None:
+    from producers.encoding import empty_frame
+
+    assert CODEC.decode(empty_frame(3, 7, 1_000, 2_000), FRAME) == {
+        "region_id": 3,
+        "frame_seq": 7,
+        "event_time": 1_000,
+        "sent_at": 2_000,
+        "updates": [],
+    }

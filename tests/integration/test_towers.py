@@ -1,0 +1,208 @@
+"""Tower workers (`faust -A towers.app worker`) on the real broker: advice, recovery, replay, dead letters."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from pipeline.admin import ensure_topics
+from pipeline.cli.hazard_cmd import hazard_record
+from pipeline.corridor import load_corridor
+from pipeline.messages import CODEC, FRAME, HAZARD
+from pipeline.topics import Topics
+from producers.drive import DriveConfig, drive
+from producers.encoding import empty_frame
+from producers.fleet import Fleet, FleetConfig
+from producers.listener import AdvisoryListener
+from producers.sink import TelemetrySink
+from tests.conftest import REPO
+from tests.integration.test_producers import read_all
+from tests.towers.workers import TowerWorker
+
+pytestmark = pytest.mark.integration
+CORRIDOR = load_corridor()
+
+
+def tower_env(bootstrap: str, prefix: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        CORRIDOR_TOPIC_PREFIX=prefix,
+        PYTHONPATH=str(REPO),
+        CORRIDOR_TOWER_OFFSET_RESET="earliest",
+    )
+
+
+@pytest.fixture(scope="module")
+def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TowerWorker, Topics]]:
+    """One worker serving all nine regions, shared by the tests that do not kill it."""
+    prefix = f"tw{uuid.uuid4().hex[:8]}"
+    topics = Topics(regions=len(CORRIDOR.regions), prefix=prefix)
+    ensure_topics(stack.settings.bootstrap_servers, topics.specs())
+    tmp = tmp_path_factory.mktemp("towers")
+    worker = TowerWorker(tower_env(stack.settings.bootstrap_servers, prefix), tmp / "data", tmp / "worker.log").start()
+    worker.wait_for_regions(9)
+    yield worker, topics
+    worker.stop()
+
+
+def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towers) -> None:
+    worker, topics = towers
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=900, seed=21), start_ms=int(time.time() * 1000))
+    listener = AdvisoryListener(bootstrap, topics.advisories, 9, keep_history=True)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    hid = f"hz-{uuid.uuid4().hex[:6]}"
+    sent: list[str] = []
+
+    def report_hazard(sim_s: float) -> None:
+        if sim_s >= 6 and not sent:
+            rec = hazard_record(35.5, "ANIMAL", "NORTHBOUND", 6, fleet.start_ms + int(sim_s * 1000), 600, hid, "t")
+            producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), b"4", rec["region_id"])
+            producer.flush(10)
+            sent.append(hid)
+
+    try:
+        drive(
+            fleet,
+            TelemetrySink(bootstrap),
+            topics,
+            DriveConfig(hz=1, duration_s=24, speedup=4),
+            listener,
+            before_tick=report_hazard,
+        )
+    finally:
+        listener.close()
+    about = [a for a in listener.stats.history if a["hazard_id"] == hid]
+    regions = {a["region_id"] for a in about if a["action"] in ("SLOW_DOWN", "STOP")}
+    assert {3, 4} <= regions, f"advice came from regions {regions}:\n{worker.tail()}"
+    assert all(a["direction"] == "NORTHBOUND" for a in about)
+    upstream = [a for a in about if a["region_id"] == 3]
+    assert all(a["tower"] == "tower-03" for a in upstream), "region 3's own tower advised, from tower-sync"
+    speeds = {a["target_vehicle"]: a["target_speed_mps"] for a in about if a["action"] == "SLOW_DOWN"}
+    assert speeds and max(speeds.values()) < 31.3, "advised below the 70 mph limit"
+
+
+def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:
+    worker, topics = towers
+    before = (worker.state() or {}).get("counts", {}).get("updates", 0)
+    now = int(time.time() * 1000)
+    good = {
+        "vehicle_id": "veh-9990001",
+        "seq": 0,
+        "event_time": now,
+        "hlc": now << 16,
+        "lat": 39.0,
+        "lon": -86.5,
+        "route_km": 5.0,
+        "direction": "NORTHBOUND",
+        "lane": 0,
+        "heading_deg": 0.0,
+        "speed_mps": 20.0,
+        "accel_mps2": 0.0,
+        "brake": False,
+        "energy_pct": 50.0,
+        "region_id": 0,
+    }
+    nan = {**good, "vehicle_id": "veh-9990002", "speed_mps": float("nan")}
+
+    def frame(updates: list[dict]) -> bytes:
+        return CODEC.encode(
+            FRAME, {"region_id": 0, "frame_seq": 0, "event_time": now, "sent_at": now, "updates": updates}
+        )
+
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for value in (frame([good]), b"\xde\xad\xbe\xef not avro", frame([nan, {**good, "seq": 1}]), frame([])):
+        producer.produce(topics.telemetry, value, b"0", 0)
+    producer.flush(10)
+    dead = read_all(bootstrap, topics.dead_letter, 2, timeout=30)
+    reasons = sorted(dict(m.headers())["reason"].decode().split(":")[0] for m in dead)
+    assert reasons == ["not-a-number", "undecodable"], reasons
+    assert any(m.value() == b"\xde\xad\xbe\xef not avro" for m in dead), "the original bytes are kept"
+    deadline = time.monotonic() + 20
+    while (worker.state() or {}).get("counts", {}).get("updates", 0) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.state()["counts"]["updates"] >= before + 2
+    assert worker.proc.poll() is None, "the worker is still running"
+
+
+def test_every_changelog_write_lands_on_its_source_partition(bootstrap: str, towers) -> None:
+    """Co-partitioning: the state of region r lives on partition r of every changelog."""
+    _, topics = towers
+    app_id = f"{topics.prefix}-towers"
+    checked = 0
+    for table in ("members", "vehicles"):
+        for m in read_all(bootstrap, f"{app_id}-{table}-changelog", 9, timeout=20):
+            assert int(json.loads(m.key()).split(":")[0]) == m.partition()
+            checked += 1
+    assert checked >= 9
+
+
+def _settle(bootstrap: str, topics: Topics, worker: TowerWorker, ticks: int = 4) -> dict:
+    """Empty frames to every region until a flush has written everything, then the tables' digest."""
+    producer = Producer({"bootstrap.servers": bootstrap})
+    now = int(time.time() * 1000)
+    for k in range(ticks):
+        for r in range(topics.regions):
+            producer.produce(topics.telemetry, empty_frame(r, 10_000 + k, now, now), str(r).encode(), r)
+        producer.flush(10)
+        time.sleep(0.7)
+    time.sleep(1.0)
+    return worker.state()["regions"]
+
+
+def test_a_killed_worker_recovers_its_tables_from_the_changelog(bootstrap: str, stack, tmp_path: Path) -> None:
+    prefix = f"tk{uuid.uuid4().hex[:8]}"
+    topics = Topics(regions=9, prefix=prefix)
+    ensure_topics(bootstrap, topics.specs())
+    env = tower_env(bootstrap, prefix)
+    worker = TowerWorker(env, tmp_path / "a", tmp_path / "a.log").start()
+    worker.wait_for_regions(9)
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=300, seed=31), start_ms=int(time.time() * 1000))
+    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=10, speedup=5))
+    before = _settle(bootstrap, topics, worker)
+    assert sum(r["members"] for r in before.values()) > 250
+    worker.stop(signal.SIGKILL)
+    # A new data directory: nothing local survives, the changelog alone must restore the tables.
+    again = TowerWorker(env, tmp_path / "b", tmp_path / "b.log").start()
+    try:
+        after = again.wait_for_regions(9)["regions"]
+        assert after == before, again.tail()
+    finally:
+        again.stop()
+
+
+def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstrap: str, stack, tmp_path: Path) -> None:
+    prefix = f"tr{uuid.uuid4().hex[:8]}"
+    topics = Topics(regions=9, prefix=prefix)
+    ensure_topics(bootstrap, topics.specs())
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=200, seed=41), start_ms=int(time.time() * 1000))
+    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=8, speedup=0))
+    env = tower_env(bootstrap, prefix)
+    worker = TowerWorker(env, tmp_path / "d", tmp_path / "w.log").start()
+    worker.wait_for_regions(9)
+    first = _settle(bootstrap, topics, worker)
+    worker.stop()
+    group = f"{prefix}-towers"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    rewind = [TopicPartition(topics.telemetry, p, 0) for p in range(9)]
+    for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, rewind)]).values():
+        fut.result(30)
+    worker = TowerWorker(env, tmp_path / "d", tmp_path / "w.log").start()
+    try:
+        worker.wait_for_regions(9)
+        second = _settle(bootstrap, topics, worker)
+        assert second == first, worker.tail()
+    finally:
+        worker.stop()
+    _ = Consumer  # the group is left for inspection with `corridor kafka consumer-groups`
