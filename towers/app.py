@@ -5,8 +5,12 @@ the regions. This module is the I/O edge: it reads settings from the environment
 tables, agents and timers to `TowerEngine`, and sends what the engine returns.
 
 Guarantees (at-least-once, made harmless by CRDT merges):
-- source events are acknowledged (so their offsets committed) only after the table writes that
-  cover them were handed to Faust's changelog producer, so a crash replays, never skips;
+- hazards are written to their table before their event is acknowledged;
+- vehicle state is written every `flush_interval_s` (0.5 s): a crash can lose at most that much of
+  latest-state updates, which the vehicles' next messages (1 Hz and up) restore; expiry and
+  membership are recomputed from telemetry, so they heal the same way. Holding acknowledgements
+  back until a flush was tried and dropped: Faust waits for unacknowledged events before every
+  rebalance and shutdown, and a quiet partition would stall both;
 - producers use acks=all and idempotence; tables are changelog-backed, on RocksDB (rocksdict);
 - a replayed or duplicated record finds its state newer already and changes nothing.
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,9 @@ app = TowerApp(
     producer_acks=-1,
     consumer_auto_offset_reset=os.environ.get("CORRIDOR_TOWER_OFFSET_RESET", "earliest"),
     broker_commit_interval=1.0,
+    # A killed worker's partitions move to the others after this long (Faust's default is 60 s).
+    broker_session_timeout=float(os.environ.get("CORRIDOR_TOWER_SESSION_TIMEOUT_S", "10")),
+    broker_heartbeat_interval=float(os.environ.get("CORRIDOR_TOWER_HEARTBEAT_S", "3")),
     web_bind="127.0.0.1",  # loopback only, like the rest of the stack
     web_port=int(os.environ.get("CORRIDOR_TOWER_WEB_PORT", "6066")),
 )
@@ -96,7 +102,6 @@ _producer = Producer(
     }
 )
 _sync_consumer: Consumer | None = None
-_pending: dict[int, list[Any]] = defaultdict(list)
 
 
 def _load(r: int) -> RegionState | None:
@@ -125,27 +130,23 @@ def _emit(out: Outbox, source: Any = None) -> None:
     _producer.poll(0)
 
 
-async def _flush_and_ack(stream: Any, r: int) -> None:
-    """Write the region's changed table values, then acknowledge the events they cover."""
+def _flush(r: int) -> None:
+    """Write the region's changed table values (inside the stream iteration: Faust sends each write
+    to the changelog partition of the event being processed, which is region r's)."""
     for table_name, writes in engine.flush(r, time.monotonic()).items():
         table = TABLES[table_name]
         for key, value in writes:
             table[key] = value
-    events, _pending[r] = _pending[r], []
-    for event in events:
-        await stream.ack(event)
 
 
 @app.agent(telemetry_topic)
 async def telemetry(stream: Any) -> None:
-    manual = stream.noack()
-    async for event in manual.events():
+    async for event in stream.events():
         r = event.message.partition
         st = engine.region(r, _load)
         _emit(engine.on_telemetry(r, event.value, st), event.message)
-        _pending[r].append(event)
         if engine.flush_due(r, time.monotonic()):
-            await _flush_and_ack(manual, r)
+            _flush(r)
 
 
 @app.agent(hazards_topic)
