@@ -64,7 +64,9 @@ class TowerApp(faust.App):
 
 
 app = TowerApp(
-    f"{settings.topic_prefix}-towers",
+    # The app id names the consumer group and the changelog topics; a suffix runs a second,
+    # independent set of towers over the same topics (benchmarks, replays).
+    f"{settings.topic_prefix}-towers{os.environ.get('CORRIDOR_TOWER_APP_SUFFIX', '')}",
     broker=";".join(f"corridor://{hp}" for hp in settings.bootstrap_servers.split(",")),
     store=os.environ.get("CORRIDOR_TOWER_STORE", STORE),
     topic_partitions=REGIONS,

@@ -28,6 +28,9 @@ class TowerConfig:
     queue_span_km: float = 0.5
     #: SPEED_UP when a vehicle runs below this share of its carriageway's mean speed with a clear road
     slow_share: float = 0.6
+    #: … and the road counts as clear when the next vehicle ahead is further than both of these
+    clear_gap_m: float = 150.0
+    clear_headway_s: float = 4.0
     #: the same advice to the same vehicle is not repeated within this long (event time)
     cooldown_s: float = 5.0
     #: how long an advisory stays valid after issue (event time)

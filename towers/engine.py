@@ -7,7 +7,9 @@ outbox with a reason: nothing is dropped silently and nothing raises past it.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -88,7 +90,7 @@ class TowerEngine:
             st.members.merge_in(decode_state(members))  # type: ignore[arg-type]
         for b, raw in enumerate(buckets):
             if raw is not None:
-                st.buckets[b].merge_in(decode_state(raw))  # type: ignore[arg-type]
+                st.load_bucket(b, raw)
         if hazards is not None:
             st.hazards.merge_in(decode_state(hazards))  # type: ignore[arg-type]
         st.watermark_ms = max((v["et"] for v in st.vehicles().values()), default=0)
@@ -133,12 +135,10 @@ class TowerEngine:
             return out
         self.counts["updates"] += len(good)
         self.clock.receive(max(u["hlc"] for u in good))
-        arrivals = st.apply(good)
+        accepted, arrivals = st.apply(good)
         if arrivals:
             self.publisher.note_arrivals(r, [(v, st.entry_ts(v)) for v in arrivals])
-        latest = {u["vehicle_id"]: u for u in good}
-        vehicles = [(vid, st.vehicle(vid), u["hlc"]) for vid, u in latest.items() if st.vehicle(vid) is not None]
-        self._advise(r, st, vehicles, out, trigger_hlc=None)
+        self._advise(r, st, accepted, out, trigger_hlc=None)
         return out
 
     # ---- hazards ----------------------------------------------------------------------------
@@ -232,7 +232,7 @@ class TowerEngine:
         agg = st.aggregates(self.cfg.stopped_mps)
         self.mean_speed[r] = (agg.mean_speed_nb, agg.mean_speed_sb)
         buckets, members_dirty, hazards_dirty = st.take_dirty()
-        writes: TableWrites = {"vehicles": [(f"{r}:{b}", encode_state(st.buckets[b])) for b in buckets]}
+        writes: TableWrites = {"vehicles": [(f"{r}:{b}", st.bucket_bytes(b)) for b in buckets]}
         if members_dirty:
             writes["members"] = [(str(r), encode_state(st.members))]
         if hazards_dirty:
@@ -282,16 +282,22 @@ class TowerEngine:
         now = self._event_now(r)
         hazards = self.view.hazards_near(r, now)
         hazards.update(st.active_hazards(now))
+        positions: dict[bool, list[float]] = {}
+
+        def gap_ahead_km(nb: bool, km: float) -> float:
+            # Built on first use: most frames advise nobody to speed up.
+            if not positions:
+                everyone = st.vehicles().values()
+                positions[True] = sorted(s["km"] for s in everyone if s["nb"])
+                positions[False] = sorted(-s["km"] for s in everyone if not s["nb"])
+            ahead, x = positions[nb], km if nb else -km
+            i = bisect.bisect_right(ahead, x + 1e-6)
+            return ahead[i] - x if i < len(ahead) else math.inf
+
         advice = advise(
-            vehicles,
-            hazards,
-            self.mean_speed.get(r, (0.0, 0.0)),
-            self.limit,
-            self.cooldowns[r],
-            self.cfg,
-            now,
-            trigger_hlc,
-        )
+            vehicles, hazards, self.mean_speed.get(r, (0.0, 0.0)), self.limit, self.cooldowns[r], self.cfg, now,
+            trigger_hlc, gap_ahead_km,
+        )  # fmt: skip
         for a in advice:
             out.advisories.append((r, CODEC.encode(ADVISORY, self._advisory(r, st, a, now))))
         self.counts["advisories"] += len(advice)

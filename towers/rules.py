@@ -88,9 +88,11 @@ def advise(
     cfg: TowerConfig,
     now_ms: int,
     trigger_hlc: int | None = None,
+    gap_ahead_km: Callable[[bool, float], float] = lambda nb, km: float("inf"),
 ) -> list[Advice]:
     """Advice for each `(vehicle_id, state, hlc)`; `trigger_hlc` overrides the trigger stamp (a hazard
-    report, rather than the vehicle's own message, caused this evaluation)."""
+    report, rather than the vehicle's own message, caused this evaluation). `gap_ahead_km` tells
+    the distance to the next vehicle ahead on the same carriageway (the "clear road" test)."""
     by_dir = {nb: [(hid, h) for hid, h in hazards.items() if _applies(h, nb)] for nb in (True, False)}
     out: list[Advice] = []
     span = cfg.lookahead_km - cfg.stop_km
@@ -119,6 +121,8 @@ def advise(
             mean = mean_speed[0] if nb else mean_speed[1]
             if not (mean > 0 and v < cfg.slow_share * mean and v < lim):
                 continue
+            if gap_ahead_km(nb, km) * 1000 < max(cfg.clear_gap_m, cfg.clear_headway_s * mean):
+                continue  # slow because the road ahead is busy: nothing to gain
             advice = Advice(
                 vid,
                 nb,

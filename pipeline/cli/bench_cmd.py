@@ -37,12 +37,26 @@ def _producer(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_producer(ctx.obj.bootstrap_servers, quick=quick)
 
 
+def _towers(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.towers import run_throughput
+
+    return run_throughput(ctx.obj.bootstrap_servers, quick=quick)
+
+
+def _latency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.towers import run_latency
+
+    return run_latency(ctx.obj.bootstrap_servers, quick=quick)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
     "producer": _producer,
+    "towers": _towers,
+    "latency": _latency,
 }
-NEEDS_STACK = {"producer"}
+NEEDS_STACK = {"producer", "towers", "latency"}
 
 
 def bench(

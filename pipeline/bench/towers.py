@@ -1,0 +1,249 @@
+"""Tower workers measured on the real broker: throughput (1 and 2 workers, against a bare aiokafka
+loop on the same records) and hazard → advisory latency under background load.
+
+Issue targets: one worker ≥ 20,000 vehicle updates/s; hazard → advisory p99 ≤ 100 ms at 5,000/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from pipeline.admin import delete_topics, ensure_topics
+from pipeline.cli.hazard_cmd import hazard_record
+from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import unpack
+from pipeline.messages import CODEC, HAZARD
+from pipeline.stack.process import ensure_port_free
+from pipeline.topics import Topics
+from producers.drive import DriveConfig, drive
+from producers.fleet import Fleet, FleetConfig
+from producers.listener import AdvisoryListener
+from producers.sink import TelemetrySink
+
+__all__ = ["percentile", "run_latency", "run_throughput"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ensure_port_free(port, "tower web", "-")
+    return port
+
+
+class _Worker:
+    """A `faust -A towers.app worker` process with its own web port and data directory."""
+
+    def __init__(self, bootstrap: str, prefix: str, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "CORRIDOR_TOPIC_PREFIX": prefix,
+            "CORRIDOR_TOWER_WEB_PORT": str(self.port),
+            "CORRIDOR_TOWER_OFFSET_RESET": "earliest",
+            **(extra_env or {}),
+        }
+        faust = Path(sys.executable).with_name("faust")
+        data = workdir / f"w{self.port}"
+        self.log = open(workdir / f"w{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [str(faust), "--loop", "uvloop", "--datadir", str(data), "-A", "towers.app", "worker", "-l", "warn"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def state(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/corridor/state/", timeout=2) as resp:
+                return json.loads(resp.read())
+        except (OSError, ValueError):
+            return None
+
+    def updates(self) -> int:
+        st = self.state()
+        return int(st["counts"].get("updates", 0)) if st else 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def _aiokafka_baseline(bootstrap: str, topic: str, records: int) -> float:
+    """Records/s of a bare aiokafka `getmany()` loop over the same topic: no decoding, no Faust."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> float:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"base-{uuid.uuid4().hex[:6]}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        seen, t0 = 0, None
+        try:
+            while seen < records:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                if t0 is None and batch:
+                    t0 = time.perf_counter()
+                seen += sum(len(v) for v in batch.values())
+        finally:
+            await consumer.stop()
+        return seen / (time.perf_counter() - (t0 or time.perf_counter()))
+
+    return asyncio.run(run())
+
+
+def _drain(workers: list[_Worker], total: int, timeout: float) -> float:
+    """Updates/s from the first processed update until all `total` were processed."""
+    deadline = time.monotonic() + timeout
+    t0 = n0 = None
+    done = 0
+    while time.monotonic() < deadline:
+        done = sum(w.updates() for w in workers)
+        if t0 is None and done > 0:
+            t0, n0 = time.monotonic(), done
+        if done >= total:
+            break
+        time.sleep(0.25)
+    if t0 is None or n0 is None:
+        return 0.0
+    return (done - n0) / max(time.monotonic() - t0, 1e-6)
+
+
+def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
+    corridor = load_corridor()
+    vehicles, seconds = (10_000, 20) if quick else (20_000, 30)
+    topics = Topics(regions=len(corridor.regions), prefix=f"bt{uuid.uuid4().hex[:6]}")
+    ensure_topics(bootstrap, topics.specs())
+    out: dict[str, Any] = {"vehicles": vehicles}
+    try:
+        fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=5))
+        stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0))
+        total = stats.updates
+        out["updates_in_topic"] = total
+        out["kafka_records_in_topic"] = seconds * topics.regions
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in (1, 2):
+                # Each run is a new consumer group (its own app id) reading the topic from the start.
+                app_env = {"CORRIDOR_TOWER_APP_SUFFIX": f"-b{n}-{uuid.uuid4().hex[:4]}"}
+                workers = [_Worker(bootstrap, topics.prefix, Path(tmp), app_env) for _ in range(n)]
+                try:
+                    out[f"workers_{n}_updates_per_s"] = _drain(workers, total, timeout=300)
+                finally:
+                    for w in workers:
+                        w.stop()
+        base = _aiokafka_baseline(bootstrap, topics.telemetry, seconds * topics.regions)
+        out["aiokafka_records_per_s"] = base
+        out["aiokafka_updates_per_s"] = base * total / (seconds * topics.regions)
+        out["ratio_1_worker_to_aiokafka_updates"] = out["workers_1_updates_per_s"] / out["aiokafka_updates_per_s"]
+    finally:
+        delete_topics(bootstrap, [s.name for s in topics.specs()])
+    return out
+
+
+def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000)) -> dict:
+    """Hazard → advisory latency, wall clock from the hazard's send to the vehicle's receipt, at each
+    background load of vehicle updates/s (vehicles at 1 Hz, real time)."""
+    corridor = load_corridor()
+    out: dict[str, Any] = {}
+    loads = loads[:2] if quick else loads
+    for load in loads:
+        topics = Topics(regions=len(corridor.regions), prefix=f"bl{uuid.uuid4().hex[:6]}")
+        ensure_topics(bootstrap, topics.specs())
+        with tempfile.TemporaryDirectory() as tmp:
+            worker = _Worker(bootstrap, topics.prefix, Path(tmp))
+            try:
+                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 20 if quick else 40)
+            finally:
+                worker.stop()
+                delete_topics(bootstrap, [s.name for s in topics.specs()])
+    return out
+
+
+def _latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: _Worker, load: int, seconds: int) -> dict:
+    deadline = time.monotonic() + 90
+    while (st := worker.state()) is None or not st["recovered"] or len(st["regions"]) < topics.regions:
+        if time.monotonic() > deadline or worker.proc.poll() is not None:
+            raise RuntimeError("tower worker did not start for the latency bench")
+        time.sleep(0.5)
+    fleet = Fleet(corridor, FleetConfig(vehicles=load, seed=9), start_ms=int(time.time() * 1000))
+    listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
+    sent: dict[str, int] = {}
+
+    def hazards(sim_s: float) -> None:
+        # One hazard every 2 s after a 6 s warm-up, at spots spread over the corridor.
+        if sim_s < 6 or int(sim_s) % 2:
+            return
+        km = 4.0 + (len(sent) * 7.3) % 70
+        hid = f"bench-{len(sent)}"
+        rec = hazard_record(km, "OBSTACLE", "BOTH", 6, fleet.start_ms + int(sim_s * 1000), 30, hid, "bench")
+        producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
+        producer.poll(0)
+        sent[hid] = rec["hlc"]
+
+    stats = drive(
+        fleet,
+        TelemetrySink(bootstrap),
+        topics,
+        DriveConfig(hz=1, duration_s=seconds, speedup=1),
+        listener,
+        before_tick=hazards,
+    )
+    listener.close()
+    first: dict[str, float] = {}
+    for adv in listener.stats.history:
+        hid = adv["hazard_id"]
+        if hid in sent and adv["trigger_hlc"] == sent[hid]:
+            latency = adv["received_ms"] - unpack(sent[hid])[0]
+            first[hid] = min(first.get(hid, latency), latency)
+    direct = [
+        adv["received_ms"] - unpack(adv["trigger_hlc"])[0]
+        for adv in listener.stats.history
+        if adv["hazard_id"] in sent and adv["trigger_hlc"] == sent[adv["hazard_id"]]
+    ]
+    return {
+        "updates_per_s": stats.updates_per_s,
+        "hazards": len(sent),
+        "advisories_for_hazards": len(direct),
+        "p50_ms": percentile(direct, 50),
+        "p95_ms": percentile(direct, 95),
+        "p99_ms": percentile(direct, 99),
+        "first_advisory_p99_ms": percentile(list(first.values()), 99),
+        "schedule_lag_s": stats.lag_s,
+        "mean_ms": statistics.fmean(direct) if direct else float("nan"),
+    }
