@@ -87,7 +87,7 @@ telemetry_topic = app.topic(topics.telemetry, key_serializer="raw", value_serial
 hazards_topic = app.topic(topics.hazards, key_serializer="raw", value_serializer="raw", partitions=REGIONS)
 
 # Values are CRDT states in their own Avro encoding (pipeline.crdt.wire): value_type=bytes makes
-# Faust store them raw. Keys are "r" (region) or "r:b" (region, vehicle bucket).
+# Faust store them raw. Keys are "r" (region: hazards) or "r:b" (region, vehicle bucket or member shard).
 members_table = app.Table("members", key_type=str, value_type=bytes, partitions=REGIONS)
 vehicles_table = app.Table("vehicles", key_type=str, value_type=bytes, partitions=REGIONS)
 hazards_table = app.Table("hazards", key_type=str, value_type=bytes, partitions=REGIONS)
@@ -107,10 +107,10 @@ _sync_consumer: Consumer | None = None
 
 
 def _load(r: int) -> RegionState | None:
-    members = members_table.get(str(r))
+    members = [members_table.get(f"{r}:{b}") for b in range(BUCKETS)]
     buckets = [vehicles_table.get(f"{r}:{b}") for b in range(BUCKETS)]
     hazards = hazards_table.get(str(r))
-    if members is None and hazards is None and not any(buckets):
+    if hazards is None and not any(members) and not any(buckets):
         return None
     return engine.restore(r, members, buckets, hazards)
 
@@ -207,19 +207,31 @@ def _digest(r: int) -> dict[str, Any]:
     return {"members": len(st.members), "vehicles": len(vehicles), "hazards": sorted(st.hazards.value), "digest": h}
 
 
+def _owned() -> list[int]:
+    return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
+
+
 @app.page("/corridor/state/")
 async def state_page(web: Any, request: Any) -> Any:
-    """What this worker holds: its regions as their tables have them, counters, sync staleness."""
-    owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
+    """This worker at a glance: its regions, counters, dead letters, sync staleness. Cheap: poll it."""
     now = int(time.time() * 1000)
     return web.json(
         {
             "worker": os.getpid(),
             # Tables are restored from their changelogs before the agents run; until then they read empty.
             "recovered": app.tables.recovery.completed.is_set(),
-            "regions": {str(r): _digest(r) for r in owned},
+            "regions": _owned(),
+            "members": {str(r): len(st.members) for r, st in engine.states.items()},
             "counts": dict(engine.counts),
             "dead_letters": dict(engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()},
         }
+    )
+
+
+@app.page("/corridor/tables/")
+async def tables_page(web: Any, request: Any) -> Any:
+    """A digest of each owned region as its tables hold it (decodes every value: not for polling)."""
+    return web.json(
+        {"recovered": app.tables.recovery.completed.is_set(), "regions": {str(r): _digest(r) for r in _owned()}}
     )

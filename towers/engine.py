@@ -83,11 +83,14 @@ class TowerEngine:
         reg = self.corridor.regions.regions[r]
         return RegionState(region=r, tower=reg.tower, length_km=reg.to_km - reg.from_km)
 
-    def restore(self, r: int, members: bytes | None, buckets: list[bytes | None], hazards: bytes | None) -> RegionState:
+    def restore(
+        self, r: int, members: list[bytes | None], buckets: list[bytes | None], hazards: bytes | None
+    ) -> RegionState:
         """A region's state from its table values (after a restart or a rebalance)."""
         st = self.empty_state(r)
-        if members is not None:
-            st.members.merge_in(decode_state(members))  # type: ignore[arg-type]
+        for b, raw in enumerate(members):
+            if raw is not None:
+                st.members.shards[b].merge_in(decode_state(raw))  # type: ignore[arg-type]
         for b, raw in enumerate(buckets):
             if raw is not None:
                 st.load_bucket(b, raw)
@@ -231,10 +234,10 @@ class TowerEngine:
         self._update_queues(st)
         agg = st.aggregates(self.cfg.stopped_mps)
         self.mean_speed[r] = (agg.mean_speed_nb, agg.mean_speed_sb)
-        buckets, members_dirty, hazards_dirty = st.take_dirty()
+        buckets, member_shards, hazards_dirty = st.take_dirty()
         writes: TableWrites = {"vehicles": [(f"{r}:{b}", st.bucket_bytes(b)) for b in buckets]}
-        if members_dirty:
-            writes["members"] = [(str(r), encode_state(st.members))]
+        if member_shards:
+            writes["members"] = [(f"{r}:{b}", encode_state(st.members.shards[b])) for b in member_shards]
         if hazards_dirty:
             writes["hazards"] = [(str(r), encode_state(st.hazards))]
         return writes

@@ -1,6 +1,7 @@
 """One tower region's swarm state, built from CRDTs, and what a flush writes to the tables.
 
-- `members`: OR-Set of vehicle ids (add-wins; a vehicle seen again after leaving is simply back);
+- `members`: OR-Set of vehicle ids (add-wins; a vehicle seen again after leaving is simply back),
+  sharded like the vehicles so a flush rewrites only the shards that changed;
 - `buckets`: the latest state of each vehicle, LWW by the vehicle's HLC, split into `BUCKETS` maps
   so that a flush writes only the buckets that changed, not the whole region;
 - `hazards`: hazard id → hazard, LWW by HLC; a cleared hazard is a tombstone.
@@ -64,6 +65,54 @@ def bucket_of(vehicle_id: str) -> int:
     return b
 
 
+class Membership:
+    """The swarm as `BUCKETS` OR-Sets, one per vehicle bucket. Each shard tags its dots with its own
+    replica id (`tower#b`), so shards never share a dot and their join is still one valid OR-Set:
+    deltas of different shards can be joined for tower-sync, and `union()` is the whole swarm."""
+
+    __slots__ = ("shards", "tower")
+
+    def __init__(self, tower: str) -> None:
+        self.tower = tower
+        self.shards = [ORSet() for _ in range(BUCKETS)]
+
+    def __contains__(self, vid: str) -> bool:
+        return vid in self.shards[bucket_of(vid)].entries
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+    @property
+    def value(self) -> frozenset[str]:
+        return frozenset().union(*(s.value for s in self.shards))
+
+    def add(self, vid: str) -> ORSet:
+        b = bucket_of(vid)
+        delta = self.shards[b].add(vid, f"{self.tower}#{b}")
+        self.shards[b].merge_in(delta)
+        return delta
+
+    def remove(self, vid: str) -> ORSet:
+        b = bucket_of(vid)
+        delta = self.shards[b].remove(vid)
+        self.shards[b].merge_in(delta)
+        return delta
+
+    def union(self) -> ORSet:
+        out = ORSet()
+        for shard in self.shards:
+            out.merge_in(shard)
+        return out
+
+    def copy(self) -> Membership:
+        out = Membership(self.tower)
+        out.shards = [s.copy() for s in self.shards]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Membership) and self.shards == other.shards
+
+
 @dataclass(frozen=True, slots=True)
 class Aggregates:
     count: int
@@ -82,15 +131,18 @@ class RegionState:
     region: int
     tower: str
     length_km: float
-    members: ORSet = field(default_factory=ORSet)
+    members: Membership = field(init=False)
     buckets: list[LWWMap] = field(default_factory=lambda: [LWWMap() for _ in range(BUCKETS)])
     hazards: LWWMap = field(default_factory=LWWMap)
     watermark_ms: int = 0  # newest event time merged
     dirty_buckets: set[int] = field(default_factory=set)
-    members_dirty: bool = False
+    dirty_members: set[int] = field(default_factory=set)
     hazards_dirty: bool = False
     member_log: DeltaLog[ORSet] = field(default_factory=lambda: DeltaLog(ORSet))
     hazard_log: DeltaLog[LWWMap] = field(default_factory=lambda: DeltaLog(LWWMap))
+
+    def __post_init__(self) -> None:
+        self.members = Membership(self.tower)
 
     # ---- telemetry --------------------------------------------------------------------------
     def apply(self, updates: list[dict[str, Any]]) -> tuple[list[tuple[str, dict[str, Any], int]], list[str]]:
@@ -118,11 +170,9 @@ class RegionState:
             self.dirty_buckets.add(b)
             if u["event_time"] > self.watermark_ms:
                 self.watermark_ms = u["event_time"]
-            if vid not in members.entries:
-                delta = members.add(vid, replica)
-                members.merge_in(delta)
-                self.member_log.record(delta)
-                self.members_dirty = True
+            if vid not in members:
+                self.member_log.record(members.add(vid))
+                self.dirty_members.add(b)
                 arrivals.append(vid)
         return accepted, arrivals
 
@@ -134,11 +184,9 @@ class RegionState:
             return False
         self.buckets[b].entries[vid] = (ts, self.tower, None)
         self.dirty_buckets.add(b)
-        if vid in self.members.entries:
-            delta = self.members.remove(vid)
-            self.members.merge_in(delta)
-            self.member_log.record(delta)
-            self.members_dirty = True
+        if vid in self.members:
+            self.member_log.record(self.members.remove(vid))
+            self.dirty_members.add(b)
         return True
 
     def expire(self, ttl_ms: int, clock: HybridClock) -> list[str]:
@@ -155,7 +203,7 @@ class RegionState:
         """A neighbour reports these vehicles arrived there at these HLCs: drop ours if older."""
         gone = []
         for vid, ts in arrivals:
-            if vid in self.members.entries and self.remove_vehicle(vid, ts):
+            if vid in self.members and self.remove_vehicle(vid, ts):
                 gone.append(vid)
         return gone
 
@@ -221,9 +269,10 @@ class RegionState:
             )
         )
 
-    def take_dirty(self) -> tuple[list[int], bool, bool]:
-        """What changed since the last flush (and forget it: the caller writes it now)."""
-        out = (sorted(self.dirty_buckets), self.members_dirty, self.hazards_dirty)
-        self.dirty_buckets = set()
-        self.members_dirty = self.hazards_dirty = False
+    def take_dirty(self) -> tuple[list[int], list[int], bool]:
+        """Vehicle buckets, member shards and hazards changed since the last flush (and forget it:
+        the caller writes them now)."""
+        out = (sorted(self.dirty_buckets), sorted(self.dirty_members), self.hazards_dirty)
+        self.dirty_buckets, self.dirty_members = set(), set()
+        self.hazards_dirty = False
         return out

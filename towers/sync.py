@@ -33,7 +33,7 @@ class SyncPublisher:
         seq, member_v, hazard_v = self._sent.get(state.region, (0, 0, 0))
         full = seq % self.full_every == 0
         if full:
-            members: ORSet | None = state.members
+            members: ORSet | None = state.members.union()
             hazards: LWWMap | None = state.hazards
         else:
             members = state.member_log.since(member_v)

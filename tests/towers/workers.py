@@ -34,12 +34,18 @@ class TowerWorker:
             )
         return self
 
-    def state(self) -> dict[str, Any] | None:
+    def state(self, page: str = "state") -> dict[str, Any] | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/corridor/state/", timeout=2) as resp:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/corridor/{page}/", timeout=10) as resp:
                 return json.loads(resp.read())
         except (OSError, ValueError):
             return None
+
+    def tables(self) -> dict[str, Any]:
+        """Digest of each owned region's tables."""
+        st = self.state("tables")
+        assert st is not None, self.tail()
+        return st["regions"]
 
     def wait_for_regions(self, n: int, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
