@@ -45,14 +45,19 @@ class FleetConfig:
     desired_speed_spread: float = 0.08  # drivers' desired speed: limit × N(1, spread)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Obstacle:
-    """Something blocking every lane of a carriageway at `km` between `start_s` and `end_s`."""
+    """Something on the road at `km` between `start_s` and `end_s` (`end_s` may be moved to clear it).
+
+    `pass_speed_mps` 0 blocks every lane of the carriageway; above 0, drivers squeeze past at that
+    speed (an animal on the shoulder, debris, a broken-down car). Either way they only react once it
+    is within `FleetConfig.visibility_m`: slowing down any earlier is what the towers' advice is for."""
 
     km: float
     northbound: bool | None  # None: both carriageways
     start_s: float
     end_s: float
+    pass_speed_mps: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,17 +188,22 @@ class Fleet:
             gap_u = np.empty_like(gap)
             dv_u = np.empty_like(dv)
             gap_u[order], dv_u[order] = gap, dv
+            v0 = self.desired_speed(idx)
             for ob in self.obstacles:
                 if not ob.start_s <= self.t < ob.end_s:
                     continue
                 ob_prog = np.where(nb, ob.km * 1000.0, self._length_m - ob.km * 1000.0)
                 ahead = ob_prog - progress
-                hit = (ahead > -1.0) & (ahead < self.config.visibility_m) & (ahead < gap_u)
+                seen = (ahead > -30.0) & (ahead < self.config.visibility_m)
                 if ob.northbound is not None:
-                    hit &= nb == ob.northbound
-                gap_u = np.where(hit, np.maximum(ahead, 0.0), gap_u)
-                dv_u = np.where(hit, v, dv_u)
-            v0 = self.desired_speed(idx)
+                    seen &= nb == ob.northbound
+                if ob.pass_speed_mps <= 0:  # a wall: a stationary leader
+                    hit = seen & (ahead > -1.0) & (ahead < gap_u)
+                    gap_u = np.where(hit, np.maximum(ahead, 0.0), gap_u)
+                    dv_u = np.where(hit, v, dv_u)
+                else:  # drivers brake to the passing speed, harder the later they see it
+                    ramp = ob.pass_speed_mps + np.maximum(ahead, 0.0) / self.config.visibility_m * 10.0
+                    v0 = np.where(seen, np.minimum(v0, ramp), v0)
             stop = (self.adv_action[idx] == Action.STOP) & (self.adv_until[idx] > self.t)
             v0 = np.where(stop, 0.0, v0)
             acc = idm_accel(v, v0, gap_u, dv_u, p)

@@ -221,7 +221,9 @@ async def state_page(web: Any, request: Any) -> Any:
             # Tables are restored from their changelogs before the agents run; until then they read empty.
             "recovered": app.tables.recovery.completed.is_set(),
             "regions": _owned(),
-            "members": {str(r): len(st.members) for r, st in engine.states.items()},
+            "members": {str(r): len(engine.states[r].members) for r in _owned() if r in engine.states},
+            # member counts of every region as this worker heard them through tower-sync
+            "view_members": {str(r): n.member_count for r, n in engine.view.regions.items()},
             "counts": dict(engine.counts),
             "dead_letters": dict(engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()},

@@ -32,6 +32,8 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("crdt", "lww_map_single_delta_us"): Target("<=", 5, "µs"),
     ("fleet", "cpu_ms_per_sim_s"): Target("<=", 100, "ms"),
     ("producer", "records_records_per_s"): Target(">=", 50_000, "msg/s"),
+    ("towers", "workers_1_updates_per_s"): Target(">=", 20_000, "updates/s"),
+    ("latency", "load_5000.p99_ms"): Target("<=", 100, "ms"),
 }
 
 
@@ -59,7 +61,7 @@ def render(results: dict[str, dict[str, Any]], console: Console) -> None:
     for section, metrics in results.items():
         if section == "machine":
             continue
-        for metric, value in metrics.items():
+        for metric, value in _flatten(metrics).items():
             target = TARGETS.get((section, metric))
             shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
             verdict = ""
@@ -73,6 +75,16 @@ def render(results: dict[str, dict[str, Any]], console: Console) -> None:
     console.print(
         f"machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}, {m.get('date')}"
     )
+
+
+def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pipeline.cli.hazard_cmd import hazard_record
 from pipeline.corridor import load_corridor
 from pipeline.messages import CODEC, FRAME, HAZARD
 from pipeline.topics import Topics
+from pipeline.workers import TowerProcess
 from producers.drive import DriveConfig, drive
 from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
@@ -26,7 +26,6 @@ from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
 from tests.integration.test_producers import read_all
-from tests.towers.workers import TowerWorker
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
@@ -43,14 +42,14 @@ def tower_env(bootstrap: str, prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TowerWorker, Topics]]:
+def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TowerProcess, Topics]]:
     """One worker serving all nine regions, shared by the tests that do not kill it."""
     prefix = f"tw{uuid.uuid4().hex[:8]}"
     topics = Topics(regions=len(CORRIDOR.regions), prefix=prefix)
     ensure_topics(stack.settings.bootstrap_servers, topics.specs())
     tmp = tmp_path_factory.mktemp("towers")
-    worker = TowerWorker(tower_env(stack.settings.bootstrap_servers, prefix), tmp / "data", tmp / "worker.log").start()
-    worker.wait_for_regions(9)
+    worker = TowerProcess(tower_env(stack.settings.bootstrap_servers, prefix), tmp / "data", tmp / "worker.log").start()
+    worker.wait_ready(9)
     yield worker, topics
     worker.stop()
 
@@ -93,7 +92,7 @@ def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towe
 
 def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:
     worker, topics = towers
-    before = (worker.state() or {}).get("counts", {}).get("updates", 0)
+    before = (worker.page() or {}).get("counts", {}).get("updates", 0)
     now = int(time.time() * 1000)
     good = {
         "vehicle_id": "veh-9990001",
@@ -128,10 +127,10 @@ def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bo
     assert reasons == ["not-a-number", "undecodable"], reasons
     assert any(m.value() == b"\xde\xad\xbe\xef not avro" for m in dead), "the original bytes are kept"
     deadline = time.monotonic() + 20
-    while (worker.state() or {}).get("counts", {}).get("updates", 0) < before + 2 and time.monotonic() < deadline:
+    while (worker.page() or {}).get("counts", {}).get("updates", 0) < before + 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert worker.state()["counts"]["updates"] >= before + 2
-    assert worker.proc.poll() is None, "the worker is still running"
+    assert worker.page()["counts"]["updates"] >= before + 2
+    assert worker.alive, "the worker is still running"
 
 
 def test_every_changelog_write_lands_on_its_source_partition(bootstrap: str, towers) -> None:
@@ -146,7 +145,7 @@ def test_every_changelog_write_lands_on_its_source_partition(bootstrap: str, tow
     assert checked >= 9
 
 
-def _settle(bootstrap: str, topics: Topics, worker: TowerWorker, ticks: int = 4) -> dict:
+def _settle(bootstrap: str, topics: Topics, worker: TowerProcess, ticks: int = 4) -> dict:
     """Empty frames to every region until a flush has written everything, then the tables' digest."""
     producer = Producer({"bootstrap.servers": bootstrap})
     now = int(time.time() * 1000)
@@ -156,7 +155,7 @@ def _settle(bootstrap: str, topics: Topics, worker: TowerWorker, ticks: int = 4)
         producer.flush(10)
         time.sleep(0.7)
     time.sleep(1.0)
-    return worker.tables()
+    return worker.page("tables")["regions"]
 
 
 def test_a_killed_worker_recovers_its_tables_from_the_changelog(bootstrap: str, stack, tmp_path: Path) -> None:
@@ -164,18 +163,18 @@ def test_a_killed_worker_recovers_its_tables_from_the_changelog(bootstrap: str, 
     topics = Topics(regions=9, prefix=prefix)
     ensure_topics(bootstrap, topics.specs())
     env = tower_env(bootstrap, prefix)
-    worker = TowerWorker(env, tmp_path / "a", tmp_path / "a.log").start()
-    worker.wait_for_regions(9)
+    worker = TowerProcess(env, tmp_path / "a", tmp_path / "a.log").start()
+    worker.wait_ready(9)
     fleet = Fleet(CORRIDOR, FleetConfig(vehicles=300, seed=31), start_ms=int(time.time() * 1000))
     drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=10, speedup=5))
     before = _settle(bootstrap, topics, worker)
     assert sum(r["members"] for r in before.values()) > 250
-    worker.stop(signal.SIGKILL)
+    worker.kill()
     # A new data directory: nothing local survives, the changelog alone must restore the tables.
-    again = TowerWorker(env, tmp_path / "b", tmp_path / "b.log").start()
+    again = TowerProcess(env, tmp_path / "b", tmp_path / "b.log").start()
     try:
-        again.wait_for_regions(9)
-        after = again.tables()
+        again.wait_ready(9)
+        after = again.page("tables")["regions"]
         assert after == before, again.tail()
     finally:
         again.stop()
@@ -188,8 +187,8 @@ def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstr
     fleet = Fleet(CORRIDOR, FleetConfig(vehicles=200, seed=41), start_ms=int(time.time() * 1000))
     drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=8, speedup=0))
     env = tower_env(bootstrap, prefix)
-    worker = TowerWorker(env, tmp_path / "d", tmp_path / "w.log").start()
-    worker.wait_for_regions(9)
+    worker = TowerProcess(env, tmp_path / "d", tmp_path / "w.log").start()
+    worker.wait_ready(9)
     first = _settle(bootstrap, topics, worker)
     worker.stop()
     group = f"{prefix}-towers"
@@ -199,9 +198,9 @@ def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstr
     rewind = [TopicPartition(topics.telemetry, p, 0) for p in range(9)]
     for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, rewind)]).values():
         fut.result(30)
-    worker = TowerWorker(env, tmp_path / "d", tmp_path / "w.log").start()
+    worker = TowerProcess(env, tmp_path / "d", tmp_path / "w.log").start()
     try:
-        worker.wait_for_regions(9)
+        worker.wait_ready(9)
         second = _settle(bootstrap, topics, worker)
         assert second == first, worker.tail()
     finally:

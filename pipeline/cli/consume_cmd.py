@@ -1,0 +1,106 @@
+"""`corridor consume TOPIC`: the console consumer that understands corridor's Avro, as JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from typing import Annotated, Any
+
+import typer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from pipeline.codec import CodecError
+from pipeline.config import Settings
+from pipeline.crdt import decode_state
+from pipeline.errors import ConfigError, StackError
+from pipeline.messages import CODEC, FRAME, SYNC
+
+__all__ = ["consume", "records_of"]
+
+
+def records_of(value: bytes) -> list[dict[str, Any]]:
+    """The JSON-able records in one Kafka value: a frame becomes one line per vehicle update."""
+    writer = CODEC.writer_of(value)
+    rec = CODEC.decode(value)
+    if writer is FRAME:
+        return [{"_frame": rec["frame_seq"], **u} for u in rec["updates"]]
+    if writer is SYNC:
+        for key in ("members", "hazards"):
+            if rec[key] is not None:
+                rec[key] = decode_state(rec[key]).to_record()
+    return [rec]
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.hex()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return str(obj)
+
+
+def consume(
+    ctx: typer.Context,
+    topic: Annotated[
+        str, typer.Argument(help="topic name, or a short one: telemetry, hazards, advisories, tower-sync, dead-letter")
+    ],
+    from_beginning: Annotated[bool, typer.Option(help="start at the oldest record (default: only new ones)")] = False,
+    follow: Annotated[bool, typer.Option(help="keep reading new records (default: stop at the end)")] = False,
+    region: Annotated[int | None, typer.Option(help="only this tower region (partition)")] = None,
+    vehicle: Annotated[str | None, typer.Option(help="only records about this vehicle id")] = None,
+    max_records: Annotated[int | None, typer.Option(help="stop after this many lines")] = None,
+) -> None:
+    """Print a topic's records as JSON lines, decoded with corridor's schemas (frames one line per vehicle)."""
+    settings: Settings = ctx.obj
+    short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter"}
+    name = f"{settings.topic_prefix}.{topic}" if topic in short else topic
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"consume-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "log_level": 0})  # fmt: skip
+    try:
+        meta = consumer.list_topics(name, timeout=10).topics.get(name)
+    except KafkaException as exc:
+        raise StackError(f"Kafka at {settings.bootstrap_servers} did not answer: {exc.args[0].str()}") from None
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise ConfigError(f"topic {name} does not exist (list them with `corridor kafka topics --list`)")
+    parts = sorted(meta.partitions) if region is None else [region]
+    if region is not None and region not in meta.partitions:
+        raise ConfigError(f"topic {name} has no partition {region} (0–{len(meta.partitions) - 1})")
+    start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in parts}
+    consumer.assign([TopicPartition(name, p, start) for p in parts])
+    printed, idle_since = 0, time.monotonic()
+    try:
+        while max_records is None or printed < max_records:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                done = not follow and (
+                    not from_beginning
+                    or all(consumer.position([TopicPartition(name, p)])[0].offset >= ends[p] for p in parts)
+                )
+                if done and time.monotonic() - idle_since > 1.0:
+                    break
+                continue
+            idle_since = time.monotonic()
+            if msg.error() is not None:
+                continue
+            meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
+            try:
+                lines = records_of(msg.value())
+            except (CodecError, Exception) as exc:  # a dead letter is, by definition, not decodable
+                headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
+                raw = msg.value()
+                lines = [{"_undecodable": str(exc), "_headers": headers, "_bytes": len(raw), "_head": raw[:32].hex()}]
+            for line in lines:
+                if vehicle is not None and vehicle not in (line.get("vehicle_id"), line.get("target_vehicle")):
+                    continue
+                sys.stdout.write(json.dumps({**meta_fields, **line}, default=_jsonable) + "\n")
+                printed += 1
+                if max_records is not None and printed >= max_records:
+                    break
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        consumer.close()

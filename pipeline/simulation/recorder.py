@@ -1,0 +1,82 @@
+"""What a run leaves for its report: trajectories, hazard passages, advice, load. Pure (NumPy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from producers.fleet import Fleet, Obstacle
+
+__all__ = ["HazardTrack", "Recorder"]
+
+APPROACH_KM = (0.2, 0.4)  # "before reaching it": speeds measured 200–400 m upstream of a hazard
+
+
+@dataclass
+class HazardTrack:
+    """How traffic met one hazard while it was on the road."""
+
+    hazard_id: str
+    km: float
+    northbound: bool | None
+    start_s: float
+    end_s: float = float("inf")
+    passing_mps: list[float] = field(default_factory=list)  # speed of each vehicle passing its position
+    approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
+
+
+class Recorder:
+    def __init__(self, regions: int, max_points: int = 400_000) -> None:
+        self.regions = regions
+        self.max_points = max_points
+        self.t: list[npt.NDArray[np.float64]] = []
+        self.km: list[npt.NDArray[np.float64]] = []
+        self.v: list[npt.NDArray[np.float64]] = []
+        self.nb: list[npt.NDArray[np.bool_]] = []
+        self.load: list[npt.NDArray[np.int64]] = []  # updates per region per tick
+        self.load_t: list[float] = []
+        self.hazards: dict[str, HazardTrack] = {}
+        self._prev_km: npt.NDArray[np.float64] | None = None
+        self._prev_active: npt.NDArray[np.bool_] | None = None
+        self.points = 0
+
+    def hazard_on(self, hazard_id: str, ob: Obstacle) -> None:
+        self.hazards[hazard_id] = HazardTrack(hazard_id, ob.km, ob.northbound, ob.start_s)
+
+    def hazard_off(self, hazard_id: str, t: float) -> None:
+        if hazard_id in self.hazards:
+            self.hazards[hazard_id].end_s = t
+
+    def tick(self, fleet: Fleet) -> None:
+        idx = np.flatnonzero(fleet.active)
+        km, v, nb = fleet.km[idx], fleet.v[idx], fleet.nb[idx]
+        self.load_t.append(fleet.t)
+        self.load.append(np.bincount(fleet.region[idx], minlength=self.regions))
+        if self.points < self.max_points:
+            self.t.append(np.full(len(idx), fleet.t))
+            self.km.append(km.copy())
+            self.v.append(v.copy())
+            self.nb.append(nb.copy())
+            self.points += len(idx)
+        for h in self.hazards.values():
+            if not h.start_s <= fleet.t < h.end_s:
+                continue
+            affected = np.ones(len(idx), bool) if h.northbound is None else nb == h.northbound
+            ahead = np.where(nb, h.km - km, km - h.km)
+            near = affected & (ahead >= APPROACH_KM[0]) & (ahead <= APPROACH_KM[1])
+            h.approach_mps.extend(v[near].tolist())
+            if self._prev_km is not None and self._prev_active is not None:
+                was = self._prev_km[idx]
+                before = np.where(nb, h.km - was, was - h.km)
+                crossed = affected & self._prev_active[idx] & (before > 0) & (ahead <= 0)
+                h.passing_mps.extend(v[crossed].tolist())
+        self._prev_km, self._prev_active = fleet.km.copy(), fleet.active.copy()
+
+    def trajectories(self) -> dict[str, npt.NDArray[Any]]:
+        if not self.t:
+            return {"t": np.zeros(0), "km": np.zeros(0), "v": np.zeros(0), "nb": np.zeros(0, bool)}
+        return {"t": np.concatenate(self.t), "km": np.concatenate(self.km), "v": np.concatenate(self.v),
+                "nb": np.concatenate(self.nb)}  # fmt: skip

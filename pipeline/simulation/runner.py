@@ -1,0 +1,264 @@
+"""One simulation run: stack, topics, tower workers, the fleet, the scenario's events, the report.
+
+Everything this starts, it stops: on success, on error and on Ctrl-C (the report is then marked
+partial). Tower workers get a per-run app id, so a run never resumes an older run's consumer group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from pipeline.admin import ensure_topics
+from pipeline.bench.towers import percentile
+from pipeline.cli.hazard_cmd import hazard_record
+from pipeline.config import Settings
+from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import HybridClock, unpack
+from pipeline.errors import StackError
+from pipeline.messages import CODEC, HAZARD
+from pipeline.simulation.recorder import Recorder
+from pipeline.simulation.report import hazard_summary, write_report
+from pipeline.simulation.scenario import Event, Scenario
+from pipeline.stack import Stack
+from pipeline.topics import Topics
+from pipeline.workers import TowerProcess
+from producers.drive import DriveConfig, DriveStats, drive
+from producers.fleet import Fleet, FleetConfig, Obstacle
+from producers.listener import AdvisoryListener
+from producers.sink import TelemetrySink
+
+__all__ = ["RunResult", "run_scenario"]
+
+PASS_SPEED_MPS = 5.0  # drivers squeeze past a hazard at walking-plus pace
+
+
+@dataclass
+class RunResult:
+    summary: dict[str, Any]
+    paths: dict[str, Path]
+
+
+@dataclass
+class _Run:
+    scenario: Scenario
+    settings: Settings
+    topics: Topics
+    stack: Stack
+    workers: list[TowerProcess]
+    fleet: Fleet
+    recorder: Recorder
+    producer: Producer
+    clock: HybridClock = field(default_factory=HybridClock)
+    pending: list[Event] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)
+    obstacles: dict[str, Obstacle] = field(default_factory=dict)
+    etcd_back_at: float | None = None
+    hazard_hlcs: set[int] = field(default_factory=set)
+
+    def play(self, sim_s: float) -> None:
+        """Fire every event due at `sim_s` (called before each tick)."""
+        while self.pending and self.pending[0].at_s <= sim_s:
+            ev = self.pending.pop(0)
+            self.played.append(f"{sim_s:6.0f} s  {self._fire(ev, sim_s)}")
+        if self.etcd_back_at is not None and sim_s >= self.etcd_back_at:
+            self.stack.etcd.start(attached=True)
+            self.etcd_back_at = None
+            self.played.append(f"{sim_s:6.0f} s  etcd restarted")
+
+    def _fire(self, ev: Event, sim_s: float) -> str:
+        a = ev.args
+        if ev.kind in ("hazard", "clear"):
+            hid = a["id"]
+            if ev.kind == "hazard":
+                nb = None if a["direction"] == "BOTH" else a["direction"] == "NORTHBOUND"
+                ob = Obstacle(a["km"], nb, sim_s, float("inf"), PASS_SPEED_MPS)
+                self.obstacles[hid] = ob
+                self.fleet.obstacles.append(ob)
+                self.recorder.hazard_on(hid, ob)
+                rec = hazard_record(a["km"], a["type"], a["direction"], a["severity"], self._event_ms(sim_s), 600,
+                                    hid, "scenario", clock=self.clock)  # fmt: skip
+                text = f"hazard {hid}: {a['type']} at km {a['km']} ({a['direction']})"
+            else:
+                ob = self.obstacles[hid]
+                ob.end_s = sim_s
+                self.recorder.hazard_off(hid, sim_s)
+                direction = "BOTH" if ob.northbound is None else "NORTHBOUND" if ob.northbound else "SOUTHBOUND"
+                rec = hazard_record(ob.km, "OBSTACLE", direction, 1, self._event_ms(sim_s), 600, hid, "scenario",
+                                    cancelled=True, clock=self.clock)  # fmt: skip
+                text = f"hazard {hid} cleared"
+            self.hazard_hlcs.add(rec["hlc"])
+            self.producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
+                                  rec["region_id"])  # fmt: skip
+            self.producer.flush(10)
+            return text
+        if ev.kind == "kill_worker":
+            self.workers[a["worker"]].kill()
+            return f"tower worker {a['worker']} killed (SIGKILL)"
+        if ev.kind == "restart_worker":
+            self.workers[a["worker"]].start()
+            return f"tower worker {a['worker']} restarted"
+        if self.settings.etcd_external:
+            return "stop_etcd skipped: etcd is external"
+        self.stack.etcd.stop()
+        self.etcd_back_at = sim_s + a["seconds"]
+        return f"etcd stopped for {a['seconds']:.0f} s"
+
+    def _event_ms(self, sim_s: float) -> int:
+        return self.fleet.start_ms + int(sim_s * 1000)
+
+
+def _dead_letter_count(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4().hex[:6]}", "log_level": 0})
+    try:
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions))
+    finally:
+        consumer.close()
+
+
+def _converged(pages: list[dict[str, Any]], regions: int) -> bool:
+    """Every live worker's view of every region's member count agrees with the region's owner."""
+    owners = {}
+    for page in pages:
+        for r, n in page.get("members", {}).items():
+            owners[r] = n
+    if len(owners) < regions:
+        return False
+    return all(page.get("view_members", {}).get(r) == n for page in pages for r, n in owners.items())
+
+
+def run_scenario(
+    scenario: Scenario,
+    settings: Settings,
+    out_dir: Path,
+    on_tick: Callable[[Any], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> RunResult:
+    corridor = load_corridor()
+    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    t_wall = time.monotonic()
+    with contextlib.ExitStack() as cleanup:
+        stack = Stack(settings, attached=True)
+        cleanup.callback(stack.stop_started)
+        stack.up()
+        ensure_topics(settings.bootstrap_servers, topics.specs())
+        dlq_before = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions)
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+               "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
+               "CORRIDOR_TOWER_OFFSET_RESET": "latest"}  # fmt: skip
+        workdir = settings.state_dir.resolve() / "runs" / run_id
+        workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log", name=f"tower worker {i}")
+                   for i in range(scenario.workers)]  # fmt: skip
+        for w in workers:
+            cleanup.callback(w.stop)
+            w.start()
+        _wait_for_assignment(workers, topics.regions)
+        fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
+                      start_ms=int(time.time() * 1000))  # fmt: skip
+        listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions, keep_history=True)
+        cleanup.callback(listener.close)
+        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True,
+                             "linger.ms": 0, "log_level": 3})  # fmt: skip
+        recorder = Recorder(topics.regions)
+        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder, producer,
+                   pending=list(scenario.events))  # fmt: skip
+        sink = TelemetrySink(settings.bootstrap_servers)
+        stats = DriveStats()
+
+        def tick(s: DriveStats) -> None:
+            recorder.tick(fleet)
+            if on_tick is not None:
+                on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": workers,
+                         "run": run})  # fmt: skip
+
+        partial = False
+        try:
+            stats = drive(fleet, sink, topics, DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s,
+                                                           speedup=scenario.speedup),
+                          listener, on_tick=tick, should_stop=should_stop, before_tick=run.play)  # fmt: skip
+            partial = should_stop()
+        except KeyboardInterrupt:
+            partial = True
+            with contextlib.suppress(Exception):
+                sink.flush(10)
+        if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
+            stack.etcd.start(attached=True)
+        time.sleep(min(3.0, 2 * 1.0))  # a sync round so every tower has heard every neighbour
+        pages = [p for w in workers if w.alive and (p := w.page()) is not None]
+        dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
+        summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall)
+        paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
+    return RunResult(summary, paths)
+
+
+def _hazard_latencies(run: _Run, listener: AdvisoryListener) -> list[float]:
+    """Latency of the advisories a hazard report itself triggered (report sent → vehicle received)."""
+    return [a["received_ms"] - unpack(a["trigger_hlc"])[0] for a in listener.stats.history
+            if a["trigger_hlc"] in run.hazard_hlcs]  # fmt: skip
+
+
+def _wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pages = []
+        for w in workers:
+            if not w.alive:
+                raise StackError(f"{w.name} exited during start-up; last lines of {w.log}:\n{w.tail()}")
+            pages.append(w.page())
+        if all(p is not None and p["recovered"] for p in pages):
+            owned = sorted(r for p in pages for r in p["regions"])  # type: ignore[index]
+            if owned == list(range(regions)):
+                return
+        time.sleep(0.3)
+    raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")
+
+
+def _summary(
+    scenario: Scenario,
+    run: _Run,
+    stats: DriveStats,
+    sink: TelemetrySink,
+    listener: AdvisoryListener,
+    pages: list[dict[str, Any]],
+    dead: int,
+    partial: bool,
+    wall_s: float,
+) -> dict[str, Any]:
+    history = listener.stats.history
+    lat_all = listener.stats.latencies_ms
+    lat_hz = _hazard_latencies(run, listener)
+    return {
+        "scenario": {"name": scenario.name, "description": scenario.description, "vehicles": scenario.vehicles,
+                     "hz": scenario.hz, "speedup": scenario.speedup, "duration_s": scenario.duration_s,
+                     "workers": scenario.workers},
+        "partial": partial,
+        "run": {
+            "simulated_s": round(run.fleet.t, 1), "wall_s": round(wall_s, 1), "vehicles_target": scenario.vehicles,
+            "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
+            "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
+            "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),
+            "advisories_received": listener.stats.received, "dead_letters": dead,
+            "towers_converged": _converged(pages, run.topics.regions),
+        },
+        "advisories": {k: v for k, v in sorted(listener.stats.by_action.items())},
+        "latency_ms": {
+            name: {"p50": percentile(vals, 50), "p95": percentile(vals, 95), "p99": percentile(vals, 99),
+                   "n": len(vals)}
+            for name, vals in (("all", lat_all), ("hazard", lat_hz))
+        },
+        "hazards": hazard_summary(run.recorder, history),
+        "towers": [{"worker": p["worker"], "regions": p["regions"], "updates": p["counts"].get("updates", 0),
+                    "advisories": p["counts"].get("advisories", 0), "dead_letters": p["dead_letters"],
+                    "staleness_ms": p["staleness_ms"]} for p in pages],
+        "events_played": run.played,
+    }  # fmt: skip

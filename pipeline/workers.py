@@ -1,0 +1,105 @@
+"""Tower workers as child processes (`faust -A towers.app worker`), for the simulation, benchmarks
+and tests: each with its own web port and data directory, stopped cleanly (or killed on purpose)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import StackError
+
+__all__ = ["TowerProcess"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TowerProcess:
+    """One worker of the towers app; `start()` again after `kill()` restarts it on the same data."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        datadir: Path,
+        log: Path,
+        name: str = "tower-worker",
+        loop: str = "uvloop",
+        loglevel: str = "warn",
+    ) -> None:
+        self.name = name
+        self.port = _free_port()
+        self.env = {**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port)}
+        self.datadir, self.log, self.loop, self.loglevel = datadir, log, loop, loglevel
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> TowerProcess:
+        faust = Path(sys.executable).with_name("faust")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [str(faust), "--loop", self.loop, "--datadir", str(self.datadir), "-A", "towers.app", "worker",
+                 "-l", self.loglevel],
+                env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def page(self, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
+        try:
+            url = f"http://127.0.0.1:{self.port}/corridor/{name}/"
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, regions: int = 1, timeout: float = 90.0) -> dict[str, Any]:
+        """Until its tables are recovered and it serves at least `regions` regions."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise StackError(f"{self.name} exited during start-up; last lines of {self.log}:\n{self.tail()}")
+            st = self.page()
+            if st is not None and st["recovered"] and len(st["regions"]) >= regions:
+                return st
+            time.sleep(0.3)
+        raise StackError(f"{self.name} was not ready within {timeout:.0f} s; last lines of {self.log}:\n{self.tail()}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self._signal(signal.SIGTERM)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean shutdown, no leaving the consumer group."""
+        self._signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def _signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, sig)
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
