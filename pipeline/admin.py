@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -10,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipeline.errors import ConfigError, StackError
 from pipeline.topics import TopicSpec
 
-__all__ = ["TopicMismatchError", "delete_topics", "ensure_topics"]
+__all__ = ["TopicMismatchError", "delete_topics", "end_offsets", "ensure_topics"]
 
 
 class TopicMismatchError(ConfigError):
@@ -62,3 +63,22 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> list[int]:
+    """High watermarks of every partition; retried while a just-created topic elects its leaders."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "corridor-offsets", "log_level": 0})
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+                        for p in range(partitions)]  # fmt: skip
+            except KafkaException as exc:
+                if time.monotonic() > deadline:
+                    raise StackError(f"could not read the offsets of {topic}: {exc.args[0].str()}") from None
+                time.sleep(0.3)
+    finally:
+        consumer.close()

@@ -18,9 +18,9 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.cli.hazard_cmd import hazard_record
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import unpack
+from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
 from pipeline.topics import Topics
 from pipeline.workers import TowerProcess

@@ -13,6 +13,7 @@ from producers.fleet import Fleet, Obstacle
 __all__ = ["HazardTrack", "Recorder"]
 
 APPROACH_KM = (0.2, 0.4)  # "before reaching it": speeds measured 200–400 m upstream of a hazard
+SURPRISED_KM = 0.5  # vehicles this close when a hazard appears could not have been warned in time
 
 
 @dataclass
@@ -24,8 +25,10 @@ class HazardTrack:
     northbound: bool | None
     start_s: float
     end_s: float = float("inf")
-    passing_mps: list[float] = field(default_factory=list)  # speed of each vehicle passing its position
+    passing_mps: list[float] = field(default_factory=list)  # speed of each warned vehicle passing it
     approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
+    surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
+    surprised_passing_mps: list[float] = field(default_factory=list)
 
 
 class Recorder:
@@ -41,10 +44,17 @@ class Recorder:
         self.hazards: dict[str, HazardTrack] = {}
         self._prev_km: npt.NDArray[np.float64] | None = None
         self._prev_active: npt.NDArray[np.bool_] | None = None
+        self._prev_num: npt.NDArray[np.int64] | None = None
         self.points = 0
 
-    def hazard_on(self, hazard_id: str, ob: Obstacle) -> None:
-        self.hazards[hazard_id] = HazardTrack(hazard_id, ob.km, ob.northbound, ob.start_s)
+    def hazard_on(self, hazard_id: str, ob: Obstacle, fleet: Fleet) -> None:
+        track = HazardTrack(hazard_id, ob.km, ob.northbound, ob.start_s)
+        idx = np.flatnonzero(fleet.active)
+        nb, km = fleet.nb[idx], fleet.km[idx]
+        ahead = np.where(nb, ob.km - km, km - ob.km)
+        affected = np.ones(len(idx), bool) if ob.northbound is None else nb == ob.northbound
+        track.surprised = set(fleet.num[idx[affected & (ahead >= 0) & (ahead < SURPRISED_KM)]].tolist())
+        self.hazards[hazard_id] = track
 
     def hazard_off(self, hazard_id: str, t: float) -> None:
         if hazard_id in self.hazards:
@@ -68,12 +78,14 @@ class Recorder:
             ahead = np.where(nb, h.km - km, km - h.km)
             near = affected & (ahead >= APPROACH_KM[0]) & (ahead <= APPROACH_KM[1])
             h.approach_mps.extend(v[near].tolist())
-            if self._prev_km is not None and self._prev_active is not None:
+            if self._prev_km is not None and self._prev_active is not None and self._prev_num is not None:
                 was = self._prev_km[idx]
                 before = np.where(nb, h.km - was, was - h.km)
-                crossed = affected & self._prev_active[idx] & (before > 0) & (ahead <= 0)
-                h.passing_mps.extend(v[crossed].tolist())
-        self._prev_km, self._prev_active = fleet.km.copy(), fleet.active.copy()
+                same = self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])  # a slot can be reused
+                crossed = affected & same & (before > 0) & (ahead <= 0)
+                for num, speed in zip(fleet.num[idx[crossed]].tolist(), v[crossed].tolist(), strict=True):
+                    (h.surprised_passing_mps if num in h.surprised else h.passing_mps).append(speed)
+        self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()
 
     def trajectories(self) -> dict[str, npt.NDArray[Any]]:
         if not self.t:

@@ -27,6 +27,8 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "from_s": h.start_s, "until_s": None if h.end_s == float("inf") else h.end_s,
             "vehicles_passed": len(h.passing_mps),
             "max_passing_speed_mps": max(h.passing_mps, default=0.0),
+            "surprised_vehicles": len(h.surprised),
+            "surprised_max_passing_speed_mps": max(h.surprised_passing_mps, default=0.0),
             "approach_speed_p50_mps": percentile(h.approach_mps, 50),
             "approach_speed_p90_mps": percentile(h.approach_mps, 90),
             "advisories": len(advised),
@@ -46,13 +48,13 @@ def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
         for hid, h in hazards.items():
             if h["direction"] in ("BOTH", "NORTHBOUND" if northbound else "SOUTHBOUND"):
                 end = h["until_s"] if h["until_s"] is not None else tr["t"].max(initial=h["from_s"])
-                ax.plot([h["from_s"] / 60, end / 60], [h["km"], h["km"]], color="black", lw=2.5)
+                ax.plot([h["from_s"] / 60, end / 60], [h["km"], h["km"]], color="black", lw=1, ls="--", alpha=0.7)
                 ax.annotate(hid, (h["from_s"] / 60, h["km"]), xytext=(3, 5), textcoords="offset points", fontsize=8)
         ax.set_title("northbound (to Indianapolis)" if northbound else "southbound (to Bloomington)")
         ax.set_xlabel("simulated time (min)")
     axes[0].set_ylabel("km along I-69 from Bloomington")
     fig.colorbar(sc, ax=axes, label="speed (km/h)")
-    fig.suptitle("Space-time diagram: each dot is one vehicle message; black bars are hazards")
+    fig.suptitle("Space-time diagram: each dot is one vehicle message; dashed lines are hazards")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -142,7 +144,9 @@ def _markdown(s: dict[str, Any]) -> str:
             f"- **{hid}** at km {h['km']} ({h['direction']}), {h['from_s']:.0f} s → {h['until_s']} s: "
             f"{h['advisories']} advisories from regions {h['advised_regions']}; approach speed 200–400 m before it "
             f"p50 {h['approach_speed_p50_mps'] * 3.6:.0f} km/h, p90 {h['approach_speed_p90_mps'] * 3.6:.0f} km/h; "
-            f"{h['vehicles_passed']} vehicles passed it, the fastest at {h['max_passing_speed_mps'] * 3.6:.0f} km/h."
+            f"{h['vehicles_passed']} warned vehicles passed it, the fastest at "
+            f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h ({h['surprised_vehicles']} were already within 500 m "
+            f"when it appeared)."
         )
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]

@@ -9,22 +9,21 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from pipeline.admin import ensure_topics
+from pipeline.admin import end_offsets, ensure_topics
 from pipeline.bench.towers import percentile
-from pipeline.cli.hazard_cmd import hazard_record
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock, unpack
 from pipeline.errors import StackError
+from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
@@ -84,7 +83,7 @@ class _Run:
                 ob = Obstacle(a["km"], nb, sim_s, float("inf"), PASS_SPEED_MPS)
                 self.obstacles[hid] = ob
                 self.fleet.obstacles.append(ob)
-                self.recorder.hazard_on(hid, ob)
+                self.recorder.hazard_on(hid, ob, self.fleet)
                 rec = hazard_record(a["km"], a["type"], a["direction"], a["severity"], self._event_ms(sim_s), 600,
                                     hid, "scenario", clock=self.clock)  # fmt: skip
                 text = f"hazard {hid}: {a['type']} at km {a['km']} ({a['direction']})"
@@ -118,11 +117,7 @@ class _Run:
 
 
 def _dead_letter_count(bootstrap: str, topic: str, partitions: int) -> int:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4().hex[:6]}", "log_level": 0})
-    try:
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions))
-    finally:
-        consumer.close()
+    return sum(end_offsets(bootstrap, topic, partitions))
 
 
 def _converged(pages: list[dict[str, Any]], regions: int) -> bool:

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.admin import ensure_topics
-from pipeline.cli.hazard_cmd import hazard_record
 from pipeline.corridor import load_corridor
+from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, FRAME, HAZARD
 from pipeline.topics import Topics
 from pipeline.workers import TowerProcess

@@ -1,0 +1,50 @@
+"""Scenario files: the built-in ones load, bad ones are refused with the fault named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.simulation.scenario import MAX_UPDATES_PER_S, builtin_scenarios, load_scenario, parse_scenario
+
+BASE = {"vehicles": 100, "hz": 1, "speedup": 2, "duration_s": 60}
+
+
+def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> None:
+    assert {"bloomington-indianapolis", "rush-hour", "faults"} <= set(builtin_scenarios())
+    default = load_scenario("bloomington-indianapolis")
+    assert 120 <= default.wall_s <= 180 and default.vehicles >= 200
+    assert [e.kind for e in default.events] == ["hazard", "clear"]
+    assert default.events[0].at_s == 180 and default.events[1].at_s == 360
+    assert load_scenario("rush-hour").vehicles >= 1000
+    assert {e.kind for e in load_scenario("faults").events} >= {"kill_worker", "restart_worker", "stop_etcd"}
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"vehicles": 0}, "vehicles must be"),
+        ({"hz": 20}, "at most 10"),
+        ({"vehicles": 50_000, "speedup": 10}, f"{MAX_UPDATES_PER_S:,}"),
+        ({"events": [{"at_s": 5, "hazard": {"km": 3, "type": "UFO", "id": "x"}}]}, "unknown hazard type"),
+        ({"events": [{"at_s": 500, "clear": "x"}]}, "outside the run"),
+        ({"events": [{"at_s": 5, "kill_worker": 7}]}, "worker index"),
+        ({"events": [{"at_s": 5}]}, "exactly one of"),
+    ],
+)
+def test_bad_scenarios_name_the_fault(change: dict, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        parse_scenario({**BASE, **change}, "s.yaml")
+
+
+def test_unknown_and_malformed_scenario_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        load_scenario("atlantis")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vehicles: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_scenario(str(bad))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_scenario(str(tmp_path / "missing.yaml"))
