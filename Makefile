@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run smoke test lint clean
+.PHONY: install run smoke test lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: smoke
+run: $(STAMP)
+	$(BIN)/corridor simulate bloomington-indianapolis
 
 smoke: $(STAMP)
 	$(BIN)/corridor stack smoke
@@ -31,3 +32,6 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .hypothesis
+
+bench: $(STAMP)
+	$(BIN)/corridor bench

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from pipeline.corridor import load_corridor
 from pipeline.crdt import encode_state
 from pipeline.topics import Topics
 from towers.config import TowerConfig
+from towers.control_plane import ControlPlane
 from towers.engine import Outbox, TowerEngine
 from towers.state import BUCKETS, RegionState
 
@@ -191,11 +193,34 @@ async def read_tower_sync() -> None:
 @app.timer(interval=cfg.sync_important_s)
 async def sync_important() -> None:
     _emit(engine.sync_important())
+    if control is not None:
+        snapshots, view = engine.control_snapshot(app.conf.id)
+        now = int(time.time() * 1000)
+        status = {"staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()}, "pid": os.getpid()}
+        control.publish(snapshots, view, status)
 
 
 @app.timer(interval=cfg.sync_unimportant_s)
 async def sync_unimportant() -> None:
     _emit(engine.sync_unimportant())
+
+
+control: ControlPlane | None = None
+if os.environ.get("CORRIDOR_TOWER_ETCD", "1") != "0":
+    _etcd_host, _etcd_port = settings.etcd_hosts[0]
+    control = ControlPlane(_etcd_host, _etcd_port, f"{socket.gethostname()}-{os.getpid()}", cfg.sync_important_s)
+
+
+@app.task
+async def start_control_plane() -> None:
+    if control is not None:
+        control.start()
+
+
+@app.on_before_shutdown.connect
+async def stop_control_plane(app: faust.App, **_: Any) -> None:
+    if control is not None:
+        control.stop()
 
 
 @app.on_partitions_revoked.connect
@@ -232,6 +257,9 @@ async def state_page(web: Any, request: Any) -> Any:
             "counts": dict(engine.counts),
             "dead_letters": dict(engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()},
+            "etcd": {"healthy": control.healthy, "errors": control.errors, "towers_alive": sorted(control.towers)}
+            if control is not None
+            else None,
         }
     )
 

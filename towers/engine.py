@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.codec import CodecError, UnknownSchemaError
 from pipeline.corridor import Corridor
-from pipeline.crdt import ClockDriftError, CrdtError, decode_state, encode_state
+from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
 from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.config import TowerConfig
@@ -220,6 +220,25 @@ class TowerEngine:
             agg = st.aggregates(self.cfg.stopped_mps)
             out.sync.append((r, CODEC.encode(SYNC, self.publisher.unimportant(st, agg, self.clock))))
         return out
+
+    # ---- control plane ----------------------------------------------------------------------
+    def control_snapshot(self, cluster_id: str) -> tuple[dict[int, dict[str, Any]], LWWMap]:
+        """Per owned region, the swarm snapshot etcd keeps consistent; and this worker's part of the
+        corridor-wide view (hazards and member counts) as an LWW-Map to join into etcd's."""
+        snapshots: dict[int, dict[str, Any]] = {}
+        view = LWWMap()
+        ts = self.clock.now()
+        for r, st in self.states.items():
+            now = self._event_now(r)
+            hazards = st.active_hazards(now)
+            snapshots[r] = {
+                "cluster_id": cluster_id, "region": r, "tower": st.tower, "member_count": len(st.members),
+                "vehicles": sorted(st.members.value), "hazards": sorted(hazards), "hlc": ts,
+            }  # fmt: skip
+            view.entries[f"count/{r}"] = (ts, st.tower, {"members": len(st.members), "tower": st.tower})
+            for hid, (hts, replica, h) in st.hazards.entries.items():
+                view.entries[f"hazard/{hid}"] = (hts, replica, h)
+        return snapshots, view
 
     # ---- flush ------------------------------------------------------------------------------
     def flush_due(self, r: int, now_s: float) -> bool:

@@ -10,7 +10,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.cli import bench_cmd, consume_cmd, hazard_cmd, kafka_cmd, produce_cmd, simulate_cmd, stack_cmd, tower_cmd
+from pipeline.cli import (
+    bench_cmd,
+    consume_cmd,
+    hazard_cmd,
+    kafka_cmd,
+    produce_cmd,
+    simulate_cmd,
+    stack_cmd,
+    status_cmd,
+    tower_cmd,
+)
 from pipeline.config import ENV_VARS, Settings
 from pipeline.errors import CorridorError
 
@@ -29,6 +39,7 @@ app.command("bench")(bench_cmd.bench)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
+app.command("status")(status_cmd.status)
 app.command("hazard")(hazard_cmd.hazard)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)

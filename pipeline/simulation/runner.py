@@ -150,6 +150,7 @@ def run_scenario(
         dlq_before = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions)
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
+               "ETCD_ENDPOINTS": ",".join(f"{h}:{p}" for h, p in settings.etcd_hosts),
                "CORRIDOR_TOWER_OFFSET_RESET": "latest"}  # fmt: skip
         workdir = settings.state_dir.resolve() / "runs" / run_id
         workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log", name=f"tower worker {i}")

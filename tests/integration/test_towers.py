@@ -26,18 +26,22 @@ from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
 from tests.integration.test_producers import read_all
+from tests.integration.test_stack_cli import corridor
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
 
 
-def tower_env(bootstrap: str, prefix: str) -> dict[str, str]:
+def tower_env(bootstrap: str, prefix: str, etcd: str = "") -> dict[str, str]:
+    """A worker's environment; with no `etcd`, its control plane is off (CORRIDOR_TOWER_ETCD=0)."""
     return dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         CORRIDOR_TOPIC_PREFIX=prefix,
         PYTHONPATH=str(REPO),
         CORRIDOR_TOWER_OFFSET_RESET="earliest",
+        ETCD_ENDPOINTS=etcd,
+        CORRIDOR_TOWER_ETCD="1" if etcd else "0",
     )
 
 
@@ -48,7 +52,10 @@ def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[To
     topics = Topics(regions=len(CORRIDOR.regions), prefix=prefix)
     ensure_topics(stack.settings.bootstrap_servers, topics.specs())
     tmp = tmp_path_factory.mktemp("towers")
-    worker = TowerProcess(tower_env(stack.settings.bootstrap_servers, prefix), tmp / "data", tmp / "worker.log").start()
+    etcd = ",".join(f"{h}:{p}" for h, p in stack.settings.etcd_hosts)
+    worker = TowerProcess(
+        tower_env(stack.settings.bootstrap_servers, prefix, etcd), tmp / "data", tmp / "worker.log"
+    ).start()
     worker.wait_ready(9)
     yield worker, topics
     worker.stop()
@@ -206,3 +213,14 @@ def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstr
     finally:
         worker.stop()
     _ = Consumer  # the group is left for inspection with `corridor kafka consumer-groups`
+
+
+def test_workers_register_in_etcd_and_publish_consistent_snapshots(towers, cli_env) -> None:
+    worker, _ = towers
+    deadline = time.monotonic() + 15
+    while not ((worker.page() or {}).get("etcd") or {}).get("healthy") and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert worker.page()["etcd"]["healthy"], worker.tail()
+    result = corridor(cli_env, "status", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "tower workers alive (1)" in result.stdout and "tower-04" in result.stdout

@@ -1,0 +1,103 @@
+"""etcd as the control plane: leases, watches, CAS merges of the global CvRDT, etcd outages."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import etcd3
+import pytest
+
+from pipeline.config import Ports, Settings
+from pipeline.crdt import LWWMap
+from pipeline.stack.etcd import EtcdServer
+from tests.conftest import free_ports
+from towers.control_plane import ControlPlane, cas_merge, read_view
+
+pytestmark = pytest.mark.integration
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def view_of(prefix: str, n: int, ts: int = 1) -> LWWMap:
+    return LWWMap({f"hazard/{prefix}-{i}": (ts, prefix, {"km": float(i)}) for i in range(n)})
+
+
+@pytest.fixture
+def etcd(stack) -> etcd3.Etcd3Client:
+    host, port = stack.settings.etcd_hosts[0]
+    client = etcd3.client(host=host, port=port, timeout=5)
+    yield client
+    client.close()
+
+
+def test_concurrent_writers_of_the_global_view_lose_nothing(etcd) -> None:
+    key = f"/test/{uuid.uuid4().hex[:8]}/global"
+    retries: list[int] = []
+
+    def writer(name: str) -> None:
+        for i in range(25):  # one new hazard per write, racing the other writer
+            retries.append(cas_merge(etcd, key, LWWMap({f"{name}-{i}": (i + 1, name, {"km": float(i)})})))
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("tower-03", "tower-04")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = read_view(etcd, key.rsplit("/", 1)[0])
+    assert len(final.entries) == 50, "every write of both towers survives the races"
+    assert max(retries) >= 0 and len(retries) == 50
+
+
+def test_a_dead_towers_key_expires_and_the_others_see_it_go(stack) -> None:
+    host, port = stack.settings.etcd_hosts[0]
+    root = f"/test/{uuid.uuid4().hex[:8]}"
+    watcher = ControlPlane(host, port, "watcher", interval_s=0.3, root=root).start()
+    doomed = ControlPlane(host, port, "doomed", interval_s=0.3, lease_ttl_s=2, root=root).start()
+    try:
+        doomed.publish({4: {"member_count": 3}}, LWWMap(), {})
+        eventually(lambda: "doomed" in watcher.towers, 10, "the watcher sees the new tower")
+        t0 = time.monotonic()
+        doomed.stop(revoke=False)  # a crash: no revoke, no more keep-alives
+        eventually(lambda: "doomed" not in watcher.towers, 10, "the dead tower's lease expires")
+        assert time.monotonic() - t0 >= 1.0, "gone by expiry, not by an explicit delete"
+    finally:
+        watcher.stop()
+
+
+def test_after_an_etcd_outage_the_global_view_converges_to_the_join(tmp_path: Path) -> None:
+    etcd_port, peer = free_ports(2)
+    settings = Settings(state_dir=tmp_path, ports=Ports(kafka=1, kafka_controller=2, etcd=etcd_port, etcd_peer=peer))
+    server = EtcdServer(settings)
+    server.start(attached=True)
+    a = ControlPlane("127.0.0.1", etcd_port, "a", interval_s=0.3).start()
+    b = ControlPlane("127.0.0.1", etcd_port, "b", interval_s=0.3).start()
+    client = etcd3.client(host="127.0.0.1", port=etcd_port, timeout=5)
+    try:
+        a.publish({0: {}}, view_of("a", 3), {})
+        b.publish({1: {}}, view_of("b", 3), {})
+        eventually(lambda: len(read_view(client).entries) == 6, 10, "both views in etcd")
+        server.stop()
+        # While etcd is away the towers learn more; they must not block or crash.
+        a.publish({0: {}}, view_of("a", 5, ts=2), {})
+        b.publish({1: {}}, view_of("b", 4, ts=2), {})
+        time.sleep(2.0)
+        assert a.errors > 0 and not a.healthy
+        server.start(attached=True)
+        expected = view_of("a", 5, ts=2).merge(view_of("b", 4, ts=2)).merge(view_of("a", 3)).merge(view_of("b", 3))
+        eventually(lambda: read_view(client) == expected, 20, "the global view is the join of all towers")
+    finally:
+        a.stop()
+        b.stop()
+        client.close()
+        server.stop()

@@ -1,0 +1,204 @@
+"""etcd, the control plane: what must be fully consistent lives here, beside the CRDT edge.
+
+- `/corridor/towers/<worker>`: each tower worker's registration, bound to a lease it keeps alive;
+  a worker that dies stops refreshing, its key expires, and every other worker's watch sees it go;
+- `/corridor/regions/<r>`: a consistent swarm snapshot per region (cluster id, member count,
+  vehicle ids, active hazard alerts), written in one transaction with the region's owner key;
+- `/corridor/global`: the corridor-wide view as a CvRDT (an LWW-Map of hazards and per-region
+  counts), maintained by read → merge → compare-and-swap on the key's revision, retried on
+  conflict, so it converges to the join of every worker's state whatever the interleaving.
+
+The etcd3 client blocks, so all of it runs on one thread of its own; the Faust event loop only
+hands over the latest state (`publish`) and never waits. With etcd down the thread retries each
+interval; the towers keep processing and advising from what they know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import etcd3
+import grpc
+
+from pipeline.crdt import LWWMap, decode_state, encode_state
+from pipeline.crdt.errors import CrdtError
+
+__all__ = ["GLOBAL_KEY", "ControlPlane", "cas_merge", "read_view"]
+
+log = logging.getLogger(__name__)
+
+ROOT = "/corridor"
+GLOBAL_KEY = f"{ROOT}/global"
+_ETCD_ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, OSError, ValueError)
+
+
+def cas_merge(client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int = 50) -> int:
+    """Join `mine` into the CvRDT stored at `key`; returns how many CAS retries it took."""
+    for attempt in range(max_tries):
+        value, meta = client.get(key)
+        merged = mine.copy()
+        if value is not None:
+            try:
+                merged.merge_in(decode_state(value))  # type: ignore[arg-type]
+            except CrdtError:
+                log.warning("replacing an undecodable value at %s", key)
+        if value is None:
+            compare = [client.transactions.create(key) == 0]
+        else:
+            compare = [client.transactions.mod(key) == meta.mod_revision]
+        ok, _ = client.transaction(
+            compare=compare, success=[client.transactions.put(key, encode_state(merged))], failure=[]
+        )
+        if ok:
+            return attempt
+    raise TimeoutError(f"{key}: no CAS succeeded in {max_tries} tries")
+
+
+def read_view(client: etcd3.Etcd3Client, root: str = ROOT) -> LWWMap:
+    value, _ = client.get(f"{root}/global")
+    return decode_state(value) if value is not None else LWWMap()  # type: ignore[return-value]
+
+
+@dataclass
+class _Published:
+    snapshots: dict[int, dict[str, Any]] = field(default_factory=dict)
+    view: LWWMap = field(default_factory=LWWMap)
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+class ControlPlane:
+    """One tower worker's side of etcd, on its own thread."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        worker: str,
+        interval_s: float = 1.0,
+        lease_ttl_s: int = 5,
+        on_towers: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+        root: str = ROOT,
+    ) -> None:
+        self.host, self.port, self.worker, self.root = host, port, worker, root
+        self.interval_s, self.lease_ttl_s = interval_s, lease_ttl_s
+        self.on_towers = on_towers
+        self.towers: dict[str, dict[str, Any]] = {}  # alive workers, from the watch
+        self.cas_retries: list[int] = []
+        self.errors = 0
+        self.last_ok_wall_ms = 0
+        self._latest = _Published()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"etcd-{worker}", daemon=True)
+        self._client: etcd3.Etcd3Client | None = None
+        self._lease: Any = None
+        self._watch_id: Any = None
+
+    # ---- called from the event loop: never blocks -------------------------------------------
+    def publish(self, snapshots: dict[int, dict[str, Any]], view: LWWMap, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._latest = _Published(snapshots, view, status)
+
+    def start(self) -> ControlPlane:
+        self._thread.start()
+        return self
+
+    def stop(self, revoke: bool = True) -> None:
+        """Stop the thread; `revoke=False` acts out a crash (the lease is left to expire)."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._client is not None:
+            if self._watch_id is not None:
+                with contextlib.suppress(*_ETCD_ERRORS):
+                    self._client.cancel_watch(self._watch_id)
+            if revoke and self._lease is not None:
+                with contextlib.suppress(_ETCD_ERRORS):
+                    self._lease.revoke()
+            self._client.close()
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_ok_wall_ms > 0 and time.time() * 1000 - self.last_ok_wall_ms < 3 * self.interval_s * 1000
+
+    # ---- the thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self._round()
+                self.last_ok_wall_ms = int(time.time() * 1000)
+            except _ETCD_ERRORS as exc:
+                self.errors += 1
+                log.info("etcd unavailable (%s); towers go on, retrying", type(exc).__name__)
+                self._reset()
+            self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t0)))
+
+    def _reset(self) -> None:
+        if self._client is not None and self._watch_id is not None:
+            with contextlib.suppress(*_ETCD_ERRORS):
+                self._client.cancel_watch(self._watch_id)
+        if self._client is not None:
+            with contextlib.suppress(_ETCD_ERRORS):
+                self._client.close()
+        self._client = self._lease = self._watch_id = None
+
+    def _connect(self) -> etcd3.Etcd3Client:
+        if self._client is None:
+            self._client = etcd3.client(host=self.host, port=self.port, timeout=2)
+            self._lease = self._client.lease(self.lease_ttl_s)
+            self._watch_id = self._client.add_watch_prefix_callback(f"{self.root}/towers/", self._on_watch)
+            self._reload_towers()
+        return self._client
+
+    def _round(self) -> None:
+        client = self._connect()
+        with self._lock:
+            latest = self._latest
+        self._lease.refresh()
+        if not self._lease_alive(client):  # expired while etcd was away: a new lease, same name
+            self._lease = client.lease(self.lease_ttl_s)
+        registration = {"worker": self.worker, "regions": sorted(latest.snapshots), "at_ms": int(time.time() * 1000),
+                        **latest.status}  # fmt: skip
+        client.put(f"{self.root}/towers/{self.worker}", json.dumps(registration), lease=self._lease)
+        for r, snap in latest.snapshots.items():
+            key = f"{self.root}/regions/{r}"
+            client.transaction(compare=[], success=[
+                client.transactions.put(key, json.dumps(snap)),
+                client.transactions.put(f"{key}/owner", self.worker, lease=self._lease),
+            ], failure=[])  # fmt: skip
+        if latest.view.entries:
+            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view))
+
+    def _lease_alive(self, client: etcd3.Etcd3Client) -> bool:
+        info = client.get_lease_info(self._lease.id)
+        return info.TTL > 0
+
+    def _reload_towers(self) -> None:
+        assert self._client is not None
+        self.towers = {meta.key.decode().rsplit("/", 1)[-1]: json.loads(value)
+                       for value, meta in self._client.get_prefix(f"{self.root}/towers/")}  # fmt: skip
+        if self.on_towers:
+            self.on_towers(dict(self.towers))
+
+    def _on_watch(self, response: Any) -> None:
+        if isinstance(response, Exception):
+            return
+        for event in response.events:
+            name = event.key.decode().rsplit("/", 1)[-1]
+            if isinstance(event, etcd3.events.DeleteEvent):
+                if self.towers.pop(name, None) is not None:
+                    log.warning("tower worker %s left the registry (lease expired or stopped)", name)
+            else:
+                try:
+                    self.towers[name] = json.loads(event.value)
+                except ValueError:
+                    continue
+        if self.on_towers:
+            self.on_towers(dict(self.towers))
