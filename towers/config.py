@@ -41,8 +41,8 @@ class TowerConfig:
     off_route_km: float = 0.5
     #: refuse records stamped further than this ahead of the tower's clock (ms)
     max_clock_drift_ms: int = 5_000
-    #: write table changes (changelog) at most this often (s, wall time)
-    flush_interval_s: float = 0.5
+    #: write table changes (changelog) at most this often (s, wall time): about one telemetry period
+    flush_interval_s: float = 1.0
     #: tower-sync: important class (hazards, braking alerts, membership counts), s
     sync_important_s: float = 1.0
     #: tower-sync: unimportant class (speed, fuel, density aggregates), s

@@ -4,7 +4,8 @@
   falling linearly with distance from the limit to `approach_speed_mps`; STOP within `stop_km`;
 - a queue of stopped vehicles ahead is a hazard too (derived by `detect_queues`);
 - well below the carriageway's mean speed with a clear road ahead → SPEED_UP to the mean;
-- advice that would repeat the last one to the same vehicle is held back for `cooldown_s`;
+- advice that would repeat the last one to the same vehicle is held back for `cooldown_s`, and a
+  vehicle already slower than the speed it would be advised is not told to slow down;
   a vehicle whose reason to slow down has gone is told KEEP (its limit) at once.
 """
 
@@ -113,6 +114,8 @@ def advise(
                 frac = (d - cfg.stop_km) / span if span > 0 else 1.0
                 target = min(lim, cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac)
                 action = "SLOW_DOWN"
+                if v <= target and not cooldown.advised_slow(vid):
+                    continue  # already slower than advised (crawling in a queue): nothing to say yet
             reason = f"{h['type'].lower().replace('_', ' ')} {d * 1000:.0f} m ahead"
             advice = Advice(vid, nb, action, round(target, 1), reason, hid, s["et"], trigger)
         elif cooldown.advised_slow(vid):
