@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipeline.errors import ConfigError, StackError
 from pipeline.topics import TopicSpec
 
-__all__ = ["TopicMismatchError", "delete_topics", "end_offsets", "ensure_topics"]
+__all__ = ["TopicMismatchError", "delete_topics", "end_offsets", "ensure_topics", "start_group_at_end"]
 
 
 class TopicMismatchError(ConfigError):
@@ -82,3 +82,15 @@ def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20
                 time.sleep(0.3)
     finally:
         consumer.close()
+
+
+def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str], partitions: int) -> None:
+    """Commit the current end of `topics` for a new consumer group, so it starts 'now' without the
+    `latest` reset policy: a partition that changes hands before its first commit is then resumed
+    from this point instead of jumping past whatever arrived meanwhile."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    offsets = [TopicPartition(t, p, end) for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values():
+        fut.result(30)

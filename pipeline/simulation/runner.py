@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import end_offsets, ensure_topics
+from pipeline.admin import end_offsets, ensure_topics, start_group_at_end
 from pipeline.bench.towers import percentile
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
@@ -151,7 +151,16 @@ def run_scenario(
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
                "ETCD_ENDPOINTS": ",".join(f"{h}:{p}" for h, p in settings.etcd_hosts),
-               "CORRIDOR_TOWER_OFFSET_RESET": "latest"}  # fmt: skip
+               "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip
+        # The run's towers start at the current end of the topics (older runs' records are not theirs),
+        # as committed offsets: a region whose worker dies before its first commit is resumed from
+        # there by the next owner, so a hazard reported meanwhile is not skipped.
+        start_group_at_end(
+            settings.bootstrap_servers,
+            f"{settings.topic_prefix}-towers-{run_id}",
+            [topics.telemetry, topics.hazards],
+            topics.regions,
+        )
         workdir = settings.state_dir.resolve() / "runs" / run_id
         workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log", name=f"tower worker {i}")
                    for i in range(scenario.workers)]  # fmt: skip
