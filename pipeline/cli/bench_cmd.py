@@ -49,14 +49,22 @@ def _latency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_latency(ctx.obj.bootstrap_servers, quick=quick)
 
 
+def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.control import run_control
+
+    host, port = ctx.obj.etcd_hosts[0]
+    return run_control(host, port, quick=quick)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
     "producer": _producer,
     "towers": _towers,
     "latency": _latency,
+    "control": _control,
 }
-NEEDS_STACK = {"producer", "towers", "latency"}
+NEEDS_STACK = {"producer", "towers", "latency", "control"}
 
 
 def bench(
