@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.errors import StackError
 
-__all__ = ["TowerProcess"]
+__all__ = ["TowerProcess", "wait_for_assignment"]
 
 
 def _free_port() -> int:
@@ -103,3 +103,20 @@ class TowerProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: float = 120) -> None:
+    """Until the workers' tables are recovered and together they own every region exactly once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pages = []
+        for w in workers:
+            if not w.alive:
+                raise StackError(f"{w.name} exited during start-up; last lines of {w.log}:\n{w.tail()}")
+            pages.append(w.page())
+        if all(p is not None and p["recovered"] for p in pages):
+            owned = sorted(r for p in pages for r in p["regions"])  # type: ignore[index]
+            if owned == list(range(regions)):
+                return
+        time.sleep(0.3)
+    raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")

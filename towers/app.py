@@ -184,6 +184,8 @@ async def read_tower_sync() -> None:
             }
         )
         _sync_consumer.assign([TopicPartition(topics.tower_sync, p, OFFSET_END) for p in range(REGIONS)])
+    if not engine.sync_enabled:
+        return  # cut off: messages wait in the topic and are merged when sync is back
     for msg in _sync_consumer.consume(1000, timeout=0):
         if msg.error() is None:
             _emit(engine.on_sync(msg.value()))
@@ -254,6 +256,8 @@ async def state_page(web: Any, request: Any) -> Any:
             "members": {str(r): len(engine.states[r].members) for r in _owned() if r in engine.states},
             # member counts of every region as this worker heard them through tower-sync
             "view_members": {str(r): n.member_count for r, n in engine.view.regions.items()},
+            "view_hazards": {str(r): sorted(n.hazards.value) for r, n in engine.view.regions.items()},
+            "sync_enabled": engine.sync_enabled,
             "counts": dict(engine.counts),
             "dead_letters": dict(engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in engine.view.staleness_ms(now).items()},
@@ -262,6 +266,13 @@ async def state_page(web: Any, request: Any) -> Any:
             else None,
         }
     )
+
+
+@app.page("/corridor/sync/{state}/")
+async def sync_switch(web: Any, request: Any, state: str) -> Any:
+    """Cut tower-sync off (`off`) or restore it (`on`): a drill for the availability claims."""
+    engine.sync_enabled = state != "off"
+    return web.json({"sync_enabled": engine.sync_enabled})
 
 
 @app.page("/corridor/tables/")

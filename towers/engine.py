@@ -69,6 +69,9 @@ class TowerEngine:
         route = corridor.route
         self.limit = SpeedLimits([s.from_km for s in route.segments], [s.speed_limit_mps for s in route.segments])
         self.mean_speed: dict[int, tuple[float, float]] = {}
+        #: False while tower-sync is cut off (an operator's switch for partition drills): nothing is
+        #: published, deltas accumulate in the logs and go out in one piece when it is back.
+        self.sync_enabled = True
 
     # ---- regions ----------------------------------------------------------------------------
     def region(self, r: int, load: Callable[[int], RegionState | None] | None = None) -> RegionState:
@@ -182,7 +185,8 @@ class TowerEngine:
             # Tell everyone in the region now, and the neighbours at once rather than at the next tick.
             vehicles = [(vid, s, h["hlc"]) for vid, s in st.vehicles().items()]
             self._advise(r, st, vehicles, out, trigger_hlc=h["hlc"])
-            out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
+            if self.sync_enabled:
+                out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
 
     # ---- tower-sync -------------------------------------------------------------------------
@@ -210,13 +214,13 @@ class TowerEngine:
 
     def sync_important(self) -> Outbox:
         out = Outbox()
-        for r, st in self.states.items():
+        for r, st in self.states.items() if self.sync_enabled else ():
             out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
 
     def sync_unimportant(self) -> Outbox:
         out = Outbox()
-        for r, st in self.states.items():
+        for r, st in self.states.items() if self.sync_enabled else ():
             agg = st.aggregates(self.cfg.stopped_mps)
             out.sync.append((r, CODEC.encode(SYNC, self.publisher.unimportant(st, agg, self.clock))))
         return out

@@ -35,6 +35,7 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("towers", "workers_1_updates_per_s"): Target(">=", 20_000, "updates/s"),
     ("latency", "load_5000.p99_ms"): Target("<=", 100, "ms"),
     ("control", "independent.cas_retries_p99"): Target("<=", 3, "retries"),
+    ("convergence", "converged_after_s"): Target("<=", 2, "s"),
 }
 
 

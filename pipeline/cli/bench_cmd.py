@@ -56,6 +56,13 @@ def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_control(host, port, quick=quick)
 
 
+def _convergence(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.convergence import run_convergence
+
+    etcd = ",".join(f"{h}:{p}" for h, p in ctx.obj.etcd_hosts)
+    return run_convergence(ctx.obj.bootstrap_servers, etcd, quick=quick)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
@@ -63,8 +70,9 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "towers": _towers,
     "latency": _latency,
     "control": _control,
+    "convergence": _convergence,
 }
-NEEDS_STACK = {"producer", "towers", "latency", "control"}
+NEEDS_STACK = {"producer", "towers", "latency", "control", "convergence"}
 
 
 def bench(

@@ -22,7 +22,6 @@ from pipeline.bench.towers import percentile
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock, unpack
-from pipeline.errors import StackError
 from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
 from pipeline.simulation.recorder import Recorder
@@ -30,7 +29,7 @@ from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
 from pipeline.topics import Topics
-from pipeline.workers import TowerProcess
+from pipeline.workers import TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, DriveStats, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
@@ -167,7 +166,7 @@ def run_scenario(
         for w in workers:
             cleanup.callback(w.stop)
             w.start()
-        _wait_for_assignment(workers, topics.regions)
+        wait_for_assignment(workers, topics.regions)
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=int(time.time() * 1000))  # fmt: skip
         listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions, keep_history=True)
@@ -210,22 +209,6 @@ def _hazard_latencies(run: _Run, listener: AdvisoryListener) -> list[float]:
     """Latency of the advisories a hazard report itself triggered (report sent → vehicle received)."""
     return [a["received_ms"] - unpack(a["trigger_hlc"])[0] for a in listener.stats.history
             if a["trigger_hlc"] in run.hazard_hlcs]  # fmt: skip
-
-
-def _wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pages = []
-        for w in workers:
-            if not w.alive:
-                raise StackError(f"{w.name} exited during start-up; last lines of {w.log}:\n{w.tail()}")
-            pages.append(w.page())
-        if all(p is not None and p["recovered"] for p in pages):
-            owned = sorted(r for p in pages for r in p["regions"])  # type: ignore[index]
-            if owned == list(range(regions)):
-                return
-        time.sleep(0.3)
-    raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")
 
 
 def _summary(

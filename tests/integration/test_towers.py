@@ -67,14 +67,14 @@ def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towe
     listener = AdvisoryListener(bootstrap, topics.advisories, 9, keep_history=True)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     hid = f"hz-{uuid.uuid4().hex[:6]}"
-    sent: list[str] = []
+    sent: list[int] = []
 
     def report_hazard(sim_s: float) -> None:
         if sim_s >= 6 and not sent:
             rec = hazard_record(35.5, "ANIMAL", "NORTHBOUND", 6, fleet.start_ms + int(sim_s * 1000), 600, hid, "t")
             producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), b"4", rec["region_id"])
             producer.flush(10)
-            sent.append(hid)
+            sent.append(rec["hlc"] >> 16)  # wall ms of sending
 
     try:
         drive(
@@ -93,6 +93,10 @@ def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towe
     assert all(a["direction"] == "NORTHBOUND" for a in about)
     upstream = [a for a in about if a["region_id"] == 3]
     assert all(a["tower"] == "tower-03" for a in upstream), "region 3's own tower advised, from tower-sync"
+    first_upstream_ms = min(a["received_ms"] for a in upstream) - sent[0]
+    assert first_upstream_ms < 1_000 + 2_000, "within the important interval (1 s) plus slack"
+    views = worker.page()["view_hazards"]
+    assert hid in views["4"], "the towers of regions 3 and 5 hold region 4's hazard in their sync view"
     speeds = {a["target_vehicle"]: a["target_speed_mps"] for a in about if a["action"] == "SLOW_DOWN"}
     assert speeds and max(speeds.values()) < 31.3, "advised below the 70 mph limit"
 
