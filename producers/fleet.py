@@ -265,9 +265,8 @@ class Fleet:
             mask &= self.nb == northbound
         hit = np.flatnonzero(mask)
         self.adv_action[hit] = action
-        self.adv_speed[hit] = speed if action != Action.SPEED_UP else np.inf
-        if action == Action.SPEED_UP:  # back to own desired speed: lift any cap
-            self.adv_speed[hit] = np.inf
+        # SPEED_UP means "back to your own desired speed": it lifts any cap rather than setting one.
+        self.adv_speed[hit] = np.inf if action == Action.SPEED_UP else speed
         self.adv_until[hit] = until_s
         return len(hit)
 

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from pipeline.codec import CodecError
 from pipeline.config import Settings
 from pipeline.crdt import decode_state
 from pipeline.errors import ConfigError, StackError
@@ -88,7 +87,7 @@ def consume(
             meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
             try:
                 lines = records_of(msg.value())
-            except (CodecError, Exception) as exc:  # a dead letter is, by definition, not decodable
+            except Exception as exc:
                 headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
                 raw = msg.value()
                 lines = [{"_undecodable": str(exc), "_headers": headers, "_bytes": len(raw), "_head": raw[:32].hex()}]

@@ -197,7 +197,7 @@ def run_scenario(
                 sink.flush(10)
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
             stack.etcd.start(attached=True)
-        time.sleep(min(3.0, 2 * 1.0))  # a sync round so every tower has heard every neighbour
+        time.sleep(2.0)  # two sync rounds, so every tower has heard every neighbour
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
         dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall)

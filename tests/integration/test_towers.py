@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.admin import ensure_topics
@@ -216,7 +216,6 @@ def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstr
         assert second == first, worker.tail()
     finally:
         worker.stop()
-    _ = Consumer  # the group is left for inspection with `corridor kafka consumer-groups`
 
 
 def test_workers_register_in_etcd_and_publish_consistent_snapshots(towers, cli_env) -> None:
