@@ -12,7 +12,7 @@ from typing import Any
 
 import etcd3
 
-from pipeline.bench.towers import percentile
+from pipeline.bench.timing import percentile
 from pipeline.crdt import LWWMap
 from pipeline.crdt.hlc import HybridClock
 from towers.control_plane import cas_merge

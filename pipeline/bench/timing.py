@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["best_of", "per_call_us"]
+__all__ = ["best_of", "per_call_us", "percentile"]
 
 
 def best_of(runs: int, setup: Callable[[], object], work: Callable[[object], object]) -> float:
@@ -25,3 +25,11 @@ def per_call_us(calls: list[Callable[[], object]]) -> float:
     for call in calls:
         call()
     return (time.perf_counter() - t0) / len(calls) * 1e6
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import delete_topics, ensure_topics
+from pipeline.bench.timing import percentile
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import unpack
 from pipeline.hazards import hazard_record
@@ -29,14 +30,7 @@ from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 
-__all__ = ["percentile", "run_latency", "run_throughput"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+__all__ = ["run_latency", "run_throughput"]
 
 
 def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = False) -> float:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pipeline.bench.towers import percentile
+from pipeline.bench.timing import percentile
 from pipeline.simulation.recorder import Recorder
 
 __all__ = ["hazard_summary", "write_report"]

@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import end_offsets, ensure_topics, start_group_at_end
-from pipeline.bench.towers import percentile
+from pipeline.bench.timing import percentile
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock, unpack

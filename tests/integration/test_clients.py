@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.config import Settings
 from tests.conftest import REPO
-from tests.helpers import consume, produce
+from tests.helpers import consume, corridor, produce
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +32,8 @@ def test_confluent_produce_then_consume(bootstrap: str, new_topic) -> None:
 def test_kafka_console_consumer_prints_a_confluent_message(bootstrap: str, new_topic, cli_env) -> None:
     topic = new_topic()
     produce(bootstrap, topic, [(b"k1", b"hello from confluent-kafka")])
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeline",
-            "kafka",
-            "console-consumer",
-            "--topic",
-            topic,
-            "--from-beginning",
-            "--max-messages",
-            "1",
-            "--property",
-            "print.key=true",
-        ],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    result = corridor(cli_env, "kafka", "console-consumer", "--topic", topic, "--from-beginning", "--max-messages",
+                      "1", "--property", "print.key=true", timeout=90)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "k1\thello from confluent-kafka" in result.stdout
 

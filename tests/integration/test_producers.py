@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from pipeline.admin import ensure_topics
 from pipeline.corridor import load_corridor
@@ -19,7 +17,7 @@ from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import DeliveryError, TelemetrySink
 from tests.conftest import free_ports
-from tests.integration.test_stack_cli import assert_one_line_error, corridor
+from tests.helpers import assert_one_line_error, corridor, read_messages
 
 pytestmark = pytest.mark.integration
 
@@ -31,23 +29,12 @@ def topics(bootstrap: str) -> Topics:
     return t
 
 
-def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 30) -> list:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    got: list = []
-    deadline = time.monotonic() + timeout
-    while len(got) < expect and time.monotonic() < deadline:
-        got += [m for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
-    consumer.close()
-    return got
-
-
 def test_records_land_on_their_regions_partition(bootstrap: str, topics: Topics) -> None:
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=120, seed=11), start_ms=1_764_000_000_000)
     stats = drive(
         fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=4, speedup=0, wire=WireFormat.RECORDS)
     )
-    msgs = read_all(bootstrap, topics.telemetry, stats.updates)
+    msgs = read_messages(bootstrap, topics.telemetry, stats.updates)
     assert len(msgs) == stats.updates == 480
     regions = set()
     for m in msgs:
@@ -60,7 +47,7 @@ def test_records_land_on_their_regions_partition(bootstrap: str, topics: Topics)
 def test_frames_carry_every_update_once(bootstrap: str, topics: Topics) -> None:
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=200, seed=12))
     stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=2, duration_s=3, speedup=0))
-    msgs = read_all(bootstrap, topics.telemetry, 9 * 6)
+    msgs = read_messages(bootstrap, topics.telemetry, 9 * 6)
     updates = []
     for m in msgs:
         frame = CODEC.decode(m.value(), FRAME)
@@ -129,13 +116,6 @@ def test_bad_produce_arguments_are_one_line_errors(cli_env, args: list[str], nee
 
 def test_produce_cli_runs_a_short_drive(stack, cli_env) -> None:
     env = dict(cli_env, CORRIDOR_TOPIC_PREFIX=f"c{uuid.uuid4().hex[:8]}")
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "produce", "--vehicles", "50", "--duration", "3", "--speedup", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = corridor(env, "produce", "--vehicles", "50", "--duration", "3", "--speedup", "0", timeout=120)
     assert result.returncode == 0, result.stderr
     assert "150 vehicle updates" in result.stdout and "acknowledged" in result.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,14 +12,9 @@ import pytest
 from pipeline.stack.jars import KAFKA_VERSION
 from pipeline.stack.process import pid_alive
 from tests.conftest import free_ports
+from tests.helpers import assert_one_line_error, corridor
 
 pytestmark = pytest.mark.integration
-
-
-def corridor(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def fresh_env(cli_env: dict[str, str], state: Path) -> dict[str, str]:
@@ -37,15 +31,6 @@ def fresh_env(cli_env: dict[str, str], state: Path) -> dict[str, str]:
 
 def pids_under(state: Path) -> list[int]:
     return [int(p.read_text()) for p in state.rglob("*.pid")]
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 1, result.stdout + result.stderr
-    first = result.stderr.strip().splitlines()[0]
-    assert first.startswith("corridor: error:"), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in result.stderr, result.stderr
 
 
 def test_status_reports_real_broker_and_etcd_versions(stack, cli_env) -> None:

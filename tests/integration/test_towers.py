@@ -25,8 +25,7 @@ from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
-from tests.integration.test_producers import read_all
-from tests.integration.test_stack_cli import corridor
+from tests.helpers import corridor, read_messages
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
@@ -133,7 +132,7 @@ def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bo
     for value in (frame([good]), b"\xde\xad\xbe\xef not avro", frame([nan, {**good, "seq": 1}]), frame([])):
         producer.produce(topics.telemetry, value, b"0", 0)
     producer.flush(10)
-    dead = read_all(bootstrap, topics.dead_letter, 2, timeout=30)
+    dead = read_messages(bootstrap, topics.dead_letter, 2, timeout=30)
     reasons = sorted(dict(m.headers())["reason"].decode().split(":")[0] for m in dead)
     assert reasons == ["not-a-number", "undecodable"], reasons
     assert any(m.value() == b"\xde\xad\xbe\xef not avro" for m in dead), "the original bytes are kept"
@@ -150,7 +149,7 @@ def test_every_changelog_write_lands_on_its_source_partition(bootstrap: str, tow
     app_id = f"{topics.prefix}-towers"
     checked = 0
     for table in ("members", "vehicles"):
-        for m in read_all(bootstrap, f"{app_id}-{table}-changelog", 9, timeout=20):
+        for m in read_messages(bootstrap, f"{app_id}-{table}-changelog", 9, timeout=20):
             assert int(json.loads(m.key()).split(":")[0]) == m.partition()
             checked += 1
     assert checked >= 9
