@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 
 
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes | str | None, bytes | str]]) -> None:
@@ -22,8 +24,8 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | str | None, 
     assert not errors, errors
 
 
-def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[tuple[bytes | None, bytes]]:
-    """Read the first `n` records of `topic` from the beginning, failing after `timeout`."""
+def read_messages(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[Message]:
+    """The first `n` messages of `topic` from the beginning (fewer if `timeout` passes first)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -33,13 +35,32 @@ def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[t
         }
     )
     consumer.subscribe([topic])
-    out: list[tuple[bytes | None, bytes]] = []
+    out: list[Message] = []
     deadline = time.monotonic() + timeout
     try:
         while len(out) < n and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=n - len(out), timeout=0.5):
-                if msg.error() is None:
-                    out.append((msg.key(), msg.value()))
+            out += [m for m in consumer.consume(num_messages=max(1, n - len(out)), timeout=0.5) if m.error() is None]
     finally:
         consumer.close()
     return out
+
+
+def consume(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[tuple[bytes | None, bytes]]:
+    """The first `n` records of `topic` as (key, value)."""
+    return [(m.key(), m.value()) for m in read_messages(bootstrap, topic, n, timeout)]
+
+
+def corridor(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run the `corridor` command as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("corridor: error:"), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
