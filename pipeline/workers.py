@@ -87,6 +87,16 @@ class TowerProcess:
                 self._signal(signal.SIGKILL)
                 self.proc.wait()
 
+    def peak_rss_mib(self) -> float:
+        """The worker's peak resident memory so far (the kernel's high-water mark), in MiB."""
+        if not self.alive:
+            return float("nan")
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
     def kill(self) -> None:
         """SIGKILL, as a crash would: no clean shutdown, no leaving the consumer group."""
         self._signal(signal.SIGKILL)

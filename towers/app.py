@@ -86,7 +86,8 @@ app = TowerApp(
     # A killed worker's partitions move to the others after this long (Faust's default is 60 s).
     broker_session_timeout=float(os.environ.get("CORRIDOR_TOWER_SESSION_TIMEOUT_S", "10")),
     broker_heartbeat_interval=float(os.environ.get("CORRIDOR_TOWER_HEARTBEAT_S", "3")),
-    web_bind="127.0.0.1",  # loopback only, like the rest of the stack
+    # Loopback only, like the rest of the stack; a container sets 0.0.0.0 for its readiness probe.
+    web_bind=os.environ.get("CORRIDOR_TOWER_WEB_BIND", "127.0.0.1"),
     web_port=int(os.environ.get("CORRIDOR_TOWER_WEB_PORT", "6066")),
 )
 

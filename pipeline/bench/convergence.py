@@ -61,13 +61,14 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
         try:
             wait_for_assignment(workers, topics.regions)
             fleet = Fleet(corridor, FleetConfig(vehicles=1000, seed=4), start_ms=int(time.time() * 1000))
-            total = 10 + stall_s + 20
+            warmup_s, after_s = (5.0, 10.0) if quick else (10.0, 20.0)
+            total = warmup_s + stall_s + after_s
             traffic = threading.Thread(
                 target=drive,
                 args=(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=total, speedup=1)),
             )
             traffic.start()
-            time.sleep(10)
+            time.sleep(warmup_s)
             for w in workers:
                 _switch(w, "off")
             time.sleep(stall_s / 3)

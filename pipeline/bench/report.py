@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["TARGETS", "Target", "machine", "render", "write_json"]
+__all__ = ["TARGETS", "Target", "derive", "machine", "render", "write_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("producer", "records_records_per_s"): Target(">=", 50_000, "msg/s"),
     ("towers", "workers_1_updates_per_s"): Target(">=", 20_000, "updates/s"),
     ("latency", "load_5000.p99_ms"): Target("<=", 100, "ms"),
+    ("recovery", "vehicles_100000.start_to_tables_equal_s"): Target("<=", 10, "s"),
     ("control", "independent.cas_retries_p99"): Target("<=", 3, "retries"),
     ("convergence", "converged_after_s"): Target("<=", 2, "s"),
 }
@@ -56,12 +57,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def derive(results: dict[str, Any]) -> None:
+    """Ratios between sections measured in the same run: ours against the raw broker's."""
+    broker, producer = results.get("broker"), results.get("producer")
+    if broker and producer:
+        ours = producer["records_records_per_s"]
+        producer["share_of_confluent_loop_pct"] = 100 * ours / broker["confluent_produce_per_s"]
+        producer["share_of_kafka_tools_pct"] = 100 * ours / broker["kafka_tools_produce_per_s"]
+
+
 def render(results: dict[str, dict[str, Any]], console: Console) -> None:
     table = Table(title="corridor bench", title_justify="left")
     for col in ("section", "metric", "value", "target", ""):
         table.add_column(col)
     for section, metrics in results.items():
-        if section == "machine":
+        if section in ("machine", "durations_s"):
             continue
         for metric, value in _flatten(metrics).items():
             target = TARGETS.get((section, metric))
@@ -73,6 +83,9 @@ def render(results: dict[str, dict[str, Any]], console: Console) -> None:
                 section, metric, shown, f"{target.op} {target.bound:g} {target.unit}" if target else "", verdict
             )
     console.print(table)
+    took = ", ".join(f"{k} {v:.0f} s" for k, v in results.get("durations_s", {}).items())
+    if took:
+        console.print(f"sections took: {took}")
     m = results.get("machine", {})
     console.print(
         f"machine: {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}, {m.get('date')}"

@@ -30,7 +30,7 @@ from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 
-__all__ = ["run_latency", "run_throughput"]
+__all__ = ["run_latency", "run_throughput", "tower_worker"]
 
 
 def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = False) -> float:
@@ -65,7 +65,7 @@ def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = 
     return asyncio.run(run())
 
 
-def _worker(bootstrap: str, prefix: str, workdir: Path, extra: dict[str, str], i: int) -> TowerProcess:
+def tower_worker(bootstrap: str, prefix: str, workdir: Path, extra: dict[str, str], i: int) -> TowerProcess:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": prefix,
            "CORRIDOR_TOWER_OFFSET_RESET": "earliest", **extra}  # fmt: skip
     return TowerProcess(env, workdir / f"data{i}", workdir / f"worker{i}.log", name=f"bench worker {i}")
@@ -109,7 +109,7 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
             for n in (1, 2):
                 # Each run is a new consumer group (its own app id) reading the topic from the start.
                 app_env = {"CORRIDOR_TOWER_APP_SUFFIX": f"-b{n}-{uuid.uuid4().hex[:4]}"}
-                workers = [_worker(bootstrap, topics.prefix, Path(tmp), app_env, i).start() for i in range(n)]
+                workers = [tower_worker(bootstrap, topics.prefix, Path(tmp), app_env, i).start() for i in range(n)]
                 try:
                     out[f"workers_{n}_updates_per_s"] = _drain(workers, total, timeout=300)
                 finally:
@@ -139,9 +139,9 @@ def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1
         topics = Topics(regions=len(corridor.regions), prefix=f"bl{uuid.uuid4().hex[:6]}")
         ensure_topics(bootstrap, topics.specs())
         with tempfile.TemporaryDirectory() as tmp:
-            worker = _worker(bootstrap, topics.prefix, Path(tmp), {}, 0).start()
+            worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {}, 0).start()
             try:
-                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 20 if quick else 40)
+                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 15 if quick else 30)
             finally:
                 worker.stop()
                 delete_topics(bootstrap, [s.name for s in topics.specs()])
@@ -175,6 +175,7 @@ def _latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProc
         before_tick=hazards,
     )
     listener.close()
+    producer.flush(10)
     first: dict[str, float] = {}
     for adv in listener.stats.history:
         hid = adv["hazard_id"]

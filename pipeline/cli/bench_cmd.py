@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from pipeline.bench.report import machine, render, write_json
+from pipeline.bench.report import derive, machine, render, write_json
 from pipeline.errors import ConfigError
 from pipeline.stack import Stack
 
@@ -31,6 +32,12 @@ def _fleet(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_fleet(quick=quick)
 
 
+def _broker(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.broker import run_broker
+
+    return run_broker(ctx.obj, quick=quick)
+
+
 def _producer(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.producer import run_producer
 
@@ -47,6 +54,19 @@ def _latency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.towers import run_latency
 
     return run_latency(ctx.obj.bootstrap_servers, quick=quick)
+
+
+def _recovery(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.recovery import run_recovery
+
+    return run_recovery(ctx.obj.bootstrap_servers, quick=quick)
+
+
+def _memory(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.memory import run_memory
+
+    etcd = ",".join(f"{h}:{p}" for h, p in ctx.obj.etcd_hosts)
+    return run_memory(ctx.obj.bootstrap_servers, etcd, quick=quick)
 
 
 def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
@@ -66,13 +86,16 @@ def _convergence(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
+    "broker": _broker,
     "producer": _producer,
     "towers": _towers,
     "latency": _latency,
+    "recovery": _recovery,
+    "memory": _memory,
     "control": _control,
     "convergence": _convergence,
 }
-NEEDS_STACK = {"producer", "towers", "latency", "control", "convergence"}
+NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence"}
 
 
 def bench(
@@ -90,9 +113,14 @@ def bench(
     with contextlib.ExitStack() as resources:
         if NEEDS_STACK & set(chosen):
             resources.enter_context(Stack(ctx.obj, attached=True))
+        durations: dict[str, float] = {}
         for section in chosen:
             out.print(f"[bold]bench[/] {section} …")
+            t0 = time.monotonic()
             results[section] = SECTIONS[section](ctx, quick)
+            durations[section] = time.monotonic() - t0
+    results["durations_s"] = durations
+    derive(results)
     render(results, out)
     write_json(results, output)
     out.print(f"results written to {output}")

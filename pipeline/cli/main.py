@@ -14,6 +14,7 @@ from pipeline.cli import (
     bench_cmd,
     consume_cmd,
     hazard_cmd,
+    images_cmd,
     kafka_cmd,
     produce_cmd,
     simulate_cmd,
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(kafka_cmd.app, name="kafka")
+app.add_typer(images_cmd.app, name="images")
 app.command("bench")(bench_cmd.bench)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("produce")(produce_cmd.produce)

