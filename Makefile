@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run smoke test lint bench clean
+.PHONY: install run smoke test lint bench images clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -35,3 +35,7 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/corridor bench
+
+# Kafka, etcd and corridor images, with Podman or Docker (whichever is present); unchanged ones are kept.
+images: $(STAMP)
+	$(BIN)/corridor images build

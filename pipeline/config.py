@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline.errors import ConfigError
+from pipeline.topics import Topics
 
 __all__ = ["ENV_VARS", "Ports", "Settings"]
 
@@ -22,6 +23,9 @@ ENV_VARS: dict[str, str] = {
     "CORRIDOR_STATE_DIR": "where the embedded stack keeps data, logs and pid files (default .corridor)",
     "CORRIDOR_CACHE_DIR": "where Kafka's jars are cached (default ~/.cache/corridor)",
     "CORRIDOR_TOPIC_PREFIX": "prefix of every topic name (default corridor)",
+    "CORRIDOR_TOPIC_REPLICATION": "replicas of every topic corridor creates, changelogs included (default 1)",
+    "CORRIDOR_ROUTE_FILE": "route JSON file (default: the I-69 Bloomington–Indianapolis route shipped with corridor)",
+    "CORRIDOR_TOWERS_FILE": "tower regions JSON file (default: the 9 regions shipped with corridor)",
     "CORRIDOR_KAFKA_PORT": "embedded broker's client port (default 9092)",
     "CORRIDOR_KAFKA_CONTROLLER_PORT": "embedded KRaft controller port (default 9093)",
     "CORRIDOR_ETCD_PORT": "embedded etcd client port (default 2379)",
@@ -58,6 +62,14 @@ def _split_endpoints(raw: str | None) -> tuple[str, ...]:
     return endpoints
 
 
+def _replication(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"CORRIDOR_TOPIC_REPLICATION={raw!r}: give the number of replicas (1 or more)")
+    return int(raw)
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -78,6 +90,11 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "corridor")
     topic_prefix: str = "corridor"
     ports: Ports = field(default_factory=Ports)
+    topic_replication: int = 1
+
+    def topics(self, regions: int) -> Topics:
+        """corridor's topics on this cluster, for a corridor of `regions` tower regions."""
+        return Topics(regions=regions, prefix=self.topic_prefix, replication=self.topic_replication)
 
     @property
     def kafka_external(self) -> bool:
@@ -120,6 +137,7 @@ class Settings:
             state_dir=Path(env.get("CORRIDOR_STATE_DIR") or ".corridor"),
             cache_dir=Path(env.get("CORRIDOR_CACHE_DIR") or Path.home() / ".cache" / "corridor"),
             topic_prefix=prefix,
+            topic_replication=_replication(env.get("CORRIDOR_TOPIC_REPLICATION")),
             ports=Ports(
                 kafka=_port(env, "CORRIDOR_KAFKA_PORT", defaults.kafka),
                 kafka_controller=_port(env, "CORRIDOR_KAFKA_CONTROLLER_PORT", defaults.kafka_controller),

@@ -16,7 +16,6 @@ from confluent_kafka import Consumer, Producer
 from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.errors import StackError
-from pipeline.topics import Topics
 
 __all__ = ["SmokeResult", "smoke"]
 
@@ -29,7 +28,7 @@ class SmokeResult:
 
 
 def smoke(settings: Settings, regions: int) -> SmokeResult:
-    topics = Topics(regions=regions, prefix=settings.topic_prefix)
+    topics = settings.topics(regions)
     created = ensure_topics(settings.bootstrap_servers, topics.specs())
     marker = uuid.uuid4().hex.encode()
     t0 = time.perf_counter()

@@ -22,7 +22,6 @@ import hashlib
 import os
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -32,7 +31,6 @@ from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt import encode_state
-from pipeline.topics import Topics
 from towers.config import TowerConfig
 from towers.control_plane import ControlPlane
 from towers.engine import Outbox, TowerEngine
@@ -46,19 +44,14 @@ except ImportError:  # pragma: no cover - rocksdict installs on every supported 
     STORE = "memory://"
 
 
-def _path(var: str) -> Path | None:
-    raw = os.environ.get(var)
-    return Path(raw) if raw else None
-
-
 # A tower holds tens of thousands of small state dicts that live for minutes: CPython's default
 # cyclic-GC thresholds walk them all many times a second. Measured: ~12 % more updates/s.
 gc.set_threshold(50_000, 20, 100)
 
 settings = Settings.from_env()
 cfg = TowerConfig.from_env()
-corridor = load_corridor(_path("CORRIDOR_ROUTE_FILE"), _path("CORRIDOR_TOWERS_FILE"))
-topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+corridor = load_corridor()  # CORRIDOR_ROUTE_FILE / CORRIDOR_TOWERS_FILE, as the producers
+topics = settings.topics(len(corridor.regions))
 REGIONS = len(corridor.regions)
 
 
@@ -267,6 +260,13 @@ async def state_page(web: Any, request: Any) -> Any:
             else None,
         }
     )
+
+
+@app.page("/corridor/ready/")
+async def ready_page(web: Any, request: Any) -> Any:
+    """For readiness probes: 200 once the tables are restored from their changelogs, 503 before."""
+    recovered = app.tables.recovery.completed.is_set()
+    return web.json({"recovered": recovered, "regions": _owned()}, status=200 if recovered else 503)
 
 
 @app.page("/corridor/sync/{state}/")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 from pipeline.errors import ConfigError
 
-__all__ = ["TowerConfig"]
+__all__ = ["APP_ENV_VARS", "TowerConfig", "tower_env_vars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +64,22 @@ class TowerConfig:
             if values[f.name] < 0:
                 raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()} must not be negative")
         return cls(**values)  # type: ignore[arg-type]
+
+
+#: What the worker process (towers/app.py) reads besides TowerConfig's fields, with what each sets.
+APP_ENV_VARS: dict[str, str] = {
+    "CORRIDOR_TOWER_WEB_PORT": "port of the worker's web pages (/corridor/state/, /corridor/ready/; default 6066)",
+    "CORRIDOR_TOWER_WEB_BIND": "address the web pages bind (default 127.0.0.1; 0.0.0.0 in containers)",
+    "CORRIDOR_TOWER_APP_SUFFIX": "appended to the app id: a second, independent set of towers over the same topics",
+    "CORRIDOR_TOWER_OFFSET_RESET": "where a new consumer group starts: earliest (default) or latest",
+    "CORRIDOR_TOWER_ETCD": "0 turns the etcd control plane off (default 1)",
+    "CORRIDOR_TOWER_STORE": "Faust table store URL (default rocksdb://)",
+    "CORRIDOR_TOWER_STANDBYS": "standby replicas of each table on other workers (default 0)",
+    "CORRIDOR_TOWER_SESSION_TIMEOUT_S": "a silent worker's regions move to the others after this long (default 10)",
+    "CORRIDOR_TOWER_HEARTBEAT_S": "consumer group heartbeat interval (default 3)",
+}
+
+
+def tower_env_vars() -> set[str]:
+    """Every variable a tower worker reads of its own (Kafka, etcd and topics: pipeline.config)."""
+    return set(APP_ENV_VARS) | {f"CORRIDOR_TOWER_{f.name.upper()}" for f in fields(TowerConfig)}

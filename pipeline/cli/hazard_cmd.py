@@ -16,7 +16,6 @@ from pipeline.corridor import load_corridor
 from pipeline.errors import ConfigError, StackError
 from pipeline.hazards import CAUSE_CODES, hazard_record
 from pipeline.messages import CODEC, HAZARD
-from pipeline.topics import Topics
 
 __all__ = ["hazard"]
 
@@ -49,7 +48,7 @@ def hazard(
         cancel,
     )
     corridor = load_corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
     producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])

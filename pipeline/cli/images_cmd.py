@@ -22,9 +22,11 @@ out = Console(highlight=False)
 def build(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="kafka, etcd, corridor (default: all)")] = None,
-    missing: Annotated[bool, typer.Option(help="build only the images not built yet")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild even the images that are up to date")] = False,
 ) -> None:
-    """Build the images from k8s/images/ with whichever engine is present (Docker running, else Podman)."""
+    """Build the images from k8s/images/ with whichever engine is present (Docker running, else Podman).
+
+    An image whose sources have not changed since it was built is kept (its label holds their digest)."""
     from pipeline.containers.engine import find_engine
     from pipeline.containers.images import IMAGES, build_images
 
@@ -35,11 +37,11 @@ def build(
     engine = find_engine(settings)
     t0 = time.monotonic()
     try:
-        timings = build_images(
-            engine, settings, names, only_missing=missing, progress=lambda s: out.print(f"building {s} …")
-        )
+        timings = build_images(engine, settings, names, force=force, progress=lambda s: out.print(f"building {s} …"))
     finally:
         engine.stop()
+    if not timings:
+        out.print("every image is up to date")
     for name, seconds in timings.items():
         out.print(f"{name}: {seconds:.1f} s")
     out.print(f"images built with {engine.kind} in {time.monotonic() - t0:.1f} s")
@@ -49,7 +51,7 @@ def build(
 def list_images(ctx: typer.Context) -> None:
     """The images corridor uses, and whether each is built."""
     from pipeline.containers.engine import find_engine
-    from pipeline.containers.images import IMAGES
+    from pipeline.containers.images import IMAGES, up_to_date
 
     engine = find_engine(ctx.obj)
     try:
@@ -57,7 +59,8 @@ def list_images(ctx: typer.Context) -> None:
         for col in ("image", "reference", "built"):
             table.add_column(col)
         for name, img in IMAGES.items():
-            table.add_row(name, img.ref, "[green]yes[/]" if engine.image_exists(img.ref) else "[red]no[/]")
+            state = "[green]up to date[/]" if up_to_date(engine, img) else "[yellow]stale[/]"
+            table.add_row(name, img.ref, state if engine.image_exists(img.ref) else "[red]no[/]")
         out.print(table)
     finally:
         engine.stop()

@@ -15,7 +15,6 @@ from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.errors import ConfigError
-from pipeline.topics import Topics
 
 __all__ = ["produce"]
 
@@ -68,7 +67,7 @@ def produce(
         raise ConfigError(f"--wire must be 'frames' or 'records', got {wire!r}") from None
     settings: Settings = ctx.obj
     corridor = load_corridor(route, towers)
-    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
     fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed), start_ms=int(time.time() * 1000))
     sink = TelemetrySink(settings.bootstrap_servers)

@@ -25,6 +25,9 @@ def simulate(
     ),
     report_dir: Annotated[Path, typer.Option(help="where the report goes (a sub-folder per run)")] = Path("reports"),
     live: Annotated[bool, typer.Option(help="show the live view")] = True,
+    external_towers: Annotated[
+        bool, typer.Option(help="use the towers already serving the topics (on Kubernetes, say); start none")
+    ] = False,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
@@ -50,9 +53,11 @@ def simulate(
         if live:
             with Live(console=out, refresh_per_second=4, transient=False) as display:
                 result = run_scenario(sc, settings, target, on_tick=lambda snap: display.update(view.render(snap)),
-                                      should_stop=lambda: stop["requested"])  # fmt: skip
+                                      should_stop=lambda: stop["requested"],
+                                      external_towers=external_towers)  # fmt: skip
         else:
-            result = run_scenario(sc, settings, target, should_stop=lambda: stop["requested"])
+            result = run_scenario(sc, settings, target, should_stop=lambda: stop["requested"],
+                                  external_towers=external_towers)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     s = result.summary

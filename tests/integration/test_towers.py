@@ -15,17 +15,16 @@ from confluent_kafka.admin import AdminClient
 
 from pipeline.admin import ensure_topics
 from pipeline.corridor import load_corridor
-from pipeline.hazards import hazard_record
-from pipeline.messages import CODEC, FRAME, HAZARD
+from pipeline.messages import CODEC, FRAME
 from pipeline.topics import Topics
 from pipeline.workers import TowerProcess
 from producers.drive import DriveConfig, drive
 from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
-from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
 from tests.helpers import corridor, read_messages
+from tests.scenarios import assert_advice_for_hazard, drive_past_a_hazard
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
@@ -62,42 +61,9 @@ def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[To
 
 def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towers) -> None:
     worker, topics = towers
-    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=900, seed=21), start_ms=int(time.time() * 1000))
-    listener = AdvisoryListener(bootstrap, topics.advisories, 9, keep_history=True)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     hid = f"hz-{uuid.uuid4().hex[:6]}"
-    sent: list[int] = []
-
-    def report_hazard(sim_s: float) -> None:
-        if sim_s >= 6 and not sent:
-            rec = hazard_record(35.5, "ANIMAL", "NORTHBOUND", 6, fleet.start_ms + int(sim_s * 1000), 600, hid, "t")
-            producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), b"4", rec["region_id"])
-            producer.flush(10)
-            sent.append(rec["hlc"] >> 16)  # wall ms of sending
-
-    try:
-        drive(
-            fleet,
-            TelemetrySink(bootstrap),
-            topics,
-            DriveConfig(hz=1, duration_s=24, speedup=4),
-            listener,
-            before_tick=report_hazard,
-        )
-    finally:
-        listener.close()
-    about = [a for a in listener.stats.history if a["hazard_id"] == hid]
-    regions = {a["region_id"] for a in about if a["action"] in ("SLOW_DOWN", "STOP")}
-    assert {3, 4} <= regions, f"advice came from regions {regions}:\n{worker.tail()}"
-    assert all(a["direction"] == "NORTHBOUND" for a in about)
-    upstream = [a for a in about if a["region_id"] == 3]
-    assert all(a["tower"] == "tower-03" for a in upstream), "region 3's own tower advised, from tower-sync"
-    first_upstream_ms = min(a["received_ms"] for a in upstream) - sent[0]
-    assert first_upstream_ms < 1_000 + 2_000, "within the important interval (1 s) plus slack"
-    views = worker.page()["view_hazards"]
-    assert hid in views["4"], "the towers of regions 3 and 5 hold region 4's hazard in their sync view"
-    speeds = {a["target_vehicle"]: a["target_speed_mps"] for a in about if a["action"] == "SLOW_DOWN"}
-    assert speeds and max(speeds.values()) < 31.3, "advised below the 70 mph limit"
+    about, sent_ms = drive_past_a_hazard(bootstrap, topics, hid)
+    assert_advice_for_hazard(about, sent_ms, worker.page(), hid, worker.tail())
 
 
 def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:

@@ -1,0 +1,195 @@
+"""The Kubernetes manifests: every overlay builds with kustomize, validates offline against the
+Kubernetes schemas (and Strimzi's CRD schemas for its kinds), and agrees with the code on image
+names, ports, topics and environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from pipeline.config import ENV_VARS, Settings
+from pipeline.containers.images import IMAGES
+from pipeline.corridor import default_paths, load_corridor
+from pipeline.simulation.scenario import load_scenario
+from tests.conftest import REPO
+from tests.k8s.crds import strimzi_schemas
+from towers.config import tower_env_vars
+
+K8S = REPO / "k8s"
+OVERLAYS = ["dev", "dev-plain", "corridor"]
+KUBERNETES_VERSION = "1.32"  # the oldest minor version these manifests are checked against
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
+
+
+def _kustomize() -> list[str]:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    message = "neither kustomize nor kubectl (which embeds it) is installed"
+    if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    done = subprocess.run([*_kustomize(), str(K8S / "overlays" / request.param)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return request.param, [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+@pytest.fixture(scope="module")
+def crd_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
+    return strimzi_schemas(settings.cache_dir)
+
+
+def _one(docs: list[dict[str, Any]], kind: str, name_prefix: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name_prefix)]
+    assert len(found) == 1, f"expected one {kind} {name_prefix}*, found {len(found)}"
+    return found[0]
+
+
+def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return doc["spec"]["template"]["spec"]["containers"]
+
+
+def _corridor_config(docs: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+    return _one(docs, "ConfigMap", "corridor-env")["data"], _one(docs, "ConfigMap", "corridor-data")["data"]
+
+
+def test_every_document_validates_against_its_schema(overlay, crd_schemas) -> None:
+    name, docs = overlay
+    kinds = {d["kind"] for d in docs}
+    assert {"StatefulSet", "Service", "ConfigMap", "Job", "Namespace"} <= kinds
+    for doc in docs:
+        where = f"{name}: {doc['kind']} {doc['metadata']['name']}"
+        if doc["kind"] in STRIMZI_KINDS:
+            assert doc["apiVersion"] == "kafka.strimzi.io/v1beta2", where
+            try:
+                jsonschema.validate(doc, crd_schemas[doc["kind"]])
+            except jsonschema.ValidationError as exc:
+                pytest.fail(f"{where}: {exc.message} at {list(exc.absolute_path)}")
+        else:
+            try:
+                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{where}: {exc.message} at {list(exc.path)}")
+
+
+def test_strimzi_is_checked_for_real(crd_schemas) -> None:
+    """The CRD schemas reject what Strimzi would (a schema that accepts anything checks nothing)."""
+    bad = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic", "metadata": {"name": "t"},
+           "spec": {"partitions": "nine"}}  # fmt: skip
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, crd_schemas["KafkaTopic"])
+
+
+def test_every_container_has_requests_and_limits(overlay) -> None:
+    name, docs = overlay
+    for doc in docs:
+        if doc["kind"] in ("StatefulSet", "Job", "Deployment"):
+            for c in _containers(doc):
+                res = c.get("resources", {})
+                assert {"cpu", "memory"} <= set(res.get("requests", {})), f"{name}: {c['name']} requests"
+                assert {"cpu", "memory"} <= set(res.get("limits", {})), f"{name}: {c['name']} limits"
+        if doc["kind"] == "KafkaNodePool":
+            assert {"requests", "limits"} <= set(doc["spec"]["resources"]), f"{name}: node pool resources"
+
+
+def test_images_are_the_ones_corridor_builds(overlay) -> None:
+    name, docs = overlay
+    refs = {img.ref for img in IMAGES.values()}
+    used = {c["image"] for d in docs if d["kind"] in ("StatefulSet", "Job") for c in _containers(d)}
+    assert used <= refs, f"{name}: {used - refs} are not built by `corridor images build`"
+    assert IMAGES["corridor"].ref in used and IMAGES["etcd"].ref in used
+
+
+def test_topics_match_the_code(overlay) -> None:
+    name, docs = overlay
+    env, data = _corridor_config(docs)
+    regions = len(json.loads(data["towers.json"])["regions"])
+    settings = Settings(
+        topic_prefix=env["CORRIDOR_TOPIC_PREFIX"], topic_replication=int(env["CORRIDOR_TOPIC_REPLICATION"])
+    )
+    declared = {
+        d["spec"]["topicName"]: (d["spec"]["partitions"], d["spec"]["replicas"], d["spec"].get("config", {}))
+        for d in docs
+        if d["kind"] == "KafkaTopic"
+    }
+    if not any(d["kind"] == "Kafka" for d in docs):
+        assert not declared, f"{name}: KafkaTopics without a Strimzi Kafka"
+        return  # the plain StatefulSet: corridor creates its topics itself
+    expected = {s.name: (s.partitions, s.replication, s.config) for s in settings.topics(regions).specs()}
+    assert declared == expected, f"{name}: KafkaTopics differ from pipeline/topics.py for {regions} regions"
+    pools = [d for d in docs if d["kind"] == "KafkaNodePool"]
+    assert settings.topic_replication <= sum(p["spec"]["replicas"] for p in pools), "replicas ≤ brokers"
+
+
+def test_addresses_ports_and_variables_match_the_code(overlay) -> None:
+    name, docs = overlay
+    env, _ = _corridor_config(docs)
+    known = set(ENV_VARS) | tower_env_vars()
+    assert set(env) <= known, f"{name}: corridor-env sets variables no code reads: {set(env) - known}"
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    kafka_host, kafka_port = env["KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    etcd_host, etcd_port = env["ETCD_ENDPOINTS"].split(":")
+    if any(d["kind"] == "Kafka" for d in docs):
+        kafka = _one(docs, "Kafka", "corridor")
+        assert kafka_host == f"{kafka['metadata']['name']}-kafka-bootstrap", "Strimzi's bootstrap Service"
+        assert int(kafka_port) in [lst["port"] for lst in kafka["spec"]["kafka"]["listeners"]]
+    else:
+        assert int(kafka_port) in [p["port"] for p in services[kafka_host]["spec"]["ports"]]
+    assert int(etcd_port) in [p["port"] for p in services[etcd_host]["spec"]["ports"]]
+    towers = _one(docs, "StatefulSet", "towers")
+    (tower,) = _containers(towers)
+    tower_env = {e["name"]: e.get("value") for e in tower.get("env", [])}
+    assert set(tower_env) <= known, f"{name}: the tower container sets unknown variables"
+    web = int(tower_env["CORRIDOR_TOWER_WEB_PORT"])
+    assert tower_env["CORRIDOR_TOWER_WEB_BIND"] == "0.0.0.0", "probes reach the pod's address"
+    assert [p["containerPort"] for p in tower["ports"]] == [web]
+    assert tower["readinessProbe"]["httpGet"]["path"] == "/corridor/ready/"
+    assert web in [p["port"] for p in services["towers"]["spec"]["ports"]]
+    mounts = {m["mountPath"] for m in tower["volumeMounts"]}
+    assert Path(env["CORRIDOR_TOWERS_FILE"]).parent.as_posix() in mounts, "the regions file is mounted"
+    assert "/var/lib/corridor" in mounts, "the table store is on the pod's volume"
+
+
+def test_tower_replicas_never_exceed_the_regions(overlay) -> None:
+    name, docs = overlay
+    _, data = _corridor_config(docs)
+    regions = len(json.loads(data["towers.json"])["regions"])
+    replicas = _one(docs, "StatefulSet", "towers")["spec"]["replicas"]
+    assert 1 <= replicas <= regions, f"{name}: {replicas} tower workers for {regions} regions"
+    expected = {"dev": (2, 9), "dev-plain": (2, 9), "corridor": (12, 12)}[name]
+    assert (replicas, regions) == expected
+
+
+def test_etcd_initial_cluster_lists_exactly_its_members(overlay) -> None:
+    name, docs = overlay
+    etcd = _one(docs, "StatefulSet", "etcd")
+    members = _one(docs, "ConfigMap", "etcd-env")["data"]["ETCD_INITIAL_CLUSTER"].split(",")
+    assert [m.split("=")[0] for m in members] == [f"etcd-{i}" for i in range(etcd["spec"]["replicas"])]
+    assert (etcd["spec"]["replicas"], name) in {(1, "dev"), (1, "dev-plain"), (3, "corridor")}
+
+
+def test_shipped_config_copies_equal_the_packaged_data(tmp_path: Path) -> None:
+    """k8s/corridor/config holds copies of the route and regions the image ships, and a scenario the
+    producers' Job can run against external towers (no worker kill or restart events)."""
+    route, towers = default_paths()
+    config = K8S / "corridor" / "config"
+    assert (config / "route.json").read_bytes() == route.read_bytes()
+    assert (config / "towers.json").read_bytes() == towers.read_bytes()
+    scenario = load_scenario(str(config / "scenario.yaml"))
+    assert not [e for e in scenario.events if e.kind in ("kill_worker", "restart_worker")]
+    twelve = load_corridor(route, K8S / "overlays" / "corridor" / "config" / "towers.json")
+    assert len(twelve.regions) == 12
