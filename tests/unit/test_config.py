@@ -31,6 +31,8 @@ def test_external_cluster_from_environment() -> None:
         ({"CORRIDOR_KAFKA_PORT": "70000"}, "out of range"),
         ({"CORRIDOR_ETCD_PORT": "9092"}, "must differ"),
         ({"CORRIDOR_TOPIC_PREFIX": "a b"}, "CORRIDOR_TOPIC_PREFIX"),
+        ({"CORRIDOR_TOPIC_REPLICATION": "0"}, "CORRIDOR_TOPIC_REPLICATION"),
+        ({"CORRIDOR_TOPIC_REPLICATION": "three"}, "number of replicas"),
     ],
 )
 def test_bad_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
@@ -43,6 +45,13 @@ def test_regional_topics_have_one_partition_per_region() -> None:
     specs = {s.name: s for s in topics.specs()}
     assert set(specs) == {"c.telemetry", "c.hazards", "c.advisories", "c.tower-sync", "c.dead-letter"}
     assert {s.partitions for s in specs.values()} == {9}
+
+
+def test_topic_replication_reaches_every_topic_declared_from_settings() -> None:
+    settings = Settings.from_env({"CORRIDOR_TOPIC_REPLICATION": "3", "CORRIDOR_TOPIC_PREFIX": "k"})
+    specs = settings.topics(12).specs()
+    assert {(s.partitions, s.replication) for s in specs} == {(12, 3)}
+    assert Settings.from_env({}).topics(9).replication == 1
 
 
 def test_a_corridor_without_regions_is_rejected() -> None:

@@ -48,3 +48,12 @@ def test_unknown_and_malformed_scenario_files(tmp_path: Path) -> None:
         load_scenario(str(bad))
     with pytest.raises(ConfigError, match="does not exist"):
         load_scenario(str(tmp_path / "missing.yaml"))
+
+
+def test_external_towers_refuse_scenarios_that_kill_their_own_workers(tmp_path: Path) -> None:
+    """Checked before anything starts: the runner has no workers of its own to kill or restart."""
+    from pipeline.config import Settings
+    from pipeline.simulation.runner import run_scenario
+
+    with pytest.raises(ConfigError, match="kill_worker"):
+        run_scenario(load_scenario("faults"), Settings(state_dir=tmp_path), tmp_path, external_towers=True)
