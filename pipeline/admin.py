@@ -51,7 +51,31 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 3
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StackError(f"could not create topic {name}: {exc.args[0].str()}") from None
+    _wait_for_leaders(admin, {s.name: s.partitions for s in missing}, timeout)
     return sorted(created)
+
+
+def _wait_for_leaders(admin: AdminClient, partitions: dict[str, int], timeout: float) -> None:
+    """Until every partition of the new topics has a leader in the brokers' metadata.
+
+    A client that reads metadata between a topic's creation and its partitions' elections caches a
+    topic with no partitions, and may keep that for its whole metadata max age (aiokafka: 5 minutes);
+    Faust then refuses to write a table whose changelog seems to have 0 partitions."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        ready = all(
+            (meta := topics.get(name)) is not None
+            and meta.error is None
+            and len(meta.partitions) == n
+            and all(p.leader >= 0 for p in meta.partitions.values())
+            for name, n in partitions.items()
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"topics {sorted(partitions)} were created but have no leaders after {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:

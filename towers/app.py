@@ -31,6 +31,7 @@ from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt import encode_state
+from pipeline.topics import TopicSpec
 from towers.config import TowerConfig
 from towers.control_plane import ControlPlane
 from towers.engine import Outbox, TowerEngine
@@ -60,7 +61,9 @@ class TowerApp(faust.App):
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
-        ensure_topics(settings.bootstrap_servers, topics.specs())
+        # The tables' changelogs too, with their leaders elected, before Faust's consumer first reads
+        # the cluster's metadata (see pipeline.admin.ensure_topics).
+        ensure_topics(settings.bootstrap_servers, topics.specs() + changelog_specs())
 
 
 app = TowerApp(
@@ -93,6 +96,15 @@ members_table = app.Table("members", key_type=str, value_type=bytes, partitions=
 vehicles_table = app.Table("vehicles", key_type=str, value_type=bytes, partitions=REGIONS)
 hazards_table = app.Table("hazards", key_type=str, value_type=bytes, partitions=REGIONS)
 TABLES = {"members": members_table, "vehicles": vehicles_table, "hazards": hazards_table}
+
+
+def changelog_specs() -> list[TopicSpec]:
+    """The tables' changelog topics as Faust declares them: compacted, one partition per region."""
+    return [
+        TopicSpec(t.changelog_topic_name, REGIONS, {"cleanup.policy": "compact"}, topics.replication)
+        for t in TABLES.values()
+    ]
+
 
 engine = TowerEngine(corridor, cfg)
 _producer = Producer(
