@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import delete_topics, ensure_topics
+from pipeline.admin import delete_topics, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import unpack
@@ -33,7 +33,7 @@ from producers.sink import TelemetrySink
 __all__ = ["run_latency", "run_throughput", "tower_worker"]
 
 
-def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = False) -> float:
+def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = False, timeout: float = 120) -> float:
     """Records/s of a bare aiokafka `getmany()` loop over the same topic, no Faust; with `decode`,
     every frame is also Avro-decoded (the part of a tower's work no design can avoid)."""
     from aiokafka import AIOKafkaConsumer
@@ -48,8 +48,9 @@ def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = 
         )
         await consumer.start()
         seen, t0 = 0, None
+        deadline = time.monotonic() + timeout
         try:
-            while seen < records:
+            while seen < records and time.monotonic() < deadline:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
                 if t0 is None and batch:
                     t0 = time.perf_counter()
@@ -76,21 +77,25 @@ def _updates(worker: TowerProcess) -> int:
     return int(st["counts"].get("updates", 0)) if st else 0
 
 
-def _drain(workers: list[TowerProcess], total: int, timeout: float) -> float:
-    """Updates/s from the first processed update until all `total` were processed."""
+def _drain(workers: list[TowerProcess], total: int, timeout: float, idle_s: float = 8.0) -> float:
+    """Updates/s from the first processed update until all `total` were processed, or until the
+    count stopped growing for `idle_s` (the rate then ends at its last growth)."""
     deadline = time.monotonic() + timeout
     t0 = n0 = None
-    done = 0
+    done, last_done, last_t = 0, -1, time.monotonic()
     while time.monotonic() < deadline:
         done = sum(_updates(w) for w in workers)
+        now = time.monotonic()
         if t0 is None and done > 0:
-            t0, n0 = time.monotonic(), done
-        if done >= total:
+            t0, n0 = now, done
+        if done != last_done:
+            last_done, last_t = done, now
+        if done >= total or (t0 is not None and now - last_t > idle_s):
             break
         time.sleep(0.25)
     if t0 is None or n0 is None:
         return 0.0
-    return (done - n0) / max(time.monotonic() - t0, 1e-6)
+    return (last_done - n0) / max(last_t - t0, 1e-6)
 
 
 def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
@@ -103,8 +108,10 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=5))
         stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0))
         total = stats.updates
+        in_topic = sum(end_offsets(bootstrap, topics.telemetry, topics.regions))
         out["updates_in_topic"] = total
-        out["kafka_records_in_topic"] = seconds * topics.regions
+        out["kafka_records_in_topic"] = in_topic
+        out["kafka_records_acked_not_in_topic"] = seconds * topics.regions - in_topic  # expected 0
         with tempfile.TemporaryDirectory() as tmp:
             for n in (1, 2):
                 # Each run is a new consumer group (its own app id) reading the topic from the start.
@@ -115,10 +122,10 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
                 finally:
                     for w in workers:
                         w.stop()
-        per_record = total / (seconds * topics.regions)
-        base = _aiokafka_baseline(bootstrap, topics.telemetry, seconds * topics.regions)
+        per_record = total / in_topic
+        base = _aiokafka_baseline(bootstrap, topics.telemetry, in_topic)
         out["aiokafka_updates_per_s"] = base * per_record
-        decoded = _aiokafka_baseline(bootstrap, topics.telemetry, seconds * topics.regions, decode=True)
+        decoded = _aiokafka_baseline(bootstrap, topics.telemetry, in_topic, decode=True)
         out["aiokafka_decode_updates_per_s"] = decoded * per_record
         out["worker_share_of_aiokafka_pct"] = 100 * out["workers_1_updates_per_s"] / out["aiokafka_updates_per_s"]
         out["worker_share_of_decode_only_pct"] = (
