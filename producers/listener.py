@@ -42,14 +42,28 @@ class AdvisoryListener:
                 "group.id": f"vehicles-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,
+                # prefetch bound: a tick's advisories fit many times over (default 64 MiB)
+                "queued.max.messages.kbytes": 16 * 1024,
                 "log_level": 3,
             }
         )
         self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
 
-    def poll(self, fleet: Fleet, sim_start_ms: int) -> int:
-        """Apply whatever arrived; returns how many advisories were read."""
-        msgs = self._consumer.consume(num_messages=5000, timeout=0)
+    def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
+        """Apply everything that arrived (up to `max_messages`); returns how many messages were read.
+
+        As fast as possible (speedup 0) it is called once a tick: a burst of advisories larger than
+        one batch is then applied at once, not spread over the following ticks."""
+        read = 0
+        while read < max_messages:
+            msgs = self._consumer.consume(num_messages=5000, timeout=0)
+            if not msgs:
+                break
+            read += len(msgs)
+            self._apply(msgs, fleet, sim_start_ms)
+        return read
+
+    def _apply(self, msgs: list[Any], fleet: Fleet, sim_start_ms: int) -> None:
         now_ms = time.time() * 1000
         for msg in msgs:
             if msg.error() is not None:
@@ -75,7 +89,6 @@ class AdvisoryListener:
                 speed=float(adv["target_speed_mps"]),
                 until_s=(adv["valid_until"] - sim_start_ms) / 1000.0,
             )
-        return len(msgs)
 
     def close(self) -> None:
         self._consumer.close()
