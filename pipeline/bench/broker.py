@@ -164,7 +164,7 @@ def _confluent_consume(bootstrap: str, topic: str, records: int) -> float:
 
 
 def run_broker(settings: Settings, quick: bool = False) -> dict[str, Any]:
-    records = 500_000 if quick else 2_000_000
+    records = 300_000 if quick else 2_000_000
     values = telemetry_sample()
     size = round(sum(map(len, values)) / len(values))
     prefix = f"raw{uuid.uuid4().hex[:6]}"

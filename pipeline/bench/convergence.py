@@ -50,7 +50,7 @@ def _agree(pages: list[dict[str, Any]], regions: int, since_resume_ms: int, hid:
 
 def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str, Any]:
     corridor = load_corridor()
-    stall_s = 10.0 if quick else 30.0
+    stall_s = 8.0 if quick else 30.0
     topics = Topics(regions=len(corridor.regions), prefix=f"bc{uuid.uuid4().hex[:6]}")
     ensure_topics(bootstrap, topics.specs())
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
@@ -61,7 +61,7 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
         try:
             wait_for_assignment(workers, topics.regions)
             fleet = Fleet(corridor, FleetConfig(vehicles=1000, seed=4), start_ms=int(time.time() * 1000))
-            warmup_s, after_s = (5.0, 10.0) if quick else (10.0, 20.0)
+            warmup_s, after_s = (4.0, 4.0) if quick else (10.0, 20.0)
             total = warmup_s + stall_s + after_s
             traffic = threading.Thread(
                 target=drive,

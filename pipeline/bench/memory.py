@@ -37,7 +37,7 @@ def _peak_rss_mib(pid: int) -> float:
 
 
 def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
-    seconds = 15 if quick else 30
+    seconds = 10 if quick else 30
     topics = Topics(regions=len(load_corridor().regions), prefix=f"bm{uuid.uuid4().hex[:6]}")
     ensure_topics(bootstrap, topics.specs())
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ETCD_ENDPOINTS": etcd,

@@ -100,7 +100,7 @@ def _drain(workers: list[TowerProcess], total: int, timeout: float, idle_s: floa
 
 def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
     corridor = load_corridor()
-    vehicles, seconds = (10_000, 20) if quick else (20_000, 30)
+    vehicles, seconds = (10_000, 10) if quick else (20_000, 30)
     topics = Topics(regions=len(corridor.regions), prefix=f"bt{uuid.uuid4().hex[:6]}")
     ensure_topics(bootstrap, topics.specs())
     out: dict[str, Any] = {"vehicles": vehicles}
@@ -148,7 +148,7 @@ def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1
         with tempfile.TemporaryDirectory() as tmp:
             worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {}, 0).start()
             try:
-                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 15 if quick else 30)
+                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 12 if quick else 30)
             finally:
                 worker.stop()
                 delete_topics(bootstrap, [s.name for s in topics.specs()])
