@@ -120,6 +120,11 @@ class Settings:
             out.append((host, int(port)))
         return tuple(out)
 
+    @property
+    def etcd_servers(self) -> str:
+        """Comma-separated host:port list for etcd clients, embedded or external."""
+        return ",".join(f"{h}:{p}" for h, p in self.etcd_hosts)
+
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -16,13 +16,36 @@ from typing import Any
 
 from pipeline.errors import StackError
 
-__all__ = ["TowerProcess", "wait_for_assignment"]
+__all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment"]
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def fetch_page(port: int, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
+    """A tower worker's JSON page /corridor/<name>/ on 127.0.0.1:<port>; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/corridor/{name}/", timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory since its exec (the kernel's high-water mark), in MiB.
+
+    Not getrusage's ru_maxrss of a child: that also counts the pages the child shared with its
+    parent between fork and exec."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 class TowerProcess:
@@ -59,12 +82,7 @@ class TowerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def page(self, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
-        try:
-            url = f"http://127.0.0.1:{self.port}/corridor/{name}/"
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return json.loads(resp.read())
-        except (OSError, ValueError):
-            return None
+        return fetch_page(self.port, name, timeout)
 
     def wait_ready(self, regions: int = 1, timeout: float = 90.0) -> dict[str, Any]:
         """Until its tables are recovered and it serves at least `regions` regions."""
@@ -88,14 +106,10 @@ class TowerProcess:
                 self.proc.wait()
 
     def peak_rss_mib(self) -> float:
-        """The worker's peak resident memory so far (the kernel's high-water mark), in MiB."""
         if not self.alive:
             return float("nan")
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return peak_rss_mib(self.proc.pid)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no clean shutdown, no leaving the consumer group."""

@@ -32,7 +32,7 @@ from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt import encode_state
 from pipeline.topics import TopicSpec
-from towers.config import TowerConfig
+from towers.config import TABLE_NAMES, TowerConfig, app_id
 from towers.control_plane import ControlPlane
 from towers.engine import Outbox, TowerEngine
 from towers.state import BUCKETS, RegionState
@@ -69,7 +69,7 @@ class TowerApp(faust.App):
 app = TowerApp(
     # The app id names the consumer group and the changelog topics; a suffix runs a second,
     # independent set of towers over the same topics (benchmarks, replays).
-    f"{settings.topic_prefix}-towers{os.environ.get('CORRIDOR_TOWER_APP_SUFFIX', '')}",
+    app_id(settings.topic_prefix, os.environ.get("CORRIDOR_TOWER_APP_SUFFIX", "")),
     broker=";".join(f"corridor://{hp}" for hp in settings.bootstrap_servers.split(",")),
     store=os.environ.get("CORRIDOR_TOWER_STORE", STORE),
     topic_partitions=REGIONS,
@@ -92,10 +92,8 @@ hazards_topic = app.topic(topics.hazards, key_serializer="raw", value_serializer
 
 # Values are CRDT states in their own Avro encoding (pipeline.crdt.wire): value_type=bytes makes
 # Faust store them raw. Keys are "r" (region: hazards) or "r:b" (region, vehicle bucket or member shard).
-members_table = app.Table("members", key_type=str, value_type=bytes, partitions=REGIONS)
-vehicles_table = app.Table("vehicles", key_type=str, value_type=bytes, partitions=REGIONS)
-hazards_table = app.Table("hazards", key_type=str, value_type=bytes, partitions=REGIONS)
-TABLES = {"members": members_table, "vehicles": vehicles_table, "hazards": hazards_table}
+TABLES = {name: app.Table(name, key_type=str, value_type=bytes, partitions=REGIONS) for name in TABLE_NAMES}
+members_table, vehicles_table, hazards_table = (TABLES[name] for name in ("members", "vehicles", "hazards"))
 
 
 def changelog_specs() -> list[TopicSpec]:

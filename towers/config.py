@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 
 from pipeline.errors import ConfigError
 
-__all__ = ["APP_ENV_VARS", "TowerConfig", "tower_env_vars"]
+__all__ = ["APP_ENV_VARS", "TABLE_NAMES", "TowerConfig", "app_id", "changelog_topics", "tower_env_vars"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +83,17 @@ APP_ENV_VARS: dict[str, str] = {
 def tower_env_vars() -> set[str]:
     """Every variable a tower worker reads of its own (Kafka, etcd and topics: pipeline.config)."""
     return set(APP_ENV_VARS) | {f"CORRIDOR_TOWER_{f.name.upper()}" for f in fields(TowerConfig)}
+
+
+#: The towers' Faust tables, each backed by a changelog topic partitioned like the telemetry.
+TABLE_NAMES = ("members", "vehicles", "hazards")
+
+
+def app_id(topic_prefix: str, suffix: str = "") -> str:
+    """The towers' Faust app id: it names their consumer group and their tables' changelogs."""
+    return f"{topic_prefix}-towers{suffix}"
+
+
+def changelog_topics(app: str) -> list[str]:
+    """The changelog topic of each table, as Faust names them."""
+    return [f"{app}-{table}-changelog" for table in TABLE_NAMES]

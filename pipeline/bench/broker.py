@@ -1,6 +1,6 @@
 """The raw broker on this machine, as the ceiling our producer and towers are compared with: Kafka's
 own perf tools (from the broker's jars) and a bare confluent-kafka loop, at telemetry's record size
-and with the producer settings of `producers.sink.TelemetrySink`."""
+and with the producer settings of `producers.sink.TelemetrySink` (`DELIVERY`)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,10 @@ from pipeline.stack.kafka import tools_argv
 from pipeline.topics import TopicSpec
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
+from producers.sink import DELIVERY
 
-__all__ = ["SINK_PRODUCER_PROPS", "parse_consumer_perf", "parse_producer_perf", "run_broker", "telemetry_sample"]
+__all__ = ["parse_consumer_perf", "parse_producer_perf", "run_broker", "telemetry_sample"]
 
-#: The settings `TelemetrySink` sends with, so every producer here pays the same acks and batching.
-SINK_PRODUCER_PROPS = {
-    "enable.idempotence": "true",
-    "acks": "all",
-    "linger.ms": "5",
-    "batch.size": "1000000",
-    "compression.type": "lz4",
-}
 PARTITIONS = 9  # one per tower region, as the telemetry topic
 
 
@@ -80,7 +73,7 @@ def _tool(settings: Settings, main_class: str, args: list[str], timeout: float) 
 
 
 def _kafka_tools(settings: Settings, topic: str, records: int, size: int) -> dict[str, Any]:
-    props = [f"bootstrap.servers={settings.bootstrap_servers}", *(f"{k}={v}" for k, v in SINK_PRODUCER_PROPS.items())]
+    props = [f"bootstrap.servers={settings.bootstrap_servers}", *(f"{k}={str(v).lower()}" for k, v in DELIVERY.items())]
     produced = parse_producer_perf(
         _tool(
             settings,
@@ -113,7 +106,7 @@ def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], records:
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
-            **SINK_PRODUCER_PROPS,
+            **DELIVERY,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 512 * 1024,
             "on_delivery": on_delivery,

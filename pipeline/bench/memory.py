@@ -16,24 +16,11 @@ from pipeline.admin import delete_topics, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.errors import StackError
 from pipeline.topics import Topics
+from pipeline.workers import peak_rss_mib
 
 from .towers import tower_worker
 
 __all__ = ["run_memory"]
-
-
-def _peak_rss_mib(pid: int) -> float:
-    """The kernel's high-water mark of the process's resident memory since its exec, in MiB.
-
-    Not getrusage's ru_maxrss of the child: that counts the pages the child shared with this
-    (large) process between fork and exec."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
@@ -53,7 +40,7 @@ def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = 
                     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
                     producer_peak = 0.0
                     while proc.poll() is None:
-                        producer_peak = max(producer_peak, _peak_rss_mib(proc.pid))
+                        producer_peak = max(producer_peak, peak_rss_mib(proc.pid))
                         time.sleep(0.25)
                 if proc.returncode != 0:
                     tail = (Path(tmp) / "producer.log").read_text(errors="replace")[-400:]

@@ -25,15 +25,11 @@ from producers.drive import DriveConfig, WireFormat, drive
 from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
+from towers.config import app_id, changelog_topics
 
-from .towers import tower_worker
+from .towers import processed_updates, tower_worker
 
 __all__ = ["run_recovery"]
-
-
-def _updates(worker: TowerProcess) -> int:
-    page = worker.page()
-    return int(page["counts"].get("updates", 0)) if page else 0
 
 
 def _digests(worker: TowerProcess) -> dict[str, Any] | None:
@@ -46,7 +42,7 @@ def _build_tables(bootstrap: str, topics: Topics, worker: TowerProcess, vehicles
     stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0,
                                                                        wire=WireFormat.FRAMES))  # fmt: skip
     deadline = time.monotonic() + 300
-    while _updates(worker) < stats.updates:
+    while processed_updates(worker) < stats.updates:
         if time.monotonic() > deadline or not worker.alive:
             raise StackError(f"recovery bench: the first worker did not process {stats.updates} updates")
         time.sleep(0.3)
@@ -71,7 +67,9 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
     corridor = load_corridor()
     topics = Topics(regions=len(corridor.regions), prefix=f"br{uuid.uuid4().hex[:6]}")
     ensure_topics(bootstrap, topics.specs())
-    app_env = {"CORRIDOR_TOWER_APP_SUFFIX": f"-r{uuid.uuid4().hex[:4]}", "CORRIDOR_TOWER_ETCD": "0"}
+    suffix = f"-r{uuid.uuid4().hex[:4]}"
+    app_env = {"CORRIDOR_TOWER_APP_SUFFIX": suffix, "CORRIDOR_TOWER_ETCD": "0"}
+    changelogs = changelog_topics(app_id(topics.prefix, suffix))
     try:
         first = tower_worker(bootstrap, topics.prefix, workdir / "first", app_env, 0).start()
         try:
@@ -80,7 +78,7 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
         finally:
             first.stop()
         stored = sum(d["vehicles"] for d in before.values())
-        changelog = sum(sum(end_offsets(bootstrap, t, topics.regions)) for t in _changelogs(topics, app_env))
+        changelog = sum(sum(end_offsets(bootstrap, t, topics.regions)) for t in changelogs)
         t0 = time.monotonic()
         second = tower_worker(bootstrap, topics.prefix, workdir / "second", app_env, 1).start()
         try:
@@ -98,18 +96,13 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
         finally:
             second.stop()
     finally:
-        delete_topics(bootstrap, [s.name for s in topics.specs()] + _changelogs(topics, app_env))
+        delete_topics(bootstrap, [s.name for s in topics.specs()] + changelogs)
     return {
         "vehicles_in_tables": stored,
         "changelog_records": changelog,
         "start_to_recovered_s": recovered_s,
         "start_to_tables_equal_s": restored_s,
     }
-
-
-def _changelogs(topics: Topics, app_env: dict[str, str]) -> list[str]:
-    app_id = f"{topics.prefix}-towers{app_env['CORRIDOR_TOWER_APP_SUFFIX']}"
-    return [f"{app_id}-{table}-changelog" for table in ("members", "vehicles", "hazards")]
 
 
 def run_recovery(bootstrap: str, quick: bool = False) -> dict[str, Any]:

@@ -65,8 +65,7 @@ def _recovery(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 def _memory(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.memory import run_memory
 
-    etcd = ",".join(f"{h}:{p}" for h, p in ctx.obj.etcd_hosts)
-    return run_memory(ctx.obj.bootstrap_servers, etcd, quick=quick)
+    return run_memory(ctx.obj.bootstrap_servers, ctx.obj.etcd_servers, quick=quick)
 
 
 def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
@@ -79,8 +78,7 @@ def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 def _convergence(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.convergence import run_convergence
 
-    etcd = ",".join(f"{h}:{p}" for h, p in ctx.obj.etcd_hosts)
-    return run_convergence(ctx.obj.bootstrap_servers, etcd, quick=quick)
+    return run_convergence(ctx.obj.bootstrap_servers, ctx.obj.etcd_servers, quick=quick)
 
 
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {

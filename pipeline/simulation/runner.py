@@ -35,6 +35,7 @@ from producers.drive import DriveConfig, DriveStats, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
+from towers.config import app_id
 
 __all__ = ["RunResult", "run_scenario"]
 
@@ -157,7 +158,7 @@ def run_scenario(
         dlq_before = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions)
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
-               "ETCD_ENDPOINTS": ",".join(f"{h}:{p}" for h, p in settings.etcd_hosts),
+               "ETCD_ENDPOINTS": settings.etcd_servers,
                "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip
         # The run's towers start at the current end of the topics (older runs' records are not theirs),
         # as committed offsets: a region whose worker dies before its first commit is resumed from
@@ -166,7 +167,7 @@ def run_scenario(
         if not external_towers:
             start_group_at_end(
                 settings.bootstrap_servers,
-                f"{settings.topic_prefix}-towers-{run_id}",
+                app_id(settings.topic_prefix, f"-{run_id}"),
                 [topics.telemetry, topics.hazards],
                 topics.regions,
             )

@@ -12,7 +12,7 @@ import os
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -70,7 +70,7 @@ def _loopback(container: DockerContainer, port: int) -> int:
     return host_port
 
 
-def _wait(ready, what: str, container: DockerContainer, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
+def _wait(ready: Callable[[], bool], what: str, container: DockerContainer, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ready():

@@ -3,11 +3,8 @@ images, joined on a testcontainers network; vehicles and the hazard report come 
 
 from __future__ import annotations
 
-import json
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from testcontainers.core.container import DockerContainer
@@ -15,20 +12,13 @@ from testcontainers.core.container import DockerContainer
 from pipeline.admin import ensure_topics
 from pipeline.containers.images import image_ref
 from pipeline.topics import Topics, TopicSpec
+from pipeline.workers import fetch_page
 from tests.containers.conftest import LABEL, Cluster, _loopback, _report, _wait
 from tests.helpers import produce, read_messages
 from tests.scenarios import CORRIDOR, assert_advice_for_hazard, drive_past_a_hazard
 
 # Building the images (when the suite runs before `make images`) counts against a test's time.
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
-
-
-def _page(port: int, name: str = "state") -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/corridor/{name}/", timeout=3) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError):
-        return None
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +40,7 @@ def tower(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[tuple[Do
     _report(request, worker, f"tower worker, web on 127.0.0.1:{web}")
     try:
         # /corridor/ready/ (the Kubernetes readiness probe) answers 503 until the tables are restored.
-        _wait(lambda: (p := _page(web, "ready")) is not None and len(p["regions"]) == 9, "tower", worker)
+        _wait(lambda: (p := fetch_page(web, "ready")) is not None and len(p["regions"]) == 9, "tower", worker)
         yield worker, web, topics
     finally:
         worker.stop()
@@ -68,12 +58,12 @@ def test_a_hazard_slows_vehicles_through_the_tower_container(cluster: Cluster, t
     hid = f"hz-{uuid.uuid4().hex[:6]}"
     about, sent_ms = drive_past_a_hazard(cluster.bootstrap, topics, hid)
     log = b"".join(worker.get_logs()).decode(errors="replace")[-2000:]
-    assert_advice_for_hazard(about, sent_ms, _page(web), hid, log)
+    assert_advice_for_hazard(about, sent_ms, fetch_page(web), hid, log)
 
 
 def test_the_tower_container_registers_in_the_etcd_container(tower) -> None:
     _, web, _ = tower
-    page = _page(web)
+    page = fetch_page(web)
     assert page is not None and page["etcd"] is not None
     assert page["etcd"]["healthy"], page["etcd"]
     assert page["etcd"]["towers_alive"], "the worker's lease-backed registration is visible"

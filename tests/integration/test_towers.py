@@ -50,7 +50,7 @@ def towers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[To
     topics = Topics(regions=len(CORRIDOR.regions), prefix=prefix)
     ensure_topics(stack.settings.bootstrap_servers, topics.specs())
     tmp = tmp_path_factory.mktemp("towers")
-    etcd = ",".join(f"{h}:{p}" for h, p in stack.settings.etcd_hosts)
+    etcd = stack.settings.etcd_servers
     worker = TowerProcess(
         tower_env(stack.settings.bootstrap_servers, prefix, etcd), tmp / "data", tmp / "worker.log"
     ).start()

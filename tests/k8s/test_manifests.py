@@ -182,7 +182,7 @@ def test_etcd_initial_cluster_lists_exactly_its_members(overlay) -> None:
     assert (etcd["spec"]["replicas"], name) in {(1, "dev"), (1, "dev-plain"), (3, "corridor")}
 
 
-def test_shipped_config_copies_equal_the_packaged_data(tmp_path: Path) -> None:
+def test_shipped_config_copies_equal_the_packaged_data() -> None:
     """k8s/corridor/config holds copies of the route and regions the image ships, and a scenario the
     producers' Job can run against external towers (no worker kill or restart events)."""
     route, towers = default_paths()
