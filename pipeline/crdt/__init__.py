@@ -4,6 +4,7 @@ Imports nothing from Faust, Kafka or etcd: the towers and the control plane both
 """
 
 from pipeline.crdt.base import Crdt, DeltaLog, check_replicas
+from pipeline.crdt.columns import LWWColumns
 from pipeline.crdt.counters import GCounter, PNCounter
 from pipeline.crdt.errors import ClockDriftError, CrdtError, MalformedStateError, UnknownReplicaError
 from pipeline.crdt.hlc import HLC, HybridClock
@@ -21,6 +22,7 @@ __all__ = [
     "DeltaLog",
     "GCounter",
     "HybridClock",
+    "LWWColumns",
     "LWWMap",
     "LWWRegister",
     "MalformedStateError",

@@ -9,7 +9,7 @@ al., "Delta state replicated data types", 2018).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from pipeline.crdt.errors import UnknownReplicaError
@@ -60,7 +60,7 @@ class DeltaLog(Generic[C]):
 
     __slots__ = ("_bottom", "_deltas", "_first_seq")
 
-    def __init__(self, bottom: type[C]) -> None:
+    def __init__(self, bottom: Callable[[], C]) -> None:
         self._bottom = bottom
         self._deltas: list[C] = []
         self._first_seq = 1
@@ -84,7 +84,7 @@ class DeltaLog(Generic[C]):
         if version + 1 < self._first_seq:
             raise LookupError(f"deltas after version {version} were truncated; send the full state")
         start = version + 1 - self._first_seq
-        out = self._bottom()  # type: ignore[call-arg]
+        out = self._bottom()
         for delta in self._deltas[start:]:
             out.merge_in(delta)
         return out

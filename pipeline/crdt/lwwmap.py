@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 
 from pipeline.crdt.base import Mergeable
 from pipeline.crdt.errors import MalformedStateError
-from pipeline.crdt.registers import lww_key
+from pipeline.crdt.registers import lww_order
 
 __all__ = ["Entry", "LWWMap"]
 
@@ -65,7 +65,7 @@ class LWWMap(Mergeable):
             {
                 key: new
                 for key, new in other.entries.items()
-                if (cur := get(key)) is None or new[0] > cur[0] or (new[0] == cur[0] and lww_key(*new) > lww_key(*cur))
+                if (cur := get(key)) is None or new[0] > cur[0] or (new[0] == cur[0] and lww_order(*new) > lww_order(*cur))
             }
         )
 
@@ -93,7 +93,9 @@ class LWWMap(Mergeable):
         return cls(entries)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, LWWMap) and self.entries == other.entries
+        if not isinstance(other, LWWMap):
+            return NotImplemented  # an LWWColumns compares itself with an LWWMap
+        return self.entries == other.entries
 
     def __repr__(self) -> str:
         return f"LWWMap({len(self.entries)} entries)"

@@ -8,13 +8,17 @@ from typing import Any, ClassVar, Self
 from pipeline.crdt.base import Mergeable
 from pipeline.crdt.errors import MalformedStateError
 
-__all__ = ["LWWRegister", "MaxRegister", "lww_key"]
+__all__ = ["LWWRegister", "MaxRegister", "lww_order"]
 
 
-def lww_key(ts: int, replica: str, value: Any) -> tuple[int, str, str]:
-    """Total order of writes: HLC, then replica id; equal stamps on different values (which a correct
-    replica never makes) still order deterministically, so merge stays commutative."""
-    return (ts, replica, repr(value))
+def lww_order(ts: int, replica: str, value: Any) -> tuple[int, str, bytes]:
+    """The one total order of last-writer-wins writes, in every LWW type: HLC, then replica id, then
+    the value's bytes (bytes as they are, other values by `repr`, behind a marker byte; a removal's
+    are empty, so it loses a tie). Equal stamps on different values, which a correct replica never makes, still order
+    deterministically, so merge stays commutative whatever the order of delivery."""
+    if value is None:
+        return (ts, replica, b"")
+    return (ts, replica, b"\x01" + (bytes(value) if isinstance(value, bytes | bytearray) else repr(value).encode()))
 
 
 class LWWRegister(Mergeable):
@@ -33,7 +37,7 @@ class LWWRegister(Mergeable):
         return LWWRegister(value, ts, replica)
 
     def merge_in(self, other: Self) -> None:
-        if lww_key(other.ts, other.replica, other.value) > lww_key(self.ts, self.replica, self.value):
+        if lww_order(other.ts, other.replica, other.value) > lww_order(self.ts, self.replica, self.value):
             self.value, self.ts, self.replica = other.value, other.ts, other.replica
 
     def copy(self) -> Self:

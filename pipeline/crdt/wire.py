@@ -8,6 +8,7 @@ from typing import Any
 import schemas
 from pipeline.codec import AvroCodec, CodecError, Schema
 from pipeline.crdt.base import Crdt
+from pipeline.crdt.columns import LWWColumns
 from pipeline.crdt.counters import GCounter, PNCounter
 from pipeline.crdt.errors import MalformedStateError
 from pipeline.crdt.lwwmap import LWWMap
@@ -30,6 +31,8 @@ _CODEC = AvroCodec(CRDT_SCHEMAS.values())
 
 
 def encode_state(state: Crdt) -> bytes:
+    if isinstance(state, LWWColumns):  # the same CRDT as an LWW-Map of row bytes, and so on the wire
+        state = state.to_lwwmap()
     record: dict[str, Any] = state.to_record()
     if isinstance(state, MaxRegister) and state.value == -math.inf:
         record = {"value": float("-inf")}

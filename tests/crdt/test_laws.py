@@ -56,7 +56,7 @@ def test_applying_deltas_equals_merging_full_states(kind: Kind, data: st.DataObj
     """A receiver that got S's deltas up to version v, then `since(v)`, holds what merging S gives."""
     receiver, sender_start, _ = data.draw(three(kind))
     sender = sender_start.copy()
-    log: DeltaLog = DeltaLog(type(sender))
+    log: DeltaLog = DeltaLog(kind.bottom)
     for ts in range(1, data.draw(st.integers(1, 12)) + 1):
         delta = kind.ops(data.draw)(sender, "r1", 1000 + ts)
         sender.merge_in(delta)

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from hypothesis import strategies as st
 
-from pipeline.crdt import GCounter, LWWMap, LWWRegister, MaxRegister, ORSet, PNCounter
+from pipeline.crdt import GCounter, LWWColumns, LWWMap, LWWRegister, MaxRegister, ORSet, PNCounter
 
 REPLICAS = ("r0", "r1", "r2")
 ELEMENTS = ("a", "b", "c", "d")
@@ -64,6 +65,23 @@ def _map_ops(draw: st.DrawFn) -> Op:
     return lambda s, r, ts: s.put(k, {"speed": speed, "brake": speed < 5}, ts, r)
 
 
+#: the value record of the columnar LWW-Map in the suite (a vehicle state in miniature)
+ROW = np.dtype([("speed", "<f4"), ("brake", "u1")])
+
+
+def _columns_ops(draw: st.DrawFn) -> Op:
+    k = draw(st.sampled_from(ELEMENTS))
+    live = draw(st.integers(0, 3)) != 0
+    speed = float(draw(st.integers(0, 40)))
+
+    def op(s: LWWColumns, r: str, ts: int) -> LWWColumns:
+        delta = LWWColumns(ROW)
+        delta.apply_batch([k], np.array([ts]), r, np.array([(speed, speed < 5)], ROW), np.array([live]))
+        return delta
+
+    return op
+
+
 KINDS = [
     Kind("GCounter", GCounter, _gc_ops),
     Kind("PNCounter", PNCounter, _pn_ops),
@@ -71,6 +89,7 @@ KINDS = [
     Kind("MaxRegister", MaxRegister, _max_ops),
     Kind("ORSet", ORSet, _orset_ops),
     Kind("LWWMap", LWWMap, _map_ops),
+    Kind("LWWColumns", lambda: LWWColumns(ROW), _columns_ops),
 ]
 
 
