@@ -159,7 +159,8 @@ class LWWColumns(Mergeable):
     def copy(self) -> Self:
         out = type(self)(self.dtype, 0)
         out.slot, out.keys, out.free = dict(self.slot), list(self.keys), list(self.free)
-        out.ts, out.replica, out.live, out.values = self.ts.copy(), self.replica.copy(), self.live.copy(), self.values.copy()
+        out.ts, out.replica = self.ts.copy(), self.replica.copy()
+        out.live, out.values = self.live.copy(), self.values.copy()
         out.replica_names, out._codes = list(self.replica_names), dict(self._codes)
         return out
 

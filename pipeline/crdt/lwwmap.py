@@ -65,7 +65,9 @@ class LWWMap(Mergeable):
             {
                 key: new
                 for key, new in other.entries.items()
-                if (cur := get(key)) is None or new[0] > cur[0] or (new[0] == cur[0] and lww_order(*new) > lww_order(*cur))
+                if (cur := get(key)) is None
+                or new[0] > cur[0]
+                or (new[0] == cur[0] and lww_order(*new) > lww_order(*cur))
             }
         )
 
