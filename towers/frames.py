@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.codec import MAGIC, CorruptRecordError
+from pipeline.codec import MAGIC
 from pipeline.messages import CODEC, FRAME, TELEMETRY
 
 __all__ = ["FrameHead", "Updates", "decode_frame", "decode_record", "updates_from_records"]
@@ -79,7 +79,8 @@ class Updates:
     def record(self, i: int) -> dict[str, Any]:
         return {
             "vehicle_id": self.ids[i], "seq": int(self.seq[i]), "event_time": int(self.event_time[i]),
-            "hlc": int(self.hlc[i]), "lat": float(self.lat[i]), "lon": float(self.lon[i]), "route_km": float(self.km[i]),
+            "hlc": int(self.hlc[i]), "lat": float(self.lat[i]), "lon": float(self.lon[i]),
+            "route_km": float(self.km[i]),
             "direction": "NORTHBOUND" if self.northbound[i] else "SOUTHBOUND", "lane": int(self.lane[i]),
             "heading_deg": float(self.heading[i]), "speed_mps": float(self.speed[i]),
             "accel_mps2": float(self.accel[i]), "brake": bool(self.brake[i]), "energy_pct": float(self.energy[i]),

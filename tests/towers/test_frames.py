@@ -86,7 +86,8 @@ update = st.fixed_dictionaries(
 def test_any_frame_decodes_as_fastavro_decodes_it(updates: list, region: int, seq: int, producer_ids: bool) -> None:
     if producer_ids:  # every id of the producers' shape: the fast path reads the rest, whatever it holds
         updates = [{**u, "vehicle_id": f"veh-{i:07d}"} for i, u in enumerate(updates)]
-    raw = CODEC.encode(FRAME, {"region_id": region, "frame_seq": seq, "event_time": 5, "sent_at": 6, "updates": updates})
+    frame = {"region_id": region, "frame_seq": seq, "event_time": 5, "sent_at": 6, "updates": updates}
+    raw = CODEC.encode(FRAME, frame)
     head, got = decode_frame(raw)
     same(got, reference(raw))
     assert (head.region_id, head.frame_seq) == (region, seq)
