@@ -35,7 +35,7 @@ from pipeline.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, app_id
 from towers.control_plane import ControlPlane
 from towers.engine import Outbox, TowerEngine
-from towers.state import BUCKETS, RegionState
+from towers.region import BUCKETS, RegionEngine
 
 try:
     import rocksdict  # noqa: F401
@@ -117,7 +117,7 @@ _producer = Producer(
 _sync_consumer: Consumer | None = None
 
 
-def _load(r: int) -> RegionState | None:
+def _load(r: int) -> RegionEngine | None:
     members = [members_table.get(f"{r}:{b}") for b in range(BUCKETS)]
     buckets = [vehicles_table.get(f"{r}:{b}") for b in range(BUCKETS)]
     hazards = hazards_table.get(str(r))
@@ -238,7 +238,7 @@ def _digest(r: int) -> dict[str, Any]:
     st = _load(r)
     if st is None:
         return {"members": 0, "vehicles": 0, "hazards": [], "digest": ""}
-    vehicles = sorted((vid, st.entry_ts(vid)) for vid in st.vehicles())
+    vehicles = sorted((vid, st.entry_ts(vid)) for vid in st.vehicles_dict())
     h = hashlib.sha256(repr((sorted(st.members.value), vehicles)).encode()).hexdigest()[:16]
     return {"members": len(st.members), "vehicles": len(vehicles), "hazards": sorted(st.hazards.value), "digest": h}
 

@@ -41,6 +41,9 @@ class TowerConfig:
     off_route_km: float = 0.5
     #: refuse records stamped further than this ahead of the tower's clock (ms)
     max_clock_drift_ms: int = 5_000
+    #: a departed vehicle's tombstone is forgotten this long after it was written (s); an update
+    #: older than that which still arrives (a replay) is expired again at the next flush
+    tombstone_horizon_s: float = 120.0
     #: write table changes (changelog) at most this often (s, wall time): about one telemetry period
     flush_interval_s: float = 1.0
     #: tower-sync: important class (hazards, braking alerts, membership counts), s

@@ -7,27 +7,32 @@ outbox with a reason: nothing is dropped silently and nothing raises past it.
 
 from __future__ import annotations
 
-import bisect
 import itertools
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from pipeline.codec import CodecError, UnknownSchemaError
 from pipeline.corridor import Corridor
 from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
-from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from towers.advisories import encode_advisory
 from towers.config import TowerConfig
-from towers.rules import Advice, Cooldown, SpeedLimits, advise, detect_queues
-from towers.state import RegionState
+from towers.frames import decode_frame, decode_record
+from towers.region import RegionEngine
+from towers.rules import SpeedLimits, Swarm, advise, detect_queues
 from towers.sync import NeighbourView, SyncPublisher
-from towers.validation import Reason, check_update
+from towers.validation import Reason, check_updates
 
 __all__ = ["DeadLetter", "Outbox", "TableWrites", "TowerEngine"]
+
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,97 +63,92 @@ class TowerEngine:
         self.corridor, self.cfg = corridor, cfg
         self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms)
         self.wall_ms = wall_ms
-        self.states: dict[int, RegionState] = {}
-        self.cooldowns: dict[int, Cooldown] = {}
+        self.states: dict[int, RegionEngine] = {}
         self.view = NeighbourView()
         self.publisher = SyncPublisher()
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
-        self._last_flush: dict[int, float] = {}
         self._advisory_ids = itertools.count()
         route = corridor.route
         self.limit = SpeedLimits([s.from_km for s in route.segments], [s.speed_limit_mps for s in route.segments])
-        self.mean_speed: dict[int, tuple[float, float]] = {}
         #: False while tower-sync is cut off (an operator's switch for partition drills): nothing is
         #: published, deltas accumulate in the logs and go out in one piece when it is back.
         self.sync_enabled = True
 
     # ---- regions ----------------------------------------------------------------------------
-    def region(self, r: int, load: Callable[[int], RegionState | None] | None = None) -> RegionState:
+    def region(self, r: int, load: Callable[[int], RegionEngine | None] | None = None) -> RegionEngine:
         st = self.states.get(r)
         if st is None:
             st = (load(r) if load else None) or self.empty_state(r)
             self.states[r] = st
-            self.cooldowns[r] = Cooldown(self.cfg.cooldown_s)
         return st
 
-    def empty_state(self, r: int) -> RegionState:
+    def empty_state(self, r: int) -> RegionEngine:
         reg = self.corridor.regions.regions[r]
-        return RegionState(region=r, tower=reg.tower, length_km=reg.to_km - reg.from_km)
+        return RegionEngine(r, reg.tower, reg.to_km - reg.from_km, self.cfg.cooldown_s)
 
     def restore(
         self, r: int, members: list[bytes | None], buckets: list[bytes | None], hazards: bytes | None
-    ) -> RegionState:
+    ) -> RegionEngine:
         """A region's state from its table values (after a restart or a rebalance)."""
         st = self.empty_state(r)
         for b, raw in enumerate(members):
             if raw is not None:
                 st.members.shards[b].merge_in(decode_state(raw))  # type: ignore[arg-type]
-        for b, raw in enumerate(buckets):
+        for raw in buckets:
             if raw is not None:
-                st.load_bucket(b, raw)
+                st.load_bucket(raw)
         if hazards is not None:
             st.hazards.merge_in(decode_state(hazards))  # type: ignore[arg-type]
-        st.watermark_ms = max((v["et"] for v in st.vehicles().values()), default=0)
+        live = st.live_slots()
+        st.watermark_ms = int(st.vehicles.values["et"][live].max()) if len(live) else 0
         return st
 
     def drop(self, regions: set[int]) -> None:
         """Partitions moved to another worker: forget their state (the tables have it)."""
         for r in regions:
             self.states.pop(r, None)
-            self.cooldowns.pop(r, None)
 
     # ---- telemetry --------------------------------------------------------------------------
-    def on_telemetry(self, r: int, raw: bytes, st: RegionState) -> Outbox:
+    def on_telemetry(self, r: int, raw: bytes, st: RegionEngine) -> Outbox:
         out = Outbox()
         try:
             writer = CODEC.writer_of(raw)
             if writer is FRAME:
-                frame = CODEC.decode(raw, FRAME)
-                updates, framed = frame["updates"], True
-                if frame["region_id"] != r:
-                    return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {frame['region_id']}", r)
+                head, ups = decode_frame(raw)
+                if head.region_id != r:
+                    return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {head.region_id}", r)
                 # An empty frame still moves the region's event time on (it drives TTL expiry).
-                st.watermark_ms = max(st.watermark_ms, frame["event_time"])
+                st.watermark_ms = max(st.watermark_ms, head.event_time)
             elif writer is TELEMETRY:
-                updates, framed = [CODEC.decode(raw, TELEMETRY)], False
+                ups = decode_record(raw)
             else:
                 return self._dead(out, raw, f"{Reason.WRONG_TYPE}: {writer.name} on the telemetry topic", r)
         except UnknownSchemaError as exc:
             return self._dead(out, raw, f"{Reason.UNKNOWN_SCHEMA}: {exc}", r)
         except CodecError as exc:
             return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
-        now = self.wall_ms()
-        length = self.corridor.route.length_km
-        good = []
-        for u in updates:
-            reason = check_update(u, r, length, now, self.cfg)
-            if reason is None:
-                good.append(u)
-            else:
-                self._dead(out, CODEC.encode(TELEMETRY, u) if framed else raw, reason, r)
-        if not good:
+        if not len(ups):
             return out
+        bad = check_updates(ups, r, self.corridor.route.length_km, self.wall_ms(), self.cfg)
+        for i, reason in bad:
+            self._dead(out, ups.record_bytes(i) if writer is FRAME else raw, reason, r)
+        good = np.arange(len(ups))
+        if bad:
+            good = np.delete(good, [i for i, _ in bad])
+            if not len(good):
+                return out
         self.counts["updates"] += len(good)
-        self.clock.receive(max(u["hlc"] for u in good))
-        accepted, arrivals = st.apply(good)
+        self.clock.receive(int(ups.hlc[good].max()))
+        accepted, slots, arrivals = st.apply(ups, good)
         if arrivals:
             self.publisher.note_arrivals(r, [(v, st.entry_ts(v)) for v in arrivals])
-        self._advise(r, st, accepted, out, trigger_hlc=None)
+        if len(accepted):
+            self._advise(r, st, slots, ups.hlc[accepted], out)
         return out
 
     # ---- hazards ----------------------------------------------------------------------------
-    def on_hazard(self, r: int, raw: bytes, st: RegionState) -> Outbox:
+    def on_hazard(self, r: int, raw: bytes, st: RegionEngine) -> Outbox:
         out = Outbox()
         try:
             h = CODEC.decode(raw, HAZARD)
@@ -163,6 +163,8 @@ class TowerEngine:
             return self._dead(out, raw, f"{Reason.WRONG_REGION}: hazard of region {h['region_id']} on partition {r}", r)
         if not 1 <= h["severity"] <= 7:
             return self._dead(out, raw, f"severity-out-of-range: {h['severity']}", r)
+        if not 0 < h["hlc"] < 1 << 63:
+            return self._dead(out, raw, f"{Reason.BAD_CLOCK}: {h['hlc']} is not a hybrid logical clock stamp", r)
         try:
             self.clock.receive(h["hlc"])
         except ClockDriftError as exc:
@@ -183,8 +185,7 @@ class TowerEngine:
         )
         if st.put_hazard(h["hazard_id"], value, h["hlc"]):
             # Tell everyone in the region now, and the neighbours at once rather than at the next tick.
-            vehicles = [(vid, s, h["hlc"]) for vid, s in st.vehicles().items()]
-            self._advise(r, st, vehicles, out, trigger_hlc=h["hlc"])
+            self._advise_everyone(r, st, h["hlc"], out)
             if self.sync_enabled:
                 out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
@@ -208,8 +209,7 @@ class TowerEngine:
             if r != sender and abs(r - sender) == 1:
                 now = self._event_now(r)
                 if set(self.view.hazards_near(r, now)) - before.get(r, set()):
-                    vehicles = [(vid, s, msg["hlc"]) for vid, s in st.vehicles().items()]
-                    self._advise(r, st, vehicles, out, trigger_hlc=msg["hlc"])
+                    self._advise_everyone(r, st, msg["hlc"], out)
         return out
 
     def sync_important(self) -> Outbox:
@@ -246,17 +246,19 @@ class TowerEngine:
 
     # ---- flush ------------------------------------------------------------------------------
     def flush_due(self, r: int, now_s: float) -> bool:
-        return now_s - self._last_flush.get(r, 0.0) >= self.cfg.flush_interval_s
+        st = self.states.get(r)
+        return st is not None and now_s - st.last_flush_s >= self.cfg.flush_interval_s
 
     def flush(self, r: int, now_s: float) -> TableWrites:
-        """Housekeeping (expiry, queue detection, aggregates) and the table writes it leaves."""
+        """Housekeeping (expiry, tombstone pruning, queue detection, aggregates) and the table writes
+        it leaves."""
         st = self.states[r]
-        self._last_flush[r] = now_s
-        expired = st.expire(int(self.cfg.vehicle_ttl_s * 1000), self.clock)
-        self.cooldowns[r].forget(expired)
+        st.last_flush_s = now_s
+        st.expire(int(self.cfg.vehicle_ttl_s * 1000), self.clock)
+        st.prune(self.clock.now() - (int(self.cfg.tombstone_horizon_s * 1000) << 16))
         self._update_queues(st)
         agg = st.aggregates(self.cfg.stopped_mps)
-        self.mean_speed[r] = (agg.mean_speed_nb, agg.mean_speed_sb)
+        st.mean_speed = (agg.mean_speed_nb, agg.mean_speed_sb)
         buckets, member_shards, hazards_dirty = st.take_dirty()
         writes: TableWrites = {"vehicles": [(f"{r}:{b}", st.bucket_bytes(b)) for b in buckets]}
         if member_shards:
@@ -265,8 +267,9 @@ class TowerEngine:
             writes["hazards"] = [(str(r), encode_state(st.hazards))]
         return writes
 
-    def _update_queues(self, st: RegionState) -> None:
-        queues = detect_queues(st.vehicles(), self.cfg)
+    def _update_queues(self, st: RegionEngine) -> None:
+        rows = st.vehicles.values[st.live_slots()]
+        queues = detect_queues(rows["km"], rows["v"].astype(np.float64), rows["nb"].astype(np.bool_), self.cfg)
         now = st.watermark_ms
         for nb, found in queues.items():
             hid = f"queue-{st.tower}-{'nb' if nb else 'sb'}"
@@ -297,53 +300,45 @@ class TowerEngine:
         st = self.states.get(r)
         return st.watermark_ms if st is not None and st.watermark_ms else self.wall_ms()
 
-    def _advise(
-        self,
-        r: int,
-        st: RegionState,
-        vehicles: list[tuple[str, dict[str, Any], int]],
-        out: Outbox,
-        trigger_hlc: int | None,
-    ) -> None:
+    def _advise_everyone(self, r: int, st: RegionEngine, trigger_hlc: int, out: Outbox) -> None:
+        slots = st.live_slots()
+        self._advise(r, st, slots, np.full(len(slots), trigger_hlc, np.int64), out)
+
+    def _advise(self, r: int, st: RegionEngine, slots: I64, trigger_hlc: I64, out: Outbox) -> None:
         now = self._event_now(r)
         hazards = self.view.hazards_near(r, now)
         hazards.update(st.active_hazards(now))
-        positions: dict[bool, list[float]] = {}
-
-        def gap_ahead_km(nb: bool, km: float) -> float:
-            # Built on first use: most frames advise nobody to speed up.
-            if not positions:
-                everyone = st.vehicles().values()
-                positions[True] = sorted(s["km"] for s in everyone if s["nb"])
-                positions[False] = sorted(-s["km"] for s in everyone if not s["nb"])
-            ahead, x = positions[nb], km if nb else -km
-            i = bisect.bisect_right(ahead, x + 1e-6)
-            return ahead[i] - x if i < len(ahead) else math.inf
-
-        advice = advise(
-            vehicles, hazards, self.mean_speed.get(r, (0.0, 0.0)), self.limit, self.cooldowns[r], self.cfg, now,
-            trigger_hlc, gap_ahead_km,
+        rows = st.vehicles.values[slots]
+        swarm = Swarm(
+            slots, st.key, rows["km"], rows["v"].astype(np.float64), rows["nb"].astype(np.bool_), rows["et"],
+            trigger_hlc,
         )  # fmt: skip
-        for a in advice:
-            out.advisories.append((r, CODEC.encode(ADVISORY, self._advisory(r, st, a, now))))
-        self.counts["advisories"] += len(advice)
+        positions: dict[bool, npt.NDArray[np.float64]] = {}
 
-    def _advisory(self, r: int, st: RegionState, a: Advice, now: int) -> dict[str, Any]:
-        return {
-            "advisory_id": f"{st.tower}-{next(self._advisory_ids)}",
-            "region_id": r,
-            "tower": st.tower,
-            "target_vehicle": a.vehicle_id,
-            "direction": "NORTHBOUND" if a.northbound else "SOUTHBOUND",
-            "action": a.action,
-            "target_speed_mps": a.target_speed_mps,
-            "reason": a.reason,
-            "hazard_id": a.hazard_id,
-            "issued_at": now,
-            "valid_until": now + int(self.cfg.advisory_validity_s * 1000),
-            "trigger_event_time": a.trigger_event_time,
-            "trigger_hlc": a.trigger_hlc,
-        }
+        def gap_ahead_km(nb: npt.NDArray[np.bool_], km: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            # Built on first use: most batches advise nobody to speed up.
+            if not positions:
+                everyone = st.vehicles.values[st.live_slots()]
+                north = everyone["nb"].astype(np.bool_)
+                positions[True] = np.sort(everyone["km"][north])
+                positions[False] = np.sort(-everyone["km"][~north])
+            gap = np.full(len(km), np.inf)
+            for direction in (True, False):
+                pick = nb == direction
+                ahead, x = positions[direction], km[pick] if direction else -km[pick]
+                i = np.searchsorted(ahead, x + 1e-6, side="right")
+                found = i < len(ahead)
+                g = np.full(len(x), np.inf)
+                g[found] = ahead[i[found]] - x[found]
+                gap[pick] = g
+            return gap
+
+        advice = advise(swarm, hazards, st.mean_speed, self.limit, st.cooldowns, self.cfg, now, gap_ahead_km)
+        valid_until = now + int(self.cfg.advisory_validity_s * 1000)
+        for a in advice:
+            advisory_id = f"{st.tower}-{next(self._advisory_ids)}"
+            out.advisories.append((r, encode_advisory(advisory_id, r, st.tower, a, now, valid_until)))
+        self.counts["advisories"] += len(advice)
 
     def _dead(self, out: Outbox, raw: bytes, reason: str, r: int) -> Outbox:
         out.dead.append(DeadLetter(raw, reason, r))

@@ -1,4 +1,4 @@
-"""Advisory rules: from a region's swarm and the hazards around it to per-vehicle advice. Pure.
+"""Advisory rules, column-wise: from a region's swarm and the hazards around it to per-vehicle advice.
 
 - a hazard ahead within `lookahead_km` on the vehicle's carriageway → SLOW_DOWN, the advised speed
   falling linearly with distance from the limit to `approach_speed_mps`; STOP within `stop_km`;
@@ -7,28 +7,38 @@
 - advice that would repeat the last one to the same vehicle is held back for `cooldown_s`, and a
   vehicle already slower than the speed it would be advised is not told to slow down;
   a vehicle whose reason to slow down has gone is told KEEP (its limit) at once.
+
+Every rule is evaluated for all the vehicles of a batch at once; only the advice that goes out is
+turned into Python objects. Pure.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from towers.config import TowerConfig
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["Advice", "Cooldown", "SpeedLimits", "advise", "detect_queues"]
+from towers.config import TowerConfig
+from towers.region import ACTIONS, KEEP, SLOW_DOWN, SPEED_UP, STOP, Cooldowns
+
+__all__ = ["Advice", "SpeedLimits", "Swarm", "advise", "detect_queues"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
 
 
 class SpeedLimits:
-    """km → posted limit (m/s), with `bisect` rather than NumPy: called once per vehicle update."""
+    """km → posted limit (m/s), for arrays of positions."""
 
     def __init__(self, starts: list[float], limits: list[float]) -> None:
-        self.starts, self.limits = starts, limits
+        self.starts, self.limits = np.asarray(starts, np.float64), np.asarray(limits, np.float64)
 
-    def __call__(self, km: float) -> float:
-        return self.limits[max(0, bisect.bisect_right(self.starts, km) - 1)]
+    def __call__(self, km: F64) -> F64:
+        return self.limits[np.maximum(0, np.searchsorted(self.starts, km, side="right") - 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,117 +53,95 @@ class Advice:
     trigger_hlc: int
 
 
-@dataclass
-class Cooldown:
-    """Last advice per vehicle, so an unchanged advisory is not repeated within the cool-down."""
+@dataclass(frozen=True, slots=True)
+class Swarm:
+    """The vehicles to advise, as columns (one row each), and who they are."""
 
-    seconds: float
-    last: dict[str, tuple[str, float, int]] = field(default_factory=dict)
-
-    def allow(self, vid: str, action: str, speed: float, now_ms: int) -> bool:
-        prev = self.last.get(vid)
-        if (
-            prev is not None
-            and prev[0] == action
-            and abs(prev[1] - speed) < 2.0
-            and now_ms - prev[2] < self.seconds * 1000
-        ):
-            return False
-        self.last[vid] = (action, speed, now_ms)
-        return True
-
-    def advised_slow(self, vid: str) -> bool:
-        prev = self.last.get(vid)
-        return prev is not None and prev[0] in ("SLOW_DOWN", "STOP")
-
-    def forget(self, vids: Iterable[str]) -> None:
-        for vid in vids:
-            self.last.pop(vid, None)
-
-
-def _ahead_km(hazard_km: float, km: float, northbound: bool) -> float:
-    return hazard_km - km if northbound else km - hazard_km
-
-
-def _applies(hazard: dict[str, Any], northbound: bool) -> bool:
-    d = hazard["dir"]
-    return d == "BOTH" or (d == "NORTHBOUND") == northbound
+    slots: I64
+    ids: Callable[[int], str]  # slot -> vehicle id
+    km: F64
+    v: F64
+    nb: Bools
+    et: I64
+    hlc: I64  # each row's trigger stamp (its own message's HLC, or the hazard's)
 
 
 def advise(
-    vehicles: Iterable[tuple[str, dict[str, Any], int]],
+    swarm: Swarm,
     hazards: dict[str, dict[str, Any]],
     mean_speed: tuple[float, float],
-    limit: Callable[[float], float],
-    cooldown: Cooldown,
+    limit: SpeedLimits,
+    cooldown: Cooldowns,
     cfg: TowerConfig,
     now_ms: int,
-    trigger_hlc: int | None = None,
-    gap_ahead_km: Callable[[bool, float], float] = lambda nb, km: float("inf"),
+    gap_ahead_km: Callable[[Bools, F64], F64] = lambda nb, km: np.full(len(km), np.inf),
 ) -> list[Advice]:
-    """Advice for each `(vehicle_id, state, hlc)`; `trigger_hlc` overrides the trigger stamp (a hazard
-    report, rather than the vehicle's own message, caused this evaluation). `gap_ahead_km` tells
-    the distance to the next vehicle ahead on the same carriageway (the "clear road" test)."""
-    by_dir = {nb: [(hid, h) for hid, h in hazards.items() if _applies(h, nb)] for nb in (True, False)}
-    out: list[Advice] = []
+    """The advice that goes out for these vehicles now. `gap_ahead_km` tells the distance to the next
+    vehicle ahead on the same carriageway (the "clear road" test)."""
+    n = len(swarm.slots)
+    if n == 0:
+        return []
+    km, v, nb = swarm.km, swarm.v, swarm.nb
+    nearest, which = np.full(n, np.inf), np.full(n, -1)
+    listed = list(hazards.items())
+    for j, (_, h) in enumerate(listed):
+        d = np.where(nb, h["km"] - km, km - h["km"])
+        applies = nb if h["dir"] == "NORTHBOUND" else ~nb if h["dir"] == "SOUTHBOUND" else True
+        closer = applies & (d >= 0.0) & (d <= cfg.lookahead_km) & (d < nearest)
+        nearest[closer], which[closer] = d[closer], j
+    lim = limit(km)
+    was_slowed = cooldown.advised_slow(swarm.slots)
+    ahead = which >= 0
+    stop = ahead & (nearest < cfg.stop_km)
     span = cfg.lookahead_km - cfg.stop_km
-    for vid, s, hlc in vehicles:
-        nb, km, v = s["nb"], s["km"], s["v"]
-        nearest: tuple[float, str, dict[str, Any]] | None = None
-        for hid, h in by_dir[nb]:
-            d = _ahead_km(h["km"], km, nb)
-            if 0.0 <= d <= cfg.lookahead_km and (nearest is None or d < nearest[0]):
-                nearest = (d, hid, h)
-        lim = limit(km)
-        trigger = hlc if trigger_hlc is None else trigger_hlc
-        if nearest is not None:
-            d, hid, h = nearest
-            if d < cfg.stop_km:
-                action, target = "STOP", 0.0
-            else:
-                frac = (d - cfg.stop_km) / span if span > 0 else 1.0
-                target = min(lim, cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac)
-                action = "SLOW_DOWN"
-                if v <= target and not cooldown.advised_slow(vid):
-                    continue  # already slower than advised (crawling in a queue): nothing to say yet
-            reason = f"{h['type'].lower().replace('_', ' ')} {d * 1000:.0f} m ahead"
-            advice = Advice(vid, nb, action, round(target, 1), reason, hid, s["et"], trigger)
-        elif cooldown.advised_slow(vid):
-            advice = Advice(vid, nb, "KEEP", round(lim, 1), "road ahead clear again", None, s["et"], trigger)
+    frac = (nearest - cfg.stop_km) / span if span > 0 else np.ones(n)
+    slow_target = np.minimum(lim, cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac)
+    slow = ahead & ~stop & ~((v <= slow_target) & ~was_slowed)  # already slower than advised: nothing yet
+    keep = ~ahead & was_slowed
+    mean = np.where(nb, mean_speed[0], mean_speed[1])
+    up = ~ahead & ~was_slowed & (mean > 0) & (v < cfg.slow_share * mean) & (v < lim)
+    if up.any():  # slow because the road ahead is busy: nothing to gain
+        need = np.maximum(cfg.clear_gap_m, cfg.clear_headway_s * mean[up])
+        up[up] = gap_ahead_km(nb[up], km[up]) * 1000 >= need
+    action = np.select([stop, slow, keep, up], [STOP, SLOW_DOWN, KEEP, SPEED_UP], -1)
+    target = np.round(np.select([slow, keep, up], [slow_target, lim, np.minimum(mean, lim)], 0.0), 1)
+    cand = np.flatnonzero(action >= 0)
+    if not len(cand):
+        return []
+    cand = cand[cooldown.allow(swarm.slots[cand], action[cand], target[cand], now_ms)]
+    out = []
+    for i in cand.tolist():
+        a = int(action[i])
+        hid: str | None = None
+        if a in (STOP, SLOW_DOWN):
+            hid, h = listed[int(which[i])]
+            reason = f"{h['type'].lower().replace('_', ' ')} {nearest[i] * 1000:.0f} m ahead"
+        elif a == KEEP:
+            reason = "road ahead clear again"
         else:
-            mean = mean_speed[0] if nb else mean_speed[1]
-            if not (mean > 0 and v < cfg.slow_share * mean and v < lim):
-                continue
-            if gap_ahead_km(nb, km) * 1000 < max(cfg.clear_gap_m, cfg.clear_headway_s * mean):
-                continue  # slow because the road ahead is busy: nothing to gain
-            advice = Advice(
-                vid,
-                nb,
-                "SPEED_UP",
-                round(min(mean, lim), 1),
-                f"{v * 3.6:.0f} km/h against a swarm mean of {mean * 3.6:.0f} km/h, road clear",
-                None,
-                s["et"],
-                trigger,
+            reason = f"{v[i] * 3.6:.0f} km/h against a swarm mean of {mean[i] * 3.6:.0f} km/h, road clear"
+        out.append(
+            Advice(
+                swarm.ids(int(swarm.slots[i])), bool(nb[i]), ACTIONS[a], float(target[i]), reason, hid,
+                int(swarm.et[i]), int(swarm.hlc[i]),
             )
-        if cooldown.allow(vid, advice.action, advice.target_speed_mps, now_ms):
-            out.append(advice)
+        )  # fmt: skip
     return out
 
 
-def detect_queues(vehicles: dict[str, dict[str, Any]], cfg: TowerConfig) -> dict[bool, tuple[float, int] | None]:
-    """Per carriageway, the tail (most upstream km) of a queue of stopped vehicles and its length."""
+def detect_queues(km: F64, v: F64, nb: Bools, cfg: TowerConfig) -> dict[bool, tuple[float, int] | None]:
+    """Per carriageway, the tail (most upstream km) of a queue of stopped vehicles and its length:
+    the first densest run of at least `queue_min_vehicles` within `queue_span_km`."""
     out: dict[bool, tuple[float, int] | None] = {True: None, False: None}
-    for nb in (True, False):
-        stopped = sorted(
-            (s["km"] if nb else -s["km"]) for s in vehicles.values() if s["nb"] == nb and s["v"] < cfg.stopped_mps
-        )
-        best: tuple[float, int] | None = None
-        j = 0
-        for i in range(len(stopped)):
-            while stopped[i] - stopped[j] > cfg.queue_span_km:
-                j += 1
-            if i - j + 1 >= cfg.queue_min_vehicles and (best is None or i - j + 1 > best[1]):
-                best = (stopped[j] if nb else -stopped[j], i - j + 1)
-        out[nb] = best
+    stopped = v < cfg.stopped_mps
+    for north in (True, False):
+        x = np.sort(km[stopped & (nb == north)] * (1.0 if north else -1.0))  # upstream first
+        if len(x) < cfg.queue_min_vehicles:
+            continue
+        first = np.searchsorted(x, x - cfg.queue_span_km, side="left")
+        count = np.arange(len(x)) - first + 1
+        i = int(count.argmax())
+        if count[i] >= cfg.queue_min_vehicles:
+            tail = float(x[first[i]])
+            out[north] = (tail if north else -tail, int(count[i]))
     return out

@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.crdt import LWWMap, ORSet, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
-from towers.state import Aggregates, RegionState
+from towers.region import Aggregates, RegionEngine
 
 __all__ = ["NeighbourView", "SyncPublisher"]
 
@@ -29,7 +29,7 @@ class SyncPublisher:
     def note_arrivals(self, region: int, arrivals: list[tuple[str, int]]) -> None:
         self._arrivals.setdefault(region, []).extend(arrivals)
 
-    def important(self, state: RegionState, clock: HybridClock) -> dict[str, Any]:
+    def important(self, state: RegionEngine, clock: HybridClock) -> dict[str, Any]:
         seq, member_v, hazard_v = self._sent.get(state.region, (0, 0, 0))
         full = seq % self.full_every == 0
         if full:
@@ -58,7 +58,7 @@ class SyncPublisher:
             "aggregates": None,
         }
 
-    def unimportant(self, state: RegionState, aggregates: Aggregates, clock: HybridClock) -> dict[str, Any]:
+    def unimportant(self, state: RegionEngine, aggregates: Aggregates, clock: HybridClock) -> dict[str, Any]:
         return {
             "tower": state.tower,
             "region_id": state.region,

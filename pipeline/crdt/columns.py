@@ -32,7 +32,9 @@ Mask = npt.NDArray[np.bool_]
 
 class LWWColumns(Mergeable):
     SCHEMA_NAME: ClassVar[str] = LWWMap.SCHEMA_NAME
-    __slots__ = ("_codes", "dtype", "free", "keys", "live", "replica", "replica_names", "slot", "ts", "values")
+    __slots__ = (
+        "_codes", "_scratch", "dtype", "free", "keys", "live", "replica", "replica_names", "slot", "ts", "values",
+    )  # fmt: skip
 
     def __init__(self, dtype: npt.DTypeLike, capacity: int = 256) -> None:
         self.dtype = np.dtype(dtype)
@@ -45,6 +47,7 @@ class LWWColumns(Mergeable):
         self.replica_names: list[str] = []
         self._codes: dict[str, int] = {}
         self.free: list[int] = list(range(capacity - 1, -1, -1))
+        self._scratch = np.zeros(0, np.int64)
 
     # ---- reading ----------------------------------------------------------------------------
     @property
@@ -98,20 +101,28 @@ class LWWColumns(Mergeable):
         return slots, new
 
     def apply_batch(
-        self, keys: Sequence[str], ts: I64, replica: str | I64, values: npt.NDArray[Any], live: Mask | None = None
+        self,
+        keys: Sequence[str],
+        ts: I64,
+        replica: str | npt.NDArray[np.int32],
+        values: npt.NDArray[Any],
+        live: Mask | None = None,
+        slots: I64 | None = None,
     ) -> I64:
         """Join a batch of writes (`live` False: removals; `replica` one id for all, or codes of
-        this map's `replica_names` per row). Returns the indices of the rows that won, at most one
-        per key (the batch's own duplicates are joined first)."""
+        this map's `replica_names` per row; `slots` when the caller looked them up already).
+        Returns the indices of the rows that won, at most one per key (the batch's own duplicates
+        are joined first)."""
         n = len(keys)
         if n == 0:
             return np.zeros(0, np.int64)
         ts = np.asarray(ts, np.int64)
         codes = np.full(n, self.code(replica), np.int32) if isinstance(replica, str) else np.asarray(replica, np.int32)
         live = np.ones(n, np.bool_) if live is None else np.asarray(live, np.bool_)
-        slots, _ = self.slots_of(keys)
+        if slots is None:
+            slots, _ = self.slots_of(keys)
         rows = np.arange(n)
-        if len(np.unique(slots)) != n:
+        if self._repeats(slots, rows):
             rows = self._batch_winners(slots, ts, codes, values, live)
         s = slots[rows]
         cur_ts = self.ts[s]
@@ -128,10 +139,11 @@ class LWWColumns(Mergeable):
         self.values[s] = np.where(live[rows], values[rows], np.zeros(1, self.dtype))
         return rows
 
-    def remove(self, keys: Sequence[str], ts: int, replica: str) -> I64:
+    def remove(self, keys: Sequence[str], ts: int, replica: str, slots: I64 | None = None) -> I64:
         """Tombstones for `keys` stamped `ts`; returns the rows that won."""
         n = len(keys)
-        return self.apply_batch(keys, np.full(n, ts, np.int64), replica, np.zeros(n, self.dtype), np.zeros(n, np.bool_))
+        empty, dead = np.zeros(n, self.dtype), np.zeros(n, np.bool_)
+        return self.apply_batch(keys, np.full(n, ts, np.int64), replica, empty, dead, slots)
 
     def prune(self, horizon: int) -> list[str]:
         """Drop tombstones written before HLC `horizon` and free their slots; returns their keys.
@@ -234,6 +246,13 @@ class LWWColumns(Mergeable):
 
     def _order_of(self, s: int) -> tuple[int, str, bytes]:
         return self._order(int(self.ts[s]), int(self.replica[s]), self.values[s], bool(self.live[s]))
+
+    def _repeats(self, slots: I64, rows: I64) -> bool:
+        """Does a slot occur twice in the batch? (A scatter and a gather: cheaper than a sort.)"""
+        if len(self._scratch) < self.capacity:
+            self._scratch = np.zeros(self.capacity, np.int64)
+        self._scratch[slots] = rows
+        return bool((self._scratch[slots] != rows).any())
 
     def _batch_winners(self, slots: I64, ts: I64, codes: npt.NDArray[np.int32], values: Any, live: Mask) -> I64:
         """One row per slot: the largest write of the batch for it."""

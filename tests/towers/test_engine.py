@@ -81,9 +81,9 @@ def test_frames_build_the_swarm_and_duplicates_change_nothing() -> None:
     st = e.region(4)
     raw = frame(4, [upd(f"veh-{i}", 36 + i * 0.1, t=1) for i in range(20)])
     e.on_telemetry(4, raw, st)
-    snapshot = (st.members.copy(), [b.copy() for b in st.buckets])
+    snapshot = (st.members.copy(), st.vehicles.copy())
     e.on_telemetry(4, raw, st)  # redelivered (at-least-once)
-    assert len(st.members) == 20 and (st.members, st.buckets) == snapshot
+    assert len(st.members) == 20 and (st.members, st.vehicles) == snapshot
 
 
 def test_replaying_a_partition_twice_yields_the_same_state() -> None:
@@ -94,7 +94,7 @@ def test_replaying_a_partition_twice_yields_the_same_state() -> None:
     for raw in records + records:
         twice.on_telemetry(4, raw, twice.region(4))
     a, b = once.states[4], twice.states[4]
-    assert a.members == b.members and a.buckets == b.buckets
+    assert a.members == b.members and a.vehicles == b.vehicles
 
 
 def test_a_hazard_ahead_slows_vehicles_down_by_distance_and_stops_the_nearest() -> None:

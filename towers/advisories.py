@@ -1,0 +1,60 @@
+"""ControlAdvisory records written straight to Avro bytes, byte for byte what fastavro writes.
+
+A hazard makes a tower advise hundreds of vehicles at once, and fastavro spends ≈ 15–20 µs on each
+record; this writer, specialised to the one schema, takes a few. Tests pin it against fastavro.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pipeline.messages import ADVISORY
+from towers.region import ACTIONS
+from towers.rules import Advice
+
+__all__ = ["encode_advisory"]
+
+_HEAD = b"\xc3\x01" + ADVISORY.fingerprint
+_FLOAT = struct.Struct("<f")
+_ACTION = {a: bytes([2 * i]) for i, a in enumerate(ACTIONS)}  # enum index as a zig-zag varint
+_NORTH, _SOUTH = b"\x02\x00", b"\x02\x02"  # union branch 1 (the enum), then its index
+_NULL = b"\x00"
+
+
+def _long(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _str(s: str) -> bytes:
+    raw = s.encode()
+    return _long(len(raw)) + raw
+
+
+def encode_advisory(
+    advisory_id: str, region: int, tower: str, a: Advice, issued_at: int, valid_until: int
+) -> bytes:
+    """One advisory for one vehicle, single-object encoded."""
+    return b"".join(
+        (
+            _HEAD,
+            _str(advisory_id),
+            _long(region),
+            _str(tower),
+            b"\x02" + _str(a.vehicle_id),
+            _NORTH if a.northbound else _SOUTH,
+            _ACTION[a.action],
+            _FLOAT.pack(a.target_speed_mps),
+            _str(a.reason),
+            _NULL if a.hazard_id is None else b"\x02" + _str(a.hazard_id),
+            _long(issued_at),
+            _long(valid_until),
+            _long(a.trigger_event_time),
+            _long(a.trigger_hlc),
+        )
+    )

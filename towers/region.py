@@ -1,0 +1,420 @@
+"""One tower region's whole state, column-wise, and what a flush writes to the tables.
+
+- `vehicles`: each vehicle's latest state, an `LWWColumns` (LWW by the vehicle's HLC) whose rows are
+  `VEHICLE` records; beside it, per slot, the vehicle's table bucket, whether it is in the swarm,
+  and the last advice it was given (the cool-down);
+- `members`: the swarm, an OR-Set sharded in `BUCKETS` (a flush rewrites only the shards that changed);
+- `hazards`: hazard id → hazard, LWW by HLC; a cleared hazard is a tombstone.
+
+Every change to members and hazards also goes into a delta log for tower-sync. Vehicle tombstones
+(a vehicle expired or handed off) are pruned past a horizon, and their slots reused, so the state of
+a region stays as large as its swarm however many vehicles pass through it. Pure: no Kafka, no Faust.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline.codec import MAGIC
+from pipeline.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORSet, decode_state
+from pipeline.crdt.hlc import HybridClock
+from towers.frames import Updates
+
+__all__ = ["BUCKETS", "VEHICLE", "Aggregates", "Cooldowns", "Membership", "RegionEngine", "bucket_of"]
+
+BUCKETS = 16
+I64 = npt.NDArray[np.int64]
+
+#: A vehicle's latest state: the row of the `vehicles` map, packed little-endian (31 bytes).
+VEHICLE = np.dtype(
+    [("km", "<f8"), ("v", "<f4"), ("accel", "<f4"), ("energy", "<f4"), ("nb", "u1"), ("lane", "u1"),
+     ("brake", "u1"), ("et", "<i8")]
+)  # fmt: skip
+#: The table value of a vehicle bucket starts with its format version. 1 (an Avro LWW-Map whose
+#: values are a version byte and a VEHICLE row) is still read; 2 is written (`bucket_bytes`).
+_V1_VALUE = struct.Struct("<BdfffBBBq")
+_V2 = 2
+_V2_HEAD = struct.Struct("<BIH")  # version, entries, replica names
+
+_BUCKET_CACHE: dict[str, int] = {}
+
+
+def bucket_of(vehicle_id: str) -> int:
+    """Stable across processes (unlike `hash`), so a key always lands in the same table bucket."""
+    b = _BUCKET_CACHE.get(vehicle_id)
+    if b is None:
+        if len(_BUCKET_CACHE) > 1_000_000:  # ids are per trip: bound the memo
+            _BUCKET_CACHE.clear()
+        b = _BUCKET_CACHE[vehicle_id] = zlib.crc32(vehicle_id.encode()) % BUCKETS
+    return b
+
+
+class Membership:
+    """The swarm as `BUCKETS` OR-Sets, one per vehicle bucket. Each shard tags its dots with its own
+    replica id (`tower#b`), so shards never share a dot and their join is still one valid OR-Set:
+    deltas of different shards can be joined for tower-sync, and `union()` is the whole swarm."""
+
+    __slots__ = ("shards", "tower")
+
+    def __init__(self, tower: str) -> None:
+        self.tower = tower
+        self.shards = [ORSet() for _ in range(BUCKETS)]
+
+    def __contains__(self, vid: str) -> bool:
+        return vid in self.shards[bucket_of(vid)].entries
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.shards)
+
+    @property
+    def value(self) -> frozenset[str]:
+        return frozenset().union(*(s.value for s in self.shards))
+
+    def add(self, vid: str) -> ORSet:
+        b = bucket_of(vid)
+        delta = self.shards[b].add(vid, f"{self.tower}#{b}")
+        self.shards[b].merge_in(delta)
+        return delta
+
+    def remove(self, vid: str) -> ORSet:
+        b = bucket_of(vid)
+        delta = self.shards[b].remove(vid)
+        self.shards[b].merge_in(delta)
+        return delta
+
+    def union(self) -> ORSet:
+        out = ORSet()
+        for shard in self.shards:
+            out.merge_in(shard)
+        return out
+
+    def copy(self) -> Membership:
+        out = Membership(self.tower)
+        out.shards = [s.copy() for s in self.shards]
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Membership) and self.shards == other.shards
+
+
+#: Advisory actions, in the order of the ControlAdvisory schema's enum.
+ACTIONS = ("SLOW_DOWN", "SPEED_UP", "KEEP", "STOP")
+SLOW_DOWN, SPEED_UP, KEEP, STOP = range(4)
+
+
+class Cooldowns:
+    """The last advice given to each vehicle slot, so an unchanged advisory is not repeated within
+    the cool-down; arrays beside the vehicles' slots."""
+
+    __slots__ = ("action", "at_ms", "seconds", "speed")
+
+    def __init__(self, seconds: float, capacity: int) -> None:
+        self.seconds = seconds
+        self.action = np.full(capacity, -1, np.int8)
+        self.speed = np.zeros(capacity, np.float64)
+        self.at_ms = np.zeros(capacity, np.int64)
+
+    def grow(self, capacity: int) -> None:
+        extra = capacity - len(self.action)
+        if extra > 0:
+            self.action = np.concatenate([self.action, np.full(extra, -1, np.int8)])
+            self.speed = np.concatenate([self.speed, np.zeros(extra)])
+            self.at_ms = np.concatenate([self.at_ms, np.zeros(extra, np.int64)])
+
+    def forget(self, slots: I64) -> None:
+        self.action[slots] = -1
+
+    def advised_slow(self, slots: I64) -> npt.NDArray[np.bool_]:
+        a = self.action[slots]
+        return (a == SLOW_DOWN) | (a == STOP)
+
+    def allow(self, slots: I64, action: I64, speed: npt.NDArray[np.float64], now_ms: int) -> npt.NDArray[np.bool_]:
+        """Which of these pieces of advice may go out now; those are remembered."""
+        repeat = (
+            (self.action[slots] == action)
+            & (np.abs(self.speed[slots] - speed) < 2.0)
+            & (now_ms - self.at_ms[slots] < self.seconds * 1000)
+        )
+        ok = ~repeat
+        s = slots[ok]
+        self.action[s], self.speed[s], self.at_ms[s] = action[ok], speed[ok], now_ms
+        return ok
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregates:
+    count: int
+    northbound: int
+    southbound: int
+    mean_speed_nb: float
+    mean_speed_sb: float
+    density_per_km: float
+    stopped: int
+    braking: int
+    mean_energy_pct: float
+
+
+class RegionEngine:
+    def __init__(self, region: int, tower: str, length_km: float, cooldown_s: float = 5.0) -> None:
+        self.region, self.tower, self.length_km = region, tower, length_km
+        self.vehicles = LWWColumns(VEHICLE, capacity=256)
+        self.bucket = np.zeros(self.vehicles.capacity, np.uint8)
+        self.member = np.zeros(self.vehicles.capacity, np.bool_)
+        self.key_bytes: list[bytes] = [b""] * self.vehicles.capacity  # slot -> UTF-8 id, for flushes
+        self.cooldowns = Cooldowns(cooldown_s, self.vehicles.capacity)
+        self.members = Membership(tower)
+        self.hazards = LWWMap()
+        self.member_log: DeltaLog[ORSet] = DeltaLog(ORSet)
+        self.hazard_log: DeltaLog[LWWMap] = DeltaLog(LWWMap)
+        self.watermark_ms = 0  # newest event time merged
+        self.dirty_buckets = np.zeros(BUCKETS, np.bool_)
+        self.dirty_members: set[int] = set()
+        self.hazards_dirty = False
+        self.mean_speed = (0.0, 0.0)  # per carriageway (nb, sb), refreshed at each flush
+        self.last_flush_s = 0.0
+
+    # ---- slots ------------------------------------------------------------------------------
+    def _slots(self, keys: list[str]) -> I64:
+        """Slots of these vehicle ids; new ones get their bucket, swarm flag and a clean cool-down."""
+        slots, new = self.vehicles.slots_of(keys)
+        if new.any():
+            cap = self.vehicles.capacity
+            if len(self.bucket) < cap:
+                self.bucket = np.concatenate([self.bucket, np.zeros(cap - len(self.bucket), np.uint8)])
+                self.member = np.concatenate([self.member, np.zeros(cap - len(self.member), np.bool_)])
+                self.key_bytes += [b""] * (cap - len(self.key_bytes))
+                self.cooldowns.grow(cap)
+            fresh = slots[new]
+            idx = np.flatnonzero(new).tolist()
+            for s, i in zip(fresh.tolist(), idx, strict=True):
+                self.key_bytes[s] = keys[i].encode()
+            self.bucket[fresh] = [bucket_of(keys[i]) for i in idx]
+            self.member[fresh] = [keys[i] in self.members for i in idx]
+            self.cooldowns.forget(fresh)
+        return slots
+
+    def key(self, slot: int) -> str:
+        k = self.vehicles.keys[slot]
+        assert k is not None
+        return k
+
+    # ---- telemetry --------------------------------------------------------------------------
+    def apply(self, ups: Updates, rows: I64) -> tuple[I64, I64, list[str]]:
+        """Merge these rows of a batch of updates (LWW by their HLC). Returns the rows that won, their
+        slots, and the ids of vehicles new to the swarm. A duplicate or older update changes nothing,
+        which is what makes replays harmless."""
+        ids = ups.ids
+        keys = [ids[i] for i in rows.tolist()]
+        slots = self._slots(keys)
+        values = np.empty(len(rows), VEHICLE)
+        values["km"], values["v"], values["accel"] = ups.km[rows], ups.speed[rows], ups.accel[rows]
+        values["energy"], values["nb"], values["lane"] = ups.energy[rows], ups.northbound[rows], ups.lane[rows]
+        values["brake"], values["et"] = ups.brake[rows], ups.event_time[rows]
+        won = self.vehicles.apply_batch(keys, ups.hlc[rows], self.tower, values, slots=slots)
+        if not len(won):
+            return won, won, []
+        accepted, won_slots = rows[won], slots[won]
+        self.dirty_buckets[self.bucket[won_slots]] = True
+        self.watermark_ms = max(self.watermark_ms, int(ups.event_time[accepted].max()))
+        arrivals = []
+        for s in won_slots[~self.member[won_slots]].tolist():
+            vid = self.key(s)
+            self.member_log.record(self.members.add(vid))
+            self.dirty_members.add(int(self.bucket[s]))
+            self.member[s] = True
+            arrivals.append(vid)
+        return accepted, won_slots, arrivals
+
+    def remove_vehicles(self, keys: list[str], ts: int) -> list[str]:
+        """Leave the swarm (expired or handed off) with tombstones stamped `ts`; returns who left."""
+        if not keys:
+            return []
+        slots = self._slots(keys)
+        won = self.vehicles.remove(keys, ts, self.tower, slots=slots)
+        gone = slots[won]
+        self.dirty_buckets[self.bucket[gone]] = True
+        self.cooldowns.forget(gone)
+        for s in gone[self.member[gone]].tolist():
+            self.member_log.record(self.members.remove(self.key(s)))
+            self.dirty_members.add(int(self.bucket[s]))
+        self.member[gone] = False
+        return [keys[i] for i in won.tolist()]
+
+    def expire(self, ttl_ms: int, clock: HybridClock) -> list[str]:
+        """Vehicles silent for more than `ttl_ms` of event time leave the swarm."""
+        v = self.vehicles
+        stale = np.flatnonzero(v.live & (v.values["et"] < self.watermark_ms - ttl_ms))
+        return self.remove_vehicles([self.key(s) for s in stale.tolist()], clock.now()) if len(stale) else []
+
+    def handed_off(self, arrivals: list[tuple[str, int]]) -> list[str]:
+        """A neighbour reports these vehicles arrived there at these HLCs: drop ours if older."""
+        gone = []
+        for vid, ts in arrivals:
+            if vid in self.members:
+                gone += self.remove_vehicles([vid], ts)
+        return gone
+
+    def prune(self, horizon: int) -> int:
+        """Forget vehicle tombstones older than HLC `horizon` (their buckets are rewritten without them)."""
+        v = self.vehicles
+        old = np.flatnonzero(~v.live & (v.ts > 0) & (v.ts < horizon))
+        if not len(old):
+            return 0
+        self.dirty_buckets[self.bucket[old]] = True
+        return len(v.prune(horizon))
+
+    def live_slots(self) -> I64:
+        return self.vehicles.live_slots()
+
+    def vehicle(self, vid: str) -> dict[str, Any] | None:
+        s = self.vehicles.slot.get(vid)
+        if s is None or not self.vehicles.live[s]:
+            return None
+        return _as_dict(self.vehicles.values[s])
+
+    def entry_ts(self, vid: str) -> int:
+        s = self.vehicles.slot.get(vid)
+        return 0 if s is None else int(self.vehicles.ts[s])
+
+    def vehicles_dict(self) -> dict[str, dict[str, Any]]:
+        """Every live vehicle's state as a dict (for pages and tests, not for the hot path)."""
+        return {self.key(s): _as_dict(self.vehicles.values[s]) for s in self.live_slots().tolist()}
+
+    # ---- hazards ----------------------------------------------------------------------------
+    def put_hazard(self, hazard_id: str, hazard: dict[str, Any] | None, ts: int) -> bool:
+        """Record (or with None, clear) a hazard; True when it changed the state."""
+        cur = self.hazards.entries.get(hazard_id)
+        if cur is not None and cur[0] >= ts:
+            return False
+        delta = self.hazards.put(hazard_id, hazard, ts, self.tower)
+        self.hazards.merge_in(delta)
+        self.hazard_log.record(delta)
+        self.hazards_dirty = True
+        return True
+
+    def active_hazards(self, now_ms: int) -> dict[str, dict[str, Any]]:
+        return {k: h for k, h in self.hazards.value.items() if h["expires"] > now_ms}
+
+    # ---- derived ----------------------------------------------------------------------------
+    def aggregates(self, stopped_mps: float) -> Aggregates:
+        rows = self.vehicles.values[self.live_slots()]
+        nb = rows["nb"].astype(np.bool_)
+        v = rows["v"].astype(np.float64)
+        n, n_nb = len(rows), int(nb.sum())
+        return Aggregates(
+            count=n,
+            northbound=n_nb,
+            southbound=n - n_nb,
+            mean_speed_nb=float(v[nb].mean()) if n_nb else 0.0,
+            mean_speed_sb=float(v[~nb].mean()) if n - n_nb else 0.0,
+            density_per_km=n / self.length_km if self.length_km else 0.0,
+            stopped=int((v < stopped_mps).sum()),
+            braking=int(rows["brake"].astype(np.bool_).sum()),
+            mean_energy_pct=float(rows["energy"].astype(np.float64).mean()) if n else 0.0,
+        )
+
+    # ---- persistence ------------------------------------------------------------------------
+    def bucket_bytes(self, b: int) -> bytes:
+        """Table value of vehicle bucket `b`: its entries column-wise, tombstones included (format 2:
+        version, counts, replica names, then key lengths, keys, HLCs, replicas, liveness, rows)."""
+        v = self.vehicles
+        slots = np.flatnonzero((v.ts > 0) & (self.bucket[: v.capacity] == b))
+        kb = self.key_bytes
+        keys = [kb[s] for s in slots.tolist()]
+        names = [n.encode() for n in v.replica_names]
+        parts = [_V2_HEAD.pack(_V2, len(keys), len(names))]
+        parts += [struct.pack("<H", len(n)) + n for n in names]
+        parts += [
+            np.array([len(k) for k in keys], "<u2").tobytes(),
+            b"".join(keys),
+            v.ts[slots].astype("<i8").tobytes(),
+            v.replica[slots].astype("<u2").tobytes(),
+            v.live[slots].astype("u1").tobytes(),
+            v.values[slots].tobytes(),
+        ]
+        return b"".join(parts)
+
+    def load_bucket(self, raw: bytes) -> None:
+        """Merge a vehicle bucket's table value (format 1 or 2) into the state."""
+        if raw[:2] == MAGIC:
+            self._merge(_bucket_v1(raw))
+        elif raw[:1] == bytes([_V2]):
+            self._merge(_bucket_v2(raw))
+        else:
+            raise MalformedStateError(f"unknown vehicle bucket format {raw[:1].hex()}")
+
+    def _merge(self, stored: LWWColumns) -> None:
+        used = stored.used_slots()
+        keys = [stored.keys[s] for s in used.tolist()]
+        slots = self._slots(keys)  # type: ignore[arg-type]
+        codes = np.array([self.vehicles.code(n) for n in stored.replica_names], np.int32)
+        won = self.vehicles.apply_batch(
+            keys,  # type: ignore[arg-type]
+            stored.ts[used], codes[stored.replica[used]], stored.values[used], stored.live[used], slots=slots,
+        )  # fmt: skip
+        self.member[slots[won]] = [k in self.members for k in (keys[i] for i in won.tolist())]
+
+    def take_dirty(self) -> tuple[list[int], list[int], bool]:
+        """Vehicle buckets, member shards and hazards changed since the last flush (and forget it:
+        the caller writes them now)."""
+        out = (np.flatnonzero(self.dirty_buckets).tolist(), sorted(self.dirty_members), self.hazards_dirty)
+        self.dirty_buckets[:] = False
+        self.dirty_members = set()
+        self.hazards_dirty = False
+        return out
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {
+        "km": float(row["km"]), "v": float(row["v"]), "nb": bool(row["nb"]), "lane": int(row["lane"]),
+        "brake": bool(row["brake"]), "energy": float(row["energy"]), "et": int(row["et"]),
+        "accel": float(row["accel"]),
+    }  # fmt: skip
+
+
+def _bucket_v1(raw: bytes) -> LWWColumns:
+    stored = decode_state(raw)
+    if not isinstance(stored, LWWMap):
+        raise MalformedStateError(f"a vehicle bucket holds an LWW-Map, not {type(stored).__name__}")
+    rows = {}
+    for vid, (ts, r, packed) in stored.entries.items():
+        if packed is not None and (len(packed) != _V1_VALUE.size or packed[0] != 1):
+            raise MalformedStateError(f"vehicle {vid}: not a version 1 vehicle state")
+        rows[vid] = (ts, r, None if packed is None else packed[1:])
+    return LWWColumns.from_lwwmap(LWWMap(rows), VEHICLE)
+
+
+def _bucket_v2(raw: bytes) -> LWWColumns:
+    try:
+        _, n, n_names = _V2_HEAD.unpack_from(raw)
+        p = _V2_HEAD.size
+        names = []
+        for _ in range(n_names):
+            (size,) = struct.unpack_from("<H", raw, p)
+            names.append(raw[p + 2 : p + 2 + size].decode())
+            p += 2 + size
+        lengths = np.frombuffer(raw, "<u2", n, p).astype(np.int64)
+        p += 2 * n
+        blob = raw[p : p + int(lengths.sum())]
+        p += len(blob)
+        ts = np.frombuffer(raw, "<i8", n, p).astype(np.int64)
+        replica = np.frombuffer(raw, "<u2", n, p + 8 * n).astype(np.int32)
+        live = np.frombuffer(raw, "u1", n, p + 10 * n).astype(np.bool_)
+        values = np.frombuffer(raw, VEHICLE, n, p + 11 * n)
+        if p + 11 * n + n * VEHICLE.itemsize != len(raw) or (replica >= len(names)).any() or (ts <= 0).any():
+            raise ValueError("sizes do not add up")
+        ends = np.cumsum(lengths).tolist()
+        keys = [blob[a:b].decode() for a, b in zip([0, *ends][:n], ends, strict=True)]
+    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise MalformedStateError(f"corrupt vehicle bucket: {exc}") from None
+    out = LWWColumns(VEHICLE, max(16, n))
+    for name in names:
+        out.code(name)
+    out.apply_batch(keys, ts, replica, values, live)
+    return out
