@@ -32,9 +32,9 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("crdt", "lww_map_single_delta_us"): Target("<=", 5, "µs"),
     ("fleet", "cpu_ms_per_sim_s"): Target("<=", 100, "ms"),
     ("producer", "records_records_per_s"): Target(">=", 50_000, "msg/s"),
-    ("towers", "workers_1_updates_per_s"): Target(">=", 20_000, "updates/s"),
+    ("towers", "workers_1_updates_per_s"): Target(">=", 250_000, "updates/s"),
     ("latency", "load_5000.p99_ms"): Target("<=", 100, "ms"),
-    ("recovery", "vehicles_100000.start_to_tables_equal_s"): Target("<=", 10, "s"),
+    ("recovery", "vehicles_100000.start_to_tables_equal_s"): Target("<=", 5, "s"),
     ("control", "independent.cas_retries_p99"): Target("<=", 3, "retries"),
     ("convergence", "converged_after_s"): Target("<=", 2, "s"),
 }
