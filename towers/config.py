@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from pipeline.errors import ConfigError
 
-__all__ = ["APP_ENV_VARS", "TABLE_NAMES", "TowerConfig", "app_id", "changelog_topics", "tower_env_vars"]
+__all__ = [
+    "APP_ENV_VARS", "TABLE_NAMES", "TowerConfig", "WorkerSettings", "app_id", "changelog_topics", "tower_env_vars",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,60 @@ APP_ENV_VARS: dict[str, str] = {
     "CORRIDOR_TOWER_SESSION_TIMEOUT_S": "a silent worker's regions move to the others after this long (default 10)",
     "CORRIDOR_TOWER_HEARTBEAT_S": "consumer group heartbeat interval (default 3)",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How the worker process runs (the variables of `APP_ENV_VARS`), read once when it starts."""
+
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    app_suffix: str = ""
+    offset_reset: str = "earliest"
+    etcd: bool = True
+    store: str = "rocksdb://"
+    standbys: int = 0
+    session_timeout_s: float = 10.0
+    heartbeat_s: float = 3.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
+        env = os.environ if env is None else env
+        d = cls()
+
+        def number(name: str, kind: type[int] | type[float], default: float, low: float, high: float) -> Any:
+            raw = env.get(name, "")
+            if raw == "":
+                return kind(default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{name}={raw!r} is outside {low:g}–{high:g}")
+            return value
+
+        reset = env.get("CORRIDOR_TOWER_OFFSET_RESET", "") or "earliest"
+        if reset not in ("earliest", "latest"):
+            raise ConfigError(f"CORRIDOR_TOWER_OFFSET_RESET={reset!r}: choose earliest or latest")
+        etcd = env.get("CORRIDOR_TOWER_ETCD", "") or "1"
+        if etcd not in ("0", "1"):
+            raise ConfigError(f"CORRIDOR_TOWER_ETCD={etcd!r}: 1 (the default) or 0 to run without etcd")
+        session = number("CORRIDOR_TOWER_SESSION_TIMEOUT_S", float, d.session_timeout_s, 1, 3600)
+        heartbeat = number("CORRIDOR_TOWER_HEARTBEAT_S", float, d.heartbeat_s, 0.1, 3600)
+        if heartbeat >= session:
+            raise ConfigError("CORRIDOR_TOWER_HEARTBEAT_S must be shorter than CORRIDOR_TOWER_SESSION_TIMEOUT_S")
+        return cls(
+            web_port=number("CORRIDOR_TOWER_WEB_PORT", int, d.web_port, 1, 65535),
+            web_bind=env.get("CORRIDOR_TOWER_WEB_BIND", "") or d.web_bind,
+            app_suffix=env.get("CORRIDOR_TOWER_APP_SUFFIX", ""),
+            offset_reset=reset,
+            etcd=etcd == "1",
+            store=env.get("CORRIDOR_TOWER_STORE", "") or d.store,
+            standbys=number("CORRIDOR_TOWER_STANDBYS", int, d.standbys, 0, 8),
+            session_timeout_s=session,
+            heartbeat_s=heartbeat,
+        )
 
 
 def tower_env_vars() -> set[str]:

@@ -120,6 +120,7 @@ class TowerEngine:
                     return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {head.region_id}", r)
                 # An empty frame still moves the region's event time on (it drives TTL expiry).
                 st.watermark_ms = max(st.watermark_ms, head.event_time)
+                st.last_sent_ms = max(st.last_sent_ms, head.sent_at)
             elif writer is TELEMETRY:
                 ups = decode_record(raw)
             else:
@@ -259,13 +260,19 @@ class TowerEngine:
         self._update_queues(st)
         agg = st.aggregates(self.cfg.stopped_mps)
         st.mean_speed = (agg.mean_speed_nb, agg.mean_speed_sb)
-        buckets, member_shards, hazards_dirty = st.take_dirty()
+        buckets, member_shards = st.take_dirty()
         writes: TableWrites = {"vehicles": [(f"{r}:{b}", st.bucket_bytes(b)) for b in buckets]}
         if member_shards:
             writes["members"] = [(f"{r}:{b}", encode_state(st.members.shards[b])) for b in member_shards]
-        if hazards_dirty:
-            writes["hazards"] = [(str(r), encode_state(st.hazards))]
-        return writes
+        return writes | self.hazard_writes(st)
+
+    def hazard_writes(self, st: RegionEngine) -> TableWrites:
+        """The region's hazards table value, if it changed since it was last written (the one path
+        for hazards: a hazard report's, before its event is acknowledged, and every flush's)."""
+        if not st.hazards_dirty:
+            return {}
+        st.hazards_dirty = False
+        return {"hazards": [(str(st.region), encode_state(st.hazards))]}
 
     def _update_queues(self, st: RegionEngine) -> None:
         rows = st.vehicles.values[st.live_slots()]
@@ -294,6 +301,11 @@ class TowerEngine:
                 },
                 self.clock.now(),
             )
+
+    def behind_ms(self, now_ms: int) -> dict[int, int]:
+        """Per region, the age of the newest frame processed: near one tick when the tower keeps up,
+        growing when telemetry arrives faster than it is processed."""
+        return {r: now_ms - st.last_sent_ms for r, st in self.states.items() if st.last_sent_ms}
 
     # ---- helpers ----------------------------------------------------------------------------
     def _event_now(self, r: int) -> int:

@@ -173,6 +173,7 @@ class RegionEngine:
         self.member_log: DeltaLog[ORSet] = DeltaLog(ORSet)
         self.hazard_log: DeltaLog[LWWMap] = DeltaLog(LWWMap)
         self.watermark_ms = 0  # newest event time merged
+        self.last_sent_ms = 0  # wall send time of the newest frame processed: how far behind the tower is
         self.dirty_buckets = np.zeros(BUCKETS, np.bool_)
         self.dirty_members: set[int] = set()
         self.hazards_dirty = False
@@ -360,13 +361,12 @@ class RegionEngine:
         )  # fmt: skip
         self.member[slots[won]] = [k in self.members for k in (keys[i] for i in won.tolist())]
 
-    def take_dirty(self) -> tuple[list[int], list[int], bool]:
-        """Vehicle buckets, member shards and hazards changed since the last flush (and forget it:
-        the caller writes them now)."""
-        out = (np.flatnonzero(self.dirty_buckets).tolist(), sorted(self.dirty_members), self.hazards_dirty)
+    def take_dirty(self) -> tuple[list[int], list[int]]:
+        """Vehicle buckets and member shards changed since the last flush (and forget it: the caller
+        writes them now)."""
+        out = (np.flatnonzero(self.dirty_buckets).tolist(), sorted(self.dirty_members))
         self.dirty_buckets[:] = False
         self.dirty_members = set()
-        self.hazards_dirty = False
         return out
 
 

@@ -127,6 +127,17 @@ def _markdown(s: dict[str, Any]) -> str:
         "towers_converged",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {s['run'][key]} |")
+    behind = s.get("towers_behind_ms")
+    if behind:
+        verdict = "kept up" if behind["kept_up"] else "**fell behind**"
+        lines += [
+            "",
+            "## Towers' delay (age of the newest telemetry frame processed, sampled each second)",
+            "",
+            f"p50 {behind['p50']:.0f} ms, p99 {behind['p99']:.0f} ms, max {behind['max']:.0f} ms; mean "
+            f"{behind['first_half_mean']:.0f} ms in the first half of the run, {behind['second_half_mean']:.0f} ms "
+            f"in the second ({behind['samples']} samples): the towers {verdict}.",
+        ]
     lat = s["latency_ms"]
     lines += [
         "",

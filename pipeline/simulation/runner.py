@@ -37,7 +37,7 @@ from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from towers.config import app_id
 
-__all__ = ["RunResult", "run_scenario"]
+__all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
 
 PASS_SPEED_MPS = 5.0  # drivers squeeze past a hazard at walking-plus pace
 
@@ -189,9 +189,11 @@ def run_scenario(
                    pending=list(scenario.events))  # fmt: skip
         sink = TelemetrySink(settings.bootstrap_servers)
         stats = DriveStats()
+        behind = BehindSampler(workers)
 
         def tick(s: DriveStats) -> None:
             recorder.tick(fleet)
+            behind.sample(fleet.t)
             if on_tick is not None:
                 on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": workers,
                          "run": run})  # fmt: skip
@@ -212,10 +214,48 @@ def run_scenario(
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
         dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall)
+        summary["towers_behind_ms"] = behind.summary()
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
     return RunResult(summary, paths)
+
+
+class BehindSampler:
+    """Once a wall second, how far the towers are behind the telemetry (the oldest of their regions'
+    newest processed frames): flat when they keep up, growing when they do not."""
+
+    def __init__(self, workers: list[TowerProcess]) -> None:
+        self.workers = workers
+        self.samples: list[tuple[float, float]] = []  # (simulated s, ms behind)
+        self._last = 0.0
+
+    def sample(self, sim_s: float) -> None:
+        now = time.monotonic()
+        if not self.workers or now - self._last < 1.0:
+            return
+        self._last = now
+        behind = [ms for w in self.workers if w.alive and (p := w.page(timeout=1.0)) is not None
+                  for ms in p.get("behind_ms", {}).values()]  # fmt: skip
+        if behind:
+            self.samples.append((sim_s, float(max(behind))))
+
+    def summary(self) -> dict[str, Any] | None:
+        return behind_summary([ms for _, ms in self.samples])
+
+
+def behind_summary(values: list[float], bound_ms: float = 1_000.0) -> dict[str, Any] | None:
+    """Percentiles of the towers' delay, its mean in each half of the run, and whether they kept up:
+    p99 within `bound_ms` and no growth from the first half to the second beyond half of it."""
+    if not values:
+        return None
+    half = len(values) // 2
+    first = sum(values[:half]) / half if half else values[0]
+    second = sum(values[half:]) / (len(values) - half)
+    p99 = percentile(values, 99)
+    return {"p50": percentile(values, 50), "p99": p99, "max": max(values), "first_half_mean": first,
+            "second_half_mean": second, "samples": len(values),
+            "kept_up": p99 <= bound_ms and second - first <= bound_ms / 2}  # fmt: skip
 
 
 def _hazard_latencies(run: _Run, listener: AdvisoryListener) -> list[float]:

@@ -7,6 +7,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
 from pipeline.topics import Topics
+from towers.config import TowerConfig, WorkerSettings
 
 
 def test_defaults_are_the_embedded_loopback_stack() -> None:
@@ -57,3 +58,26 @@ def test_topic_replication_reaches_every_topic_declared_from_settings() -> None:
 def test_a_corridor_without_regions_is_rejected() -> None:
     with pytest.raises(ConfigError):
         Topics(regions=0)
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"CORRIDOR_TOWER_WEB_PORT": "http"}, "CORRIDOR_TOWER_WEB_PORT='http' is not a whole number"),
+        ({"CORRIDOR_TOWER_WEB_PORT": "0"}, "outside 1–65535"),
+        ({"CORRIDOR_TOWER_STANDBYS": "-1"}, "CORRIDOR_TOWER_STANDBYS"),
+        ({"CORRIDOR_TOWER_OFFSET_RESET": "newest"}, "earliest or latest"),
+        ({"CORRIDOR_TOWER_ETCD": "off"}, "CORRIDOR_TOWER_ETCD"),
+        ({"CORRIDOR_TOWER_HEARTBEAT_S": "20"}, "shorter than"),
+        ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "ten"}, "not a number"),
+    ],
+)
+def test_bad_worker_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        WorkerSettings.from_env(env)
+        TowerConfig.from_env(env)
+
+
+def test_worker_settings_default_to_a_loopback_worker() -> None:
+    w = WorkerSettings.from_env({})
+    assert (w.web_bind, w.web_port, w.etcd, w.offset_reset) == ("127.0.0.1", 6066, True, "earliest")
