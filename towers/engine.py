@@ -64,7 +64,7 @@ class TowerEngine:
         self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms)
         self.wall_ms = wall_ms
         self.states: dict[int, RegionEngine] = {}
-        self.view = NeighbourView()
+        self.view = NeighbourView(corridor.regions.towers)
         self.publisher = SyncPublisher()
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()

@@ -11,11 +11,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.crdt import LWWMap, ORSet, decode_state, encode_state
+from pipeline.crdt import LWWMap, ORSet, UnknownReplicaError, check_replicas, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
-from towers.region import Aggregates, RegionEngine
+from towers.region import BUCKETS, Aggregates, RegionEngine
 
-__all__ = ["NeighbourView", "SyncPublisher"]
+__all__ = ["NeighbourView", "SyncPublisher", "known_replicas"]
 
 
 @dataclass
@@ -86,19 +86,42 @@ class Neighbour:
     messages: int = 0
 
 
+def known_replicas(towers: tuple[str, ...]) -> frozenset[str]:
+    """Every replica id a corridor's towers write with: each tower's, and each of its member shards'."""
+    return frozenset(towers) | {f"{t}#{b}" for t in towers for b in range(BUCKETS)}
+
+
 @dataclass
 class NeighbourView:
-    """What a worker knows of every region through tower-sync (its own regions included)."""
+    """What a worker knows of every region through tower-sync (its own regions included).
 
+    Only the corridor's own towers may write into it: a message from another tower id, for a region
+    that is not the sender's, or with deltas naming other replicas, is refused (`UnknownReplicaError`)
+    before anything is merged."""
+
+    towers: tuple[str, ...] = ()  # tower id of each region; empty: accept any (tests of the view alone)
     regions: dict[int, Neighbour] = field(default_factory=dict)
+    _known: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self._known = known_replicas(self.towers)
 
     def merge(self, msg: dict[str, Any], now_ms: int | None = None) -> list[tuple[str, int]]:
         """Merge one sync message; returns its arrivals (vehicles the sender took over)."""
+        members = decode_state(msg["members"]) if msg["members"] is not None else None
+        hazards = decode_state(msg["hazards"]) if msg["hazards"] is not None else None
+        if self.towers:
+            r = msg["region_id"]
+            if not 0 <= r < len(self.towers) or self.towers[r] != msg["tower"]:
+                raise UnknownReplicaError(f"tower {msg['tower']!r} does not serve region {r} of this corridor")
+            for delta in (members, hazards):
+                if delta is not None:
+                    check_replicas(delta, self._known)
         n = self.regions.setdefault(msg["region_id"], Neighbour())
-        if msg["members"] is not None:
-            n.members.merge_in(decode_state(msg["members"]))  # type: ignore[arg-type]
-        if msg["hazards"] is not None:
-            n.hazards.merge_in(decode_state(msg["hazards"]))  # type: ignore[arg-type]
+        if members is not None:
+            n.members.merge_in(members)  # type: ignore[arg-type]
+        if hazards is not None:
+            n.hazards.merge_in(hazards)  # type: ignore[arg-type]
         if msg["sync_class"] == "IMPORTANT":
             n.member_count = msg["member_count"]
         if msg["aggregates"] is not None:

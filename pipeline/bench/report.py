@@ -37,6 +37,8 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("recovery", "vehicles_100000.start_to_tables_equal_s"): Target("<=", 5, "s"),
     ("control", "independent.cas_retries_p99"): Target("<=", 3, "retries"),
     ("convergence", "converged_after_s"): Target("<=", 2, "s"),
+    ("peak", "hazard_p99_ms"): Target("<=", 50, "ms"),
+    ("peak", "towers_behind_p99_ms"): Target("<=", 1000, "ms"),
 }
 
 

@@ -81,6 +81,12 @@ def _convergence(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_convergence(ctx.obj.bootstrap_servers, ctx.obj.etcd_servers, quick=quick)
 
 
+def _peak(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.peak import run_peak
+
+    return run_peak(ctx.obj, quick=quick)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
@@ -92,8 +98,9 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "memory": _memory,
     "control": _control,
     "convergence": _convergence,
+    "peak": _peak,
 }
-NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence"}
+NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak"}
 
 
 def bench(

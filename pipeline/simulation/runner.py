@@ -288,6 +288,7 @@ def _summary(
             "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),
+            "behind_schedule_s": round(stats.lag_s, 2),
             "advisories_received": listener.stats.received, "dead_letters": dead,
             "towers_converged": _converged(pages, run.topics.regions),
         },

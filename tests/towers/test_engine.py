@@ -7,8 +7,9 @@ import math
 import pytest
 
 from pipeline.corridor import load_corridor
+from pipeline.crdt import LWWMap, encode_state
 from pipeline.crdt.hlc import HybridClock, pack
-from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, TELEMETRY
+from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.config import TowerConfig
 from towers.engine import TowerEngine
 
@@ -218,3 +219,22 @@ def test_flush_writes_only_the_region_being_processed() -> None:
     writes = e.flush(4, 0.0)
     keys = [k for table in writes.values() for k, _ in table]
     assert keys and all(k.split(":")[0] == "4" for k in keys)
+
+
+def test_sync_naming_towers_outside_the_corridor_is_refused_and_counted() -> None:
+    e = engine()
+    e.on_telemetry(4, frame(4, [upd("a", 40.0, t=1)]), e.region(4))
+    ((_, genuine),) = e.on_hazard(4, hazard(40.0), e.states[4]).sync
+    msg = CODEC.decode(genuine, SYNC)
+    intruder = LWWMap({"fake": (pack(T0, 1), "intruder", {"km": 41.0})})
+    forged = [
+        {**msg, "tower": "intruder"},  # not the tower of region 4
+        {**msg, "region_id": 5},  # region 5 is another tower's
+        {**msg, "hazards": encode_state(intruder)},  # a delta written by an unknown replica
+    ]
+    listener = engine()
+    for m in forged:
+        listener.on_sync(CODEC.encode(SYNC, m))
+    assert listener.dead_reasons["sync-UnknownReplicaError"] == 3 and listener.view.regions == {}
+    listener.on_sync(genuine)
+    assert "hz-1" in listener.view.regions[4].hazards.value
