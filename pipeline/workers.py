@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import StackError
+from pipeline.stack.process import die_with_parent
 
 __all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment"]
 
@@ -67,6 +68,9 @@ class TowerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> TowerProcess:
+        """Start the worker in a process group of its own, tied to this process: should this one die
+        without stopping it (SIGKILL, or a signal it does not handle), the kernel SIGKILLs the worker,
+        which, its consumer group and broker possibly gone too, may not answer a SIGTERM."""
         faust = Path(sys.executable).with_name("faust")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as fh:
@@ -74,6 +78,7 @@ class TowerProcess:
                 [str(faust), "--loop", self.loop, "--datadir", str(self.datadir), "-A", "towers.app", "worker",
                  "-l", self.loglevel],
                 env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),
             )  # fmt: skip
         return self
 

@@ -19,6 +19,7 @@ from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock
 from pipeline.errors import StackError
 from pipeline.stack.kafka import tools_argv
+from pipeline.stack.process import die_with_parent
 from pipeline.topics import TopicSpec
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
@@ -66,7 +67,7 @@ def parse_consumer_perf(stdout: str) -> dict[str, float]:
 
 def _tool(settings: Settings, main_class: str, args: list[str], timeout: float) -> str:
     argv = tools_argv(settings, main_class, args, startup_only=False)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, preexec_fn=die_with_parent())
     if done.returncode != 0:
         raise StackError(f"{main_class.rsplit('.', 1)[-1]} exited {done.returncode}: {done.stderr.strip()[-300:]}")
     return done.stdout

@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.admin import delete_topics, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.errors import StackError
+from pipeline.stack.process import die_with_parent
 from pipeline.topics import Topics
 from pipeline.workers import peak_rss_mib
 
@@ -37,7 +38,9 @@ def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = 
             try:
                 worker.wait_ready(topics.regions)
                 with open(Path(tmp) / "producer.log", "wb") as log:
-                    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+                    proc = subprocess.Popen(
+                        argv, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent()
+                    )
                     producer_peak = 0.0
                     while proc.poll() is None:
                         producer_peak = max(producer_peak, peak_rss_mib(proc.pid))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -70,8 +71,13 @@ def configure(
     ctx.obj = Settings.from_env(env)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a command as Ctrl-C does: whatever it started is stopped
+
+
 def main() -> None:
     """Run the CLI; a `CorridorError` is printed as one line and exits 1, never as a traceback."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app(standalone_mode=True)
     except CorridorError as exc:

@@ -20,15 +20,28 @@ from pathlib import Path
 
 from pipeline.errors import StackError
 
-__all__ = ["ManagedProcess", "ensure_port_free", "pid_alive", "wait_until"]
+__all__ = ["ManagedProcess", "die_with_parent", "ensure_port_free", "pid_alive", "wait_until"]
 
 _PR_SET_PDEATHSIG = 1
+_LIBC: ctypes.CDLL | None = None
 
 
-def _die_with_parent() -> None:
-    """Run in the child: the kernel sends SIGTERM when the parent that started it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
+    """A `preexec_fn` after which the kernel sends `sig` to the child when the process that started
+    it dies, however it dies (and at once, should it have died before the child got this far).
+
+    libc is opened here, in the parent: the child between fork and exec must not load libraries."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc, parent = _LIBC, os.getpid()
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), sig)
+
+    return arm
 
 
 def pid_alive(pid: int) -> bool:
@@ -119,7 +132,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env=env,
-                preexec_fn=_die_with_parent if attached else None,
+                preexec_fn=die_with_parent() if attached else None,
             )
         self.pidfile.write_text(f"{proc.pid}\n")
         return proc.pid
