@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -11,7 +12,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pipeline.errors import ConfigError, StackError
 from pipeline.topics import TopicSpec
 
-__all__ = ["TopicMismatchError", "delete_topics", "end_offsets", "ensure_topics", "start_group_at_end"]
+__all__ = [
+    "TopicMismatchError", "delete_groups", "delete_prefixed", "delete_topics", "end_offsets", "ensure_topics",
+    "start_group_at_end",
+]  # fmt: skip
 
 
 class TopicMismatchError(ConfigError):
@@ -78,6 +82,24 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
+
+
+def delete_prefixed(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
+    """Delete every topic named `<prefix>.…` or `<prefix>-…` (a bench's or a run's topics and its
+    towers' changelogs); returns their names."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith((f"{prefix}.", f"{prefix}-"))]
+    if names:
+        delete_topics(bootstrap, names, timeout)
+    return names
+
+
+def delete_groups(bootstrap: str, groups: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete consumer groups (and their committed offsets); a group that does not exist is fine."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    for fut in admin.delete_consumer_groups(list(groups), request_timeout=timeout).values():
+        with contextlib.suppress(KafkaException):
+            fut.result(timeout)
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> list[int]:

@@ -22,6 +22,9 @@ class ListenerStats:
     received: int = 0
     applied_to: int = 0
     undecodable: int = 0
+    #: received when their trigger was older than their validity (valid_until − issued_at): such advice
+    #: is out of date on arrival, whatever sent it
+    stale: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # every advisory, when kept
@@ -76,7 +79,10 @@ class AdvisoryListener:
             self.stats.received += 1
             action = adv["action"]
             self.stats.by_action[action] = self.stats.by_action.get(action, 0) + 1
-            self.stats.latencies_ms.append(now_ms - unpack(adv["trigger_hlc"])[0])
+            latency = now_ms - unpack(adv["trigger_hlc"])[0]
+            self.stats.latencies_ms.append(latency)
+            if latency > adv["valid_until"] - adv["issued_at"]:
+                self.stats.stale += 1
             if self.keep_history:
                 self.stats.history.append({**adv, "received_ms": now_ms, "sim_s": fleet.t})
             target = adv["target_vehicle"]

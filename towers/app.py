@@ -35,7 +35,7 @@ from pipeline.corridor import load_corridor
 from pipeline.errors import CorridorError
 from pipeline.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
-from towers.control_plane import ControlPlane
+from towers.control_plane import ControlPlane, namespace
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.region import BUCKETS, RegionEngine
 
@@ -76,7 +76,8 @@ class Runtime:
         if worker.etcd:
             host, port = settings.etcd_hosts[0]
             name = f"{socket.gethostname()}-{os.getpid()}"
-            self.control = ControlPlane(host, port, name, cfg.sync_important_s)
+            # Keys live under the app id, so one set of towers (one run) never reads another's.
+            self.control = ControlPlane(host, port, name, cfg.sync_important_s, root=namespace(app_name))
             self.control.start()
 
     def stop(self) -> None:

@@ -1,10 +1,14 @@
 """etcd, the control plane: what must be fully consistent lives here, beside the CRDT edge.
 
-- `/corridor/towers/<worker>`: each tower worker's registration, bound to a lease it keeps alive;
+Each set of towers (an app id: the default towers, one simulation run, a benchmark's) keeps its keys
+under a namespace of its own, `/corridor/<app id>` (written `<ns>` below), so a run never reads or
+leaves behind another's state, and a finished run deletes its namespace:
+
+- `<ns>/towers/<worker>`: each tower worker's registration, bound to a lease it keeps alive;
   a worker that dies stops refreshing, its key expires, and every other worker's watch sees it go;
-- `/corridor/regions/<r>`: a consistent swarm snapshot per region (cluster id, member count,
+- `<ns>/regions/<r>`: a consistent swarm snapshot per region (cluster id, member count,
   vehicle ids, active hazard alerts), written in one transaction with the region's owner key;
-- `/corridor/global`: the corridor-wide view as a CvRDT (an LWW-Map of hazards and per-region
+- `<ns>/global`: the corridor-wide view as a CvRDT (an LWW-Map of hazards and per-region
   counts), maintained by read → merge → compare-and-swap on the key's revision, retried on
   conflict, so it converges to the join of every worker's state whatever the interleaving.
 
@@ -30,12 +34,25 @@ import grpc
 from pipeline.crdt import LWWMap, decode_state, encode_state
 from pipeline.crdt.errors import CrdtError
 
-__all__ = ["GLOBAL_KEY", "ControlPlane", "cas_merge", "read_view"]
+__all__ = ["ControlPlane", "cas_merge", "delete_namespace", "namespace", "read_view"]
 
 log = logging.getLogger(__name__)
 
 ROOT = "/corridor"
-GLOBAL_KEY = f"{ROOT}/global"
+
+
+def namespace(app: str) -> str:
+    """The etcd key prefix of one set of towers (their Faust app id)."""
+    return f"{ROOT}/{app}"
+
+
+def delete_namespace(host: str, port: int, app: str) -> int:
+    """Remove one set of towers' keys (a finished run's); returns how many were deleted."""
+    client = etcd3.client(host=host, port=port, timeout=5)
+    try:
+        return int(client.delete_prefix(f"{namespace(app)}/").deleted)
+    finally:
+        client.close()
 _ETCD_ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, OSError, ValueError)
 
 

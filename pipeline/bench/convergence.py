@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import delete_topics, ensure_topics
+from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
@@ -93,5 +93,5 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
         finally:
             for w in workers:
                 w.stop()
-            delete_topics(bootstrap, [s.name for s in topics.specs()])
+            delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return {"stall_s": stall_s, "converged_after_s": converged_s}

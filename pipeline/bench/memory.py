@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pipeline.admin import delete_topics, ensure_topics
+from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.errors import StackError
 from pipeline.stack.process import die_with_parent
@@ -62,5 +62,5 @@ def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = 
             finally:
                 worker.stop()
     finally:
-        delete_topics(bootstrap, [s.name for s in topics.specs()])
+        delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return out

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from pipeline.admin import delete_topics, ensure_topics
+from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.topics import Topics
 from producers.drive import DriveConfig, WireFormat, drive
@@ -41,5 +41,5 @@ def run_producer(bootstrap: str, vehicles: int = 20_000, quick: bool = False) ->
             out[f"{wire}_records_per_s"] = sink.stats.acked / stats.wall_s
             out[f"{wire}_bytes_per_update"] = sink.stats.bytes / stats.updates
     finally:
-        delete_topics(bootstrap, [s.name for s in topics.specs()])
+        delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import delete_topics, end_offsets, ensure_topics
+from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.errors import StackError
 from pipeline.topics import Topics
@@ -96,7 +96,7 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
         finally:
             second.stop()
     finally:
-        delete_topics(bootstrap, [s.name for s in topics.specs()] + changelogs)
+        delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return {
         "vehicles_in_tables": stored,
         "changelog_records": changelog,

@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import delete_topics, end_offsets, ensure_topics
+from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import unpack
@@ -136,7 +136,7 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
             100 * out["workers_1_updates_per_s"] / out["aiokafka_decode_updates_per_s"]
         )
     finally:
-        delete_topics(bootstrap, [s.name for s in topics.specs()])
+        delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return out
 
 
@@ -155,7 +155,7 @@ def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1
                 out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 12 if quick else 30)
             finally:
                 worker.stop()
-                delete_topics(bootstrap, [s.name for s in topics.specs()])
+                delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return out
 
 

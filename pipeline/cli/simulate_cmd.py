@@ -28,6 +28,9 @@ def simulate(
     external_towers: Annotated[
         bool, typer.Option(help="use the towers already serving the topics (on Kubernetes, say); start none")
     ] = False,
+    keep_state: Annotated[
+        bool, typer.Option(help="keep the run's changelog topics, etcd keys and worker data (deleted by default)")
+    ] = False,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
@@ -54,10 +57,10 @@ def simulate(
             with Live(console=out, refresh_per_second=4, transient=False) as display:
                 result = run_scenario(sc, settings, target, on_tick=lambda snap: display.update(view.render(snap)),
                                       should_stop=lambda: stop["requested"],
-                                      external_towers=external_towers)  # fmt: skip
+                                      external_towers=external_towers, keep_state=keep_state)  # fmt: skip
         else:
             result = run_scenario(sc, settings, target, should_stop=lambda: stop["requested"],
-                                  external_towers=external_towers)  # fmt: skip
+                                  external_towers=external_towers, keep_state=keep_state)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     s = result.summary

@@ -12,35 +12,55 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import Settings
+from pipeline.crdt import LWWMap, decode_state
 from pipeline.errors import StackError
-from towers.control_plane import ROOT, read_view
+from towers.control_plane import ROOT
 
 __all__ = ["status"]
 
 out = Console(highlight=False)
 
 
+def _namespaces(client: etcd3.Etcd3Client) -> dict[str, dict[str, dict[str, bytes]]]:
+    """Every set of towers in etcd: app id → {"towers" | "regions" | "global": key tail → value}."""
+    out: dict[str, dict[str, dict[str, bytes]]] = {}
+    for value, meta in client.get_prefix(f"{ROOT}/"):
+        parts = meta.key.decode()[len(ROOT) + 1 :].split("/", 2)
+        if len(parts) >= 2:
+            out.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2] if len(parts) > 2 else ""] = value
+    return out
+
+
 def status(ctx: typer.Context) -> None:
-    """What etcd holds: the registered tower workers, each region's consistent snapshot, the global view."""
+    """What etcd holds for each set of towers (its app id): the registered workers, each region's
+    consistent snapshot, the global view."""
     settings: Settings = ctx.obj
     host, port = settings.etcd_hosts[0]
     client = etcd3.client(host=host, port=port, timeout=3)
     try:
-        towers = {m.key.decode().rsplit("/", 1)[-1]: json.loads(v) for v, m in client.get_prefix(f"{ROOT}/towers/")}
-        regions = {}
-        for value, meta in client.get_prefix(f"{ROOT}/regions/"):
-            key = meta.key.decode()[len(f"{ROOT}/regions/") :]
-            if "/" not in key:
-                regions[int(key)] = json.loads(value)
-        owners = {int(m.key.decode().split("/")[-2]): v.decode() for v, m in client.get_prefix(f"{ROOT}/regions/")
-                  if m.key.decode().endswith("/owner")}  # fmt: skip
-        view = read_view(client)
+        spaces = _namespaces(client)
     except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
         raise StackError(f"etcd at {host}:{port} did not answer ({type(exc).__name__}): start the stack or "
                          "fix ETCD_ENDPOINTS") from None  # fmt: skip
     finally:
         client.close()
+    alive = 0
+    for app, keys in sorted(spaces.items()):
+        alive += _show(app, keys)
+    if not spaces:
+        out.print("no towers have registered in etcd")
+    if not alive:
+        raise typer.Exit(1)
+
+
+def _show(app: str, keys: dict[str, dict[str, bytes]]) -> int:
+    towers = {name: json.loads(v) for name, v in keys.get("towers", {}).items()}
+    regions = {int(k): json.loads(v) for k, v in keys.get("regions", {}).items() if k.isdigit()}
+    owners = {int(k.split("/")[0]): v.decode() for k, v in keys.get("regions", {}).items() if k.endswith("/owner")}
+    raw_view = keys.get("global", {}).get("")
+    view = decode_state(raw_view) if raw_view is not None else LWWMap()
     now = int(time.time() * 1000)
+    out.print(f"[bold]towers {app}[/]")
     t = Table(title=f"tower workers alive ({len(towers)})", title_justify="left")
     for col in ("worker", "regions", "last seen", "max sync staleness"):
         t.add_column(col)
@@ -57,12 +77,11 @@ def status(ctx: typer.Context) -> None:
         r.add_row(str(rid), snap.get("tower", ""), f"{owner} ✓" if owner in towers else "[red]none[/]",
                   str(snap.get("member_count", 0)), ", ".join(snap.get("hazards", [])))  # fmt: skip
     out.print(r)
-    hazards = {k.split("/", 1)[1]: v for k, v in view.value.items() if k.startswith("hazard/")}
+    hazards = {k.split("/", 1)[1]: v for k, v in view.value.items() if k.startswith("hazard/")}  # type: ignore[attr-defined]
     h = Table(title="global view (CRDT join of every tower)", title_justify="left")
     for col in ("hazard", "type", "km", "direction", "source"):
         h.add_column(col)
     for hid, hz in sorted(hazards.items()):
         h.add_row(hid, str(hz.get("type")), f"{hz.get('km', 0):.2f}", str(hz.get("dir")), str(hz.get("source")))
     out.print(h)
-    if not towers:
-        raise typer.Exit(1)
+    return len(towers)

@@ -61,7 +61,10 @@ def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
 
 def _latency(latencies: list[float], hazard_latencies: list[float], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    bins = np.linspace(0, max([100.0, *latencies[:1], percentile(latencies, 99)]) * 1.1, 40)
+    # A log axis from 1 ms to the slowest advisory: a tail of stale advisories (minutes old) shows.
+    top = max([100.0, *latencies, *hazard_latencies]) * 1.2
+    bins = np.geomspace(1.0, top, 50)
+    ax.set_xscale("log")
     ax.hist(latencies, bins=bins, alpha=0.6, label=f"all advisories (n={len(latencies)})")
     ax.hist(hazard_latencies, bins=bins, alpha=0.8, label=f"triggered by a hazard report (n={len(hazard_latencies)})")
     ax.axvline(100, color="red", ls="--", label="100 ms safety-message budget (3GPP TS 22.185)")
@@ -123,10 +126,14 @@ def _markdown(s: dict[str, Any]) -> str:
         "kafka_records_acked",
         "updates_per_s",
         "advisories_received",
+        "stale_advisories",
         "dead_letters",
         "towers_converged",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {s['run'][key]} |")
+    if s["run"].get("stale_advisories"):
+        lines += ["", f"**Warning: {s['run']['stale_advisories']} advisories arrived older than their validity** "
+                      "(their trigger was sent longer ago than the advisory stays valid): out of date on arrival."]
     behind = s.get("towers_behind_ms")
     if behind:
         verdict = "kept up" if behind["kept_up"] else "**fell behind**"

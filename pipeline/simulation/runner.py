@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.admin import end_offsets, ensure_topics, start_group_at_end
+from pipeline.admin import delete_groups, delete_prefixed, end_offsets, ensure_topics, start_group_at_end
 from pipeline.bench.timing import percentile
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
@@ -36,6 +37,7 @@ from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from towers.config import app_id
+from towers.control_plane import delete_namespace
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
 
@@ -139,9 +141,12 @@ def run_scenario(
     on_tick: Callable[[Any], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     external_towers: bool = False,
+    keep_state: bool = False,
 ) -> RunResult:
     """With `external_towers` the run drives the fleet and plays its events against towers that
-    already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own."""
+    already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own. Unless
+    `keep_state`, the run's towers leave nothing behind: their changelog topics, consumer group,
+    etcd keys and data directories are deleted at the end (the shared topics stay)."""
     if external_towers:
         needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
         if needs_local:
@@ -164,14 +169,18 @@ def run_scenario(
         # as committed offsets: a region whose worker dies before its first commit is resumed from
         # there by the next owner, so a hazard reported meanwhile is not skipped.
         workers: list[TowerProcess] = []
+        towers_app = app_id(settings.topic_prefix, f"-{run_id}")
+        workdir = settings.state_dir.resolve() / "runs" / run_id
+        if not external_towers and not keep_state:
+            # After the workers stop (callbacks run last-registered first): nothing a later run could pick up.
+            cleanup.callback(_forget_run, settings, towers_app, workdir)
         if not external_towers:
             start_group_at_end(
                 settings.bootstrap_servers,
-                app_id(settings.topic_prefix, f"-{run_id}"),
+                towers_app,
                 [topics.telemetry, topics.hazards],
                 topics.regions,
             )
-            workdir = settings.state_dir.resolve() / "runs" / run_id
             workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log",
                                     name=f"tower worker {i}") for i in range(scenario.workers)]  # fmt: skip
             for w in workers:
@@ -213,12 +222,22 @@ def run_scenario(
         time.sleep(2.0)  # two sync rounds, so every tower has heard every neighbour
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
         dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
-        summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall)
+        summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
+                           towers_app)  # fmt: skip
         summary["towers_behind_ms"] = behind.summary()
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
     return RunResult(summary, paths)
+
+
+def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
+    delete_prefixed(settings.bootstrap_servers, towers_app)
+    delete_groups(settings.bootstrap_servers, [towers_app])
+    host, port = settings.etcd_hosts[0]
+    with contextlib.suppress(Exception):  # etcd stopped by a scenario and not back: nothing to delete
+        delete_namespace(host, port, towers_app)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 class BehindSampler:
@@ -274,6 +293,7 @@ def _summary(
     dead: int,
     partial: bool,
     wall_s: float,
+    towers_app: str,
 ) -> dict[str, Any]:
     history = listener.stats.history
     lat_all = listener.stats.latencies_ms
@@ -289,7 +309,8 @@ def _summary(
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),
             "behind_schedule_s": round(stats.lag_s, 2),
-            "advisories_received": listener.stats.received, "dead_letters": dead,
+            "advisories_received": listener.stats.received, "stale_advisories": listener.stats.stale,
+            "dead_letters": dead, "towers_app": towers_app,
             "towers_converged": _converged(pages, run.topics.regions),
         },
         "advisories": {k: v for k, v in sorted(listener.stats.by_action.items())},

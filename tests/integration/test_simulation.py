@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import etcd3
 import pytest
+from confluent_kafka.admin import AdminClient
 
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
+from towers.control_plane import namespace
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +34,25 @@ def test_a_short_scenario_slows_traffic_before_the_hazard(stack, tmp_path: Path)
     assert deer["approach_speed_p90_mps"] < 15.0, "vehicles 200–400 m before it had slowed well below 100 km/h"
     assert deer["max_passing_speed_mps"] < 8.0, "no warned vehicle drove through it at speed"
     assert s["run"]["towers_converged"], s["towers"]
-    assert s["run"]["dead_letters"] == 0
+    assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
     assert s["run"]["updates_sent"] == 250 * 150
     for name in ("spacetime", "latency", "load"):
         assert result.paths[name].stat().st_size > 10_000, f"{name}.png looks empty"
     assert "deer" in result.paths["report"].read_text()
+
+
+def test_a_finished_run_leaves_nothing_a_later_run_could_pick_up(stack, tmp_path: Path) -> None:
+    quick = {**SHORT, "vehicles": 20, "duration_s": 20, "events": []}
+    result = run_scenario(parse_scenario(quick, "e2e"), stack.settings, tmp_path / "report")
+    app = result.summary["run"]["towers_app"]
+    admin = AdminClient({"bootstrap.servers": stack.settings.bootstrap_servers})
+    assert not [t for t in admin.list_topics(timeout=10).topics if t.startswith(app)], "its changelogs are deleted"
+    groups = admin.list_consumer_groups().result(10).valid
+    assert app not in {g.group_id for g in groups}, "its consumer group is deleted"
+    host, port = stack.settings.etcd_hosts[0]
+    client = etcd3.client(host=host, port=port)
+    try:
+        assert list(client.get_prefix(f"{namespace(app)}/")) == [], "its etcd keys are deleted"
+    finally:
+        client.close()
+    assert not (stack.settings.state_dir.resolve() / "runs" / app.rsplit("-towers-", 1)[1]).exists()
