@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 import faust
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
 
 from pipeline.admin import ensure_topics
 from pipeline.config import Settings
@@ -37,6 +37,7 @@ from pipeline.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
 from towers.engine import Outbox, TableWrites, TowerEngine
+from towers.guard import ClusterGuard
 from towers.region import BUCKETS, RegionEngine
 
 try:
@@ -72,6 +73,8 @@ class Runtime:
              "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3}
         )  # fmt: skip
         self.sync_consumer.assign([TopicPartition(topics.tower_sync, p, OFFSET_END) for p in range(REGIONS)])
+        self.guard = ClusterGuard(self._cluster_id)
+        self.guard.watch()
         self.control: ControlPlane | None = None
         if worker.etcd:
             host, port = settings.etcd_hosts[0]
@@ -80,7 +83,14 @@ class Runtime:
             self.control = ControlPlane(host, port, name, cfg.sync_important_s, root=namespace(app_name))
             self.control.start()
 
+    def _cluster_id(self) -> str | None:
+        try:
+            return self.producer.list_topics(timeout=5).cluster_id  # type: ignore[no-any-return]
+        except KafkaException:
+            return None
+
     def stop(self) -> None:
+        self.guard.stop()
         if self.control is not None:
             self.control.stop()
         self.sync_consumer.close()

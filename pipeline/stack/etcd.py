@@ -92,12 +92,8 @@ class EtcdServer:
             "--log-level",
             "warn",
         ]
-        self.process.start(argv, cwd=self.home, attached=attached)
-        try:
-            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="etcd")
-        except StackError:
-            self.process.stop(timeout=5)
-            raise
+        self.process.launch(argv, cwd=self.home, attached=attached, ready=self.ready, timeout=READY_TIMEOUT_S,
+                            what="etcd")  # fmt: skip
         return True
 
     def stop(self) -> bool:

@@ -166,12 +166,8 @@ class KafkaBroker:
             "kafka.Kafka",
             str(props),
         ]
-        self.process.start(argv, cwd=self.home, attached=attached)
-        try:
-            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="Kafka")
-        except StackError:
-            self.process.stop(timeout=5)
-            raise
+        self.process.launch(argv, cwd=self.home, attached=attached, ready=self.ready, timeout=READY_TIMEOUT_S,
+                            what="Kafka")  # fmt: skip
         return True
 
     def stop(self) -> bool:

@@ -82,13 +82,20 @@ def ensure_port_free(port: int, what: str, env_var: str) -> None:
 
 
 def wait_until(
-    ready: Callable[[], bool], *, timeout: float, process: ManagedProcess, what: str, interval: float = 0.2
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    process: ManagedProcess,
+    what: str,
+    interval: float = 0.2,
+    pid: int | None = None,
 ) -> None:
-    """Poll `ready` until true; fail at once, with the log's tail, if the process dies first."""
+    """Poll `ready` until true; fail at once, with the log's tail, if the process dies first. With
+    `pid` (a process just started here) liveness is that pid's, not the pid file's and command line's."""
     deadline = time.monotonic() + timeout
     while True:
-        pid = process.running_pid()
-        if pid is None:
+        alive = pid_alive(pid) if pid is not None else process.running_pid() is not None
+        if not alive:
             raise StackError(f"{what} exited during start-up; last lines of {process.logfile}:\n{process.tail()}")
         if ready():
             return
@@ -98,6 +105,20 @@ def wait_until(
                 f"{process.tail()}"
             )
         time.sleep(interval)
+
+
+def _terminate(pid: int, timeout: float) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL, and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,21 +158,35 @@ class ManagedProcess:
         self.pidfile.write_text(f"{proc.pid}\n")
         return proc.pid
 
+    def launch(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        attached: bool,
+        ready: Callable[[], bool],
+        timeout: float,
+        what: str,
+        env: dict[str, str] | None = None,
+    ) -> int:
+        """Start and wait until `ready`. All or nothing: on any failure or interruption the process
+        started here is stopped by its own pid (whatever its pid file or command line then say) and
+        its pid file removed, so a failed start leaves no server holding the ports."""
+        pid = self.start(argv, cwd=cwd, attached=attached, env=env)
+        try:
+            wait_until(ready, timeout=timeout, process=self, what=what, pid=pid)
+        except BaseException:
+            _terminate(pid, timeout=5.0)
+            self.pidfile.unlink(missing_ok=True)
+            raise
+        return pid
+
     def stop(self, timeout: float = 15.0) -> bool:
         """SIGTERM, wait up to `timeout`, then SIGKILL. True if something was running."""
         pid = self.running_pid()
         if pid is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+        _terminate(pid, timeout)
         self.pidfile.unlink(missing_ok=True)
         return True
 
