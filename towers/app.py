@@ -287,7 +287,7 @@ async def state_page(web: Any, request: Any) -> Any:
             "members": {str(r): len(rt().engine.states[r].members) for r in owned if r in rt().engine.states},
             # member counts of every region as this worker heard them through tower-sync
             "view_members": {str(r): n.member_count for r, n in rt().engine.view.regions.items()},
-            "view_hazards": {str(r): sorted(n.hazards.value) for r, n in rt().engine.view.regions.items()},
+            "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
             "sync_enabled": rt().engine.sync_enabled,
             "counts": dict(rt().engine.counts),
             "dead_letters": dict(rt().engine.dead_reasons),

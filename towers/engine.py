@@ -185,8 +185,11 @@ class TowerEngine:
             }
         )
         if st.put_hazard(h["hazard_id"], value, h["hlc"]):
-            # Tell everyone in the region now, and the neighbours at once rather than at the next tick.
-            self._advise_everyone(r, st, h["hlc"], out)
+            # Tell everyone in the region now, and the neighbours at once rather than at the next tick:
+            # those this worker serves here, the others through tower-sync.
+            for n in (r, r - 1, r + 1):
+                if n in self.states:
+                    self._advise_everyone(n, self.states[n], h["hlc"], out)
             if self.sync_enabled:
                 out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
@@ -198,8 +201,9 @@ class TowerEngine:
         out = Outbox()
         try:
             msg = CODEC.decode(raw, SYNC)
-            before = {r: set(self.view.hazards_near(r, self._event_now(r))) for r in self.states}
-            arrivals = self.view.merge(msg, self.wall_ms())
+            own = msg["region_id"] in self.states  # our own message, read back: nothing new in its state
+            before = {} if own else {r: set(self.hazards_near(r)) for r in self.states}
+            arrivals = self.view.merge(msg, self.wall_ms(), own=own)
         except (CodecError, CrdtError) as exc:
             self.dead_reasons[f"sync-{type(exc).__name__}"] += 1
             return out
@@ -207,10 +211,25 @@ class TowerEngine:
         for r, st in self.states.items():
             if r != sender and arrivals:
                 st.handed_off(arrivals)
-            if r != sender and abs(r - sender) == 1:
-                now = self._event_now(r)
-                if set(self.view.hazards_near(r, now)) - before.get(r, set()):
-                    self._advise_everyone(r, st, msg["hlc"], out)
+            if not own and abs(r - sender) == 1 and set(self.hazards_near(r)) - before.get(r, set()):
+                self._advise_everyone(r, st, msg["hlc"], out)
+        return out
+
+    def hazards_near(self, r: int) -> dict[str, dict[str, Any]]:
+        """Active hazards of region `r` and its two neighbours: from our own state for the regions this
+        worker serves, from tower-sync for the others."""
+        now = self._event_now(r)
+        out = self.view.hazards_near(r, now, skip=self.states.keys())
+        for n in (r - 1, r, r + 1):
+            st = self.states.get(n)
+            if st is not None:
+                out.update(st.active_hazards(now))
+        return out
+
+    def view_hazard_ids(self) -> dict[int, list[str]]:
+        """Hazard ids of every region as this worker knows them (own regions from their state)."""
+        out = {r: sorted(n.hazards.value) for r, n in self.view.regions.items() if r not in self.states}
+        out.update({r: sorted(st.hazards.value) for r, st in self.states.items()})
         return out
 
     def sync_important(self) -> Outbox:
@@ -318,8 +337,7 @@ class TowerEngine:
 
     def _advise(self, r: int, st: RegionEngine, slots: I64, trigger_hlc: I64, out: Outbox) -> None:
         now = self._event_now(r)
-        hazards = self.view.hazards_near(r, now)
-        hazards.update(st.active_hazards(now))
+        hazards = self.hazards_near(r)
         rows = st.vehicles.values[slots]
         swarm = Swarm(
             slots, st.key, rows["km"], rows["v"].astype(np.float64), rows["nb"].astype(np.bool_), rows["et"],

@@ -176,9 +176,20 @@ def _varints(buf: U8, pos: I64) -> tuple[I64, I64]:
     return values, width.astype(np.int64)
 
 
-def _fixed(buf: U8, pos: I64, dtype: str) -> Any:
-    size = np.dtype(dtype).itemsize
-    return np.ascontiguousarray(buf[pos[:, None] + np.arange(size)[None, :]]).view(dtype)[:, 0]
+def _varint_fields(buf: U8, pos: I64, count: int) -> list[I64]:
+    """`count` varint fields one after the other from each row's `pos`: their values, then where each
+    row continues."""
+    out = []
+    for _ in range(count):
+        values, width = _varints(buf, pos)
+        out.append(values)
+        pos = pos + width
+    return [*out, pos]
+
+
+def _block(buf: U8, pos: I64, size: int) -> U8:
+    """`size` bytes from each row's `pos`, as a contiguous (rows, size) array."""
+    return np.ascontiguousarray(buf[pos[:, None] + np.arange(size)[None, :]])
 
 
 def _fast(raw: bytes) -> tuple[FrameHead, Updates] | None:
@@ -207,22 +218,11 @@ def _fast(raw: bytes) -> tuple[FrameHead, Updates] | None:
         return None
     id_len = int(raw[p]) >> 1
     pos = starts + 1 + id_len
-    seqs, w = _varints(buf, pos)
-    pos = pos + w
-    times, w = _varints(buf, pos)
-    pos = pos + w
-    hlc, w = _varints(buf, pos)
-    pos = pos + w
+    seqs, times, hlc, pos = _varint_fields(buf, pos, 3)  # seq, event_time, hlc
     at_lat = pos
-    pos = pos + 24
-    direction, w = _varints(buf, pos)
-    pos = pos + w
-    lane, w = _varints(buf, pos)
-    pos = pos + w
+    direction, lane, pos = _varint_fields(buf, pos + 24, 2)  # past lat, lon, route_km
     at_heading = pos
-    pos = pos + 17
-    regions, w = _varints(buf, pos)
-    ends = pos + w
+    regions, ends = _varint_fields(buf, pos + 17, 1)  # past heading, speed, accel, brake, energy
     if (ends[:-1] != starts[1:]).any() or ends[-1] != len(raw) - 1 or ((direction != 0) & (direction != 1)).any():
         return None
     lane_ok = (lane >= -(1 << 31)) & (lane < 1 << 31) & (regions >= -(1 << 31)) & (regions < 1 << 31)
@@ -235,21 +235,25 @@ def _fast(raw: bytes) -> tuple[FrameHead, Updates] | None:
         return None
     if (ids == 0).any():
         return None  # NumPy's bytes type would strip trailing NULs
+    place = _block(buf, at_lat, 24).view("<f8")  # lat, lon, route_km
+    fixed = _block(buf, at_heading, 17)  # heading, speed, accel (f4 each), brake (1 byte), energy (f4)
+    motion = np.ascontiguousarray(fixed[:, :12]).view("<f4")
+    tail = fixed[:, 12:]
     return head, Updates(
         ids=id_list,
         seq=seqs,
         event_time=times,
         hlc=hlc,
-        lat=_fixed(buf, at_lat, "<f8"),
-        lon=_fixed(buf, at_lat + 8, "<f8"),
-        km=_fixed(buf, at_lat + 16, "<f8"),
+        lat=place[:, 0],
+        lon=place[:, 1],
+        km=place[:, 2],
         northbound=direction == 0,
         lane=lane,
-        heading=_fixed(buf, at_heading, "<f4"),
-        speed=_fixed(buf, at_heading + 4, "<f4"),
-        accel=_fixed(buf, at_heading + 8, "<f4"),
-        brake=buf[at_heading + 12] != 0,
-        energy=_fixed(buf, at_heading + 13, "<f4"),
+        heading=motion[:, 0],
+        speed=motion[:, 1],
+        accel=motion[:, 2],
+        brake=tail[:, 0] != 0,
+        energy=np.ascontiguousarray(tail[:, 1:]).view("<f4")[:, 0],
         region=regions,
         spans=(raw, starts, ends),
     )

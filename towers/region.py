@@ -26,7 +26,9 @@ from pipeline.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORS
 from pipeline.crdt.hlc import HybridClock
 from towers.frames import Updates
 
-__all__ = ["BUCKETS", "VEHICLE", "Aggregates", "Cooldowns", "Membership", "RegionEngine", "bucket_of"]
+__all__ = [
+    "BUCKETS", "VEHICLE", "Aggregates", "Cooldowns", "Membership", "RegionEngine", "bucket_of", "read_bucket",
+]  # fmt: skip
 
 BUCKETS = 16
 I64 = npt.NDArray[np.int64]
@@ -343,12 +345,7 @@ class RegionEngine:
 
     def load_bucket(self, raw: bytes) -> None:
         """Merge a vehicle bucket's table value (format 1 or 2) into the state."""
-        if raw[:2] == MAGIC:
-            self._merge(_bucket_v1(raw))
-        elif raw[:1] == bytes([_V2]):
-            self._merge(_bucket_v2(raw))
-        else:
-            raise MalformedStateError(f"unknown vehicle bucket format {raw[:1].hex()}")
+        self._merge(read_bucket(raw))
 
     def _merge(self, stored: LWWColumns) -> None:
         used = stored.used_slots()
@@ -376,6 +373,15 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "brake": bool(row["brake"]), "energy": float(row["energy"]), "et": int(row["et"]),
         "accel": float(row["accel"]),
     }  # fmt: skip
+
+
+def read_bucket(raw: bytes) -> LWWColumns:
+    """A vehicle bucket's table value, in either format."""
+    if raw[:2] == MAGIC:
+        return _bucket_v1(raw)
+    if raw[:1] == bytes([_V2]):
+        return _bucket_v2(raw)
+    raise MalformedStateError(f"unknown vehicle bucket format {raw[:1].hex()}")
 
 
 def _bucket_v1(raw: bytes) -> LWWColumns:

@@ -8,6 +8,7 @@ a join, so duplicates, reordering and replays are harmless. Pure: the app does t
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -106,10 +107,11 @@ class NeighbourView:
     def __post_init__(self) -> None:
         self._known = known_replicas(self.towers)
 
-    def merge(self, msg: dict[str, Any], now_ms: int | None = None) -> list[tuple[str, int]]:
-        """Merge one sync message; returns its arrivals (vehicles the sender took over)."""
-        members = decode_state(msg["members"]) if msg["members"] is not None else None
-        hazards = decode_state(msg["hazards"]) if msg["hazards"] is not None else None
+    def merge(self, msg: dict[str, Any], now_ms: int | None = None, own: bool = False) -> list[tuple[str, int]]:
+        """Merge one sync message; returns its arrivals (vehicles the sender took over). A message of
+        a region this worker serves itself (`own`) is not decoded further: its state is the source."""
+        members = decode_state(msg["members"]) if msg["members"] is not None and not own else None
+        hazards = decode_state(msg["hazards"]) if msg["hazards"] is not None and not own else None
         if self.towers:
             r = msg["region_id"]
             if not 0 <= r < len(self.towers) or self.towers[r] != msg["tower"]:
@@ -131,11 +133,12 @@ class NeighbourView:
         n.messages += 1
         return [(a["vehicle_id"], a["hlc"]) for a in msg["arrivals"]]
 
-    def hazards_near(self, region: int, now_ms: int) -> dict[str, dict[str, Any]]:
-        """Active hazards of `region` and its two neighbours, as known through sync."""
+    def hazards_near(self, region: int, now_ms: int, skip: Iterable[int] = ()) -> dict[str, dict[str, Any]]:
+        """Active hazards of `region` and its two neighbours, as known through sync (but `skip`)."""
         out: dict[str, dict[str, Any]] = {}
+        skipped = set(skip)
         for r in (region - 1, region, region + 1):
-            n = self.regions.get(r)
+            n = None if r in skipped else self.regions.get(r)
             if n is not None:
                 out.update({k: h for k, h in n.hazards.value.items() if h["expires"] > now_ms})
         return out

@@ -87,6 +87,15 @@ def _peak(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_peak(ctx.obj, quick=quick)
 
 
+def _faults(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.drill.run import FAULTS, run_drill
+
+    keep = ("updates_acknowledged", "kept", "superseded", "lost", "updates_processed_again", "recovery_s",
+            "entries_changed_after_traffic")  # fmt: skip
+    chosen, seconds = (("worker-kill",), 24.0) if quick else (tuple(FAULTS), 36.0)
+    return {name: {k: v for k, v in run_drill(name, ctx.obj, seconds=seconds).items() if k in keep} for name in chosen}
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
@@ -99,8 +108,10 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "control": _control,
     "convergence": _convergence,
     "peak": _peak,
+    "faults": _faults,
 }
-NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak"}
+NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
+               "faults"}  # fmt: skip
 
 
 def bench(

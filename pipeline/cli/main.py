@@ -14,6 +14,7 @@ from rich.console import Console
 from pipeline.cli import (
     bench_cmd,
     consume_cmd,
+    drill_cmd,
     hazard_cmd,
     images_cmd,
     kafka_cmd,
@@ -44,6 +45,7 @@ app.command("produce")(produce_cmd.produce)
 app.command("consume")(consume_cmd.consume)
 app.command("status")(status_cmd.status)
 app.command("hazard")(hazard_cmd.hazard)
+app.command("drill")(drill_cmd.drill)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

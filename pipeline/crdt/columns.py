@@ -136,7 +136,12 @@ class LWWColumns(Mergeable):
         self.ts[s] = ts[rows]
         self.replica[s] = codes[rows]
         self.live[s] = live[rows]
-        self.values[s] = np.where(live[rows], values[rows], np.zeros(1, self.dtype))
+        won = values[rows]
+        dead = ~live[rows]
+        if dead.any():  # a tombstone keeps no value
+            won = won.copy()
+            won[dead] = np.zeros(1, self.dtype)
+        self.values[s] = won
         return rows
 
     def remove(self, keys: Sequence[str], ts: int, replica: str, slots: I64 | None = None) -> I64:

@@ -273,7 +273,7 @@ def behind_summary(values: list[float], bound_ms: float = 1_000.0) -> dict[str, 
     second = sum(values[half:]) / (len(values) - half)
     p99 = percentile(values, 99)
     return {"p50": percentile(values, 50), "p99": p99, "max": max(values), "first_half_mean": first,
-            "second_half_mean": second, "samples": len(values),
+            "second_half_mean": second, "last": values[-1], "samples": len(values),
             "kept_up": p99 <= bound_ms and second - first <= bound_ms / 2}  # fmt: skip
 
 

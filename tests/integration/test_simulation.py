@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from pipeline.simulation.runner import run_scenario
-from pipeline.simulation.scenario import parse_scenario
+from pipeline.simulation.scenario import load_scenario, parse_scenario
 from towers.control_plane import namespace
 
 pytestmark = pytest.mark.integration
@@ -56,3 +56,20 @@ def test_a_finished_run_leaves_nothing_a_later_run_could_pick_up(stack, tmp_path
     finally:
         client.close()
     assert not (stack.settings.state_dir.resolve() / "runs" / app.rsplit("-towers-", 1)[1]).exists()
+
+
+def test_the_faults_scenario_keeps_advising_through_a_killed_worker_and_an_etcd_outage(stack, tmp_path: Path) -> None:
+    """The built-in `faults` scenario as it ships, judged by its report."""
+    result = run_scenario(load_scenario("faults"), stack.settings, tmp_path / "report")
+    s = result.summary
+    played = "\n".join(s["events_played"])
+    assert not s["partial"]
+    for event in ("tower worker 1 killed", "tower worker 1 restarted", "etcd stopped", "etcd restarted"):
+        assert event in played, played
+    debris = s["hazards"]["debris-wayport"]
+    assert debris["advisories"] > 0 and debris["actions"]["SLOW_DOWN"] > 0, "reported while a worker was down"
+    assert debris["max_passing_speed_mps"] < 8.0, "no warned vehicle drove through it at speed"
+    assert s["run"]["towers_converged"], s["towers"]
+    assert len(s["towers"]) == 2, "the restarted worker serves again"
+    assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
+    assert s["towers_behind_ms"]["last"] < 1_000, f"caught up by the end: {s['towers_behind_ms']}"

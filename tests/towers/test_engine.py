@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 
 import pytest
 
@@ -27,7 +28,7 @@ def upd(vid: str, km: float, v: float = 30.0, nb: bool = True, t: int = 0, regio
         "vehicle_id": vid,
         "seq": t,
         "event_time": T0 + t * 1000,
-        "hlc": pack(T0 + t * 1000, 0) + hash(vid) % 97,
+        "hlc": pack(T0 + t * 1000, 0) + zlib.crc32(vid.encode()) % 97,  # stable across processes
         "lat": 39.4,
         "lon": -86.4,
         "route_km": km,

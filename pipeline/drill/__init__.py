@@ -1,0 +1,1 @@
+"""Fault drills: run traffic, inject one fault, and account exactly for what the towers kept."""

@@ -1,0 +1,67 @@
+"""What survived a fault, exactly: the towers' tables against a reference computed from the topic.
+
+The reference is every acknowledged vehicle update, as the telemetry topic holds it: for each
+(region, vehicle), the newest HLC sent. The towers' durable state is what their `vehicles` changelog
+holds (the table a restarted worker recovers): for each (region, vehicle), the HLC of the entry kept.
+An update is *kept* when the table holds exactly it, *superseded* when the table holds a newer write
+of the same vehicle (a departure's tombstone, stamped later by the tower's clock), and *lost* when the
+table holds an older one or nothing. Pure: the drill does the reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from towers.frames import decode_frame
+from towers.region import read_bucket
+
+__all__ = ["Accounting", "account", "latest_sent", "latest_stored"]
+
+Key = tuple[int, str]  # (region, vehicle id)
+
+
+def latest_sent(frames: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
+    """(partition, frame bytes) → the newest HLC of each vehicle in each region."""
+    out: dict[Key, int] = {}
+    for region, raw in frames:
+        _, ups = decode_frame(raw)
+        for vid, hlc in zip(ups.ids, ups.hlc.tolist(), strict=True):
+            key = (region, vid)
+            if hlc > out.get(key, 0):
+                out[key] = hlc
+    return out
+
+
+def latest_stored(buckets: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
+    """(region, vehicle bucket table value) → the HLC of each vehicle's entry, tombstones included."""
+    out: dict[Key, int] = {}
+    for region, raw in buckets:
+        cols = read_bucket(raw)
+        for s in cols.used_slots().tolist():
+            key = (region, cols.keys[s])
+            out[key] = max(out.get(key, 0), int(cols.ts[s]))  # type: ignore[index]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Accounting:
+    acknowledged: int
+    kept: int
+    superseded: int
+    lost: int
+    lost_examples: list[Key] = field(default_factory=list)
+
+
+def account(sent: dict[Key, int], stored: dict[Key, int]) -> Accounting:
+    kept = superseded = 0
+    lost: list[Key] = []
+    for key, hlc in sent.items():
+        have = stored.get(key, 0)
+        if have == hlc:
+            kept += 1
+        elif have > hlc:
+            superseded += 1
+        else:
+            lost.append(key)
+    return Accounting(len(sent), kept, superseded, len(lost), sorted(lost)[:5])
