@@ -38,6 +38,10 @@ class TowerConfig:
     cooldown_s: float = 5.0
     #: how long an advisory stays valid after issue (event time)
     advisory_validity_s: float = 10.0
+    #: no advice on a trigger (a vehicle's message, a hazard report) sent longer ago than this (wall
+    #: clock): a tower catching up on a backlog, after a takeover say, would advise from positions out
+    #: of date by then; the vehicle's next message brings it fresh advice
+    max_trigger_age_s: float = 10.0
     #: largest believable speed; above it a record is dead-lettered (400 km/h)
     max_speed_mps: float = 400 / 3.6
     #: how far a position may lie outside the route before it is "off the corridor" (km)

@@ -336,6 +336,11 @@ class TowerEngine:
         self._advise(r, st, slots, np.full(len(slots), trigger_hlc, np.int64), out)
 
     def _advise(self, r: int, st: RegionEngine, slots: I64, trigger_hlc: I64, out: Outbox) -> None:
+        oldest = (self.wall_ms() - int(self.cfg.max_trigger_age_s * 1000)) << 16
+        fresh = trigger_hlc >= oldest
+        if not fresh.all():
+            self.counts["stale_triggers"] += int((~fresh).sum())
+            slots, trigger_hlc = slots[fresh], trigger_hlc[fresh]
         now = self._event_now(r)
         hazards = self.hazards_near(r)
         rows = st.vehicles.values[slots]

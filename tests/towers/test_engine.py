@@ -19,7 +19,10 @@ CORRIDOR = load_corridor()
 
 
 def engine(**cfg: float) -> TowerEngine:
+    """An engine whose wall clock stands at T0 + 60 s; the rules' tests use triggers from T0 on, so the
+    trigger age bound is lifted unless a test sets it."""
     clock = HybridClock(physical=lambda: T0 + 60_000)
+    cfg = {"max_trigger_age_s": 3600.0, **cfg}
     return TowerEngine(CORRIDOR, TowerConfig(**cfg), clock=clock, wall_ms=lambda: T0 + 60_000)
 
 
@@ -239,3 +242,13 @@ def test_sync_naming_towers_outside_the_corridor_is_refused_and_counted() -> Non
     assert listener.dead_reasons["sync-UnknownReplicaError"] == 3 and listener.view.regions == {}
     listener.on_sync(genuine)
     assert "hz-1" in listener.view.regions[4].hazards.value
+
+
+def test_no_advice_on_a_trigger_older_than_its_bound() -> None:
+    """A tower catching up on a backlog (after a takeover) does not advise from out-of-date positions."""
+    e = engine(max_trigger_age_s=10)
+    st = e.region(4)
+    e.on_hazard(4, hazard(40.0, t=55), st)
+    out = e.on_telemetry(4, frame(4, [upd("old", 38.5, t=45), upd("new", 38.0, t=55)]), st)
+    assert [a["target_vehicle"] for a in advisories(out)] == ["new"], "sent 15 s ago: no advice"
+    assert e.counts["stale_triggers"] == 1 and set(st.members.value) == {"old", "new"}, "still merged"
