@@ -74,7 +74,7 @@ def _wait_for_logs(bootstrap: str, partitions: dict[str, int], timeout: float) -
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     futures = admin.delete_topics(list(names), operation_timeout=timeout)
     for fut in futures.values():
         try:

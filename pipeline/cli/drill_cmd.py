@@ -31,19 +31,22 @@ def drill(
     if not set(names) <= set(FAULTS):
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")
-    for col in ("fault", "what happened", "vehicle updates", "kept", "superseded", "lost", "processed again",
+    for col in ("fault", "vehicle updates", "kept", "superseded", "lost", "processed again", "changed by replay",
                 "recovered in"):  # fmt: skip
         table.add_column(col)
-    lost = 0
+    lost, events = 0, []
     for name in names:
         out.print(f"[bold]drill[/] {name} …")
         row = run_drill(name, settings, vehicles, seconds)
         lost += row["lost"]
-        recovery = row["recovery_s"]
-        table.add_row(name, "; ".join(row["events"]), f"{row['updates_acknowledged']:,}", f"{row['kept']:,}",
-                      f"{row['superseded']:,}", f"[red]{row['lost']}[/]" if row["lost"] else "0",
-                      f"{row['updates_processed_again']:,}",
+        recovery, changed = row["recovery_s"], row["entries_changed_after_traffic"]
+        events += [f"{name}: {e}" for e in row["events"]]
+        table.add_row(name, f"{row['updates_acknowledged']:,}", f"{row['kept']:,}", f"{row['superseded']:,}",
+                      f"[red]{row['lost']}[/]" if row["lost"] else "0", f"{row['updates_processed_again']:,}",
+                      "—" if changed is None else str(changed),
                       "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
     out.print(table)
+    for line in events:
+        out.print(f"  {line}")
     if lost:
         raise typer.Exit(1)
