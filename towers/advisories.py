@@ -12,7 +12,7 @@ from pipeline.messages import ADVISORY
 from towers.region import ACTIONS
 from towers.rules import Advice
 
-__all__ = ["encode_advisory"]
+__all__ = ["encode_advisories", "encode_advisory"]
 
 _HEAD = b"\xc3\x01" + ADVISORY.fingerprint
 _FLOAT = struct.Struct("<f")
@@ -21,7 +21,12 @@ _NORTH, _SOUTH = b"\x02\x00", b"\x02\x02"  # union branch 1 (the enum), then its
 _NULL = b"\x00"
 
 
+_SMALL = [bytes([2 * n]) for n in range(64)]  # 0–63: one byte (string lengths, regions, enum indexes)
+
+
 def _long(n: int) -> bytes:
+    if 0 <= n < 64:
+        return _SMALL[n]
     z = (n << 1) ^ (n >> 63)
     out = bytearray()
     while z > 0x7F:
@@ -34,6 +39,40 @@ def _long(n: int) -> bytes:
 def _str(s: str) -> bytes:
     raw = s.encode()
     return _long(len(raw)) + raw
+
+
+def encode_advisories(
+    advice: list[Advice], first_id: int, region: int, tower: str, issued_at: int, valid_until: int
+) -> list[bytes]:
+    """A batch of advice from one region at one instant, ids `<tower>-<first_id>` onwards, each
+    single-object encoded. What the batch shares is encoded once."""
+    region_b, tower_b, times_b = _long(region), _str(tower), _long(issued_at) + _long(valid_until)
+    event_times: dict[int, bytes] = {}  # a frame's updates mostly share their event time
+    out = []
+    for i, a in enumerate(advice):
+        et = event_times.get(a.trigger_event_time)
+        if et is None:
+            et = event_times[a.trigger_event_time] = _long(a.trigger_event_time)
+        out.append(
+            b"".join(
+                (
+                    _HEAD,
+                    _str(f"{tower}-{first_id + i}"),
+                    region_b,
+                    tower_b,
+                    b"\x02" + _str(a.vehicle_id),
+                    _NORTH if a.northbound else _SOUTH,
+                    _ACTION[a.action],
+                    _FLOAT.pack(a.target_speed_mps),
+                    _str(a.reason),
+                    _NULL if a.hazard_id is None else b"\x02" + _str(a.hazard_id),
+                    times_b,
+                    et,
+                    _long(a.trigger_hlc),
+                )
+            )
+        )
+    return out
 
 
 def encode_advisory(

@@ -7,7 +7,6 @@ outbox with a reason: nothing is dropped silently and nothing raises past it.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from pipeline.corridor import Corridor
 from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
 from pipeline.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
-from towers.advisories import encode_advisory
+from towers.advisories import encode_advisories
 from towers.config import TowerConfig
 from towers.frames import decode_frame, decode_record
 from towers.region import RegionEngine
@@ -68,7 +67,7 @@ class TowerEngine:
         self.publisher = SyncPublisher()
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
-        self._advisory_ids = itertools.count()
+        self._next_advisory = 0  # advisory ids: <tower>-<n>
         route = corridor.route
         self.limit = SpeedLimits([s.from_km for s in route.segments], [s.speed_limit_mps for s in route.segments])
         #: False while tower-sync is cut off (an operator's switch for partition drills): nothing is
@@ -369,10 +368,11 @@ class TowerEngine:
             return gap
 
         advice = advise(swarm, hazards, st.mean_speed, self.limit, st.cooldowns, self.cfg, now, gap_ahead_km)
+        if not advice:
+            return
         valid_until = now + int(self.cfg.advisory_validity_s * 1000)
-        for a in advice:
-            advisory_id = f"{st.tower}-{next(self._advisory_ids)}"
-            out.advisories.append((r, encode_advisory(advisory_id, r, st.tower, a, now, valid_until)))
+        first, self._next_advisory = self._next_advisory, self._next_advisory + len(advice)
+        out.advisories += [(r, b) for b in encode_advisories(advice, first, r, st.tower, now, valid_until)]
         self.counts["advisories"] += len(advice)
 
     def _dead(self, out: Outbox, raw: bytes, reason: str, r: int) -> Outbox:

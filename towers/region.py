@@ -212,14 +212,18 @@ class RegionEngine:
         """Merge these rows of a batch of updates (LWW by their HLC). Returns the rows that won, their
         slots, and the ids of vehicles new to the swarm. A duplicate or older update changes nothing,
         which is what makes replays harmless."""
-        ids = ups.ids
-        keys = [ids[i] for i in rows.tolist()]
+        every = len(rows) == len(ups)  # the common case: no row was dead-lettered, nothing to pick
+
+        def pick(col: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return col if every else col[rows]
+
+        keys = ups.ids if every else [ups.ids[i] for i in rows.tolist()]
         slots = self._slots(keys)
         values = np.empty(len(rows), VEHICLE)
-        values["km"], values["v"], values["accel"] = ups.km[rows], ups.speed[rows], ups.accel[rows]
-        values["energy"], values["nb"], values["lane"] = ups.energy[rows], ups.northbound[rows], ups.lane[rows]
-        values["brake"], values["et"] = ups.brake[rows], ups.event_time[rows]
-        won = self.vehicles.apply_batch(keys, ups.hlc[rows], self.tower, values, slots=slots)
+        values["km"], values["v"], values["accel"] = pick(ups.km), pick(ups.speed), pick(ups.accel)
+        values["energy"], values["nb"], values["lane"] = pick(ups.energy), pick(ups.northbound), pick(ups.lane)
+        values["brake"], values["et"] = pick(ups.brake), pick(ups.event_time)
+        won = self.vehicles.apply_batch(keys, pick(ups.hlc), self.tower, values, slots=slots)
         if not len(won):
             return won, won, []
         accepted, won_slots = rows[won], slots[won]

@@ -78,12 +78,17 @@ def advise(
 ) -> list[Advice]:
     """The advice that goes out for these vehicles now. `gap_ahead_km` tells the distance to the next
     vehicle ahead on the same carriageway (the "clear road" test)."""
+    listed = list(hazards.items())
+    if not listed:  # the common case: only vehicles once slowed down, or slow ones, may hear anything
+        mean = np.where(swarm.nb, mean_speed[0], mean_speed[1])
+        maybe = cooldown.advised_slow(swarm.slots) | (swarm.v < cfg.slow_share * mean)
+        if not maybe.all():
+            swarm = _subset(swarm, np.flatnonzero(maybe))
     n = len(swarm.slots)
     if n == 0:
         return []
     km, v, nb = swarm.km, swarm.v, swarm.nb
     nearest, which = np.full(n, np.inf), np.full(n, -1)
-    listed = list(hazards.items())
     for j, (_, h) in enumerate(listed):
         d = np.where(nb, h["km"] - km, km - h["km"])
         applies = nb if h["dir"] == "NORTHBOUND" else ~nb if h["dir"] == "SOUTHBOUND" else True
@@ -127,6 +132,11 @@ def advise(
             )
         )  # fmt: skip
     return out
+
+
+def _subset(swarm: Swarm, rows: I64) -> Swarm:
+    return Swarm(swarm.slots[rows], swarm.ids, swarm.km[rows], swarm.v[rows], swarm.nb[rows], swarm.et[rows],
+                 swarm.hlc[rows])  # fmt: skip
 
 
 def detect_queues(km: F64, v: F64, nb: Bools, cfg: TowerConfig) -> dict[bool, tuple[float, int] | None]:
