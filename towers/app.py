@@ -8,7 +8,7 @@ the worker starts (`Runtime`). It feeds `TowerEngine` and sends what the engine 
 
 Guarantees (at-least-once, made harmless by CRDT merges):
 - hazards are written to their table before their event is acknowledged;
-- vehicle state is written every `flush_interval_s` (0.5 s): a crash can lose at most that much of
+- vehicle state is written every `flush_interval_s` (1 s): a crash can lose at most that much of
   latest-state updates, which the vehicles' next messages (1 Hz and up) restore; expiry and
   membership are recomputed from telemetry, so they heal the same way. Holding acknowledgements
   back until a flush was tried and dropped: Faust waits for unacknowledged events before every
@@ -257,7 +257,8 @@ def _digest(r: int) -> dict[str, Any]:
     st = _load(r)
     if st is None:
         return {"members": 0, "vehicles": 0, "hazards": [], "digest": ""}
-    vehicles = sorted((vid, st.entry_ts(vid)) for vid in st.vehicles_dict())
+    keys, stamps = st.vehicles.keys, st.vehicles.ts.tolist()
+    vehicles = sorted((keys[s], stamps[s]) for s in st.live_slots().tolist())  # (id, HLC) of each live vehicle
     h = hashlib.sha256(repr((sorted(st.members.value), vehicles)).encode()).hexdigest()[:16]
     return {"members": len(st.members), "vehicles": len(vehicles), "hazards": sorted(st.hazards.value), "digest": h}
 

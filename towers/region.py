@@ -356,11 +356,10 @@ class RegionEngine:
         keys = [stored.keys[s] for s in used.tolist()]
         slots = self._slots(keys)  # type: ignore[arg-type]
         codes = np.array([self.vehicles.code(n) for n in stored.replica_names], np.int32)
-        won = self.vehicles.apply_batch(
+        self.vehicles.apply_batch(
             keys,  # type: ignore[arg-type]
             stored.ts[used], codes[stored.replica[used]], stored.values[used], stored.live[used], slots=slots,
         )  # fmt: skip
-        self.member[slots[won]] = [k in self.members for k in (keys[i] for i in won.tolist())]
 
     def take_dirty(self) -> tuple[list[int], list[int]]:
         """Vehicle buckets and member shards changed since the last flush (and forget it: the caller

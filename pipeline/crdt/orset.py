@@ -181,11 +181,13 @@ class ORSet(Mergeable):
             )
         except (KeyError, TypeError):
             raise MalformedStateError("an OR-Set record needs 'entries' and 'context'") from None
-        if any(n < 1 for dots in entries.values() for _, n in dots) or any(
-            not ctx.contains(d) for dots in entries.values() for d in dots
-        ):
+        contains = ctx.contains
+        if any(n < 1 or not contains((r, n)) for dots in entries.values() for r, n in dots):
             raise MalformedStateError("an OR-Set's dots must be positive and covered by its context")
-        return cls(entries, ctx)
+        out = cls.__new__(cls)  # the sets were built here: no copies (a region's swarm restores at start)
+        out.entries, out.ctx = entries, ctx
+        out._owner = {d: e for e, dots in entries.items() for d in dots}
+        return out
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ORSet) and self.entries == other.entries and self.ctx.normal() == other.ctx.normal()
