@@ -12,7 +12,7 @@ from pipeline.messages import ADVISORY
 from towers.region import ACTIONS
 from towers.rules import Advice
 
-__all__ = ["encode_advisories", "encode_advisory"]
+__all__ = ["encode_advisories"]
 
 _HEAD = b"\xc3\x01" + ADVISORY.fingerprint
 _FLOAT = struct.Struct("<f")
@@ -74,26 +74,3 @@ def encode_advisories(
         )
     return out
 
-
-def encode_advisory(
-    advisory_id: str, region: int, tower: str, a: Advice, issued_at: int, valid_until: int
-) -> bytes:
-    """One advisory for one vehicle, single-object encoded."""
-    return b"".join(
-        (
-            _HEAD,
-            _str(advisory_id),
-            _long(region),
-            _str(tower),
-            b"\x02" + _str(a.vehicle_id),
-            _NORTH if a.northbound else _SOUTH,
-            _ACTION[a.action],
-            _FLOAT.pack(a.target_speed_mps),
-            _str(a.reason),
-            _NULL if a.hazard_id is None else b"\x02" + _str(a.hazard_id),
-            _long(issued_at),
-            _long(valid_until),
-            _long(a.trigger_event_time),
-            _long(a.trigger_hlc),
-        )
-    )

@@ -15,7 +15,7 @@ from pipeline.corridor import load_corridor
 from pipeline.messages import ADVISORY, CODEC, FRAME, TELEMETRY
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
-from towers.advisories import encode_advisory
+from towers.advisories import encode_advisories
 from towers.frames import Updates, decode_frame, updates_from_records
 from towers.region import ACTIONS
 from towers.rules import Advice
@@ -134,15 +134,18 @@ advice = st.builds(
 )
 
 
-@given(advice, text, st.integers(-(2**31), 2**31 - 1), text, st.integers(-(2**63), 2**63 - 1))
+@given(st.lists(advice, max_size=4), st.integers(0, 10**9), st.integers(-(2**31), 2**31 - 1), text,
+       st.integers(-(2**63), 2**63 - 1))
 def test_advisories_are_written_byte_for_byte_as_fastavro_writes_them(
-    a: Advice, advisory_id: str, region: int, tower: str, issued: int
+    batch: list[Advice], first: int, region: int, tower: str, issued: int
 ) -> None:
-    record = {
-        "advisory_id": advisory_id, "region_id": region, "tower": tower, "target_vehicle": a.vehicle_id,
-        "direction": "NORTHBOUND" if a.northbound else "SOUTHBOUND", "action": a.action,
-        "target_speed_mps": a.target_speed_mps, "reason": a.reason, "hazard_id": a.hazard_id,
-        "issued_at": issued, "valid_until": issued // 2, "trigger_event_time": a.trigger_event_time,
-        "trigger_hlc": a.trigger_hlc,
-    }  # fmt: skip
-    assert encode_advisory(advisory_id, region, tower, a, issued, issued // 2) == CODEC.encode(ADVISORY, record)
+    got = encode_advisories(batch, first, region, tower, issued, issued // 2)
+    for i, (a, raw) in enumerate(zip(batch, got, strict=True)):
+        record = {
+            "advisory_id": f"{tower}-{first + i}", "region_id": region, "tower": tower, "target_vehicle": a.vehicle_id,
+            "direction": "NORTHBOUND" if a.northbound else "SOUTHBOUND", "action": a.action,
+            "target_speed_mps": a.target_speed_mps, "reason": a.reason, "hazard_id": a.hazard_id,
+            "issued_at": issued, "valid_until": issued // 2, "trigger_event_time": a.trigger_event_time,
+            "trigger_hlc": a.trigger_hlc,
+        }  # fmt: skip
+        assert raw == CODEC.encode(ADVISORY, record)
