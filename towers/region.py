@@ -289,10 +289,6 @@ class RegionEngine:
         s = self.vehicles.slot.get(vid)
         return 0 if s is None else int(self.vehicles.ts[s])
 
-    def vehicles_dict(self) -> dict[str, dict[str, Any]]:
-        """Every live vehicle's state as a dict (for pages and tests, not for the hot path)."""
-        return {self.key(s): _as_dict(self.vehicles.values[s]) for s in self.live_slots().tolist()}
-
     # ---- hazards ----------------------------------------------------------------------------
     def put_hazard(self, hazard_id: str, hazard: dict[str, Any] | None, ts: int) -> bool:
         """Record (or with None, clear) a hazard; True when it changed the state."""

@@ -64,12 +64,6 @@ class LWWColumns(Mergeable):
     def used_slots(self) -> I64:
         return np.flatnonzero(self.ts > 0)
 
-    def entry(self, key: str) -> tuple[int, str, bytes | None] | None:
-        s = self.slot.get(key)
-        if s is None:
-            return None
-        return int(self.ts[s]), self.replica_names[self.replica[s]], self.values[s].tobytes() if self.live[s] else None
-
     @property
     def value(self) -> dict[str, bytes]:
         return {self.keys[s]: self.values[s].tobytes() for s in self.live_slots().tolist()}  # type: ignore[misc]
