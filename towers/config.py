@@ -62,18 +62,27 @@ class TowerConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> TowerConfig:
         """Each field can be set as CORRIDOR_TOWER_<FIELD> (upper case), e.g. CORRIDOR_TOWER_VEHICLE_TTL_S=5."""
         env = os.environ if env is None else env
-        values: dict[str, float | int] = {}
-        for f in fields(cls):
-            raw = env.get(f"CORRIDOR_TOWER_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[f.name] = int(raw) if f.type in (int, "int") else float(raw)
-            except ValueError:
-                raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()}={raw!r} is not a number") from None
-            if values[f.name] < 0:
-                raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()} must not be negative")
-        return cls(**values)  # type: ignore[arg-type]
+        d = cls()
+        kinds = {f.name: int if f.type in (int, "int") else float for f in fields(cls)}
+        return cls(**{name: env_number(env, f"CORRIDOR_TOWER_{name.upper()}", kind, getattr(d, name))
+                      for name, kind in kinds.items()})  # fmt: skip
+
+
+def env_number(
+    env: Mapping[str, str], name: str, kind: type[int] | type[float], default: float, low: float = 0,
+    high: float = float("inf"),
+) -> Any:
+    """A number from the environment (`default` when unset or empty), or a one-line error naming it."""
+    raw = env.get(name, "")
+    if raw == "":
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} is outside {low:g}–{high:g}")
+    return value
 
 
 #: What the worker process (towers/app.py) reads besides TowerConfig's fields, with what each sets.
@@ -109,36 +118,24 @@ class WorkerSettings:
         env = os.environ if env is None else env
         d = cls()
 
-        def number(name: str, kind: type[int] | type[float], default: float, low: float, high: float) -> Any:
-            raw = env.get(name, "")
-            if raw == "":
-                return kind(default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
-            if not low <= value <= high:
-                raise ConfigError(f"{name}={raw!r} is outside {low:g}–{high:g}")
-            return value
-
         reset = env.get("CORRIDOR_TOWER_OFFSET_RESET", "") or "earliest"
         if reset not in ("earliest", "latest"):
             raise ConfigError(f"CORRIDOR_TOWER_OFFSET_RESET={reset!r}: choose earliest or latest")
         etcd = env.get("CORRIDOR_TOWER_ETCD", "") or "1"
         if etcd not in ("0", "1"):
             raise ConfigError(f"CORRIDOR_TOWER_ETCD={etcd!r}: 1 (the default) or 0 to run without etcd")
-        session = number("CORRIDOR_TOWER_SESSION_TIMEOUT_S", float, d.session_timeout_s, 1, 3600)
-        heartbeat = number("CORRIDOR_TOWER_HEARTBEAT_S", float, d.heartbeat_s, 0.1, 3600)
+        session = env_number(env, "CORRIDOR_TOWER_SESSION_TIMEOUT_S", float, d.session_timeout_s, 1, 3600)
+        heartbeat = env_number(env, "CORRIDOR_TOWER_HEARTBEAT_S", float, d.heartbeat_s, 0.1, 3600)
         if heartbeat >= session:
             raise ConfigError("CORRIDOR_TOWER_HEARTBEAT_S must be shorter than CORRIDOR_TOWER_SESSION_TIMEOUT_S")
         return cls(
-            web_port=number("CORRIDOR_TOWER_WEB_PORT", int, d.web_port, 1, 65535),
+            web_port=env_number(env, "CORRIDOR_TOWER_WEB_PORT", int, d.web_port, 1, 65535),
             web_bind=env.get("CORRIDOR_TOWER_WEB_BIND", "") or d.web_bind,
             app_suffix=env.get("CORRIDOR_TOWER_APP_SUFFIX", ""),
             offset_reset=reset,
             etcd=etcd == "1",
             store=env.get("CORRIDOR_TOWER_STORE", "") or d.store,
-            standbys=number("CORRIDOR_TOWER_STANDBYS", int, d.standbys, 0, 8),
+            standbys=env_number(env, "CORRIDOR_TOWER_STANDBYS", int, d.standbys, 0, 8),
             session_timeout_s=session,
             heartbeat_s=heartbeat,
         )

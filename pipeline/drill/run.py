@@ -49,7 +49,6 @@ class Drill:
     stack: Stack
     topics: Topics
     workers: list[TowerProcess]
-    seconds: float
     events: list[str] = field(default_factory=list)
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
@@ -236,7 +235,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             cleanup.callback(w.stop)
             w.start()
         wait_for_assignment(workers, topics.regions)
-        d = Drill(settings, stack, topics, workers, seconds)
+        d = Drill(settings, stack, topics, workers)
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
         pending = [(seconds / 3, spec.start), *([(seconds / 2, spec.end)] if spec.end else [])]
 
