@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from pipeline.codec import CodecError, UnknownSchemaError
 from pipeline.corridor import Corridor
-from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, decode_state, encode_state
+from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, MalformedStateError, ORSet, decode_state, encode_state
 from pipeline.crdt.hlc import HybridClock
 from pipeline.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.advisories import encode_advisories
@@ -93,7 +93,10 @@ class TowerEngine:
         st = self.empty_state(r)
         for b, raw in enumerate(members):
             if raw is not None:
-                st.members.shards[b].merge_in(decode_state(raw))  # type: ignore[arg-type]
+                shard = decode_state(raw)
+                if not isinstance(shard, ORSet):
+                    raise MalformedStateError(f"member shard {r}:{b} holds {type(shard).__name__}, not an OR-Set")
+                st.members.shards[b] = shard  # the state is fresh: the stored shard is all of it
         for raw in buckets:
             if raw is not None:
                 st.load_bucket(raw)

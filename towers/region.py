@@ -197,8 +197,10 @@ class RegionEngine:
             idx = np.flatnonzero(new).tolist()
             for s, i in zip(fresh.tolist(), idx, strict=True):
                 self.key_bytes[s] = keys[i].encode()
-            self.bucket[fresh] = [bucket_of(keys[i]) for i in idx]
-            self.member[fresh] = [keys[i] in self.members for i in idx]
+            buckets = [bucket_of(keys[i]) for i in idx]
+            shards = self.members.shards
+            self.bucket[fresh] = buckets
+            self.member[fresh] = [keys[i] in shards[b].entries for i, b in zip(idx, buckets, strict=True)]
             self.cooldowns.forget(fresh)
         return slots
 

@@ -1,5 +1,5 @@
 """Recovery: a tower worker restarted on an empty disk restores its tables from the changelog topics.
-Issue target: 100,000 vehicles restored within 10 s.
+Issue target: 100,000 vehicles restored within 5 s.
 
 A first worker builds the tables from real telemetry; its table digests are noted and it stops. A
 second worker of the same app, with a fresh data directory, must read the changelogs back: timed
