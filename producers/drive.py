@@ -33,6 +33,9 @@ class DriveConfig:
     duration_s: float = 60.0  # simulated seconds
     speedup: float = 1.0  # simulated seconds per wall second; 0 = as fast as possible
     wire: WireFormat = WireFormat.FRAMES
+    # The fleet's clocks against true time (a skewed GNSS fix, a bad RTC): its HLC stamps and the
+    # times its frames carry are off by this much. Towers refuse stamps too far ahead of their own.
+    clock_offset_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -60,7 +63,8 @@ def drive(
     before_tick: Callable[[float], None] | None = None,
 ) -> DriveStats:
     """Run until `duration_s` of simulated time has passed (or `should_stop`); flush at the end."""
-    clock = HybridClock()
+    offset = config.clock_offset_ms
+    clock = HybridClock(physical=lambda: int(time.time() * 1000) + offset)
     encoder = TelemetryEncoder()
     stats = DriveStats()
     tick_s = 1.0 / config.hz
@@ -80,7 +84,7 @@ def drive(
         first = clock.reserve(len(batch))
         encoded = encoder.encode(batch, first + np.arange(len(batch), dtype=np.int64))
         if config.wire is WireFormat.FRAMES:
-            now_ms = int(time.time() * 1000)
+            now_ms = int(time.time() * 1000) + offset
             frames = encoded.frames(k, batch.event_time_ms, now_ms)
             for region in range(topics.regions):
                 # A region with no vehicle this tick still gets its (empty) frame: the tower's clock

@@ -43,6 +43,7 @@ class FleetConfig:
     idm: IdmParams = field(default_factory=IdmParams)
     visibility_m: float = 150.0  # how far ahead a driver sees an obstacle unaided
     desired_speed_spread: float = 0.08  # drivers' desired speed: limit × N(1, spread)
+    first_num: int = 0  # the first vehicle number (ids `veh-<num>`): two fleets on one road need their own
 
 
 @dataclass(slots=True)
@@ -107,7 +108,7 @@ class Fleet:
         self.adv_action = np.zeros(n, np.int64)
         self.adv_speed = np.full(n, np.inf)
         self.adv_until = np.zeros(n)
-        self.next_num = 0
+        self.next_num = config.first_num
         self.obstacles: list[Obstacle] = []
         self.entered = self.left = 0
         route = corridor.route

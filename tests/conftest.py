@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from pipeline.admin import ensure_topics
 from pipeline.config import Ports, Settings
@@ -20,6 +21,11 @@ from pipeline.stack import Stack
 from pipeline.topics import TopicSpec
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests assert behaviour, not speed: with a broker and workers sharing two cores, an
+# example can take longer than Hypothesis's 200 ms deadline without anything being wrong.
+settings.register_profile("corridor", deadline=None)
+settings.load_profile("corridor")
 
 
 def free_ports(n: int) -> list[int]:

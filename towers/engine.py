@@ -120,6 +120,11 @@ class TowerEngine:
                 head, ups = decode_frame(raw)
                 if head.region_id != r:
                     return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {head.region_id}", r)
+                # Its sender's clock, checked like the updates' HLCs: a frame from a clock far ahead would
+                # move the region's event time on (its simulated time may run faster) and expire the swarm.
+                ahead = head.sent_at - self.wall_ms()
+                if ahead > self.cfg.max_clock_drift_ms:
+                    return self._dead(out, raw, f"{Reason.CLOCK_DRIFT}: frame sent {ahead} ms ahead", r)
                 # An empty frame still moves the region's event time on (it drives TTL expiry).
                 st.watermark_ms = max(st.watermark_ms, head.event_time)
                 st.last_sent_ms = max(st.last_sent_ms, head.sent_at)

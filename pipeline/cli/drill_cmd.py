@@ -18,7 +18,8 @@ out = Console(highlight=False)
 
 def drill(
     ctx: typer.Context,
-    fault: Annotated[str, typer.Argument(help="worker-kill, worker-pause, broker-kill, etcd-kill, replay, or all")],
+    fault: Annotated[str, typer.Argument(help="worker-kill, worker-pause, broker-kill, etcd-kill, replay, "
+                                              "slow-towers, clock-skew, or all")],
     vehicles: Annotated[int, typer.Option(min=10, max=20_000, help="vehicles driving at 1 Hz")] = 1_000,
     seconds: Annotated[float, typer.Option(min=12, max=600, help="seconds of traffic, in real time")] = 36.0,
 ) -> None:
@@ -31,8 +32,8 @@ def drill(
     if not set(names) <= set(FAULTS):
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")
-    for col in ("fault", "vehicle updates", "kept", "superseded", "lost", "processed again", "changed by replay",
-                "recovered in"):  # fmt: skip
+    for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "processed again",
+                "changed by replay", "most behind", "recovered in"):  # fmt: skip
         table.add_column(col)
     lost, events = 0, []
     for name in names:
@@ -41,10 +42,11 @@ def drill(
         lost += row["lost"]
         recovery, changed = row["recovery_s"], row["entries_changed_after_traffic"]
         events += [f"{name}: {e}" for e in row["events"]]
+        events += [f"{name}: dead letters: {reason} × {n:,}" for reason, n in sorted(row["dead_letters"].items())]
         table.add_row(name, f"{row['updates_acknowledged']:,}", f"{row['kept']:,}", f"{row['superseded']:,}",
-                      f"[red]{row['lost']}[/]" if row["lost"] else "0", f"{row['updates_processed_again']:,}",
-                      "—" if changed is None else str(changed),
-                      "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
+                      f"{row['rejected']:,}", f"[red]{row['lost']}[/]" if row["lost"] else "0",
+                      f"{row['updates_processed_again']:,}", "—" if changed is None else str(changed),
+                      f"{row['max_behind_s']:.1f} s", "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
     out.print(table)
     for line in events:
         out.print(f"  {line}")

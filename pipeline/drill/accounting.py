@@ -5,7 +5,9 @@ The reference is every acknowledged vehicle update, as the telemetry topic holds
 holds (the table a restarted worker recovers): for each (region, vehicle), the HLC of the entry kept.
 An update is *kept* when the table holds exactly it, *superseded* when the table holds a newer write
 of the same vehicle (a departure's tombstone, stamped later by the tower's clock), and *lost* when the
-table holds an older one or nothing. Pure: the drill does the reading.
+table holds an older one or nothing — unless the tower refused that update with a reason: then it
+is *rejected*, and the dead-letter topic holds it (a vehicle whose clock is too far ahead). Pure: the
+drill does the reading.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from towers.frames import decode_frame
+from pipeline.codec import CodecError
+from pipeline.messages import CODEC, FRAME, TELEMETRY
+from towers.frames import decode_frame, decode_record
 from towers.region import read_bucket
 
-__all__ = ["Accounting", "account", "latest_sent", "latest_stored"]
+__all__ = ["Accounting", "account", "latest_rejected", "latest_sent", "latest_stored"]
 
 Key = tuple[int, str]  # (region, vehicle id)
 
@@ -26,6 +30,28 @@ def latest_sent(frames: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
     out: dict[Key, int] = {}
     for region, raw in frames:
         _, ups = decode_frame(raw)
+        for vid, hlc in zip(ups.ids, ups.hlc.tolist(), strict=True):
+            key = (region, vid)
+            if hlc > out.get(key, 0):
+                out[key] = hlc
+    return out
+
+
+def latest_rejected(dead: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
+    """(partition, dead letter of the telemetry topic: a whole frame or one update of one) → the
+    newest HLC refused of each vehicle in each region. Letters that are not telemetry are skipped."""
+    out: dict[Key, int] = {}
+    for region, raw in dead:
+        try:
+            writer = CODEC.writer_of(raw)
+            if writer is FRAME:
+                ups = decode_frame(raw)[1]
+            elif writer is TELEMETRY:
+                ups = decode_record(raw)
+            else:
+                continue
+        except (CodecError, ValueError):
+            continue
         for vid, hlc in zip(ups.ids, ups.hlc.tolist(), strict=True):
             key = (region, vid)
             if hlc > out.get(key, 0):
@@ -51,10 +77,12 @@ class Accounting:
     superseded: int
     lost: int
     lost_examples: list[Key] = field(default_factory=list)
+    rejected: int = 0
 
 
-def account(sent: dict[Key, int], stored: dict[Key, int]) -> Accounting:
-    kept = superseded = 0
+def account(sent: dict[Key, int], stored: dict[Key, int], rejected: dict[Key, int] | None = None) -> Accounting:
+    refused = rejected or {}
+    kept = superseded = dead = 0
     lost: list[Key] = []
     for key, hlc in sent.items():
         have = stored.get(key, 0)
@@ -62,6 +90,8 @@ def account(sent: dict[Key, int], stored: dict[Key, int]) -> Accounting:
             kept += 1
         elif have > hlc:
             superseded += 1
+        elif refused.get(key, 0) >= hlc:
+            dead += 1
         else:
             lost.append(key)
-    return Accounting(len(sent), kept, superseded, len(lost), sorted(lost)[:5])
+    return Accounting(len(sent), kept, superseded, len(lost), sorted(lost)[:5], dead)

@@ -15,6 +15,7 @@ import os
 import random
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
-from pipeline.drill.accounting import account, latest_sent, latest_stored
+from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.errors import ConfigError, StackError
 from pipeline.stack import Stack
 from pipeline.topics import Topics
@@ -53,6 +54,8 @@ class Drill:
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
     samples: list[tuple[float, int, float]] = field(default_factory=list)  # (wall, regions owned, max behind ms)
+    side: SideFleet | None = None
+    side_updates: int = 0
 
     def note(self, sim_s: float, text: str) -> None:
         self.events.append(f"{sim_s:4.0f} s: {text}")
@@ -76,9 +79,41 @@ Step = Callable[[Drill, float], None]
 @dataclass(frozen=True)
 class Fault:
     what: str
-    start: Step  # at a third of the run
-    end: Step | None = None  # at half way
+    start: Step  # at `start_at` of the run (a fraction of its traffic)
+    end: Step | None = None  # at `end_at`
     after: Step | None = None  # once the traffic has ended
+    start_at: float = 1 / 3
+    end_at: float = 1 / 2
+    seconds: float | None = None  # the traffic's length, when the fault needs its own
+
+
+class SideFleet:
+    """A second fleet driven in real time beside the drill's own, in a thread of its own: more
+    traffic than the towers can take (a flood), or vehicles whose clocks are off."""
+
+    def __init__(self, d: Drill, config: FleetConfig, hz: float, clock_offset_ms: int = 0) -> None:
+        self.stop = threading.Event()
+        self.updates = 0
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                fleet = Fleet(load_corridor(), config, start_ms=int(time.time() * 1000) + clock_offset_ms)
+                sink = TelemetrySink(d.settings.bootstrap_servers, delivery_timeout_s=120)
+                every = DriveConfig(hz=hz, duration_s=24 * 3600, speedup=1, clock_offset_ms=clock_offset_ms)
+                self.updates = drive(fleet, sink, d.topics, every, should_stop=self.stop.is_set).updates
+            except BaseException as exc:  # reported by `finish`, in the drill's own thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="side fleet", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> int:
+        self.stop.set()
+        self.thread.join(300)
+        if self.error is not None:
+            raise StackError(f"drill: the side fleet failed: {self.error}")
+        return self.updates
 
 
 def _kill_worker(d: Drill, t: float) -> None:
@@ -135,6 +170,28 @@ def _replay_shuffled(d: Drill, t: float) -> None:
     d.note(t, f"{len(again)} telemetry records delivered again, shuffled")
 
 
+FLOOD_VEHICLES = 40_000  # at 10 Hz: 400,000 updates/s, above what two workers take here (the knee)
+SKEWED_VEHICLES = 50
+SKEW_MS = 10_000
+
+
+def _flood(d: Drill, t: float) -> None:
+    d.side = SideFleet(d, FleetConfig(vehicles=FLOOD_VEHICLES, seed=23, first_num=1_000_000), hz=10)
+    d.note(t, f"a second fleet of {FLOOD_VEHICLES:,} vehicles at 10 Hz joins (producers faster than the towers)")
+
+
+def _skewed(d: Drill, t: float) -> None:
+    config = FleetConfig(vehicles=SKEWED_VEHICLES, seed=29, first_num=2_000_000)
+    d.side = SideFleet(d, config, hz=1, clock_offset_ms=SKEW_MS)
+    d.note(t, f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead join")
+
+
+def _side_ends(d: Drill, t: float) -> None:
+    assert d.side is not None
+    updates = d.side_updates = d.side.finish()
+    d.note(t, f"the second fleet leaves after {updates:,} updates")
+
+
 FAULTS: dict[str, Fault] = {
     "worker-kill": Fault("a tower worker SIGKILLed under load, restarted later", _kill_worker, _restart_worker),
     "worker-pause": Fault(
@@ -146,23 +203,30 @@ FAULTS: dict[str, Fault] = {
                          _restart_server("kafka")),
     "etcd-kill": Fault("etcd SIGKILLed mid-run, restarted later", _kill_server("etcd"), _restart_server("etcd")),
     "replay": Fault("every telemetry record delivered twice more, shuffled", lambda d, t: None, after=_replay_shuffled),
+    "slow-towers": Fault(f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
+                         _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
+    "clock-skew": Fault(f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead",
+                        _skewed, _side_ends),
 }
 
 
-def _records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes | None, bytes | None]]:
-    """Every record of `topic` as (partition, key, value), up to its current end."""
+Record = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+def _records(bootstrap: str, topic: str, partitions: int) -> list[Record]:
+    """Every record of `topic` as (partition, key, value, headers), up to its current end."""
     ends = end_offsets(bootstrap, topic, partitions)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drill-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "log_level": 3})  # fmt: skip
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions) if ends[p]])
-    out: list[tuple[int, bytes | None, bytes | None]] = []
+    out: list[Record] = []
     position = [0] * partitions
     deadline = time.monotonic() + 120
     try:
         while any(position[p] < ends[p] for p in range(partitions)) and time.monotonic() < deadline:
             for m in consumer.consume(10_000, timeout=1.0):
                 if m.error() is None and m.offset() < ends[m.partition()]:
-                    out.append((m.partition(), m.key(), m.value()))
+                    out.append((m.partition(), m.key(), m.value(), m.headers() or []))
                     position[m.partition()] = m.offset() + 1
     finally:
         consumer.close()
@@ -170,13 +234,26 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, byt
 
 
 def _read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes]]:
-    return [(p, v) for p, _, v in _records(bootstrap, topic, partitions) if v is not None]
+    return [(p, v) for p, _, v, _ in _records(bootstrap, topic, partitions) if v is not None]
 
 
 def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes]]:
     """A compacted topic as a table: the last value of each (partition, key)."""
-    latest = {(p, k): v for p, k, v in _records(bootstrap, topic, partitions)}
+    latest = {(p, k): v for p, k, v, _ in _records(bootstrap, topic, partitions)}
     return [(p, v) for (p, _), v in latest.items() if v is not None]
+
+
+def _dead_letters(bootstrap: str, topics: Topics) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
+    """The dead letters of telemetry, and how many of each reason."""
+    letters, reasons = [], {}
+    for p, _, value, headers in _records(bootstrap, topics.dead_letter, topics.regions):
+        head = dict(headers)
+        if value is None or head.get("source-topic") != topics.telemetry.encode():
+            continue
+        letters.append((p, value))
+        reason = head.get("reason", b"").decode(errors="replace").split(":", 1)[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return letters, reasons
 
 
 def _settle(d: Drill, fleet: Fleet, timeout: float = 120.0) -> None:
@@ -237,7 +314,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         wait_for_assignment(workers, topics.regions)
         d = Drill(settings, stack, topics, workers)
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
-        pending = [(seconds / 3, spec.start), *([(seconds / 2, spec.end)] if spec.end else [])]
+        seconds = spec.seconds or seconds
+        pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
 
         def before_tick(sim_s: float) -> None:
             while pending and pending[0][0] <= sim_s:
@@ -263,23 +341,28 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             after = tables()
             changed_after = sum(1 for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         sent = latest_sent(_read_all(settings.bootstrap_servers, topics.telemetry, topics.regions))
-        result = account(sent, tables())
+        letters, reasons = _dead_letters(settings.bootstrap_servers, topics)
+        result = account(sent, tables(), latest_rejected(letters))
         in_topic = sum(end_offsets(settings.bootstrap_servers, topics.telemetry, topics.regions))
         processed = sum(d.counts.values())
         return {
             "fault": fault,
             "what": spec.what,
             "events": d.events,
-            "updates_acknowledged": stats.updates,  # drive() raises unless every record was acknowledged
+            # drive() raises unless every record was acknowledged
+            "updates_acknowledged": stats.updates + d.side_updates,
             "records_in_topic": in_topic,
             "vehicles_accounted": result.acknowledged,
             "kept": result.kept,
             "superseded": result.superseded,
             "lost": result.lost,
+            "rejected": result.rejected,  # refused with a reason: in the dead-letter topic
+            "dead_letters": reasons,
             "lost_examples": [f"{r}:{v}" for r, v in result.lost_examples],
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
-            "updates_processed_again": max(0, processed - stats.updates),
+            "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d),
+            "max_behind_s": round(max((b for _, _, b in d.samples), default=0.0) / 1000, 1),
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,
         }

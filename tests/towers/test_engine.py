@@ -183,6 +183,25 @@ def test_out_of_range_updates_are_dead_lettered_and_the_rest_merged(bad: dict, r
     assert e.dead_reasons[reason] == 1
 
 
+def test_a_frame_from_a_clock_far_ahead_cannot_expire_the_swarm() -> None:
+    """A frame's event time drives TTL expiry (its simulated time may run faster than the wall's), so
+    the sender's own clock (`sent_at`) is checked: a frame sent from minutes ahead is a dead letter,
+    and the others' vehicles stay."""
+    e = engine(vehicle_ttl_s=10)
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("steady", 40.0, t=55)]), st)
+    ahead = T0 + 60_000 + 600_000
+    skewed = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": 1, "event_time": ahead, "sent_at": ahead,
+                                  "updates": []})  # fmt: skip
+    (dead,) = e.on_telemetry(4, skewed, st).dead
+    assert dead.value == skewed and dead.reason.startswith("clock-drift: frame sent")
+    faster = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": 2, "event_time": T0 + 62_000, "sent_at": T0 + 60_000,
+                                  "updates": []})  # fmt: skip
+    assert not e.on_telemetry(4, faster, st).dead
+    e.flush(4, 0.0)
+    assert set(st.members.value) == {"steady"}
+
+
 def test_undecodable_and_foreign_records_are_dead_lettered_whole() -> None:
     e = engine()
     st = e.region(0)

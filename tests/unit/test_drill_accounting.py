@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.drill.accounting import account, latest_sent, latest_stored
+from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from tests.towers.test_engine import engine, frame, upd
 
 
@@ -30,3 +30,16 @@ def test_latest_stored_reads_table_values_tombstones_included() -> None:
     stored = latest_stored([(4, value) for _, value in writes["vehicles"]])
     assert stored[(4, "chatty")] == e.states[4].entry_ts("chatty")
     assert stored[(4, "quiet")] == e.states[4].entry_ts("quiet") > upd("quiet", 40.0, t=1)["hlc"]
+
+
+def test_an_update_the_towers_refused_with_a_reason_is_rejected_not_lost() -> None:
+    e = engine()
+    skewed = upd("skewed", 40.2, t=1, hlc=upd("skewed", 40.2, t=1)["hlc"] + (600_000 << 16))
+    out = e.on_telemetry(4, frame(4, [upd("fine", 40.0, t=1), skewed]), e.region(4))
+    rejected = latest_rejected([(4, d.value) for d in out.dead] + [(4, b"\x00not telemetry")])
+    assert rejected == {(4, "skewed"): skewed["hlc"]}
+    sent = {(4, "fine"): upd("fine", 40.0, t=1)["hlc"], (4, "skewed"): skewed["hlc"], (4, "gone"): 7}
+    stored = {(4, "fine"): sent[(4, "fine")]}
+    result = account(sent, stored, rejected)
+    assert (result.kept, result.rejected, result.lost) == (1, 1, 1)
+    assert result.lost_examples == [(4, "gone")]
