@@ -121,6 +121,20 @@ def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20
         consumer.close()
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """What consumer group `group` has committed on each partition of `topic` (0 where nothing yet):
+    with `end_offsets`, how far behind the group is."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    query = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
+    out = [0] * partitions
+    for fut in admin.list_consumer_group_offsets([query]).values():
+        for tp in fut.result(30).topic_partitions:
+            out[tp.partition] = max(tp.offset, 0)
+    return out
+
+
 def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str], partitions: int) -> None:
     """Commit the current end of `topics` for a new consumer group, so it starts 'now' without the
     `latest` reset policy: a partition that changes hands before its first commit is then resumed

@@ -20,6 +20,7 @@ Guarantees (at-least-once, made harmless by CRDT merges):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import sys
@@ -99,6 +100,7 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+log = logging.getLogger("towers")
 
 
 def rt() -> Runtime:
@@ -143,6 +145,9 @@ app = TowerApp(
     producer_acks=-1,
     consumer_auto_offset_reset=worker.offset_reset,
     broker_commit_interval=1.0,
+    # Telemetry is acknowledged once written to the tables (see `telemetry`): a rebalance must not wait
+    # for the events not yet written. Their next owner reads them again from the committed offset.
+    stream_wait_empty=False,
     # A killed worker's partitions move to the others after this long (Faust's default is 60 s).
     broker_session_timeout=worker.session_timeout_s,
     broker_heartbeat_interval=worker.heartbeat_s,
@@ -205,15 +210,33 @@ def _write(writes: TableWrites) -> None:
             table[key] = value
 
 
+# Telemetry events whose effects are in a region's memory but not yet in its tables (written once a
+# second). They are acknowledged only once written: an offset is committed after the state it
+# produced, so a worker that dies in between leaves them to be read again, not lost.
+_unwritten: dict[int, list[Any]] = {}
+
+
 @app.agent(telemetry_topic)
 async def telemetry(stream: Any) -> None:
     engine = rt().engine
-    async for event in stream.events():
+    manual = stream.noack()
+    async for event in manual.events():
         r = event.message.partition
         st = engine.region(r, _load)
         _emit(engine.on_telemetry(r, event.value, st), event.message)
+        _unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
-            _write(engine.flush(r, time.monotonic()))
+            try:
+                _write(engine.flush(r, time.monotonic()))
+            except Exception as exc:  # the store failed (a full disk): rocksdict raises bare Exceptions
+                # Keep serving from memory; write the whole region again at its next flush, and keep
+                # its events unacknowledged until then (a restart reads them again).
+                engine.states[r].mark_all_dirty()
+                engine.counts["table-write-failures"] += 1
+                log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
+                continue
+            for done in _unwritten.pop(r):
+                await manual.ack(done)
 
 
 @app.agent(hazards_topic)
@@ -263,7 +286,10 @@ async def stop_runtime(app: faust.App, **_: Any) -> None:
 @app.on_partitions_revoked.connect
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     if _runtime is not None:
-        _runtime.engine.drop({tp.partition for tp in revoked if tp.topic == topics.telemetry})
+        gone = {tp.partition for tp in revoked if tp.topic == topics.telemetry}
+        _runtime.engine.drop(gone)
+        for r in gone:  # their next owner reads them again from the last committed offset
+            _unwritten.pop(r, None)
 
 
 def _digest(r: int) -> dict[str, Any]:

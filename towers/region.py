@@ -359,6 +359,12 @@ class RegionEngine:
             stored.ts[used], codes[stored.replica[used]], stored.values[used], stored.live[used], slots=slots,
         )  # fmt: skip
 
+    def mark_all_dirty(self) -> None:
+        """The next flush writes every bucket, shard and the hazards (a flush failed part way)."""
+        self.dirty_buckets[:] = True
+        self.dirty_members = set(range(BUCKETS))
+        self.hazards_dirty = True
+
     def take_dirty(self) -> tuple[list[int], list[int]]:
         """Vehicle buckets and member shards changed since the last flush (and forget it: the caller
         writes them now)."""

@@ -6,8 +6,9 @@ holds (the table a restarted worker recovers): for each (region, vehicle), the H
 An update is *kept* when the table holds exactly it, *superseded* when the table holds a newer write
 of the same vehicle (a departure's tombstone, stamped later by the tower's clock), and *lost* when the
 table holds an older one or nothing — unless the tower refused that update with a reason: then it
-is *rejected*, and the dead-letter topic holds it (a vehicle whose clock is too far ahead). Pure: the
-drill does the reading.
+is *rejected*, and the dead-letter topic holds it (a vehicle whose clock is too far ahead). A
+departed vehicle's tombstone is itself forgotten past the towers' horizon: an update older than that
+horizon whose vehicle the table no longer holds counts as superseded. Pure: the drill does the reading.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ class Accounting:
     rejected: int = 0
 
 
-def account(sent: dict[Key, int], stored: dict[Key, int], rejected: dict[Key, int] | None = None) -> Accounting:
+def account(
+    sent: dict[Key, int], stored: dict[Key, int], rejected: dict[Key, int] | None = None, pruned_before: int = 0
+) -> Accounting:
+    """`pruned_before`: the HLC below which the towers may have forgotten a departed vehicle."""
     refused = rejected or {}
     kept = superseded = dead = 0
     lost: list[Key] = []
@@ -88,7 +92,7 @@ def account(sent: dict[Key, int], stored: dict[Key, int], rejected: dict[Key, in
         have = stored.get(key, 0)
         if have == hlc:
             kept += 1
-        elif have > hlc:
+        elif have > hlc or (have == 0 and hlc < pruned_before):
             superseded += 1
         elif refused.get(key, 0) >= hlc:
             dead += 1

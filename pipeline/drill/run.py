@@ -14,6 +14,7 @@ import contextlib
 import os
 import random
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -25,9 +26,10 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
+from pipeline.admin import committed_offsets, delete_prefixed, end_offsets, ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import pack
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.errors import ConfigError, StackError
 from pipeline.stack import Stack
@@ -37,7 +39,7 @@ from producers.drive import DriveConfig, drive
 from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
-from towers.config import app_id
+from towers.config import TowerConfig, app_id
 
 __all__ = ["FAULTS", "run_drill"]
 
@@ -49,8 +51,10 @@ class Drill:
     settings: Settings
     stack: Stack
     topics: Topics
+    app: str  # the towers' app id: their consumer group
     workers: list[TowerProcess]
     events: list[str] = field(default_factory=list)
+    fault_start_wall: float | None = None
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
     samples: list[tuple[float, int, float]] = field(default_factory=list)  # (wall, regions owned, max behind ms)
@@ -85,6 +89,7 @@ class Fault:
     start_at: float = 1 / 3
     end_at: float = 1 / 2
     seconds: float | None = None  # the traffic's length, when the fault needs its own
+    setup: Callable[[Path, contextlib.ExitStack], None] | None = None  # worker 1's data directory, before it starts
 
 
 class SideFleet:
@@ -192,6 +197,45 @@ def _side_ends(d: Drill, t: float) -> None:
     d.note(t, f"the second fleet leaves after {updates:,} updates")
 
 
+DISK_MB = 256
+
+
+def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> None:
+    """Worker 1's data directory on a tmpfs of its own, so filling it fills nothing else."""
+    if os.geteuid() != 0:
+        raise ConfigError("the full-disk drill mounts a small tmpfs for a worker's state: run it as root")
+    datadir.mkdir(parents=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(datadir)]
+    done = subprocess.run(mount, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"the full-disk drill could not mount a tmpfs: {done.stderr.strip()}")
+    cleanup.callback(subprocess.run, ["umount", "--lazy", str(datadir)], check=False)
+
+
+def _fill_disk(d: Drill, t: float) -> None:
+    block, written = b"\0" * (1 << 20), 0
+    try:
+        with open(d.workers[1].datadir / "filler", "wb", buffering=0) as fh:
+            while True:
+                written += fh.write(block)
+    except OSError as exc:
+        d.note(t, f"tower worker 1's disk filled ({written >> 20} MiB more: {exc.strerror})")
+
+
+def _free_disk(d: Drill, t: float) -> None:
+    (d.workers[1].datadir / "filler").unlink()
+    w = d.workers[1]
+    said = [line for line in w.log.read_text(errors="replace").splitlines() if "space" in line.lower()]
+    if said:
+        d.note(t, f"tower worker 1 logged {len(said)} lines on it, the first: {said[0].strip()[:160]}")
+    if w.alive:
+        d.note(t, "its disk freed; tower worker 1 still running")
+        return
+    code = w.proc.returncode if w.proc is not None else None
+    w.start()
+    d.note(t, f"its disk freed; tower worker 1 had exited (code {code}): restarted")
+
+
 FAULTS: dict[str, Fault] = {
     "worker-kill": Fault("a tower worker SIGKILLed under load, restarted later", _kill_worker, _restart_worker),
     "worker-pause": Fault(
@@ -205,6 +249,8 @@ FAULTS: dict[str, Fault] = {
     "replay": Fault("every telemetry record delivered twice more, shuffled", lambda d, t: None, after=_replay_shuffled),
     "slow-towers": Fault(f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
                          _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
+    "full-disk": Fault(f"the disk under a tower worker's state ({DISK_MB} MiB) full, then freed",
+                       _fill_disk, _free_disk, setup=_small_disk),
     "clock-skew": Fault(f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead",
                         _skewed, _side_ends),
 }
@@ -256,27 +302,34 @@ def _dead_letters(bootstrap: str, topics: Topics) -> tuple[list[tuple[int, bytes
     return letters, reasons
 
 
-def _settle(d: Drill, fleet: Fleet, timeout: float = 120.0) -> None:
-    """One empty frame per region (the towers write their last second), then wait until the towers
-    have processed every record and written what they hold."""
-    producer = Producer({"bootstrap.servers": d.settings.bootstrap_servers, "log_level": 3})
+def _settle(d: Drill, fleet: Fleet, timeout: float = 300.0) -> None:
+    """Wait until the towers have written every telemetry record into their tables.
+
+    A tower acknowledges a record (its consumer group commits the offset) once the record's effects
+    are written, which it does at most once a second, on a record of the region. So: every 1.2 s one
+    more (empty) frame per region, until every record before the latest of them is committed. (A
+    worker busy with a backlog may not answer its page: its count of updates cannot tell.)"""
+    bootstrap, topic, n = d.settings.bootstrap_servers, d.topics.telemetry, d.topics.regions
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
     last_ms = fleet.start_ms + int(fleet.t * 1000)
-    time.sleep(1.2)
-    for r in range(d.topics.regions):
-        frame = empty_frame(r, 10**6, last_ms, int(time.time() * 1000))
-        producer.produce(d.topics.telemetry, frame, str(r).encode(), r)
-    producer.flush(30)
     deadline = time.monotonic() + timeout
-    quiet_since, last = time.monotonic(), -1
     while time.monotonic() < deadline:
+        time.sleep(1.2)
+        for r in range(n):
+            producer.produce(topic, empty_frame(r, 10**6, last_ms, int(time.time() * 1000)), str(r).encode(), r)
+        producer.flush(30)
+        ends = end_offsets(bootstrap, topic, n)
+        done = committed_offsets(bootstrap, d.app, topic, n)
         d.observe()
-        total = sum(d.counts.values())
-        if total != last:
-            quiet_since, last = time.monotonic(), total
-        elif time.monotonic() - quiet_since > 3.0 and d.samples[-1][1] == d.topics.regions:
+        if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and d.samples[-1][1] == n:
             return
-        time.sleep(0.5)
     raise StackError("drill: the towers did not finish processing the traffic in time")
+
+
+def _max_behind_s(d: Drill) -> float:
+    """The most a tower was behind the telemetry, from the fault on."""
+    since = d.fault_start_wall or 0.0
+    return round(max((b for wall, _, b in d.samples if wall >= since), default=0.0) / 1000, 1)
 
 
 def _recovery_s(d: Drill) -> float | None:
@@ -296,7 +349,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
     corridor = load_corridor()
     topics = Topics(regions=len(corridor.regions), prefix=f"drill{uuid.uuid4().hex[:6]}")
     app = app_id(topics.prefix)
-    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory() as tmp:
+    # The workers stop (and a drill's small disk is unmounted) before their directory is deleted.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
         stack = Stack(settings, attached=True)
         cleanup.callback(stack.stop_started)
         stack.up()
@@ -306,13 +360,15 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
                "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
                "CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
                "CORRIDOR_TOWER_HEARTBEAT_S": "1"}  # fmt: skip
+        if spec.setup is not None:
+            spec.setup(Path(tmp) / "w1", cleanup)
         workers = [TowerProcess(env, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log", name=f"tower worker {i}")
                    for i in range(2)]  # fmt: skip
         for w in workers:
             cleanup.callback(w.stop)
             w.start()
         wait_for_assignment(workers, topics.regions)
-        d = Drill(settings, stack, topics, workers)
+        d = Drill(settings, stack, topics, app, workers)
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
         seconds = spec.seconds or seconds
         pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
@@ -320,6 +376,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         def before_tick(sim_s: float) -> None:
             while pending and pending[0][0] <= sim_s:
                 _, step = pending.pop(0)
+                if step is spec.start:
+                    d.fault_start_wall = time.monotonic()
                 step(d, sim_s)
                 if step is spec.end or spec.end is None:
                     d.fault_end_wall = time.monotonic()
@@ -342,7 +400,9 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             changed_after = sum(1 for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         sent = latest_sent(_read_all(settings.bootstrap_servers, topics.telemetry, topics.regions))
         letters, reasons = _dead_letters(settings.bootstrap_servers, topics)
-        result = account(sent, tables(), latest_rejected(letters))
+        # departed vehicles whose tombstones the towers may have pruned by now
+        horizon_ms = int(TowerConfig().tombstone_horizon_s * 1000)
+        result = account(sent, tables(), latest_rejected(letters), pack(int(time.time() * 1000) - horizon_ms, 0))
         in_topic = sum(end_offsets(settings.bootstrap_servers, topics.telemetry, topics.regions))
         processed = sum(d.counts.values())
         return {
@@ -362,7 +422,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d),
-            "max_behind_s": round(max((b for _, _, b in d.samples), default=0.0) / 1000, 1),
+            "max_behind_s": _max_behind_s(d),
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,
         }

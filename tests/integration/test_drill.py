@@ -1,6 +1,9 @@
-"""A fault drill on the real stack: a worker SIGKILLed under load and restarted loses nothing."""
+"""Fault drills on the real stack: a worker SIGKILLed under load and restarted, vehicles whose
+clocks are ahead, a worker's disk full: nothing acknowledged is lost."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -17,6 +20,24 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_update(stack) -> None:
     assert row["lost"] == 0, row["lost_examples"]
     assert row["kept"] + row["superseded"] == row["vehicles_accounted"]
     assert row["recovery_s"] is not None and row["recovery_s"] < 30, row
+
+
+def test_vehicles_whose_clocks_are_ahead_are_dead_letters_and_the_rest_is_kept(stack) -> None:
+    row = run_drill("clock-skew", stack.settings, vehicles=300, seconds=24)
+    assert row["rejected"] == 50, "every vehicle of the skewed fleet, each with its reason"
+    assert set(row["dead_letters"]) == {"clock-drift"}
+    assert row["lost"] == 0, row["lost_examples"]
+    assert row["kept"] + row["superseded"] + row["rejected"] == row["vehicles_accounted"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the drill mounts a small tmpfs for the worker's state")
+def test_a_worker_whose_disk_is_full_keeps_serving_and_loses_nothing(stack) -> None:
+    row = run_drill("full-disk", stack.settings, vehicles=300, seconds=24)
+    said = " ".join(row["events"])
+    assert "No space left on device" in said and "could not be written" in said
+    assert "still running" in said, "the worker serves from memory while its store cannot write"
+    assert row["lost"] == 0, row["lost_examples"]
+    assert row["max_behind_s"] < 5, row
 
 
 def test_an_unknown_fault_is_a_one_line_error(cli_env) -> None:

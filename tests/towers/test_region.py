@@ -126,3 +126,16 @@ def test_state_stays_flat_over_thirty_minutes_of_churn() -> None:
     assert max(sizes[10:]) <= 1.05 * min(sizes[10:]), f"flushed state grew: {sizes}"
     assert len(st.vehicles) < 40 * (120 // 20 + 2), "tombstones older than the horizon are gone"
     assert st.vehicles.capacity <= 512, "freed slots are reused"
+
+
+def test_a_flush_that_failed_part_way_is_written_whole_at_the_next() -> None:
+    """A table write that failed (a full disk) leaves the region marked: the next flush writes every
+    bucket, shard and the hazards again, so nothing changed in between is left out."""
+    e = engine_at(Wall(T0 + 60_000))
+    e.on_telemetry(4, frame(4, [upd("a", 40.0, t=50), upd("b", 41.0, t=50)]), e.region(4))
+    first = e.flush(4, 0.0)
+    assert 0 < len(first["vehicles"]) < BUCKETS, "a flush writes only the buckets that changed"
+    assert e.flush(4, 1.0)["vehicles"] == [], "and nothing when nothing changed"
+    e.states[4].mark_all_dirty()
+    again = e.flush(4, 2.0)
+    assert len(again["vehicles"]) == BUCKETS and len(again["members"]) == BUCKETS and again["hazards"]

@@ -43,3 +43,9 @@ def test_an_update_the_towers_refused_with_a_reason_is_rejected_not_lost() -> No
     result = account(sent, stored, rejected)
     assert (result.kept, result.rejected, result.lost) == (1, 1, 1)
     assert result.lost_examples == [(4, "gone")]
+
+
+def test_a_vehicle_forgotten_past_the_tombstone_horizon_is_superseded_and_a_newer_one_lost() -> None:
+    sent = {(4, "left-long-ago"): 100, (4, "recent"): 500}
+    result = account(sent, {}, pruned_before=300)
+    assert (result.superseded, result.lost, result.lost_examples) == (1, 1, [(4, "recent")])
