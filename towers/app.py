@@ -183,17 +183,21 @@ def _load(r: int) -> RegionEngine | None:
     return rt().engine.restore(r, members, buckets, hazards)
 
 
-def _emit(out: Outbox, source: Any = None) -> None:
+Source = tuple[str, int, int]  # the topic, partition and offset a dead letter came from
+
+
+def _emit(out: Outbox, source: Source | None = None) -> None:
     producer = rt().producer
     for r, value in out.advisories:
         producer.produce(topics.advisories, value, str(r).encode(), r)
     for d in out.dead:
         headers = [("reason", d.reason.encode())]
         if source is not None:
+            topic, partition, offset = source
             headers += [
-                ("source-topic", source.topic.encode()),
-                ("source-partition", str(source.partition).encode()),
-                ("source-offset", str(source.offset).encode()),
+                ("source-topic", topic.encode()),
+                ("source-partition", str(partition).encode()),
+                ("source-offset", str(offset).encode()),
             ]
         producer.produce(topics.dead_letter, d.value, str(d.region).encode(), d.region, headers=headers)
     for r, value in out.sync:
@@ -223,7 +227,8 @@ async def telemetry(stream: Any) -> None:
     async for event in manual.events():
         r = event.message.partition
         st = engine.region(r, _load)
-        _emit(engine.on_telemetry(r, event.value, st), event.message)
+        m = event.message
+        _emit(engine.on_telemetry(r, event.value, st), (m.topic, m.partition, m.offset))
         _unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
             try:
@@ -245,7 +250,8 @@ async def hazards(stream: Any) -> None:
     async for event in stream.events():
         r = event.message.partition
         st = engine.region(r, _load)
-        _emit(engine.on_hazard(r, event.value, st), event.message)
+        m = event.message
+        _emit(engine.on_hazard(r, event.value, st), (m.topic, m.partition, m.offset))
         _write(engine.hazard_writes(st))  # hazards are rare and safety-relevant: persisted before the ack
 
 
@@ -256,7 +262,7 @@ async def read_tower_sync() -> None:
         return  # cut off: messages wait in the topic and are merged when sync is back
     for msg in runtime.sync_consumer.consume(1000, timeout=0):
         if msg.error() is None:
-            _emit(runtime.engine.on_sync(msg.value()))
+            _emit(runtime.engine.on_sync(msg.value(), msg.partition()), (msg.topic(), msg.partition(), msg.offset()))
     runtime.producer.poll(0)
 
 

@@ -202,9 +202,9 @@ class TowerEngine:
         return out
 
     # ---- tower-sync -------------------------------------------------------------------------
-    def on_sync(self, raw: bytes) -> Outbox:
+    def on_sync(self, raw: bytes, partition: int = 0) -> Outbox:
         """Merge a neighbour's sync message; hand-offs remove vehicles from our swarms; new hazards
-        near a region we own are advised at once."""
+        near a region we own are advised at once. One refused is a dead letter (on `partition`)."""
         out = Outbox()
         try:
             msg = CODEC.decode(raw, SYNC)
@@ -212,8 +212,7 @@ class TowerEngine:
             before = {} if own else {r: set(self.hazards_near(r)) for r in self.states}
             arrivals = self.view.merge(msg, self.wall_ms(), own=own)
         except (CodecError, CrdtError) as exc:
-            self.dead_reasons[f"sync-{type(exc).__name__}"] += 1
-            return out
+            return self._dead(out, raw, f"sync-{type(exc).__name__}: {exc}", partition)
         sender = msg["region_id"]
         for r, st in self.states.items():
             if r != sender and arrivals:

@@ -33,7 +33,7 @@ def drill(
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")
     for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "processed again",
-                "changed by replay", "most behind", "recovered in"):  # fmt: skip
+                "changed by replay", "most behind", "oldest sync news", "recovered in"):  # fmt: skip
         table.add_column(col)
     lost, events = 0, []
     for name in names:
@@ -46,7 +46,8 @@ def drill(
         table.add_row(name, f"{row['updates_acknowledged']:,}", f"{row['kept']:,}", f"{row['superseded']:,}",
                       f"{row['rejected']:,}", f"[red]{row['lost']}[/]" if row["lost"] else "0",
                       f"{row['updates_processed_again']:,}", "—" if changed is None else str(changed),
-                      f"{row['max_behind_s']:.1f} s", "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
+                      f"{row['max_behind_s']:.1f} s", f"{row['max_stale_s']:.1f} s",
+                      "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
     out.print(table)
     for line in events:
         out.print(f"  {line}")

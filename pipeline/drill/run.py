@@ -46,6 +46,14 @@ __all__ = ["FAULTS", "run_drill"]
 SESSION_TIMEOUT_S = 6.0  # the drill's workers leave the group this long after they go silent
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    wall: float
+    owned: int  # regions served
+    behind_ms: float  # the most a tower is behind the telemetry
+    stale_ms: float  # the oldest news a tower has of a region it hears through tower-sync
+
+
 @dataclass
 class Drill:
     settings: Settings
@@ -57,7 +65,7 @@ class Drill:
     fault_start_wall: float | None = None
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
-    samples: list[tuple[float, int, float]] = field(default_factory=list)  # (wall, regions owned, max behind ms)
+    samples: list[Sample] = field(default_factory=list)
     side: SideFleet | None = None
     side_updates: int = 0
 
@@ -65,7 +73,7 @@ class Drill:
         self.events.append(f"{sim_s:4.0f} s: {text}")
 
     def observe(self) -> None:
-        owned, behind = 0, 0.0
+        owned, behind, stale = 0, 0.0, 0.0
         for w in self.workers:
             page = w.page(timeout=1.0) if w.alive else None
             if page is None:
@@ -74,7 +82,9 @@ class Drill:
             self.counts[w.proc.pid] = int(page["counts"].get("updates", 0))
             owned += len(page["regions"])
             behind = max([behind, *page.get("behind_ms", {}).values()])
-        self.samples.append((time.monotonic(), owned, behind))
+            mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
+            stale = max([stale, *(ms for r, ms in page.get("staleness_ms", {}).items() if r not in mine)])
+        self.samples.append(Sample(time.monotonic(), owned, behind, stale))
 
 
 Step = Callable[[Drill, float], None]
@@ -90,6 +100,7 @@ class Fault:
     end_at: float = 1 / 2
     seconds: float | None = None  # the traffic's length, when the fault needs its own
     setup: Callable[[Path, contextlib.ExitStack], None] | None = None  # worker 1's data directory, before it starts
+    synced: bool = False  # recovered only once the towers hear each other again
 
 
 class SideFleet:
@@ -136,6 +147,18 @@ def _signal_worker(sig: signal.Signals, text: str) -> Step:
         assert d.workers[1].proc is not None
         os.killpg(d.workers[1].proc.pid, sig)
         d.note(t, f"tower worker 1 {text}")
+
+    return step
+
+
+def _sync(state: str) -> Step:
+    """Tower-sync off or on in every worker (each keeps advising from what it knows)."""
+
+    def step(d: Drill, t: float) -> None:
+        for w in d.workers:
+            if w.page(f"sync/{state}") is None:
+                raise StackError(f"drill: {w.name} did not answer to turn tower-sync {state}")
+        d.note(t, f"tower-sync {'cut' if state == 'off' else 'restored'} in every worker")
 
     return step
 
@@ -245,7 +268,10 @@ FAULTS: dict[str, Fault] = {
     ),
     "broker-kill": Fault("the Kafka broker SIGKILLed mid-run, restarted later", _kill_server("kafka"),
                          _restart_server("kafka")),
-    "etcd-kill": Fault("etcd SIGKILLed mid-run, restarted later", _kill_server("etcd"), _restart_server("etcd")),
+    "etcd-kill": Fault("etcd SIGKILLed for a minute, then restarted", _kill_server("etcd"), _restart_server("etcd"),
+                       start_at=1 / 6, end_at=5 / 6, seconds=90),
+    "sync-cut": Fault("tower-sync cut for 30 s in every worker, then restored", _sync("off"), _sync("on"),
+                      start_at=1 / 4, end_at=3 / 4, seconds=60, synced=True),
     "replay": Fault("every telemetry record delivered twice more, shuffled", lambda d, t: None, after=_replay_shuffled),
     "slow-towers": Fault(f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
                          _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
@@ -321,7 +347,7 @@ def _settle(d: Drill, fleet: Fleet, timeout: float = 300.0) -> None:
         ends = end_offsets(bootstrap, topic, n)
         done = committed_offsets(bootstrap, d.app, topic, n)
         d.observe()
-        if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and d.samples[-1][1] == n:
+        if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and d.samples[-1].owned == n:
             return
     raise StackError("drill: the towers did not finish processing the traffic in time")
 
@@ -329,16 +355,18 @@ def _settle(d: Drill, fleet: Fleet, timeout: float = 300.0) -> None:
 def _max_behind_s(d: Drill) -> float:
     """The most a tower was behind the telemetry, from the fault on."""
     since = d.fault_start_wall or 0.0
-    return round(max((b for wall, _, b in d.samples if wall >= since), default=0.0) / 1000, 1)
+    return round(max((x.behind_ms for x in d.samples if x.wall >= since), default=0.0) / 1000, 1)
 
 
-def _recovery_s(d: Drill) -> float | None:
-    """From the fault's end until every region is served again and no tower is 1 s behind."""
+def _recovery_s(d: Drill, synced: bool) -> float | None:
+    """From the fault's end until every region is served again and no tower is 1 s behind (and, with
+    `synced`, none has news of another region older than 3 s)."""
     if d.fault_end_wall is None:
         return None
-    for wall, owned, behind in d.samples:
-        if wall >= d.fault_end_wall and owned == d.topics.regions and behind < 1000:
-            return round(wall - d.fault_end_wall, 1)
+    for x in d.samples:
+        served = x.owned == d.topics.regions and x.behind_ms < 1000
+        if x.wall >= d.fault_end_wall and served and (not synced or x.stale_ms < 3000):
+            return round(x.wall - d.fault_end_wall, 1)
     return float("nan")
 
 
@@ -421,7 +449,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             "lost_examples": [f"{r}:{v}" for r, v in result.lost_examples],
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
-            "recovery_s": _recovery_s(d),
+            "recovery_s": _recovery_s(d, spec.synced),
+            "max_stale_s": round(max((x.stale_ms for x in d.samples), default=0.0) / 1000, 1),
             "max_behind_s": _max_behind_s(d),
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,

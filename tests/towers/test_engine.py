@@ -244,7 +244,7 @@ def test_flush_writes_only_the_region_being_processed() -> None:
     assert keys and all(k.split(":")[0] == "4" for k in keys)
 
 
-def test_sync_naming_towers_outside_the_corridor_is_refused_and_counted() -> None:
+def test_sync_naming_towers_outside_the_corridor_is_refused_and_dead_lettered() -> None:
     e = engine()
     e.on_telemetry(4, frame(4, [upd("a", 40.0, t=1)]), e.region(4))
     ((_, genuine),) = e.on_hazard(4, hazard(40.0), e.states[4]).sync
@@ -256,9 +256,9 @@ def test_sync_naming_towers_outside_the_corridor_is_refused_and_counted() -> Non
         {**msg, "hazards": encode_state(intruder)},  # a delta written by an unknown replica
     ]
     listener = engine()
-    for m in forged:
-        listener.on_sync(CODEC.encode(SYNC, m))
+    dead = [d for m in forged for d in listener.on_sync(CODEC.encode(SYNC, m), 4).dead]
     assert listener.dead_reasons["sync-UnknownReplicaError"] == 3 and listener.view.regions == {}
+    assert len(dead) == 3 and all(d.reason.startswith("sync-UnknownReplicaError: ") for d in dead)
     listener.on_sync(genuine)
     assert "hz-1" in listener.view.regions[4].hazards.value
 
