@@ -19,7 +19,7 @@ out = Console(highlight=False)
 def drill(
     ctx: typer.Context,
     fault: Annotated[str, typer.Argument(help="worker-kill, worker-pause, broker-kill, etcd-kill, replay, "
-                                              "slow-towers, clock-skew, or all")],
+                                              "sync-cut, slow-towers, full-disk, clock-skew, tower-clock, or all")],
     vehicles: Annotated[int, typer.Option(min=10, max=20_000, help="vehicles driving at 1 Hz")] = 1_000,
     seconds: Annotated[float, typer.Option(min=12, max=600, help="seconds of traffic, in real time")] = 36.0,
 ) -> None:
@@ -42,7 +42,9 @@ def drill(
         lost += row["lost"]
         recovery, changed = row["recovery_s"], row["entries_changed_after_traffic"]
         events += [f"{name}: {e}" for e in row["events"]]
-        events += [f"{name}: dead letters: {reason} × {n:,}" for reason, n in sorted(row["dead_letters"].items())]
+        letters = sorted(row["dead_letters"].items())
+        events += [f"{name}: dead letters of telemetry: {reason} × {n:,}" for reason, n in letters]
+        events.append(f"{name}: the towers counted " + ", ".join(f"{k} {v:,}" for k, v in row["tower_counts"].items()))
         table.add_row(name, f"{row['updates_acknowledged']:,}", f"{row['kept']:,}", f"{row['superseded']:,}",
                       f"{row['rejected']:,}", f"[red]{row['lost']}[/]" if row["lost"] else "0",
                       f"{row['updates_processed_again']:,}", "—" if changed is None else str(changed),

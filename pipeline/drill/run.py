@@ -65,6 +65,7 @@ class Drill:
     fault_start_wall: float | None = None
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
+    tallies: dict[int, dict[str, int]] = field(default_factory=dict)  # worker pid -> its counters (last seen)
     samples: list[Sample] = field(default_factory=list)
     side: SideFleet | None = None
     side_updates: int = 0
@@ -80,6 +81,7 @@ class Drill:
                 continue
             assert w.proc is not None
             self.counts[w.proc.pid] = int(page["counts"].get("updates", 0))
+            self.tallies[w.proc.pid] = {**page["counts"], **{f"dead:{k}": v for k, v in page["dead_letters"].items()}}
             owned += len(page["regions"])
             behind = max([behind, *page.get("behind_ms", {}).values()])
             mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
@@ -99,7 +101,8 @@ class Fault:
     start_at: float = 1 / 3
     end_at: float = 1 / 2
     seconds: float | None = None  # the traffic's length, when the fault needs its own
-    setup: Callable[[Path, contextlib.ExitStack], None] | None = None  # worker 1's data directory, before it starts
+    # before worker 1 starts: its data directory → what to add to its environment
+    setup: Callable[[Path, contextlib.ExitStack], dict[str, str]] | None = None
     synced: bool = False  # recovered only once the towers hear each other again
 
 
@@ -223,7 +226,7 @@ def _side_ends(d: Drill, t: float) -> None:
 DISK_MB = 256
 
 
-def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> None:
+def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
     """Worker 1's data directory on a tmpfs of its own, so filling it fills nothing else."""
     if os.geteuid() != 0:
         raise ConfigError("the full-disk drill mounts a small tmpfs for a worker's state: run it as root")
@@ -233,6 +236,25 @@ def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> None:
     if done.returncode != 0:
         raise ConfigError(f"the full-disk drill could not mount a tmpfs: {done.stderr.strip()}")
     cleanup.callback(subprocess.run, ["umount", "--lazy", str(datadir)], check=False)
+    return {}
+
+
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's `faketime` package
+HOST_SKEW_S = 10
+
+
+def _host_clock_ahead(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
+    """Worker 1 on a host whose wall clock is ahead (libfaketime; its monotonic clock stays true)."""
+    if not FAKETIME_LIB.exists():
+        raise ConfigError(f"the tower-clock drill needs libfaketime ({FAKETIME_LIB}): apt-get install faketime")
+    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{HOST_SKEW_S}s", "DONT_FAKE_MONOTONIC": "1"}
+
+
+def _noted(text: str) -> Step:
+    def step(d: Drill, t: float) -> None:
+        d.note(t, text)
+
+    return step
 
 
 def _fill_disk(d: Drill, t: float) -> None:
@@ -277,6 +299,9 @@ FAULTS: dict[str, Fault] = {
                          _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
     "full-disk": Fault(f"the disk under a tower worker's state ({DISK_MB} MiB) full, then freed",
                        _fill_disk, _free_disk, setup=_small_disk),
+    "tower-clock": Fault(f"a tower worker's host clock {HOST_SKEW_S} s ahead, all along",
+                         _noted(f"tower worker 1's host clock is {HOST_SKEW_S} s ahead (since it started)"),
+                         setup=_host_clock_ahead),
     "clock-skew": Fault(f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead",
                         _skewed, _side_ends),
 }
@@ -352,6 +377,14 @@ def _settle(d: Drill, fleet: Fleet, timeout: float = 300.0) -> None:
     raise StackError("drill: the towers did not finish processing the traffic in time")
 
 
+def _summed(tallies: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in tallies:
+        for k, v in t.items():
+            out[k] = out.get(k, 0) + int(v)
+    return dict(sorted(out.items()))
+
+
 def _max_behind_s(d: Drill) -> float:
     """The most a tower was behind the telemetry, from the fault on."""
     since = d.fault_start_wall or 0.0
@@ -388,10 +421,9 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
                "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
                "CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
                "CORRIDOR_TOWER_HEARTBEAT_S": "1"}  # fmt: skip
-        if spec.setup is not None:
-            spec.setup(Path(tmp) / "w1", cleanup)
-        workers = [TowerProcess(env, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log", name=f"tower worker {i}")
-                   for i in range(2)]  # fmt: skip
+        extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
+        workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
+                                name=f"tower worker {i}") for i in range(2)]  # fmt: skip
         for w in workers:
             cleanup.callback(w.stop)
             w.start()
@@ -446,6 +478,9 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             "lost": result.lost,
             "rejected": result.rejected,  # refused with a reason: in the dead-letter topic
             "dead_letters": reasons,
+            # the towers' own counters, summed over every worker process (advisories, stale triggers,
+            # failed table writes, dead letters of every topic)
+            "tower_counts": _summed(d.tallies.values()),
             "lost_examples": [f"{r}:{v}" for r, v in result.lost_examples],
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),

@@ -8,14 +8,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from pipeline.admin import ensure_topics
+from pipeline.codec import CodecError
 from pipeline.corridor import load_corridor
-from pipeline.messages import CODEC, FRAME
+from pipeline.messages import CODEC, FRAME, HAZARD, SYNC
 from pipeline.topics import Topics
 from pipeline.workers import TowerProcess
 from producers.drive import DriveConfig, drive
@@ -25,6 +29,8 @@ from producers.sink import TelemetrySink
 from tests.conftest import REPO
 from tests.helpers import corridor, read_messages
 from tests.scenarios import assert_advice_for_hazard, drive_past_a_hazard
+from tests.towers.test_engine import engine, upd
+from tests.towers.test_poison import VALID_FRAME, VALID_HAZARD, mangled
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
@@ -192,3 +198,67 @@ def test_workers_register_in_etcd_and_publish_consistent_snapshots(towers, cli_e
     result = corridor(cli_env, "status", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "tower workers alive (1)" in result.stdout and "tower-04" in result.stdout
+
+
+def _sent(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> dict[int, bytes]:
+    """Produce `values` to one partition; offset → value, from the delivery reports."""
+    offsets: dict[int, bytes] = {}
+    producer = Producer({"bootstrap.servers": bootstrap})
+
+    def delivered(err: object, msg: Any) -> None:
+        assert err is None, err
+        offsets[msg.offset()] = msg.value()
+
+    for value in values:
+        producer.produce(topic, value, str(partition).encode(), partition, on_delivery=delivered)
+    producer.flush(30)
+    return offsets
+
+
+def _valid_sync() -> bytes:
+    e = engine()
+    e.on_telemetry(4, VALID_FRAME, e.region(4))
+    ((_, message),) = e.on_hazard(4, VALID_HAZARD, e.states[4]).sync
+    return message
+
+
+@settings(max_examples=1, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fuzzed_records_on_every_input_topic_of_a_running_worker_are_dead_letters(bootstrap: str, towers, data) -> None:
+    """Structured fuzzing (truncations, flipped bytes, foreign fingerprints, noise) of telemetry, hazards
+    and tower-sync against a running worker: each record it cannot read is a dead letter holding its
+    bytes and naming its source, and the worker goes on serving."""
+    worker, topics = towers
+    batches = {
+        (topics.telemetry, FRAME): data.draw(st.lists(mangled(VALID_FRAME), min_size=40, max_size=40)),
+        (topics.hazards, HAZARD): data.draw(st.lists(mangled(VALID_HAZARD), min_size=40, max_size=40)),
+        (topics.tower_sync, SYNC): data.draw(st.lists(mangled(_valid_sync()), min_size=40, max_size=40)),
+    }
+    unreadable: set[tuple[str, int]] = set()
+    for (topic, schema), values in batches.items():
+        for offset, value in _sent(bootstrap, topic, 4, values).items():
+            try:
+                CODEC.decode(value, schema)
+            except CodecError:
+                unreadable.add((topic, offset))
+    assert len(unreadable) > 60, "most of the fuzzed records cannot be read"
+    found: dict[tuple[str, int], list[str]] = {}
+    deadline = time.monotonic() + 60
+    while not unreadable <= found.keys() and time.monotonic() < deadline:
+        found = {}
+        for m in read_messages(bootstrap, topics.dead_letter, 10_000, timeout=3):
+            head = {k: v.decode() for k, v in m.headers() or []}
+            if "source-topic" in head:
+                found.setdefault((head["source-topic"], int(head["source-offset"])), []).append(head["reason"])
+    missing = unreadable - found.keys()
+    assert not missing, f"{len(missing)} unreadable records are not dead letters, e.g. {sorted(missing)[:3]}"
+    assert all(found[k] and found[k][0].split(":")[0] for k in unreadable), "each with its reason"
+    before = worker.page()["counts"]["updates"]
+    now = int(time.time() * 1000)
+    fresh = {**upd("veh-9990100", 40.0), "event_time": now, "hlc": now << 16}
+    good = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": 1, "event_time": now, "sent_at": now, "updates": [fresh]})
+    _sent(bootstrap, topics.telemetry, 4, [good])
+    deadline = time.monotonic() + 20
+    while worker.page()["counts"]["updates"] <= before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.alive and worker.page()["counts"]["updates"] > before, "the worker still merges good telemetry"
