@@ -28,7 +28,10 @@ def drill(
     from pipeline.drill.run import FAULTS, run_drill
 
     settings: Settings = ctx.obj
-    names = list(FAULTS) if fault == "all" else [fault]
+    names = [n for n, f in FAULTS.items() if f.runnable()] if fault == "all" else [fault]
+    if fault == "all":
+        for name in FAULTS.keys() - set(names):
+            out.print(f"[yellow]skipped[/] {name}: {FAULTS[name].unavailable()}")
     if not set(names) <= set(FAULTS):
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")

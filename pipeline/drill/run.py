@@ -104,6 +104,10 @@ class Fault:
     # before worker 1 starts: its data directory → what to add to its environment
     setup: Callable[[Path, contextlib.ExitStack], dict[str, str]] | None = None
     synced: bool = False  # recovered only once the towers hear each other again
+    unavailable: Callable[[], str | None] = lambda: None  # why this machine cannot run it, if it cannot
+
+    def runnable(self) -> bool:
+        return self.unavailable() is None
 
 
 class SideFleet:
@@ -226,10 +230,20 @@ def _side_ends(d: Drill, t: float) -> None:
 DISK_MB = 256
 
 
+def _not_root() -> str | None:
+    if os.geteuid() == 0:
+        return None
+    return "the full-disk drill mounts a small tmpfs for a worker's state: run it as root"
+
+
+def _no_faketime() -> str | None:
+    if FAKETIME_LIB.exists():
+        return None
+    return f"the tower-clock drill needs libfaketime ({FAKETIME_LIB}): apt-get install faketime"
+
+
 def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
     """Worker 1's data directory on a tmpfs of its own, so filling it fills nothing else."""
-    if os.geteuid() != 0:
-        raise ConfigError("the full-disk drill mounts a small tmpfs for a worker's state: run it as root")
     datadir.mkdir(parents=True)
     mount = ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(datadir)]
     done = subprocess.run(mount, capture_output=True, text=True, check=False)
@@ -245,8 +259,6 @@ HOST_SKEW_S = 10
 
 def _host_clock_ahead(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
     """Worker 1 on a host whose wall clock is ahead (libfaketime; its monotonic clock stays true)."""
-    if not FAKETIME_LIB.exists():
-        raise ConfigError(f"the tower-clock drill needs libfaketime ({FAKETIME_LIB}): apt-get install faketime")
     return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{HOST_SKEW_S}s", "DONT_FAKE_MONOTONIC": "1"}
 
 
@@ -298,10 +310,10 @@ FAULTS: dict[str, Fault] = {
     "slow-towers": Fault(f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
                          _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
     "full-disk": Fault(f"the disk under a tower worker's state ({DISK_MB} MiB) full, then freed",
-                       _fill_disk, _free_disk, setup=_small_disk),
+                       _fill_disk, _free_disk, setup=_small_disk, unavailable=_not_root),
     "tower-clock": Fault(f"a tower worker's host clock {HOST_SKEW_S} s ahead, all along",
                          _noted(f"tower worker 1's host clock is {HOST_SKEW_S} s ahead (since it started)"),
-                         setup=_host_clock_ahead),
+                         setup=_host_clock_ahead, unavailable=_no_faketime),
     "clock-skew": Fault(f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead",
                         _skewed, _side_ends),
 }
@@ -407,6 +419,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
     if fault not in FAULTS:
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
     spec = FAULTS[fault]
+    if (why := spec.unavailable()) is not None:
+        raise ConfigError(why)
     corridor = load_corridor()
     topics = Topics(regions=len(corridor.regions), prefix=f"drill{uuid.uuid4().hex[:6]}")
     app = app_id(topics.prefix)
