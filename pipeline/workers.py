@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Producer
+
+from pipeline.admin import committed_offsets, end_offsets
 from pipeline.errors import StackError
 from pipeline.stack.process import die_with_parent
 
-__all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment"]
+__all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment", "wait_until_written"]
 
 
 def _free_port() -> int:
@@ -149,3 +153,36 @@ def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: floa
                 return
         time.sleep(0.3)
     raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")
+
+
+def wait_until_written(
+    bootstrap: str,
+    group: str,
+    telemetry: str,
+    regions: int,
+    event_time_ms: int,
+    timeout: float = 120.0,
+    each_round: Callable[[], bool] = lambda: True,
+) -> None:
+    """Until the towers (consumer group `group`) have written every telemetry record into their tables.
+
+    A tower acknowledges a record — its group commits the offset — once the record's effects are
+    written, which it does at most once a second, on a record of the region. So: every 1.2 s one more
+    (empty) frame per region, stamped `event_time_ms`, until every record before the latest of them
+    is committed and `each_round` agrees. (A worker busy with a backlog may not answer its pages:
+    its count of updates cannot tell.)"""
+    from producers.encoding import empty_frame
+
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.2)
+        for r in range(regions):
+            frame = empty_frame(r, 10**6, event_time_ms, int(time.time() * 1000))
+            producer.produce(telemetry, frame, str(r).encode(), r)
+        producer.flush(30)
+        ends = end_offsets(bootstrap, telemetry, regions)
+        done = committed_offsets(bootstrap, group, telemetry, regions)
+        if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and each_round():
+            return
+    raise StackError(f"the towers did not write all of {telemetry} within {timeout:.0f} s")

@@ -26,7 +26,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from pipeline.admin import committed_offsets, delete_prefixed, end_offsets, ensure_topics
+from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import pack
@@ -34,9 +34,8 @@ from pipeline.drill.accounting import account, latest_rejected, latest_sent, lat
 from pipeline.errors import ConfigError, StackError
 from pipeline.stack import Stack
 from pipeline.topics import Topics
-from pipeline.workers import TowerProcess, wait_for_assignment
+from pipeline.workers import TowerProcess, wait_for_assignment, wait_until_written
 from producers.drive import DriveConfig, drive
-from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from towers.config import TowerConfig, app_id
@@ -365,28 +364,19 @@ def _dead_letters(bootstrap: str, topics: Topics) -> tuple[list[tuple[int, bytes
     return letters, reasons
 
 
-def _settle(d: Drill, fleet: Fleet, timeout: float = 300.0) -> None:
-    """Wait until the towers have written every telemetry record into their tables.
+def _settle(d: Drill, fleet: Fleet) -> None:
+    """Until the towers have written every telemetry record, and serve every region."""
 
-    A tower acknowledges a record (its consumer group commits the offset) once the record's effects
-    are written, which it does at most once a second, on a record of the region. So: every 1.2 s one
-    more (empty) frame per region, until every record before the latest of them is committed. (A
-    worker busy with a backlog may not answer its page: its count of updates cannot tell.)"""
-    bootstrap, topic, n = d.settings.bootstrap_servers, d.topics.telemetry, d.topics.regions
-    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
-    last_ms = fleet.start_ms + int(fleet.t * 1000)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(1.2)
-        for r in range(n):
-            producer.produce(topic, empty_frame(r, 10**6, last_ms, int(time.time() * 1000)), str(r).encode(), r)
-        producer.flush(30)
-        ends = end_offsets(bootstrap, topic, n)
-        done = committed_offsets(bootstrap, d.app, topic, n)
+    def served() -> bool:
         d.observe()
-        if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and d.samples[-1].owned == n:
-            return
-    raise StackError("drill: the towers did not finish processing the traffic in time")
+        return d.samples[-1].owned == d.topics.regions
+
+    last_ms = fleet.start_ms + int(fleet.t * 1000)
+    try:
+        wait_until_written(d.settings.bootstrap_servers, d.app, d.topics.telemetry, d.topics.regions, last_ms,
+                           timeout=300, each_round=served)  # fmt: skip
+    except StackError:
+        raise StackError("drill: the towers did not finish processing the traffic in time") from None
 
 
 def _summed(tallies: Any) -> dict[str, int]:

@@ -21,9 +21,8 @@ from pipeline.codec import CodecError
 from pipeline.corridor import load_corridor
 from pipeline.messages import CODEC, FRAME, HAZARD, SYNC
 from pipeline.topics import Topics
-from pipeline.workers import TowerProcess
+from pipeline.workers import TowerProcess, wait_until_written
 from producers.drive import DriveConfig, drive
-from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
@@ -116,27 +115,32 @@ def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bo
 
 
 def test_every_changelog_write_lands_on_its_source_partition(bootstrap: str, towers) -> None:
-    """Co-partitioning: the state of region r lives on partition r of every changelog."""
+    """Co-partitioning: the state of region r lives on partition r of every changelog. One vehicle
+    in each region, sent here; then each region's writes are looked for on its own partition."""
     _, topics = towers
-    app_id = f"{topics.prefix}-towers"
-    checked = 0
-    for table in ("members", "vehicles"):
-        for m in read_messages(bootstrap, f"{app_id}-{table}-changelog", 9, timeout=20):
-            assert int(json.loads(m.key()).split(":")[0]) == m.partition()
-            checked += 1
-    assert checked >= 9
-
-
-def _settle(bootstrap: str, topics: Topics, worker: TowerProcess, ticks: int = 4) -> dict:
-    """Empty frames to every region until a flush has written everything, then the tables' digest."""
-    producer = Producer({"bootstrap.servers": bootstrap})
     now = int(time.time() * 1000)
-    for k in range(ticks):
-        for r in range(topics.regions):
-            producer.produce(topics.telemetry, empty_frame(r, 10_000 + k, now, now), str(r).encode(), r)
-        producer.flush(10)
-        time.sleep(0.7)
-    time.sleep(1.0)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for reg in CORRIDOR.regions.regions:
+        vid = f"veh-99{reg.id:05d}"
+        one = {**upd(vid, (reg.from_km + reg.to_km) / 2, region=reg.id), "event_time": now, "hlc": now << 16}
+        frame = CODEC.encode(FRAME, {"region_id": reg.id, "frame_seq": 1, "event_time": now, "sent_at": now,
+                                     "updates": [one]})  # fmt: skip
+        producer.produce(topics.telemetry, frame, str(reg.id).encode(), reg.id)
+    producer.flush(10)
+    _settle(bootstrap, topics, towers[0])
+    app_id = f"{topics.prefix}-towers"
+    for table in ("members", "vehicles"):
+        regions_seen: set[int] = set()
+        for m in read_messages(bootstrap, f"{app_id}-{table}-changelog", 10_000, timeout=10):
+            region = int(json.loads(m.key()).split(":")[0])
+            assert region == m.partition(), f"{table}: region {region} written to partition {m.partition()}"
+            regions_seen.add(region)
+        assert regions_seen == set(range(topics.regions)), f"{table}: every region's state was written"
+
+
+def _settle(bootstrap: str, topics: Topics, worker: TowerProcess) -> dict:
+    """Until the worker has written everything it was sent; then the tables' digest."""
+    wait_until_written(bootstrap, f"{topics.prefix}-towers", topics.telemetry, topics.regions, int(time.time() * 1000))
     return worker.page("tables")["regions"]
 
 

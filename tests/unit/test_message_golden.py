@@ -1,0 +1,50 @@
+"""The wire format of every message schema, pinned: a change to a schema (a field, its order, a
+type, a symbol) changes these bytes and its fingerprint, and must be made on purpose — a new
+schema version, with the old one still readable by the towers and the vehicles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+
+GOLDEN = Path(__file__).with_name("golden")
+T0 = 1_764_000_000_000
+
+UPDATE = {
+    "vehicle_id": "veh-0000042", "seq": 7, "event_time": T0, "hlc": (T0 << 16) | 3, "lat": 39.1653,
+    "lon": -86.5264, "route_km": 12.5, "direction": "NORTHBOUND", "lane": 1, "heading_deg": 12.0,
+    "speed_mps": 29.5, "accel_mps2": -0.25, "brake": False, "energy_pct": 81.0, "region_id": 1,
+}  # fmt: skip
+
+SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "vehicle_telemetry": (TELEMETRY, UPDATE),
+    "telemetry_frame": (FRAME, {"region_id": 1, "frame_seq": 3, "event_time": T0, "sent_at": T0 + 4,
+                                "updates": [UPDATE, {**UPDATE, "vehicle_id": "veh-0000043", "brake": True}]}),
+    "hazard_report": (HAZARD, {
+        "hazard_id": "hz-deer-1", "hazard_type": "ANIMAL", "cause_code": 11, "route_km": 37.2, "lat": 39.4,
+        "lon": -86.4, "direction": "SOUTHBOUND", "severity": 6, "detection_time": T0, "expiry_time": T0 + 600_000,
+        "cancelled": False, "hlc": T0 << 16, "reporter": "veh-0000042", "region_id": 4}),
+    "control_advisory": (ADVISORY, {
+        "advisory_id": "tower-04-17", "region_id": 4, "tower": "tower-04", "target_vehicle": "veh-0000042",
+        "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 17.5, "reason": "hazard ahead",
+        "hazard_id": "hz-deer-1", "issued_at": T0 + 12, "valid_until": T0 + 30_012, "trigger_event_time": T0,
+        "trigger_hlc": (T0 << 16) | 3}),
+    "tower_sync": (SYNC, {
+        "tower": "tower-04", "region_id": 4, "seq": 99, "sync_class": "IMPORTANT", "full": False, "sent_at": T0,
+        "hlc": T0 << 16, "members": b"\x01\x02", "hazards": None,
+        "arrivals": [{"vehicle_id": "veh-0000042", "hlc": (T0 << 16) | 1}], "member_count": 212,
+        "aggregates": {"mean_speed_nb": 28.25}}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_message_schema_is_pinned_by_a_golden_encoding(name: str) -> None:
+    schema, record = SAMPLES[name]
+    golden = bytes.fromhex((GOLDEN / f"{name}.hex").read_text().strip())
+    assert CODEC.encode(schema, record) == golden, "the wire format changed: a new schema version, the old readable"
+    assert CODEC.writer_of(golden) is schema
+    assert CODEC.encode(schema, CODEC.decode(golden, schema)) == golden
