@@ -34,7 +34,7 @@ import grpc
 from pipeline.crdt import LWWMap, decode_state, encode_state
 from pipeline.crdt.errors import CrdtError
 
-__all__ = ["ControlPlane", "cas_merge", "delete_namespace", "namespace", "read_view"]
+__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_view"]
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,32 @@ def namespace(app: str) -> str:
     return f"{ROOT}/{app}"
 
 
+class _WatchEnded:
+    """Stands in for etcd3's watch stub once its client closes: the next stream it opens ends its
+    thread (SystemExit ends a thread without a traceback)."""
+
+    def Watch(self, *args: Any, **kwargs: Any) -> None:  # the gRPC stub method it stands in for
+        raise SystemExit
+
+
+def close_client(client: etcd3.Etcd3Client) -> None:
+    """Close a client, and end its watch thread quietly: etcd3 0.12 cannot stop that thread, which
+    reopens its stream on the closed channel and dies with a traceback (ValueError)."""
+    watcher = getattr(client, "watcher", None)
+    if watcher is not None:
+        watcher._watch_stub = _WatchEnded()
+    client.close()
+
+
 def delete_namespace(host: str, port: int, app: str) -> int:
     """Remove one set of towers' keys (a finished run's); returns how many were deleted."""
     client = etcd3.client(host=host, port=port, timeout=5)
     try:
         return int(client.delete_prefix(f"{namespace(app)}/").deleted)
     finally:
-        client.close()
+        close_client(client)
+
+
 _ETCD_ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, OSError, ValueError)
 
 
@@ -138,7 +157,7 @@ class ControlPlane:
             if revoke and self._lease is not None:
                 with contextlib.suppress(_ETCD_ERRORS):
                     self._lease.revoke()
-            self._client.close()
+            close_client(self._client)
 
     @property
     def healthy(self) -> bool:
@@ -163,7 +182,7 @@ class ControlPlane:
                 self._client.cancel_watch(self._watch_id)
         if self._client is not None:
             with contextlib.suppress(_ETCD_ERRORS):
-                self._client.close()
+                close_client(self._client)
         self._client = self._lease = self._watch_id = None
 
     def _connect(self) -> etcd3.Etcd3Client:

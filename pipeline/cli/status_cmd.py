@@ -14,7 +14,7 @@ from rich.table import Table
 from pipeline.config import Settings
 from pipeline.crdt import LWWMap, decode_state
 from pipeline.errors import StackError
-from towers.control_plane import ROOT
+from towers.control_plane import ROOT, close_client
 
 __all__ = ["status"]
 
@@ -43,7 +43,7 @@ def status(ctx: typer.Context) -> None:
         raise StackError(f"etcd at {host}:{port} did not answer ({type(exc).__name__}): start the stack or "
                          "fix ETCD_ENDPOINTS") from None  # fmt: skip
     finally:
-        client.close()
+        close_client(client)
     alive = 0
     for app, keys in sorted(spaces.items()):
         alive += _show(app, keys)

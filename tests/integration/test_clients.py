@@ -17,6 +17,7 @@ import pytest
 from pipeline.config import Settings
 from tests.conftest import REPO
 from tests.helpers import consume, corridor, produce
+from towers.control_plane import close_client
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +59,7 @@ def test_etcd_put_get_and_watch(stack) -> None:
         assert (key, seen) == (prefix + "tower-3", b"alive")
     finally:
         client.cancel_watch(watch_id)
-        client.close()
+        close_client(client)
 
 
 def test_etcd_lease_expiry_removes_the_key(stack) -> None:
@@ -71,7 +72,7 @@ def test_etcd_lease_expiry_removes_the_key(stack) -> None:
     while client.get(key)[0] is not None and time.monotonic() < deadline:
         time.sleep(0.25)
     assert client.get(key)[0] is None, "a key bound to an expired lease must disappear"
-    client.close()
+    close_client(client)
 
 
 def _faust_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

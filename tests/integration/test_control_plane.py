@@ -15,7 +15,7 @@ from pipeline.config import Ports, Settings
 from pipeline.crdt import LWWMap
 from pipeline.stack.etcd import EtcdServer
 from tests.conftest import free_ports
-from towers.control_plane import ControlPlane, cas_merge, read_view
+from towers.control_plane import ControlPlane, cas_merge, close_client, read_view
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def etcd(stack) -> etcd3.Etcd3Client:
     host, port = stack.settings.etcd_hosts[0]
     client = etcd3.client(host=host, port=port, timeout=5)
     yield client
-    client.close()
+    close_client(client)
 
 
 def test_concurrent_writers_of_the_global_view_lose_nothing(etcd) -> None:
@@ -124,5 +124,5 @@ def test_after_an_etcd_outage_the_global_view_converges_to_the_join(tmp_path: Pa
     finally:
         a.stop()
         b.stop()
-        client.close()
+        close_client(client)
         server.stop()
