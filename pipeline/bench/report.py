@@ -71,7 +71,8 @@ def derive(results: dict[str, Any]) -> None:
 def render(results: dict[str, dict[str, Any]], console: Console) -> None:
     table = Table(title="corridor bench", title_justify="left")
     for col in ("section", "metric", "value", "target", ""):
-        table.add_column(col)
+        # On a narrow terminal (or a pipe: 80 columns) long metric names wrap instead of being cut.
+        table.add_column(col, overflow="fold", no_wrap=col != "metric")
     for section, metrics in results.items():
         if section in ("machine", "durations_s"):
             continue

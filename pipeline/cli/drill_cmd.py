@@ -37,7 +37,7 @@ def drill(
     table = Table(title="fault drills", title_justify="left")
     for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "processed again",
                 "changed by replay", "most behind", "oldest sync news", "recovered in"):  # fmt: skip
-        table.add_column(col)
+        table.add_column(col, overflow="fold")  # wrapped on a narrow terminal, never cut
     lost, events = 0, []
     for name in names:
         out.print(f"[bold]drill[/] {name} …")
