@@ -25,7 +25,7 @@ class TopicMismatchError(ConfigError):
 def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create the missing topics; return their names. Existing ones must match the declaration."""
     specs = list(specs)
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
@@ -142,6 +142,6 @@ def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str], partit
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
     offsets = [TopicPartition(t, p, end) for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))]
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values():
         fut.result(30)
