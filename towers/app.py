@@ -8,11 +8,10 @@ the worker starts (`Runtime`). It feeds `TowerEngine` and sends what the engine 
 
 Guarantees (at-least-once, made harmless by CRDT merges):
 - hazards are written to their table before their event is acknowledged;
-- vehicle state is written every `flush_interval_s` (1 s): a crash can lose at most that much of
-  latest-state updates, which the vehicles' next messages (1 Hz and up) restore; expiry and
-  membership are recomputed from telemetry, so they heal the same way. Holding acknowledgements
-  back until a flush was tried and dropped: Faust waits for unacknowledged events before every
-  rebalance and shutdown, and a quiet partition would stall both;
+- vehicle state is written every `flush_interval_s` (1 s) per region, and a telemetry event is
+  acknowledged only once that write has carried its effects: a crash loses nothing, the next owner
+  reads the unwritten events again. Faust's wait for unacknowledged events before a rebalance or a
+  shutdown is off (`stream_wait_empty=False`), so a quiet partition stalls neither;
 - producers use acks=all and idempotence; tables are changelog-backed, on RocksDB (rocksdict);
 - a replayed or duplicated record finds its state newer already and changes nothing.
 """
@@ -225,10 +224,10 @@ async def telemetry(stream: Any) -> None:
     engine = rt().engine
     manual = stream.noack()
     async for event in manual.events():
-        r = event.message.partition
-        st = engine.region(r, _load)
         m = event.message
-        _emit(engine.on_telemetry(r, event.value, st), (m.topic, m.partition, m.offset))
+        r = m.partition
+        st = engine.region(r, _load)
+        _emit(engine.on_telemetry(r, event.value, st), (m.topic, r, m.offset))
         _unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
             try:
@@ -248,10 +247,10 @@ async def telemetry(stream: Any) -> None:
 async def hazards(stream: Any) -> None:
     engine = rt().engine
     async for event in stream.events():
-        r = event.message.partition
-        st = engine.region(r, _load)
         m = event.message
-        _emit(engine.on_hazard(r, event.value, st), (m.topic, m.partition, m.offset))
+        r = m.partition
+        st = engine.region(r, _load)
+        _emit(engine.on_hazard(r, event.value, st), (m.topic, r, m.offset))
         _write(engine.hazard_writes(st))  # hazards are rare and safety-relevant: persisted before the ack
 
 
