@@ -14,20 +14,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.errors import StackError
 from pipeline.topics import Topics
-from pipeline.workers import TowerProcess
+from pipeline.workers import TowerProcess, wait_until_written
 from producers.drive import DriveConfig, WireFormat, drive
-from producers.encoding import empty_frame
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from towers.config import app_id, changelog_topics
 
-from .towers import processed_updates, tower_worker
+from .towers import tower_worker
 
 __all__ = ["run_recovery"]
 
@@ -37,26 +34,14 @@ def _digests(worker: TowerProcess) -> dict[str, Any] | None:
     return page["regions"] if page and page["recovered"] else None
 
 
-def _build_tables(bootstrap: str, topics: Topics, worker: TowerProcess, vehicles: int, seconds: int) -> dict:
+def _build_tables(bootstrap: str, topics: Topics, app: str, worker: TowerProcess, vehicles: int, seconds: int) -> dict:
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=vehicles, seed=11), start_ms=int(time.time() * 1000))
-    stats = drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0,
-                                                                       wire=WireFormat.FRAMES))  # fmt: skip
-    deadline = time.monotonic() + 300
-    while processed_updates(worker) < stats.updates:
-        if time.monotonic() > deadline or not worker.alive:
-            raise StackError(f"recovery bench: the first worker did not process {stats.updates} updates")
-        time.sleep(0.3)
-    # Table writes are batched per second: one more (empty) frame per region after that makes the
-    # worker write the last batch, as the next tick of live traffic would. It carries the last
-    # tick's event time: a later one would expire the fleet (vehicles silent for 10 s leave).
-    time.sleep(1.2)
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0,
+                                                               wire=WireFormat.FRAMES))  # fmt: skip
+    # The empty frames that make the worker write its last second carry the last tick's event time:
+    # a later one would expire the fleet (vehicles silent for 10 s leave).
     last_tick_ms = fleet.start_ms + int(fleet.t * 1000)
-    for r in range(topics.regions):
-        frame = empty_frame(r, 10**6, last_tick_ms, int(time.time() * 1000))
-        producer.produce(topics.telemetry, frame, str(r).encode(), r)
-    producer.flush(10)
-    time.sleep(1.5)
+    wait_until_written(bootstrap, app, topics.telemetry, topics.regions, last_tick_ms, timeout=300)
     digests = _digests(worker)
     if digests is None:
         raise StackError("recovery bench: the first worker's tables page did not answer")
@@ -74,7 +59,7 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
         first = tower_worker(bootstrap, topics.prefix, workdir / "first", app_env, 0).start()
         try:
             first.wait_ready(topics.regions)
-            before = _build_tables(bootstrap, topics, first, vehicles, seconds)
+            before = _build_tables(bootstrap, topics, app_id(topics.prefix, suffix), first, vehicles, seconds)
         finally:
             first.stop()
         stored = sum(d["vehicles"] for d in before.values())

@@ -227,6 +227,8 @@ def _side_ends(d: Drill, t: float) -> None:
 
 
 DISK_MB = 256
+FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's `faketime` package
+HOST_SKEW_S = 10
 
 
 def _not_root() -> str | None:
@@ -250,10 +252,6 @@ def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
         raise ConfigError(f"the full-disk drill could not mount a tmpfs: {done.stderr.strip()}")
     cleanup.callback(subprocess.run, ["umount", "--lazy", str(datadir)], check=False)
     return {}
-
-
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's `faketime` package
-HOST_SKEW_S = 10
 
 
 def _host_clock_ahead(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
