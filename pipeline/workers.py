@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from confluent_kafka import Producer
 
 from pipeline.admin import committed_offsets, end_offsets
 from pipeline.errors import StackError
+from pipeline.ports import free_ports, is_free
 from pipeline.stack.process import die_with_parent
 
 __all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment", "wait_until_written"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fetch_page(port: int, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
@@ -66,7 +60,7 @@ class TowerProcess:
         loglevel: str = "warn",
     ) -> None:
         self.name = name
-        self.port = _free_port()
+        self.port = free_ports(1)[0]
         self.env = {**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port)}
         self.datadir, self.log, self.loop, self.loglevel = datadir, log, loop, loglevel
         self.proc: subprocess.Popen[bytes] | None = None
@@ -74,7 +68,12 @@ class TowerProcess:
     def start(self) -> TowerProcess:
         """Start the worker in a process group of its own, tied to this process: should this one die
         without stopping it (SIGKILL, or a signal it does not handle), the kernel SIGKILLs the worker,
-        which, its consumer group and broker possibly gone too, may not answer a SIGTERM."""
+        which, its consumer group and broker possibly gone too, may not answer a SIGTERM.
+
+        A restart keeps the web port unless something else holds it by now."""
+        if not is_free(self.port):
+            self.port = free_ports(1)[0]
+            self.env["CORRIDOR_TOWER_WEB_PORT"] = str(self.port)
         faust = Path(sys.executable).with_name("faust")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as fh:

@@ -7,7 +7,6 @@ temporary state directory), unless KAFKA_BOOTSTRAP_SERVERS and ETCD_ENDPOINTS po
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from hypothesis import settings
 
 from pipeline.admin import ensure_topics
 from pipeline.config import Ports, Settings
+from pipeline.ports import free_ports
 from pipeline.stack import Stack
 from pipeline.topics import TopicSpec
 
@@ -26,19 +26,6 @@ REPO = Path(__file__).resolve().parent.parent
 # example can take longer than Hypothesis's 200 ms deadline without anything being wrong.
 settings.register_profile("corridor", deadline=None)
 settings.load_profile("corridor")
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.fixture(scope="session")

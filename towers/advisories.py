@@ -73,4 +73,3 @@ def encode_advisories(
             )
         )
     return out
-

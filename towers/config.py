@@ -69,7 +69,11 @@ class TowerConfig:
 
 
 def env_number(
-    env: Mapping[str, str], name: str, kind: type[int] | type[float], default: float, low: float = 0,
+    env: Mapping[str, str],
+    name: str,
+    kind: type[int] | type[float],
+    default: float,
+    low: float = 0,
     high: float = float("inf"),
 ) -> Any:
     """A number from the environment (`default` when unset or empty), or a one-line error naming it."""

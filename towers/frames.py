@@ -257,4 +257,3 @@ def _fast(raw: bytes) -> tuple[FrameHead, Updates] | None:
         region=regions,
         spans=(raw, starts, ends),
     )
-

@@ -18,8 +18,13 @@ out = Console(highlight=False)
 
 def drill(
     ctx: typer.Context,
-    fault: Annotated[str, typer.Argument(help="worker-kill, worker-pause, broker-kill, etcd-kill, replay, "
-                                              "sync-cut, slow-towers, full-disk, clock-skew, tower-clock, or all")],
+    fault: Annotated[
+        str,
+        typer.Argument(
+            help="worker-kill, worker-pause, broker-kill, etcd-kill, replay, "
+            "sync-cut, slow-towers, full-disk, clock-skew, tower-clock, or all"
+        ),
+    ],
     vehicles: Annotated[int, typer.Option(min=10, max=20_000, help="vehicles driving at 1 Hz")] = 1_000,
     seconds: Annotated[float, typer.Option(min=12, max=600, help="seconds of traffic, in real time")] = 36.0,
 ) -> None:

@@ -297,22 +297,51 @@ FAULTS: dict[str, Fault] = {
         _signal_worker(signal.SIGSTOP, f"paused (SIGSTOP) past its {SESSION_TIMEOUT_S:.0f} s session timeout"),
         _signal_worker(signal.SIGCONT, "resumed (SIGCONT)"),
     ),
-    "broker-kill": Fault("the Kafka broker SIGKILLed mid-run, restarted later", _kill_server("kafka"),
-                         _restart_server("kafka")),
-    "etcd-kill": Fault("etcd SIGKILLed for a minute, then restarted", _kill_server("etcd"), _restart_server("etcd"),
-                       start_at=1 / 6, end_at=5 / 6, seconds=90),
-    "sync-cut": Fault("tower-sync cut for 30 s in every worker, then restored", _sync("off"), _sync("on"),
-                      start_at=1 / 4, end_at=3 / 4, seconds=60, synced=True),
+    "broker-kill": Fault(
+        "the Kafka broker SIGKILLed mid-run, restarted later", _kill_server("kafka"), _restart_server("kafka")
+    ),
+    "etcd-kill": Fault(
+        "etcd SIGKILLed for a minute, then restarted",
+        _kill_server("etcd"),
+        _restart_server("etcd"),
+        start_at=1 / 6,
+        end_at=5 / 6,
+        seconds=90,
+    ),
+    "sync-cut": Fault(
+        "tower-sync cut for 30 s in every worker, then restored",
+        _sync("off"),
+        _sync("on"),
+        start_at=1 / 4,
+        end_at=3 / 4,
+        seconds=60,
+        synced=True,
+    ),
     "replay": Fault("every telemetry record delivered twice more, shuffled", lambda d, t: None, after=_replay_shuffled),
-    "slow-towers": Fault(f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
-                         _flood, _side_ends, start_at=1 / 7, end_at=6 / 7, seconds=84),
-    "full-disk": Fault(f"the disk under a tower worker's state ({DISK_MB} MiB) full, then freed",
-                       _fill_disk, _free_disk, setup=_small_disk, unavailable=_not_root),
-    "tower-clock": Fault(f"a tower worker's host clock {HOST_SKEW_S} s ahead, all along",
-                         _noted(f"tower worker 1's host clock is {HOST_SKEW_S} s ahead (since it started)"),
-                         setup=_host_clock_ahead, unavailable=_no_faketime),
-    "clock-skew": Fault(f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead",
-                        _skewed, _side_ends),
+    "slow-towers": Fault(
+        f"producers faster than the towers for a minute ({FLOOD_VEHICLES:,} more vehicles at 10 Hz)",
+        _flood,
+        _side_ends,
+        start_at=1 / 7,
+        end_at=6 / 7,
+        seconds=84,
+    ),
+    "full-disk": Fault(
+        f"the disk under a tower worker's state ({DISK_MB} MiB) full, then freed",
+        _fill_disk,
+        _free_disk,
+        setup=_small_disk,
+        unavailable=_not_root,
+    ),
+    "tower-clock": Fault(
+        f"a tower worker's host clock {HOST_SKEW_S} s ahead, all along",
+        _noted(f"tower worker 1's host clock is {HOST_SKEW_S} s ahead (since it started)"),
+        setup=_host_clock_ahead,
+        unavailable=_no_faketime,
+    ),
+    "clock-skew": Fault(
+        f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead", _skewed, _side_ends
+    ),
 }
 
 

@@ -132,8 +132,11 @@ def _markdown(s: dict[str, Any]) -> str:
     ):
         lines.append(f"| {key.replace('_', ' ')} | {s['run'][key]} |")
     if s["run"].get("stale_advisories"):
-        lines += ["", f"**Warning: {s['run']['stale_advisories']} advisories arrived older than their validity** "
-                      "(their trigger was sent longer ago than the advisory stays valid): out of date on arrival."]
+        lines += [
+            "",
+            f"**Warning: {s['run']['stale_advisories']} advisories arrived older than their validity** "
+            "(their trigger was sent longer ago than the advisory stays valid): out of date on arrival.",
+        ]
     behind = s.get("towers_behind_ms")
     if behind:
         verdict = "kept up" if behind["kept_up"] else "**fell behind**"

@@ -24,7 +24,7 @@ from pipeline.config import Settings
 from pipeline.containers.engine import ContainerEngine, find_engine
 from pipeline.containers.images import build_images, image_ref
 from pipeline.errors import StackError
-from tests.conftest import free_ports
+from pipeline.ports import free_ports
 
 LABEL = "org.corridor.test"
 TESTCONTAINERS_VARS = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED", "TESTCONTAINERS_CONNECTION_MODE")

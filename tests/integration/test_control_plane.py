@@ -13,8 +13,8 @@ import pytest
 
 from pipeline.config import Ports, Settings
 from pipeline.crdt import LWWMap
+from pipeline.ports import free_ports
 from pipeline.stack.etcd import EtcdServer
-from tests.conftest import free_ports
 from towers.control_plane import ControlPlane, cas_merge, close_client, read_view
 
 pytestmark = pytest.mark.integration

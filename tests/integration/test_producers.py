@@ -11,12 +11,12 @@ from confluent_kafka import Producer
 from pipeline.admin import ensure_topics
 from pipeline.corridor import load_corridor
 from pipeline.messages import ADVISORY, CODEC, FRAME, TELEMETRY
+from pipeline.ports import free_ports
 from pipeline.topics import Topics
 from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import DeliveryError, TelemetrySink
-from tests.conftest import free_ports
 from tests.helpers import assert_one_line_error, corridor, read_messages
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.ports import free_ports
 from pipeline.stack.jars import KAFKA_VERSION
 from pipeline.stack.process import pid_alive
-from tests.conftest import free_ports
 from tests.helpers import assert_one_line_error, corridor
 
 pytestmark = pytest.mark.integration

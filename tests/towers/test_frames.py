@@ -134,8 +134,13 @@ advice = st.builds(
 )
 
 
-@given(st.lists(advice, max_size=4), st.integers(0, 10**9), st.integers(-(2**31), 2**31 - 1), text,
-       st.integers(-(2**63), 2**63 - 1))
+@given(
+    st.lists(advice, max_size=4),
+    st.integers(0, 10**9),
+    st.integers(-(2**31), 2**31 - 1),
+    text,
+    st.integers(-(2**63), 2**63 - 1),
+)
 def test_advisories_are_written_byte_for_byte_as_fastavro_writes_them(
     batch: list[Advice], first: int, region: int, tower: str, issued: int
 ) -> None:

@@ -1,0 +1,57 @@
+"""Loopback ports for the servers corridor starts itself (broker, etcd, tower workers' web pages).
+
+A port the kernel hands out for `bind(0)` lies in its ephemeral range, the same range it draws the
+source ports of outgoing connections from. Between the moment such a port is found free and the
+moment a server binds it (a worker's start-up, or its restart after a drill kills it), any client
+connecting somewhere may take it as its source port, and the server then fails with 'address
+already in use'. Ports below the ephemeral range are never handed out that way."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+__all__ = ["free_ports", "is_free"]
+
+_LOWEST = 20000
+_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in _RANGE_FILE.read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _candidates() -> range:
+    lo, hi = _ephemeral_range()
+    if lo - _LOWEST >= 1000:
+        return range(_LOWEST, lo)
+    return range(hi + 1, 65536) if 65535 - hi >= 1000 else range(1024, 65536)
+
+
+def is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could bind `port` now (with SO_REUSEADDR, as the servers do)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """`n` distinct ports, free now on `host`, outside the kernel's ephemeral range."""
+    pool = _candidates()
+    chosen: list[int] = []
+    for _ in range(50 * n):
+        port = random.choice(pool)
+        if port not in chosen and is_free(port, host):
+            chosen.append(port)
+            if len(chosen) == n:
+                return chosen
+    raise OSError(f"no {n} free ports on {host} in {pool.start}-{pool.stop - 1}")
