@@ -135,13 +135,40 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
     return out
 
 
-def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str], partitions: int) -> None:
+def start_group_at_end(
+    bootstrap: str, group: str, topics: Iterable[str], partitions: int, timeout: float = 60.0
+) -> None:
     """Commit the current end of `topics` for a new consumer group, so it starts 'now' without the
     `latest` reset policy: a partition that changes hands before its first commit is then resumed
-    from this point instead of jumping past whatever arrived meanwhile."""
+    from this point instead of jumping past whatever arrived meanwhile.
+
+    The commit is retried until it reads back. The admin call reports a refused partition in that
+    partition's own error field, not by raising, and a group left without offsets has its workers
+    read the whole topic from its start under the `earliest` policy: one run after an unclean broker
+    restart did just that, hours of telemetry."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    offsets = [TopicPartition(t, p, end) for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))]
+    topics = list(topics)
+    wanted = {(t, p): end for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))}
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    for fut in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(group, offsets)]).values():
-        fut.result(30)
+    deadline = time.monotonic() + timeout
+    problem = "no answer"
+    while time.monotonic() < deadline:
+        problem = ""
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p, o) for (t, p), o in wanted.items()])
+        try:
+            for fut in admin.alter_consumer_group_offsets([request]).values():
+                refused = [tp for tp in fut.result(30).topic_partitions if tp.error is not None]
+                if refused:
+                    problem = f"{refused[0].topic}[{refused[0].partition}]: {refused[0].error.str()}"
+            if not problem:
+                got = {
+                    (t, p): o for t in topics for p, o in enumerate(committed_offsets(bootstrap, group, t, partitions))
+                }
+                if got == wanted:
+                    return
+                problem = "the committed offsets read back differ from those written"
+        except KafkaException as exc:
+            problem = exc.args[0].str()
+        time.sleep(0.5)
+    raise StackError(f"could not start consumer group {group} at the end of {', '.join(topics)}: {problem}")

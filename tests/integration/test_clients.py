@@ -14,7 +14,9 @@ from pathlib import Path
 import etcd3
 import pytest
 
+from pipeline import admin
 from pipeline.config import Settings
+from pipeline.errors import StackError
 from tests.conftest import REPO
 from tests.helpers import consume, corridor, produce
 from towers.control_plane import close_client
@@ -28,6 +30,25 @@ def test_confluent_produce_then_consume(bootstrap: str, new_topic) -> None:
     produce(bootstrap, topic, sent)
     got = consume(bootstrap, topic, 30)
     assert sorted(got) == sorted(sent)
+
+
+def test_a_group_started_at_the_end_has_those_offsets_committed(bootstrap: str, new_topic) -> None:
+    topic = new_topic(partitions=3)
+    produce(bootstrap, topic, [(f"k{i}".encode(), b"v") for i in range(20)])
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    admin.start_group_at_end(bootstrap, group, [topic], 3)
+    assert admin.committed_offsets(bootstrap, group, topic, 3) == admin.end_offsets(bootstrap, topic, 3)
+    assert sum(admin.committed_offsets(bootstrap, group, topic, 3)) == 20
+
+
+def test_a_refused_start_offset_is_an_error_not_a_group_without_offsets(
+    bootstrap: str, new_topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker refuses a commit per partition, in the result rather than by raising."""
+    topic = new_topic(partitions=2)
+    monkeypatch.setattr(admin, "end_offsets", lambda *_: [0, 0, 0])  # a partition the topic lacks
+    with pytest.raises(StackError, match=rf"{topic}\[2\]: .*[Uu]nknown"):
+        admin.start_group_at_end(bootstrap, f"g-{uuid.uuid4().hex[:8]}", [topic], 3, timeout=2)
 
 
 def test_kafka_console_consumer_prints_a_confluent_message(bootstrap: str, new_topic, cli_env) -> None:
