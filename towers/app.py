@@ -9,8 +9,10 @@ the worker starts (`Runtime`). It feeds `TowerEngine` and sends what the engine 
 Guarantees (at-least-once, made harmless by CRDT merges):
 - hazards are written to their table before their event is acknowledged;
 - vehicle state is written every `flush_interval_s` (1 s) per region, and a telemetry event is
-  acknowledged only once that write has carried its effects: a crash loses nothing, the next owner
-  reads the unwritten events again. Faust's wait for unacknowledged events before a rebalance or a
+  acknowledged only once that write has carried its effects;
+- an event of either kind is acknowledged only once the broker has acknowledged the advisories and
+  dead letters it caused (`towers.delivery`). A crash loses nothing: the next owner reads the
+  unwritten or unsent events again. Faust's wait for unacknowledged events before a rebalance or a
   shutdown is off (`stream_wait_empty=False`), so a quiet partition stalls neither;
 - producers use acks=all and idempotence; tables are changelog-backed, on RocksDB (rocksdict);
 - a replayed or duplicated record finds its state newer already and changes nothing.
@@ -24,6 +26,7 @@ import os
 import socket
 import sys
 import time
+from functools import partial
 from typing import Any
 
 import faust
@@ -37,6 +40,7 @@ from pipeline.errors import CorridorError
 from pipeline.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
+from towers.delivery import DeliveryLedger, Held
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
 from towers.region import BUCKETS, RegionEngine
@@ -64,6 +68,9 @@ class Runtime:
 
     def __init__(self, app_name: str) -> None:
         self.engine = TowerEngine(corridor, cfg)
+        self.ledger = DeliveryLedger()
+        # input events whose state is written, waiting for the messages they caused to be settled
+        self.held: Held[tuple[Any, Any, str, int]] = Held(self.ledger)  # (stream, event, topic, partition)
         self.producer = Producer(
             {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all",
              "linger.ms": 1, "log_level": 3}
@@ -185,10 +192,27 @@ def _load(r: int) -> RegionEngine | None:
 Source = tuple[str, int, int]  # the topic, partition and offset a dead letter came from
 
 
+def _report(seq: int, kind: str, err: Any, _msg: Any) -> None:
+    """The producer's delivery report. A message it gave up on (the broker away longer than its
+    delivery timeout) is counted and logged, not silently dropped."""
+    runtime = rt()
+    runtime.ledger.settle(seq, kind, err is None)
+    if err is not None:
+        n = runtime.ledger.failed[kind]
+        runtime.engine.counts[f"undelivered-{kind}"] = n
+        if n == 1 or n % 1000 == 0:
+            log.error("%d %s message(s) could not be delivered, the last: %s", n, kind, err)
+
+
+def _produce(kind: str, topic: str, value: bytes, r: int, headers: list[tuple[str, bytes]] | None = None) -> None:
+    runtime = rt()
+    seq = runtime.ledger.produced()
+    runtime.producer.produce(topic, value, str(r).encode(), r, headers=headers, on_delivery=partial(_report, seq, kind))
+
+
 def _emit(out: Outbox, source: Source | None = None) -> None:
-    producer = rt().producer
     for r, value in out.advisories:
-        producer.produce(topics.advisories, value, str(r).encode(), r)
+        _produce("advisory", topics.advisories, value, r)
     for d in out.dead:
         headers = [("reason", d.reason.encode())]
         if source is not None:
@@ -198,10 +222,16 @@ def _emit(out: Outbox, source: Source | None = None) -> None:
                 ("source-partition", str(partition).encode()),
                 ("source-offset", str(offset).encode()),
             ]
-        producer.produce(topics.dead_letter, d.value, str(d.region).encode(), d.region, headers=headers)
+        _produce("dead-letter", topics.dead_letter, d.value, d.region, headers)
     for r, value in out.sync:
-        producer.produce(topics.tower_sync, value, str(r).encode(), r)
-    producer.poll(0)
+        _produce("tower-sync", topics.tower_sync, value, r)
+    rt().producer.poll(0)
+
+
+async def _release() -> None:
+    """Acknowledge the input events whose state is written and whose messages are settled."""
+    for stream, event, _, _ in rt().held.release():
+        await stream.ack(event)
 
 
 def _write(writes: TableWrites) -> None:
@@ -214,8 +244,9 @@ def _write(writes: TableWrites) -> None:
 
 
 # Telemetry events whose effects are in a region's memory but not yet in its tables (written once a
-# second). They are acknowledged only once written: an offset is committed after the state it
-# produced, so a worker that dies in between leaves them to be read again, not lost.
+# second). They are acknowledged only once written and once the advisories and dead letters they
+# caused are acknowledged by the broker: an offset is committed after everything it produced, so a
+# worker that dies in between leaves them to be read again, not lost.
 _unwritten: dict[int, list[Any]] = {}
 
 
@@ -240,18 +271,30 @@ async def telemetry(stream: Any) -> None:
                 log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
                 continue
             for done in _unwritten.pop(r):
-                await manual.ack(done)
+                rt().held.hold((manual, done, m.topic, r))
+        await _release()
 
 
 @app.agent(hazards_topic)
 async def hazards(stream: Any) -> None:
     engine = rt().engine
-    async for event in stream.events():
+    manual = stream.noack()
+    async for event in manual.events():
         m = event.message
         r = m.partition
         st = engine.region(r, _load)
         _emit(engine.on_hazard(r, event.value, st), (m.topic, r, m.offset))
-        _write(engine.hazard_writes(st))  # hazards are rare and safety-relevant: persisted before the ack
+        # Hazards are rare and safety-relevant: persisted, and their alerts acknowledged, before the ack.
+        _write(engine.hazard_writes(st))
+        rt().held.hold((manual, event, m.topic, r))
+        await _release()
+
+
+@app.timer(interval=0.05)
+async def release_settled() -> None:
+    """Delivery reports arrive on `poll`; when no input comes, events still wait for theirs."""
+    rt().producer.poll(0)
+    await _release()
 
 
 @app.timer(interval=0.02)
@@ -295,6 +338,8 @@ async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
         _runtime.engine.drop(gone)
         for r in gone:  # their next owner reads them again from the last committed offset
             _unwritten.pop(r, None)
+        lost = {(tp.topic, tp.partition) for tp in revoked}
+        _runtime.held.drop(lambda item: (item[2], item[3]) not in lost)
 
 
 def _digest(r: int) -> dict[str, Any]:
@@ -335,6 +380,8 @@ async def state_page(web: Any, request: Any) -> Any:
             "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
             "sync_enabled": rt().engine.sync_enabled,
             "counts": dict(rt().engine.counts),
+            # produced but neither acknowledged by the broker nor given up on yet
+            "unsettled_messages": rt().ledger.unsettled,
             "dead_letters": dict(rt().engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in rt().engine.view.staleness_ms(now).items()},
             "behind_ms": {str(r): ms for r, ms in rt().engine.behind_ms(now).items() if r in owned},
