@@ -379,7 +379,7 @@ async def state_page(web: Any, request: Any) -> Any:
             "view_members": {str(r): n.member_count for r, n in rt().engine.view.regions.items()},
             "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
             "sync_enabled": rt().engine.sync_enabled,
-            "counts": dict(rt().engine.counts),
+            "counts": {**rt().engine.counts, **{f"delivered-{k}": v for k, v in rt().ledger.delivered.items()}},
             # produced but neither acknowledged by the broker nor given up on yet
             "unsettled_messages": rt().ledger.unsettled,
             "dead_letters": dict(rt().engine.dead_reasons),

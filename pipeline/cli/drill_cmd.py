@@ -28,8 +28,8 @@ def drill(
     vehicles: Annotated[int, typer.Option(min=10, max=20_000, help="vehicles driving at 1 Hz")] = 1_000,
     seconds: Annotated[float, typer.Option(min=12, max=600, help="seconds of traffic, in real time")] = 36.0,
 ) -> None:
-    """Inject one fault under traffic; then check every acknowledged update against the towers' tables.
-    Exits 1 if any update was lost."""
+    """Inject one fault under traffic; then check every acknowledged update against the towers' tables,
+    and every advisory the towers decided on against the topic. Exits 1 if any was lost."""
     from pipeline.drill.run import FAULTS, run_drill
 
     settings: Settings = ctx.obj
@@ -40,14 +40,15 @@ def drill(
     if not set(names) <= set(FAULTS):
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")
-    for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "processed again",
-                "changed by replay", "most behind", "oldest sync news", "recovered in"):  # fmt: skip
+    for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "advisories lost",
+                "processed again", "changed by replay", "most behind", "oldest sync news", "recovered in"):  # fmt: skip
         table.add_column(col, overflow="fold")  # wrapped on a narrow terminal, never cut
     lost, events = 0, []
     for name in names:
         out.print(f"[bold]drill[/] {name} …")
         row = run_drill(name, settings, vehicles, seconds)
-        lost += row["lost"]
+        lost += row["lost"] + row["advisories"]["lost"]
+        adv = row["advisories"]
         recovery, changed = row["recovery_s"], row["entries_changed_after_traffic"]
         events += [f"{name}: {e}" for e in row["events"]]
         letters = sorted(row["dead_letters"].items())
@@ -55,6 +56,7 @@ def drill(
         events.append(f"{name}: the towers counted " + ", ".join(f"{k} {v:,}" for k, v in row["tower_counts"].items()))
         table.add_row(name, f"{row['updates_acknowledged']:,}", f"{row['kept']:,}", f"{row['superseded']:,}",
                       f"{row['rejected']:,}", f"[red]{row['lost']}[/]" if row["lost"] else "0",
+                      f"[red]{adv['lost']}[/] of {adv['decided']:,}" if adv["lost"] else f"0 of {adv['decided']:,}",
                       f"{row['updates_processed_again']:,}", "—" if changed is None else str(changed),
                       f"{row['max_behind_s']:.1f} s", f"{row['max_stale_s']:.1f} s",
                       "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip

@@ -32,16 +32,19 @@ from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import pack
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.errors import ConfigError, StackError
+from pipeline.hazards import hazard_record
+from pipeline.messages import CODEC, HAZARD
 from pipeline.stack import Stack
 from pipeline.topics import Topics
 from pipeline.workers import TowerProcess, wait_for_assignment, wait_until_written
 from producers.drive import DriveConfig, drive
-from producers.fleet import Fleet, FleetConfig
+from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.sink import TelemetrySink
 from towers.config import TowerConfig, app_id
 
 __all__ = ["FAULTS", "run_drill"]
 
+HAZARD_PASS_MPS = 5.0  # drivers squeeze past the drill's standing hazards at walking-plus pace
 SESSION_TIMEOUT_S = 6.0  # the drill's workers leave the group this long after they go silent
 
 
@@ -420,6 +423,44 @@ def _max_behind_s(d: Drill) -> float:
     return round(max((x.behind_ms for x in d.samples if x.wall >= since), default=0.0) / 1000, 1)
 
 
+def _advisories(d: Drill) -> dict[str, int]:
+    """Every advisory a tower decided on reached the topic. A worker still running at the end must
+    have each one acknowledged by the broker, and none given up on; a killed worker's unsent ones
+    went with it, but so did the acknowledgement of the input that caused them, which the next
+    owner read again (decided again, or dropped as too old and counted as a stale trigger)."""
+    survivors = {w.proc.pid for w in d.workers if w.alive and w.proc is not None}
+    deadline = time.monotonic() + 15
+    while True:  # tower-sync can cause advisories after the last telemetry: let those settle too
+        pages = [w.page(timeout=2.0) for w in d.workers if w.alive]
+        if all(p is not None and p["unsettled_messages"] == 0 for p in pages) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    d.observe()
+    decided = sum(t.get("advisories", 0) for t in d.tallies.values())
+    delivered = sum(t.get("delivered-advisory", 0) for t in d.tallies.values())
+    undelivered = sum(t.get("undelivered-advisory", 0) for t in d.tallies.values())
+    unsettled = sum(max(0, t.get("advisories", 0) - t.get("delivered-advisory", 0) - t.get("undelivered-advisory", 0))
+                    for pid, t in d.tallies.items() if pid in survivors)  # fmt: skip
+    in_topic = sum(end_offsets(d.settings.bootstrap_servers, d.topics.advisories, d.topics.regions))
+    return {"decided": decided, "delivered": delivered, "in_topic": in_topic,
+            "lost": undelivered + unsettled + max(0, delivered - in_topic)}  # fmt: skip
+
+
+def _standing_hazards(d: Drill, fleet: Fleet) -> None:
+    """An animal on each carriageway for the whole drill: the towers keep advising the vehicles that
+    approach it, so there are advisories to account for under every fault."""
+    length = fleet.corridor.route.length_km
+    producer = Producer({"bootstrap.servers": d.settings.bootstrap_servers, "enable.idempotence": True,
+                         "log_level": 3})  # fmt: skip
+    spots = ((round(length * 0.4, 1), "NORTHBOUND"), (round(length * 0.6, 1), "SOUTHBOUND"))
+    for i, (km, direction) in enumerate(spots):
+        fleet.obstacles.append(Obstacle(km, direction == "NORTHBOUND", 0.0, float("inf"), HAZARD_PASS_MPS))
+        rec = hazard_record(km, "ANIMAL", direction, 5, fleet.start_ms, 3600, f"drill-{i}", "drill")
+        producer.produce(d.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
+    if producer.flush(30):
+        raise StackError("drill: the standing hazards were not acknowledged by the broker")
+
+
 def _recovery_s(d: Drill, synced: bool) -> float | None:
     """From the fault's end until every region is served again and no tower is 1 s behind (and, with
     `synced`, none has news of another region older than 3 s)."""
@@ -461,6 +502,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         wait_for_assignment(workers, topics.regions)
         d = Drill(settings, stack, topics, app, workers)
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
+        _standing_hazards(d, fleet)
         seconds = spec.seconds or seconds
         pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
 
@@ -495,6 +537,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         horizon_ms = int(TowerConfig().tombstone_horizon_s * 1000)
         result = account(sent, tables(), latest_rejected(letters), pack(int(time.time() * 1000) - horizon_ms, 0))
         in_topic = sum(end_offsets(settings.bootstrap_servers, topics.telemetry, topics.regions))
+        advisories = _advisories(d)
         processed = sum(d.counts.values())
         return {
             "fault": fault,
@@ -513,6 +556,9 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             # failed table writes, dead letters of every topic)
             "tower_counts": _summed(d.tallies.values()),
             "lost_examples": [f"{r}:{v}" for r, v in result.lost_examples],
+            # advisories decided by the towers (summed over every worker process), acknowledged by the
+            # broker, in the topic, and lost: given up on, or never acknowledged by a surviving worker
+            "advisories": advisories,
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d, spec.synced),

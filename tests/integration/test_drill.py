@@ -20,6 +20,9 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_update(stack) -> None:
     assert row["lost"] == 0, row["lost_examples"]
     assert row["kept"] + row["superseded"] == row["vehicles_accounted"]
     assert row["recovery_s"] is not None and row["recovery_s"] < 30, row
+    adv = row["advisories"]
+    assert adv["decided"] > 0 and adv["lost"] == 0, adv
+    assert adv["in_topic"] >= adv["delivered"], adv
 
 
 def test_vehicles_whose_clocks_are_ahead_are_dead_letters_and_the_rest_is_kept(stack) -> None:
