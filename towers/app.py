@@ -69,6 +69,7 @@ class Runtime:
     def __init__(self, app_name: str) -> None:
         self.engine = TowerEngine(corridor, cfg)
         self.ledger = DeliveryLedger()
+        self.skew_reported = 0  # the clock correction last logged
         # input events whose state is written, waiting for the messages they caused to be settled
         self.held: Held[tuple[Any, Any, str, int]] = Held(self.ledger)  # (stream, event, topic, partition)
         self.producer = Producer(
@@ -258,7 +259,8 @@ async def telemetry(stream: Any) -> None:
         m = event.message
         r = m.partition
         st = engine.region(r, _load)
-        _emit(engine.on_telemetry(r, event.value, st), (m.topic, r, m.offset))
+        backlog = (app.consumer.highwater(m.tp) or 0) - m.offset - 1
+        _emit(engine.on_telemetry(r, event.value, st, backlog), (m.topic, r, m.offset))
         _unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
             try:
@@ -311,10 +313,14 @@ async def read_tower_sync() -> None:
 @app.timer(interval=cfg.sync_important_s)
 async def sync_important() -> None:
     runtime = rt()
+    skew = runtime.engine.skew.correction_ms()
+    if skew != runtime.skew_reported:
+        runtime.skew_reported = skew
+        log.warning("this host's clock is %+d ms off the vehicles' (median frame delay); judging time by theirs", skew)
     _emit(runtime.engine.sync_important())
     if runtime.control is not None:
         snapshots, view = runtime.engine.control_snapshot(app.conf.id)
-        now = int(time.time() * 1000)
+        now = runtime.engine.wall_ms()
         staleness = runtime.engine.view.staleness_ms(now)
         runtime.control.publish(snapshots, view, {"staleness_ms": {str(k): v for k, v in staleness.items()},
                                                   "pid": os.getpid()})  # fmt: skip
@@ -366,7 +372,7 @@ def _owned() -> list[int]:
 @app.page("/corridor/state/")
 async def state_page(web: Any, request: Any) -> Any:
     """This worker at a glance: its regions, counters, dead letters, sync staleness. Cheap: poll it."""
-    now = int(time.time() * 1000)
+    now = rt().engine.wall_ms()
     owned = _owned()
     return web.json(
         {
@@ -385,6 +391,8 @@ async def state_page(web: Any, request: Any) -> Any:
             "dead_letters": dict(rt().engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in rt().engine.view.staleness_ms(now).items()},
             "behind_ms": {str(r): ms for r, ms in rt().engine.behind_ms(now).items() if r in owned},
+            # this host's clock minus the senders' (plus transit): corrected for once past 2 s
+            "clock_offset_ms": rt().engine.skew.estimate_ms,
             "etcd": _etcd_status(),
         }
     )

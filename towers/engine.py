@@ -22,6 +22,7 @@ from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, MalformedStateErro
 from pipeline.crdt.hlc import HybridClock
 from pipeline.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.advisories import encode_advisories
+from towers.clock_skew import ClockSkew
 from towers.config import TowerConfig
 from towers.frames import decode_frame, decode_record
 from towers.region import RegionEngine
@@ -61,7 +62,8 @@ class TowerEngine:
     ) -> None:
         self.corridor, self.cfg = corridor, cfg
         self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms)
-        self.wall_ms = wall_ms
+        self._host_ms = wall_ms
+        self.skew = ClockSkew()
         self.states: dict[int, RegionEngine] = {}
         self.view = NeighbourView(corridor.regions.towers)
         self.publisher = SyncPublisher()
@@ -106,13 +108,19 @@ class TowerEngine:
         st.watermark_ms = int(st.vehicles.values["et"][live].max()) if len(live) else 0
         return st
 
+    def wall_ms(self) -> int:
+        """Now, by the senders' clocks when this host's is found off from all of theirs (`ClockSkew`)."""
+        return self._host_ms() - self.skew.correction_ms()
+
     def drop(self, regions: set[int]) -> None:
         """Partitions moved to another worker: forget their state (the tables have it)."""
         for r in regions:
             self.states.pop(r, None)
 
     # ---- telemetry --------------------------------------------------------------------------
-    def on_telemetry(self, r: int, raw: bytes, st: RegionEngine) -> Outbox:
+    def on_telemetry(self, r: int, raw: bytes, st: RegionEngine, backlog: int | None = None) -> Outbox:
+        """`backlog`: records of the partition still to read after this one, when known (the clock
+        check learns only from frames read with none)."""
         out = Outbox()
         try:
             writer = CODEC.writer_of(raw)
@@ -120,6 +128,8 @@ class TowerEngine:
                 head, ups = decode_frame(raw)
                 if head.region_id != r:
                     return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {head.region_id}", r)
+                caught_up = backlog is not None and backlog <= 1
+                self.skew.observe(self._host_ms() - head.sent_at, len(ups), caught_up)
                 # Its sender's clock, checked like the updates' HLCs: a frame from a clock far ahead would
                 # move the region's event time on (its simulated time may run faster) and expire the swarm.
                 ahead = head.sent_at - self.wall_ms()

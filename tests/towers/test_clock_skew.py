@@ -1,0 +1,64 @@
+"""A tower's clock judged against its senders': the weighted median of frame delays read with no backlog."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.crdt.hlc import HybridClock
+from pipeline.messages import CODEC, FRAME
+from tests.towers.test_engine import CORRIDOR, T0, advisories, hazard, upd
+from towers.clock_skew import ClockSkew
+from towers.config import TowerConfig
+from towers.engine import TowerEngine
+
+
+def fed(skew: ClockSkew, delays: list[tuple[int, int]], caught_up: bool = True) -> ClockSkew:
+    for delay, vehicles in delays:
+        skew.observe(delay, vehicles, caught_up)
+    return skew
+
+
+def test_a_clock_off_from_every_sender_is_found_and_corrected() -> None:
+    ahead = fed(ClockSkew(), [(10_040 + i % 7, 100) for i in range(32)])
+    assert 10_040 <= ahead.estimate_ms <= 10_046 and ahead.correction_ms() == ahead.estimate_ms
+    behind = fed(ClockSkew(), [(-8_000, 100)] * 32)
+    assert behind.correction_ms() == -8_000
+
+
+def test_transit_alone_is_no_skew_and_frames_read_from_a_backlog_do_not_count() -> None:
+    assert fed(ClockSkew(), [(350, 100)] * 32).correction_ms() == 0, "a third of a second is transit"
+    assert fed(ClockSkew(), [(40_000, 100)] * 32, caught_up=False).estimate_ms == 0, "that is lag, not skew"
+    assert fed(ClockSkew(), [(9_000, 1)] * 32).estimate_ms == 0, "too few vehicles to judge by"
+
+
+@given(st.integers(1, 40), st.integers(-60_000, 60_000))
+def test_a_minority_of_vehicles_with_wrong_clocks_cannot_move_it(minority: int, wrong: int) -> None:
+    """The clock-skew drill's side fleet: 50 vehicles 10 s ahead beside 1,000 honest ones, a frame each
+    per region and tick: as many frames, far fewer vehicles."""
+    skew = ClockSkew()
+    for _ in range(40):
+        skew.observe(60, 1000 // 9, caught_up=True)
+        skew.observe(wrong, minority, caught_up=True)
+    assert skew.estimate_ms == 60 and skew.correction_ms() == 0
+
+
+def test_a_tower_whose_host_clock_is_ahead_still_advises() -> None:
+    """Its host 10 s ahead: every trigger looked older than its 10 s bound, and it advised nothing."""
+    now = T0 + 60_000
+    e = TowerEngine(CORRIDOR, TowerConfig(max_trigger_age_s=10), clock=HybridClock(physical=lambda: now),
+                    wall_ms=lambda: now + 10_000)  # fmt: skip
+    st = e.region(4)
+    for i in range(20):  # oncoming traffic, sent 50 ms ago by the senders' clocks, read with no backlog
+        ups = [upd(f"s{i}-{j}", 42.0, nb=False, t=59) for j in range(5)]
+        raw = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": i, "event_time": now - 1000, "sent_at": now - 50,
+                                   "updates": ups})  # fmt: skip
+        assert not e.on_telemetry(4, raw, st, backlog=0).dead
+    assert abs(e.wall_ms() - now) <= 100
+    stale = e.counts["stale_triggers"]  # judged by the host's clock until enough frames had been read
+    e.on_hazard(4, hazard(40.0, t=58), st)
+    raw = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": 99, "event_time": now - 1000, "sent_at": now - 50,
+                               "updates": [upd("approaching", 38.5, t=59)]})  # fmt: skip
+    (adv,) = advisories(e.on_telemetry(4, raw, st, backlog=0))
+    assert adv["target_vehicle"] == "approaching" and adv["action"] == "SLOW_DOWN"
+    assert e.counts["stale_triggers"] == stale

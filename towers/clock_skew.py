@@ -1,0 +1,50 @@
+"""How far this tower's clock is from its senders', judged from the frames it reads while caught up.
+
+A tower judges an advice trigger's age, a frame's send time and its own lag by its clock. A host
+clock 10 s ahead made every trigger look too old, and the tower advised nothing. Each frame says
+when it was sent; read with no backlog, its delay is transit (well under a second) plus the
+difference of the two clocks. The median delay, weighted by the vehicles each frame carries, is
+that difference: a few senders with wrong clocks (their frames refused anyway) cannot move it,
+while a tower off from all of them shows at once. Only a difference past `threshold_ms` is
+corrected; below it, it is transit. Pure: the engine feeds it."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["ClockSkew"]
+
+
+class ClockSkew:
+    def __init__(self, threshold_ms: int = 2_000, window: int = 512, min_weight: int = 50) -> None:
+        self.threshold_ms, self.min_weight = threshold_ms, min_weight
+        self._delays: deque[tuple[int, int]] = deque(maxlen=window)  # (delay ms, vehicles in the frame)
+        self._since = 0
+        self._estimate = 0
+
+    def observe(self, delay_ms: int, vehicles: int, caught_up: bool) -> None:
+        """A frame's delay (this clock's now − its send time); only frames read with no backlog count."""
+        if caught_up and vehicles > 0:
+            self._delays.append((delay_ms, vehicles))
+            self._since += 1
+            if self._since >= 16:  # re-estimate now and then, not per frame
+                self._since = 0
+                self._estimate = self._weighted_median()
+
+    def _weighted_median(self) -> int:
+        delays, weights = (np.array(x, np.int64) for x in zip(*self._delays, strict=True))
+        if weights.sum() < self.min_weight:
+            return 0
+        order = np.argsort(delays, kind="stable")
+        cum = np.cumsum(weights[order])
+        return int(delays[order][np.searchsorted(cum, cum[-1] / 2)])
+
+    @property
+    def estimate_ms(self) -> int:
+        """This clock minus the senders' (plus transit); positive: this clock is ahead."""
+        return self._estimate
+
+    def correction_ms(self) -> int:
+        return self._estimate if abs(self._estimate) > self.threshold_ms else 0
