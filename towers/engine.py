@@ -66,7 +66,7 @@ class TowerEngine:
         self.skew = ClockSkew()
         self.states: dict[int, RegionEngine] = {}
         self.view = NeighbourView(corridor.regions.towers)
-        self.publisher = SyncPublisher()
+        self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
         self._next_advisory = 0  # advisory ids: <tower>-<n>

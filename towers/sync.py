@@ -8,7 +8,7 @@ a join, so duplicates, reordering and replays are harmless. Pure: the app does t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ class SyncPublisher:
     """Remembers, per region, what was already sent, so each message holds only what is new."""
 
     full_every: int = 10
+    # the tower's clock: the host's, or the senders' when the host's is found off (`towers.clock_skew`)
+    wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     _sent: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # region -> (seq, member v, hazard v)
     _arrivals: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
 
@@ -50,7 +52,7 @@ class SyncPublisher:
             "seq": seq,
             "sync_class": "IMPORTANT",
             "full": full,
-            "sent_at": int(time.time() * 1000),
+            "sent_at": self.wall_ms(),
             "hlc": clock.now(),
             "members": encode_state(members) if members is not None else None,
             "hazards": encode_state(hazards) if hazards is not None else None,
@@ -66,7 +68,7 @@ class SyncPublisher:
             "seq": -1,
             "sync_class": "UNIMPORTANT",
             "full": False,
-            "sent_at": int(time.time() * 1000),
+            "sent_at": self.wall_ms(),
             "hlc": clock.now(),
             "members": None,
             "hazards": None,
