@@ -29,7 +29,7 @@ class ClockSkew:
         if caught_up and vehicles > 0:
             self._delays.append((delay_ms, vehicles))
             self._since += 1
-            if self._since >= 16:  # re-estimate now and then, not per frame
+            if self._since >= 16 or len(self._delays) < 16:  # every frame at first, then now and then
                 self._since = 0
                 self._estimate = self._weighted_median()
 
