@@ -1,5 +1,5 @@
 """Fault drills on the real stack: a worker SIGKILLed under load and restarted, vehicles whose
-clocks are ahead, a worker's disk full: nothing acknowledged is lost."""
+clocks are ahead, a worker's disk full, a tower host's clock ahead: nothing acknowledged is lost."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pipeline.drill.run import run_drill
+from pipeline.drill.run import FAULTS, run_drill
 from tests.helpers import assert_one_line_error, corridor
 
 pytestmark = pytest.mark.integration
@@ -41,6 +41,19 @@ def test_a_worker_whose_disk_is_full_keeps_serving_and_loses_nothing(stack) -> N
     assert "still running" in said, "the worker serves from memory while its store cannot write"
     assert row["lost"] == 0, row["lost_examples"]
     assert row["max_behind_s"] < 5, row
+
+
+def test_a_tower_whose_host_clock_is_ahead_judges_time_by_its_senders_and_keeps_advising(stack) -> None:
+    """Its host 10 s ahead (libfaketime): before, every trigger looked older than its 10 s bound
+    (15,945 withheld in a 36 s drill) and its lag read 11 s."""
+    if (why := FAULTS["tower-clock"].unavailable()) is not None:
+        if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    row = run_drill("tower-clock", stack.settings, vehicles=300, seconds=24)
+    assert row["lost"] == 0 and row["advisories"]["lost"] == 0, row
+    assert row["tower_counts"].get("stale_triggers", 0) < row["advisories"]["decided"] / 10, row
+    assert row["max_behind_s"] < 5 and row["max_stale_s"] < 5, row
 
 
 def test_an_unknown_fault_is_a_one_line_error(cli_env) -> None:
