@@ -1,0 +1,32 @@
+"""The radio link's MQTT topic names: built and parsed back, anything else refused with a reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.radio_topics import KINDS, RadioTopics
+
+
+def test_every_topic_parses_back_to_its_kind_and_region() -> None:
+    t = RadioTopics(regions=9)
+    for kind in KINDS:
+        for r in range(9):
+            assert t.parse(t.of(kind, r)) == (kind, r)
+    assert t.telemetry(3) == "corridor/v1/region/3/telemetry"
+    assert t.every("telemetry", "gw") == "$share/gw/corridor/v1/region/+/telemetry"
+
+
+@pytest.mark.parametrize(
+    "topic", ["corridor/v1/region/9/telemetry", "corridor/v1/region/x/telemetry", "corridor/v1/region/1/radar",
+              "corridor/v2/region/1/telemetry", "corridor/v1/region/1/telemetry/extra", "corridor/v1/region/-1/hazards"]
+)  # fmt: skip
+def test_other_topics_are_refused(topic: str) -> None:
+    with pytest.raises(ValueError):
+        RadioTopics(regions=9).parse(topic)
+
+
+@pytest.mark.parametrize("root", ["", "a/+/b", "#", "/corridor", "$SYS"])
+def test_a_root_with_wildcards_or_a_leading_slash_is_a_config_error(root: str) -> None:
+    with pytest.raises(ConfigError):
+        RadioTopics(regions=9, root=root)

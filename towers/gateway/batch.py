@@ -1,0 +1,103 @@
+"""Each region's vehicle updates, as they come over the radio, batched into TelemetryFrames.
+
+A frame is what the towers read fastest (one Kafka record per region per tick). Its body is the
+updates' own Avro encodings one after the other, so the gateway copies each update's bytes as they
+arrived, after checking them: a payload that is not a VehicleTelemetry, does not decode, or was
+published on another region's topic is refused with its reason (the gateway dead-letters it).
+Pure: the gateway feeds it messages and takes frames out once a tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.codec import MAGIC, CodecError
+from pipeline.crdt.hlc import unpack
+from pipeline.messages import CODEC, FRAME, TELEMETRY
+from pipeline.radio_topics import RadioTopics
+
+__all__ = ["FrameBatcher", "Refused", "assemble_frame"]
+
+_HEADER = len(MAGIC) + 8  # single-object encoding: magic, then the writer's fingerprint
+
+
+def _zigzag(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def assemble_frame(region: int, seq: int, event_time_ms: int, sent_at_ms: int, bodies: list[bytes]) -> bytes:
+    """A single-object encoded TelemetryFrame whose updates are `bodies` (VehicleTelemetry encodings
+    without their header): the array is one block of len(bodies) items, then its end."""
+    head = b"".join(_zigzag(x) for x in (region, seq, event_time_ms, sent_at_ms, len(bodies)))
+    return MAGIC + FRAME.fingerprint + head + b"".join(bodies) + (b"\x00" if bodies else b"")
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    region: int | None  # the region of the topic it came on, when that topic was one of ours
+    payload: bytes
+    reason: str
+
+
+@dataclass(slots=True)
+class _Pending:
+    bodies: list[bytes] = field(default_factory=list)
+    event_time_ms: int = 0
+    radio_ms: list[int] = field(default_factory=list)  # per update: gateway now - its HLC's wall time
+
+
+class FrameBatcher:
+    def __init__(self, topics: RadioTopics) -> None:
+        self.topics = topics
+        self._pending: dict[int, _Pending] = {}
+        self._seq = 0
+        self._event_ms = 0  # the newest event time heard in any region: an empty frame's
+
+    def add(self, topic: str, payload: bytes, now_ms: int) -> Refused | None:
+        """One telemetry message as it came off the radio; a refusal says why."""
+        try:
+            kind, region = self.topics.parse(topic)
+        except ValueError as exc:
+            return Refused(None, payload, f"bad-topic: {topic}: {exc}")
+        if kind != "telemetry":
+            return Refused(region, payload, f"bad-topic: {kind} is not telemetry")
+        try:
+            writer = CODEC.writer_of(payload)
+            if writer is not TELEMETRY:
+                return Refused(region, payload, f"wrong-type: {writer.name} on a telemetry topic")
+            update = CODEC.decode(payload, TELEMETRY)
+        except CodecError as exc:
+            return Refused(region, payload, f"undecodable: {exc}")
+        if update["region_id"] != region:
+            return Refused(region, payload, f"wrong-region: an update of region {update['region_id']} on {topic}")
+        p = self._pending.setdefault(region, _Pending())
+        p.bodies.append(payload[_HEADER:])
+        p.event_time_ms = max(p.event_time_ms, update["event_time"])
+        self._event_ms = max(self._event_ms, update["event_time"])
+        p.radio_ms.append(now_ms - unpack(update["hlc"])[0])
+        return None
+
+    def frames(self, regions: list[int], sent_at_ms: int) -> tuple[dict[int, bytes], list[int]]:
+        """A frame for each of `regions` (an empty one where nothing came: the tower's clock still
+        moves on), and every update's radio delay since the last call, in ms."""
+        out: dict[int, bytes] = {}
+        radio: list[int] = []
+        for r in regions:
+            p = self._pending.pop(r, None)
+            if p is None:
+                out[r] = assemble_frame(r, self._seq, self._event_ms or sent_at_ms, sent_at_ms, [])
+            else:
+                out[r] = assemble_frame(r, self._seq, p.event_time_ms, sent_at_ms, p.bodies)
+                radio += p.radio_ms
+        self._seq += 1
+        return out, radio
+
+    @property
+    def pending(self) -> int:
+        return sum(len(p.bodies) for p in self._pending.values())
