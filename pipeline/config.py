@@ -20,6 +20,7 @@ __all__ = ["ENV_VARS", "Ports", "Settings"]
 ENV_VARS: dict[str, str] = {
     "KAFKA_BOOTSTRAP_SERVERS": "external Kafka cluster (host:port,...); when set no broker is started",
     "ETCD_ENDPOINTS": "external etcd cluster (host:port,...); when set no etcd is started",
+    "MQTT_URL": "external MQTT 5 broker for the radio link (mqtt://host:port); when set none is started",
     "CORRIDOR_STATE_DIR": "where the embedded stack keeps data, logs and pid files (default .corridor)",
     "CORRIDOR_CACHE_DIR": "where Kafka's jars are cached (default ~/.cache/corridor)",
     "CORRIDOR_TOPIC_PREFIX": "prefix of every topic name (default corridor)",
@@ -30,6 +31,7 @@ ENV_VARS: dict[str, str] = {
     "CORRIDOR_KAFKA_CONTROLLER_PORT": "embedded KRaft controller port (default 9093)",
     "CORRIDOR_ETCD_PORT": "embedded etcd client port (default 2379)",
     "CORRIDOR_ETCD_PEER_PORT": "embedded etcd peer port (default 2380)",
+    "CORRIDOR_MQTT_PORT": "embedded MQTT broker's port, for the radio link (default 1883)",
 }
 
 
@@ -41,9 +43,10 @@ class Ports:
     kafka_controller: int = 9093
     etcd: int = 2379
     etcd_peer: int = 2380
+    mqtt: int = 1883
 
     def __post_init__(self) -> None:
-        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer]
+        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer, self.mqtt]
         for port in values:
             if not 1 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range 1-65535")
@@ -60,6 +63,16 @@ def _split_endpoints(raw: str | None) -> tuple[str, ...]:
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"endpoint {ep!r} is not host:port")
     return endpoints
+
+
+def _mqtt_url(raw: str | None) -> str:
+    if raw is None or not raw.strip():
+        return ""
+    rest = raw.strip().removeprefix("mqtt://")
+    host, sep, port = rest.rpartition(":")
+    if rest == raw.strip() or not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"MQTT_URL={raw!r} is not mqtt://host:port")
+    return f"mqtt://{host}:{port}"
 
 
 def _replication(raw: str | None) -> int:
@@ -91,6 +104,7 @@ class Settings:
     topic_prefix: str = "corridor"
     ports: Ports = field(default_factory=Ports)
     topic_replication: int = 1
+    mqtt_url: str = ""  # a user's own MQTT broker; empty: the embedded one
 
     def topics(self, regions: int) -> Topics:
         """corridor's topics on this cluster, for a corridor of `regions` tower regions."""
@@ -103,6 +117,18 @@ class Settings:
     @property
     def etcd_external(self) -> bool:
         return bool(self.etcd_endpoints)
+
+    @property
+    def mqtt_external(self) -> bool:
+        return bool(self.mqtt_url)
+
+    @property
+    def mqtt_address(self) -> tuple[str, int]:
+        """(host, port) of the MQTT broker, embedded or external."""
+        if not self.mqtt_url:
+            return "127.0.0.1", self.ports.mqtt
+        host, _, port = self.mqtt_url.removeprefix("mqtt://").rpartition(":")
+        return host, int(port)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -148,5 +174,7 @@ class Settings:
                 kafka_controller=_port(env, "CORRIDOR_KAFKA_CONTROLLER_PORT", defaults.kafka_controller),
                 etcd=_port(env, "CORRIDOR_ETCD_PORT", defaults.etcd),
                 etcd_peer=_port(env, "CORRIDOR_ETCD_PEER_PORT", defaults.etcd_peer),
+                mqtt=_port(env, "CORRIDOR_MQTT_PORT", defaults.mqtt),
             ),
+            mqtt_url=_mqtt_url(env.get("MQTT_URL")),
         )

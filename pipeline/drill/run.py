@@ -75,7 +75,9 @@ class Drill:
     def note(self, sim_s: float, text: str) -> None:
         self.events.append(f"{sim_s:4.0f} s: {text}")
 
-    def observe(self) -> None:
+    def observe(self, sample: bool = True) -> None:
+        """Each worker's counters; with `sample`, also how far behind and how stale the towers are now
+        (not after the traffic has ended: with no new frames, that only measures the wait)."""
         owned, behind, stale = 0, 0.0, 0.0
         for w in self.workers:
             page = w.page(timeout=1.0) if w.alive else None
@@ -88,7 +90,8 @@ class Drill:
             behind = max([behind, *page.get("behind_ms", {}).values()])
             mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
             stale = max([stale, *(ms for r, ms in page.get("staleness_ms", {}).items() if r not in mine)])
-        self.samples.append(Sample(time.monotonic(), owned, behind, stale))
+        if sample:
+            self.samples.append(Sample(time.monotonic(), owned, behind, stale))
 
 
 Step = Callable[[Drill, float], None]
@@ -435,7 +438,7 @@ def _advisories(d: Drill) -> dict[str, int]:
         if all(p is not None and p["unsettled_messages"] == 0 for p in pages) or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    d.observe()
+    d.observe(sample=False)
     decided = sum(t.get("advisories", 0) for t in d.tallies.values())
     delivered = sum(t.get("delivered-advisory", 0) for t in d.tallies.values())
     undelivered = sum(t.get("undelivered-advisory", 0) for t in d.tallies.values())
