@@ -63,16 +63,15 @@ class AdvisoryListener:
             if not msgs:
                 break
             read += len(msgs)
-            self._apply(msgs, fleet, sim_start_ms)
+            self.apply_values([m.value() for m in msgs if m.error() is None], fleet, sim_start_ms)
         return read
 
-    def _apply(self, msgs: list[Any], fleet: Fleet, sim_start_ms: int) -> None:
+    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int) -> None:
+        """Decode advisories, however they came, and hand them to the fleet."""
         now_ms = time.time() * 1000
-        for msg in msgs:
-            if msg.error() is not None:
-                continue
+        for value in values:
             try:
-                adv = CODEC.decode(msg.value(), ADVISORY)
+                adv = CODEC.decode(value, ADVISORY)
             except CodecError:
                 self.stats.undecodable += 1
                 continue

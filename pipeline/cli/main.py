@@ -15,6 +15,7 @@ from pipeline.cli import (
     bench_cmd,
     consume_cmd,
     drill_cmd,
+    gateway_cmd,
     hazard_cmd,
     images_cmd,
     kafka_cmd,
@@ -46,6 +47,7 @@ app.command("consume")(consume_cmd.consume)
 app.command("status")(status_cmd.status)
 app.command("hazard")(hazard_cmd.hazard)
 app.command("drill")(drill_cmd.drill)
+app.command("gateway")(gateway_cmd.gateway)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

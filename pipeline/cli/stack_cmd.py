@@ -22,18 +22,21 @@ def print_status(status: StackStatus) -> None:
     table = Table(title="corridor stack", title_justify="left")
     for col in ("service", "state", "address", "version", "pid", "detail"):
         table.add_column(col)
-    for s in (status.kafka, status.etcd):
+    for s in status.services:
         colour = "green" if s.state in ("running", "external") else "red"
         table.add_row(s.name, f"[{colour}]{s.state}[/]", s.address, s.version, str(s.pid or ""), s.detail)
     out.print(table)
 
 
 @app.command()
-def up(ctx: typer.Context) -> None:
+def up(
+    ctx: typer.Context,
+    mqtt: Annotated[bool, typer.Option(help="also the radio link's MQTT broker (Mosquitto)")] = False,
+) -> None:
     """Start Kafka (KRaft) and etcd on 127.0.0.1 and wait until both answer; a no-op when running."""
     settings: Settings = ctx.obj
     t0 = time.monotonic()
-    status = Stack(settings).up()
+    status = Stack(settings, mqtt=mqtt).up()
     print_status(status)
     out.print(f"ready in {time.monotonic() - t0:.1f} s; state in {settings.state_dir.resolve()}")
 
@@ -43,7 +46,7 @@ def down(
     ctx: typer.Context,
     purge: Annotated[bool, typer.Option(help="also delete the stack's data and logs")] = False,
 ) -> None:
-    """Stop both servers: SIGTERM, a grace period, then SIGKILL."""
+    """Stop every embedded server: SIGTERM, a grace period, then SIGKILL."""
     stopped = Stack(ctx.obj).down(purge=purge)
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 

@@ -1,4 +1,5 @@
-"""Start, stop and inspect Kafka and etcd together, or check an external cluster instead.
+"""Start, stop and inspect Kafka and etcd together (and the radio link's MQTT broker when asked),
+or check external ones instead.
 
 `up` is idempotent and all-or-nothing: when one server fails to start, whatever this call
 started is stopped again before the error propagates, so a failed start leaves nothing running.
@@ -14,6 +15,7 @@ from pipeline.config import Settings
 from pipeline.errors import StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
+from pipeline.stack.mqtt import MqttBroker, mosquitto_version, mqtt_answers
 
 __all__ = ["ServiceStatus", "Stack", "StackStatus"]
 
@@ -32,21 +34,29 @@ class ServiceStatus:
 class StackStatus:
     kafka: ServiceStatus
     etcd: ServiceStatus
+    mqtt: ServiceStatus | None = None  # shown when the radio link's broker runs or is configured
+
+    @property
+    def services(self) -> list[ServiceStatus]:
+        return [self.kafka, self.etcd, *([self.mqtt] if self.mqtt is not None else [])]
 
     @property
     def healthy(self) -> bool:
-        return all(s.state in ("running", "external") for s in (self.kafka, self.etcd))
+        return all(s.state in ("running", "external") for s in self.services)
 
 
 class Stack:
-    """The two servers as one unit; `attached=True` ties their lives to this process (tests, simulate)."""
+    """The servers as one unit; `attached=True` ties their lives to this process (tests, simulate).
+    With `mqtt=True` the radio link's broker is part of it too."""
 
-    def __init__(self, settings: Settings, *, attached: bool = False) -> None:
+    def __init__(self, settings: Settings, *, attached: bool = False, mqtt: bool = False) -> None:
         self.settings = settings
         self.attached = attached
+        self.with_mqtt = mqtt
         self.kafka = KafkaBroker(settings)
         self.etcd = EtcdServer(settings)
-        self._started: list[KafkaBroker | EtcdServer] = []
+        self.mqtt = MqttBroker(settings)
+        self._started: list[KafkaBroker | EtcdServer | MqttBroker] = []
 
     def up(self) -> StackStatus:
         s = self.settings
@@ -60,6 +70,12 @@ class Stack:
                 broker_metadata(s.bootstrap_servers, timeout=10.0)
             elif self.kafka.start(attached=self.attached):
                 self._started.append(self.kafka)
+            if self.with_mqtt:
+                if s.mqtt_external:
+                    if not mqtt_answers(*s.mqtt_address):
+                        raise StackError(f"no MQTT 5 broker answers at {s.mqtt_url}: start it or fix MQTT_URL")
+                elif self.mqtt.start(attached=self.attached):
+                    self._started.append(self.mqtt)
         except BaseException:
             self.stop_started()
             raise
@@ -71,16 +87,31 @@ class Stack:
             self._started.pop().stop()
 
     def down(self, *, purge: bool = False) -> list[str]:
-        """Stop both embedded servers (Kafka first: it may still write to etcd-less clients)."""
-        stopped = [name for name, server in (("kafka", self.kafka), ("etcd", self.etcd)) if server.stop()]
+        """Stop every embedded server (Kafka before etcd: it may still write to etcd-less clients)."""
+        servers = (("mqtt", self.mqtt), ("kafka", self.kafka), ("etcd", self.etcd))
+        stopped = [name for name, server in servers if server.stop()]
         self._started.clear()
         if purge:
-            for server in (self.kafka, self.etcd):
+            for _, server in servers:
                 shutil.rmtree(server.home, ignore_errors=True)
         return stopped
 
     def status(self) -> StackStatus:
-        return StackStatus(kafka=self._kafka_status(), etcd=self._etcd_status())
+        return StackStatus(kafka=self._kafka_status(), etcd=self._etcd_status(), mqtt=self._mqtt_status())
+
+    def _mqtt_status(self) -> ServiceStatus | None:
+        s = self.settings
+        host, port = s.mqtt_address
+        address = f"{host}:{port}"
+        pid = None if s.mqtt_external else self.mqtt.process.running_pid()
+        if not s.mqtt_external and pid is None:
+            return ServiceStatus("mqtt", "stopped", address) if self.with_mqtt else None
+        if not mqtt_answers(host, port):
+            return ServiceStatus("mqtt", "unreachable", address, pid=pid, detail="no MQTT 5 CONNACK")
+        if s.mqtt_external:
+            return ServiceStatus("mqtt", "external", address, detail="MQTT 5")
+        return ServiceStatus("mqtt", "running", address, version=mosquitto_version(), pid=pid,
+                             detail="Mosquitto, MQTT 5, no persistence")  # fmt: skip
 
     def _kafka_status(self) -> ServiceStatus:
         s = self.settings

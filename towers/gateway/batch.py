@@ -98,6 +98,9 @@ class FrameBatcher:
         self._seq += 1
         return out, radio
 
+    def has(self, region: int) -> bool:
+        return region in self._pending
+
     @property
     def pending(self) -> int:
         return sum(len(p.bodies) for p in self._pending.values())

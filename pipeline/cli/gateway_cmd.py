@@ -1,0 +1,51 @@
+"""`corridor gateway`: a tower's radio gateway (MQTT ↔ Kafka), until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.config import Settings
+from pipeline.errors import ConfigError
+
+__all__ = ["gateway"]
+
+out = Console(highlight=False)
+
+
+def gateway(
+    ctx: typer.Context,
+    regions: Annotated[str, typer.Option(help="regions it serves: all, N, N-M or a list (0,2,5-8)")] = "all",
+    group: Annotated[str, typer.Option(help="MQTT 5 shared subscription: its gateways share the load")] = "gateways",
+    tick_ms: Annotated[int, typer.Option(min=5, max=1000, help="how often a region's updates go out as a frame")] = 50,
+    downlink: Annotated[bool, typer.Option(help="also carry the towers' advisories to MQTT")] = True,
+    stats: Annotated[Path | None, typer.Option(help="write its counters here (JSON) once a second")] = None,
+) -> None:  # fmt: skip
+    """Vehicles' MQTT telemetry and hazard reports → Kafka (as the towers' frames); advisories → MQTT.
+    Starts no broker: run `corridor stack up --mqtt` first, or set MQTT_URL."""
+    from pipeline.corridor import load_corridor
+    from towers.gateway.bridge import Gateway, parse_regions
+
+    settings: Settings = ctx.obj
+    n = len(load_corridor().regions)
+    try:
+        served = parse_regions(regions, n)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not group or any(c in group for c in "/+#"):
+        raise ConfigError(f"--group {group!r}: a name without '/', '+' or '#'")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    gw = Gateway(settings, served, n, group=group, tick_s=tick_ms / 1000, downlink=downlink)
+    host, port = settings.mqtt_address
+    out.print(f"gateway for regions {served} · MQTT {host}:{port} · Kafka {settings.bootstrap_servers}")
+    try:
+        result = gw.run(stats)
+    except KeyboardInterrupt:
+        result = gw.stats
+    dead = result.dead_letters or 0
+    out.print(f"gateway stopped: {result.received:,} updates received, {result.frames:,} frames, "
+              f"{result.advisories_forwarded:,} advisories forwarded, dead letters {dead}")  # fmt: skip

@@ -1,0 +1,153 @@
+"""The vehicles' radio: MQTT to the broker of their tower, instead of Kafka directly.
+
+One process simulates the whole fleet, so its vehicles share a pool of MQTT connections: vehicle n
+talks over connection n mod `connections`, as a vehicle keeps one link while it drives. Each update
+goes to its region's telemetry topic at QoS 0 (a lost update is superseded by the next, a tick
+later); hazard reports go at QoS 1. A connection listens on the advisory topics of exactly the
+regions its vehicles are in: when a vehicle crosses into the next region, its connection subscribes
+there and, once no vehicle of its own is left behind, unsubscribes from the old one (handover).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from pipeline.errors import StackError
+from pipeline.radio_topics import RadioTopics
+from producers.fleet import Fleet
+from producers.listener import AdvisoryListener, ListenerStats
+
+__all__ = ["RadioLink", "RadioListener", "RadioStats", "vehicle_num_of"]
+
+_ID_AT = 10 + 1 + 4  # header, the id's length byte, "veh-"
+
+
+def vehicle_num_of(record: bytes) -> int:
+    """The vehicle number in a single-object encoded VehicleTelemetry whose id is veh-NNNNNNN."""
+    n = record[10] >> 1
+    return int(record[_ID_AT : 10 + 1 + n])
+
+
+@dataclass(slots=True)
+class RadioStats:
+    published: int = 0  # telemetry messages handed to the radio (QoS 0)
+    hazards: int = 0
+    received: int = 0  # advisory messages heard
+    handovers: int = 0  # subscriptions moved to another region
+    disconnects: int = 0
+
+
+class RadioLink:
+    """`send`/`poll`/`flush` like `TelemetrySink`, so `drive` uses either; `listen` stands in for
+    `AdvisoryListener.poll` on the advisories heard over the air."""
+
+    def __init__(self, host: str, port: int, topics: RadioTopics, connections: int = 8) -> None:
+        self.topics = topics
+        self.stats = RadioStats()
+        self._heard: deque[bytes] = deque()  # advisories, appended by the clients' network threads
+        self._subscribed: list[set[int]] = [set() for _ in range(connections)]
+        self._lock = threading.Lock()
+        self._clients = [self._connect(host, port, i) for i in range(connections)]
+
+    def _connect(self, host: str, port: int, i: int) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}-{i}",
+                             protocol=mqtt.MQTTv5)  # fmt: skip
+        client.max_queued_messages_set(0)
+        client.max_inflight_messages_set(1000)
+        client.reconnect_delay_set(0.2, 5.0)
+        client.on_message = lambda _c, _u, msg: self._heard.append(msg.payload)
+        client.on_disconnect = self._on_disconnect
+        try:
+            client.connect(host, port, keepalive=30, clean_start=True)
+        except OSError as exc:
+            raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
+        client.loop_start()
+        return client
+
+    def _on_disconnect(self, *_: object) -> None:
+        with self._lock:
+            self.stats.disconnects += 1
+
+    # ---- uplink -------------------------------------------------------------------------------
+    def send(self, _topic: str, region: int, _key: bytes, values: list[bytes]) -> None:
+        topic = self.topics.telemetry(region)
+        n = len(self._clients)
+        for value in values:
+            self._clients[vehicle_num_of(value) % n].publish(topic, value, qos=0)
+        self.stats.published += len(values)
+
+    def report_hazard(self, region: int, value: bytes) -> None:
+        """A hazard seen by a vehicle, at QoS 1: the broker acknowledges it (waited for here)."""
+        info = self._clients[0].publish(self.topics.hazards(region), value, qos=1)
+        info.wait_for_publish(10)
+        if not info.is_published():
+            raise StackError("a hazard report was not acknowledged by the MQTT broker within 10 s")
+        self.stats.hazards += 1
+
+    def poll(self) -> None:
+        """The clients' own threads send; nothing to do here."""
+
+    def flush(self, timeout_s: float = 10.0) -> None:
+        """QoS 0 has no acknowledgement: wait until the clients' send buffers are empty."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(c.want_write() for c in self._clients):
+            time.sleep(0.01)
+
+    # ---- downlink -----------------------------------------------------------------------------
+    def follow(self, fleet: Fleet) -> None:
+        """Subscribe each connection to the advisory topics of its vehicles' regions, and only those."""
+        live = fleet.active & (fleet.region >= 0)
+        conn = fleet.num[live] % len(self._clients)
+        regions = fleet.region[live]
+        for i, client in enumerate(self._clients):
+            want = set(np.unique(regions[conn == i]).tolist())
+            have = self._subscribed[i]
+            if want == have:
+                continue
+            for r in sorted(want - have):
+                client.subscribe(self.topics.advisories(r), options=SubscribeOptions(qos=1))
+            gone = sorted(have - want)
+            if gone:
+                client.unsubscribe([self.topics.advisories(r) for r in gone])
+            self.stats.handovers += len(gone)
+            self._subscribed[i] = want
+
+    def heard(self) -> list[bytes]:
+        """The advisories heard since the last call."""
+        out = []
+        while self._heard:
+            out.append(self._heard.popleft())
+        self.stats.received += len(out)
+        return out
+
+    def close(self) -> None:
+        for c in self._clients:
+            c.disconnect()
+            c.loop_stop()
+
+
+class RadioListener(AdvisoryListener):
+    """The fleet's advisories as heard over MQTT, applied as `AdvisoryListener` applies Kafka's."""
+
+    def __init__(self, link: RadioLink, keep_history: bool = False) -> None:  # no Kafka consumer
+        self.stats = ListenerStats()
+        self.keep_history = keep_history
+        self.link = link
+
+    def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
+        self.link.follow(fleet)
+        heard = self.link.heard()
+        self.apply_values(heard, fleet, sim_start_ms)
+        return len(heard)
+
+    def close(self) -> None:
+        """The link is closed by its owner."""

@@ -1,0 +1,243 @@
+"""The tower gateway process: MQTT (the vehicles' radio) in, Kafka (the towers) out, and back.
+
+Uplink: the gateway holds a shared subscription (`$share/<group>/…`) to the telemetry and hazard
+topics of its regions, so several gateways split one broker's traffic. Every tick it produces each
+region's updates as one TelemetryFrame to that region's partition, with the vehicle producers'
+delivery settings (acks=all, idempotence); quiet regions get an empty frame once a second so their
+towers' clocks move on. Hazard reports are forwarded one by one, as they came. Whatever cannot be
+read, or came on another region's topic, is a dead letter with its reason.
+
+Downlink: the towers' advisories for its regions, read from Kafka from now on, published to the
+regions' advisory topics at QoS 1.
+
+A broker that goes away: paho reconnects with backoff and the gateway counts it; librdkafka does the
+same for Kafka. Nothing here exits on a lost connection; SIGTERM or Ctrl-C ends it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from pipeline.codec import CodecError
+from pipeline.config import Settings
+from pipeline.errors import StackError
+from pipeline.messages import CODEC, HAZARD
+from pipeline.radio_topics import RadioTopics
+from towers.gateway.batch import FrameBatcher, Refused
+
+__all__ = ["Gateway", "GatewayStats"]
+
+log = logging.getLogger("gateway")
+
+HEARTBEAT_S = 1.0  # an empty frame for a quiet region this often
+
+
+@dataclass(slots=True)
+class GatewayStats:
+    received: int = 0  # telemetry messages off the radio
+    hazards: int = 0
+    frames: int = 0
+    updates_forwarded: int = 0
+    advisories_forwarded: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    mqtt_disconnects: int = 0
+    kafka_errors: int = 0
+    undelivered: int = 0  # Kafka gave up on them (counted, logged)
+    radio_ms_p50: float = 0.0  # vehicle send → gateway receive, over the last second's updates
+    radio_ms_p99: float = 0.0
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        regions: list[int],
+        n_regions: int,
+        group: str = "gateways",
+        tick_s: float = 0.05,
+        downlink: bool = True,
+    ) -> None:
+        self.settings, self.regions, self.tick_s, self.group = settings, regions, tick_s, group
+        self.radio = RadioTopics(n_regions)
+        self.kafka = settings.topics(n_regions)
+        self.batcher = FrameBatcher(self.radio)
+        self.stats = GatewayStats()
+        self._inbox: deque[tuple[str, bytes, int]] = deque()  # appended by paho's network thread
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.producer = Producer({
+            "bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all",
+            "linger.ms": 5, "compression.type": "lz4", "log_level": 3, "error_cb": self._kafka_error,
+        })  # fmt: skip
+        self.consumer: Consumer | None = None
+        if downlink:
+            self.consumer = Consumer({
+                "bootstrap.servers": settings.bootstrap_servers, "group.id": f"gateway-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3,
+                "error_cb": self._kafka_error,
+            })  # fmt: skip
+            self.consumer.assign([TopicPartition(self.kafka.advisories, r, OFFSET_END) for r in regions])
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gateway-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client.max_queued_messages_set(0)
+        self.client.reconnect_delay_set(0.2, 10.0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = lambda _c, _u, m: self._inbox.append((m.topic, m.payload, int(time.time() * 1000)))
+
+    # ---- connections --------------------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("the MQTT broker refused the gateway: %s", reason)
+            return
+        # (re)subscribe on every connect: a clean start forgets subscriptions
+        subs = []
+        for r in self.regions:
+            subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))
+            subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", SubscribeOptions(qos=1)))
+        client.subscribe(subs)
+
+    def _on_disconnect(self, *_: Any) -> None:
+        with self._lock:
+            self.stats.mqtt_disconnects += 1
+        log.warning("MQTT broker connection lost; reconnecting with backoff")
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        with self._lock:
+            self.stats.kafka_errors += 1
+        if self.stats.kafka_errors == 1 or self.stats.kafka_errors % 100 == 0:
+            log.warning("Kafka: %s (%d so far); librdkafka retries", err.str(), self.stats.kafka_errors)
+
+    def _delivered(self, err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            self.stats.undelivered += 1
+            log.error("a record could not be delivered to Kafka: %s", err.str())
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, stats_file: Path | None = None) -> GatewayStats:
+        host, port = self.settings.mqtt_address
+        try:
+            self.client.connect(host, port, keepalive=30, clean_start=True)
+        except OSError as exc:
+            raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
+        self.client.loop_start()
+        last_beat = next_stats = time.monotonic()
+        radio: list[int] = []
+        try:
+            while not self._stop.is_set():
+                t0 = time.monotonic()
+                self._uplink()
+                beat = t0 - last_beat >= HEARTBEAT_S
+                radio += self._frames(beat)
+                if beat:
+                    last_beat = t0
+                self._downlink()
+                self.producer.poll(0)
+                if t0 >= next_stats:
+                    next_stats = t0 + 1.0
+                    if radio:
+                        p50, p99 = np.percentile(radio, [50, 99])
+                        self.stats.radio_ms_p50, self.stats.radio_ms_p99 = round(float(p50), 1), round(float(p99), 1)
+                        radio = []
+                    if stats_file is not None:
+                        _write_json(stats_file, asdict(self.stats))
+                self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - t0)))
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self._uplink()
+            self._frames(False)
+            self.producer.flush(10)
+            if self.consumer is not None:
+                self.consumer.close()
+            if stats_file is not None:
+                _write_json(stats_file, asdict(self.stats))
+        return self.stats
+
+    def _uplink(self) -> None:
+        while self._inbox:
+            topic, payload, now_ms = self._inbox.popleft()
+            if topic.endswith("/hazards"):
+                self._hazard(topic, payload)
+                continue
+            self.stats.received += 1
+            refused = self.batcher.add(topic, payload, now_ms)
+            if refused is not None:
+                self._dead(refused, topic)
+
+    def _hazard(self, topic: str, payload: bytes) -> None:
+        try:
+            _, region = self.radio.parse(topic)
+            report = CODEC.decode(payload, HAZARD)
+        except (ValueError, CodecError) as exc:
+            return self._dead(Refused(None, payload, f"undecodable: {exc}"), topic)
+        if report["region_id"] != region:
+            why = f"wrong-region: a hazard of region {report['region_id']} on {topic}"
+            return self._dead(Refused(region, payload, why), topic)
+        self.stats.hazards += 1
+        self.producer.produce(self.kafka.hazards, payload, str(region).encode(), region, on_delivery=self._delivered)
+        return None
+
+    def _frames(self, beat: bool) -> list[int]:
+        busy = [r for r in self.regions if self.batcher.has(r)]
+        frames, radio = self.batcher.frames(self.regions if beat else busy, int(time.time() * 1000))
+        for r, frame in frames.items():
+            self.producer.produce(self.kafka.telemetry, frame, str(r).encode(), r, on_delivery=self._delivered)
+        self.stats.frames += len(frames)
+        self.stats.updates_forwarded += len(radio)
+        return radio
+
+    def _downlink(self) -> None:
+        if self.consumer is None:
+            return
+        for msg in self.consumer.consume(1000, timeout=0):
+            if msg.error() is None:
+                self.client.publish(self.radio.advisories(msg.partition()), msg.value(), qos=1)
+                self.stats.advisories_forwarded += 1
+
+    def _dead(self, refused: Refused, topic: str) -> None:
+        kind = refused.reason.split(":", 1)[0]
+        self.stats.dead_letters[kind] = self.stats.dead_letters.get(kind, 0) + 1
+        region = refused.region if refused.region is not None else 0
+        headers = [("reason", refused.reason.encode()), ("source-topic", f"mqtt:{topic}".encode())]
+        self.producer.produce(self.kafka.dead_letter, refused.payload, str(region).encode(), region,
+                              headers=headers, on_delivery=self._delivered)  # fmt: skip
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+def parse_regions(spec: str, n_regions: int) -> list[int]:
+    """'all', '3', '0-4' or '0,2,5-8' → region ids; ValueError with the reason otherwise."""
+    if spec == "all":
+        return list(range(n_regions))
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"regions {spec!r}: use all, N, N-M or a comma-separated list of those")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if not 0 <= a <= b < n_regions:
+            raise ValueError(f"regions {spec!r}: the corridor's regions are 0-{n_regions - 1}")
+        out.update(range(a, b + 1))
+    return sorted(out)
