@@ -21,7 +21,7 @@ from pipeline.errors import StackError
 from pipeline.ports import free_ports, is_free
 from pipeline.stack.process import die_with_parent
 
-__all__ = ["TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment", "wait_until_written"]
+__all__ = ["GatewayProcess", "TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment", "wait_until_written"]
 
 
 def fetch_page(port: int, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
@@ -185,3 +185,56 @@ def wait_until_written(
         if all(c >= e - 1 for c, e in zip(done, ends, strict=True)) and each_round():
             return
     raise StackError(f"the towers did not write all of {telemetry} within {timeout:.0f} s")
+
+
+class GatewayProcess:
+    """A tower gateway (`corridor gateway`) as a child process, tied to this one like the workers,
+    writing its counters to `stats` once a second."""
+
+    def __init__(self, env: dict[str, str], stats: Path, log: Path, regions: str = "all") -> None:
+        self.env, self.stats_file, self.log, self.regions = env, stats, log, regions
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GatewayProcess:
+        corridor = Path(sys.executable).with_name("corridor")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.stats_file.unlink(missing_ok=True)
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(
+                [str(corridor), "gateway", "--regions", self.regions, "--stats", str(self.stats_file)],
+                env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGKILL),
+            )  # fmt: skip
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until it has written its first counters (it is connected to both brokers by then)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise StackError(f"the gateway exited during start-up; its log {self.log}:\n{self.tail()}")
+            if self.stats_file.exists():
+                return
+            time.sleep(0.1)
+        raise StackError(f"the gateway was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.stats_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"

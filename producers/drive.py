@@ -15,7 +15,7 @@ from pipeline.topics import Topics
 from producers.encoding import TelemetryEncoder, empty_frame
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener
-from producers.sink import TelemetrySink
+from producers.sink import Uplink
 
 __all__ = ["DriveConfig", "DriveStats", "WireFormat", "drive"]
 
@@ -54,7 +54,7 @@ class DriveStats:
 
 def drive(
     fleet: Fleet,
-    sink: TelemetrySink,
+    sink: Uplink,
     topics: Topics,
     config: DriveConfig,
     listener: AdvisoryListener | None = None,

@@ -44,6 +44,16 @@ class RadioStats:
     received: int = 0  # advisory messages heard
     handovers: int = 0  # subscriptions moved to another region
     disconnects: int = 0
+    forwarded: int = 0  # updates the gateway has passed on to Kafka (its counters, when known)
+
+    @property
+    def sent(self) -> int:
+        return self.published
+
+    @property
+    def acked(self) -> int:
+        """QoS 0 has no acknowledgement: the nearest thing is what the gateway forwarded."""
+        return self.forwarded
 
 
 class RadioLink:
@@ -57,6 +67,10 @@ class RadioLink:
         self._subscribed: list[set[int]] = [set() for _ in range(connections)]
         self._lock = threading.Lock()
         self._clients = [self._connect(host, port, i) for i in range(connections)]
+
+    @property
+    def connections(self) -> int:
+        return len(self._clients)
 
     def _connect(self, host: str, port: int, i: int) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}-{i}",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from confluent_kafka import KafkaError, Producer
 
 from pipeline.errors import CorridorError
 
-__all__ = ["DELIVERY", "DeliveryError", "ProducerStats", "TelemetrySink"]
+__all__ = ["DELIVERY", "DeliveryError", "ProducerStats", "TelemetrySink", "Uplink"]
 
 
 #: How every telemetry record is sent (the benchmarks give the raw baselines the same settings).
@@ -20,6 +21,16 @@ DELIVERY: dict[str, str | int | bool] = {
     "batch.size": 1_000_000,
     "compression.type": "lz4",
 }
+
+
+class Uplink(Protocol):
+    """Where a fleet's telemetry goes: Kafka (`TelemetrySink`) or the MQTT radio (`RadioLink`)."""
+
+    def send(self, topic: str, partition: int, key: bytes, values: list[bytes]) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def flush(self, timeout_s: float = 60.0) -> None: ...
 
 
 class DeliveryError(CorridorError):

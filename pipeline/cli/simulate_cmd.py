@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 
 from pipeline.config import Settings
-from pipeline.simulation.scenario import builtin_scenarios, load_scenario
+from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio
 
 __all__ = ["simulate"]
 
@@ -31,6 +31,9 @@ def simulate(
     keep_state: Annotated[
         bool, typer.Option(help="keep the run's changelog topics, etcd keys and worker data (deleted by default)")
     ] = False,
+    radio: Annotated[
+        str | None, typer.Option(help="how vehicles send: kafka (straight) or mqtt (to a tower gateway)")
+    ] = None,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
@@ -38,6 +41,8 @@ def simulate(
 
     settings: Settings = ctx.obj
     sc = load_scenario(scenario)
+    if radio is not None:
+        sc = over_radio(sc, radio)
     out.print(f"[bold]{sc.name}[/]: {sc.vehicles:,} vehicles, {sc.duration_s / 60:.0f} simulated minutes at "
               f"{sc.speedup:g}x (≈ {sc.wall_s:.0f} s), {sc.workers} tower workers; built in: "
               f"{', '.join(builtin_scenarios())}")  # fmt: skip

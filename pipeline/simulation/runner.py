@@ -26,15 +26,17 @@ from pipeline.crdt.hlc import HybridClock, unpack
 from pipeline.errors import ConfigError
 from pipeline.hazards import hazard_record
 from pipeline.messages import CODEC, HAZARD
+from pipeline.radio_topics import RadioTopics
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
 from pipeline.topics import Topics
-from pipeline.workers import TowerProcess, wait_for_assignment
-from producers.drive import DriveConfig, DriveStats, drive
+from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment
+from producers.drive import DriveConfig, DriveStats, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
+from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink
 from towers.config import app_id
 from towers.control_plane import delete_namespace
@@ -42,6 +44,7 @@ from towers.control_plane import delete_namespace
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
 
 PASS_SPEED_MPS = 5.0  # drivers squeeze past a hazard at walking-plus pace
+RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share
 
 
 @dataclass
@@ -60,6 +63,7 @@ class _Run:
     fleet: Fleet
     recorder: Recorder
     producer: Producer
+    radio: RadioLink | None = None  # vehicles report hazards over MQTT when they talk MQTT
     clock: HybridClock = field(default_factory=HybridClock)
     pending: list[Event] = field(default_factory=list)
     played: list[str] = field(default_factory=list)
@@ -99,6 +103,9 @@ class _Run:
                                     cancelled=True, clock=self.clock)  # fmt: skip
                 text = f"hazard {hid} cleared"
             self.hazard_hlcs.add(rec["hlc"])
+            if self.radio is not None:
+                self.radio.report_hazard(rec["region_id"], CODEC.encode(HAZARD, rec))
+                return f"{text}, over MQTT"
             self.producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
                                   rec["region_id"])  # fmt: skip
             self.producer.flush(10)
@@ -155,8 +162,9 @@ def run_scenario(
     topics = settings.topics(len(corridor.regions))
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     t_wall = time.monotonic()
+    over_radio = scenario.radio == "mqtt"
     with contextlib.ExitStack() as cleanup:
-        stack = Stack(settings, attached=True)
+        stack = Stack(settings, attached=True, mqtt=over_radio)
         cleanup.callback(stack.stop_started)
         stack.up()
         ensure_topics(settings.bootstrap_servers, topics.specs())
@@ -189,18 +197,35 @@ def run_scenario(
             wait_for_assignment(workers, topics.regions)
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=int(time.time() * 1000))  # fmt: skip
-        listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions, keep_history=True)
-        cleanup.callback(listener.close)
+        gateway: GatewayProcess | None = None
+        link: RadioLink | None = None
+        listener: AdvisoryListener
+        if over_radio:
+            # the tower gateway (MQTT ↔ Kafka) before the vehicles' radios, so no update finds no one
+            mqtt_host, mqtt_port = settings.mqtt_address
+            gateway = GatewayProcess({**env, "MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"}, workdir / "gateway.json",
+                                     workdir / "gateway.log")  # fmt: skip
+            cleanup.callback(gateway.stop)
+            gateway.start().wait_ready()
+            link = RadioLink(*settings.mqtt_address, RadioTopics(topics.regions), connections=RADIO_CONNECTIONS)
+            cleanup.callback(link.close)
+            listener = RadioListener(link, keep_history=True)
+        else:
+            listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions,
+                                        keep_history=True)  # fmt: skip
+            cleanup.callback(listener.close)
         producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True,
                              "linger.ms": 0, "log_level": 3})  # fmt: skip
         recorder = Recorder(topics.regions)
-        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder, producer,
+        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder, producer, radio=link,
                    pending=list(scenario.events))  # fmt: skip
-        sink = TelemetrySink(settings.bootstrap_servers)
+        sink: TelemetrySink | RadioLink = link if link is not None else TelemetrySink(settings.bootstrap_servers)
         stats = DriveStats()
         behind = BehindSampler(workers)
 
         def tick(s: DriveStats) -> None:
+            if link is not None and gateway is not None:
+                link.stats.forwarded = int(gateway.stats().get("updates_forwarded", 0))
             recorder.tick(fleet)
             behind.sample(fleet.t)
             if on_tick is not None:
@@ -209,8 +234,9 @@ def run_scenario(
 
         partial = False
         try:
+            wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
             stats = drive(fleet, sink, topics, DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s,
-                                                           speedup=scenario.speedup),
+                                                           speedup=scenario.speedup, wire=wire),
                           listener, on_tick=tick, should_stop=should_stop, before_tick=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
@@ -225,10 +251,33 @@ def run_scenario(
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
                            towers_app)  # fmt: skip
         summary["towers_behind_ms"] = behind.summary()
+        if link is not None and gateway is not None:
+            time.sleep(1.5)  # the gateway's counters are written once a second
+            summary["radio"] = radio_summary(link, gateway.stats(), summary["latency_ms"])
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
     return RunResult(summary, paths)
+
+
+def radio_summary(link: RadioLink, gateway: dict[str, Any], latency: dict[str, Any]) -> dict[str, Any]:
+    """The radio link's share of the run: what the vehicles sent and the gateway heard (QoS 0 loss,
+    measured, not hidden), the uplink hop's delay, and the rest of the way (Kafka and the towers)."""
+    sent, heard = link.stats.published, int(gateway.get("received", 0))
+    lost = max(0, sent - heard)
+    up50, up99 = float(gateway.get("radio_ms_p50", 0.0)), float(gateway.get("radio_ms_p99", 0.0))
+    return {
+        "connections": link.connections, "updates_published": sent, "updates_heard_by_gateway": heard,
+        "qos0_lost": lost, "qos0_loss_pct": round(100 * lost / sent, 3) if sent else 0.0,
+        "hazards_published_qos1": link.stats.hazards, "gateway_hazards": gateway.get("hazards", 0),
+        "gateway_frames": gateway.get("frames", 0), "gateway_dead_letters": gateway.get("dead_letters", {}),
+        "advisories_forwarded": gateway.get("advisories_forwarded", 0), "advisories_heard": link.stats.received,
+        "handovers": link.stats.handovers,
+        "mqtt_disconnects": link.stats.disconnects + gateway.get("mqtt_disconnects", 0),
+        "uplink_ms": {"p50": up50, "p99": up99},
+        "beyond_uplink_ms": {k: {"p50": round(v["p50"] - up50, 1), "p99": round(v["p99"] - up99, 1)}
+                             for k, v in latency.items() if v["n"]},
+    }  # fmt: skip
 
 
 def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
