@@ -1,0 +1,163 @@
+"""The radio link on a real MQTT broker (Mosquitto): vehicles → gateway → towers → gateway → vehicles."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from pipeline.admin import ensure_topics
+from pipeline.config import Settings
+from pipeline.errors import StackError
+from pipeline.messages import CODEC, TELEMETRY
+from pipeline.radio_topics import RadioTopics
+from pipeline.simulation.runner import run_scenario
+from pipeline.simulation.scenario import parse_scenario
+from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
+from producers.radio import RadioLink
+from tests.helpers import read_messages
+from tests.integration.test_simulation import SHORT
+from tests.towers.test_engine import upd
+from towers.gateway.bridge import Gateway
+
+pytestmark = pytest.mark.integration
+REGIONS = 9
+
+
+def _need_mosquitto() -> None:
+    try:
+        mosquitto_binary()
+    except StackError as exc:
+        if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def radio(stack, tmp_path: Path) -> Iterator[tuple[Settings, MqttBroker]]:
+    """A broker of this test's own (on the session's MQTT port) and topics of its own."""
+    _need_mosquitto()
+    settings = replace(stack.settings, topic_prefix=f"r{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state")
+    ensure_topics(settings.bootstrap_servers, settings.topics(REGIONS).specs())
+    broker = MqttBroker(settings)
+    broker.start(attached=True)
+    yield settings, broker
+    broker.stop()
+
+
+@pytest.fixture
+def gateway(radio) -> Iterator[Gateway]:
+    settings, _ = radio
+    gw = Gateway(settings, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
+    thread = threading.Thread(target=gw.run, daemon=True)
+    thread.start()
+    _wait(lambda: gw.client.is_connected(), "the gateway to connect")
+    time.sleep(0.3)  # its subscriptions
+    yield gw
+    gw.stop()
+    thread.join(20)
+
+
+def _wait(cond, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _publisher(settings: Settings) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(*settings.mqtt_address)
+    c.loop_start()
+    return c
+
+
+def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop(stack, tmp_path: Path) -> None:
+    _need_mosquitto()
+    short = {**SHORT, "vehicles": 150, "radio": "mqtt"}
+    s = run_scenario(parse_scenario(short, "e2e-radio"), stack.settings, tmp_path / "report").summary
+    deer = s["hazards"]["deer"]
+    assert deer["advisories"] > 0 and deer["actions"]["SLOW_DOWN"] > 0, s
+    r = s["radio"]
+    assert r["updates_published"] == 150 * 150 and r["updates_heard_by_gateway"] > 0.99 * r["updates_published"], r
+    assert r["hazards_published_qos1"] == 2 and r["gateway_hazards"] == 2, "the deer and its clearing, QoS 1"
+    assert r["gateway_dead_letters"] == {} and s["run"]["dead_letters"] == 0
+    assert r["advisories_heard"] > 0 and r["handovers"] > 0, r
+    assert 0 < r["uplink_ms"]["p50"] <= r["uplink_ms"]["p99"] < 1000, r
+    assert s["latency_ms"]["hazard"]["n"] > 0 and s["run"]["stale_advisories"] == 0
+
+
+def test_bad_payloads_and_wrong_region_topics_are_dead_letters_with_reasons(radio, gateway) -> None:
+    settings, _ = radio
+    topics = RadioTopics(REGIONS)
+    good = CODEC.encode(TELEMETRY, upd("veh-0000001", 38.0))  # region 4
+    pub = _publisher(settings)
+    try:
+        for topic, payload in ((topics.telemetry(5), good), (topics.telemetry(4), b"\xc3\x01garbage"),
+                               (topics.hazards(4), b"not a hazard"), (topics.telemetry(4), good)):  # fmt: skip
+            pub.publish(topic, payload, qos=1).wait_for_publish(5)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    dead = read_messages(settings.bootstrap_servers, settings.topics(REGIONS).dead_letter, 3)
+    reasons = sorted(dict(m.headers())["reason"].decode().split(":", 1)[0] for m in dead)
+    assert reasons == ["undecodable", "undecodable", "wrong-region"], reasons
+    assert all(dict(m.headers())["source-topic"].startswith(b"mqtt:corridor/v1/region/") for m in dead)
+    _wait(lambda: gateway.stats.updates_forwarded >= 1, "the good update to be forwarded")
+    (frame,) = [m for m in read_messages(settings.bootstrap_servers, settings.topics(REGIONS).telemetry, 20, 5)
+                if m.partition() == 4 and len(m.value()) > 40]  # fmt: skip
+    assert CODEC.decode(frame.value())["updates"][0]["vehicle_id"] == "veh-0000001"
+
+
+def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> None:
+    settings, broker = radio
+    broker.stop()
+    _wait(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
+    broker.start(attached=True)
+    _wait(lambda: gateway.client.is_connected(), "the gateway to reconnect")
+    time.sleep(0.5)  # its subscriptions again
+    link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+    try:
+        link.send("", 4, b"4", [CODEC.encode(TELEMETRY, upd(f"veh-000000{i}", 38.0)) for i in range(5)])
+        link.flush()
+        _wait(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
+    finally:
+        link.close()
+
+
+def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription(radio) -> None:
+    settings, _ = radio
+    topics = RadioTopics(REGIONS)
+    link = RadioLink(*settings.mqtt_address, topics, connections=1)
+    pub = _publisher(settings)
+    fleet = SimpleNamespace(active=np.array([True]), num=np.array([7]), region=np.array([3]))
+    try:
+        link.follow(fleet)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        pub.publish(topics.advisories(3), b"three", qos=1).wait_for_publish(5)
+        _wait(lambda: link._heard, "the advisory of its region")
+        assert link.heard() == [b"three"]
+        fleet.region = np.array([4])
+        link.follow(fleet)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        pub.publish(topics.advisories(3), b"three again", qos=1).wait_for_publish(5)
+        pub.publish(topics.advisories(4), b"four", qos=1).wait_for_publish(5)
+        _wait(lambda: link._heard, "the advisory of its new region")
+        time.sleep(0.3)
+        assert link.heard() == [b"four"], "no longer listening to the region it left"
+        assert link.stats.handovers == 1
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        link.close()
