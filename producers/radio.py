@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +64,7 @@ class RadioLink:
         self.topics = topics
         self.stats = RadioStats()
         self._heard: deque[bytes] = deque()  # advisories, appended by the clients' network threads
+        self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
         self._subscribed: list[set[int]] = [set() for _ in range(connections)]
         self._lock = threading.Lock()
         self._clients = [self._connect(host, port, i) for i in range(connections)]
@@ -136,11 +137,18 @@ class RadioLink:
             self._subscribed[i] = want
 
     def heard(self) -> list[bytes]:
-        """The advisories heard since the last call."""
+        """The advisories heard since the last call, each once: a region's advisory reaches every
+        connection with a vehicle there, as it reaches every vehicle on the road (`received` counts
+        those copies: the downlink's real load)."""
         out = []
         while self._heard:
-            out.append(self._heard.popleft())
-        self.stats.received += len(out)
+            value = self._heard.popleft()
+            self.stats.received += 1
+            if value not in self._seen:
+                self._seen[value] = None
+                out.append(value)
+                if len(self._seen) > 100_000:
+                    self._seen.popitem(last=False)
         return out
 
     def close(self) -> None:

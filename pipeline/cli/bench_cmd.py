@@ -87,10 +87,16 @@ def _peak(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_peak(ctx.obj, quick=quick)
 
 
+def _mqtt(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.mqtt import run_mqtt
+
+    return run_mqtt(ctx.obj, quick=quick)
+
+
 def _faults(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.drill.run import FAULTS, run_drill
 
-    keep = ("updates_acknowledged", "kept", "superseded", "rejected", "lost", "updates_processed_again",
+    keep = ("updates_acknowledged", "kept", "superseded", "rejected", "lost", "advisories", "updates_processed_again",
             "max_behind_s", "max_stale_s", "recovery_s", "entries_changed_after_traffic")  # fmt: skip
     chosen, seconds = (("worker-kill",), 24.0) if quick else (tuple(n for n, f in FAULTS.items() if f.runnable()), 36.0)
     return {name: {k: v for k, v in run_drill(name, ctx.obj, seconds=seconds).items() if k in keep} for name in chosen}
@@ -109,9 +115,10 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "convergence": _convergence,
     "peak": _peak,
     "faults": _faults,
+    "mqtt": _mqtt,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults"}  # fmt: skip
+               "faults", "mqtt"}  # fmt: skip
 
 
 def bench(

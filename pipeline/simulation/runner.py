@@ -271,7 +271,7 @@ def radio_summary(link: RadioLink, gateway: dict[str, Any], latency: dict[str, A
         "qos0_lost": lost, "qos0_loss_pct": round(100 * lost / sent, 3) if sent else 0.0,
         "hazards_published_qos1": link.stats.hazards, "gateway_hazards": gateway.get("hazards", 0),
         "gateway_frames": gateway.get("frames", 0), "gateway_dead_letters": gateway.get("dead_letters", {}),
-        "advisories_forwarded": gateway.get("advisories_forwarded", 0), "advisories_heard": link.stats.received,
+        "advisories_forwarded": gateway.get("advisories_forwarded", 0), "advisory_copies_heard": link.stats.received,
         "handovers": link.stats.handovers,
         "mqtt_disconnects": link.stats.disconnects + gateway.get("mqtt_disconnects", 0),
         "uplink_ms": {"p50": up50, "p99": up99},

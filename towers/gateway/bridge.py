@@ -97,7 +97,7 @@ class Gateway:
         self.client.reconnect_delay_set(0.2, 10.0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = lambda _c, _u, m: self._inbox.append((m.topic, m.payload, int(time.time() * 1000)))
+        self.client.on_message = self._on_message
 
     # ---- connections --------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
@@ -110,6 +110,15 @@ class Gateway:
             subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))
             subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", SubscribeOptions(qos=1)))
         client.subscribe(subs)
+
+    def _on_message(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+        """On paho's network thread. A hazard report goes on at once (the producer is thread-safe):
+        waiting for the next tick would add up to a tick to the most urgent path; updates wait for
+        their region's next frame."""
+        if m.topic.endswith("/hazards"):
+            self._hazard(m.topic, m.payload)
+        else:
+            self._inbox.append((m.topic, m.payload, int(time.time() * 1000)))
 
     def _on_disconnect(self, *_: Any) -> None:
         with self._lock:
@@ -138,6 +147,8 @@ class Gateway:
         except OSError as exc:
             raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
         self.client.loop_start()
+        down = threading.Thread(target=self._downlink, name="downlink", daemon=True)
+        down.start()
         last_beat = next_stats = time.monotonic()
         radio: list[int] = []
         try:
@@ -148,7 +159,6 @@ class Gateway:
                 radio += self._frames(beat)
                 if beat:
                     last_beat = t0
-                self._downlink()
                 self.producer.poll(0)
                 if t0 >= next_stats:
                     next_stats = t0 + 1.0
@@ -160,13 +170,13 @@ class Gateway:
                         _write_json(stats_file, asdict(self.stats))
                 self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - t0)))
         finally:
+            self._stop.set()
+            down.join(5)
             self.client.disconnect()
             self.client.loop_stop()
             self._uplink()
             self._frames(False)
             self.producer.flush(10)
-            if self.consumer is not None:
-                self.consumer.close()
             if stats_file is not None:
                 _write_json(stats_file, asdict(self.stats))
         return self.stats
@@ -174,9 +184,6 @@ class Gateway:
     def _uplink(self) -> None:
         while self._inbox:
             topic, payload, now_ms = self._inbox.popleft()
-            if topic.endswith("/hazards"):
-                self._hazard(topic, payload)
-                continue
             self.stats.received += 1
             refused = self.batcher.add(topic, payload, now_ms)
             if refused is not None:
@@ -205,12 +212,17 @@ class Gateway:
         return radio
 
     def _downlink(self) -> None:
+        """A thread of its own, so an advisory goes out as soon as Kafka has it, not at the next tick."""
         if self.consumer is None:
             return
-        for msg in self.consumer.consume(1000, timeout=0):
-            if msg.error() is None:
-                self.client.publish(self.radio.advisories(msg.partition()), msg.value(), qos=1)
-                self.stats.advisories_forwarded += 1
+        try:
+            while not self._stop.is_set():
+                for msg in self.consumer.consume(1000, timeout=0.05):
+                    if msg.error() is None:
+                        self.client.publish(self.radio.advisories(msg.partition()), msg.value(), qos=1)
+                        self.stats.advisories_forwarded += 1
+        finally:
+            self.consumer.close()
 
     def _dead(self, refused: Refused, topic: str) -> None:
         kind = refused.reason.split(":", 1)[0]

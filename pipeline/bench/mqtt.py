@@ -1,0 +1,179 @@
+"""The radio link's speed: the bare MQTT broker, then the gateway's ingress as a share of it.
+
+- **raw**: one paho publisher → the broker → one paho subscriber, QoS 0, messages the size of a
+  VehicleTelemetry (≈ 90 bytes): what a Python client and Mosquitto carry on this machine at all.
+- **gateway**: the same publisher sends real telemetry to the region topics; `corridor gateway`
+  processes (1, then 2 sharing the load through an MQTT 5 shared subscription) batch it into frames
+  and produce them to Kafka. Rate = updates the gateways forwarded and Kafka acknowledged / time.
+- **connections**: 1,000 clients connected at once (a vehicle each, as on the road), each
+  publishing one update: how long connecting takes, and the broker's memory with them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.config import Settings
+from pipeline.corridor import load_corridor
+from pipeline.crdt.hlc import HybridClock
+from pipeline.radio_topics import RadioTopics
+from pipeline.stack.mqtt import MqttBroker
+from pipeline.workers import GatewayProcess, peak_rss_mib
+from producers.encoding import TelemetryEncoder
+from producers.fleet import Fleet, FleetConfig
+
+__all__ = ["run_mqtt"]
+
+
+def _client(settings: Settings, name: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5)
+    c.max_queued_messages_set(0)
+    c.connect(*settings.mqtt_address)
+    c.loop_start()
+    return c
+
+
+def _records(n: int) -> list[tuple[int, bytes]]:
+    """(region, a single-object encoded VehicleTelemetry) for `n` updates of a real fleet."""
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=2_000, seed=5), start_ms=int(time.time() * 1000))
+    enc, clock, out = TelemetryEncoder(), HybridClock(), []
+    while len(out) < n:
+        fleet.step(0.5)
+        batch = fleet.telemetry()
+        encoded = enc.encode(batch, clock.reserve(len(batch)) + np.arange(len(batch), dtype=np.int64))
+        out += list(zip(encoded.region.tolist(), encoded.records(), strict=True))
+    return out[:n]
+
+
+def _raw(settings: Settings, n: int, size: int) -> dict[str, Any]:
+    got = threading.Event()
+    count = [0]
+
+    def on_message(*_: Any) -> None:
+        count[0] += 1
+        if count[0] == n:
+            got.set()
+
+    sub = _client(settings, "bench-sub")
+    sub.on_message = on_message
+    sub.subscribe("bench/raw", qos=0)
+    time.sleep(0.3)
+    pub = _client(settings, "bench-pub")
+    payload = b"x" * size
+    t0 = time.monotonic()
+    for _ in range(n):
+        while pub.publish("bench/raw", payload, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            time.sleep(0.001)
+    got.wait(60)
+    took = time.monotonic() - t0
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return {"messages": n, "received": count[0], "msgs_per_s": round(count[0] / took), "size_bytes": size}
+
+
+def _through_gateways(settings: Settings, records: list[tuple[int, bytes]], gateways: int, tmp: Path,
+                      env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    radio = RadioTopics(len(load_corridor().regions))
+    host, port = settings.mqtt_address
+    env = {**env, "MQTT_URL": f"mqtt://{host}:{port}"}
+    procs = [GatewayProcess(env, tmp / f"gw{gateways}-{i}.json", tmp / f"gw{gateways}-{i}.log")
+             for i in range(gateways)]  # fmt: skip
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.wait_ready()
+        time.sleep(0.5)
+        pub = _client(settings, "bench-fleet")
+        t0 = time.monotonic()
+        for region, value in records:
+            while pub.publish(radio.telemetry(region), value, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                time.sleep(0.001)
+        publish_s = time.monotonic() - t0
+        deadline = time.monotonic() + 120
+        forwarded = 0
+        while time.monotonic() < deadline:
+            forwarded = sum(int(p.stats().get("updates_forwarded", 0)) for p in procs)
+            if forwarded >= len(records):
+                break
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        pub.disconnect()
+        pub.loop_stop()
+        rss = max(peak_rss_mib(p.proc.pid) for p in procs if p.proc is not None)
+    finally:
+        for p in procs:
+            p.stop()
+    received = sum(int(p.stats().get("received", 0)) for p in procs)
+    return {"gateways": gateways, "updates": len(records), "received": received, "forwarded": forwarded,
+            "qos0_lost": len(records) - received, "publisher_msgs_per_s": round(len(records) / publish_s),
+            "updates_per_s": round(forwarded / took), "gateway_peak_rss_mib": round(rss, 1)}  # fmt: skip
+
+
+def _connections(settings: Settings, n: int, broker_pid: int | None) -> dict[str, Any]:
+    before = peak_rss_mib(broker_pid) if broker_pid else float("nan")
+    clients = []
+    t0 = time.monotonic()
+    try:
+        for i in range(n):
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"veh-{i}-{uuid.uuid4().hex[:4]}",
+                            protocol=mqtt.MQTTv5)  # fmt: skip
+            c.connect(*settings.mqtt_address, keepalive=60)
+            clients.append(c)
+        deadline = time.monotonic() + 60
+        while not all(c.is_connected() for c in clients) and time.monotonic() < deadline:
+            for c in clients:  # one network loop each, no thread: their CONNECTs out, CONNACKs in
+                if not c.is_connected():
+                    c.loop(timeout=0)
+        connect_s = time.monotonic() - t0
+        for c in clients:
+            c.publish("bench/conn", b"x" * 90, qos=0)
+            c.loop(timeout=0)
+        rss = peak_rss_mib(broker_pid) if broker_pid else float("nan")
+    finally:
+        for c in clients:
+            c.disconnect()
+    return {"clients": n, "connected": sum(1 for c in clients if c.is_connected()), "connect_s": round(connect_s, 2),
+            "broker_rss_mib_before": round(before, 1), "broker_peak_rss_mib": round(rss, 1)}  # fmt: skip
+
+
+def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
+    """A broker of the bench's own on the MQTT port (or the user's, with MQTT_URL)."""
+    n = 20_000 if quick else 100_000
+    prefix = f"bm{uuid.uuid4().hex[:6]}"
+    bench = replace(settings, topic_prefix=prefix)
+    topics = bench.topics(len(load_corridor().regions))
+    ensure_topics(settings.bootstrap_servers, topics.specs())
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CORRIDOR_TOPIC_PREFIX": prefix}
+    broker = MqttBroker(settings)
+    started = False if settings.mqtt_external else broker.start(attached=True)
+    try:
+        records = _records(n)
+        size = int(np.mean([len(v) for _, v in records]))
+        out: dict[str, Any] = {"raw": _raw(settings, n, size)}
+        with tempfile.TemporaryDirectory() as tmp:
+            for g in (1, 2):
+                out[f"gateway_x{g}"] = _through_gateways(settings, records, g, Path(tmp), env)
+        raw = out["raw"]["msgs_per_s"]
+        for g in (1, 2):
+            out[f"gateway_x{g}"]["share_of_raw"] = round(out[f"gateway_x{g}"]["updates_per_s"] / raw, 2)
+        pid = None if settings.mqtt_external else broker.process.running_pid()
+        out["connections"] = _connections(settings, 200 if quick else 1_000, pid)
+        return out
+    finally:
+        if started:
+            broker.stop()
+        delete_prefixed(settings.bootstrap_servers, prefix)
