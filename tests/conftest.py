@@ -77,6 +77,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         CORRIDOR_KAFKA_CONTROLLER_PORT=str(settings.ports.kafka_controller),
         CORRIDOR_ETCD_PORT=str(settings.ports.etcd),
         CORRIDOR_ETCD_PEER_PORT=str(settings.ports.etcd_peer),
+        CORRIDOR_MQTT_PORT=str(settings.ports.mqtt),
     )
     if settings.kafka_external:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers

@@ -50,9 +50,14 @@ def consume(
     region: Annotated[int | None, typer.Option(help="only this tower region (partition)")] = None,
     vehicle: Annotated[str | None, typer.Option(help="only records about this vehicle id")] = None,
     max_records: Annotated[int | None, typer.Option(help="stop after this many lines")] = None,
+    mqtt: Annotated[
+        bool, typer.Option(help="read the radio link's MQTT broker instead: TOPIC is a filter or a short name")
+    ] = False,
 ) -> None:
     """Print a topic's records as JSON lines, decoded with corridor's schemas (frames one line per vehicle)."""
     settings: Settings = ctx.obj
+    if mqtt:
+        return _consume_mqtt(settings, topic, follow, vehicle, max_records)
     short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter"}
     name = f"{settings.topic_prefix}.{topic}" if topic in short else topic
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"consume-{uuid.uuid4().hex[:8]}",
@@ -103,3 +108,49 @@ def consume(
         pass
     finally:
         consumer.close()
+
+
+def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | None, max_records: int | None) -> None:
+    """The MQTT side, as `mosquitto_sub` would show it but decoded; stops after 2 s of silence
+    unless `follow`."""
+    import queue
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from pipeline.radio_topics import KINDS, RadioTopics
+
+    flt = RadioTopics(regions=1).every(topic) if topic in KINDS else topic
+    got: queue.Queue[tuple[str, bytes]] = queue.Queue()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"consume-{uuid.uuid4().hex[:8]}",
+                         protocol=paho.MQTTv5)  # fmt: skip
+    client.on_message = lambda _c, _u, m: got.put((m.topic, m.payload))
+    host, port = settings.mqtt_address
+    try:
+        client.connect(host, port)
+    except OSError as exc:
+        raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it (`corridor stack up --mqtt`)") from None
+    client.subscribe(flt, qos=1)
+    client.loop_start()
+    printed = 0
+    try:
+        while max_records is None or printed < max_records:
+            try:
+                name, value = got.get(timeout=None if follow else 2.0)
+            except queue.Empty:
+                break
+            try:
+                lines = records_of(value)
+            except Exception as exc:
+                lines = [{"_undecodable": str(exc), "_bytes": len(value), "_head": value[:32].hex()}]
+            for line in lines:
+                if vehicle is not None and vehicle not in (line.get("vehicle_id"), line.get("target_vehicle")):
+                    continue
+                sys.stdout.write(json.dumps({"_topic": name, **line}, default=_jsonable) + "\n")
+                printed += 1
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()

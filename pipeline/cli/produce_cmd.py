@@ -48,12 +48,16 @@ def produce(
     towers: Annotated[Path | None, typer.Option(help="tower regions JSON file (default: 9 regions)")] = None,
     listen: Annotated[bool, typer.Option(help="obey the towers' advisories (closes the loop)")] = True,
     seed: Annotated[int, typer.Option(help="random seed of the fleet")] = 7,
+    radio: Annotated[
+        str,
+        typer.Option(help="kafka (straight to the topics) or mqtt (to the towers' gateways: run `corridor gateway`)"),
+    ] = "kafka",
 ) -> None:
     """Drive a fleet along I-69 and send its telemetry to the region topics; vehicles obey advisories."""
     from producers.drive import DriveConfig, WireFormat, drive
     from producers.fleet import Fleet, FleetConfig
     from producers.listener import AdvisoryListener
-    from producers.sink import TelemetrySink
+    from producers.sink import TelemetrySink, Uplink
 
     if not 1 <= vehicles <= MAX_VEHICLES:
         raise ConfigError(f"--vehicles must be between 1 and {MAX_VEHICLES:,}, got {vehicles}")
@@ -65,15 +69,25 @@ def produce(
         wire_format = WireFormat(wire)
     except ValueError:
         raise ConfigError(f"--wire must be 'frames' or 'records', got {wire!r}") from None
+    if radio not in ("kafka", "mqtt"):
+        raise ConfigError(f"--radio must be 'kafka' or 'mqtt', got {radio!r}")
     settings: Settings = ctx.obj
     corridor = load_corridor(route, towers)
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
     fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed), start_ms=int(time.time() * 1000))
-    sink = TelemetrySink(settings.bootstrap_servers)
-    listener = (
-        AdvisoryListener(settings.bootstrap_servers, topics.advisories, len(corridor.regions)) if listen else None
-    )
+    link = None
+    if radio == "mqtt":  # a message per update, to the region's MQTT topic; advisories heard over the air
+        from pipeline.radio_topics import RadioTopics
+        from producers.radio import RadioLink, RadioListener
+
+        link = RadioLink(*settings.mqtt_address, RadioTopics(len(corridor.regions)))
+        wire_format = WireFormat.RECORDS
+    sink: Uplink = link if link is not None else TelemetrySink(settings.bootstrap_servers)
+    listener: AdvisoryListener | None = None
+    if listen:
+        listener = (RadioListener(link) if link is not None else
+                    AdvisoryListener(settings.bootstrap_servers, topics.advisories, len(corridor.regions)))  # fmt: skip
     config = DriveConfig(hz=hz, duration_s=duration, speedup=speedup, wire=wire_format)
     try:
         with Live(_progress_stub(), console=out, refresh_per_second=4, transient=False) as live:
@@ -88,6 +102,8 @@ def produce(
     finally:
         if listener is not None:
             listener.close()
+        if link is not None:
+            link.close()
     out.print(
         f"drove {stats.ticks} ticks: {stats.updates:,} vehicle updates in {sink.stats.sent:,} records, "
         f"{sink.stats.acked:,} acknowledged, {stats.updates_per_s:,.0f} updates/s, "

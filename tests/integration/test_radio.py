@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -20,12 +22,13 @@ from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.errors import StackError
 from pipeline.messages import CODEC, TELEMETRY
+from pipeline.ports import free_ports
 from pipeline.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
 from producers.radio import RadioLink
-from tests.helpers import read_messages
+from tests.helpers import assert_one_line_error, corridor, read_messages
 from tests.integration.test_simulation import SHORT
 from tests.towers.test_engine import upd
 from towers.gateway.bridge import Gateway
@@ -95,6 +98,7 @@ def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop
     assert r["gateway_dead_letters"] == {} and s["run"]["dead_letters"] == 0
     assert r["advisory_copies_heard"] >= s["run"]["advisories_received"] > 0 and r["handovers"] > 0, r
     assert 0 < r["uplink_ms"]["p50"] <= r["uplink_ms"]["p99"] < 1000, r
+    assert 0 < r["advisory_mean_ms"]["uplink"] < r["advisory_mean_ms"]["end_to_end"], r
     assert s["latency_ms"]["hazard"]["n"] > 0 and s["run"]["stale_advisories"] == 0
 
 
@@ -161,3 +165,30 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
         pub.disconnect()
         pub.loop_stop()
         link.close()
+
+
+def test_corridor_consume_reads_a_radio_topic_decoded(radio, cli_env) -> None:
+    settings, _ = radio
+    record = CODEC.encode(TELEMETRY, upd("veh-0000042", 38.0))
+    result: list[subprocess.CompletedProcess[str]] = []
+    reader = threading.Thread(target=lambda: result.append(
+        corridor(cli_env, "consume", "--mqtt", "telemetry", "--max-records", "1", timeout=60)))  # fmt: skip
+    reader.start()
+    pub = _publisher(settings)
+    try:
+        while reader.is_alive():  # until it has subscribed and read one
+            pub.publish(RadioTopics(REGIONS).telemetry(4), record, qos=0)
+            reader.join(0.3)
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    (done,) = result
+    line = json.loads(done.stdout.strip().splitlines()[0])
+    assert done.returncode == 0 and line["_topic"] == "corridor/v1/region/4/telemetry", done.stderr
+    assert line["vehicle_id"] == "veh-0000042" and line["region_id"] == 4
+
+
+def test_a_gateway_without_a_broker_is_a_one_line_error(cli_env) -> None:
+    (port,) = free_ports(1)
+    assert_one_line_error(corridor({**cli_env, "MQTT_URL": f"mqtt://127.0.0.1:{port}"}, "gateway"), "no MQTT broker")
+    assert_one_line_error(corridor(cli_env, "gateway", "--regions", "3-12"), "regions")

@@ -59,6 +59,7 @@ class GatewayStats:
     undelivered: int = 0  # Kafka gave up on them (counted, logged)
     radio_ms_p50: float = 0.0  # vehicle send → gateway receive, over the last second's updates
     radio_ms_p99: float = 0.0
+    radio_ms_mean: float = 0.0  # over every update so far
 
 
 class Gateway:
@@ -151,6 +152,7 @@ class Gateway:
         down.start()
         last_beat = next_stats = time.monotonic()
         radio: list[int] = []
+        radio_sum, radio_n = 0.0, 0
         try:
             while not self._stop.is_set():
                 t0 = time.monotonic()
@@ -165,6 +167,9 @@ class Gateway:
                     if radio:
                         p50, p99 = np.percentile(radio, [50, 99])
                         self.stats.radio_ms_p50, self.stats.radio_ms_p99 = round(float(p50), 1), round(float(p99), 1)
+                        radio_sum += float(np.sum(radio))
+                        radio_n += len(radio)
+                        self.stats.radio_ms_mean = round(radio_sum / radio_n, 1)
                         radio = []
                     if stats_file is not None:
                         _write_json(stats_file, asdict(self.stats))
