@@ -12,10 +12,13 @@
 from __future__ import annotations
 
 import os
+import selectors
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock
 from pipeline.radio_topics import RadioTopics
 from pipeline.stack.mqtt import MqttBroker
+from pipeline.stack.process import die_with_parent
 from pipeline.workers import GatewayProcess, peak_rss_mib
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
@@ -57,31 +61,51 @@ def _records(n: int) -> list[tuple[int, bytes]]:
     return out[:n]
 
 
+_SUBSCRIBER = """
+import sys, threading, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+done, count, first = threading.Event(), [0], [0.0]
+def on_message(*_):
+    count[0] += 1
+    if count[0] == 1:
+        first[0] = time.monotonic()
+    if count[0] == n:
+        done.set()
+c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+c.on_message = on_message
+c.connect(host, port)
+c.subscribe("bench/raw", qos=0)
+c.loop_start()
+print("ready", flush=True)
+done.wait(120)
+print(count[0], time.monotonic() - first[0], flush=True)
+"""
+
+
 def _raw(settings: Settings, n: int, size: int) -> dict[str, Any]:
-    got = threading.Event()
-    count = [0]
-
-    def on_message(*_: Any) -> None:
-        count[0] += 1
-        if count[0] == n:
-            got.set()
-
-    sub = _client(settings, "bench-sub")
-    sub.on_message = on_message
-    sub.subscribe("bench/raw", qos=0)
-    time.sleep(0.3)
-    pub = _client(settings, "bench-pub")
-    payload = b"x" * size
-    t0 = time.monotonic()
-    for _ in range(n):
-        while pub.publish("bench/raw", payload, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
-            time.sleep(0.001)
-    got.wait(60)
-    took = time.monotonic() - t0
-    for c in (pub, sub):
-        c.disconnect()
-        c.loop_stop()
-    return {"messages": n, "received": count[0], "msgs_per_s": round(count[0] / took), "size_bytes": size}
+    """Publisher and subscriber in processes of their own, as the fleet and a gateway are."""
+    host, port = settings.mqtt_address
+    sub = subprocess.Popen([sys.executable, "-c", _SUBSCRIBER, host, str(port), str(n)], stdout=subprocess.PIPE,
+                           text=True, preexec_fn=die_with_parent())  # fmt: skip
+    try:
+        assert sub.stdout is not None
+        sub.stdout.readline()  # ready
+        time.sleep(0.3)
+        pub = _client(settings, "bench-pub")
+        payload = b"x" * size
+        for _ in range(n):
+            while pub.publish("bench/raw", payload, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                time.sleep(0.001)
+        received, took = sub.stdout.readline().split()
+        pub.disconnect()
+        pub.loop_stop()
+    finally:
+        sub.kill()
+        sub.wait()
+    return {"messages": n, "received": int(received), "msgs_per_s": round(int(received) / float(took)),
+            "size_bytes": size}  # fmt: skip
 
 
 def _through_gateways(settings: Settings, records: list[tuple[int, bytes]], gateways: int, tmp: Path,
@@ -124,29 +148,42 @@ def _through_gateways(settings: Settings, records: list[tuple[int, bytes]], gate
 
 
 def _connections(settings: Settings, n: int, broker_pid: int | None) -> dict[str, Any]:
+    """`n` clients connected at once (a vehicle each), each publishing one update: the time to
+    connect them all, and the broker's memory with them. One thread drives every client's socket
+    through epoll (paho's external loop), as a thread per client would only measure the GIL."""
     before = peak_rss_mib(broker_pid) if broker_pid else float("nan")
-    clients = []
+    clients: list[mqtt.Client] = []
+    sel = selectors.DefaultSelector()
+
+    def pump(until: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not until() and time.monotonic() < deadline:
+            for c in clients:
+                if c.want_write():
+                    c.loop_write()
+            for key, _ in sel.select(0.05):
+                key.data.loop_read()
+
     t0 = time.monotonic()
     try:
         for i in range(n):
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"veh-{i}-{uuid.uuid4().hex[:4]}",
                             protocol=mqtt.MQTTv5)  # fmt: skip
             c.connect(*settings.mqtt_address, keepalive=60)
+            sel.register(c.socket(), selectors.EVENT_READ, c)
             clients.append(c)
-        deadline = time.monotonic() + 60
-        while not all(c.is_connected() for c in clients) and time.monotonic() < deadline:
-            for c in clients:  # one network loop each, no thread: their CONNECTs out, CONNACKs in
-                if not c.is_connected():
-                    c.loop(timeout=0)
+        pump(lambda: all(c.is_connected() for c in clients), 60)
         connect_s = time.monotonic() - t0
+        connected = sum(1 for c in clients if c.is_connected())
         for c in clients:
             c.publish("bench/conn", b"x" * 90, qos=0)
-            c.loop(timeout=0)
+        pump(lambda: not any(c.want_write() for c in clients), 10)
         rss = peak_rss_mib(broker_pid) if broker_pid else float("nan")
     finally:
         for c in clients:
             c.disconnect()
-    return {"clients": n, "connected": sum(1 for c in clients if c.is_connected()), "connect_s": round(connect_s, 2),
+        sel.close()
+    return {"clients": n, "connected": connected, "connect_s": round(connect_s, 2),
             "broker_rss_mib_before": round(before, 1), "broker_peak_rss_mib": round(rss, 1)}  # fmt: skip
 
 
