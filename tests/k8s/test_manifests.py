@@ -109,9 +109,9 @@ def test_every_container_has_requests_and_limits(overlay) -> None:
 def test_images_are_the_ones_corridor_builds(overlay) -> None:
     name, docs = overlay
     refs = {img.ref for img in IMAGES.values()}
-    used = {c["image"] for d in docs if d["kind"] in ("StatefulSet", "Job") for c in _containers(d)}
+    used = {c["image"] for d in docs if d["kind"] in ("StatefulSet", "Job", "Deployment") for c in _containers(d)}
     assert used <= refs, f"{name}: {used - refs} are not built by `corridor images build`"
-    assert IMAGES["corridor"].ref in used and IMAGES["etcd"].ref in used
+    assert {IMAGES["corridor"].ref, IMAGES["etcd"].ref, IMAGES["mosquitto"].ref} <= used
 
 
 def test_topics_match_the_code(overlay) -> None:
@@ -193,3 +193,22 @@ def test_shipped_config_copies_equal_the_packaged_data() -> None:
     assert not [e for e in scenario.events if e.kind in ("kill_worker", "restart_worker")]
     twelve = load_corridor(route, K8S / "overlays" / "corridor" / "config" / "towers.json")
     assert len(twelve.regions) == 12
+
+
+def test_the_gateways_reach_the_mqtt_broker_and_kafka(overlay) -> None:
+    name, docs = overlay
+    env, _ = _corridor_config(docs)
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    (gateway,) = _containers(_one(docs, "Deployment", "gateways"))
+    gw_env = {e["name"]: e.get("value") for e in gateway.get("env", [])}
+    assert set(gw_env) <= set(ENV_VARS), f"{name}: the gateway sets variables no code reads"
+    settings = Settings.from_env({**env, **gw_env})  # a bad MQTT_URL is a ConfigError here
+    host, port = settings.mqtt_address
+    assert port in [p["port"] for p in services[host]["spec"]["ports"]], f"{name}: no Service {host}:{port}"
+    (broker,) = _containers(_one(docs, "StatefulSet", "mqtt"))
+    assert port in [p["containerPort"] for p in broker["ports"]]
+    assert gateway["command"][:2] == ["corridor", "gateway"] and "--group" in gateway["command"]
+    mosquitto_conf = (K8S / "images" / "mosquitto" / "mosquitto.conf").read_text().split()
+    assert mosquitto_conf[mosquitto_conf.index("listener") + 1] == str(port), (
+        "the image listens where the Service points"
+    )
