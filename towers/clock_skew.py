@@ -18,7 +18,7 @@ __all__ = ["ClockSkew"]
 
 
 class ClockSkew:
-    def __init__(self, threshold_ms: int = 2_000, window: int = 512, min_weight: int = 50) -> None:
+    def __init__(self, threshold_ms: int = 2_000, window: int = 512, min_weight: int = 20) -> None:
         self.threshold_ms, self.min_weight = threshold_ms, min_weight
         self._delays: deque[tuple[int, int]] = deque(maxlen=window)  # (delay ms, vehicles in the frame)
         self._since = 0
