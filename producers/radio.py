@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import zlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -32,9 +33,13 @@ _ID_AT = 10 + 1 + 4  # header, the id's length byte, "veh-"
 
 
 def vehicle_num_of(record: bytes) -> int:
-    """The vehicle number in a single-object encoded VehicleTelemetry whose id is veh-NNNNNNN."""
+    """The vehicle number in a single-object encoded VehicleTelemetry whose id is veh-NNNNNNN (any
+    other id: a stable number made from it), so a vehicle keeps its connection."""
     n = record[10] >> 1
-    return int(record[_ID_AT : 10 + 1 + n])
+    try:
+        return int(record[_ID_AT : 10 + 1 + n])
+    except ValueError:
+        return zlib.crc32(record[11 : 11 + n])
 
 
 @dataclass(slots=True)
