@@ -68,6 +68,7 @@ class Drill:
     fault_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
     tallies: dict[int, dict[str, int]] = field(default_factory=dict)  # worker pid -> its counters (last seen)
+    clock_offsets: dict[int, int] = field(default_factory=dict)  # worker pid -> its host clock's offset found, ms
     samples: list[Sample] = field(default_factory=list)
     side: SideFleet | None = None
     side_updates: int = 0
@@ -86,6 +87,7 @@ class Drill:
             assert w.proc is not None
             self.counts[w.proc.pid] = int(page["counts"].get("updates", 0))
             self.tallies[w.proc.pid] = {**page["counts"], **{f"dead:{k}": v for k, v in page["dead_letters"].items()}}
+            self.clock_offsets[w.proc.pid] = int(page.get("clock_offset_ms", 0))
             owned += len(page["regions"])
             behind = max([behind, *page.get("behind_ms", {}).values()])
             mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
@@ -261,8 +263,11 @@ def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
 
 
 def _host_clock_ahead(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
-    """Worker 1 on a host whose wall clock is ahead (libfaketime; its monotonic clock stays true)."""
-    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{HOST_SKEW_S}s", "DONT_FAKE_MONOTONIC": "1"}
+    """Worker 1 on a host whose wall clock is ahead (libfaketime). Its monotonic clock is moved by
+    the same constant, which changes no interval; leaving it true (DONT_FAKE_MONOTONIC) breaks
+    Python 3.11's time.sleep, whose absolute monotonic deadline libfaketime then mangles into EINVAL
+    (libfaketime issue 426; it crashed the worker whenever it slept)."""
+    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{HOST_SKEW_S}s"}
 
 
 def _noted(text: str) -> Step:
@@ -562,6 +567,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             # advisories decided by the towers (summed over every worker process), acknowledged by the
             # broker, in the topic, and lost: given up on, or never acknowledged by a surviving worker
             "advisories": advisories,
+            # how far each worker process found its host's clock from the vehicles' (last seen), s
+            "clock_offsets_s": sorted(round(ms / 1000, 1) for ms in d.clock_offsets.values()),
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d, spec.synced),
