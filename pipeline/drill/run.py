@@ -425,10 +425,11 @@ def _summed(tallies: Any) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _max_behind_s(d: Drill) -> float:
-    """The most a tower was behind the telemetry, from the fault on."""
+def _worst_s(d: Drill, what: Callable[[Sample], float]) -> float:
+    """The worst of a sampled figure from the fault on (before it, the towers were still starting:
+    a tower whose clock is off reads its news that much old until its first frames have come)."""
     since = d.fault_start_wall or 0.0
-    return round(max((x.behind_ms for x in d.samples if x.wall >= since), default=0.0) / 1000, 1)
+    return round(max((what(x) for x in d.samples if x.wall >= since), default=0.0) / 1000, 1)
 
 
 def _advisories(d: Drill) -> dict[str, int]:
@@ -572,8 +573,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d, spec.synced),
-            "max_stale_s": round(max((x.stale_ms for x in d.samples), default=0.0) / 1000, 1),
-            "max_behind_s": _max_behind_s(d),
+            "max_stale_s": _worst_s(d, lambda x: x.stale_ms),
+            "max_behind_s": _worst_s(d, lambda x: x.behind_ms),
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,
         }
