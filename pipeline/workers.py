@@ -21,7 +21,15 @@ from pipeline.errors import StackError
 from pipeline.ports import free_ports, is_free
 from pipeline.stack.process import die_with_parent
 
-__all__ = ["GatewayProcess", "TowerProcess", "fetch_page", "peak_rss_mib", "wait_for_assignment", "wait_until_written"]
+__all__ = [
+    "ChildProcess",
+    "GatewayProcess",
+    "TowerProcess",
+    "fetch_page",
+    "peak_rss_mib",
+    "wait_for_assignment",
+    "wait_until_written",
+]
 
 
 def fetch_page(port: int, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
@@ -47,7 +55,56 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-class TowerProcess:
+class ChildProcess:
+    """A command corridor runs as a child: in a process group of its own, its output in `log`, and
+    tied to this process, so that should this one die without stopping it (SIGKILL, or a signal it
+    does not handle) the kernel SIGKILLs the child, which, its broker possibly gone too, may not
+    answer a SIGTERM."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, argv: list[str]) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+                                         start_new_session=True,
+                                         preexec_fn=die_with_parent(signal.SIGKILL))  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL after `timeout`."""
+        self._signal(signal.SIGTERM)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean shutdown."""
+        self._signal(signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait()
+
+    def _signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.proc is not None
+            os.killpg(self.proc.pid, sig)
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+class TowerProcess(ChildProcess):
     """One worker of the towers app; `start()` again after `kill()` restarts it on the same data."""
 
     def __init__(
@@ -61,33 +118,18 @@ class TowerProcess:
     ) -> None:
         self.name = name
         self.port = free_ports(1)[0]
-        self.env = {**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port)}
-        self.datadir, self.log, self.loop, self.loglevel = datadir, log, loop, loglevel
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__({**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port)}, log)
+        self.datadir, self.loop, self.loglevel = datadir, loop, loglevel
 
     def start(self) -> TowerProcess:
-        """Start the worker in a process group of its own, tied to this process: should this one die
-        without stopping it (SIGKILL, or a signal it does not handle), the kernel SIGKILLs the worker,
-        which, its consumer group and broker possibly gone too, may not answer a SIGTERM.
-
-        A restart keeps the web port unless something else holds it by now."""
+        """A restart keeps the web port unless something else holds it by now."""
         if not is_free(self.port):
             self.port = free_ports(1)[0]
             self.env["CORRIDOR_TOWER_WEB_PORT"] = str(self.port)
         faust = Path(sys.executable).with_name("faust")
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [str(faust), "--loop", self.loop, "--datadir", str(self.datadir), "-A", "towers.app", "worker",
-                 "-l", self.loglevel],
-                env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGKILL),
-            )  # fmt: skip
+        self._spawn([str(faust), "--loop", self.loop, "--datadir", str(self.datadir), "-A", "towers.app", "worker",
+                     "-l", self.loglevel])  # fmt: skip
         return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     def page(self, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
         return fetch_page(self.port, name, timeout)
@@ -104,37 +146,11 @@ class TowerProcess:
             time.sleep(0.3)
         raise StackError(f"{self.name} was not ready within {timeout:.0f} s; last lines of {self.log}:\n{self.tail()}")
 
-    def stop(self, timeout: float = 20.0) -> None:
-        self._signal(signal.SIGTERM)
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
-                self.proc.wait()
-
     def peak_rss_mib(self) -> float:
         if not self.alive:
             return float("nan")
         assert self.proc is not None
         return peak_rss_mib(self.proc.pid)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: no clean shutdown, no leaving the consumer group."""
-        self._signal(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-
-    def _signal(self, sig: int) -> None:
-        if self.alive:
-            assert self.proc is not None
-            os.killpg(self.proc.pid, sig)
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
 
 
 def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: float = 120) -> None:
@@ -187,31 +203,25 @@ def wait_until_written(
     raise StackError(f"the towers did not write all of {telemetry} within {timeout:.0f} s")
 
 
-class GatewayProcess:
-    """A tower gateway (`corridor gateway`) as a child process, tied to this one like the workers,
-    writing its counters to `stats` once a second."""
+class GatewayProcess(ChildProcess):
+    """A tower gateway (`corridor gateway`) as a child process, writing its counters to `stats` once
+    a second."""
 
     def __init__(self, env: dict[str, str], stats: Path, log: Path, regions: str = "all") -> None:
-        self.env, self.stats_file, self.log, self.regions = env, stats, log, regions
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(env, log)
+        self.stats_file, self.regions = stats, regions
 
     def start(self) -> GatewayProcess:
-        corridor = Path(sys.executable).with_name("corridor")
-        self.log.parent.mkdir(parents=True, exist_ok=True)
         self.stats_file.unlink(missing_ok=True)
-        with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
-                [str(corridor), "gateway", "--regions", self.regions, "--stats", str(self.stats_file)],
-                env=self.env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=die_with_parent(signal.SIGKILL),
-            )  # fmt: skip
+        corridor = Path(sys.executable).with_name("corridor")
+        self._spawn([str(corridor), "gateway", "--regions", self.regions, "--stats", str(self.stats_file)])
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until it has written its first counters (it is connected to both brokers by then)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
+            if not self.alive:
                 raise StackError(f"the gateway exited during start-up; its log {self.log}:\n{self.tail()}")
             if self.stats_file.exists():
                 return
@@ -223,18 +233,3 @@ class GatewayProcess:
             return json.loads(self.stats_file.read_text())
         except (OSError, ValueError):
             return {}
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def tail(self, n: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"

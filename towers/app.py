@@ -200,7 +200,6 @@ def _report(seq: int, kind: str, err: Any, _msg: Any) -> None:
     runtime.ledger.settle(seq, kind, err is None)
     if err is not None:
         n = runtime.ledger.failed[kind]
-        runtime.engine.counts[f"undelivered-{kind}"] = n
         if n == 1 or n % 1000 == 0:
             log.error("%d %s message(s) could not be delivered, the last: %s", n, kind, err)
 
@@ -385,7 +384,11 @@ async def state_page(web: Any, request: Any) -> Any:
             "view_members": {str(r): n.member_count for r, n in rt().engine.view.regions.items()},
             "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
             "sync_enabled": rt().engine.sync_enabled,
-            "counts": {**rt().engine.counts, **{f"delivered-{k}": v for k, v in rt().ledger.delivered.items()}},
+            "counts": {
+                **rt().engine.counts,
+                **{f"delivered-{k}": v for k, v in rt().ledger.delivered.items()},
+                **{f"undelivered-{k}": v for k, v in rt().ledger.failed.items()},
+            },
             # produced but neither acknowledged by the broker nor given up on yet
             "unsettled_messages": rt().ledger.unsettled,
             "dead_letters": dict(rt().engine.dead_reasons),
