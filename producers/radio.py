@@ -3,9 +3,11 @@
 One process simulates the whole fleet, so its vehicles share a pool of MQTT connections: vehicle n
 talks over connection n mod `connections`, as a vehicle keeps one link while it drives. Each update
 goes to its region's telemetry topic at QoS 0 (a lost update is superseded by the next, a tick
-later); hazard reports go at QoS 1. A connection listens on the advisory topics of exactly the
-regions its vehicles are in: when a vehicle crosses into the next region, its connection subscribes
-there and, once no vehicle of its own is left behind, unsubscribes from the old one (handover).
+later); hazard reports go at QoS 1. A connection listens on the advisory topic of each of its
+vehicles (advisories addressed to one vehicle) and on the broadcast topics of exactly the regions
+its vehicles are in: when a vehicle crosses into the next region, its connection subscribes there
+and, once no vehicle of its own is left behind, unsubscribes from the old one (handover). A
+vehicle's own topic does not move with it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipeline.errors import StackError
 from pipeline.radio_topics import RadioTopics
+from producers.encoding import vehicle_id
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
 
@@ -70,7 +73,8 @@ class RadioLink:
         self.stats = RadioStats()
         self._heard: deque[bytes] = deque()  # advisories, appended by the clients' network threads
         self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
-        self._subscribed: list[set[int]] = [set() for _ in range(connections)]
+        self._subscribed: list[set[int]] = [set() for _ in range(connections)]  # regions
+        self._vehicles: list[set[int]] = [set() for _ in range(connections)]  # vehicle numbers
         self._lock = threading.Lock()
         self._clients = [self._connect(host, port, i) for i in range(connections)]
 
@@ -124,11 +128,14 @@ class RadioLink:
 
     # ---- downlink -----------------------------------------------------------------------------
     def follow(self, fleet: Fleet) -> None:
-        """Subscribe each connection to the advisory topics of its vehicles' regions, and only those."""
+        """Subscribe each connection to its vehicles' own advisory topics and to the broadcast
+        topics of their regions, and only those."""
         live = fleet.active & (fleet.region >= 0)
-        conn = fleet.num[live] % len(self._clients)
+        nums = fleet.num[live]
+        conn = nums % len(self._clients)
         regions = fleet.region[live]
         for i, client in enumerate(self._clients):
+            self._follow_vehicles(i, client, set(nums[conn == i].tolist()))
             want = set(np.unique(regions[conn == i]).tolist())
             have = self._subscribed[i]
             if want == have:
@@ -141,8 +148,17 @@ class RadioLink:
             self.stats.handovers += len(gone)
             self._subscribed[i] = want
 
+    def _follow_vehicles(self, i: int, client: mqtt.Client, want: set[int]) -> None:
+        have = self._vehicles[i]
+        new, gone = sorted(want - have), sorted(have - want)
+        if new:
+            client.subscribe([(self.topics.vehicle_advisories(vehicle_id(n)), SubscribeOptions(qos=1)) for n in new])
+        if gone:
+            client.unsubscribe([self.topics.vehicle_advisories(vehicle_id(n)) for n in gone])
+        self._vehicles[i] = want
+
     def heard(self) -> list[bytes]:
-        """The advisories heard since the last call, each once: a region's advisory reaches every
+        """The advisories heard since the last call, each once: a region's broadcast reaches every
         connection with a vehicle there, as it reaches every vehicle on the road (`received` counts
         those copies: the downlink's real load)."""
         out = []

@@ -7,6 +7,8 @@
   and produce them to Kafka. Rate = updates the gateways forwarded and Kafka acknowledged / time.
 - **connections**: 1,000 clients connected at once (a vehicle each, as on the road), each
   publishing one update: how long connecting takes, and the broker's memory with them.
+- **downlink**: advisories over one topic per region against one topic per vehicle
+  (`radio_downlink`), 1,000 vehicles with a connection each.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.bench.radio_downlink import MODES, measure_downlink
 from pipeline.config import Settings
 from pipeline.corridor import load_corridor
 from pipeline.crdt.hlc import HybridClock
@@ -208,7 +211,11 @@ def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
         for g in (1, 2):
             out[f"gateway_x{g}"]["share_of_raw"] = round(out[f"gateway_x{g}"]["updates_per_s"] / raw, 2)
         pid = None if settings.mqtt_external else broker.process.running_pid()
-        out["connections"] = _connections(settings, 200 if quick else 1_000, pid)
+        vehicles = 200 if quick else 1_000
+        out["connections"] = _connections(settings, vehicles, pid)
+        regions = len(load_corridor().regions)
+        out["downlink"] = {m: measure_downlink(*settings.mqtt_address, m, vehicles, vehicles, 200.0, regions, pid)
+                           for m in MODES}  # fmt: skip
         return out
     finally:
         if started:

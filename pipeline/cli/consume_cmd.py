@@ -120,7 +120,10 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
 
     from pipeline.radio_topics import KINDS, RadioTopics
 
-    flt = RadioTopics(regions=1).every(topic) if topic in KINDS else topic
+    radio = RadioTopics(regions=1)
+    filters = [radio.every(topic)] if topic in KINDS else [topic]
+    if topic == "advisories":  # those addressed to one vehicle have its topic
+        filters.append(radio.vehicle_advisories(vehicle) if vehicle else radio.every_vehicle_advisories())
     got: queue.Queue[tuple[str, bytes]] = queue.Queue()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"consume-{uuid.uuid4().hex[:8]}",
                          protocol=paho.MQTTv5)  # fmt: skip
@@ -130,7 +133,7 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
         client.connect(host, port)
     except OSError as exc:
         raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it (`corridor stack up --mqtt`)") from None
-    client.subscribe(flt, qos=1)
+    client.subscribe([(f, 1) for f in filters])
     client.loop_start()
     printed = 0
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -16,16 +17,18 @@ from types import SimpleNamespace
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from confluent_kafka import Producer
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import ensure_topics
 from pipeline.config import Settings
 from pipeline.errors import StackError
-from pipeline.messages import CODEC, TELEMETRY
+from pipeline.messages import ADVISORY, CODEC, TELEMETRY
 from pipeline.ports import free_ports
 from pipeline.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
+from pipeline.stack.kafka import KafkaBroker
 from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
 from producers.radio import RadioLink
 from tests.helpers import assert_one_line_error, corridor, read_messages
@@ -140,6 +143,99 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
         link.close()
 
 
+def _advisory(aid: str, region: int, target: str | None) -> bytes:
+    return CODEC.encode(ADVISORY, {
+        "advisory_id": aid, "region_id": region, "tower": f"tower-{region}", "target_vehicle": target,
+        "direction": None, "action": "SLOW_DOWN", "target_speed_mps": 20.0, "reason": "test", "hazard_id": None,
+        "issued_at": 0, "valid_until": 0, "trigger_event_time": 0, "trigger_hlc": 0})  # fmt: skip
+
+
+def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_region(radio, gateway) -> None:
+    settings, _ = radio
+    link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+    fleet = SimpleNamespace(active=np.array([True, True]), num=np.array([7, 8]), region=np.array([2, 5]))
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    topic = settings.topics(REGIONS).advisories
+    heard: list[str] = []
+
+    def send_until_heard(value: bytes, region: int) -> None:
+        deadline = time.monotonic() + 20  # the gateway reads Kafka from the end: it may not be there yet
+        while not heard and time.monotonic() < deadline:
+            producer.produce(topic, value, b"", region)
+            producer.flush(5)
+            time.sleep(0.5)
+            heard.extend(CODEC.decode(v, ADVISORY)["advisory_id"] for v in link.heard())
+
+    try:
+        link.follow(fleet)  # type: ignore[arg-type]
+        time.sleep(0.3)
+        send_until_heard(_advisory("for-7", 2, "veh-0000007"), 2)
+        assert set(heard) == {"for-7"}
+        before = gateway.stats.advisories_forwarded
+        for value in (_advisory("for-9", 2, "veh-0000009"), _advisory("all-2", 2, None),
+                      _advisory("all-4", 4, None)):  # fmt: skip
+            producer.produce(topic, value, b"", CODEC.decode(value, ADVISORY)["region_id"])
+        producer.flush(5)
+        _wait(lambda: gateway.stats.advisories_forwarded >= before + 3, "the gateway to forward them")
+        _wait(lambda: link._heard, "the broadcast")
+        time.sleep(0.5)
+        assert [CODEC.decode(v, ADVISORY)["advisory_id"] for v in link.heard()] == ["all-2"], (
+            "vehicle 9's advisory and region 4's broadcast are not for this fleet"
+        )
+    finally:
+        link.close()
+
+
+def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile(radio, tmp_path: Path) -> None:
+    """A Kafka of this test's own, SIGKILLed under the gateway and started again: the gateway does
+    not exit, counts the outage, and what vehicles sent meanwhile reaches the topic once it is back."""
+    settings, _ = radio
+    kport, cport, eport, pport, _ = free_ports(5)
+    own = replace(
+        settings,
+        kafka_bootstrap=(),
+        state_dir=tmp_path / "own-kafka",
+        ports=replace(settings.ports, kafka=kport, kafka_controller=cport, etcd=eport, etcd_peer=pport),
+    )
+    kafka = KafkaBroker(own)
+    kafka.start(attached=True)
+    try:
+        ensure_topics(own.bootstrap_servers, own.topics(REGIONS).specs())
+        gw = Gateway(own, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
+        thread = threading.Thread(target=gw.run, daemon=True)
+        thread.start()
+        link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+        try:
+            _wait(lambda: gw.client.is_connected(), "the gateway to connect")
+            time.sleep(0.3)
+
+            def send(first: int) -> None:
+                updates = [CODEC.encode(TELEMETRY, upd(f"veh-{i:07d}", 38.0)) for i in range(first, first + 5)]
+                link.send("", 4, b"4", updates)
+                link.flush()
+
+            send(0)
+            _wait(lambda: gw.stats.updates_forwarded >= 5, "the first updates")
+            os.kill(kafka.process.running_pid() or 0, signal.SIGKILL)
+            send(10)  # while Kafka is away
+            _wait(lambda: gw.stats.kafka_errors >= 1, "the gateway to notice Kafka gone")
+            kafka.start(attached=True)
+            send(20)
+            ids: set[str] = set()
+            deadline = time.monotonic() + 60
+            while len(ids) < 15 and time.monotonic() < deadline:
+                frames = read_messages(own.bootstrap_servers, own.topics(REGIONS).telemetry, 1_000, 3)
+                ids = {u["vehicle_id"] for m in frames for u in CODEC.decode(m.value())["updates"]}
+            assert ids == {f"veh-{i:07d}" for k in (0, 10, 20) for i in range(k, k + 5)}
+            assert thread.is_alive() and gw.stats.undelivered == 0, gw.stats
+        finally:
+            link.close()
+            gw.stop()
+            thread.join(20)
+    finally:
+        kafka.stop()
+
+
 def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription(radio) -> None:
     settings, _ = radio
     topics = RadioTopics(REGIONS)
@@ -167,25 +263,32 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
         link.close()
 
 
-def test_corridor_consume_reads_a_radio_topic_decoded(radio, cli_env) -> None:
+@pytest.mark.parametrize("kind", ["telemetry", "advisories"])
+def test_corridor_consume_reads_a_radio_topic_decoded(radio, cli_env, kind: str) -> None:
     settings, _ = radio
-    record = CODEC.encode(TELEMETRY, upd("veh-0000042", 38.0))
+    topics = RadioTopics(REGIONS)
+    if kind == "telemetry":
+        topic, record = topics.telemetry(4), CODEC.encode(TELEMETRY, upd("veh-0000042", 38.0))
+        args, field = [], "vehicle_id"
+    else:  # one addressed to a vehicle is on that vehicle's topic
+        topic, record = topics.vehicle_advisories("veh-0000042"), _advisory("a-42", 4, "veh-0000042")
+        args, field = ["--vehicle", "veh-0000042"], "target_vehicle"
     result: list[subprocess.CompletedProcess[str]] = []
     reader = threading.Thread(target=lambda: result.append(
-        corridor(cli_env, "consume", "--mqtt", "telemetry", "--max-records", "1", timeout=60)))  # fmt: skip
+        corridor(cli_env, "consume", "--mqtt", kind, *args, "--max-records", "1", timeout=60)))  # fmt: skip
     reader.start()
     pub = _publisher(settings)
     try:
         while reader.is_alive():  # until it has subscribed and read one
-            pub.publish(RadioTopics(REGIONS).telemetry(4), record, qos=0)
+            pub.publish(topic, record, qos=0)
             reader.join(0.3)
     finally:
         pub.disconnect()
         pub.loop_stop()
     (done,) = result
     line = json.loads(done.stdout.strip().splitlines()[0])
-    assert done.returncode == 0 and line["_topic"] == "corridor/v1/region/4/telemetry", done.stderr
-    assert line["vehicle_id"] == "veh-0000042" and line["region_id"] == 4
+    assert done.returncode == 0 and line["_topic"] == topic, done.stderr
+    assert line[field] == "veh-0000042" and line["region_id"] == 4
 
 
 def test_a_gateway_without_a_broker_is_a_one_line_error(cli_env) -> None:

@@ -30,3 +30,16 @@ def test_other_topics_are_refused(topic: str) -> None:
 def test_a_root_with_wildcards_or_a_leading_slash_is_a_config_error(root: str) -> None:
     with pytest.raises(ConfigError):
         RadioTopics(regions=9, root=root)
+
+
+def test_a_vehicle_has_an_advisory_topic_of_its_own_that_no_region_topic_matches() -> None:
+    t = RadioTopics(regions=9)
+    assert t.vehicle_advisories("veh-0000042") == "corridor/v1/vehicle/veh-0000042/advisories"
+    with pytest.raises(ValueError):
+        t.parse(t.vehicle_advisories("veh-0000042"))
+
+
+@pytest.mark.parametrize("vid", ["", "veh/1", "veh+", "#", "a\0b"])
+def test_a_vehicle_id_that_cannot_be_a_topic_level_is_refused(vid: str) -> None:
+    with pytest.raises(ValueError):
+        RadioTopics(regions=9).vehicle_advisories(vid)

@@ -7,8 +7,10 @@ delivery settings (acks=all, idempotence); quiet regions get an empty frame once
 towers' clocks move on. Hazard reports are forwarded one by one, as they came. Whatever cannot be
 read, or came on another region's topic, is a dead letter with its reason.
 
-Downlink: the towers' advisories for its regions, read from Kafka from now on, published to the
-regions' advisory topics at QoS 1.
+Downlink: the towers' advisories for its regions, read from Kafka from now on, published at QoS 1
+to the topic of the vehicle each is addressed to, or to the region's topic when it is for every
+vehicle there (a region topic would copy each addressed advisory to every vehicle of the region:
+the `mqtt` bench measures that cost).
 
 A broker that goes away: paho reconnects with backoff and the gateway counts it; librdkafka does the
 same for Kafka. Nothing here exits on a lost connection; SIGTERM or Ctrl-C ends it.
@@ -35,7 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pipeline.codec import CodecError
 from pipeline.config import Settings
 from pipeline.errors import StackError
-from pipeline.messages import CODEC, HAZARD
+from pipeline.messages import ADVISORY, CODEC, HAZARD
 from pipeline.radio_topics import RadioTopics
 from towers.gateway.batch import FrameBatcher, Refused
 
@@ -224,10 +226,20 @@ class Gateway:
             while not self._stop.is_set():
                 for msg in self.consumer.consume(1000, timeout=0.05):
                     if msg.error() is None:
-                        self.client.publish(self.radio.advisories(msg.partition()), msg.value(), qos=1)
+                        self.client.publish(self._downlink_topic(msg.partition(), msg.value()), msg.value(), qos=1)
                         self.stats.advisories_forwarded += 1
         finally:
             self.consumer.close()
+
+    def _downlink_topic(self, region: int, value: bytes) -> str:
+        """Its vehicle's topic; the region's for one addressed to every vehicle, or one whose
+        target cannot name a topic (towers write these records, so that is a defect, logged)."""
+        try:
+            target = CODEC.decode(value, ADVISORY)["target_vehicle"]
+            return self.radio.advisories(region) if target is None else self.radio.vehicle_advisories(target)
+        except (ValueError, CodecError) as exc:
+            log.error("advisory on partition %d sent to the region's topic: %s", region, exc)
+            return self.radio.advisories(region)
 
     def _dead(self, refused: Refused, topic: str) -> None:
         kind = refused.reason.split(":", 1)[0]
