@@ -104,7 +104,7 @@ def test_a_hazard_reported_over_mqtt_is_answered_over_mqtt_through_the_gateway_c
         gateway.start()
         _report(request, gateway, "tower gateway")
         vehicle.connect("127.0.0.1", port)
-        vehicle.subscribe(radio.advisories(4), qos=1)
+        vehicle.subscribe(radio.vehicle_advisories("veh-0000002"), qos=1)  # the advisory is addressed to it
         vehicle.loop_start()
         hid = f"hz-{uuid.uuid4().hex[:6]}"
 
