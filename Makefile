@@ -27,12 +27,13 @@ smoke: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .mypy_cache .hypothesis
 
 bench: $(STAMP)
 	$(BIN)/corridor bench

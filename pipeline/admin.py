@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipeline.errors import ConfigError, StackError
-from pipeline.topics import TopicSpec
+from pipeline.shared.errors import ConfigError, StackError
+from pipeline.shared.topics import TopicSpec
 
 __all__ = [
     "TopicMismatchError", "delete_groups", "delete_prefixed", "delete_topics", "end_offsets", "ensure_topics",

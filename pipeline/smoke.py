@@ -14,8 +14,8 @@ import etcd3
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 
 __all__ = ["SmokeResult", "smoke"]
 

@@ -17,8 +17,8 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import committed_offsets, end_offsets
-from pipeline.errors import StackError
 from pipeline.ports import free_ports, is_free
+from pipeline.shared.errors import StackError
 from pipeline.stack.process import die_with_parent
 
 __all__ = [
@@ -162,8 +162,9 @@ def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: floa
             if not w.alive:
                 raise StackError(f"{w.name} exited during start-up; last lines of {w.log}:\n{w.tail()}")
             pages.append(w.page())
-        if all(p is not None and p["recovered"] for p in pages):
-            owned = sorted(r for p in pages for r in p["regions"])  # type: ignore[index]
+        recovered = [p for p in pages if p is not None and p["recovered"]]
+        if len(recovered) == len(pages):
+            owned = sorted(r for p in recovered for r in p["regions"])
             if owned == list(range(regions)):
                 return
         time.sleep(0.3)

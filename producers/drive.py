@@ -10,8 +10,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from pipeline.crdt.hlc import HybridClock
-from pipeline.topics import Topics
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.topics import Topics
 from producers.encoding import TelemetryEncoder, empty_frame
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener

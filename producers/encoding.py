@@ -5,7 +5,7 @@ caps a producer below 70k messages/s. The fleet already holds its state as array
 writes the Avro binary encoding of a whole batch at once: fixed-width fields as little-endian
 views, longs as zig-zag varints computed column-wise, each column scattered into a byte matrix at
 per-row cursors. Tests check the output against fastavro's decoder for random batches; the codec
-in `pipeline.codec` stays the reference and decodes everything this writes.
+in `pipeline.shared.codec` stays the reference and decodes everything this writes.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.codec import MAGIC
-from pipeline.messages import FRAME, TELEMETRY
+from pipeline.shared.codec import MAGIC
+from pipeline.shared.messages import FRAME, TELEMETRY
 from producers.fleet import TelemetryBatch
 
 __all__ = ["EncodedBatch", "TelemetryEncoder", "vehicle_id"]
@@ -40,7 +40,8 @@ def _zigzag_varint(values: npt.NDArray[np.int64]) -> tuple[U8, npt.NDArray[np.in
     for k in range(1, 10):
         nbytes += zz >= np.uint64(1) << np.uint64(7 * k)
     more = np.arange(10)[None, :] < (nbytes - 1)[:, None]
-    return groups | (more.astype(np.uint8) << 7), nbytes
+    out: U8 = groups | (more.astype(np.uint8) << np.uint8(7))
+    return out, nbytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.corridor import Corridor
+from pipeline.shared.corridor import Corridor
 from producers.idm import IdmParams, idm_accel
 
 __all__ = ["Action", "Fleet", "FleetConfig", "Obstacle", "TelemetryBatch"]

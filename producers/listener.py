@@ -9,9 +9,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from pipeline.codec import CodecError
-from pipeline.crdt.hlc import unpack
-from pipeline.messages import ADVISORY, CODEC
+from pipeline.shared.codec import CodecError
+from pipeline.shared.crdt.hlc import unpack
+from pipeline.shared.messages import ADVISORY, CODEC
 from producers.fleet import Action, Fleet
 
 __all__ = ["AdvisoryListener", "ListenerStats"]
@@ -63,7 +63,8 @@ class AdvisoryListener:
             if not msgs:
                 break
             read += len(msgs)
-            self.apply_values([m.value() for m in msgs if m.error() is None], fleet, sim_start_ms)
+            self.apply_values([v for m in msgs if m.error() is None and (v := m.value()) is not None], fleet,
+                              sim_start_ms)  # fmt: skip
         return read
 
     def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int) -> None:

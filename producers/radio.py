@@ -24,8 +24,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from pipeline.errors import StackError
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.errors import StackError
+from pipeline.shared.radio_topics import RadioTopics
 from producers.encoding import vehicle_id
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
@@ -87,8 +87,9 @@ class RadioLink:
                              protocol=mqtt.MQTTv5)  # fmt: skip
         client.max_queued_messages_set(0)
         client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(0.2, 5.0)
-        client.on_message = lambda _c, _u, msg: self._heard.append(msg.payload)
+        # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
+        client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
+        client.on_message = lambda _c, _u, msg: self._heard.append(bytes(msg.payload))
         client.on_disconnect = self._on_disconnect
         try:
             client.connect(host, port, keepalive=30, clean_start=True)

@@ -8,9 +8,9 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Producer
 
-from pipeline.errors import CorridorError
+from pipeline.shared.errors import CorridorError
 
-__all__ = ["DELIVERY", "DeliveryError", "ProducerStats", "TelemetrySink", "Uplink"]
+__all__ = ["DELIVERY", "DeliveryCounts", "DeliveryError", "ProducerStats", "TelemetrySink", "Uplink"]
 
 
 #: How every telemetry record is sent (the benchmarks give the raw baselines the same settings).
@@ -23,8 +23,19 @@ DELIVERY: dict[str, str | int | bool] = {
 }
 
 
+class DeliveryCounts(Protocol):
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def acked(self) -> int: ...
+
+
 class Uplink(Protocol):
     """Where a fleet's telemetry goes: Kafka (`TelemetrySink`) or the MQTT radio (`RadioLink`)."""
+
+    @property
+    def stats(self) -> DeliveryCounts: ...
 
     def send(self, topic: str, partition: int, key: bytes, values: list[bytes]) -> None: ...
 

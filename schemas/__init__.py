@@ -16,7 +16,8 @@ _DEPENDENCIES: dict[str, tuple[str, ...]] = {"telemetry_frame": ("vehicle_teleme
 
 @cache
 def _raw(name: str) -> dict[str, Any]:
-    return json.loads(resources.files("schemas").joinpath(f"{name}.avsc").read_text())
+    schema: dict[str, Any] = json.loads(resources.files("schemas").joinpath(f"{name}.avsc").read_text())
+    return schema
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import settings
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Ports, Settings
 from pipeline.ports import free_ports
+from pipeline.shared.config import Ports, Settings
+from pipeline.shared.topics import TopicSpec
 from pipeline.stack import Stack
-from pipeline.topics import TopicSpec
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from pipeline.messages import ADVISORY
+from pipeline.shared.messages import ADVISORY
 from towers.region import ACTIONS
 from towers.rules import Advice
 

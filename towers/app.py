@@ -34,10 +34,9 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 from faust.tables import TableManager
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.errors import CorridorError
-from pipeline.topics import TopicSpec
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import CorridorError
+from pipeline.shared.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held
@@ -56,7 +55,7 @@ try:
     settings = Settings.from_env()
     cfg = TowerConfig.from_env()
     worker = WorkerSettings.from_env()
-    corridor = load_corridor()  # CORRIDOR_ROUTE_FILE / CORRIDOR_TOWERS_FILE, as the producers
+    corridor = settings.corridor()  # CORRIDOR_ROUTE_FILE / CORRIDOR_TOWERS_FILE, as the producers
 except CorridorError as exc:  # `faust -A towers.app worker` imports this module: say what is wrong, once
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))
@@ -94,7 +93,8 @@ class Runtime:
 
     def _cluster_id(self) -> str | None:
         try:
-            return self.producer.list_topics(timeout=5).cluster_id  # type: ignore[no-any-return]
+            cluster: str | None = self.producer.list_topics(timeout=5).cluster_id
+            return cluster
         except KafkaException:
             return None
 
@@ -173,10 +173,17 @@ TABLES = {name: app.Table(name, key_type=str, value_type=bytes, partitions=REGIO
 members_table, vehicles_table, hazards_table = (TABLES[name] for name in ("members", "vehicles", "hazards"))
 
 
+def _recovered() -> bool:
+    """Faust's interface type for `app.tables` lacks `recovery`, which its TableManager has."""
+    tables = app.tables
+    assert isinstance(tables, TableManager)
+    return tables.recovery.completed.is_set()
+
+
 def changelog_specs() -> list[TopicSpec]:
     """The tables' changelog topics as Faust declares them: compacted, one partition per region."""
     return [
-        TopicSpec(t.changelog_topic_name, REGIONS, {"cleanup.policy": "compact"}, topics.replication)
+        TopicSpec(t._changelog_topic_name(), REGIONS, {"cleanup.policy": "compact"}, topics.replication)
         for t in TABLES.values()
     ]
 
@@ -204,7 +211,10 @@ def _report(seq: int, kind: str, err: Any, _msg: Any) -> None:
             log.error("%d %s message(s) could not be delivered, the last: %s", n, kind, err)
 
 
-def _produce(kind: str, topic: str, value: bytes, r: int, headers: list[tuple[str, bytes]] | None = None) -> None:
+Headers = list[tuple[str, str | bytes | None]]  # confluent-kafka's
+
+
+def _produce(kind: str, topic: str, value: bytes, r: int, headers: Headers | None = None) -> None:
     runtime = rt()
     seq = runtime.ledger.produced()
     runtime.producer.produce(topic, value, str(r).encode(), r, headers=headers, on_delivery=partial(_report, seq, kind))
@@ -214,7 +224,7 @@ def _emit(out: Outbox, source: Source | None = None) -> None:
     for r, value in out.advisories:
         _produce("advisory", topics.advisories, value, r)
     for d in out.dead:
-        headers = [("reason", d.reason.encode())]
+        headers: Headers = [("reason", d.reason.encode())]
         if source is not None:
             topic, partition, offset = source
             headers += [
@@ -304,8 +314,9 @@ async def read_tower_sync() -> None:
     if not runtime.engine.sync_enabled:
         return  # cut off: messages wait in the topic and are merged when sync is back
     for msg in runtime.sync_consumer.consume(1000, timeout=0):
-        if msg.error() is None:
-            _emit(runtime.engine.on_sync(msg.value(), msg.partition()), (msg.topic(), msg.partition(), msg.offset()))
+        value, topic, r, offset = msg.value(), msg.topic(), msg.partition(), msg.offset()
+        if msg.error() is None and value is not None and topic is not None and r is not None and offset is not None:
+            _emit(runtime.engine.on_sync(value, r), (topic, r, offset))
     runtime.producer.poll(0)
 
 
@@ -330,13 +341,14 @@ async def sync_unimportant() -> None:
     _emit(rt().engine.sync_unimportant())
 
 
-@app.on_before_shutdown.connect
+# Faust's signal hints accept no handler that takes the arguments its signals are sent with.
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def stop_runtime(app: faust.App, **_: Any) -> None:
     if _runtime is not None:
         _runtime.stop()
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     if _runtime is not None:
         gone = {tp.partition for tp in revoked if tp.topic == topics.telemetry}
@@ -377,7 +389,7 @@ async def state_page(web: Any, request: Any) -> Any:
         {
             "worker": os.getpid(),
             # Tables are restored from their changelogs before the agents run; until then they read empty.
-            "recovered": app.tables.recovery.completed.is_set(),
+            "recovered": _recovered(),
             "regions": owned,
             "members": {str(r): len(rt().engine.states[r].members) for r in owned if r in rt().engine.states},
             # member counts of every region as this worker heard them through tower-sync
@@ -404,7 +416,7 @@ async def state_page(web: Any, request: Any) -> Any:
 @app.page("/corridor/ready/")
 async def ready_page(web: Any, request: Any) -> Any:
     """For readiness probes: 200 once the tables are restored from their changelogs, 503 before."""
-    recovered = app.tables.recovery.completed.is_set()
+    recovered = _recovered()
     return web.json({"recovered": recovered, "regions": _owned()}, status=200 if recovered else 503)
 
 
@@ -418,6 +430,4 @@ async def sync_switch(web: Any, request: Any, state: str) -> Any:
 @app.page("/corridor/tables/")
 async def tables_page(web: Any, request: Any) -> Any:
     """A digest of each owned region as its tables hold it (decodes every value: not for polling)."""
-    return web.json(
-        {"recovered": app.tables.recovery.completed.is_set(), "regions": {str(r): _digest(r) for r in _owned()}}
-    )
+    return web.json({"recovered": _recovered(), "regions": {str(r): _digest(r) for r in _owned()}})

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 
 __all__ = [
     "APP_ENV_VARS", "TABLE_NAMES", "TowerConfig", "WorkerSettings", "app_id", "changelog_topics", "tower_env_vars",
@@ -146,7 +146,7 @@ class WorkerSettings:
 
 
 def tower_env_vars() -> set[str]:
-    """Every variable a tower worker reads of its own (Kafka, etcd and topics: pipeline.config)."""
+    """Every variable a tower worker reads of its own (Kafka, etcd and topics: pipeline.shared.config)."""
     return set(APP_ENV_VARS) | {f"CORRIDOR_TOWER_{f.name.upper()}" for f in fields(TowerConfig)}
 
 

@@ -31,8 +31,8 @@ from typing import Any
 import etcd3
 import grpc
 
-from pipeline.crdt import LWWMap, decode_state, encode_state
-from pipeline.crdt.errors import CrdtError
+from pipeline.shared.crdt import LWWMap, decode_as, encode_state
+from pipeline.shared.crdt.errors import CrdtError
 
 __all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_view"]
 
@@ -82,7 +82,7 @@ def cas_merge(client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int 
         merged = mine.copy()
         if value is not None:
             try:
-                merged.merge_in(decode_state(value))  # type: ignore[arg-type]
+                merged.merge_in(decode_as(value, LWWMap))
             except CrdtError:
                 log.warning("replacing an undecodable value at %s", key)
         if value is None:
@@ -99,7 +99,7 @@ def cas_merge(client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int 
 
 def read_view(client: etcd3.Etcd3Client, root: str = ROOT) -> LWWMap:
     value, _ = client.get(f"{root}/global")
-    return decode_state(value) if value is not None else LWWMap()  # type: ignore[return-value]
+    return decode_as(value, LWWMap) if value is not None else LWWMap()
 
 
 @dataclass
@@ -155,7 +155,7 @@ class ControlPlane:
                 with contextlib.suppress(*_ETCD_ERRORS):
                     self._client.cancel_watch(self._watch_id)
             if revoke and self._lease is not None:
-                with contextlib.suppress(_ETCD_ERRORS):
+                with contextlib.suppress(*_ETCD_ERRORS):
                     self._lease.revoke()
             close_client(self._client)
 
@@ -181,7 +181,7 @@ class ControlPlane:
             with contextlib.suppress(*_ETCD_ERRORS):
                 self._client.cancel_watch(self._watch_id)
         if self._client is not None:
-            with contextlib.suppress(_ETCD_ERRORS):
+            with contextlib.suppress(*_ETCD_ERRORS):
                 close_client(self._client)
         self._client = self._lease = self._watch_id = None
 
@@ -214,7 +214,7 @@ class ControlPlane:
 
     def _lease_alive(self, client: etcd3.Etcd3Client) -> bool:
         info = client.get_lease_info(self._lease.id)
-        return info.TTL > 0
+        return bool(info.TTL > 0)
 
     def _reload_towers(self) -> None:
         assert self._client is not None

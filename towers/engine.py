@@ -16,11 +16,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.codec import CodecError, UnknownSchemaError
-from pipeline.corridor import Corridor
-from pipeline.crdt import ClockDriftError, CrdtError, LWWMap, MalformedStateError, ORSet, decode_state, encode_state
-from pipeline.crdt.hlc import HybridClock
-from pipeline.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.codec import CodecError, UnknownSchemaError
+from pipeline.shared.corridor import Corridor
+from pipeline.shared.crdt import (
+    ClockDriftError,
+    CrdtError,
+    LWWMap,
+    MalformedStateError,
+    ORSet,
+    decode_as,
+    decode_state,
+    encode_state,
+)
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.advisories import encode_advisories
 from towers.clock_skew import ClockSkew
 from towers.config import TowerConfig
@@ -103,7 +112,7 @@ class TowerEngine:
             if raw is not None:
                 st.load_bucket(raw)
         if hazards is not None:
-            st.hazards.merge_in(decode_state(hazards))  # type: ignore[arg-type]
+            st.hazards.merge_in(decode_as(hazards, LWWMap))
         live = st.live_slots()
         st.watermark_ms = int(st.vehicles.values["et"][live].max()) if len(live) else 0
         return st

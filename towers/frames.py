@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.codec import MAGIC
-from pipeline.messages import CODEC, FRAME, TELEMETRY
+from pipeline.shared.codec import MAGIC
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 
 __all__ = ["FrameHead", "Updates", "decode_frame", "decode_record", "updates_from_records"]
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.codec import MAGIC
-from pipeline.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORSet, decode_state
-from pipeline.crdt.hlc import HybridClock
+from pipeline.shared.codec import MAGIC
+from pipeline.shared.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORSet, decode_state
+from pipeline.shared.crdt.hlc import HybridClock
 from towers.frames import Updates
 
 __all__ = [
@@ -134,7 +134,8 @@ class Cooldowns:
 
     def advised_slow(self, slots: I64) -> npt.NDArray[np.bool_]:
         a = self.action[slots]
-        return (a == SLOW_DOWN) | (a == STOP)
+        slow: npt.NDArray[np.bool_] = (a == SLOW_DOWN) | (a == STOP)
+        return slow
 
     def allow(self, slots: I64, action: I64, speed: npt.NDArray[np.float64], now_ms: int) -> npt.NDArray[np.bool_]:
         """Which of these pieces of advice may go out now; those are remembered."""
@@ -143,7 +144,7 @@ class Cooldowns:
             & (np.abs(self.speed[slots] - speed) < 2.0)
             & (now_ms - self.at_ms[slots] < self.seconds * 1000)
         )
-        ok = ~repeat
+        ok: npt.NDArray[np.bool_] = ~repeat
         s = slots[ok]
         self.action[s], self.speed[s], self.at_ms[s] = action[ok], speed[ok], now_ms
         return ok
@@ -352,10 +353,10 @@ class RegionEngine:
     def _merge(self, stored: LWWColumns) -> None:
         used = stored.used_slots()
         keys = [stored.keys[s] for s in used.tolist()]
-        slots = self._slots(keys)  # type: ignore[arg-type]
+        slots = self._slots(keys)
         codes = np.array([self.vehicles.code(n) for n in stored.replica_names], np.int32)
         self.vehicles.apply_batch(
-            keys,  # type: ignore[arg-type]
+            keys,
             stored.ts[used], codes[stored.replica[used]], stored.values[used], stored.live[used], slots=slots,
         )  # fmt: skip
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.crdt import LWWMap, ORSet, UnknownReplicaError, check_replicas, decode_state, encode_state
-from pipeline.crdt.hlc import HybridClock
+from pipeline.shared.crdt import LWWMap, ORSet, UnknownReplicaError, check_replicas, decode_as, encode_state
+from pipeline.shared.crdt.hlc import HybridClock
 from towers.region import BUCKETS, Aggregates, RegionEngine
 
 __all__ = ["NeighbourView", "SyncPublisher", "known_replicas"]
@@ -112,8 +112,8 @@ class NeighbourView:
     def merge(self, msg: dict[str, Any], now_ms: int | None = None, own: bool = False) -> list[tuple[str, int]]:
         """Merge one sync message; returns its arrivals (vehicles the sender took over). A message of
         a region this worker serves itself (`own`) is not decoded further: its state is the source."""
-        members = decode_state(msg["members"]) if msg["members"] is not None and not own else None
-        hazards = decode_state(msg["hazards"]) if msg["hazards"] is not None and not own else None
+        members = decode_as(msg["members"], ORSet) if msg["members"] is not None and not own else None
+        hazards = decode_as(msg["hazards"], LWWMap) if msg["hazards"] is not None and not own else None
         if self.towers:
             r = msg["region_id"]
             if not 0 <= r < len(self.towers) or self.towers[r] != msg["tower"]:
@@ -123,9 +123,9 @@ class NeighbourView:
                     check_replicas(delta, self._known)
         n = self.regions.setdefault(msg["region_id"], Neighbour())
         if members is not None:
-            n.members.merge_in(members)  # type: ignore[arg-type]
+            n.members.merge_in(members)
         if hazards is not None:
-            n.hazards.merge_in(hazards)  # type: ignore[arg-type]
+            n.hazards.merge_in(hazards)
         if msg["sync_class"] == "IMPORTANT":
             n.member_count = msg["member_count"]
         if msg["aggregates"] is not None:

@@ -14,13 +14,13 @@ import numpy as np
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import delete_topics, ensure_topics
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import HybridClock
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.errors import StackError
+from pipeline.shared.topics import TopicSpec
 from pipeline.stack.kafka import tools_argv
 from pipeline.stack.process import die_with_parent
-from pipeline.topics import TopicSpec
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import DELIVERY

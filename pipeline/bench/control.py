@@ -13,8 +13,8 @@ from typing import Any
 import etcd3
 
 from pipeline.bench.timing import percentile
-from pipeline.crdt import LWWMap
-from pipeline.crdt.hlc import HybridClock
+from pipeline.shared.crdt import LWWMap
+from pipeline.shared.crdt.hlc import HybridClock
 from towers.control_plane import cas_merge
 
 __all__ = ["run_control"]

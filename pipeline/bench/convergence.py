@@ -19,10 +19,10 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, ensure_topics
-from pipeline.corridor import load_corridor
-from pipeline.hazards import hazard_record
-from pipeline.messages import CODEC, HAZARD
-from pipeline.topics import Topics
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig

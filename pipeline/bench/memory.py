@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.admin import delete_prefixed, ensure_topics
-from pipeline.corridor import load_corridor
-from pipeline.errors import StackError
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.errors import StackError
+from pipeline.shared.topics import Topics
 from pipeline.stack.process import die_with_parent
-from pipeline.topics import Topics
 from pipeline.workers import peak_rss_mib
 
 from .towers import tower_worker

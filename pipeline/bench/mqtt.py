@@ -31,10 +31,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.bench.radio_downlink import MODES, measure_downlink
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import HybridClock
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.config import Settings
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.mqtt import MqttBroker
 from pipeline.stack.process import die_with_parent
 from pipeline.workers import GatewayProcess, peak_rss_mib
@@ -55,7 +55,8 @@ def _client(settings: Settings, name: str) -> mqtt.Client:
 def _records(n: int) -> list[tuple[int, bytes]]:
     """(region, a single-object encoded VehicleTelemetry) for `n` updates of a real fleet."""
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=2_000, seed=5), start_ms=int(time.time() * 1000))
-    enc, clock, out = TelemetryEncoder(), HybridClock(), []
+    enc, clock = TelemetryEncoder(), HybridClock()
+    out: list[tuple[int, bytes]] = []
     while len(out) < n:
         fleet.step(0.5)
         batch = fleet.telemetry()
@@ -173,7 +174,7 @@ def _connections(settings: Settings, n: int, broker_pid: int | None) -> dict[str
             c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"veh-{i}-{uuid.uuid4().hex[:4]}",
                             protocol=mqtt.MQTTv5)  # fmt: skip
             c.connect(*settings.mqtt_address, keepalive=60)
-            sel.register(c.socket(), selectors.EVENT_READ, c)
+            sel.register(c.socket() or -1, selectors.EVENT_READ, c)  # connected: it has its socket
             clients.append(c)
         pump(lambda: all(c.is_connected() for c in clients), 60)
         connect_s = time.monotonic() - t0

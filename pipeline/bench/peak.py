@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Settings
+from pipeline.shared.config import Settings
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import Event, Scenario, load_scenario
 

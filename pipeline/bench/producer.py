@@ -8,8 +8,8 @@ import uuid
 from typing import Any
 
 from pipeline.admin import delete_prefixed, ensure_topics
-from pipeline.corridor import load_corridor
-from pipeline.topics import Topics
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.topics import Topics
 from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink

@@ -28,7 +28,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.process import die_with_parent
 
 __all__ = ["MODES", "measure_downlink"]
@@ -65,7 +65,7 @@ def _fleet(host: str, port: int, mode: str, vehicles: int, regions: int) -> None
         c.on_subscribe = lambda *_: subacks.__setitem__(0, subacks[0] + 1)
         c.on_connect = lambda cl, *_, n=i: cl.subscribe(_topic(radio, mode, n, regions), qos=1)
         c.connect(host, port, keepalive=60)
-        sel.register(c.socket(), selectors.EVENT_READ, c)
+        sel.register(c.socket() or -1, selectors.EVENT_READ, c)  # connected: it has its socket
         clients.append(c)
     sel.register(sys.stdin, selectors.EVENT_READ, None)
 

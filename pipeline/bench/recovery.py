@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
-from pipeline.corridor import load_corridor
-from pipeline.errors import StackError
-from pipeline.topics import Topics
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.errors import StackError
+from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess, wait_until_written
 from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig

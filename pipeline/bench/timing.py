@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 __all__ = ["best_of", "per_call_us", "percentile"]
 
 
-def best_of(runs: int, setup: Callable[[], object], work: Callable[[object], object]) -> float:
+def best_of(runs: int, setup: Callable[[], T], work: Callable[[T], object]) -> float:
     """Seconds of the fastest of `runs` calls of `work(setup())`, setup excluded."""
     best = float("inf")
     for _ in range(runs):

@@ -20,11 +20,11 @@ from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import unpack
-from pipeline.hazards import hazard_record
-from pipeline.messages import CODEC, HAZARD
-from pipeline.topics import Topics
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.crdt.hlc import unpack
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig

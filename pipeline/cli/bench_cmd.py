@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from pipeline.bench.report import derive, machine, render, write_json
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 from pipeline.stack import Stack
 
 __all__ = ["bench"]
@@ -132,6 +132,9 @@ def bench(
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise ConfigError(f"unknown bench section(s) {unknown}; choose from {list(SECTIONS)}")
+    if ctx.obj.route_file or ctx.obj.towers_file:  # its figures are defined on the shipped corridor
+        raise ConfigError("corridor bench measures the I-69 corridor it ships: unset CORRIDOR_ROUTE_FILE and "
+                          "CORRIDOR_TOWERS_FILE")  # fmt: skip
     results: dict[str, Any] = {"machine": machine()}
     with contextlib.ExitStack() as resources:
         if NEEDS_STACK & set(chosen):

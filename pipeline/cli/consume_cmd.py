@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-from pipeline.config import Settings
-from pipeline.crdt import decode_state
-from pipeline.errors import ConfigError, StackError
-from pipeline.messages import CODEC, FRAME, SYNC
+from pipeline.shared.config import Settings
+from pipeline.shared.crdt import decode_state
+from pipeline.shared.errors import ConfigError, StackError
+from pipeline.shared.messages import CODEC, FRAME, SYNC
 
 __all__ = ["consume", "records_of"]
 
@@ -90,11 +90,12 @@ def consume(
             if msg.error() is not None:
                 continue
             meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
+            raw = msg.value() or b""  # a tombstone reads as empty: undecodable, and said so
             try:
-                lines = records_of(msg.value())
+                lines = records_of(raw)
             except Exception as exc:
-                headers = {k: v.decode(errors="replace") for k, v in (msg.headers() or [])}
-                raw = msg.value()
+                given = msg.headers() or []
+                headers = {k: _text(v) for k, v in (given.items() if isinstance(given, dict) else given)}
                 lines = [{"_undecodable": str(exc), "_headers": headers, "_bytes": len(raw), "_head": raw[:32].hex()}]
             for line in lines:
                 if vehicle is not None and vehicle not in (line.get("vehicle_id"), line.get("target_vehicle")):
@@ -110,6 +111,10 @@ def consume(
         consumer.close()
 
 
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
 def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | None, max_records: int | None) -> None:
     """The MQTT side, as `mosquitto_sub` would show it but decoded; stops after 2 s of silence
     unless `follow`."""
@@ -118,7 +123,7 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from pipeline.radio_topics import KINDS, RadioTopics
+    from pipeline.shared.radio_topics import KINDS, RadioTopics
 
     radio = RadioTopics(regions=1)
     filters = [radio.every(topic)] if topic in KINDS else [topic]
@@ -127,7 +132,7 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
     got: queue.Queue[tuple[str, bytes]] = queue.Queue()
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"consume-{uuid.uuid4().hex[:8]}",
                          protocol=paho.MQTTv5)  # fmt: skip
-    client.on_message = lambda _c, _u, m: got.put((m.topic, m.payload))
+    client.on_message = lambda _c, _u, m: got.put((m.topic, bytes(m.payload)))
     host, port = settings.mqtt_address
     try:
         client.connect(host, port)

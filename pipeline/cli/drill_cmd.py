@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["drill"]
 

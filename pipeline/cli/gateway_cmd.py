@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["gateway"]
 
@@ -27,11 +27,10 @@ def gateway(
 ) -> None:  # fmt: skip
     """Vehicles' MQTT telemetry and hazard reports → Kafka (as the towers' frames); advisories → MQTT.
     Starts no broker: run `corridor stack up --mqtt` first, or set MQTT_URL."""
-    from pipeline.corridor import load_corridor
     from towers.gateway.bridge import Gateway, parse_regions
 
     settings: Settings = ctx.obj
-    n = len(load_corridor().regions)
+    n = len(settings.corridor().regions)
     try:
         served = parse_regions(regions, n)
     except ValueError as exc:

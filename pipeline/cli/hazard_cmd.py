@@ -11,11 +11,10 @@ from confluent_kafka import Producer
 from rich.console import Console
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.errors import ConfigError, StackError
-from pipeline.hazards import CAUSE_CODES, hazard_record
-from pipeline.messages import CODEC, HAZARD
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError, StackError
+from pipeline.shared.hazards import CAUSE_CODES, hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
 
 __all__ = ["hazard"]
 
@@ -36,6 +35,7 @@ def hazard(
     settings: Settings = ctx.obj
     if cancel and hazard_id is None:
         raise ConfigError("--cancel needs the --hazard-id of the hazard to clear")
+    corridor = settings.corridor()
     rec = hazard_record(
         km,
         kind.upper(),
@@ -46,8 +46,8 @@ def hazard(
         hazard_id or f"hz-{uuid.uuid4().hex[:8]}",
         "operator",
         cancel,
+        corridor=corridor,
     )
-    corridor = load_corridor()
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from pipeline.config import Settings
+from pipeline.shared.config import Settings
 from pipeline.stack.kafka import tools_argv
 
 __all__ = ["TOOLS", "app"]

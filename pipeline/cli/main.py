@@ -25,8 +25,8 @@ from pipeline.cli import (
     status_cmd,
     tower_cmd,
 )
-from pipeline.config import ENV_VARS, Settings
-from pipeline.errors import CorridorError
+from pipeline.shared.config import ENV_VARS, Settings
+from pipeline.shared.errors import CorridorError
 
 __all__ = ["app", "main"]
 

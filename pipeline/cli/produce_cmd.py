@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,9 +12,15 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.errors import ConfigError
+from pipeline.shared.config import Settings
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where used: `corridor --help` stays quick
+    from producers.drive import DriveStats
+    from producers.fleet import Fleet
+    from producers.listener import AdvisoryListener
+    from producers.sink import Uplink
 
 __all__ = ["produce"]
 
@@ -23,7 +29,7 @@ MAX_HZ = 50.0
 MAX_VEHICLES = 100_000
 
 
-def _progress(stats, fleet, sink, listener) -> Table:  # type: ignore[no-untyped-def]
+def _progress(stats: DriveStats, fleet: Fleet, sink: Uplink, listener: AdvisoryListener | None) -> Table:
     t = Table.grid(padding=(0, 2))
     t.add_row("simulated", f"{fleet.t:,.0f} s", "vehicles", f"{fleet.vehicle_count():,}")
     t.add_row(
@@ -57,7 +63,7 @@ def produce(
     from producers.drive import DriveConfig, WireFormat, drive
     from producers.fleet import Fleet, FleetConfig
     from producers.listener import AdvisoryListener
-    from producers.sink import TelemetrySink, Uplink
+    from producers.sink import TelemetrySink
 
     if not 1 <= vehicles <= MAX_VEHICLES:
         raise ConfigError(f"--vehicles must be between 1 and {MAX_VEHICLES:,}, got {vehicles}")
@@ -72,13 +78,13 @@ def produce(
     if radio not in ("kafka", "mqtt"):
         raise ConfigError(f"--radio must be 'kafka' or 'mqtt', got {radio!r}")
     settings: Settings = ctx.obj
-    corridor = load_corridor(route, towers)
+    corridor = load_corridor(route or settings.route_file, towers or settings.towers_file)
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
     fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed), start_ms=int(time.time() * 1000))
     link = None
     if radio == "mqtt":  # a message per update, to the region's MQTT topic; advisories heard over the air
-        from pipeline.radio_topics import RadioTopics
+        from pipeline.shared.radio_topics import RadioTopics
         from producers.radio import RadioLink, RadioListener
 
         link = RadioLink(*settings.mqtt_address, RadioTopics(len(corridor.regions)))

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from pipeline.config import Settings
+from pipeline.shared.config import Settings
 from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio
 
 __all__ = ["simulate"]

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Settings
+from pipeline.shared.config import Settings
 from pipeline.stack import Stack, StackStatus
 
 __all__ = ["app"]

@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.config import Settings
-from pipeline.crdt import LWWMap, decode_state
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.crdt import LWWMap, decode_state
+from pipeline.shared.errors import StackError
 from towers.control_plane import ROOT, close_client
 
 __all__ = ["status"]
@@ -77,7 +77,7 @@ def _show(app: str, keys: dict[str, dict[str, bytes]]) -> int:
         r.add_row(str(rid), snap.get("tower", ""), f"{owner} ✓" if owner in towers else "[red]none[/]",
                   str(snap.get("member_count", 0)), ", ".join(snap.get("hazards", [])))  # fmt: skip
     out.print(r)
-    hazards = {k.split("/", 1)[1]: v for k, v in view.value.items() if k.startswith("hazard/")}  # type: ignore[attr-defined]
+    hazards = {k.split("/", 1)[1]: v for k, v in view.value.items() if k.startswith("hazard/")}
     h = Table(title="global view (CRDT join of every tower)", title_justify="left")
     for col in ("hazard", "type", "km", "direction", "source"):
         h.add_column(col)

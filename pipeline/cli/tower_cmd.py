@@ -8,8 +8,8 @@ import sys
 
 import typer
 
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["app"]
 

@@ -11,9 +11,10 @@ import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, wait_until
 
 __all__ = ["ContainerEngine", "containers_conf", "find_engine"]
@@ -52,10 +53,10 @@ class ContainerEngine:
     env: dict[str, str] = field(default_factory=dict)
     service: ManagedProcess | None = None
 
-    def run(self, *args: str, check: bool = True, capture: bool = True, **kw: object) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, capture: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [self.cli, *args], env={**os.environ, **self.env}, capture_output=capture, text=True, **kw
-        )  # type: ignore[call-overload]
+        )
         if check and done.returncode != 0:
             err = (done.stderr or "").strip().splitlines()
             raise StackError(f"`{self.kind} {' '.join(args[:3])}` failed: {err[-1] if err else done.returncode}")

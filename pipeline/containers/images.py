@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.etcd import etcd_binary
 from pipeline.stack.jars import KAFKA_VERSION, resolve_jars
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipeline.codec import CodecError
-from pipeline.messages import CODEC, FRAME, TELEMETRY
+from pipeline.shared.codec import CodecError
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from towers.frames import decode_frame, decode_record
 from towers.region import read_bucket
 
@@ -67,7 +67,7 @@ def latest_stored(buckets: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
         cols = read_bucket(raw)
         for s in cols.used_slots().tolist():
             key = (region, cols.keys[s])
-            out[key] = max(out.get(key, 0), int(cols.ts[s]))  # type: ignore[index]
+            out[key] = max(out.get(key, 0), int(cols.ts[s]))
     return out
 
 

@@ -24,18 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import pack
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
-from pipeline.errors import ConfigError, StackError
-from pipeline.hazards import hazard_record
-from pipeline.messages import CODEC, HAZARD
+from pipeline.shared.config import Settings
+from pipeline.shared.crdt.hlc import pack
+from pipeline.shared.errors import ConfigError, StackError
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
-from pipeline.topics import Topics
 from pipeline.workers import TowerProcess, wait_for_assignment, wait_until_written
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
@@ -128,7 +127,7 @@ class SideFleet:
 
         def run() -> None:
             try:
-                fleet = Fleet(load_corridor(), config, start_ms=int(time.time() * 1000) + clock_offset_ms)
+                fleet = Fleet(d.settings.corridor(), config, start_ms=int(time.time() * 1000) + clock_offset_ms)
                 sink = TelemetrySink(d.settings.bootstrap_servers, delivery_timeout_s=120)
                 every = DriveConfig(hz=hz, duration_s=24 * 3600, speedup=1, clock_offset_ms=clock_offset_ms)
                 self.updates = drive(fleet, sink, d.topics, every, should_stop=self.stop.is_set).updates
@@ -359,6 +358,13 @@ FAULTS: dict[str, Fault] = {
 Record = tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
+def _record(m: Message) -> Record:
+    """(partition, key, value, headers) of a consumed message; our headers are all bytes."""
+    given = m.headers() or []
+    headers = [(k, v) for k, v in (given.items() if isinstance(given, dict) else given) if isinstance(v, bytes)]
+    return m.partition() or 0, m.key(), m.value(), headers
+
+
 def _records(bootstrap: str, topic: str, partitions: int) -> list[Record]:
     """Every record of `topic` as (partition, key, value, headers), up to its current end."""
     ends = end_offsets(bootstrap, topic, partitions)
@@ -371,9 +377,10 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[Record]:
     try:
         while any(position[p] < ends[p] for p in range(partitions)) and time.monotonic() < deadline:
             for m in consumer.consume(10_000, timeout=1.0):
-                if m.error() is None and m.offset() < ends[m.partition()]:
-                    out.append((m.partition(), m.key(), m.value(), m.headers() or []))
-                    position[m.partition()] = m.offset() + 1
+                p, offset = m.partition() or 0, m.offset() or 0
+                if m.error() is None and offset < ends[p]:
+                    out.append(_record(m))
+                    position[p] = offset + 1
     finally:
         consumer.close()
     return out
@@ -391,7 +398,8 @@ def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> list[tuple[i
 
 def _dead_letters(bootstrap: str, topics: Topics) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
     """The dead letters of telemetry, and how many of each reason."""
-    letters, reasons = [], {}
+    letters: list[tuple[int, bytes]] = []
+    reasons: dict[str, int] = {}
     for p, _, value, headers in _records(bootstrap, topics.dead_letter, topics.regions):
         head = dict(headers)
         if value is None or head.get("source-topic") != topics.telemetry.encode():
@@ -464,7 +472,9 @@ def _standing_hazards(d: Drill, fleet: Fleet) -> None:
     spots = ((round(length * 0.4, 1), "NORTHBOUND"), (round(length * 0.6, 1), "SOUTHBOUND"))
     for i, (km, direction) in enumerate(spots):
         fleet.obstacles.append(Obstacle(km, direction == "NORTHBOUND", 0.0, float("inf"), HAZARD_PASS_MPS))
-        rec = hazard_record(km, "ANIMAL", direction, 5, fleet.start_ms, 3600, f"drill-{i}", "drill")
+        rec = hazard_record(
+            km, "ANIMAL", direction, 5, fleet.start_ms, 3600, f"drill-{i}", "drill", corridor=fleet.corridor
+        )
         producer.produce(d.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
     if producer.flush(30):
         raise StackError("drill: the standing hazards were not acknowledged by the broker")
@@ -488,7 +498,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
     spec = FAULTS[fault]
     if (why := spec.unavailable()) is not None:
         raise ConfigError(why)
-    corridor = load_corridor()
+    corridor = settings.corridor()
     topics = Topics(regions=len(corridor.regions), prefix=f"drill{uuid.uuid4().hex[:6]}")
     app = app_id(topics.prefix)
     # The workers stop (and a drill's small disk is unmounted) before their directory is deleted.

@@ -63,7 +63,7 @@ def _latency(latencies: list[float], hazard_latencies: list[float], path: Path) 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     # A log axis from 1 ms to the slowest advisory: a tail of stale advisories (minutes old) shows.
     top = max([100.0, *latencies, *hazard_latencies]) * 1.2
-    bins = np.geomspace(1.0, top, 50)
+    bins = np.geomspace(1.0, top, 50).tolist()
     ax.set_xscale("log")
     ax.hist(latencies, bins=bins, alpha=0.6, label=f"all advisories (n={len(latencies)})")
     ax.hist(hazard_latencies, bins=bins, alpha=0.8, label=f"triggered by a hazard report (n={len(hazard_latencies)})")

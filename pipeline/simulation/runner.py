@@ -20,24 +20,23 @@ from confluent_kafka import Producer
 
 from pipeline.admin import delete_groups, delete_prefixed, end_offsets, ensure_topics, start_group_at_end
 from pipeline.bench.timing import percentile
-from pipeline.config import Settings
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import HybridClock, unpack
-from pipeline.errors import ConfigError
-from pipeline.hazards import hazard_record
-from pipeline.messages import CODEC, HAZARD
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.config import Settings
+from pipeline.shared.crdt.hlc import HybridClock, unpack
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.topics import Topics
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
-from pipeline.topics import Topics
 from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
-from producers.sink import TelemetrySink
+from producers.sink import TelemetrySink, Uplink
 from towers.config import app_id
 from towers.control_plane import delete_namespace
 
@@ -92,7 +91,7 @@ class _Run:
                 self.fleet.obstacles.append(ob)
                 self.recorder.hazard_on(hid, ob, self.fleet)
                 rec = hazard_record(a["km"], a["type"], a["direction"], a["severity"], self._event_ms(sim_s), 600,
-                                    hid, "scenario", clock=self.clock)  # fmt: skip
+                                    hid, "scenario", clock=self.clock, corridor=self.fleet.corridor)  # fmt: skip
                 text = f"hazard {hid}: {a['type']} at km {a['km']} ({a['direction']})"
             else:
                 ob = self.obstacles[hid]
@@ -100,7 +99,7 @@ class _Run:
                 self.recorder.hazard_off(hid, sim_s)
                 direction = "BOTH" if ob.northbound is None else "NORTHBOUND" if ob.northbound else "SOUTHBOUND"
                 rec = hazard_record(ob.km, "OBSTACLE", direction, 1, self._event_ms(sim_s), 600, hid, "scenario",
-                                    cancelled=True, clock=self.clock)  # fmt: skip
+                                    cancelled=True, clock=self.clock, corridor=self.fleet.corridor)  # fmt: skip
                 text = f"hazard {hid} cleared"
             self.hazard_hlcs.add(rec["hlc"])
             if self.radio is not None:
@@ -158,7 +157,7 @@ def run_scenario(
         needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
         if needs_local:
             raise ConfigError(f"scenario {scenario.name!r} has {needs_local} events: they need its own tower workers")
-    corridor = load_corridor()
+    corridor = settings.corridor()
     topics = settings.topics(len(corridor.regions))
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     t_wall = time.monotonic()
@@ -340,7 +339,7 @@ def _summary(
     scenario: Scenario,
     run: _Run,
     stats: DriveStats,
-    sink: TelemetrySink,
+    sink: Uplink,
     listener: AdvisoryListener,
     pages: list[dict[str, Any]],
     dead: int,

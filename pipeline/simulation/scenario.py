@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import ConfigError
-from pipeline.hazards import CAUSE_CODES
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.hazards import CAUSE_CODES
 
 __all__ = ["MAX_UPDATES_PER_S", "Event", "Scenario", "builtin_scenarios", "load_scenario"]
 

@@ -8,8 +8,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
 
 __all__ = ["EtcdServer", "etcd_binary", "etcd_version"]

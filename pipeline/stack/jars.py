@@ -13,7 +13,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from pipeline.errors import StackError
+from pipeline.shared.errors import StackError
 
 __all__ = ["KAFKA_VERSION", "classpath", "pom_path", "resolve_jars"]
 

@@ -6,7 +6,7 @@ import re
 import shutil
 import subprocess
 
-from pipeline.errors import StackError
+from pipeline.shared.errors import StackError
 
 __all__ = ["java_executable"]
 

@@ -8,12 +8,13 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
 from pipeline.stack.java import java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
@@ -71,7 +72,7 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
-        # Topics are declared by corridor (pipeline.topics) and by Faust for its own; nothing appears by typo.
+        # Topics are declared by corridor (pipeline.shared.topics) and by Faust for its own; nothing appears by typo.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
         "log.retention.hours": "24",
@@ -188,7 +189,7 @@ class KafkaBroker:
         return found[-1] if found else KAFKA_VERSION
 
 
-def broker_metadata(bootstrap: str, timeout: float = 5.0) -> dict[str, object]:
+def broker_metadata(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
     """Cluster id and brokers as the cluster reports them; raises StackError when unreachable."""
     # A probe: librdkafka's own connection-refused lines would flood the terminal while we poll.
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})

@@ -15,8 +15,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, ensure_port_free
 
 __all__ = ["MqttBroker", "mosquitto_binary", "mqtt_answers"]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import StackError
+from pipeline.shared.errors import StackError
 
 __all__ = ["ManagedProcess", "die_with_parent", "ensure_port_free", "pid_alive", "wait_until"]
 

@@ -11,8 +11,8 @@ import shutil
 from dataclasses import dataclass
 from types import TracebackType
 
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
 from pipeline.stack.mqtt import MqttBroker, mosquitto_version, mqtt_answers
@@ -134,7 +134,7 @@ class Stack:
             s.bootstrap_servers,
             version=self.kafka.running_version(),
             pid=pid,
-            detail=f"KRaft cluster {md['cluster_id']}, brokers {', '.join(md['brokers'])}",  # type: ignore[arg-type]
+            detail=f"KRaft cluster {md['cluster_id']}, brokers {', '.join(md['brokers'])}",
         )
 
     def _etcd_status(self) -> ServiceStatus:

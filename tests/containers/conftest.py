@@ -20,11 +20,11 @@ from confluent_kafka.admin import AdminClient
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from pipeline.config import Settings
 from pipeline.containers.engine import ContainerEngine, find_engine
 from pipeline.containers.images import build_images, image_ref
-from pipeline.errors import StackError
 from pipeline.ports import free_ports
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 
 LABEL = "org.corridor.test"
 TESTCONTAINERS_VARS = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED", "TESTCONTAINERS_CONNECTION_MODE")

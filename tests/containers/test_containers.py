@@ -14,12 +14,12 @@ from testcontainers.core.container import DockerContainer
 
 from pipeline.admin import ensure_topics
 from pipeline.containers.images import image_ref
-from pipeline.crdt.hlc import pack
-from pipeline.hazards import hazard_record
-from pipeline.messages import ADVISORY, CODEC, HAZARD, TELEMETRY
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.crdt.hlc import pack
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import ADVISORY, CODEC, HAZARD, TELEMETRY
+from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.topics import Topics, TopicSpec
 from pipeline.stack.mqtt import mqtt_answers
-from pipeline.topics import Topics, TopicSpec
 from pipeline.workers import fetch_page
 from tests.containers.conftest import LABEL, Cluster, _loopback, _report, _wait
 from tests.helpers import produce, read_messages

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.crdt import LWWColumns, LWWMap, decode_state, encode_state
+from pipeline.shared.crdt import LWWColumns, LWWMap, decode_state, encode_state
 from tests.crdt.world import ROW
 
 write = st.tuples(

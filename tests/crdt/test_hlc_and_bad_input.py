@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.crdt import (
+from pipeline.shared.crdt import (
     HLC,
     ClockDriftError,
     GCounter,
@@ -19,10 +19,11 @@ from pipeline.crdt import (
     ORSet,
     UnknownReplicaError,
     check_replicas,
+    decode_as,
     decode_state,
     encode_state,
 )
-from pipeline.crdt.hlc import pack, unpack
+from pipeline.shared.crdt.hlc import pack, unpack
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -129,3 +130,10 @@ def test_an_or_set_whose_dots_escape_its_context_is_malformed() -> None:
     record["entries"] = [{"element": "v", "dots": [{"replica": "t1", "counter": 3}]}]
     with pytest.raises(MalformedStateError, match="covered"):
         ORSet.from_record(record)
+
+
+def test_a_state_of_another_crdt_type_is_malformed_where_one_type_belongs() -> None:
+    hazards = LWWMap({"deer": (1, "tower-04", {"km": 40.0})})
+    assert decode_as(encode_state(hazards), LWWMap).value == hazards.value
+    with pytest.raises(MalformedStateError, match="expected a ORSet state, got a LWWMap"):
+        decode_as(encode_state(hazards), ORSet)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.crdt import DeltaLog, decode_state, encode_state
+from pipeline.shared.crdt import DeltaLog, decode_state, encode_state
 from tests.crdt.world import KINDS, REPLICAS, Kind, history, ops_run
 
 kinds = pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
@@ -96,7 +96,7 @@ def test_replicas_converge_under_reorder_duplication_and_resend(kind: Kind, data
 def test_deterministic_lossy_partitioned_link_converges_after_healing() -> None:
     """Four replicas gossip delta-intervals over a link that drops 30 % of messages and is cut in two
     for a while; once healed, anti-entropy (resend since the last acknowledged version) converges."""
-    from pipeline.crdt import LWWMap, ORSet
+    from pipeline.shared.crdt import LWWMap, ORSet
 
     rng = random.Random(20261125)
     names = [*REPLICAS, "r3"]

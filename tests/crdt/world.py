@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from pipeline.crdt import GCounter, LWWColumns, LWWMap, LWWRegister, MaxRegister, ORSet, PNCounter
+from pipeline.shared.crdt import GCounter, LWWColumns, LWWMap, LWWRegister, MaxRegister, ORSet, PNCounter
 
 REPLICAS = ("r0", "r1", "r2")
 ELEMENTS = ("a", "b", "c", "d")

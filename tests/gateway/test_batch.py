@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.crdt.hlc import pack
-from pipeline.messages import CODEC, FRAME, TELEMETRY
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.crdt.hlc import pack
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
+from pipeline.shared.radio_topics import RadioTopics
 from tests.towers.test_engine import T0, hazard, upd
 from towers.frames import decode_frame
 from towers.gateway.batch import FrameBatcher, assemble_frame

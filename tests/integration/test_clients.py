@@ -15,8 +15,8 @@ import etcd3
 import pytest
 
 from pipeline import admin
-from pipeline.config import Settings
-from pipeline.errors import StackError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
 from tests.conftest import REPO
 from tests.helpers import consume, corridor, produce
 from towers.control_plane import close_client

@@ -11,9 +11,9 @@ from pathlib import Path
 import etcd3
 import pytest
 
-from pipeline.config import Ports, Settings
-from pipeline.crdt import LWWMap
 from pipeline.ports import free_ports
+from pipeline.shared.config import Ports, Settings
+from pipeline.shared.crdt import LWWMap
 from pipeline.stack.etcd import EtcdServer
 from towers.control_plane import ControlPlane, cas_merge, close_client, read_view
 

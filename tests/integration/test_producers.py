@@ -9,10 +9,10 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.admin import ensure_topics
-from pipeline.corridor import load_corridor
-from pipeline.messages import ADVISORY, CODEC, FRAME, TELEMETRY
 from pipeline.ports import free_ports
-from pipeline.topics import Topics
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, TELEMETRY
+from pipeline.shared.topics import Topics
 from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener

@@ -21,11 +21,11 @@ from confluent_kafka import Producer
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import ensure_topics
-from pipeline.config import Settings
-from pipeline.errors import StackError
-from pipeline.messages import ADVISORY, CODEC, TELEMETRY
 from pipeline.ports import free_ports
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
+from pipeline.shared.messages import ADVISORY, CODEC, TELEMETRY
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack.kafka import KafkaBroker

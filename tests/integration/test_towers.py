@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pipeline.admin import ensure_topics
-from pipeline.codec import CodecError
-from pipeline.corridor import load_corridor
-from pipeline.messages import CODEC, FRAME, HAZARD, SYNC
-from pipeline.topics import Topics
+from pipeline.shared.codec import CodecError
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC
+from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess, wait_until_written
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig

@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from pipeline.config import ENV_VARS, Settings
 from pipeline.containers.images import IMAGES
-from pipeline.corridor import default_paths, load_corridor
+from pipeline.shared.config import ENV_VARS, Settings
+from pipeline.shared.corridor import default_paths, load_corridor
 from pipeline.simulation.scenario import load_scenario
 from tests.conftest import REPO
 from tests.k8s.crds import strimzi_schemas
@@ -130,7 +130,7 @@ def test_topics_match_the_code(overlay) -> None:
         assert not declared, f"{name}: KafkaTopics without a Strimzi Kafka"
         return  # the plain StatefulSet: corridor creates its topics itself
     expected = {s.name: (s.partitions, s.replication, s.config) for s in settings.topics(regions).specs()}
-    assert declared == expected, f"{name}: KafkaTopics differ from pipeline/topics.py for {regions} regions"
+    assert declared == expected, f"{name}: KafkaTopics differ from pipeline/shared/topics.py for {regions} regions"
     pools = [d for d in docs if d["kind"] == "KafkaNodePool"]
     assert settings.topic_replication <= sum(p["spec"]["replicas"] for p in pools), "replicas ≤ brokers"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.crdt.hlc import HybridClock
-from pipeline.messages import CODEC, FRAME
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.messages import CODEC, FRAME
 from tests.towers.test_engine import CORRIDOR, T0, advisories, hazard, upd
 from towers.clock_skew import ClockSkew
 from towers.config import TowerConfig

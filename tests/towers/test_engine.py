@@ -7,10 +7,10 @@ import zlib
 
 import pytest
 
-from pipeline.corridor import load_corridor
-from pipeline.crdt import LWWMap, encode_state
-from pipeline.crdt.hlc import HybridClock, pack
-from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.crdt import LWWMap, encode_state
+from pipeline.shared.crdt.hlc import HybridClock, pack
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.config import TowerConfig
 from towers.engine import TowerEngine
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.codec import CodecError
-from pipeline.corridor import load_corridor
-from pipeline.messages import ADVISORY, CODEC, FRAME, TELEMETRY
+from pipeline.shared.codec import CodecError
+from pipeline.shared.corridor import load_corridor
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, TELEMETRY
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
 from towers.advisories import encode_advisories

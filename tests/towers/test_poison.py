@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.codec import CodecError
-from pipeline.messages import CODEC, FRAME, SYNC
+from pipeline.shared.codec import CodecError
+from pipeline.shared.messages import CODEC, FRAME, SYNC
 from tests.towers.test_engine import engine, frame, hazard, upd
 from tests.towers.test_frames import update
 from towers.validation import Reason

@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-from pipeline.crdt import LWWMap, MalformedStateError, encode_state
-from pipeline.crdt.hlc import HybridClock, pack
+from pipeline.shared.crdt import LWWMap, MalformedStateError, encode_state
+from pipeline.shared.crdt.hlc import HybridClock, pack
 from tests.towers.test_engine import CORRIDOR, T0, frame, upd
 from towers.config import TowerConfig
 from towers.engine import TowerEngine

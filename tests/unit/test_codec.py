@@ -7,8 +7,8 @@ import copy
 import pytest
 
 import schemas
-from pipeline.codec import MAGIC, AvroCodec, CorruptRecordError, Schema, UnknownSchemaError
-from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, TELEMETRY
+from pipeline.shared.codec import MAGIC, AvroCodec, CorruptRecordError, Schema, UnknownSchemaError
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, TELEMETRY
 
 TELEMETRY_RECORD = {
     "vehicle_id": "veh-0000042",
@@ -130,7 +130,7 @@ def test_garbage_and_trailing_bytes_are_typed_errors() -> None:
 
 
 def test_a_record_that_does_not_fit_the_schema_is_refused_on_encode() -> None:
-    from pipeline.codec import CodecError
+    from pipeline.shared.codec import CodecError
 
     with pytest.raises(CodecError, match="VehicleTelemetry"):
         CODEC.encode(TELEMETRY, {**TELEMETRY_RECORD, "direction": "UPWARDS"})

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from pipeline.config import Settings
-from pipeline.errors import ConfigError
-from pipeline.topics import Topics
+from pipeline.shared.config import Settings
+from pipeline.shared.corridor import default_paths, load_corridor
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.topics import Topics
 from towers.config import TowerConfig, WorkerSettings
 
 
@@ -81,3 +83,19 @@ def test_bad_worker_settings_name_the_culprit(env: dict[str, str], needle: str) 
 def test_worker_settings_default_to_a_loopback_worker() -> None:
     w = WorkerSettings.from_env({})
     assert (w.web_bind, w.web_port, w.etcd, w.offset_reset) == ("127.0.0.1", 6066, True, "earliest")
+
+
+def test_the_route_and_regions_files_are_read_from_the_environment_once_by_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route, towers = default_paths()
+    mine = json.loads(towers.read_text())
+    mine["regions"][0]["name"] = "My first region"
+    (tmp_path / "towers.json").write_text(json.dumps(mine))
+    s = Settings.from_env({"CORRIDOR_TOWERS_FILE": str(tmp_path / "towers.json")})
+    assert s.route_file is None and s.towers_file == tmp_path / "towers.json"
+    assert s.corridor().regions.regions[0].name == "My first region"
+    # below the settings nothing reads the environment: the shipped corridor, whatever it says
+    monkeypatch.setenv("CORRIDOR_TOWERS_FILE", str(tmp_path / "missing.json"))
+    assert load_corridor().regions.regions[0].name != "My first region"
+    assert Settings.from_env({}).corridor().route.length_km == load_corridor(route).route.length_km

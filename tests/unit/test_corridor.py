@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.corridor import RouteError, default_paths, load_corridor
-from pipeline.corridor.regions import parse_regions
-from pipeline.corridor.route import parse_route
+from pipeline.shared.corridor import RouteError, default_paths, load_corridor
+from pipeline.shared.corridor.regions import parse_regions
+from pipeline.shared.corridor.route import parse_route
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pipeline.messages import CODEC, FRAME, TELEMETRY
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from producers.encoding import TelemetryEncoder, vehicle_id
 from producers.fleet import TelemetryBatch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.corridor import load_corridor
+from pipeline.shared.corridor import load_corridor
 from producers.fleet import Action, Fleet, FleetConfig, Obstacle
 
 

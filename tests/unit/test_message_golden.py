@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 
 GOLDEN = Path(__file__).with_name("golden")
 T0 = 1_764_000_000_000

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import StackError
+from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, pid_alive
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.messages import CODEC, TELEMETRY
+from pipeline.shared.messages import CODEC, TELEMETRY
 from producers.radio import vehicle_num_of
 from tests.towers.test_engine import upd
 

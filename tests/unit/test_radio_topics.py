@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.radio_topics import KINDS, RadioTopics
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.radio_topics import KINDS, RadioTopics
 
 
 def test_every_topic_parses_back_to_its_kind_and_region() -> None:

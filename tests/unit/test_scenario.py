@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 from pipeline.simulation.scenario import MAX_UPDATES_PER_S, builtin_scenarios, load_scenario, parse_scenario
 
 BASE = {"vehicles": 100, "hz": 1, "speedup": 2, "duration_s": 60}
@@ -52,7 +52,7 @@ def test_unknown_and_malformed_scenario_files(tmp_path: Path) -> None:
 
 def test_external_towers_refuse_scenarios_that_kill_their_own_workers(tmp_path: Path) -> None:
     """Checked before anything starts: the runner has no workers of its own to kill or restart."""
-    from pipeline.config import Settings
+    from pipeline.shared.config import Settings
     from pipeline.simulation.runner import run_scenario
 
     with pytest.raises(ConfigError, match="kill_worker"):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.codec import MAGIC, CodecError
-from pipeline.crdt.hlc import unpack
-from pipeline.messages import CODEC, FRAME, TELEMETRY
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.codec import MAGIC, CodecError
+from pipeline.shared.crdt.hlc import unpack
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
+from pipeline.shared.radio_topics import RadioTopics
 
 __all__ = ["FrameBatcher", "Refused", "assemble_frame"]
 

@@ -34,11 +34,11 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPar
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from pipeline.codec import CodecError
-from pipeline.config import Settings
-from pipeline.errors import StackError
-from pipeline.messages import ADVISORY, CODEC, HAZARD
-from pipeline.radio_topics import RadioTopics
+from pipeline.shared.codec import CodecError
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
+from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
+from pipeline.shared.radio_topics import RadioTopics
 from towers.gateway.batch import FrameBatcher, Refused
 
 __all__ = ["Gateway", "GatewayStats"]
@@ -97,7 +97,8 @@ class Gateway:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gateway-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)  # fmt: skip
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.2, 10.0)
+        # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
+        self.client.reconnect_delay_set(0.2, 10.0)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -118,10 +119,11 @@ class Gateway:
         """On paho's network thread. A hazard report goes on at once (the producer is thread-safe):
         waiting for the next tick would add up to a tick to the most urgent path; updates wait for
         their region's next frame."""
+        payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
         if m.topic.endswith("/hazards"):
-            self._hazard(m.topic, m.payload)
+            self._hazard(m.topic, payload)
         else:
-            self._inbox.append((m.topic, m.payload, int(time.time() * 1000)))
+            self._inbox.append((m.topic, payload, int(time.time() * 1000)))
 
     def _on_disconnect(self, *_: Any) -> None:
         with self._lock:
@@ -225,8 +227,9 @@ class Gateway:
         try:
             while not self._stop.is_set():
                 for msg in self.consumer.consume(1000, timeout=0.05):
-                    if msg.error() is None:
-                        self.client.publish(self._downlink_topic(msg.partition(), msg.value()), msg.value(), qos=1)
+                    value, region = msg.value(), msg.partition()
+                    if msg.error() is None and value is not None and region is not None:
+                        self.client.publish(self._downlink_topic(region, value), value, qos=1)
                         self.stats.advisories_forwarded += 1
         finally:
             self.consumer.close()
@@ -245,7 +248,8 @@ class Gateway:
         kind = refused.reason.split(":", 1)[0]
         self.stats.dead_letters[kind] = self.stats.dead_letters.get(kind, 0) + 1
         region = refused.region if refused.region is not None else 0
-        headers = [("reason", refused.reason.encode()), ("source-topic", f"mqtt:{topic}".encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("reason", refused.reason.encode()), ("source-topic", f"mqtt:{topic}".encode())]  # fmt: skip
         self.producer.produce(self.kafka.dead_letter, refused.payload, str(region).encode(), region,
                               headers=headers, on_delivery=self._delivered)  # fmt: skip
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import CorridorError
+from pipeline.shared.errors import CorridorError
 
 __all__ = ["ClockDriftError", "CrdtError", "MalformedStateError", "UnknownReplicaError"]
 

@@ -5,7 +5,7 @@ vehicle costs a dict, a tuple and a state dict per update; here each key owns a 
 arrays (stamp, writer, liveness, value), and a batch of writes is joined with a handful of vectorised
 comparisons. Slots of pruned tombstones are reused.
 
-The join is the one `LWWMap` uses (`pipeline.crdt.registers.lww_order`): the larger HLC wins, then
+The join is the one `LWWMap` uses (`pipeline.shared.crdt.registers.lww_order`): the larger HLC wins, then
 the larger replica id, then the larger value bytes, a tombstone's being empty. The value bytes of a
 record are its row's bytes (`values[slot].tobytes()`), which is also what `to_lwwmap` stores, so the
 two types order every pair of writes alike: the law suite runs against both, and a test checks that
@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.crdt.base import Mergeable
-from pipeline.crdt.lwwmap import LWWMap
-from pipeline.crdt.registers import lww_order
+from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.lwwmap import LWWMap
+from pipeline.shared.crdt.registers import lww_order
 
 __all__ = ["LWWColumns"]
 
@@ -58,6 +58,13 @@ class LWWColumns(Mergeable):
         """Keys held, tombstones included."""
         return len(self.slot)
 
+    def key_at(self, slot: int) -> str:
+        """The key of a used slot."""
+        key = self.keys[slot]
+        if key is None:
+            raise KeyError(f"slot {slot} holds no key")
+        return key
+
     def live_slots(self) -> I64:
         return np.flatnonzero(self.live)
 
@@ -66,7 +73,7 @@ class LWWColumns(Mergeable):
 
     @property
     def value(self) -> dict[str, bytes]:
-        return {self.keys[s]: self.values[s].tobytes() for s in self.live_slots().tolist()}  # type: ignore[misc]
+        return {self.keys[s]: self.values[s].tobytes() for s in self.live_slots().tolist()}
 
     def replicas(self) -> set[str]:
         return {self.replica_names[c] for c in np.unique(self.replica[self.used_slots()]).tolist()}
@@ -165,7 +172,7 @@ class LWWColumns(Mergeable):
             return
         codes = np.array([self.code(r) for r in other.replica_names], np.int32)
         keys = [other.keys[s] for s in used.tolist()]
-        self.apply_batch(keys, other.ts[used], codes[other.replica[used]], other.values[used], other.live[used])  # type: ignore[arg-type]
+        self.apply_batch(keys, other.ts[used], codes[other.replica[used]], other.values[used], other.live[used])
 
     def copy(self) -> Self:
         out = type(self)(self.dtype, 0)
@@ -181,10 +188,7 @@ class LWWColumns(Mergeable):
         chosen = self.used_slots().tolist() if slots is None else slots
         names, ts, rep, live = self.replica_names, self.ts, self.replica, self.live
         return LWWMap(
-            {
-                self.keys[s]: (int(ts[s]), names[rep[s]], self.values[s].tobytes() if live[s] else None)  # type: ignore[misc]
-                for s in chosen
-            }
+            {self.key_at(s): (int(ts[s]), names[rep[s]], self.values[s].tobytes() if live[s] else None) for s in chosen}
         )
 
     @classmethod

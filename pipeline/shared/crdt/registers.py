@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar, Self
 
-from pipeline.crdt.base import Mergeable
-from pipeline.crdt.errors import MalformedStateError
+from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.errors import MalformedStateError
 
 __all__ = ["LWWRegister", "MaxRegister", "lww_order"]
 

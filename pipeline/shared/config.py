@@ -10,9 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from pipeline.errors import ConfigError
-from pipeline.topics import Topics
+from pipeline.shared.corridor import Corridor, load_corridor
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.topics import Topics
 
 __all__ = ["ENV_VARS", "Ports", "Settings"]
 
@@ -83,6 +85,10 @@ def _replication(raw: str | None) -> int:
     return int(raw)
 
 
+def _path(raw: str | None) -> Path | None:
+    return Path(raw) if raw else None
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -105,6 +111,12 @@ class Settings:
     ports: Ports = field(default_factory=Ports)
     topic_replication: int = 1
     mqtt_url: str = ""  # a user's own MQTT broker; empty: the embedded one
+    route_file: Path | None = None  # None: the route shipped with corridor
+    towers_file: Path | None = None  # None: the tower regions shipped with corridor
+
+    def corridor(self) -> Corridor:
+        """The route and tower regions these settings name (producers and towers must share them)."""
+        return load_corridor(self.route_file, self.towers_file)
 
     def topics(self, regions: int) -> Topics:
         """corridor's topics on this cluster, for a corridor of `regions` tower regions."""
@@ -151,7 +163,7 @@ class Settings:
         """Comma-separated host:port list for etcd clients, embedded or external."""
         return ",".join(f"{h}:{p}" for h, p in self.etcd_hosts)
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     @classmethod
@@ -177,4 +189,6 @@ class Settings:
                 mqtt=_port(env, "CORRIDOR_MQTT_PORT", defaults.mqtt),
             ),
             mqtt_url=_mqtt_url(env.get("MQTT_URL")),
+            route_file=_path(env.get("CORRIDOR_ROUTE_FILE")),
+            towers_file=_path(env.get("CORRIDOR_TOWERS_FILE")),
         )

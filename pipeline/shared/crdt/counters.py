@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pipeline.crdt.base import Mergeable
-from pipeline.crdt.errors import CrdtError, MalformedStateError
+from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.errors import CrdtError, MalformedStateError
 
 __all__ = ["GCounter", "PNCounter"]
 

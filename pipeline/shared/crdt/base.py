@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from pipeline.crdt.errors import UnknownReplicaError
+from pipeline.shared.crdt.errors import UnknownReplicaError
 
 __all__ = ["Crdt", "DeltaLog", "check_replicas"]
 
@@ -36,10 +36,17 @@ C = TypeVar("C", bound=Crdt)
 
 
 class Mergeable:
-    """Mixin: `merge` as a copy joined in place, so each type writes its join once."""
+    """Mixin: `merge` as a copy joined in place, so each type writes its join once (and only
+    `copy` and `merge_in`, which every type defines)."""
 
-    def merge(self, other: Self) -> Self:  # type: ignore[misc]
-        out = self.copy()  # type: ignore[attr-defined]
+    def copy(self) -> Self:
+        raise NotImplementedError
+
+    def merge_in(self, other: Self) -> None:
+        raise NotImplementedError
+
+    def merge(self, other: Self) -> Self:
+        out = self.copy()
         out.merge_in(other)
         return out
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.corridor.errors import RouteError
-from pipeline.corridor.route import Route, _check_cover, _num, load_json
+from pipeline.shared.corridor.errors import RouteError
+from pipeline.shared.corridor.route import Route, _check_cover, _num, load_json
 
 __all__ = ["Region", "RegionMap", "load_regions", "parse_regions"]
 
@@ -30,6 +30,8 @@ class Region:
 class RegionMap:
     regions: tuple[Region, ...]
     hysteresis_km: float
+    _starts: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
+    _ends: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_starts", np.array([r.from_km for r in self.regions]))
@@ -44,11 +46,11 @@ class RegionMap:
 
     def lookup(self, km: float) -> int:
         """The region containing `km` (borders belong to the region that starts there)."""
-        idx = int(np.searchsorted(self._starts, km, side="right")) - 1  # type: ignore[attr-defined]
+        idx = int(np.searchsorted(self._starts, km, side="right")) - 1
         return min(max(idx, 0), len(self.regions) - 1)
 
     def lookup_many(self, km: npt.NDArray[np.float64]) -> IntArray:
-        idx = np.searchsorted(self._starts, km, side="right") - 1  # type: ignore[attr-defined]
+        idx = np.searchsorted(self._starts, km, side="right") - 1
         return np.clip(idx, 0, len(self.regions) - 1).astype(np.int64)
 
     def handoff(self, km: npt.NDArray[np.float64], current: IntArray) -> IntArray:
@@ -57,8 +59,8 @@ class RegionMap:
         `current` < 0 means no region yet (a vehicle that just entered)."""
         fresh = self.lookup_many(km)
         cur = np.clip(current, 0, len(self.regions) - 1)
-        lo = self._starts[cur] - self.hysteresis_km  # type: ignore[attr-defined]
-        hi = self._ends[cur] + self.hysteresis_km  # type: ignore[attr-defined]
+        lo = self._starts[cur] - self.hysteresis_km
+        hi = self._ends[cur] + self.hysteresis_km
         keep = (current >= 0) & (km >= lo) & (km <= hi)
         return np.where(keep, current, fresh)
 

@@ -16,7 +16,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from pipeline.errors import CorridorError
+from pipeline.shared.errors import CorridorError
 
 __all__ = ["MAGIC", "AvroCodec", "CodecError", "CorruptRecordError", "Schema", "UnknownSchemaError"]
 
@@ -96,4 +96,6 @@ class AvroCodec:
             raise CorruptRecordError(f"corrupt {writer.name} record: {type(exc).__name__}: {exc}") from None
         if buf.tell() != len(data):
             raise CorruptRecordError(f"{len(data) - buf.tell()} trailing bytes after a {writer.name} record")
+        if not isinstance(record, dict):  # every schema registered here is a record
+            raise CorruptRecordError(f"a {writer.name} did not decode to a record")
         return record

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pipeline.crdt.base import Mergeable
-from pipeline.crdt.errors import MalformedStateError
-from pipeline.crdt.registers import lww_order
+from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.errors import MalformedStateError
+from pipeline.shared.crdt.registers import lww_order
 
 __all__ = ["Entry", "LWWMap"]
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.corridor.errors import RouteError
+from pipeline.shared.corridor.errors import RouteError
 
 __all__ = ["MPH", "Route", "Segment", "Waypoint", "load_route"]
 
@@ -47,6 +47,14 @@ class Route:
     name: str
     waypoints: tuple[Waypoint, ...]
     segments: tuple[Segment, ...]
+    # derived in __post_init__, for the vectorised lookups
+    _km: FloatArray = field(init=False, repr=False, compare=False)
+    _lat: FloatArray = field(init=False, repr=False, compare=False)
+    _lon: FloatArray = field(init=False, repr=False, compare=False)
+    _seg_start: FloatArray = field(init=False, repr=False, compare=False)
+    _seg_limit: FloatArray = field(init=False, repr=False, compare=False)
+    _seg_lanes: npt.NDArray[np.int64] = field(init=False, repr=False, compare=False)
+    _leg_heading: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         km = [w.km for w in self.waypoints]
@@ -55,9 +63,9 @@ class Route:
         object.__setattr__(self, "_lon", np.array([w.lon for w in self.waypoints]))
         object.__setattr__(self, "_seg_start", np.array([s.from_km for s in self.segments]))
         object.__setattr__(self, "_seg_limit", np.array([s.speed_limit_mps for s in self.segments]))
-        object.__setattr__(self, "_seg_lanes", np.array([s.lanes for s in self.segments]))
+        object.__setattr__(self, "_seg_lanes", np.array([s.lanes for s in self.segments], np.int64))
         # Heading per leg, northbound; southbound is the opposite.
-        lat, lon = self._lat, self._lon  # type: ignore[attr-defined]
+        lat, lon = self._lat, self._lon
         dy = np.diff(lat)
         dx = np.diff(lon) * np.cos(np.radians((lat[:-1] + lat[1:]) / 2))
         object.__setattr__(self, "_leg_heading", (np.degrees(np.arctan2(dx, dy)) + 360.0) % 360.0)
@@ -71,21 +79,21 @@ class Route:
         return tuple(w.km for w in self.waypoints if w.interchange)
 
     def lat_lon(self, km: FloatArray) -> tuple[FloatArray, FloatArray]:
-        return np.interp(km, self._km, self._lat), np.interp(km, self._km, self._lon)  # type: ignore[attr-defined]
+        return np.interp(km, self._km, self._lat), np.interp(km, self._km, self._lon)
 
     def heading_deg(self, km: FloatArray, northbound: npt.NDArray[np.bool_]) -> FloatArray:
-        leg = np.clip(np.searchsorted(self._km, km, side="right") - 1, 0, len(self.waypoints) - 2)  # type: ignore[attr-defined]
-        nb = self._leg_heading[leg]  # type: ignore[attr-defined]
+        leg = np.clip(np.searchsorted(self._km, km, side="right") - 1, 0, len(self.waypoints) - 2)
+        nb = self._leg_heading[leg]
         return np.where(northbound, nb, (nb + 180.0) % 360.0)
 
     def _segment(self, km: FloatArray) -> npt.NDArray[np.intp]:
-        return np.clip(np.searchsorted(self._seg_start, km, side="right") - 1, 0, len(self.segments) - 1)  # type: ignore[attr-defined]
+        return np.clip(np.searchsorted(self._seg_start, km, side="right") - 1, 0, len(self.segments) - 1)
 
     def speed_limit_mps(self, km: FloatArray) -> FloatArray:
-        return self._seg_limit[self._segment(km)]  # type: ignore[attr-defined,no-any-return]
+        return self._seg_limit[self._segment(km)]
 
     def lanes(self, km: FloatArray) -> npt.NDArray[np.int64]:
-        return self._seg_lanes[self._segment(km)]  # type: ignore[attr-defined,no-any-return]
+        return self._seg_lanes[self._segment(km)]
 
     def nearest_waypoint(self, km: float) -> Waypoint:
         return min(self.waypoints, key=lambda w: abs(w.km - km))

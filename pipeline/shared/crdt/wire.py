@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 import schemas
-from pipeline.codec import AvroCodec, CodecError, Schema
-from pipeline.crdt.base import Crdt
-from pipeline.crdt.columns import LWWColumns
-from pipeline.crdt.counters import GCounter, PNCounter
-from pipeline.crdt.errors import MalformedStateError
-from pipeline.crdt.lwwmap import LWWMap
-from pipeline.crdt.orset import ORSet
-from pipeline.crdt.registers import LWWRegister, MaxRegister
+from pipeline.shared.codec import AvroCodec, CodecError, Schema
+from pipeline.shared.crdt.base import Crdt
+from pipeline.shared.crdt.columns import LWWColumns
+from pipeline.shared.crdt.counters import GCounter, PNCounter
+from pipeline.shared.crdt.errors import MalformedStateError
+from pipeline.shared.crdt.lwwmap import LWWMap
+from pipeline.shared.crdt.orset import ORSet
+from pipeline.shared.crdt.registers import LWWRegister, MaxRegister
 
-__all__ = ["CRDT_SCHEMAS", "decode_state", "encode_state"]
+__all__ = ["CRDT_SCHEMAS", "decode_as", "decode_state", "encode_state"]
+
+S = TypeVar("S")
 
 _FILES: dict[type, str] = {
     GCounter: "crdt/g_counter",
@@ -26,7 +28,7 @@ _FILES: dict[type, str] = {
     LWWMap: "crdt/lww_map",
 }
 CRDT_SCHEMAS: dict[type, Schema] = {t: Schema.of(schemas.load(f)) for t, f in _FILES.items()}
-_BY_NAME: dict[str, type] = {CRDT_SCHEMAS[t].name: t for t in _FILES}
+_BY_NAME: dict[str, type[Crdt]] = {CRDT_SCHEMAS[t].name: t for t in _FILES}
 _CODEC = AvroCodec(CRDT_SCHEMAS.values())
 
 
@@ -46,4 +48,13 @@ def decode_state(data: bytes) -> Crdt:
         record = _CODEC.decode(data)
     except CodecError as exc:
         raise MalformedStateError(str(exc)) from None
-    return _BY_NAME[writer.name].from_record(record)  # type: ignore[no-any-return]
+    return _BY_NAME[writer.name].from_record(record)
+
+
+def decode_as(data: bytes, kind: type[S]) -> S:
+    """Decode a state that must be of type `kind`: bytes of another CRDT type are as malformed as
+    bad bytes (a hazard map sent where a member set belongs must not be merged into it)."""
+    state = decode_state(data)
+    if not isinstance(state, kind):
+        raise MalformedStateError(f"expected a {kind.__name__} state, got a {type(state).__name__}")
+    return state

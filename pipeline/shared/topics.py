@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["TopicSpec", "Topics"]
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from pipeline.corridor import load_corridor
-from pipeline.crdt.hlc import HybridClock
-from pipeline.errors import ConfigError
+from pipeline.shared.corridor import Corridor, load_corridor
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["CAUSE_CODES", "hazard_record"]
 
@@ -36,8 +38,10 @@ def hazard_record(
     reporter: str,
     cancelled: bool = False,
     clock: HybridClock | None = None,
-) -> dict:
-    corridor = load_corridor()
+    corridor: Corridor | None = None,
+) -> dict[str, Any]:
+    """A HazardReport record on `corridor` (the shipped I-69 one unless given)."""
+    corridor = corridor or load_corridor()
     if kind not in CAUSE_CODES:
         raise ConfigError(f"unknown hazard type {kind!r}; choose from {', '.join(CAUSE_CODES)}")
     if direction not in ("NORTHBOUND", "SOUTHBOUND", "BOTH"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["RouteError"]
 

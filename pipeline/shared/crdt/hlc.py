@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.crdt.errors import ClockDriftError, MalformedStateError
+from pipeline.shared.crdt.errors import ClockDriftError, MalformedStateError
 
 __all__ = ["HLC", "HybridClock", "pack", "unpack"]
 

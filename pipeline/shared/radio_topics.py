@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.errors import ConfigError
+from pipeline.shared.errors import ConfigError
 
 __all__ = ["KINDS", "RadioTopics"]
 

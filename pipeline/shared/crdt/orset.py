@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
-from pipeline.crdt.base import Mergeable
-from pipeline.crdt.errors import MalformedStateError
+from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.errors import MalformedStateError
 
 __all__ = ["CausalContext", "Dot", "ORSet"]
 

@@ -7,7 +7,7 @@ current (reader) version of each message.
 from __future__ import annotations
 
 import schemas
-from pipeline.codec import AvroCodec, Schema
+from pipeline.shared.codec import AvroCodec, Schema
 
 __all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "SYNC", "TELEMETRY"]
 
