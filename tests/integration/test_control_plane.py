@@ -80,7 +80,8 @@ class Interleaved:
 def test_a_write_that_lost_the_race_is_retried_on_the_newer_value(etcd) -> None:
     key = f"/test/{uuid.uuid4().hex[:8]}/global"
     cas_merge(etcd, key, LWWMap({"first": (1, "tower-03", {"km": 30.0})}))
-    retries = cas_merge(Interleaved(etcd, key), key, LWWMap({"mine": (1, "tower-04", {"km": 40.0})}))  # type: ignore[arg-type]
+    racing = Interleaved(etcd, key)  # a real client whose first read another tower's write follows
+    retries = cas_merge(racing, key, LWWMap({"mine": (1, "tower-04", {"km": 40.0})}))  # type: ignore[arg-type]
     assert retries == 1, "the first compare-and-swap saw a stale revision"
     assert set(read_view(etcd, key.rsplit("/", 1)[0]).entries) == {"first", "theirs", "mine"}
 

@@ -167,7 +167,7 @@ def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_reg
             heard.extend(CODEC.decode(v, ADVISORY)["advisory_id"] for v in link.heard())
 
     try:
-        link.follow(fleet)  # type: ignore[arg-type]
+        link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         time.sleep(0.3)
         send_until_heard(_advisory("for-7", 2, "veh-0000007"), 2)
         assert set(heard) == {"for-7"}
@@ -243,13 +243,13 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
     pub = _publisher(settings)
     fleet = SimpleNamespace(active=np.array([True]), num=np.array([7]), region=np.array([3]))
     try:
-        link.follow(fleet)  # type: ignore[arg-type]
+        link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         time.sleep(0.3)
         pub.publish(topics.advisories(3), b"three", qos=1).wait_for_publish(5)
         _wait(lambda: link._heard, "the advisory of its region")
         assert link.heard() == [b"three"]
         fleet.region = np.array([4])
-        link.follow(fleet)  # type: ignore[arg-type]
+        link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         time.sleep(0.3)
         pub.publish(topics.advisories(3), b"three again", qos=1).wait_for_publish(5)
         pub.publish(topics.advisories(4), b"four", qos=1).wait_for_publish(5)
