@@ -333,7 +333,7 @@ async def sync_important() -> None:
         now = runtime.engine.wall_ms()
         staleness = runtime.engine.view.staleness_ms(now)
         runtime.control.publish(snapshots, view, {"staleness_ms": {str(k): v for k, v in staleness.items()},
-                                                  "pid": os.getpid()})  # fmt: skip
+                                                  "pid": os.getpid(), "web": WEB_URL})  # fmt: skip
 
 
 @app.timer(interval=cfg.sync_unimportant_s)
@@ -367,6 +367,24 @@ def _digest(r: int) -> dict[str, Any]:
     vehicles = sorted((keys[s], stamps[s]) for s in st.live_slots().tolist())  # (id, HLC) of each live vehicle
     h = hashlib.sha256(repr((sorted(st.members.value), vehicles)).encode()).hexdigest()[:16]
     return {"members": len(st.members), "vehicles": len(vehicles), "hazards": sorted(st.hazards.value), "digest": h}
+
+
+def _web_url() -> str:
+    """Where this worker's pages are, for whoever finds it in etcd (the dashboard)."""
+    host = worker.web_bind
+    if host in ("0.0.0.0", "::", ""):  # in a container: the address its peers reach it at
+        host = socket.gethostbyname(socket.gethostname())
+    return f"http://{host}:{worker.web_port}"
+
+
+WEB_URL = _web_url()
+
+
+def _rss_mib() -> float:
+    for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def _etcd_status() -> dict[str, Any] | None:
@@ -409,6 +427,7 @@ async def state_page(web: Any, request: Any) -> Any:
             # this host's clock minus the senders' (plus transit): corrected for once past 2 s
             "clock_offset_ms": rt().engine.skew.estimate_ms,
             "etcd": _etcd_status(),
+            "rss_mib": _rss_mib(),
         }
     )
 

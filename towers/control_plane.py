@@ -34,7 +34,8 @@ import grpc
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
 
-__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_view"]
+__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_namespaces",
+           "read_view"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,16 @@ def cas_merge(client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int 
         if ok:
             return attempt
     raise TimeoutError(f"{key}: no CAS succeeded in {max_tries} tries")
+
+
+def read_namespaces(client: etcd3.Etcd3Client) -> dict[str, dict[str, dict[str, bytes]]]:
+    """Every set of towers in etcd: app id → {"towers" | "regions" | "global": key tail → value}."""
+    out: dict[str, dict[str, dict[str, bytes]]] = {}
+    for value, meta in client.get_prefix(f"{ROOT}/"):
+        parts = meta.key.decode()[len(ROOT) + 1 :].split("/", 2)
+        if len(parts) >= 2:
+            out.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2] if len(parts) > 2 else ""] = value
+    return out
 
 
 def read_view(client: etcd3.Etcd3Client, root: str = ROOT) -> LWWMap:

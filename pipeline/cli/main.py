@@ -14,6 +14,7 @@ from rich.console import Console
 from pipeline.cli import (
     bench_cmd,
     consume_cmd,
+    dashboard_cmd,
     drill_cmd,
     gateway_cmd,
     hazard_cmd,
@@ -48,6 +49,7 @@ app.command("status")(status_cmd.status)
 app.command("hazard")(hazard_cmd.hazard)
 app.command("drill")(drill_cmd.drill)
 app.command("gateway")(gateway_cmd.gateway)
+app.command("dashboard")(dashboard_cmd.dashboard)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

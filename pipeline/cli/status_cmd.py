@@ -14,21 +14,11 @@ from rich.table import Table
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import LWWMap, decode_state
 from pipeline.shared.errors import StackError
-from towers.control_plane import ROOT, close_client
+from towers.control_plane import close_client, read_namespaces
 
 __all__ = ["status"]
 
 out = Console(highlight=False)
-
-
-def _namespaces(client: etcd3.Etcd3Client) -> dict[str, dict[str, dict[str, bytes]]]:
-    """Every set of towers in etcd: app id → {"towers" | "regions" | "global": key tail → value}."""
-    out: dict[str, dict[str, dict[str, bytes]]] = {}
-    for value, meta in client.get_prefix(f"{ROOT}/"):
-        parts = meta.key.decode()[len(ROOT) + 1 :].split("/", 2)
-        if len(parts) >= 2:
-            out.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2] if len(parts) > 2 else ""] = value
-    return out
 
 
 def status(ctx: typer.Context) -> None:
@@ -38,7 +28,7 @@ def status(ctx: typer.Context) -> None:
     host, port = settings.etcd_hosts[0]
     client = etcd3.client(host=host, port=port, timeout=3)
     try:
-        spaces = _namespaces(client)
+        spaces = read_namespaces(client)
     except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
         raise StackError(f"etcd at {host}:{port} did not answer ({type(exc).__name__}): start the stack or "
                          "fix ETCD_ENDPOINTS") from None  # fmt: skip

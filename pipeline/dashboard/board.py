@@ -1,0 +1,164 @@
+"""What the dashboard knows of the corridor, kept from the topics it reads; no I/O here.
+
+Vehicles are kept as columns (one slot per vehicle id) because at corridor-peak sizes tens of
+thousands of updates a second come in, and only a few snapshots a second go out. A snapshot carries
+a stable subset of the vehicles (those whose number falls on a stride), so the browser's dots do not
+flicker from one snapshot to the next, and values rounded to what a screen can show.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from towers.frames import Updates
+
+__all__ = ["Board", "BoardConfig"]
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class BoardConfig:
+    max_vehicles: int = 1_500  # dots per snapshot
+    gone_after_ms: int = 5_000  # a vehicle not heard from for this long has left the road
+    history: int = 30  # updates kept per vehicle, for the one clicked
+    advisories_shown_ms: int = 2_000  # an advisory flashes on its vehicle this long
+    timeline: int = 60  # events kept
+
+
+@dataclass(slots=True)
+class _Columns:
+    km: F64 = field(default_factory=lambda: np.zeros(0))
+    speed: F64 = field(default_factory=lambda: np.zeros(0))
+    northbound: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    lane: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    heard_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    num: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def grow(self, size: int) -> None:
+        extra = size - len(self.km)
+        if extra > 0:
+            self.km = np.concatenate([self.km, np.zeros(extra)])
+            self.speed = np.concatenate([self.speed, np.zeros(extra)])
+            self.northbound = np.concatenate([self.northbound, np.zeros(extra, bool)])
+            self.lane = np.concatenate([self.lane, np.zeros(extra, np.int64)])
+            self.heard_ms = np.concatenate([self.heard_ms, np.zeros(extra, np.int64)])
+            self.num = np.concatenate([self.num, np.full(extra, -1, np.int64)])
+
+
+def _number(vid: str) -> int:
+    """veh-0000042 → 42; any other id a stable number of its own."""
+    tail = vid.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else abs(hash(vid)) % 10**9
+
+
+class Board:
+    def __init__(self, config: BoardConfig | None = None) -> None:
+        self.config = config or BoardConfig()
+        self._slot: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._cols = _Columns()
+        self._history: dict[str, deque[dict[str, Any]]] = {}
+        self.hazards: dict[str, dict[str, Any]] = {}
+        self.advisories: deque[dict[str, Any]] = deque(maxlen=2_000)
+        self._advised: dict[str, deque[dict[str, Any]]] = {}
+        self.timeline: deque[dict[str, Any]] = deque(maxlen=self.config.timeline)
+        self.sim_ms = 0  # the newest event time seen: the simulation's clock
+        self.updates = 0
+        self.advisory_count = 0
+        self._hazards_advised: set[str] = set()
+
+    # ---- input ----------------------------------------------------------------------------------
+    def add_updates(self, u: Updates, now_ms: int) -> None:
+        if not len(u):
+            return
+        slots = np.fromiter((self._slot_of(v) for v in u.ids), np.int64, len(u))
+        c = self._cols
+        c.km[slots], c.speed[slots], c.northbound[slots] = u.km, u.speed, u.northbound
+        c.lane[slots], c.heard_ms[slots] = u.lane, now_ms
+        self.sim_ms = max(self.sim_ms, int(u.event_time.max()))
+        self.updates += len(u)
+        if self._history:  # only the vehicles someone is looking at
+            for vid in self._history.keys() & set(u.ids):
+                i = u.ids.index(vid)
+                self._history[vid].append({k: v for k, v in u.record(i).items() if k not in ("lat", "lon", "hlc")})
+
+    def _slot_of(self, vid: str) -> int:
+        slot = self._slot.get(vid)
+        if slot is None:
+            slot = self._slot[vid] = len(self._ids)
+            self._ids.append(vid)
+            if slot >= len(self._cols.km):
+                self._cols.grow(max(1_024, 2 * len(self._cols.km)))
+            self._cols.num[slot] = _number(vid)
+        return slot
+
+    def add_hazard(self, rec: dict[str, Any], in_timeline: bool = True) -> None:
+        hid = rec["hazard_id"]
+        if rec["cancelled"]:
+            if self.hazards.pop(hid, None) is not None and in_timeline:
+                self._event(rec["detection_time"], f"hazard {hid} cleared")
+            return
+        new = hid not in self.hazards
+        self.hazards[hid] = {"id": hid, "type": rec["hazard_type"], "km": round(rec["route_km"], 3),
+                             "direction": rec["direction"], "severity": rec["severity"],
+                             "region": rec["region_id"], "expires_ms": rec["expiry_time"]}  # fmt: skip
+        if new and in_timeline:
+            self._event(rec["detection_time"], f"{rec['hazard_type']} at km {rec['route_km']:.1f} "
+                        f"({rec['direction'].lower()}), reported by {rec['reporter']}")  # fmt: skip
+
+    def add_advisory(self, rec: dict[str, Any], now_ms: int) -> None:
+        a = {"at_ms": now_ms, "vehicle": rec["target_vehicle"], "action": rec["action"],
+             "speed": round(rec["target_speed_mps"], 1), "reason": rec["reason"], "hazard": rec["hazard_id"],
+             "region": rec["region_id"], "direction": rec["direction"]}  # fmt: skip
+        self.advisories.append(a)
+        self.advisory_count += 1
+        if a["vehicle"] is not None:
+            self._advised.setdefault(a["vehicle"], deque(maxlen=10)).append(a)
+        if a["hazard"] and a["hazard"] not in self._hazards_advised:  # the first advice about each hazard
+            self._hazards_advised.add(a["hazard"])
+            self._event(rec["issued_at"], f"{rec['tower']}: {a['action']} to {a['vehicle'] or 'all'} "
+                        f"({rec['reason']})")  # fmt: skip
+
+    def _event(self, sim_ms: int, text: str) -> None:
+        self.timeline.append({"sim_ms": sim_ms, "text": text})
+
+    # ---- output ---------------------------------------------------------------------------------
+    def snapshot(self, now_ms: int) -> dict[str, Any]:
+        """The state the page draws, small enough to send a few times a second."""
+        n = len(self._ids)
+        c = self._cols
+        live = np.flatnonzero(c.heard_ms[:n] >= now_ms - self.config.gone_after_ms)
+        stride = max(1, math.ceil(len(live) / self.config.max_vehicles))
+        shown = live[c.num[live] % stride == 0]
+        flashing = {a["vehicle"]: a["action"] for a in self.advisories
+                    if a["at_ms"] >= now_ms - self.config.advisories_shown_ms and a["vehicle"]}  # fmt: skip
+        rows = [[int(c.num[s]), round(float(c.km[s]), 3), int(c.northbound[s]), round(float(c.speed[s]), 1),
+                 int(c.lane[s]), flashing.get(self._ids[s], "")] for s in shown.tolist()]  # fmt: skip
+        live_hazards = [h for h in self.hazards.values() if not self.sim_ms or h["expires_ms"] > self.sim_ms]
+        recent = [a for a in self.advisories if a["at_ms"] >= now_ms - self.config.advisories_shown_ms]
+        return {"at_ms": now_ms, "sim_ms": self.sim_ms, "vehicles": len(live), "stride": stride, "rows": rows,
+                "hazards": live_hazards, "advisories": recent[-200:], "advisory_count": self.advisory_count,
+                "updates": self.updates, "timeline": list(self.timeline)}  # fmt: skip
+
+    def vehicle(self, vid: str) -> dict[str, Any] | None:
+        """A vehicle's latest updates and advisories; from now on its updates are kept as they come."""
+        if vid not in self._slot:
+            return None
+        history = self._history.setdefault(vid, deque(maxlen=self.config.history))
+        s = self._slot[vid]
+        c = self._cols
+        return {"vehicle": vid, "km": round(float(c.km[s]), 3), "speed": round(float(c.speed[s]), 1),
+                "direction": "NORTHBOUND" if c.northbound[s] else "SOUTHBOUND", "lane": int(c.lane[s]),
+                "history": list(history), "advisories": list(self._advised.get(vid, []))}  # fmt: skip
+
+    def vehicle_id(self, num: int) -> str | None:
+        """The id of the vehicle a snapshot row numbered `num` (the page knows numbers, not ids)."""
+        hits = np.flatnonzero(self._cols.num[: len(self._ids)] == num)
+        return self._ids[int(hits[0])] if len(hits) else None
