@@ -23,6 +23,7 @@ from pipeline.stack.process import die_with_parent
 
 __all__ = [
     "ChildProcess",
+    "DashboardProcess",
     "GatewayProcess",
     "TowerProcess",
     "fetch_page",
@@ -234,3 +235,26 @@ class GatewayProcess(ChildProcess):
             return json.loads(self.stats_file.read_text())
         except (OSError, ValueError):
             return {}
+
+
+class DashboardProcess(ChildProcess):
+    """The live page (`corridor dashboard`) beside a run, as a child process."""
+
+    def start(self, host: str, port: int) -> DashboardProcess:
+        self.url = f"http://{host}:{port}/"
+        corridor = Path(sys.executable).with_name("corridor")
+        self._spawn([str(corridor), "dashboard", "--host", host, "--port", str(port)])
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> str:
+        """Until its page answers; its URL."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise StackError(f"the dashboard exited during start-up; its log {self.log}:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}api/stats", timeout=1.0):
+                    return self.url
+            except OSError:
+                time.sleep(0.1)
+        raise StackError(f"the dashboard did not answer within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")

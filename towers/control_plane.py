@@ -34,8 +34,7 @@ import grpc
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
 
-__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_namespaces",
-           "read_view"]
+__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_namespaces", "read_view"]
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from pipeline.cli.dashboard_cmd import DEFAULT_PORT
 from pipeline.shared.config import Settings
 from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio
 
@@ -34,6 +35,8 @@ def simulate(
     radio: Annotated[
         str | None, typer.Option(help="how vehicles send: kafka (straight) or mqtt (to a tower gateway)")
     ] = None,
+    web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
+    web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
@@ -57,15 +60,19 @@ def simulate(
     previous = signal.signal(signal.SIGINT, interrupt)
     view = LiveView(sc.name)
     target = report_dir / sc.name
+    page: dict[str, Any] = {
+        "web": ("127.0.0.1", web_port) if web else None,
+        "on_web": lambda url: out.print(f"[bold]live page: {url}[/] (open it in a browser; it stops with the run)"),
+    }
     try:
         if live:
             with Live(console=out, refresh_per_second=4, transient=False) as display:
                 result = run_scenario(sc, settings, target, on_tick=lambda snap: display.update(view.render(snap)),
                                       should_stop=lambda: stop["requested"],
-                                      external_towers=external_towers, keep_state=keep_state)  # fmt: skip
+                                      external_towers=external_towers, keep_state=keep_state, **page)  # fmt: skip
         else:
             result = run_scenario(sc, settings, target, should_stop=lambda: stop["requested"],
-                                  external_towers=external_towers, keep_state=keep_state)  # fmt: skip
+                                  external_towers=external_towers, keep_state=keep_state, **page)  # fmt: skip
     finally:
         signal.signal(signal.SIGINT, previous)
     s = result.summary

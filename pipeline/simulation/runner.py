@@ -31,7 +31,7 @@ from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
-from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment
+from pipeline.workers import DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
@@ -148,6 +148,8 @@ def run_scenario(
     should_stop: Callable[[], bool] = lambda: False,
     external_towers: bool = False,
     keep_state: bool = False,
+    web: tuple[str, int] | None = None,
+    on_web: Callable[[str], None] = lambda url: None,
 ) -> RunResult:
     """With `external_towers` the run drives the fleet and plays its events against towers that
     already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own. Unless
@@ -194,6 +196,10 @@ def run_scenario(
                 cleanup.callback(w.stop)
                 w.start()
             wait_for_assignment(workers, topics.regions)
+        if web is not None:  # the live page, from the moment there is something to show
+            page = DashboardProcess(env, workdir / "dashboard.log")
+            cleanup.callback(page.stop)
+            on_web(page.start(*web).wait_ready())
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=int(time.time() * 1000))  # fmt: skip
         gateway: GatewayProcess | None = None
