@@ -73,6 +73,7 @@ class Board:
         self.updates = 0
         self.advisory_count = 0
         self._hazards_advised: set[str] = set()
+        self._before: set[str] = set()  # hazards reported before the page started
 
     # ---- input ----------------------------------------------------------------------------------
     def add_updates(self, u: Updates, now_ms: int) -> None:
@@ -106,6 +107,8 @@ class Board:
                 self._event(rec["detection_time"], f"hazard {hid} cleared")
             return
         new = hid not in self.hazards
+        if not in_timeline:
+            self._before.add(hid)
         self.hazards[hid] = {"id": hid, "type": rec["hazard_type"], "km": round(rec["route_km"], 3),
                              "direction": rec["direction"], "severity": rec["severity"],
                              "region": rec["region_id"], "expires_ms": rec["expiry_time"]}  # fmt: skip
@@ -130,8 +133,10 @@ class Board:
         self.timeline.append({"sim_ms": sim_ms, "text": text})
 
     # ---- output ---------------------------------------------------------------------------------
-    def snapshot(self, now_ms: int) -> dict[str, Any]:
-        """The state the page draws, small enough to send a few times a second."""
+    def snapshot(self, now_ms: int, known: set[str] | None = None) -> dict[str, Any]:
+        """The state the page draws, small enough to send a few times a second. A hazard reported
+        before the page started is shown only if the running towers know it (`known`, from etcd):
+        one left uncleared by an interrupted run is not on their road."""
         n = len(self._ids)
         c = self._cols
         live = np.flatnonzero(c.heard_ms[:n] >= now_ms - self.config.gone_after_ms)
@@ -141,7 +146,8 @@ class Board:
                     if a["at_ms"] >= now_ms - self.config.advisories_shown_ms and a["vehicle"]}  # fmt: skip
         rows = [[int(c.num[s]), round(float(c.km[s]), 3), int(c.northbound[s]), round(float(c.speed[s]), 1),
                  int(c.lane[s]), flashing.get(self._ids[s], "")] for s in shown.tolist()]  # fmt: skip
-        live_hazards = [h for h in self.hazards.values() if not self.sim_ms or h["expires_ms"] > self.sim_ms]
+        live_hazards = [h for h in self.hazards.values() if (not self.sim_ms or h["expires_ms"] > self.sim_ms)
+                        and (known is None or h["id"] not in self._before or h["id"] in known)]  # fmt: skip
         recent = [a for a in self.advisories if a["at_ms"] >= now_ms - self.config.advisories_shown_ms]
         return {"at_ms": now_ms, "sim_ms": self.sim_ms, "vehicles": len(live), "stride": stride, "rows": rows,
                 "hazards": live_hazards, "advisories": recent[-200:], "advisory_count": self.advisory_count,

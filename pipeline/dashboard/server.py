@@ -81,7 +81,7 @@ class Dashboard:
         while True:
             now = int(time.time() * 1000)
             with self.lock:
-                snap = self.board.snapshot(now)
+                snap = self.board.snapshot(now, self.towers.known_hazards())
             snap["feed"] = {"messages": self.feed.messages, "undecodable": self.feed.undecodable}
             self._snapshot = b"event: snapshot\ndata: " + json.dumps(snap, separators=(",", ":")).encode() + b"\n\n"
             if time.monotonic() - last_towers >= TOWERS_S:

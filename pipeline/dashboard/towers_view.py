@@ -50,6 +50,16 @@ class TowersView:
         self._stop.set()
         self._thread.join(10)
 
+    def known_hazards(self) -> set[str] | None:
+        """The hazards the running towers hold (regions' snapshots and global views); None when no
+        towers are registered."""
+        sets = self.latest["sets"]
+        if not sets:
+            return None
+        return {h for s in sets for h in s["global_hazards"]} | {
+            h for s in sets for r in s["regions"] for h in r["hazards"]
+        }
+
     def _run(self) -> None:
         client = etcd3.client(host=self.host, port=self.port, timeout=2)
         try:

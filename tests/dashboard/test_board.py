@@ -75,3 +75,13 @@ def test_a_clicked_vehicle_keeps_its_updates_from_then_on() -> None:
     _feed(board, range(2), 36.5, now=NOW + 1_000)
     history = board.vehicle("veh-0000001")["history"]  # type: ignore[index]
     assert [round(h["route_km"], 3) for h in history] == [36.501]
+
+
+def test_a_hazard_from_before_the_page_is_shown_only_if_the_running_towers_hold_it() -> None:
+    board = Board()
+    board.add_hazard(hazard_record(37.5, "STOPPED_VEHICLE", "NORTHBOUND", 6, T0, 600, "left-over", "t"), False)
+    board.add_hazard(hazard_record(20.0, "ICE", "SOUTHBOUND", 5, T0, 600, "still-there", "t"), False)
+    board.add_hazard(hazard_record(36.0, "ANIMAL", "NORTHBOUND", 6, T0, 600, "new", "t"))
+    ids = lambda known: sorted(h["id"] for h in board.snapshot(NOW, known)["hazards"])  # noqa: E731
+    assert ids({"still-there"}) == ["new", "still-there"], "a new report shows before the towers sync it"
+    assert ids(None) == ["left-over", "new", "still-there"], "no towers running: all the topic holds"
