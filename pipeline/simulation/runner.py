@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from pipeline.admin import delete_groups, delete_prefixed, end_offsets, ensure_topics, start_group_at_end
 from pipeline.bench.timing import percentile
@@ -290,8 +291,14 @@ def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[
 
 
 def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
-    delete_prefixed(settings.bootstrap_servers, towers_app)
-    delete_groups(settings.bootstrap_servers, [towers_app])
+    # short waits: a cluster that does not answer within seconds at the end of a run is gone, and
+    # Ctrl-C cannot cut short a wait inside librdkafka
+    try:
+        delete_prefixed(settings.bootstrap_servers, towers_app, timeout=10)
+        delete_groups(settings.bootstrap_servers, [towers_app], timeout=10)
+    except KafkaException as exc:  # said, and the rest is still cleaned up
+        print(f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}",
+              file=sys.stderr)
     host, port = settings.etcd_hosts[0]
     with contextlib.suppress(Exception):  # etcd stopped by a scenario and not back: nothing to delete
         delete_namespace(host, port, towers_app)
