@@ -31,14 +31,23 @@ class HazardTrack:
     surprised_passing_mps: list[float] = field(default_factory=list)
 
 
+MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
+
+
 class Recorder:
+    """Trajectories for the space-time picture cover the whole run at any size: past `max_points`
+    every other kept tick is dropped (and ticks are kept half as often from then on), and a fleet too
+    large for `MIN_COLUMNS` moments keeps a fixed share of its vehicles (chosen by number, so each
+    kept vehicle's trajectory is whole)."""
+
     def __init__(self, regions: int, max_points: int = 400_000) -> None:
         self.regions = regions
         self.max_points = max_points
-        self.t: list[npt.NDArray[np.float64]] = []
-        self.km: list[npt.NDArray[np.float64]] = []
-        self.v: list[npt.NDArray[np.float64]] = []
-        self.nb: list[npt.NDArray[np.bool_]] = []
+        self._ticks: list[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                npt.NDArray[np.bool_]]] = []  # (tick, t, km, v, northbound)  # fmt: skip
+        self._tick_no = 0
+        self.tick_stride = 1  # every how many ticks one is kept
+        self.vehicle_stride = 1  # one vehicle in this many is kept
         self.load: list[npt.NDArray[np.int64]] = []  # updates per region per tick
         self.load_t: list[float] = []
         self.hazards: dict[str, HazardTrack] = {}
@@ -65,12 +74,7 @@ class Recorder:
         km, v, nb = fleet.km[idx], fleet.v[idx], fleet.nb[idx]
         self.load_t.append(fleet.t)
         self.load.append(np.bincount(fleet.region[idx], minlength=self.regions))
-        if self.points < self.max_points:
-            self.t.append(np.full(len(idx), fleet.t))
-            self.km.append(km.copy())
-            self.v.append(v.copy())
-            self.nb.append(nb.copy())
-            self.points += len(idx)
+        self._keep(fleet, idx, km, v, nb)
         for h in self.hazards.values():
             if not h.start_s <= fleet.t < h.end_s:
                 continue
@@ -87,8 +91,24 @@ class Recorder:
                     (h.surprised_passing_mps if num in h.surprised else h.passing_mps).append(speed)
         self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()
 
+    def _keep(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: npt.NDArray[np.float64],
+              v: npt.NDArray[np.float64], nb: npt.NDArray[np.bool_]) -> None:  # fmt: skip
+        tick, self._tick_no = self._tick_no, self._tick_no + 1
+        if tick % self.tick_stride:
+            return
+        per_tick = max(1, self.max_points // MIN_COLUMNS)
+        if len(idx) > per_tick * self.vehicle_stride:
+            self.vehicle_stride = -(-len(idx) // per_tick)
+        sel = fleet.num[idx] % self.vehicle_stride == 0
+        self._ticks.append((tick, np.full(int(sel.sum()), fleet.t), km[sel].copy(), v[sel].copy(), nb[sel].copy()))
+        self.points += int(sel.sum())
+        while self.points > self.max_points and len(self._ticks) > 1:
+            self.tick_stride *= 2
+            self._ticks = [k for k in self._ticks if k[0] % self.tick_stride == 0]
+            self.points = sum(len(k[1]) for k in self._ticks)
+
     def trajectories(self) -> dict[str, npt.NDArray[Any]]:
-        if not self.t:
+        if not self._ticks:
             return {"t": np.zeros(0), "km": np.zeros(0), "v": np.zeros(0), "nb": np.zeros(0, bool)}
-        return {"t": np.concatenate(self.t), "km": np.concatenate(self.km), "v": np.concatenate(self.v),
-                "nb": np.concatenate(self.nb)}  # fmt: skip
+        _, t, km, v, nb = zip(*self._ticks, strict=True)
+        return {"t": np.concatenate(t), "km": np.concatenate(km), "v": np.concatenate(v), "nb": np.concatenate(nb)}

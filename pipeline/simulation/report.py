@@ -40,7 +40,7 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
 
 def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
     tr = rec.trajectories()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6), sharex=True, sharey=True)  # one time axis for both
     for ax, northbound in zip(axes, (True, False), strict=True):
         sel = tr["nb"] == northbound
         sc = ax.scatter(tr["t"][sel] / 60, tr["km"][sel], c=tr["v"][sel] * 3.6, s=1.5, cmap="RdYlGn", vmin=0,
@@ -49,12 +49,25 @@ def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
             if h["direction"] in ("BOTH", "NORTHBOUND" if northbound else "SOUTHBOUND"):
                 end = h["until_s"] if h["until_s"] is not None else tr["t"].max(initial=h["from_s"])
                 ax.plot([h["from_s"] / 60, end / 60], [h["km"], h["km"]], color="black", lw=1, ls="--", alpha=0.7)
-                ax.annotate(hid, (h["from_s"] / 60, h["km"]), xytext=(3, 5), textcoords="offset points", fontsize=8)
+                ax.annotate(
+                    hid,
+                    (h["from_s"] / 60, h["km"]),
+                    xytext=(3, 5),
+                    textcoords="offset points",
+                    fontsize=8,
+                    annotation_clip=True,
+                    clip_on=True,
+                )  # a label never outside its axes
         ax.set_title("northbound (to Indianapolis)" if northbound else "southbound (to Bloomington)")
         ax.set_xlabel("simulated time (min)")
     axes[0].set_ylabel("km along I-69 from Bloomington")
     fig.colorbar(sc, ax=axes, label="speed (km/h)")
-    fig.suptitle("Space-time diagram: each dot is one vehicle message; dashed lines are hazards")
+    thinned = (
+        ""
+        if rec.tick_stride == rec.vehicle_stride == 1
+        else (f" (the whole run: 1 tick in {rec.tick_stride}, 1 vehicle in {rec.vehicle_stride})")
+    )
+    fig.suptitle(f"Space-time diagram: each dot is one vehicle message; dashed lines are hazards{thinned}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -297,8 +297,9 @@ def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
         delete_prefixed(settings.bootstrap_servers, towers_app, timeout=10)
         delete_groups(settings.bootstrap_servers, [towers_app], timeout=10)
     except KafkaException as exc:  # said, and the rest is still cleaned up
-        print(f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}",
-              file=sys.stderr)
+        print(
+            f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}", file=sys.stderr
+        )
     host, port = settings.etcd_hosts[0]
     with contextlib.suppress(Exception):  # etcd stopped by a scenario and not back: nothing to delete
         delete_namespace(host, port, towers_app)
