@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.topics import Topics
+from producers.cam import CHECK_S, CamTrigger
 from producers.encoding import TelemetryEncoder, empty_frame
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener
@@ -36,6 +37,13 @@ class DriveConfig:
     # The fleet's clocks against true time (a skewed GNSS fix, a bad RTC): its HLC stamps and the
     # times its frames carry are off by this much. Towers refuse stamps too far ahead of their own.
     clock_offset_ms: int = 0
+    # CAM generation rules (producers/cam.py) instead of `hz`: checked every 100 ms, each vehicle
+    # sends when it turned, moved or changed speed enough, and at least once a second
+    cam: bool = False
+
+    @property
+    def tick_s(self) -> float:
+        return CHECK_S if self.cam else 1.0 / self.hz
 
 
 @dataclass(slots=True)
@@ -50,6 +58,12 @@ class DriveStats:
     @property
     def updates_per_s(self) -> float:
         return self.updates / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def messages_per_vehicle_s(self) -> float:
+        """Messages a vehicle sent per simulated second on the road, over the fleet."""
+        vehicle_s = self.extra.get("vehicle_s", 0.0)
+        return self.updates / vehicle_s if vehicle_s else 0.0
 
 
 def drive(
@@ -67,9 +81,10 @@ def drive(
     clock = HybridClock(physical=lambda: int(time.time() * 1000) + offset)
     encoder = TelemetryEncoder()
     stats = DriveStats()
-    tick_s = 1.0 / config.hz
+    tick_s = config.tick_s
     substeps = max(1, math.ceil(tick_s / MAX_STEP_S))
-    ticks = round(config.duration_s * config.hz)
+    ticks = round(config.duration_s / tick_s)
+    cam = CamTrigger() if config.cam else None
     t0 = time.monotonic()
     for k in range(ticks):
         if should_stop():
@@ -80,7 +95,8 @@ def drive(
         for _ in range(substeps):
             fleet.step(tick_s / substeps)
         stats.cpu_step_s += time.process_time() - c0
-        batch = fleet.telemetry()
+        stats.extra["vehicle_s"] = stats.extra.get("vehicle_s", 0.0) + tick_s * int(fleet.active.sum())
+        batch = fleet.telemetry(cam)
         first = clock.reserve(len(batch))
         encoded = encoder.encode(batch, first + np.arange(len(batch), dtype=np.int64))
         if config.wire is WireFormat.FRAMES:

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.shared.corridor import Corridor
+from producers.cam import CamTrigger
 from producers.idm import IdmParams, idm_accel
 
 __all__ = ["Action", "Fleet", "FleetConfig", "Obstacle", "TelemetryBatch"]
@@ -228,10 +229,14 @@ class Fleet:
         self._refill(dt)
 
     # ---- I/O-facing views -------------------------------------------------------------------
-    def telemetry(self) -> TelemetryBatch:
-        """One message per active vehicle at the current simulated time (sequence numbers advance)."""
+    def telemetry(self, cam: CamTrigger | None = None) -> TelemetryBatch:
+        """One message per active vehicle at the current simulated time (sequence numbers advance);
+        with `cam`, only from the vehicles its generation rules say send now."""
         idx = np.flatnonzero(self.active)
         route = self.corridor.route
+        if cam is not None:
+            km = self.km[idx]
+            idx = idx[cam.due(idx, self.num[idx], self.t, km, route.heading_deg(km, self.nb[idx]), self.v[idx])]
         km = self.km[idx]
         lat, lon = route.lat_lon(km)
         seq = self.seq[idx].copy()

@@ -12,7 +12,7 @@ from rich.live import Live
 
 from pipeline.cli.dashboard_cmd import DEFAULT_PORT
 from pipeline.shared.config import Settings
-from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio
+from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio, with_cam
 
 __all__ = ["simulate"]
 
@@ -35,6 +35,9 @@ def simulate(
     radio: Annotated[
         str | None, typer.Option(help="how vehicles send: kafka (straight) or mqtt (to a tower gateway)")
     ] = None,
+    cam: Annotated[
+        bool, typer.Option(help="vehicles send by the ETSI CAM rules (turned, moved, sped up; 1-10 Hz), not at hz")
+    ] = False,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
 ) -> None:
@@ -46,6 +49,8 @@ def simulate(
     sc = load_scenario(scenario)
     if radio is not None:
         sc = over_radio(sc, radio)
+    if cam:
+        sc = with_cam(sc)
     out.print(f"[bold]{sc.name}[/]: {sc.vehicles:,} vehicles, {sc.duration_s / 60:.0f} simulated minutes at "
               f"{sc.speedup:g}x (≈ {sc.wall_s:.0f} s), {sc.workers} tower workers; built in: "
               f"{', '.join(builtin_scenarios())}")  # fmt: skip

@@ -138,6 +138,7 @@ def _markdown(s: dict[str, Any]) -> str:
         "updates_sent",
         "kafka_records_acked",
         "updates_per_s",
+        "messages_per_vehicle_s",
         "advisories_received",
         "stale_advisories",
         "dead_letters",

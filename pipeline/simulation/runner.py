@@ -242,7 +242,7 @@ def run_scenario(
         try:
             wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
             stats = drive(fleet, sink, topics, DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s,
-                                                           speedup=scenario.speedup, wire=wire),
+                                                           speedup=scenario.speedup, wire=wire, cam=scenario.cam),
                           listener, on_tick=tick, should_stop=should_stop, before_tick=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
@@ -366,7 +366,8 @@ def _summary(
     lat_hz = _hazard_latencies(run, listener)
     return {
         "scenario": {"name": scenario.name, "description": scenario.description, "vehicles": scenario.vehicles,
-                     "hz": scenario.hz, "speedup": scenario.speedup, "duration_s": scenario.duration_s,
+                     "hz": "cam" if scenario.cam else scenario.hz, "speedup": scenario.speedup,
+                     "duration_s": scenario.duration_s,
                      "workers": scenario.workers},
         "partial": partial,
         "run": {
@@ -374,6 +375,8 @@ def _summary(
             "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),
+            # messages a vehicle sent per second on the road: the rate, or what the CAM rules made of it
+            "messages_per_vehicle_s": round(stats.messages_per_vehicle_s, 2),
             "behind_schedule_s": round(stats.lag_s, 2),
             "advisories_received": listener.stats.received, "stale_advisories": listener.stats.stale,
             "dead_letters": dead, "towers_app": towers_app,

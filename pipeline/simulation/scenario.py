@@ -46,6 +46,7 @@ class Scenario:
     seed: int
     events: tuple[Event, ...]
     radio: str = "kafka"  # how vehicles send: straight to Kafka, or MQTT to their tower's gateway
+    cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
 
     @property
     def wall_s(self) -> float:
@@ -111,7 +112,8 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a scenario is a YAML mapping")
     vehicles = _need(data, "vehicles", int, source)
-    hz = float(_need(data, "hz", (int, float), source))
+    cam = data.get("hz") == "cam"
+    hz = 10.0 if cam else float(_need(data, "hz", (int, float), source))  # with CAM: its most, for the limits
     speedup = float(_need(data, "speedup", (int, float), source))
     duration = float(_need(data, "duration_s", (int, float), source))
     workers = int(data.get("workers", 2))
@@ -145,7 +147,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     return Scenario(
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
-        seed=int(data.get("seed", 7)), events=parsed, radio=radio,
+        seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam,
     )  # fmt: skip
 
 
@@ -162,6 +164,17 @@ def load_scenario(name_or_path: str) -> Scenario:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_scenario(data, str(path))
+
+
+def with_cam(sc: Scenario) -> Scenario:
+    """The scenario with CAM generation rules instead of its rate (`corridor simulate --cam`),
+    judged against the machine's limits at the rules' most: 10 Hz."""
+    rate = sc.vehicles * 10.0 * sc.speedup
+    limit = MAX_RADIO_UPDATES_PER_S if sc.radio == "mqtt" else MAX_UPDATES_PER_S
+    if rate > limit:
+        raise ConfigError(f"{sc.name} with CAM: up to {rate:,.0f} updates/s, more than the {limit:,}/s this machine "
+                          "sustains: lower vehicles or speedup")  # fmt: skip
+    return replace(sc, cam=True, hz=10.0)
 
 
 def over_radio(sc: Scenario, radio: str) -> Scenario:

@@ -73,3 +73,11 @@ def test_the_faults_scenario_keeps_advising_through_a_killed_worker_and_an_etcd_
     assert len(s["towers"]) == 2, "the restarted worker serves again"
     assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
     assert s["towers_behind_ms"]["last"] < 1_000, f"caught up by the end: {s['towers_behind_ms']}"
+
+
+def test_with_cam_rules_vehicles_send_between_once_and_ten_times_a_second(stack, tmp_path: Path) -> None:
+    cam = {**SHORT, "vehicles": 40, "duration_s": 30, "hz": "cam", "events": []}
+    s = run_scenario(parse_scenario(cam, "e2e"), stack.settings, tmp_path / "report").summary
+    rate = s["run"]["messages_per_vehicle_s"]
+    assert s["scenario"]["hz"] == "cam" and 2.5 <= rate <= 10, "cruising on the motorway: every 100-400 ms"
+    assert "messages per vehicle s" in (tmp_path / "report" / "report.md").read_text()

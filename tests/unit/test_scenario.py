@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.shared.errors import ConfigError
-from pipeline.simulation.scenario import MAX_UPDATES_PER_S, builtin_scenarios, load_scenario, parse_scenario
+from pipeline.simulation.scenario import (
+    MAX_UPDATES_PER_S,
+    builtin_scenarios,
+    load_scenario,
+    parse_scenario,
+    with_cam,
+)
 
 BASE = {"vehicles": 100, "hz": 1, "speedup": 2, "duration_s": 60}
 
@@ -27,6 +33,8 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
     [
         ({"vehicles": 0}, "vehicles must be"),
         ({"hz": 20}, "at most 10"),
+        ({"hz": "often"}, "hz"),
+        ({"hz": "cam", "vehicles": 10_000, "speedup": 4}, f"{MAX_UPDATES_PER_S:,}"),  # judged at CAM's 10 Hz
         ({"vehicles": 50_000, "speedup": 10}, f"{MAX_UPDATES_PER_S:,}"),
         ({"events": [{"at_s": 5, "hazard": {"km": 3, "type": "UFO", "id": "x"}}]}, "unknown hazard type"),
         ({"events": [{"at_s": 500, "clear": "x"}]}, "outside the run"),
@@ -57,3 +65,11 @@ def test_external_towers_refuse_scenarios_that_kill_their_own_workers(tmp_path: 
 
     with pytest.raises(ConfigError, match="kill_worker"):
         run_scenario(load_scenario("faults"), Settings(state_dir=tmp_path), tmp_path, external_towers=True)
+
+
+def test_cam_replaces_the_rate_and_is_judged_at_its_most() -> None:
+    sc = parse_scenario({**BASE, "hz": "cam"}, "s.yaml")
+    assert sc.cam and sc.hz == 10
+    assert with_cam(parse_scenario(BASE, "s.yaml")).cam
+    with pytest.raises(ConfigError, match="with CAM"):
+        with_cam(parse_scenario({**BASE, "vehicles": 9_000, "speedup": 4}, "s.yaml"))  # 36,000/s at 1 Hz
