@@ -30,6 +30,7 @@ class BoardConfig:
     history: int = 30  # updates kept per vehicle, for the one clicked
     advisories_shown_ms: int = 2_000  # an advisory flashes on its vehicle this long
     timeline: int = 60  # events kept
+    recent_ms: int = 5_000  # update batches kept whole, for a vehicle clicked on
 
 
 @dataclass(slots=True)
@@ -52,6 +53,10 @@ class _Columns:
             self.num = np.concatenate([self.num, np.full(extra, -1, np.int64)])
 
 
+def _row(u: Updates, i: int) -> dict[str, Any]:
+    return {k: v for k, v in u.record(i).items() if k not in ("lat", "lon", "hlc")}
+
+
 def _number(vid: str) -> int:
     """veh-0000042 → 42; any other id a stable number of its own."""
     tail = vid.rsplit("-", 1)[-1]
@@ -65,6 +70,7 @@ class Board:
         self._ids: list[str] = []
         self._cols = _Columns()
         self._history: dict[str, deque[dict[str, Any]]] = {}
+        self._recent: deque[tuple[int, Updates]] = deque()  # (arrival ms, batch), the last `recent_ms`
         self.hazards: dict[str, dict[str, Any]] = {}
         self.advisories: deque[dict[str, Any]] = deque(maxlen=2_000)
         self._advised: dict[str, deque[dict[str, Any]]] = {}
@@ -85,10 +91,12 @@ class Board:
         c.lane[slots], c.heard_ms[slots] = u.lane, now_ms
         self.sim_ms = max(self.sim_ms, int(u.event_time.max()))
         self.updates += len(u)
+        self._recent.append((now_ms, u))
+        while self._recent and self._recent[0][0] < now_ms - self.config.recent_ms:
+            self._recent.popleft()
         if self._history:  # only the vehicles someone is looking at
             for vid in self._history.keys() & set(u.ids):
-                i = u.ids.index(vid)
-                self._history[vid].append({k: v for k, v in u.record(i).items() if k not in ("lat", "lon", "hlc")})
+                self._history[vid].append(_row(u, u.ids.index(vid)))
 
     def _slot_of(self, vid: str) -> int:
         slot = self._slot.get(vid)
@@ -157,7 +165,12 @@ class Board:
         """A vehicle's latest updates and advisories; from now on its updates are kept as they come."""
         if vid not in self._slot:
             return None
-        history = self._history.setdefault(vid, deque(maxlen=self.config.history))
+        history = self._history.get(vid)
+        if history is None:  # from now on kept as updates come; until then, the recent batches
+            history = self._history[vid] = deque(maxlen=self.config.history)
+            for _, u in self._recent:
+                if vid in u.ids:
+                    history.append(_row(u, u.ids.index(vid)))
         s = self._slot[vid]
         c = self._cols
         return {"vehicle": vid, "km": round(float(c.km[s]), 3), "speed": round(float(c.speed[s]), 1),

@@ -67,14 +67,15 @@ def test_an_advisory_flashes_on_its_vehicle_for_two_seconds_and_stays_in_its_his
     assert [e["text"] for e in board.timeline] == ["tower-04: SLOW_DOWN to veh-0000001 (animal 300 m ahead)"]
 
 
-def test_a_clicked_vehicle_keeps_its_updates_from_then_on() -> None:
+def test_a_clicked_vehicle_shows_its_last_seconds_and_keeps_its_updates_from_then_on() -> None:
     board = Board()
+    _feed(board, range(2), 35.0, now=NOW - 20_000)  # older than the recent batches kept
     _feed(board, range(2), 36.0)
     assert board.vehicle("veh-0000009") is None
-    assert board.vehicle("veh-0000001")["history"] == []  # type: ignore[index]
+    assert [h["route_km"] for h in board.vehicle("veh-0000001")["history"]] == [36.001]  # type: ignore[index]
     _feed(board, range(2), 36.5, now=NOW + 1_000)
     history = board.vehicle("veh-0000001")["history"]  # type: ignore[index]
-    assert [round(h["route_km"], 3) for h in history] == [36.501]
+    assert [round(h["route_km"], 3) for h in history] == [36.001, 36.501]
 
 
 def test_a_hazard_from_before_the_page_is_shown_only_if_the_running_towers_hold_it() -> None:
