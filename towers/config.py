@@ -24,6 +24,19 @@ class TowerConfig:
     stop_km: float = 0.3
     #: speed advised just outside the stop zone, m/s (≈ 30 km/h); it rises linearly to the limit at lookahead_km
     approach_speed_mps: float = 8.0
+    #: hazards that call for a reduced speed rather than a stop (ice; a work zone not closed): the
+    #: advised speed holds from `lookahead_km` ahead until this far past the reported position
+    reduced_extent_km: float = 1.0
+    #: ice by severity: 1-3, 4-5 and 6-7 (80, 60 and 40 km/h)
+    ice_light_mps: float = 80 / 3.6
+    ice_mps: float = 60 / 3.6
+    ice_severe_mps: float = 40 / 3.6
+    #: a work zone: Indiana's usual posted work-zone limit, 45 mph; severity 7 (closed) stops traffic
+    work_zone_speed_mps: float = 45 * 0.44704
+    #: a blocking hazard (obstacle, animal, accident, ...) of severity up to this only slows traffic
+    #: to this speed (on the shoulder, say); above it, traffic stops before it
+    minor_severity: int = 2
+    minor_speed_mps: float = 60 / 3.6
     #: a vehicle slower than this counts as stopped (m/s)
     stopped_mps: float = 2.0
     #: at least this many stopped vehicles within `queue_span_km` make a queue (a derived hazard)

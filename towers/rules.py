@@ -1,7 +1,10 @@
 """Advisory rules, column-wise: from a region's swarm and the hazards around it to per-vehicle advice.
 
-- a hazard ahead within `lookahead_km` on the vehicle's carriageway → SLOW_DOWN, the advised speed
-  falling linearly with distance from the limit to `approach_speed_mps`; STOP within `stop_km`;
+- a hazard ahead within `lookahead_km` on the vehicle's carriageway → advice that fits it
+  (`hazard_advice`): a blocking one (an animal, an accident, a stopped vehicle, ...) → SLOW_DOWN, the
+  advised speed falling linearly with distance from the limit to `approach_speed_mps`, and STOP
+  within `stop_km`; ice or an open work zone → SLOW_DOWN to a reduced speed (by severity; the
+  work-zone limit) held through the stretch, with no stop;
 - a queue of stopped vehicles ahead is a hazard too (derived by `detect_queues`);
 - well below the carriageway's mean speed with a clear road ahead → SPEED_UP to the mean;
 - advice that would repeat the last one to the same vehicle is held back for `cooldown_s`, and a
@@ -66,6 +69,22 @@ class Swarm:
     hlc: I64  # each row's trigger stamp (its own message's HLC, or the hazard's)
 
 
+BLOCKING = frozenset({"OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "ACCIDENT", "STATIONARY_TRAFFIC",
+                      "WRONG_WAY_DRIVER", "END_OF_QUEUE"})  # fmt: skip
+
+
+def hazard_advice(kind: str, severity: int, cfg: TowerConfig) -> tuple[bool, float]:
+    """What a hazard calls for: (traffic stops before it, else the speed to hold through it). A
+    blocking hazard stops traffic (or, minor, slows it); ice and an open work zone slow it."""
+    if kind == "ICE":
+        return False, cfg.ice_light_mps if severity <= 3 else cfg.ice_mps if severity <= 5 else cfg.ice_severe_mps
+    if kind == "WORK_ZONE":
+        return severity >= 7, cfg.work_zone_speed_mps
+    if kind in BLOCKING and severity <= cfg.minor_severity:
+        return False, cfg.minor_speed_mps
+    return True, cfg.approach_speed_mps  # blocking, or a kind this tower does not know: the safe side
+
+
 def advise(
     swarm: Swarm,
     hazards: dict[str, dict[str, Any]],
@@ -89,18 +108,24 @@ def advise(
         return []
     km, v, nb = swarm.km, swarm.v, swarm.nb
     nearest, which = np.full(n, np.inf), np.full(n, -1)
+    policy = [hazard_advice(h["type"], int(h.get("severity", 5)), cfg) for _, h in listed]
     for j, (_, h) in enumerate(listed):
         d = np.where(nb, h["km"] - km, km - h["km"])
         applies = nb if h["dir"] == "NORTHBOUND" else ~nb if h["dir"] == "SOUTHBOUND" else True
+        behind = 0.0 if policy[j][0] else -cfg.reduced_extent_km  # a slowing hazard holds through its stretch
+        d = np.where(d >= behind, np.maximum(d, 0.0), -1.0)
         closer = applies & (d >= 0.0) & (d <= cfg.lookahead_km) & (d < nearest)
         nearest[closer], which[closer] = d[closer], j
     lim = limit(km)
     was_slowed = cooldown.advised_slow(swarm.slots)
     ahead = which >= 0
-    stop = ahead & (nearest < cfg.stop_km)
+    stops = np.array([p[0] for p in policy] + [False])[which]  # which = -1 reads the padding
+    hold = np.array([p[1] for p in policy] + [0.0])[which]
+    stop = ahead & stops & (nearest < cfg.stop_km)
     span = cfg.lookahead_km - cfg.stop_km
     frac = (nearest - cfg.stop_km) / span if span > 0 else np.ones(n)
-    slow_target = np.minimum(lim, cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac)
+    approach = cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac
+    slow_target = np.minimum(lim, np.where(stops, approach, hold))
     slow = ahead & ~stop & ~((v <= slow_target) & ~was_slowed)  # already slower than advised: nothing yet
     keep = ~ahead & was_slowed
     mean = np.where(nb, mean_speed[0], mean_speed[1])
@@ -120,7 +145,8 @@ def advise(
         hid: str | None = None
         if a in (STOP, SLOW_DOWN):
             hid, h = listed[int(which[i])]
-            reason = f"{h['type'].lower().replace('_', ' ')} {nearest[i] * 1000:.0f} m ahead"
+            what = h["type"].lower().replace("_", " ")
+            reason = f"{what} {nearest[i] * 1000:.0f} m ahead" if nearest[i] > 0 else f"{what}: hold the speed"
         elif a == KEEP:
             reason = "road ahead clear again"
         else:
