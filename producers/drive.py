@@ -14,6 +14,7 @@ from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.topics import Topics
 from producers.cam import CHECK_S, CamTrigger
 from producers.encoding import TelemetryEncoder, empty_frame
+from producers.fcd import ReplayFleet
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener
 from producers.sink import Uplink
@@ -67,7 +68,7 @@ class DriveStats:
 
 
 def drive(
-    fleet: Fleet,
+    fleet: Fleet | ReplayFleet,
     sink: Uplink,
     topics: Topics,
     config: DriveConfig,
@@ -85,6 +86,7 @@ def drive(
     substeps = max(1, math.ceil(tick_s / MAX_STEP_S))
     ticks = round(config.duration_s / tick_s)
     cam = CamTrigger() if config.cam else None
+    obeying = fleet if isinstance(fleet, Fleet) else None  # replayed vehicles cannot obey
     t0 = time.monotonic()
     for k in range(ticks):
         if should_stop():
@@ -117,8 +119,8 @@ def drive(
                     region = int(encoded.region[chunk[0]])
                     sink.send(topics.telemetry, region, str(region).encode(), [records[i] for i in chunk.tolist()])
         sink.poll()
-        if listener is not None:
-            listener.poll(fleet, fleet.start_ms)
+        if listener is not None and obeying is not None:
+            listener.poll(obeying, fleet.start_ms)
         stats.ticks += 1
         stats.updates += len(batch)
         stats.wall_s = time.monotonic() - t0
@@ -127,8 +129,8 @@ def drive(
             stats.lag_s = max(0.0, stats.wall_s - due)
             # Wait for the next tick while still listening: advisories are applied within ~10 ms.
             while (ahead := due - (time.monotonic() - t0)) > 0:
-                if listener is not None:
-                    listener.poll(fleet, fleet.start_ms)
+                if listener is not None and obeying is not None:
+                    listener.poll(obeying, fleet.start_ms)
                 sink.poll()
                 time.sleep(min(0.01, ahead))
         if on_tick is not None:

@@ -18,6 +18,7 @@ from pipeline.shared.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where used: `corridor --help` stays quick
     from producers.drive import DriveStats
+    from producers.fcd import ReplayFleet
     from producers.fleet import Fleet
     from producers.listener import AdvisoryListener
     from producers.sink import Uplink
@@ -29,7 +30,7 @@ MAX_HZ = 50.0
 MAX_VEHICLES = 100_000
 
 
-def _progress(stats: DriveStats, fleet: Fleet, sink: Uplink, listener: AdvisoryListener | None) -> Table:
+def _progress(stats: DriveStats, fleet: Fleet | ReplayFleet, sink: Uplink, listener: AdvisoryListener | None) -> Table:
     t = Table.grid(padding=(0, 2))
     t.add_row("simulated", f"{fleet.t:,.0f} s", "vehicles", f"{fleet.vehicle_count():,}")
     t.add_row(
@@ -58,9 +59,14 @@ def produce(
         str,
         typer.Option(help="kafka (straight to the topics) or mqtt (to the towers' gateways: run `corridor gateway`)"),
     ] = "kafka",
+    fcd: Annotated[
+        Path | None,
+        typer.Option(help="replay a SUMO FCD file (--fcd-output.geo) instead of simulating a fleet; at its own step"),
+    ] = None,
 ) -> None:
     """Drive a fleet along I-69 and send its telemetry to the region topics; vehicles obey advisories."""
     from producers.drive import DriveConfig, WireFormat, drive
+    from producers.fcd import ReplayFleet, read_fcd
     from producers.fleet import Fleet, FleetConfig
     from producers.listener import AdvisoryListener
     from producers.sink import TelemetrySink
@@ -81,7 +87,14 @@ def produce(
     corridor = load_corridor(route or settings.route_file, towers or settings.towers_file)
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
-    fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed), start_ms=int(time.time() * 1000))
+    fleet: Fleet | ReplayFleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed),
+                                       start_ms=int(time.time() * 1000))  # fmt: skip
+    if fcd is not None:  # SUMO's vehicles, as they drove there: they cannot obey advice
+        trace = read_fcd(fcd, corridor)
+        fleet = ReplayFleet(trace, corridor, start_ms=int(time.time() * 1000))
+        hz, duration, listen = 1.0 / trace.step_s, fleet.duration_s, False
+        out.print(f"replaying {fcd}: {len(trace.ids):,} vehicles, {len(trace.steps):,} steps of {trace.step_s:g} s, "
+                  f"{trace.off_route:,} points off the corridor left out")  # fmt: skip
     link = None
     if radio == "mqtt":  # a message per update, to the region's MQTT topic; advisories heard over the air
         from pipeline.shared.radio_topics import RadioTopics

@@ -38,6 +38,9 @@ def simulate(
     cam: Annotated[
         bool, typer.Option(help="vehicles send by the ETSI CAM rules (turned, moved, sped up; 1-10 Hz), not at hz")
     ] = False,
+    fcd: Annotated[
+        bool, typer.Option(help="also write the run's trajectories as SUMO FCD (fcd.xml, geo) to its report")
+    ] = False,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
 ) -> None:
@@ -67,6 +70,7 @@ def simulate(
     target = report_dir / sc.name
     page: dict[str, Any] = {
         "web": ("127.0.0.1", web_port) if web else None,
+        "fcd": fcd,
         "on_web": lambda url: out.print(f"[bold]live page: {url}[/] (open it in a browser; it stops with the run)"),
     }
     try:

@@ -12,6 +12,8 @@ from producers.fleet import Fleet, Obstacle
 
 __all__ = ["HazardTrack", "Recorder"]
 
+F = npt.NDArray[np.float64]
+
 APPROACH_KM = (0.2, 0.4)  # "before reaching it": speeds measured 200–400 m upstream of a hazard
 SURPRISED_KM = 0.5  # vehicles this close when a hazard appears could not have been warned in time
 
@@ -43,8 +45,8 @@ class Recorder:
     def __init__(self, regions: int, max_points: int = 400_000) -> None:
         self.regions = regions
         self.max_points = max_points
-        self._ticks: list[tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
-                                npt.NDArray[np.bool_]]] = []  # (tick, t, km, v, northbound)  # fmt: skip
+        # (tick, t, km, v, northbound, vehicle number, lane) of each tick kept
+        self._ticks: list[tuple[int, F, F, F, npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
         self._tick_no = 0
         self.tick_stride = 1  # every how many ticks one is kept
         self.vehicle_stride = 1  # one vehicle in this many is kept
@@ -100,7 +102,8 @@ class Recorder:
         if len(idx) > per_tick * self.vehicle_stride:
             self.vehicle_stride = -(-len(idx) // per_tick)
         sel = fleet.num[idx] % self.vehicle_stride == 0
-        self._ticks.append((tick, np.full(int(sel.sum()), fleet.t), km[sel].copy(), v[sel].copy(), nb[sel].copy()))
+        self._ticks.append((tick, np.full(int(sel.sum()), fleet.t), km[sel].copy(), v[sel].copy(), nb[sel].copy(),
+                            fleet.num[idx][sel].copy(), fleet.lane[idx][sel].copy()))  # fmt: skip
         self.points += int(sel.sum())
         while self.points > self.max_points and len(self._ticks) > 1:
             self.tick_stride *= 2
@@ -109,6 +112,9 @@ class Recorder:
 
     def trajectories(self) -> dict[str, npt.NDArray[Any]]:
         if not self._ticks:
-            return {"t": np.zeros(0), "km": np.zeros(0), "v": np.zeros(0), "nb": np.zeros(0, bool)}
-        _, t, km, v, nb = zip(*self._ticks, strict=True)
-        return {"t": np.concatenate(t), "km": np.concatenate(km), "v": np.concatenate(v), "nb": np.concatenate(nb)}
+            none = np.zeros(0, np.int64)
+            return {"t": np.zeros(0), "km": np.zeros(0), "v": np.zeros(0), "nb": np.zeros(0, bool), "num": none,
+                    "lane": none}  # fmt: skip
+        _, t, km, v, nb, num, lane = zip(*self._ticks, strict=True)
+        return {"t": np.concatenate(t), "km": np.concatenate(km), "v": np.concatenate(v), "nb": np.concatenate(nb),
+                "num": np.concatenate(num), "lane": np.concatenate(lane)}  # fmt: skip

@@ -28,6 +28,7 @@ from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.topics import Topics
+from pipeline.simulation.fcd_export import write_fcd
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
@@ -150,6 +151,7 @@ def run_scenario(
     external_towers: bool = False,
     keep_state: bool = False,
     web: tuple[str, int] | None = None,
+    fcd: bool = False,
     on_web: Callable[[str], None] = lambda url: None,
 ) -> RunResult:
     """With `external_towers` the run drives the fleet and plays its events against towers that
@@ -263,6 +265,9 @@ def run_scenario(
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
+        if fcd:
+            paths["fcd"] = out_dir / "fcd.xml"
+            write_fcd(recorder.trajectories(), corridor, paths["fcd"])
     return RunResult(summary, paths)
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import etcd3
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from pipeline.shared.messages import CODEC
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import load_scenario, parse_scenario
+from tests.helpers import corridor, read_messages
 from towers.control_plane import namespace
 
 pytestmark = pytest.mark.integration
@@ -75,9 +78,20 @@ def test_the_faults_scenario_keeps_advising_through_a_killed_worker_and_an_etcd_
     assert s["towers_behind_ms"]["last"] < 1_000, f"caught up by the end: {s['towers_behind_ms']}"
 
 
-def test_with_cam_rules_vehicles_send_between_once_and_ten_times_a_second(stack, tmp_path: Path) -> None:
+def test_with_cam_rules_vehicles_send_between_once_and_ten_times_a_second_and_the_run_replays_from_fcd(
+    stack, cli_env, tmp_path: Path
+) -> None:
     cam = {**SHORT, "vehicles": 40, "duration_s": 30, "hz": "cam", "events": []}
-    s = run_scenario(parse_scenario(cam, "e2e"), stack.settings, tmp_path / "report").summary
+    result = run_scenario(parse_scenario(cam, "e2e"), stack.settings, tmp_path / "report", fcd=True)
+    s = result.summary
     rate = s["run"]["messages_per_vehicle_s"]
     assert s["scenario"]["hz"] == "cam" and 2.5 <= rate <= 10, "cruising on the motorway: every 100-400 ms"
     assert "messages per vehicle s" in (tmp_path / "report" / "report.md").read_text()
+    # its trajectories, as SUMO FCD, sent again through `corridor produce --fcd` (as a SUMO user would)
+    prefix = f"fcd{uuid.uuid4().hex[:6]}"
+    done = corridor({**cli_env, "CORRIDOR_TOPIC_PREFIX": prefix}, "produce", "--fcd", str(result.paths["fcd"]),
+                    "--speedup", "0")  # fmt: skip
+    assert done.returncode == 0 and "replaying" in done.stdout and "0 points off the corridor" in done.stdout, done
+    frames = read_messages(stack.settings.bootstrap_servers, f"{prefix}.telemetry", 30, 20)
+    ids = {u["vehicle_id"] for m in frames for u in CODEC.decode(m.value())["updates"]}
+    assert len(ids) >= 30, "the run's vehicles, back on the telemetry topic"
