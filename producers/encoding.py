@@ -62,6 +62,8 @@ class EncodedBatch:
     def frames(self, frame_seq: int, event_time_ms: int, sent_at_ms: int) -> dict[int, bytes]:
         """One TelemetryFrame per region present: region id → single-object encoded frame."""
         out: dict[int, bytes] = {}
+        if not len(self.region):  # a tick in which nobody sent (CAM rules, a replay between steps)
+            return out
         order = np.argsort(self.region, kind="stable")
         regions = self.region[order]
         rows, lengths = self.rows[order], self.lengths[order]

@@ -92,6 +92,6 @@ def test_with_cam_rules_vehicles_send_between_once_and_ten_times_a_second_and_th
     done = corridor({**cli_env, "CORRIDOR_TOPIC_PREFIX": prefix}, "produce", "--fcd", str(result.paths["fcd"]),
                     "--speedup", "0")  # fmt: skip
     assert done.returncode == 0 and "replaying" in done.stdout and "0 points off the corridor" in done.stdout, done
-    frames = read_messages(stack.settings.bootstrap_servers, f"{prefix}.telemetry", 30, 20)
+    frames = read_messages(stack.settings.bootstrap_servers, f"{prefix}.telemetry", 2_000, 30)  # 9 a step
     ids = {u["vehicle_id"] for m in frames for u in CODEC.decode(m.value())["updates"]}
     assert len(ids) >= 30, "the run's vehicles, back on the telemetry topic"

@@ -93,3 +93,10 @@ def test_an_empty_frame_is_a_valid_frame_with_no_updates() -> None:
         "sent_at": 2_000,
         "updates": [],
     }
+
+
+def test_a_tick_in_which_nobody_sent_encodes_to_no_frames_and_no_records() -> None:
+    from producers.fcd import _empty
+
+    encoded = TelemetryEncoder().encode(_empty(1_000), np.zeros(0, np.int64))
+    assert encoded.frames(1, 1_000, 2_000) == {} and encoded.records() == []
