@@ -98,6 +98,17 @@ class ChildProcess:
             assert self.proc is not None
             os.killpg(self.proc.pid, sig)
 
+    def _wait_ready(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Until `ready()`; a child that exits first, or is not ready in time, is a StackError with its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise StackError(f"{what} exited during start-up; its log {self.log}:\n{self.tail()}")
+            if ready():
+                return
+            time.sleep(0.1)
+        raise StackError(f"{what} was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+
     def tail(self, n: int = 30) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
@@ -221,14 +232,7 @@ class GatewayProcess(ChildProcess):
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until it has written its first counters (it is connected to both brokers by then)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise StackError(f"the gateway exited during start-up; its log {self.log}:\n{self.tail()}")
-            if self.stats_file.exists():
-                return
-            time.sleep(0.1)
-        raise StackError(f"the gateway was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+        self._wait_ready(self.stats_file.exists, "the gateway", timeout)
 
     def stats(self) -> dict[str, Any]:
         try:
@@ -248,13 +252,12 @@ class DashboardProcess(ChildProcess):
 
     def wait_ready(self, timeout: float = 30.0) -> str:
         """Until its page answers; its URL."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise StackError(f"the dashboard exited during start-up; its log {self.log}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}api/stats", timeout=1.0):
-                    return self.url
-            except OSError:
-                time.sleep(0.1)
-        raise StackError(f"the dashboard did not answer within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+        self._wait_ready(self._answers, "the dashboard", timeout)
+        return self.url
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}api/stats", timeout=1.0):
+                return True
+        except OSError:
+            return False
