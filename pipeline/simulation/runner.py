@@ -39,12 +39,22 @@ from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink, Uplink
-from towers.config import app_id
+from towers.config import TowerConfig, app_id
 from towers.control_plane import delete_namespace
+from towers.rules import hazard_advice
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
 
-PASS_SPEED_MPS = 5.0  # drivers squeeze past a hazard at walking-plus pace
+PASS_SPEED_MPS = 5.0  # drivers squeeze past a blocking hazard at walking-plus pace
+
+
+def _pass_speed(kind: str, severity: int) -> float:
+    """How fast drivers can get through a hazard on the road itself: past a blocking one, squeezing
+    by; through ice or an open work zone, at the speed the towers advise for it."""
+    stops, hold = hazard_advice(kind, severity, TowerConfig.from_env())  # as the towers read it
+    return PASS_SPEED_MPS if stops else hold
+
+
 RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share
 
 
@@ -88,7 +98,7 @@ class _Run:
             hid = a["id"]
             if ev.kind == "hazard":
                 nb = None if a["direction"] == "BOTH" else a["direction"] == "NORTHBOUND"
-                ob = Obstacle(a["km"], nb, sim_s, float("inf"), PASS_SPEED_MPS)
+                ob = Obstacle(a["km"], nb, sim_s, float("inf"), _pass_speed(a["type"], a["severity"]))
                 self.obstacles[hid] = ob
                 self.fleet.obstacles.append(ob)
                 self.recorder.hazard_on(hid, ob, self.fleet)
