@@ -80,6 +80,8 @@ class Board:
         self.advisory_count = 0
         self._hazards_advised: set[str] = set()
         self._before: set[str] = set()  # hazards reported before the page started
+        self._workers: set[str] | None = None  # the tower workers registered, as last seen
+        self._etcd = "ok"
 
     # ---- input ----------------------------------------------------------------------------------
     def add_updates(self, u: Updates, now_ms: int) -> None:
@@ -136,6 +138,18 @@ class Board:
             self._hazards_advised.add(a["hazard"])
             self._event(rec["issued_at"], f"{rec['tower']}: {a['action']} to {a['vehicle'] or 'all'} "
                         f"({rec['reason']})")  # fmt: skip
+
+    def control_plane(self, workers: set[str], etcd: str) -> None:
+        """The tower panels' news for the timeline: workers that joined or left (their etcd lease
+        gone: a crash, a stop) and etcd going away or coming back. The first call only sets the scene."""
+        if self._workers is not None:
+            for name in sorted(workers - self._workers):
+                self._event(self.sim_ms, f"tower worker {name} joined")
+            for name in sorted(self._workers - workers):
+                self._event(self.sim_ms, f"tower worker {name} left (its etcd lease ended)")
+            if etcd != self._etcd:
+                self._event(self.sim_ms, f"etcd {etcd}")
+        self._workers, self._etcd = workers, etcd
 
     def _event(self, sim_ms: int, text: str) -> None:
         self.timeline.append({"sim_ms": sim_ms, "text": text})

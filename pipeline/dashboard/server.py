@@ -86,7 +86,12 @@ class Dashboard:
             self._snapshot = b"event: snapshot\ndata: " + json.dumps(snap, separators=(",", ":")).encode() + b"\n\n"
             if time.monotonic() - last_towers >= TOWERS_S:
                 last_towers = time.monotonic()
-                towers = json.dumps(self.towers.latest, separators=(",", ":")).encode()
+                latest = self.towers.latest
+                with self.lock:
+                    if latest["etcd"] != "connecting":
+                        names = {w["worker"] for s in latest["sets"] for w in s["workers"]}
+                        self.board.control_plane(names, "ok" if latest["etcd"] == "ok" else "unreachable")
+                towers = json.dumps(latest, separators=(",", ":")).encode()
                 self._towers = b"event: towers\ndata: " + towers + b"\n\n"
             await asyncio.sleep(SNAPSHOT_S)
 

@@ -86,3 +86,18 @@ def test_a_hazard_from_before_the_page_is_shown_only_if_the_running_towers_hold_
     ids = lambda known: sorted(h["id"] for h in board.snapshot(NOW, known)["hazards"])  # noqa: E731
     assert ids({"still-there"}) == ["new", "still-there"], "a new report shows before the towers sync it"
     assert ids(None) == ["left-over", "new", "still-there"], "no towers running: all the topic holds"
+
+
+def test_workers_joining_and_leaving_and_etcd_going_away_enter_the_timeline() -> None:
+    board = Board()
+    board.control_plane({"vm-1", "vm-2"}, "ok")
+    assert list(board.timeline) == [], "what is there when the page starts is not news"
+    board.control_plane({"vm-1"}, "ok")
+    board.control_plane({"vm-1"}, "unreachable")
+    board.control_plane({"vm-1", "vm-3"}, "ok")
+    assert [e["text"] for e in board.timeline] == [
+        "tower worker vm-2 left (its etcd lease ended)",
+        "etcd unreachable",
+        "tower worker vm-3 joined",
+        "etcd ok",
+    ]
