@@ -69,13 +69,20 @@ class Swarm:
     hlc: I64  # each row's trigger stamp (its own message's HLC, or the hazard's)
 
 
-BLOCKING = frozenset({"OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "ACCIDENT", "STATIONARY_TRAFFIC",
-                      "WRONG_WAY_DRIVER", "END_OF_QUEUE"})  # fmt: skip
+BLOCKING = frozenset({"OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "ACCIDENT", "WRONG_WAY_DRIVER"})
+#: traffic itself: vehicles are slowed towards its end and stop behind it by following the car ahead;
+#: told to STOP 300 m short, each would start a new queue end further back, a wave of advice racing
+#: upstream faster than any real one
+QUEUES = frozenset({"END_OF_QUEUE", "STATIONARY_TRAFFIC"})
 
 
-def hazard_advice(kind: str, severity: int, cfg: TowerConfig) -> tuple[bool, float]:
-    """What a hazard calls for: (traffic stops before it, else the speed to hold through it). A
-    blocking hazard stops traffic (or, minor, slows it); ice and an open work zone slow it."""
+def hazard_advice(kind: str, severity: int, cfg: TowerConfig) -> tuple[bool, float | None]:
+    """What a hazard calls for: (traffic stops before it, the speed to hold through it, or None for
+    the approach profile: from the limit down to `approach_speed_mps` at the hazard). A blocking
+    hazard stops traffic (or, minor, slows it); a queue's end is approached slowly; ice and an open
+    work zone slow it."""
+    if kind in QUEUES:
+        return False, None
     if kind == "ICE":
         return False, cfg.ice_light_mps if severity <= 3 else cfg.ice_mps if severity <= 5 else cfg.ice_severe_mps
     if kind == "WORK_ZONE":
@@ -112,7 +119,8 @@ def advise(
     for j, (_, h) in enumerate(listed):
         d = np.where(nb, h["km"] - km, km - h["km"])
         applies = nb if h["dir"] == "NORTHBOUND" else ~nb if h["dir"] == "SOUTHBOUND" else True
-        behind = 0.0 if policy[j][0] else -cfg.reduced_extent_km  # a slowing hazard holds through its stretch
+        holds = not policy[j][0] and policy[j][1] is not None
+        behind = -cfg.reduced_extent_km if holds else 0.0  # a speed to hold holds through its stretch
         d = np.where(d >= behind, np.maximum(d, 0.0), -1.0)
         closer = applies & (d >= 0.0) & (d <= cfg.lookahead_km) & (d < nearest)
         nearest[closer], which[closer] = d[closer], j
@@ -120,12 +128,12 @@ def advise(
     was_slowed = cooldown.advised_slow(swarm.slots)
     ahead = which >= 0
     stops = np.array([p[0] for p in policy] + [False])[which]  # which = -1 reads the padding
-    hold = np.array([p[1] for p in policy] + [0.0])[which]
+    hold = np.array([np.nan if p[1] is None else p[1] for p in policy] + [0.0])[which]
     stop = ahead & stops & (nearest < cfg.stop_km)
     span = cfg.lookahead_km - cfg.stop_km
     frac = (nearest - cfg.stop_km) / span if span > 0 else np.ones(n)
     approach = cfg.approach_speed_mps + (lim - cfg.approach_speed_mps) * frac
-    slow_target = np.minimum(lim, np.where(stops, approach, hold))
+    slow_target = np.minimum(lim, np.where(stops | np.isnan(hold), approach, hold))
     slow = ahead & ~stop & ~((v <= slow_target) & ~was_slowed)  # already slower than advised: nothing yet
     keep = ~ahead & was_slowed
     mean = np.where(nb, mean_speed[0], mean_speed[1])

@@ -52,7 +52,7 @@ def _pass_speed(kind: str, severity: int) -> float:
     """How fast drivers can get through a hazard on the road itself: past a blocking one, squeezing
     by; through ice or an open work zone, at the speed the towers advise for it."""
     stops, hold = hazard_advice(kind, severity, TowerConfig.from_env())  # as the towers read it
-    return PASS_SPEED_MPS if stops else hold
+    return PASS_SPEED_MPS if stops or hold is None else hold
 
 
 RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share

@@ -48,3 +48,11 @@ def test_an_open_work_zone_brings_its_limit_and_a_closed_one_stops_traffic() -> 
 def test_a_minor_obstacle_slows_traffic_and_an_unknown_kind_is_taken_as_blocking() -> None:
     assert _advice("OBSTACLE", 1, [39.9])[39.9] == ("SLOW_DOWN", 60)
     assert hazard_advice("METEOR", 3, CFG)[0], "the safe side"
+
+
+def test_a_queue_end_is_approached_slowly_and_never_called_a_stop() -> None:
+    """Told to STOP 300 m short of a queue, vehicles would start a new queue end there, and so on
+    upstream: a wave of advice racing back faster than any real one (seen in rush-hour)."""
+    got = _advice("END_OF_QUEUE", 5, [37.5, 39.0, 39.8, 39.95])
+    assert {a for a, _ in got.values()} == {"SLOW_DOWN"}
+    assert got[39.95][1] <= 30 < got[39.0][1] < got[37.5][1], "down to the approach speed at its end"
