@@ -54,6 +54,28 @@ class _WatchEnded:
         raise SystemExit
 
 
+class GuardedWatch:
+    """etcd3's watch stub, wrapped: its thread reopens a stream whenever one ends, and if its client
+    closes the channel between the thread reading the stub and calling it, the call raises
+    ValueError ("Channel closed") and the thread dies with a traceback. Here that ends it quietly."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+
+    def Watch(self, *args: Any, **kwargs: Any) -> Any:  # the gRPC stub method it wraps
+        try:
+            return self._stub.Watch(*args, **kwargs)
+        except ValueError:
+            raise SystemExit from None
+
+
+def watching_client(host: str, port: int, timeout: float) -> etcd3.Etcd3Client:
+    """A client whose watch thread ends quietly when it is closed, whatever the timing."""
+    client = etcd3.client(host=host, port=port, timeout=timeout)
+    client.watcher._watch_stub = GuardedWatch(client.watcher._watch_stub)
+    return client
+
+
 def close_client(client: etcd3.Etcd3Client) -> None:
     """Close a client, and end its watch thread quietly: etcd3 0.12 cannot stop that thread, which
     reopens its stream on the closed channel and dies with a traceback (ValueError)."""
@@ -197,7 +219,7 @@ class ControlPlane:
 
     def _connect(self) -> etcd3.Etcd3Client:
         if self._client is None:
-            self._client = etcd3.client(host=self.host, port=self.port, timeout=2)
+            self._client = watching_client(self.host, self.port, timeout=2)
             self._lease = self._client.lease(self.lease_ttl_s)
             self._watch_id = self._client.add_watch_prefix_callback(f"{self.root}/towers/", self._on_watch)
             self._reload_towers()
