@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
 from pipeline.dashboard.board import Board
 from pipeline.shared.codec import CodecError
@@ -38,14 +38,25 @@ class Feed:
                                    "log_level": 3})  # fmt: skip
         parts = range(topics.regions)
         # hazards written before the page started: they set the hazards on the road, not the timeline
-        self._history_end = {p: self._consumer.get_watermark_offsets(TopicPartition(topics.hazards, p), timeout=10)[1]
-                             for p in parts}  # fmt: skip
+        self._history_end = self._ends(topics.hazards, topics.regions)
         self._consumer.assign(
             [TopicPartition(topics.telemetry, p, OFFSET_END) for p in parts]
             + [TopicPartition(topics.advisories, p, OFFSET_END) for p in parts]
             + [TopicPartition(topics.hazards, p, OFFSET_BEGINNING) for p in parts]
         )
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
+
+    def _ends(self, topic: str, partitions: int) -> dict[int, int]:
+        """The topic's end offsets now; none when it does not exist yet (no run has created it) or
+        Kafka does not answer: then everything read is news, and the page says what it can."""
+        ends: dict[int, int] = {}
+        try:
+            for p in range(partitions):
+                ends[p] = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+        except KafkaException as exc:
+            log.warning("no end offsets for %s (%s): hazards read from it all go on the timeline", topic, exc)
+            return {}
+        return ends
 
     def start(self) -> Feed:
         self._thread.start()
