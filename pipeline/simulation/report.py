@@ -14,14 +14,17 @@ import numpy as np
 
 from pipeline.bench.timing import percentile
 from pipeline.simulation.recorder import Recorder
+from pipeline.simulation.shockwave import queue_waves
 
 __all__ = ["hazard_summary", "write_report"]
 
 
 def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
+    tr = rec.trajectories()
     for hid, h in rec.hazards.items():
         advised = [a for a in advisories if a["hazard_id"] == hid]
+        until = None if h.end_s == float("inf") else h.end_s
         out[hid] = {
             "km": h.km, "direction": "BOTH" if h.northbound is None else "NORTHBOUND" if h.northbound else "SOUTHBOUND",
             "from_s": h.start_s, "until_s": None if h.end_s == float("inf") else h.end_s,
@@ -34,8 +37,21 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "advisories": len(advised),
             "advised_regions": sorted({a["region_id"] for a in advised}),
             "actions": {k: sum(1 for a in advised if a["action"] == k) for k in ("SLOW_DOWN", "STOP", "KEEP")},
+            # the queue behind it: how fast its tail moved back, and its head after it was cleared
+            "queue": queue_waves(tr, h.km, h.northbound, h.start_s, until),
         }  # fmt: skip
     return out
+
+
+def _waves(q: dict[str, Any]) -> str:
+    if not q.get("queue_max_km"):
+        return "No queue formed behind it."
+    said = [f"its queue reached {q['queue_max_km']} km"]
+    if q.get("forming_kmh") is not None:
+        said.append(f"its tail moved upstream at {q['forming_kmh']} km/h while it blocked the road")
+    if q.get("recovering_kmh") is not None:
+        said.append(f"its head followed at {q['recovering_kmh']} km/h once cleared")
+    return "; ".join(said).capitalize() + " (published: forming 3–19, recovering 9–27 km/h)."
 
 
 def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
@@ -181,7 +197,7 @@ def _markdown(s: dict[str, Any]) -> str:
             f"p50 {h['approach_speed_p50_mps'] * 3.6:.0f} km/h, p90 {h['approach_speed_p90_mps'] * 3.6:.0f} km/h; "
             f"{h['vehicles_passed']} warned vehicles passed it, the fastest at "
             f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h ({h['surprised_vehicles']} were already within 500 m "
-            f"when it appeared)."
+            f"when it appeared). {_waves(h.get('queue', {}))}"
         )
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
