@@ -234,10 +234,11 @@ class Fleet:
         with `cam`, only from the vehicles its generation rules say send now."""
         idx = np.flatnonzero(self.active)
         route = self.corridor.route
-        if cam is not None:
-            km = self.km[idx]
-            idx = idx[cam.due(idx, self.num[idx], self.t, km, route.heading_deg(km, self.nb[idx]), self.v[idx])]
         km = self.km[idx]
+        heading = route.heading_deg(km, self.nb[idx])
+        if cam is not None:  # headings are needed for the rules anyway: computed once, then kept for those sent
+            due = cam.due(idx, self.num[idx], self.t, km, heading, self.v[idx])
+            idx, km, heading = idx[due], km[due], heading[due]
         lat, lon = route.lat_lon(km)
         seq = self.seq[idx].copy()
         self.seq[idx] += 1
@@ -251,7 +252,7 @@ class Fleet:
             km=km,
             northbound=self.nb[idx],
             lane=self.lane[idx],
-            heading=route.heading_deg(km, self.nb[idx]),
+            heading=heading,
             speed=self.v[idx],
             accel=self.a[idx],
             brake=(self.a[idx] < -1.0) | ((self.v[idx] < 0.5) & (self.a[idx] <= 0)),
