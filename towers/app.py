@@ -88,7 +88,8 @@ class Runtime:
             host, port = settings.etcd_hosts[0]
             name = f"{socket.gethostname()}-{os.getpid()}"
             # Keys live under the app id, so one set of towers (one run) never reads another's.
-            self.control = ControlPlane(host, port, name, cfg.sync_important_s, root=namespace(app_name))
+            self.control = ControlPlane(host, port, name, cfg.sync_important_s, root=namespace(app_name),
+                                        keep_cas_history=worker.cas_history)  # fmt: skip
             self.control.start()
 
     def _cluster_id(self) -> str | None:
@@ -333,6 +334,7 @@ async def sync_important() -> None:
         now = runtime.engine.wall_ms()
         staleness = runtime.engine.view.staleness_ms(now)
         runtime.control.publish(snapshots, view, {"staleness_ms": {str(k): v for k, v in staleness.items()},
+                                                  "staleness_by_class_ms": _by_class(now),
                                                   "pid": os.getpid(), "web": WEB_URL})  # fmt: skip
 
 
@@ -394,6 +396,17 @@ def _etcd_status() -> dict[str, Any] | None:
     return {"healthy": control.healthy, "errors": control.errors, "towers_alive": sorted(control.towers)}
 
 
+def _by_class(now_ms: int) -> dict[str, int | None]:
+    """The age of what this worker shows, per class of data (`corridor status`, the dashboard)."""
+    out = rt().engine.staleness_by_class(now_ms)
+    control = rt().control
+    if control is not None:
+        wall = int(time.time() * 1000)  # the control plane stamps its commits by this host's clock
+        out["etcd_snapshot"] = wall - control.last_ok_wall_ms if control.last_ok_wall_ms else None
+        out["global_view"] = wall - control.last_global_ms if control.last_global_ms else None
+    return out
+
+
 def _owned() -> list[int]:
     return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
 
@@ -423,6 +436,7 @@ async def state_page(web: Any, request: Any) -> Any:
             "unsettled_messages": rt().ledger.unsettled,
             "dead_letters": dict(rt().engine.dead_reasons),
             "staleness_ms": {str(k): v for k, v in rt().engine.view.staleness_ms(now).items()},
+            "staleness_by_class_ms": _by_class(now),
             "behind_ms": {str(r): ms for r, ms in rt().engine.behind_ms(now).items() if r in owned},
             # this host's clock minus the senders' (plus transit): corrected for once past 2 s
             "clock_offset_ms": rt().engine.skew.estimate_ms,
@@ -444,6 +458,31 @@ async def sync_switch(web: Any, request: Any, state: str) -> Any:
     """Cut tower-sync off (`off`) or restore it (`on`): a drill for the availability claims."""
     rt().engine.sync_enabled = state != "off"
     return web.json({"sync_enabled": rt().engine.sync_enabled})
+
+
+@app.page("/corridor/staleness/")
+async def staleness_page(web: Any, request: Any) -> Any:
+    """Staleness samples (`towers.staleness`): sync messages merged and how old their oldest change
+    was, hazards made and first seen, frame lag; and the control plane's commits. For a run's report."""
+    control = rt().control
+    return web.json({"worker": os.getpid(), "regions": _owned(), **rt().engine.view.log.as_dict(),
+                     "etcd": control.staleness() if control is not None else None})  # fmt: skip
+
+
+@app.page("/corridor/cas-history/")
+async def cas_history_page(web: Any, request: Any) -> Any:
+    """Every compare-and-swap this worker made on the global view (with CORRIDOR_TOWER_CAS_HISTORY=1)."""
+    control = rt().control
+    return web.json({"worker": os.getpid(), "ops": control.history() if control is not None else []})
+
+
+@app.page("/corridor/etcd/{state}/")
+async def etcd_switch(web: Any, request: Any, state: str) -> Any:
+    """Cut this worker off etcd (`off`) or let it back (`on`): a drill for the control plane's claims."""
+    control = rt().control
+    if control is not None:
+        control.offline = state == "off"
+    return web.json({"etcd_offline": control.offline if control is not None else None})
 
 
 @app.page("/corridor/tables/")

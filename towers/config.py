@@ -113,6 +113,8 @@ APP_ENV_VARS: dict[str, str] = {
     "CORRIDOR_TOWER_STANDBYS": "standby replicas of each table on other workers (default 0)",
     "CORRIDOR_TOWER_SESSION_TIMEOUT_S": "a silent worker's regions move to the others after this long (default 10)",
     "CORRIDOR_TOWER_HEARTBEAT_S": "consumer group heartbeat interval (default 3)",
+    "CORRIDOR_TOWER_CAS_HISTORY": "1 keeps every compare-and-swap on etcd's global view for a linearizability "
+    "check (/corridor/cas-history/; default 0)",
 }
 
 
@@ -129,6 +131,7 @@ class WorkerSettings:
     standbys: int = 0
     session_timeout_s: float = 10.0
     heartbeat_s: float = 3.0
+    cas_history: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -141,6 +144,9 @@ class WorkerSettings:
         etcd = env.get("CORRIDOR_TOWER_ETCD", "") or "1"
         if etcd not in ("0", "1"):
             raise ConfigError(f"CORRIDOR_TOWER_ETCD={etcd!r}: 1 (the default) or 0 to run without etcd")
+        history = env.get("CORRIDOR_TOWER_CAS_HISTORY", "") or "0"
+        if history not in ("0", "1"):
+            raise ConfigError(f"CORRIDOR_TOWER_CAS_HISTORY={history!r}: 0 (the default) or 1")
         session = env_number(env, "CORRIDOR_TOWER_SESSION_TIMEOUT_S", float, d.session_timeout_s, 1, 3600)
         heartbeat = env_number(env, "CORRIDOR_TOWER_HEARTBEAT_S", float, d.heartbeat_s, 0.1, 3600)
         if heartbeat >= session:
@@ -155,6 +161,7 @@ class WorkerSettings:
             standbys=env_number(env, "CORRIDOR_TOWER_STANDBYS", int, d.standbys, 0, 8),
             session_timeout_s=session,
             heartbeat_s=heartbeat,
+            cas_history=history == "1",
         )
 
 

@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ import grpc
 
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
+from towers.staleness import LIMIT
 
 __all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_namespaces", "read_view"]
 
@@ -97,26 +99,47 @@ def delete_namespace(host: str, port: int, app: str) -> int:
 _ETCD_ERRORS = (etcd3.exceptions.Etcd3Exception, grpc.RpcError, OSError, ValueError)
 
 
-def cas_merge(client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int = 50) -> int:
-    """Join `mine` into the CvRDT stored at `key`; returns how many CAS retries it took."""
+CasRecord = Callable[[dict[str, Any]], None]
+
+
+def cas_merge(
+    client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int = 50, record: CasRecord | None = None
+) -> int:
+    """Join `mine` into the CvRDT stored at `key`; returns how many CAS retries it took.
+
+    With `record`, each attempt is reported as it ends, for a linearizability check
+    (`pipeline.consistency.linearizability`): when it began and ended (wall s), the revision it read,
+    what it wrote and whether the compare held (None: unknown, an error cut it short)."""
     for attempt in range(max_tries):
-        value, meta = client.get(key)
-        merged = mine.copy()
-        if value is not None:
-            try:
-                merged.merge_in(decode_as(value, LWWMap))
-            except CrdtError:
-                log.warning("replacing an undecodable value at %s", key)
-        if value is None:
-            compare = [client.transactions.create(key) == 0]
-        else:
-            compare = [client.transactions.mod(key) == meta.mod_revision]
-        ok, _ = client.transaction(
-            compare=compare, success=[client.transactions.put(key, encode_state(merged))], failure=[]
-        )
+        began = time.time()
+        op: dict[str, Any] = {"began": began, "read_rev": None, "wrote": None, "ok": None}
+        try:
+            ok = _cas_once(client, key, mine, op)
+        finally:
+            if record is not None:
+                record({**op, "ended": time.time()})
         if ok:
             return attempt
     raise TimeoutError(f"{key}: no CAS succeeded in {max_tries} tries")
+
+
+def _cas_once(client: etcd3.Etcd3Client, key: str, mine: LWWMap, op: dict[str, Any]) -> bool:
+    value, meta = client.get(key)
+    op["read_rev"] = 0 if value is None else meta.mod_revision
+    merged = mine.copy()
+    if value is not None:
+        try:
+            merged.merge_in(decode_as(value, LWWMap))
+        except CrdtError:
+            log.warning("replacing an undecodable value at %s", key)
+    if value is None:
+        compare = [client.transactions.create(key) == 0]
+    else:
+        compare = [client.transactions.mod(key) == meta.mod_revision]
+    op["wrote"] = encode_state(merged)
+    ok, _ = client.transaction(compare=compare, success=[client.transactions.put(key, op["wrote"])], failure=[])
+    op["ok"] = bool(ok)
+    return bool(ok)
 
 
 def read_namespaces(client: etcd3.Etcd3Client) -> dict[str, dict[str, dict[str, bytes]]]:
@@ -153,6 +176,7 @@ class ControlPlane:
         lease_ttl_s: int = 5,
         on_towers: Callable[[dict[str, dict[str, Any]]], None] | None = None,
         root: str = ROOT,
+        keep_cas_history: bool = False,
     ) -> None:
         self.host, self.port, self.worker, self.root = host, port, worker, root
         self.interval_s, self.lease_ttl_s = interval_s, lease_ttl_s
@@ -161,6 +185,14 @@ class ControlPlane:
         self.cas_retries: list[int] = []
         self.errors = 0
         self.last_ok_wall_ms = 0
+        self.last_global_ms = 0  # when this worker's part of the global view was last joined into etcd
+        # Staleness samples (`towers.staleness`): per region, when the changes not yet in a committed
+        # snapshot were made; the age of each at its commit; when each hazard first reached /global.
+        self._unsnapshotted: dict[int, list[int]] = {}
+        self.snapshot_ages_ms: deque[int] = deque(maxlen=LIMIT)
+        self.global_seen: dict[str, int] = {}
+        self.offline = False  # an operator's switch for partition drills: act as if etcd were unreachable
+        self.cas_history: deque[dict[str, Any]] | None = deque(maxlen=LIMIT) if keep_cas_history else None
         self._latest = _Published()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -173,6 +205,9 @@ class ControlPlane:
     def publish(self, snapshots: dict[int, dict[str, Any]], view: LWWMap, status: dict[str, Any]) -> None:
         with self._lock:
             self._latest = _Published(snapshots, view, status)
+            for r, snap in snapshots.items():
+                if snap.get("changes_since"):
+                    self._unsnapshotted.setdefault(r, []).append(snap["changes_since"])
 
     def start(self) -> ControlPlane:
         self._thread.start()
@@ -200,6 +235,8 @@ class ControlPlane:
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
+                if self.offline:
+                    raise ConnectionError("cut off from etcd by the operator")
                 self._round()
                 self.last_ok_wall_ms = int(time.time() * 1000)
             except _ETCD_ERRORS as exc:
@@ -229,6 +266,7 @@ class ControlPlane:
         client = self._connect()
         with self._lock:
             latest = self._latest
+            pending = {r: len(times) for r, times in self._unsnapshotted.items()}
         self._lease.refresh()
         if not self._lease_alive(client):  # expired while etcd was away: a new lease, same name
             self._lease = client.lease(self.lease_ttl_s)
@@ -241,8 +279,43 @@ class ControlPlane:
                 client.transactions.put(key, json.dumps(snap)),
                 client.transactions.put(f"{key}/owner", self.worker, lease=self._lease),
             ], failure=[])  # fmt: skip
+            self._committed(r, pending.get(r, 0))
         if latest.view.entries:
-            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view))
+            record = self._keep if self.cas_history is not None else None
+            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view, record=record))
+            now = int(time.time() * 1000)
+            self.last_global_ms = now
+            with self._lock:
+                for k, (_, _, h) in latest.view.entries.items():
+                    if k.startswith("hazard/") and h is not None:
+                        self.global_seen.setdefault(k.removeprefix("hazard/"), now)
+
+    def _keep(self, op: dict[str, Any]) -> None:
+        with self._lock:
+            assert self.cas_history is not None
+            self.cas_history.append({**op, "client": self.worker})
+
+    def _committed(self, region: int, changes: int) -> None:
+        """The first `changes` change times noted for `region` are in etcd now: their ages."""
+        if not changes:
+            return
+        now = int(time.time() * 1000)
+        with self._lock:
+            times = self._unsnapshotted.get(region, [])
+            done, self._unsnapshotted[region] = times[:changes], times[changes:]
+            self.snapshot_ages_ms.extend(now - t for t in done)
+
+    def staleness(self) -> dict[str, Any]:
+        """What this worker measured of etcd's staleness (for `towers.staleness` pages)."""
+        with self._lock:
+            return {"snapshot_ages_ms": list(self.snapshot_ages_ms), "global_seen": dict(self.global_seen),
+                    "last_ok_ms": self.last_ok_wall_ms, "last_global_ms": self.last_global_ms}  # fmt: skip
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every CAS attempt on the global view kept (`keep_cas_history`), JSON-ready."""
+        with self._lock:
+            ops = list(self.cas_history or ())
+        return [{**op, "wrote": op["wrote"].hex() if op["wrote"] is not None else None} for op in ops]
 
     def _lease_alive(self, client: etcd3.Etcd3Client) -> bool:
         info = client.get_lease_info(self._lease.id)

@@ -95,7 +95,7 @@ class TowerEngine:
 
     def empty_state(self, r: int) -> RegionEngine:
         reg = self.corridor.regions.regions[r]
-        return RegionEngine(r, reg.tower, reg.to_km - reg.from_km, self.cfg.cooldown_s)
+        return RegionEngine(r, reg.tower, reg.to_km - reg.from_km, self.cfg.cooldown_s, self.wall_ms)
 
     def restore(
         self, r: int, members: list[bytes | None], buckets: list[bytes | None], hazards: bytes | None
@@ -147,6 +147,7 @@ class TowerEngine:
                 # An empty frame still moves the region's event time on (it drives TTL expiry).
                 st.watermark_ms = max(st.watermark_ms, head.event_time)
                 st.last_sent_ms = max(st.last_sent_ms, head.sent_at)
+                self.view.log.vehicle_lag_ms.append(self.wall_ms() - head.sent_at)
             elif writer is TELEMETRY:
                 ups = decode_record(raw)
             else:
@@ -211,6 +212,7 @@ class TowerEngine:
             }
         )
         if st.put_hazard(h["hazard_id"], value, h["hlc"]):
+            self.view.log.hazard_accepted(h["hazard_id"], self.wall_ms())
             # Tell everyone in the region now, and the neighbours at once rather than at the next tick:
             # those this worker serves here, the others through tower-sync.
             for n in (r, r - 1, r + 1):
@@ -283,6 +285,8 @@ class TowerEngine:
             snapshots[r] = {
                 "cluster_id": cluster_id, "region": r, "tower": st.tower, "member_count": len(st.members),
                 "vehicles": sorted(st.members.value), "hazards": sorted(hazards), "hlc": ts,
+                # wall time of the oldest change this snapshot is the first to hold (0: none)
+                "changes_since": st.take_unsnapshotted_since(),
             }  # fmt: skip
             view.entries[f"count/{r}"] = (ts, st.tower, {"members": len(st.members), "tower": st.tower})
             for hid, (hts, replica, h) in st.hazards.entries.items():
@@ -332,6 +336,7 @@ class TowerEngine:
             tail_km, n = found
             if current is not None and abs(current["km"] - tail_km) < 0.05:
                 continue
+            self.view.log.hazard_accepted(hid, self.wall_ms())
             st.put_hazard(
                 hid,
                 {
@@ -345,6 +350,14 @@ class TowerEngine:
                 },
                 self.clock.now(),
             )
+
+    def staleness_by_class(self, now_ms: int) -> dict[str, int | None]:
+        """How old, at most, what this worker shows is, per class of data held at the edge (etcd's
+        classes are the control plane's to say); None: nothing of that class heard yet."""
+        ages = self.view.age_by_class_ms(now_ms, skip=self.states.keys())
+        behind = self.behind_ms(now_ms)
+        return {"hazards": ages["important"], "membership": ages["important"], "aggregates": ages["unimportant"],
+                "vehicle_state": max(behind.values()) if behind else None}  # fmt: skip
 
     def behind_ms(self, now_ms: int) -> dict[int, int]:
         """Per region, the age of the newest frame processed: near one tick when the tower keeps up,

@@ -14,7 +14,9 @@ a region stays as large as its swarm however many vehicles pass through it. Pure
 from __future__ import annotations
 
 import struct
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,8 +166,16 @@ class Aggregates:
 
 
 class RegionEngine:
-    def __init__(self, region: int, tower: str, length_km: float, cooldown_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        region: int,
+        tower: str,
+        length_km: float,
+        cooldown_s: float = 5.0,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         self.region, self.tower, self.length_km = region, tower, length_km
+        self.wall_ms = wall_ms
         self.vehicles = LWWColumns(VEHICLE, capacity=256)
         self.bucket = np.zeros(self.vehicles.capacity, np.uint8)
         self.member = np.zeros(self.vehicles.capacity, np.bool_)
@@ -175,6 +185,10 @@ class RegionEngine:
         self.hazards = LWWMap()
         self.member_log: DeltaLog[ORSet] = DeltaLog(ORSet)
         self.hazard_log: DeltaLog[LWWMap] = DeltaLog(LWWMap)
+        # wall time of the oldest membership or hazard change not yet sent to the neighbours, and not
+        # yet in an etcd snapshot (0: none): how stale they are where they arrive (`towers.staleness`)
+        self.unsent_since_ms = 0
+        self.unsnapshotted_since_ms = 0
         self.watermark_ms = 0  # newest event time merged
         self.last_sent_ms = 0  # wall send time of the newest frame processed: how far behind the tower is
         self.dirty_buckets = np.zeros(BUCKETS, np.bool_)
@@ -236,6 +250,7 @@ class RegionEngine:
         for s in won_slots[~self.member[won_slots]].tolist():
             vid = self.key(s)
             self.member_log.record(self.members.add(vid))
+            self._changed()
             self.dirty_members.add(int(self.bucket[s]))
             self.member[s] = True
             arrivals.append(vid)
@@ -252,6 +267,7 @@ class RegionEngine:
         self.cooldowns.forget(gone)
         for s in gone[self.member[gone]].tolist():
             self.member_log.record(self.members.remove(self.key(s)))
+            self._changed()
             self.dirty_members.add(int(self.bucket[s]))
         self.member[gone] = False
         return [keys[i] for i in won.tolist()]
@@ -302,7 +318,23 @@ class RegionEngine:
         self.hazards.merge_in(delta)
         self.hazard_log.record(delta)
         self.hazards_dirty = True
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        if not self.unsent_since_ms or not self.unsnapshotted_since_ms:
+            now = self.wall_ms()
+            self.unsent_since_ms = self.unsent_since_ms or now
+            self.unsnapshotted_since_ms = self.unsnapshotted_since_ms or now
+
+    def take_unsent_since(self) -> int:
+        """The oldest change a sync message about to be sent carries (0: none); it is then sent."""
+        since, self.unsent_since_ms = self.unsent_since_ms, 0
+        return since
+
+    def take_unsnapshotted_since(self) -> int:
+        since, self.unsnapshotted_since_ms = self.unsnapshotted_since_ms, 0
+        return since
 
     def active_hazards(self, now_ms: int) -> dict[str, dict[str, Any]]:
         return {k: h for k, h in self.hazards.value.items() if h["expires"] > now_ms}

@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.shared.crdt import LWWMap, ORSet, UnknownReplicaError, check_replicas, decode_as, encode_state
 from pipeline.shared.crdt.hlc import HybridClock
 from towers.region import BUCKETS, Aggregates, RegionEngine
+from towers.staleness import VisibilityLog
 
 __all__ = ["NeighbourView", "SyncPublisher", "known_replicas"]
 
@@ -28,6 +29,7 @@ class SyncPublisher:
     wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)
     _sent: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # region -> (seq, member v, hazard v)
     _arrivals: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    _aggregates_sent: dict[int, int] = field(default_factory=dict)  # region -> when its last aggregates went
 
     def note_arrivals(self, region: int, arrivals: list[tuple[str, int]]) -> None:
         self._arrivals.setdefault(region, []).extend(arrivals)
@@ -59,22 +61,28 @@ class SyncPublisher:
             "arrivals": [{"vehicle_id": v, "hlc": ts} for v, ts in arrivals],
             "member_count": len(state.members),
             "aggregates": None,
+            "changes_since": state.take_unsent_since(),
         }
 
     def unimportant(self, state: RegionEngine, aggregates: Aggregates, clock: HybridClock) -> dict[str, Any]:
+        # Aggregates change all the time: the oldest change they carry is the first after the last ones.
+        now = self.wall_ms()
+        since = self._aggregates_sent.get(state.region, 0)
+        self._aggregates_sent[state.region] = now
         return {
             "tower": state.tower,
             "region_id": state.region,
             "seq": -1,
             "sync_class": "UNIMPORTANT",
             "full": False,
-            "sent_at": self.wall_ms(),
+            "sent_at": now,
             "hlc": clock.now(),
             "members": None,
             "hazards": None,
             "arrivals": [],
             "member_count": aggregates.count,
             "aggregates": {k: float(v) for k, v in asdict(aggregates).items()},
+            "changes_since": since,
         }
 
 
@@ -86,6 +94,8 @@ class Neighbour:
     aggregates: dict[str, float] = field(default_factory=dict)
     last_merge_wall_ms: int = 0
     last_sent_at_ms: int = 0
+    last_important_ms: int = 0  # send time of the newest message of each class merged
+    last_unimportant_ms: int = 0
     messages: int = 0
 
 
@@ -104,6 +114,7 @@ class NeighbourView:
 
     towers: tuple[str, ...] = ()  # tower id of each region; empty: accept any (tests of the view alone)
     regions: dict[int, Neighbour] = field(default_factory=dict)
+    log: VisibilityLog = field(default_factory=VisibilityLog)
     _known: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -121,16 +132,25 @@ class NeighbourView:
             for delta in (members, hazards):
                 if delta is not None:
                     check_replicas(delta, self._known)
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         n = self.regions.setdefault(msg["region_id"], Neighbour())
         if members is not None:
             n.members.merge_in(members)
         if hazards is not None:
+            known = set(n.hazards.value)
             n.hazards.merge_in(hazards)
-        if msg["sync_class"] == "IMPORTANT":
+            self.log.hazards_seen(set(n.hazards.value) - known, now)
+        important = msg["sync_class"] == "IMPORTANT"
+        if important:
             n.member_count = msg["member_count"]
+            n.last_important_ms = max(n.last_important_ms, msg["sent_at"])
+        else:
+            n.last_unimportant_ms = max(n.last_unimportant_ms, msg["sent_at"])
         if msg["aggregates"] is not None:
             n.aggregates = dict(msg["aggregates"])
-        n.last_merge_wall_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if not own:
+            self.log.merged(msg["sync_class"], msg["region_id"], msg["sent_at"], msg.get("changes_since", 0), now)
+        n.last_merge_wall_ms = now
         n.last_sent_at_ms = max(n.last_sent_at_ms, msg["sent_at"])
         n.messages += 1
         return [(a["vehicle_id"], a["hlc"]) for a in msg["arrivals"]]
@@ -148,3 +168,15 @@ class NeighbourView:
     def staleness_ms(self, now_ms: int) -> dict[int, int]:
         """Age of the newest merged message per region (the issue's per-neighbour staleness)."""
         return {r: now_ms - n.last_sent_at_ms for r, n in self.regions.items()}
+
+    def age_by_class_ms(self, now_ms: int, skip: Iterable[int] = ()) -> dict[str, int | None]:
+        """How old, at most, what this worker shows of the other regions is, per class of sync: the
+        newest message of that class from the region heard longest ago (None: none heard yet)."""
+        skipped = set(skip)
+        others = [n for r, n in self.regions.items() if r not in skipped]
+
+        def oldest(stamps: list[int]) -> int | None:
+            return now_ms - min(stamps) if stamps and min(stamps) > 0 else None
+
+        return {"important": oldest([n.last_important_ms for n in others]),
+                "unimportant": oldest([n.last_unimportant_ms for n in others])}  # fmt: skip

@@ -9,12 +9,14 @@ from __future__ import annotations
 import schemas
 from pipeline.shared.codec import AvroCodec, Schema
 
-__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "SYNC", "TELEMETRY"]
+__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "SYNC", "SYNC_V1", "TELEMETRY"]
 
 TELEMETRY = Schema.of(schemas.load("vehicle_telemetry"))
 FRAME = Schema.of(schemas.load("telemetry_frame"))
 HAZARD = Schema.of(schemas.load("hazard_report"))
 ADVISORY = Schema.of(schemas.load("control_advisory"))
 SYNC = Schema.of(schemas.load("tower_sync"))
+#: the previous version, without `changes_since`: a tower of the last release still sends it
+SYNC_V1 = Schema.of(schemas.load("tower_sync_v1"))
 
-CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY, SYNC])
+CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY, SYNC, SYNC_V1])

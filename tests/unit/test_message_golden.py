@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, SYNC_V1, TELEMETRY
 
 GOLDEN = Path(__file__).with_name("golden")
 T0 = 1_764_000_000_000
@@ -18,6 +18,13 @@ UPDATE = {
     "vehicle_id": "veh-0000042", "seq": 7, "event_time": T0, "hlc": (T0 << 16) | 3, "lat": 39.1653,
     "lon": -86.5264, "route_km": 12.5, "direction": "NORTHBOUND", "lane": 1, "heading_deg": 12.0,
     "speed_mps": 29.5, "accel_mps2": -0.25, "brake": False, "energy_pct": 81.0, "region_id": 1,
+}  # fmt: skip
+
+SYNC_1 = {
+    "tower": "tower-04", "region_id": 4, "seq": 99, "sync_class": "IMPORTANT", "full": False, "sent_at": T0,
+    "hlc": T0 << 16, "members": b"\x01\x02", "hazards": None,
+    "arrivals": [{"vehicle_id": "veh-0000042", "hlc": (T0 << 16) | 1}], "member_count": 212,
+    "aggregates": {"mean_speed_nb": 28.25},
 }  # fmt: skip
 
 SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -33,11 +40,8 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
         "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 17.5, "reason": "hazard ahead",
         "hazard_id": "hz-deer-1", "issued_at": T0 + 12, "valid_until": T0 + 30_012, "trigger_event_time": T0,
         "trigger_hlc": (T0 << 16) | 3}),
-    "tower_sync": (SYNC, {
-        "tower": "tower-04", "region_id": 4, "seq": 99, "sync_class": "IMPORTANT", "full": False, "sent_at": T0,
-        "hlc": T0 << 16, "members": b"\x01\x02", "hazards": None,
-        "arrivals": [{"vehicle_id": "veh-0000042", "hlc": (T0 << 16) | 1}], "member_count": 212,
-        "aggregates": {"mean_speed_nb": 28.25}}),
+    "tower_sync_v1": (SYNC_V1, SYNC_1),
+    "tower_sync": (SYNC, {**SYNC_1, "changes_since": T0 - 850}),
 }  # fmt: skip
 
 
@@ -48,3 +52,8 @@ def test_every_message_schema_is_pinned_by_a_golden_encoding(name: str) -> None:
     assert CODEC.encode(schema, record) == golden, "the wire format changed: a new schema version, the old readable"
     assert CODEC.writer_of(golden) is schema
     assert CODEC.encode(schema, CODEC.decode(golden, schema)) == golden
+
+
+def test_a_tower_sync_message_of_the_previous_version_is_read_as_carrying_no_change_time() -> None:
+    old = bytes.fromhex((GOLDEN / "tower_sync_v1.hex").read_text().strip())
+    assert CODEC.decode(old, SYNC) == {**SYNC_1, "changes_since": 0}
