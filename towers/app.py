@@ -426,6 +426,11 @@ async def state_page(web: Any, request: Any) -> Any:
             # member counts of every region as this worker heard them through tower-sync
             "view_members": {str(r): n.member_count for r, n in rt().engine.view.regions.items()},
             "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
+            # per other region, the send time of the newest sync message after which this worker's view
+            # hashed exactly as its owner's state (tower-sync's convergence, checked)
+            "view_matched_ms": {
+                str(r): n.matched_sent_at_ms for r, n in rt().engine.view.regions.items() if r not in owned
+            },
             "sync_enabled": rt().engine.sync_enabled,
             "counts": {
                 **rt().engine.counts,

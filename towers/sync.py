@@ -7,6 +7,7 @@ a join, so duplicates, reordering and replays are harmless. Pure: the app does t
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,18 @@ from pipeline.shared.crdt.hlc import HybridClock
 from towers.region import BUCKETS, Aggregates, RegionEngine
 from towers.staleness import VisibilityLog
 
-__all__ = ["NeighbourView", "SyncPublisher", "known_replicas"]
+__all__ = ["NeighbourView", "SyncPublisher", "known_replicas", "state_digest"]
+
+
+def state_digest(members: Iterable[str], hazards: LWWMap) -> str:
+    """What a view must hold to equal its owner's state: the swarm, and each live hazard's version."""
+    h = hashlib.blake2b(digest_size=8)
+    for m in sorted(members):
+        h.update(m.encode() + b"\0")
+    h.update(b"\1")
+    for k in sorted(hazards.value):
+        h.update(f"{k}@{hazards.entries[k][0]}".encode() + b"\0")
+    return h.hexdigest()
 
 
 @dataclass
@@ -62,6 +74,7 @@ class SyncPublisher:
             "member_count": len(state.members),
             "aggregates": None,
             "changes_since": state.take_unsent_since(),
+            "state_digest": state_digest(state.members.value, state.hazards),
         }
 
     def unimportant(self, state: RegionEngine, aggregates: Aggregates, clock: HybridClock) -> dict[str, Any]:
@@ -83,6 +96,7 @@ class SyncPublisher:
             "member_count": aggregates.count,
             "aggregates": {k: float(v) for k, v in asdict(aggregates).items()},
             "changes_since": since,
+            "state_digest": "",
         }
 
 
@@ -96,6 +110,9 @@ class Neighbour:
     last_sent_at_ms: int = 0
     last_important_ms: int = 0  # send time of the newest message of each class merged
     last_unimportant_ms: int = 0
+    # send time of the newest message after which this view hashed as its sender's state did: the
+    # moment, by the sender's clock, as of which this view was known to equal the source
+    matched_sent_at_ms: int = 0
     messages: int = 0
 
 
@@ -148,6 +165,9 @@ class NeighbourView:
             n.last_unimportant_ms = max(n.last_unimportant_ms, msg["sent_at"])
         if msg["aggregates"] is not None:
             n.aggregates = dict(msg["aggregates"])
+        digest = msg.get("state_digest")
+        if not own and digest and state_digest(n.members.value, n.hazards) == digest:
+            n.matched_sent_at_ms = max(n.matched_sent_at_ms, msg["sent_at"])
         if not own:
             self.log.merged(msg["sync_class"], msg["region_id"], msg["sent_at"], msg.get("changes_since", 0), now)
         n.last_merge_wall_ms = now

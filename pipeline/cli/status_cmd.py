@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.consistency.table import LIVE, live_ages
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import LWWMap, decode_state
 from pipeline.shared.errors import StackError
@@ -51,13 +52,15 @@ def _show(app: str, keys: dict[str, dict[str, bytes]]) -> int:
     view = decode_state(raw_view) if raw_view is not None else LWWMap()
     now = int(time.time() * 1000)
     out.print(f"[bold]towers {app}[/]")
-    t = Table(title=f"tower workers alive ({len(towers)})", title_justify="left")
-    for col in ("worker", "regions", "last seen", "max sync staleness"):
+    t = Table(title=f"tower workers alive ({len(towers)}): how old what each shows is, per class of data",
+              title_justify="left")  # fmt: skip
+    for col in ("worker", "regions", "last seen", *(label for _, label in LIVE)):
         t.add_column(col)
     for name, reg in sorted(towers.items()):
-        stale = max((int(v) for v in reg.get("staleness_ms", {}).values()), default=0)
-        t.add_row(name, ",".join(map(str, reg.get("regions", []))), f"{(now - reg.get('at_ms', now)) / 1000:.1f} s ago",
-                  f"{stale / 1000:.1f} s")  # fmt: skip
+        since = max(0, now - reg.get("at_ms", now))
+        ages = live_ages(reg.get("staleness_by_class_ms", {}), plus_ms=since)
+        t.add_row(name, ",".join(map(str, reg.get("regions", []))), f"{since / 1000:.1f} s ago",
+                  *(age for _, age in ages))  # fmt: skip
     out.print(t)
     r = Table(title="regions (consistent snapshots)", title_justify="left")
     for col in ("region", "tower", "owner (alive)", "members", "active hazards"):

@@ -16,6 +16,7 @@ from typing import Any
 import etcd3
 import grpc
 
+from pipeline.consistency.table import live_ages
 from pipeline.shared.crdt import LWWMap, decode_as
 from pipeline.shared.crdt.errors import CrdtError
 from towers.control_plane import close_client, read_namespaces
@@ -96,9 +97,11 @@ class TowersView:
 
     def _worker(self, name: str, reg: dict[str, Any], now_ms: float) -> dict[str, Any]:
         page = _page(reg["web"]) if reg.get("web") else None
+        since = int(max(0, now_ms - reg.get("at_ms", now_ms)))
         w: dict[str, Any] = {"worker": name, "pid": reg.get("pid"), "regions": reg.get("regions", []),
                              "lease": "held", "seen_s_ago": round((now_ms - reg.get("at_ms", now_ms)) / 1000, 1),
-                             "staleness_ms": reg.get("staleness_ms", {}), "page": page is not None}  # fmt: skip
+                             "staleness_ms": reg.get("staleness_ms", {}), "page": page is not None,
+                             "staleness": live_ages(reg.get("staleness_by_class_ms", {}), plus_ms=since)}  # fmt: skip
         if page is not None:
             updates = int(page.get("counts", {}).get("updates", 0))
             t0, u0 = self._last_updates.get(name, (time.monotonic(), updates))
@@ -107,6 +110,7 @@ class TowersView:
             w.update({"updates": updates, "updates_per_s": round((updates - u0) / dt) if dt > 0 else 0,
                       "behind_ms": max(page.get("behind_ms", {}).values(), default=0),
                       "staleness_ms": page.get("staleness_ms", w["staleness_ms"]), "rss_mib": page.get("rss_mib"),
+                      "staleness": live_ages(page.get("staleness_by_class_ms", {})),
                       "advisories": int(page.get("counts", {}).get("advisories", 0)),
                       "etcd_healthy": (page.get("etcd") or {}).get("healthy")})  # fmt: skip
         return w

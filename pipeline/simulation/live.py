@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from pipeline.consistency.table import live_ages
+
 __all__ = ["LiveView"]
 
 
@@ -34,7 +36,7 @@ class LiveView:
         active = [hid for hid, ob in run.obstacles.items() if ob.start_s <= fleet.t < ob.end_s]
         top.add_row("hazards", ", ".join(active) or "none", "", "", "", "")
         towers = Table(title="tower workers", title_justify="left")
-        for col in ("worker", "state", "regions", "updates processed", "advisories", "sync staleness (max)"):
+        for col in ("worker", "state", "regions", "updates processed", "advisories", "staleness by class"):
             towers.add_column(col)
         processed_total = 0
         for w, page in zip(workers, self._pages, strict=False):
@@ -43,9 +45,10 @@ class LiveView:
                 continue
             processed = page["counts"].get("updates", 0)
             processed_total += processed
-            stale = max(page["staleness_ms"].values(), default=0)
+            ages = live_ages(page.get("staleness_by_class_ms", {}))
+            stale = ", ".join(f"{label} {age}" for label, age in ages if age != "–")
             towers.add_row(w.name, "[green]up[/]", ",".join(map(str, page["regions"])), f"{processed:,}",
-                           f"{page['counts'].get('advisories', 0):,}", f"{stale / 1000:.1f} s")  # fmt: skip
+                           f"{page['counts'].get('advisories', 0):,}", stale)  # fmt: skip
         lag = max(0, stats.updates - processed_total)
         top.add_row("towers' lag", f"{lag:,} updates", f"{sink.stats.acked:,} records acked", "", "", "")
         return Group(top, towers)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pipeline.bench.timing import percentile
+from pipeline.consistency.table import markdown as consistency_markdown
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.shockwave import queue_waves
 
@@ -199,6 +200,9 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h ({h['surprised_vehicles']} were already within 500 m "
             f"when it appeared). {_waves(h.get('queue', {}))}"
         )
+    if s.get("consistency"):
+        lines += ["", "## What each class of data guarantees, and how stale it was", ""]
+        lines += consistency_markdown(s["consistency"]["rows"], s["consistency"]["workers"])
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)

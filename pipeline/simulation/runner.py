@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException, Producer
 
 from pipeline.admin import delete_groups, delete_prefixed, end_offsets, ensure_topics, start_group_at_end
 from pipeline.bench.timing import percentile
+from pipeline.consistency.table import staleness_table
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import HybridClock, unpack
 from pipeline.shared.errors import ConfigError
@@ -269,6 +270,9 @@ def run_scenario(
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
                            towers_app)  # fmt: skip
         summary["towers_behind_ms"] = behind.summary()
+        staleness = [p for w in workers if w.alive and (p := w.page("staleness")) is not None]
+        if staleness:
+            summary["consistency"] = {"workers": len(staleness), "rows": staleness_table(staleness)}
         if link is not None and gateway is not None:
             time.sleep(1.5)  # the gateway's counters are written once a second
             summary["radio"] = radio_summary(link, gateway.stats(), listener.stats.latencies_ms)

@@ -42,6 +42,15 @@ def test_a_short_scenario_slows_traffic_before_the_hazard(stack, tmp_path: Path)
     for name in ("spacetime", "latency", "load"):
         assert result.paths[name].stat().st_size > 10_000, f"{name}.png looks empty"
     assert "deer" in result.paths["report"].read_text()
+    # the consistency table: every class measured, each within what its sync interval promises
+    rows = {r["class"]: r for r in s["consistency"]["rows"]}
+    assert rows["hazards"]["n"] >= 1 and rows["hazards"]["never_seen_by_some_worker"] == 0
+    assert rows["hazards"]["max_ms"] < 3_000, "a hazard goes out at once, not at the next tick"
+    assert 0 < rows["membership"]["p50_ms"] <= rows["membership"]["p99_ms"] < 5_000, "1 s deltas"
+    assert 0 < rows["etcd_snapshot"]["p99_ms"] < 10_000 and rows["global_view"]["n"] >= 1
+    assert 5_000 < rows["aggregates"]["p50_ms"] < 25_000, "every 10 s: about as old as the interval"
+    assert rows["vehicle_state"]["n"] > 100
+    assert "What each class of data guarantees" in result.paths["report"].read_text()
 
 
 def test_a_finished_run_leaves_nothing_a_later_run_could_pick_up(stack, tmp_path: Path) -> None:

@@ -199,9 +199,14 @@ def test_workers_register_in_etcd_and_publish_consistent_snapshots(towers, cli_e
     while not ((worker.page() or {}).get("etcd") or {}).get("healthy") and time.monotonic() < deadline:
         time.sleep(0.3)
     assert worker.page()["etcd"]["healthy"], worker.tail()
-    result = corridor(cli_env, "status", timeout=60)
+    ages = worker.page()["staleness_by_class_ms"]
+    assert set(ages) == {"hazards", "membership", "vehicle_state", "aggregates", "etcd_snapshot", "global_view"}
+    assert 0 <= ages["etcd_snapshot"] < 5_000, "committed within the last rounds"
+    result = corridor({**cli_env, "COLUMNS": "220"}, "status", timeout=60)
     assert result.returncode == 0, result.stderr
     assert "tower workers alive (1)" in result.stdout and "tower-04" in result.stdout
+    header = next(line for line in result.stdout.splitlines() if "etcd snapshot" in line)
+    assert all(label in header for label in ("membership", "aggregates", "vehicle state", "global view"))
 
 
 def _sent(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> dict[int, bytes]:

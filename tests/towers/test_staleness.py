@@ -118,3 +118,32 @@ def test_an_etcd_snapshot_carries_the_oldest_change_it_is_the_first_to_hold() ->
     assert snaps[r]["changes_since"] == T0 + 60_000
     snaps, _ = a.control_snapshot("c")
     assert snaps[r]["changes_since"] == 0
+
+
+def test_a_view_is_known_to_equal_its_owner_once_it_hashes_as_the_owner_said() -> None:
+    a, b, clock = two_towers()
+    r = CORRIDOR.regions.lookup(20.0)
+    a.on_telemetry(r, frame(r, [upd("v1", 20.0), upd("v2", 20.4)]), a.region(r))
+    first = a.sync_important().sync  # a whole state
+    clock.ms += 1000
+    a.on_telemetry(r, frame(r, [upd("v3", 20.8)]), a.region(r))
+    a.region(r).remove_vehicles(["v1"], a.clock.now())
+    second = a.sync_important().sync  # a delta: one in, one out
+    b.on_sync(first[0][1])
+    assert b.view.regions[r].matched_sent_at_ms == T0 + 60_000
+    b.on_sync(second[0][1])
+    assert b.view.regions[r].matched_sent_at_ms == T0 + 61_000
+    assert b.view.regions[r].members.value == {"v2", "v3"}
+    # a delta lost on the way: the view no longer matches, until the next whole state repairs it
+    clock.ms += 1000
+    a.on_telemetry(r, frame(r, [upd("v4", 21.0)]), a.region(r))
+    a.sync_important()  # lost
+    for i in range(7):
+        clock.ms += 1000
+        a.on_telemetry(r, frame(r, [upd(f"w{i}", 21.2)]), a.region(r))
+        b.on_sync(a.sync_important().sync[0][1])
+    assert b.view.regions[r].matched_sent_at_ms == T0 + 61_000
+    clock.ms += 1000
+    b.on_sync(a.sync_important().sync[0][1])  # the tenth: a whole state again
+    assert b.view.regions[r].matched_sent_at_ms == clock.ms
+    assert "v4" in b.view.regions[r].members.value

@@ -153,12 +153,11 @@ function renderTowers() {
       const h = document.createElement("h3");
       h.textContent = `${w.worker} (pid ${w.pid})`;
       const table = document.createElement("table");
-      const stale = Object.entries(w.staleness_ms || {}).map(([r, ms]) => `${r}: ${(ms / 1000).toFixed(1)} s`).join(", ");
       table.append(
         row(cell("regions"), cell(w.regions.join(", "))),
         row(cell("updates/s"), cell(w.page ? w.updates_per_s.toLocaleString() : "page not answering", w.page ? "" : "bad")),
         row(cell("lag"), cell(w.page ? `${(w.behind_ms / 1000).toFixed(2)} s` : "–")),
-        row(cell("sync staleness"), cell(stale || "–")),
+        ...(w.staleness || []).map(([label, age]) => row(cell(`age: ${label}`), cell(age))),
         row(cell("memory"), cell(w.rss_mib ? `${w.rss_mib} MiB` : "–")),
         row(cell("etcd lease"), cell(w.etcd_healthy === false ? "unhealthy" : `${w.lease}, seen ${w.seen_s_ago} s ago`,
                                      w.etcd_healthy === false ? "bad" : "ok")),
