@@ -102,6 +102,13 @@ def _faults(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return {name: {k: v for k, v in run_drill(name, ctx.obj, seconds=seconds).items() if k in keep} for name in chosen}
 
 
+def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.consistency.partition import Plan, run_consistency
+
+    picture = ctx.meta.get("bench_dir", Path("reports")) / "partitions.png"
+    return run_consistency(ctx.obj, Plan.quick() if quick else Plan(), picture=picture)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
@@ -116,9 +123,10 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "peak": _peak,
     "faults": _faults,
     "mqtt": _mqtt,
+    "consistency": _consistency,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "mqtt"}  # fmt: skip
+               "faults", "mqtt", "consistency"}  # fmt: skip
 
 
 def bench(
@@ -136,6 +144,7 @@ def bench(
         raise ConfigError("corridor bench measures the I-69 corridor it ships: unset CORRIDOR_ROUTE_FILE and "
                           "CORRIDOR_TOWERS_FILE")  # fmt: skip
     results: dict[str, Any] = {"machine": machine()}
+    ctx.meta["bench_dir"] = output.parent
     with contextlib.ExitStack() as resources:
         if NEEDS_STACK & set(chosen):
             resources.enter_context(Stack(ctx.obj, attached=True))

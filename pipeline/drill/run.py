@@ -35,6 +35,7 @@ from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
+from pipeline.stack.process import is_our_child
 from pipeline.workers import TowerProcess, wait_for_assignment, wait_until_written
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
@@ -71,6 +72,7 @@ class Drill:
     samples: list[Sample] = field(default_factory=list)
     side: SideFleet | None = None
     side_updates: int = 0
+    detached: set[str] = field(default_factory=set)  # servers killed that `stack up` had started detached
 
     def note(self, sim_s: float, text: str) -> None:
         self.events.append(f"{sim_s:4.0f} s: {text}")
@@ -183,6 +185,8 @@ def _kill_server(name: str) -> Step:
         pid = getattr(d.stack, name).process.running_pid()
         if pid is None:
             raise ConfigError(f"this drill kills the embedded {name}: it is not running here (an external cluster?)")
+        if not is_our_child(pid):
+            d.detached.add(name)
         os.kill(pid, signal.SIGKILL)
         d.note(t, f"{name} SIGKILLed")
 
@@ -191,7 +195,7 @@ def _kill_server(name: str) -> Step:
 
 def _restart_server(name: str) -> Step:
     def step(d: Drill, t: float) -> None:
-        getattr(d.stack, name).start(attached=True)
+        getattr(d.stack, name).start(attached=name not in d.detached)  # as it was: `stack up`'s outlive the drill
         d.note(t, f"{name} restarted")
 
     return step

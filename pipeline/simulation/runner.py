@@ -34,6 +34,7 @@ from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
+from pipeline.stack.process import is_our_child
 from pipeline.workers import DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
@@ -81,6 +82,7 @@ class _Run:
     played: list[str] = field(default_factory=list)
     obstacles: dict[str, Obstacle] = field(default_factory=dict)
     etcd_back_at: float | None = None
+    etcd_attached: bool = True  # how the stopped etcd had been started: restarted the same way
     hazard_hlcs: set[int] = field(default_factory=set)
 
     def play(self, sim_s: float) -> None:
@@ -89,7 +91,7 @@ class _Run:
             ev = self.pending.pop(0)
             self.played.append(f"{sim_s:6.0f} s  {self._fire(ev, sim_s)}")
         if self.etcd_back_at is not None and sim_s >= self.etcd_back_at:
-            self.stack.etcd.start(attached=True)
+            self.stack.etcd.start(attached=self.etcd_attached)
             self.etcd_back_at = None
             self.played.append(f"{sim_s:6.0f} s  etcd restarted")
 
@@ -130,6 +132,8 @@ class _Run:
             return f"tower worker {a['worker']} restarted"
         if self.settings.etcd_external:
             return "stop_etcd skipped: etcd is external"
+        pid = self.stack.etcd.process.running_pid()
+        self.etcd_attached = pid is None or is_our_child(pid)
         self.stack.etcd.stop()
         self.etcd_back_at = sim_s + a["seconds"]
         return f"etcd stopped for {a['seconds']:.0f} s"
@@ -263,7 +267,7 @@ def run_scenario(
             with contextlib.suppress(Exception):
                 sink.flush(10)
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
-            stack.etcd.start(attached=True)
+            stack.etcd.start(attached=run.etcd_attached)
         time.sleep(2.0)  # two sync rounds, so every tower has heard every neighbour
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
         dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
