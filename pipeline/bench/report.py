@@ -39,6 +39,12 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("convergence", "converged_after_s"): Target("<=", 2, "s"),
     ("peak", "hazard_p99_ms"): Target("<=", 50, "ms"),
     ("peak", "towers_behind_p99_ms"): Target("<=", 1000, "ms"),
+    # the design's bound for important data: consistent again within 10 s, whatever the partition lasted
+    **{
+        ("consistency", f"partitions.tower-sync cut {s} s.converged_after_s"): Target("<=", 10, "s")
+        for s in (10, 60, 300)
+    },
+    ("consistency", "partitions.worker 1 cut off etcd 30 s.converged_after_s"): Target("<=", 10, "s"),
 }
 
 

@@ -157,13 +157,18 @@ def _cut_etcd(run: _Run, seconds: float) -> dict[str, Any]:
     pid = cut.proc.pid
     mine = cut.page()["regions"]  # type: ignore[index]
     start = time.monotonic() - run.t0
+    name = _registry(run).get(pid, "")
     t_cut = time.monotonic()
     run.switch(cut, "etcd", "off")
-    time.sleep(seconds / 2)
-    hid = run.hazard(run.mid_km(mine[0]), "isolated")
-    left = run.wait_until(lambda: pid not in _registry(run), timeout=seconds / 2)
-    left_after = round(time.monotonic() - t_cut, 1) if left is not None else None
-    time.sleep(max(0.0, seconds - (time.monotonic() - t_cut)))
+    hid, left_after = "", None
+    while (elapsed := time.monotonic() - t_cut) < seconds:
+        if not hid and elapsed >= seconds / 2:
+            hid = run.hazard(run.mid_km(mine[0]), "isolated")
+        if left_after is None and name not in ((run.workers[0].page(timeout=1) or {}).get("etcd") or {}).get(
+            "towers_alive", [name]
+        ):
+            left_after = round(elapsed, 1)  # its lease lapsed, and worker 0's watch saw its key go
+        time.sleep(0.1)
     restored_ms = int(time.time() * 1000)
     end = time.monotonic() - run.t0
     run.switch(cut, "etcd", "on")
@@ -264,7 +269,11 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
     done.set()
     for t in threads:
         t.join(timeout=10)
-    time.sleep(2.5)  # the workers' next rounds
+    # The towers write the key every second: cut them off etcd first, and wait out a round in flight,
+    # so the history read below holds no write made after their records were taken.
+    for w in run.workers:
+        run.switch(w, "etcd", "off")
+    time.sleep(2.5)
     for w in run.workers:
         page = w.page("cas-history", timeout=10) or {"ops": []}
         ops += [{**op, "client": f"{w.name}/{op.get('client', '')}"} for op in page["ops"]]
