@@ -20,6 +20,7 @@ import numpy.typing as npt
 from pipeline.shared.corridor import Corridor
 from producers.cam import CamTrigger
 from producers.idm import IdmParams, idm_accel
+from producers.mobil import MobilParams, lane_changes
 
 __all__ = ["Action", "Fleet", "FleetConfig", "Obstacle", "TelemetryBatch"]
 
@@ -28,6 +29,7 @@ I = npt.NDArray[np.int64]  # noqa: E741
 B = npt.NDArray[np.bool_]
 
 LANES = 2  # per carriageway: the corridor's narrowest stretch (Sample Rd → Smith Valley Rd)
+MERGE_GAP_KM = 0.03  # an entering vehicle needs this much room either side of it in the right-hand lane
 
 
 class Action:
@@ -45,21 +47,24 @@ class FleetConfig:
     visibility_m: float = 150.0  # how far ahead a driver sees an obstacle unaided
     desired_speed_spread: float = 0.08  # drivers' desired speed: limit × N(1, spread)
     first_num: int = 0  # the first vehicle number (ids `veh-<num>`): two fleets on one road need their own
+    mobil: MobilParams | None = field(default_factory=MobilParams)  # None: every vehicle keeps its lane
 
 
 @dataclass(slots=True)
 class Obstacle:
     """Something on the road at `km` between `start_s` and `end_s` (`end_s` may be moved to clear it).
 
-    `pass_speed_mps` 0 blocks every lane of the carriageway; above 0, drivers squeeze past at that
-    speed (an animal on the shoulder, debris, a broken-down car). Either way they only react once it
-    is within `FleetConfig.visibility_m`: slowing down any earlier is what the towers' advice is for."""
+    `pass_speed_mps` 0 blocks `lanes` (None: every lane of the carriageway): drivers in a blocked lane
+    stop before it unless they change lanes (`producers.mobil`); above 0, drivers in those lanes
+    squeeze past at that speed (an animal on the shoulder, debris). Either way they only react once
+    it is within `FleetConfig.visibility_m`: slowing down any earlier is what the towers' advice is for."""
 
     km: float
     northbound: bool | None  # None: both carriageways
     start_s: float
     end_s: float
     pass_speed_mps: float = 0.0
+    lanes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,8 @@ class Fleet:
         self.km = np.zeros(n)
         self.nb = np.zeros(n, bool)
         self.lane = np.zeros(n, np.int64)
+        self.changed_at = np.full(n, -np.inf)  # simulated time of each vehicle's last lane change
+        self.lane_changes = 0
         self.v = np.zeros(n)
         self.a = np.zeros(n)
         self.factor = np.ones(n)
@@ -118,7 +125,7 @@ class Fleet:
         self._populate(config.vehicles)
 
     # ---- population -------------------------------------------------------------------------
-    def _spawn(self, slots: I, km: F, nb: B) -> None:
+    def _spawn(self, slots: I, km: F, nb: B, lane: I | None = None, speed_share: float = 0.9) -> None:
         k = len(slots)
         rng = self.rng
         self.active[slots] = True
@@ -126,10 +133,11 @@ class Fleet:
         self.next_num += k
         self.km[slots] = km
         self.nb[slots] = nb
-        self.lane[slots] = rng.integers(0, LANES, k)
+        self.lane[slots] = rng.integers(0, LANES, k) if lane is None else lane
+        self.changed_at[slots] = -np.inf
         limit = self.corridor.route.speed_limit_mps(km)
         self.factor[slots] = np.clip(rng.normal(1.0, self.config.desired_speed_spread, k), 0.8, 1.2)
-        self.v[slots] = limit * self.factor[slots] * 0.9
+        self.v[slots] = limit * self.factor[slots] * speed_share
         self.a[slots] = 0.0
         self.seq[slots] = 0
         self.region[slots] = self.corridor.regions.lookup_many(km)
@@ -150,12 +158,22 @@ class Fleet:
         self.entered += k
 
     def _populate(self, count: int) -> None:
+        """Vehicles spread at random over the road, no two of a lane closer than a safe spacing."""
         slots = np.arange(count)
         km = np.sort(self.rng.uniform(0.05, self.corridor.route.length_km - 0.05, count))
         self._spawn(slots, km, self.rng.random(count) < 0.5)
+        spacing = (self.config.idm.vehicle_length_m + 2 * self.config.idm.min_gap_m) / 1000.0
+        for nb in (True, False):
+            for ln in range(LANES):
+                sel = slots[(self.nb[slots] == nb) & (self.lane[slots] == ln)]  # sorted by km already
+                steps = np.arange(len(sel)) * spacing
+                # each at least `spacing` past the one before: x'_i = max_{j ≤ i}(x_j − j·d) + i·d
+                self.km[sel] = np.maximum.accumulate(self.km[sel] - steps) + steps
 
     def _refill(self, dt: float) -> None:
-        """Enter vehicles at ends and interchanges to keep the count near the target."""
+        """Enter vehicles at ends and interchanges to keep the count near the target: from the on-ramp
+        into the right-hand lane, a little below the limit, and only into a gap there (a driver with no
+        gap waits on the ramp: the count catches up later)."""
         deficit = self.config.vehicles - int(self.active.sum())
         if deficit <= 0:
             return
@@ -166,7 +184,18 @@ class Fleet:
         ends = self._entries
         entry = ends[self.rng.integers(0, len(ends) - 1, k)]  # never enter at the far end
         entry = np.where(nb, entry, ends[::-1][self.rng.integers(0, len(ends) - 1, k)])
-        self._spawn(free, entry, nb)
+        gap = np.array([self._room_at(e, n) for e, n in zip(entry.tolist(), nb.tolist(), strict=True)], bool)
+        # two entering at one ramp in one step: the first only
+        _, first = np.unique(np.stack([entry, nb]), axis=1, return_index=True)
+        once = np.zeros(k, bool)
+        once[first] = True
+        go = gap & once
+        self._spawn(free[go], entry[go], nb[go], lane=np.zeros(int(go.sum()), np.int64), speed_share=0.75)
+
+    def _room_at(self, km: float, northbound: bool) -> bool:
+        """A gap in the right-hand lane at `km`: nobody within the ramp's merging distance."""
+        near = self.active & (self.nb == northbound) & (self.lane == 0) & (np.abs(self.km - km) < MERGE_GAP_KM)
+        return not near.any()
 
     # ---- dynamics ---------------------------------------------------------------------------
     def desired_speed(self, idx: I) -> F:
@@ -191,6 +220,8 @@ class Fleet:
             dv_u = np.empty_like(dv)
             gap_u[order], dv_u[order] = gap, dv
             v0 = self.desired_speed(idx)
+            lane = self.lane[idx]
+            walls = np.full((LANES, len(idx)), np.inf)  # per lane, a wall seen ahead (for lane changes)
             for ob in self.obstacles:
                 if not ob.start_s <= self.t < ob.end_s:
                     continue
@@ -199,16 +230,30 @@ class Fleet:
                 seen = (ahead > -30.0) & (ahead < self.config.visibility_m)
                 if ob.northbound is not None:
                     seen &= nb == ob.northbound
-                if ob.pass_speed_mps <= 0:  # a wall: a stationary leader
-                    hit = seen & (ahead > -1.0) & (ahead < gap_u)
+                blocked = range(LANES) if ob.lanes is None else ob.lanes
+                in_lane = np.isin(lane, blocked)
+                if ob.pass_speed_mps <= 0:  # a wall: a stationary leader in each lane it blocks
+                    front = seen & (ahead > -1.0)
+                    for ln in blocked:
+                        walls[ln] = np.where(front, np.minimum(walls[ln], np.maximum(ahead, 0.0)), walls[ln])
+                    hit = front & in_lane & (ahead < gap_u)
                     gap_u = np.where(hit, np.maximum(ahead, 0.0), gap_u)
                     dv_u = np.where(hit, v, dv_u)
                 else:  # drivers brake to the passing speed, harder the later they see it
                     ramp = ob.pass_speed_mps + np.maximum(ahead, 0.0) / self.config.visibility_m * 10.0
-                    v0 = np.where(seen, np.minimum(v0, ramp), v0)
+                    v0 = np.where(seen & in_lane, np.minimum(v0, ramp), v0)
             stop = (self.adv_action[idx] == Action.STOP) & (self.adv_until[idx] > self.t)
             v0 = np.where(stop, 0.0, v0)
             acc = idm_accel(v, v0, gap_u, dv_u, p)
+            if self.config.mobil is not None:
+                free = self.t - self.changed_at[idx] >= self.config.mobil.cooldown_s
+                movers, acc_new = lane_changes(progress, group, lane, v, v0, acc, gap_u, dv_u, walls, free, p,
+                                               self.config.mobil)  # fmt: skip
+                if len(movers):
+                    acc[movers] = acc_new
+                    self.lane[idx[movers]] = 1 - lane[movers]
+                    self.changed_at[idx[movers]] = self.t
+                    self.lane_changes += len(movers)
             v_new = np.maximum(v + acc * dt, 0.0)
             moved = (v + v_new) / 2 * dt / 1000.0
             self.km[idx] = km + np.where(nb, moved, -moved)

@@ -40,8 +40,9 @@ def test_an_obstacle_stops_traffic_before_it_and_nobody_drives_through(corridor)
     hazard_km = 40.0
     fleet.obstacles.append(Obstacle(hazard_km, northbound=True, start_s=0.0, end_s=1e9))
     upstream = fleet.active & fleet.nb & (fleet.km < hazard_km - 0.2)
+    who = fleet.num.copy()
     run(fleet, 300)
-    assert not (upstream & fleet.active & fleet.nb & (fleet.km > hazard_km + 0.001)).any()
+    assert not (upstream & fleet.active & (fleet.num == who) & (fleet.km > hazard_km + 0.001)).any()
     queued = np.flatnonzero(fleet.active & fleet.nb & (fleet.km > hazard_km - 2.0) & (fleet.km < hazard_km))
     head = queued[np.argsort(-fleet.km[queued])][:4]  # the four nearest the obstacle
     assert len(head) == 4 and fleet.v[head].max() < 1.0, "a queue of stopped vehicles forms behind it"
@@ -93,3 +94,46 @@ def test_same_seed_same_run(corridor) -> None:
     run(a, 60)
     run(b, 60)
     assert np.array_equal(a.km, b.km) and np.array_equal(a.v, b.v)
+
+
+def test_drivers_change_lanes_to_pass_an_obstacle_in_one_lane_and_none_drives_through_it(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=600, seed=4))
+    hazard_km = 40.0
+    fleet.obstacles.append(Obstacle(hazard_km, northbound=True, start_s=0.0, end_s=1e9, lanes=(0,)))
+    upstream = np.flatnonzero(fleet.active & fleet.nb & (fleet.km < hazard_km - 1.0) & (fleet.km > hazard_km - 8.0))
+    passed_in = {0: 0, 1: 0}
+    for _ in range(600):
+        before, who = fleet.km.copy(), fleet.num.copy()
+        fleet.step(0.5)
+        same = fleet.active & (fleet.num == who)  # not a vehicle that entered in a freed slot
+        crossed = np.flatnonzero(same & fleet.nb & (before < hazard_km) & (fleet.km >= hazard_km))
+        for ln in fleet.lane[crossed].tolist():
+            passed_in[ln] += 1
+    assert passed_in[0] == 0, "nobody drove through the blocked lane"
+    assert passed_in[1] >= len(upstream) * 0.8, "traffic passed it in the other lane"
+    assert fleet.lane_changes > 0
+
+
+def test_a_lane_change_never_cuts_in_closer_than_the_safe_gap(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=3000, seed=5))  # dense: ≈ 19 vehicles/km per carriageway
+    fleet.obstacles.append(Obstacle(30.0, northbound=True, start_s=0.0, end_s=1e9, lanes=(1,)))
+    length = fleet.config.idm.vehicle_length_m
+    for _ in range(240):
+        fleet.step(0.5)
+        idx = np.flatnonzero(fleet.active)
+        key = fleet.lane[idx] * 2 + fleet.nb[idx]
+        prog = np.where(fleet.nb[idx], fleet.km[idx], -fleet.km[idx]) * 1000
+        order = np.lexsort((prog, key))
+        same = key[order][1:] == key[order][:-1]
+        gaps = np.diff(prog[order])[same] - length
+        assert gaps.min() > -0.5, "two vehicles overlap in one lane"
+    assert fleet.lane_changes > 100
+
+
+def test_without_mobil_everyone_keeps_their_lane(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=300, seed=2, mobil=None))
+    lanes, who = fleet.lane.copy(), fleet.num.copy()
+    fleet.obstacles.append(Obstacle(40.0, northbound=True, start_s=0.0, end_s=1e9, lanes=(0,)))
+    run(fleet, 120)
+    stayed = fleet.active & (fleet.num == who)
+    assert stayed.sum() > 200 and (fleet.lane[stayed] == lanes[stayed]).all() and fleet.lane_changes == 0
