@@ -11,8 +11,10 @@ from enum import StrEnum
 import numpy as np
 
 from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
 from producers.cam import CHECK_S, CamTrigger
+from producers.denm import HazardSpotter
 from producers.encoding import TelemetryEncoder, empty_frame
 from producers.fcd import ReplayFleet
 from producers.fleet import Fleet
@@ -41,6 +43,8 @@ class DriveConfig:
     # CAM generation rules (producers/cam.py) instead of `hz`: checked every 100 ms, each vehicle
     # sends when it turned, moved or changed speed enough, and at least once a second
     cam: bool = False
+    # vehicles raise hazards themselves (producers/denm.py): a hard stop or a queue's end found
+    vehicle_hazards: bool = False
 
     @property
     def tick_s(self) -> float:
@@ -87,6 +91,7 @@ def drive(
     ticks = round(config.duration_s / tick_s)
     cam = CamTrigger() if config.cam else None
     obeying = fleet if isinstance(fleet, Fleet) else None  # replayed vehicles cannot obey
+    spotter = HazardSpotter() if config.vehicle_hazards and obeying is not None else None
     t0 = time.monotonic()
     for k in range(ticks):
         if should_stop():
@@ -118,6 +123,10 @@ def drive(
                 if len(chunk):
                     region = int(encoded.region[chunk[0]])
                     sink.send(topics.telemetry, region, str(region).encode(), [records[i] for i in chunk.tolist()])
+        if spotter is not None and obeying is not None:
+            for rec in spotter.spot(obeying, clock):
+                sink.send_hazard(topics.hazards, rec["region_id"], CODEC.encode(HAZARD, rec))
+            stats.extra["vehicle_hazards"] = spotter.reports
         sink.poll()
         if listener is not None and obeying is not None:
             listener.poll(obeying, fleet.start_ms)

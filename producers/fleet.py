@@ -29,7 +29,8 @@ I = npt.NDArray[np.int64]  # noqa: E741
 B = npt.NDArray[np.bool_]
 
 LANES = 2  # per carriageway: the corridor's narrowest stretch (Sample Rd → Smith Valley Rd)
-MERGE_GAP_KM = 0.03  # an entering vehicle needs this much room either side of it in the right-hand lane
+MERGE_GAP_KM = 0.03  # an entering vehicle needs this much room ahead of it in the right-hand lane
+MERGE_BEHIND_KM = 0.08  # and this much behind it: the follower comes on faster than the merging car
 
 
 class Action:
@@ -162,13 +163,22 @@ class Fleet:
         slots = np.arange(count)
         km = np.sort(self.rng.uniform(0.05, self.corridor.route.length_km - 0.05, count))
         self._spawn(slots, km, self.rng.random(count) < 0.5)
-        spacing = (self.config.idm.vehicle_length_m + 2 * self.config.idm.min_gap_m) / 1000.0
+        idm = self.config.idm
+        # a gap to follow at the speed they start with (about 25 m/s), as dense traffic allows
+        lane_km = 2 * LANES * self.corridor.route.length_km
+        spacing = min(idm.vehicle_length_m + idm.min_gap_m + 25.0 * idm.time_headway_s, 800 * lane_km / count) / 1000
         for nb in (True, False):
             for ln in range(LANES):
                 sel = slots[(self.nb[slots] == nb) & (self.lane[slots] == ln)]  # sorted by km already
                 steps = np.arange(len(sel)) * spacing
                 # each at least `spacing` past the one before: x'_i = max_{j ≤ i}(x_j − j·d) + i·d
                 self.km[sel] = np.maximum.accumulate(self.km[sel] - steps) + steps
+                # all at one speed, that of the limit (their own desired speeds spread them out later),
+                # no faster than their gap allows: nobody starts out braking hard
+                ahead = np.diff(self.km[sel]) * 1000  # to the next one up the road (km order)
+                gap_m = np.append(ahead, np.inf) if nb else np.append(np.inf, ahead)  # to the one in front
+                room = np.maximum(gap_m - idm.vehicle_length_m - idm.min_gap_m, 0.0) / idm.time_headway_s
+                self.v[sel] = np.minimum(0.9 * self.corridor.route.speed_limit_mps(self.km[sel]), room)
 
     def _refill(self, dt: float) -> None:
         """Enter vehicles at ends and interchanges to keep the count near the target: from the on-ramp
@@ -193,9 +203,11 @@ class Fleet:
         self._spawn(free[go], entry[go], nb[go], lane=np.zeros(int(go.sum()), np.int64), speed_share=0.75)
 
     def _room_at(self, km: float, northbound: bool) -> bool:
-        """A gap in the right-hand lane at `km`: nobody within the ramp's merging distance."""
-        near = self.active & (self.nb == northbound) & (self.lane == 0) & (np.abs(self.km - km) < MERGE_GAP_KM)
-        return not near.any()
+        """A gap in the right-hand lane at `km`: nobody within the merging distance ahead, nor within
+        what the follower needs to let a slower car in (`MERGE_BEHIND_KM`) behind."""
+        ahead = np.where(northbound, self.km - km, km - self.km)
+        near = self.active & (self.nb == northbound) & (self.lane == 0)
+        return not (near & (ahead > -MERGE_BEHIND_KM) & (ahead < MERGE_GAP_KM)).any()
 
     # ---- dynamics ---------------------------------------------------------------------------
     def desired_speed(self, idx: I) -> F:

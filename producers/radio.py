@@ -110,6 +110,9 @@ class RadioLink:
             self._clients[vehicle_num_of(value) % n].publish(topic, value, qos=0)
         self.stats.published += len(values)
 
+    def send_hazard(self, _topic: str, region: int, value: bytes) -> None:
+        self.report_hazard(region, value)
+
     def report_hazard(self, region: int, value: bytes) -> None:
         """A hazard seen by a vehicle, at QoS 1: the broker acknowledges it (waited for here)."""
         info = self._clients[0].publish(self.topics.hazards(region), value, qos=1)

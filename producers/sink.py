@@ -39,6 +39,9 @@ class Uplink(Protocol):
 
     def send(self, topic: str, partition: int, key: bytes, values: list[bytes]) -> None: ...
 
+    def send_hazard(self, topic: str, region: int, value: bytes) -> None:
+        """A hazard a vehicle raised itself (a HazardReport), to its region's tower."""
+
     def poll(self) -> None: ...
 
     def flush(self, timeout_s: float = 60.0) -> None: ...
@@ -100,6 +103,9 @@ class TelemetrySink:
                     self._producer.poll(0.05)
         self.stats.sent += len(values)
         self.stats.bytes += sum(map(len, values))
+
+    def send_hazard(self, topic: str, region: int, value: bytes) -> None:
+        self._producer.produce(topic, value, str(region).encode(), region)
 
     def poll(self) -> None:
         self._producer.poll(0)

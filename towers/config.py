@@ -37,6 +37,10 @@ class TowerConfig:
     #: to this speed (on the shoulder, say); above it, traffic stops before it
     minor_severity: int = 2
     minor_speed_mps: float = 60 / 3.6
+    #: lanes per carriageway (the corridor's narrowest stretch), and the speed to pass a hazard that
+    #: leaves some of them open
+    lanes: int = 2
+    lane_closed_speed_mps: float = 60 / 3.6
     #: a vehicle slower than this counts as stopped (m/s)
     stopped_mps: float = 2.0
     #: at least this many stopped vehicles within `queue_span_km` make a queue (a derived hazard)

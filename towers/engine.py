@@ -208,7 +208,10 @@ class TowerEngine:
                 "severity": h["severity"],
                 "expires": h["expiry_time"],
                 "detected": h["detection_time"],
-                "source": "report",
+                "source": h["reporter"] if h["reporter"].startswith("veh-") else "report",
+                # the lanes it closes ("": every lane) and how far upstream to warn (0: the default)
+                "lanes": ",".join(map(str, h["lanes_blocked"])),
+                "relevance_km": h["relevance_distance_m"] / 1000,
             }
         )
         if st.put_hazard(h["hazard_id"], value, h["hlc"]):

@@ -76,13 +76,16 @@ BLOCKING = frozenset({"OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "AC
 QUEUES = frozenset({"END_OF_QUEUE", "STATIONARY_TRAFFIC"})
 
 
-def hazard_advice(kind: str, severity: int, cfg: TowerConfig) -> tuple[bool, float | None]:
+def hazard_advice(kind: str, severity: int, cfg: TowerConfig, lanes_closed: int = 0) -> tuple[bool, float | None]:
     """What a hazard calls for: (traffic stops before it, the speed to hold through it, or None for
     the approach profile: from the limit down to `approach_speed_mps` at the hazard). A blocking
-    hazard stops traffic (or, minor, slows it); a queue's end is approached slowly; ice and an open
-    work zone slow it."""
+    hazard stops traffic (or, minor, slows it) unless it leaves a lane open (`lanes_closed` of the
+    carriageway's `cfg.lanes`; 0: all), when traffic slows to pass it; a queue's end is approached
+    slowly; ice and an open work zone slow it."""
     if kind in QUEUES:
         return False, None
+    if 0 < lanes_closed < cfg.lanes and (kind in BLOCKING or kind == "WORK_ZONE"):
+        return False, cfg.work_zone_speed_mps if kind == "WORK_ZONE" else cfg.lane_closed_speed_mps
     if kind == "ICE":
         return False, cfg.ice_light_mps if severity <= 3 else cfg.ice_mps if severity <= 5 else cfg.ice_severe_mps
     if kind == "WORK_ZONE":
@@ -90,6 +93,12 @@ def hazard_advice(kind: str, severity: int, cfg: TowerConfig) -> tuple[bool, flo
     if kind in BLOCKING and severity <= cfg.minor_severity:
         return False, cfg.minor_speed_mps
     return True, cfg.approach_speed_mps  # blocking, or a kind this tower does not know: the safe side
+
+
+def _closed(h: dict[str, Any]) -> int:
+    """How many lanes a hazard closes (0: every lane; older reports say nothing, so all)."""
+    lanes = h.get("lanes") or ""
+    return len(lanes.split(",")) if lanes else 0
 
 
 def advise(
@@ -115,14 +124,14 @@ def advise(
         return []
     km, v, nb = swarm.km, swarm.v, swarm.nb
     nearest, which = np.full(n, np.inf), np.full(n, -1)
-    policy = [hazard_advice(h["type"], int(h.get("severity", 5)), cfg) for _, h in listed]
+    policy = [hazard_advice(h["type"], int(h.get("severity", 5)), cfg, _closed(h)) for _, h in listed]
     for j, (_, h) in enumerate(listed):
         d = np.where(nb, h["km"] - km, km - h["km"])
         applies = nb if h["dir"] == "NORTHBOUND" else ~nb if h["dir"] == "SOUTHBOUND" else True
         holds = not policy[j][0] and policy[j][1] is not None
         behind = -cfg.reduced_extent_km if holds else 0.0  # a speed to hold holds through its stretch
         d = np.where(d >= behind, np.maximum(d, 0.0), -1.0)
-        closer = applies & (d >= 0.0) & (d <= cfg.lookahead_km) & (d < nearest)
+        closer = applies & (d >= 0.0) & (d <= (h.get("relevance_km") or cfg.lookahead_km)) & (d < nearest)
         nearest[closer], which[closer] = d[closer], j
     lim = limit(km)
     was_slowed = cooldown.advised_slow(swarm.slots)

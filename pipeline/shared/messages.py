@@ -9,14 +9,16 @@ from __future__ import annotations
 import schemas
 from pipeline.shared.codec import AvroCodec, Schema
 
-__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "SYNC", "SYNC_V1", "TELEMETRY"]
+__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "HAZARD_V1", "SYNC", "SYNC_V1", "TELEMETRY"]
 
 TELEMETRY = Schema.of(schemas.load("vehicle_telemetry"))
 FRAME = Schema.of(schemas.load("telemetry_frame"))
 HAZARD = Schema.of(schemas.load("hazard_report"))
+#: the previous version, without lanes, sub-cause, relevance and traces: still on the wire from older senders
+HAZARD_V1 = Schema.of(schemas.load("hazard_report_v1"))
 ADVISORY = Schema.of(schemas.load("control_advisory"))
 SYNC = Schema.of(schemas.load("tower_sync"))
 #: the previous version, without `changes_since`: a tower of the last release still sends it
 SYNC_V1 = Schema.of(schemas.load("tower_sync_v1"))
 
-CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, ADVISORY, SYNC, SYNC_V1])
+CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, HAZARD_V1, ADVISORY, SYNC, SYNC_V1])

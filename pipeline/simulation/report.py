@@ -158,10 +158,12 @@ def _markdown(s: dict[str, Any]) -> str:
         "messages_per_vehicle_s",
         "advisories_received",
         "stale_advisories",
+        "vehicle_hazard_reports",
+        "lane_changes",
         "dead_letters",
         "towers_converged",
     ):
-        lines.append(f"| {key.replace('_', ' ')} | {s['run'][key]} |")
+        lines.append(f"| {key.replace('_', ' ')} | {s['run'].get(key, '–')} |")
     if s["run"].get("stale_advisories"):
         lines += [
             "",

@@ -101,13 +101,20 @@ class _Run:
             hid = a["id"]
             if ev.kind == "hazard":
                 nb = None if a["direction"] == "BOTH" else a["direction"] == "NORTHBOUND"
-                ob = Obstacle(a["km"], nb, sim_s, float("inf"), _pass_speed(a["type"], a["severity"]))
+                lanes = tuple(a.get("lanes", ()))
+                # in the lanes it closes, a wall that drivers change lanes to pass; across all of them,
+                # drivers squeeze by (or go through ice or a work zone) at the speed it allows
+                pass_speed = 0.0 if lanes else _pass_speed(a["type"], a["severity"])
+                ob = Obstacle(a["km"], nb, sim_s, float("inf"), pass_speed, lanes=lanes or None)
                 self.obstacles[hid] = ob
                 self.fleet.obstacles.append(ob)
                 self.recorder.hazard_on(hid, ob, self.fleet)
                 rec = hazard_record(a["km"], a["type"], a["direction"], a["severity"], self._event_ms(sim_s), 600,
-                                    hid, "scenario", clock=self.clock, corridor=self.fleet.corridor)  # fmt: skip
-                text = f"hazard {hid}: {a['type']} at km {a['km']} ({a['direction']})"
+                                    hid, "scenario", clock=self.clock, corridor=self.fleet.corridor,
+                                    lanes_blocked=lanes, sub_cause=a.get("sub_cause", 0),
+                                    relevance_m=a.get("relevance_m", 0))  # fmt: skip
+                closed = f", lane(s) {', '.join(map(str, lanes))} closed" if lanes else ""
+                text = f"hazard {hid}: {a['type']} at km {a['km']} ({a['direction']}{closed})"
             else:
                 ob = self.obstacles[hid]
                 ob.end_s = sim_s
@@ -259,7 +266,8 @@ def run_scenario(
         try:
             wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
             stats = drive(fleet, sink, topics, DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s,
-                                                           speedup=scenario.speedup, wire=wire, cam=scenario.cam),
+                                                           speedup=scenario.speedup, wire=wire, cam=scenario.cam,
+                                                           vehicle_hazards=scenario.vehicle_hazards),
                           listener, on_tick=tick, should_stop=should_stop, before_tick=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
@@ -402,6 +410,9 @@ def _summary(
             "messages_per_vehicle_s": round(stats.messages_per_vehicle_s, 2),
             "behind_schedule_s": round(stats.lag_s, 2),
             "advisories_received": listener.stats.received, "stale_advisories": listener.stats.stale,
+            # hazards the vehicles raised themselves (queue ends, hard stops), as DENM updates
+            "vehicle_hazard_reports": int(stats.extra.get("vehicle_hazards", 0)),
+            "lane_changes": run.fleet.lane_changes,
             "dead_letters": dead, "towers_app": towers_app,
             "towers_converged": _converged(pages, run.topics.regions),
         },

@@ -12,6 +12,7 @@ import yaml
 
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.hazards import CAUSE_CODES
+from producers.fleet import LANES
 
 __all__ = ["MAX_UPDATES_PER_S", "Event", "Scenario", "builtin_scenarios", "load_scenario"]
 
@@ -47,6 +48,7 @@ class Scenario:
     events: tuple[Event, ...]
     radio: str = "kafka"  # how vehicles send: straight to Kafka, or MQTT to their tower's gateway
     cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
+    vehicle_hazards: bool = False  # vehicles report the queues and hard stops they find (producers/denm.py)
 
     @property
     def wall_s(self) -> float:
@@ -93,8 +95,17 @@ def _event(raw: Any, i: int, where: str, duration: float, workers: int) -> Event
         direction = str(value.get("direction", "BOTH")).upper()
         if direction not in ("NORTHBOUND", "SOUTHBOUND", "BOTH"):
             raise ConfigError(f"{at}: direction must be NORTHBOUND, SOUTHBOUND or BOTH")
+        lanes = value.get("lanes", [])
+        if not isinstance(lanes, list) or any(not isinstance(ln, int) or not 0 <= ln < LANES for ln in lanes):
+            raise ConfigError(f"{at}: lanes must list lane numbers 0–{LANES - 1} (0 = the right-hand lane)")
+        if len(set(lanes)) == LANES:
+            lanes = []  # every lane: the same as naming none
+        relevance = value.get("relevance_m", 0)
+        if not isinstance(relevance, int) or not 0 <= relevance <= 20_000:
+            raise ConfigError(f"{at}: relevance_m must be whole metres, 0–20000")
         args = {"km": km, "type": htype, "direction": direction, "id": str(_need(value, "id", str, at)),
-                "severity": int(value.get("severity", 6))}  # fmt: skip
+                "severity": int(value.get("severity", 6)), "lanes": sorted(set(lanes)), "relevance_m": relevance,
+                "sub_cause": int(value.get("sub_cause", 0))}  # fmt: skip
     elif kind == "clear":
         args = {"id": str(value)}
     elif kind in ("kill_worker", "restart_worker"):
@@ -139,6 +150,9 @@ def parse_scenario(data: Any, source: str) -> Scenario:
             f"{source}: {rate:,.0f} updates/s over MQTT; one gateway process carries about "
             f"{MAX_RADIO_UPDATES_PER_S:,}/s here (a message per update): lower vehicles, hz or speedup"
         )
+    vehicle_hazards = data.get("vehicle_hazards", False)
+    if not isinstance(vehicle_hazards, bool):
+        raise ConfigError(f"{source}: vehicle_hazards must be true or false, got {vehicle_hazards!r}")
     events = data.get("events", []) or []
     if not isinstance(events, list):
         raise ConfigError(f"{source}: 'events' must be a list")
@@ -147,7 +161,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     return Scenario(
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
-        seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam,
+        seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam, vehicle_hazards=vehicle_hazards,
     )  # fmt: skip
 
 

@@ -55,10 +55,13 @@ def frame(region: int, updates: list[dict], seq: int = 0) -> bytes:
     )
 
 
-def hazard(km: float, hid: str = "hz-1", direction: str = "NORTHBOUND", t: int = 5, cancelled: bool = False) -> bytes:
+def hazard(
+    km: float, hid: str = "hz-1", direction: str = "NORTHBOUND", t: int = 5, cancelled: bool = False, **more
+) -> bytes:
     return CODEC.encode(
         HAZARD,
-        {
+        more
+        | {
             "hazard_id": hid,
             "hazard_type": "ANIMAL",
             "cause_code": 11,
@@ -126,6 +129,27 @@ def test_a_hazard_ahead_slows_vehicles_down_by_distance_and_stops_the_nearest() 
     assert got["mid"]["action"] == "SLOW_DOWN" and 8 <= got["mid"]["target_speed_mps"] < 25
     assert got["mid"]["hazard_id"] == "hz-1" and got["mid"]["trigger_hlc"] == pack(T0 + 5000, 500)
     assert out.sync, "a new hazard is synced to the neighbours at once"
+
+
+def test_an_obstacle_that_leaves_a_lane_open_slows_traffic_to_pass_it_without_a_stop() -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("near", 39.85, t=1), upd("mid", 38.5, t=1)]), st)
+    got = {a["target_vehicle"]: a for a in advisories(e.on_hazard(4, hazard(40.0, lanes_blocked=[0]), st))}
+    assert {a["action"] for a in got.values()} == {"SLOW_DOWN"}, "a lane is open: nobody is stopped"
+    assert all(abs(a["target_speed_mps"] - 60 / 3.6) < 0.05 for a in got.values())
+    # the other lane closed too: the road is blocked, and the nearest stop
+    out = e.on_hazard(4, hazard(40.0, lanes_blocked=[0, 1], t=6), st)
+    assert {a["target_vehicle"]: a["action"] for a in advisories(out)}["near"] == "STOP"
+
+
+def test_a_hazard_warns_as_far_upstream_as_its_relevance_distance() -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("far", 35.5, t=1), upd("mid", 38.5, t=1)]), st)
+    assert {a["target_vehicle"] for a in advisories(e.on_hazard(4, hazard(40.0), st))} == {"mid"}
+    wide = advisories(e.on_hazard(4, hazard(40.0, "hz-2", relevance_distance_m=5000), st))
+    assert "far" in {a["target_vehicle"] for a in wide}, "4.5 km upstream, within its 5 km"
 
 
 def test_advice_is_not_repeated_within_the_cooldown_and_clears_with_keep() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, SYNC_V1, TELEMETRY
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, HAZARD_V1, SYNC, SYNC_V1, TELEMETRY
 
 GOLDEN = Path(__file__).with_name("golden")
 T0 = 1_764_000_000_000
@@ -18,6 +18,12 @@ UPDATE = {
     "vehicle_id": "veh-0000042", "seq": 7, "event_time": T0, "hlc": (T0 << 16) | 3, "lat": 39.1653,
     "lon": -86.5264, "route_km": 12.5, "direction": "NORTHBOUND", "lane": 1, "heading_deg": 12.0,
     "speed_mps": 29.5, "accel_mps2": -0.25, "brake": False, "energy_pct": 81.0, "region_id": 1,
+}  # fmt: skip
+
+HAZARD_1 = {
+    "hazard_id": "hz-deer-1", "hazard_type": "ANIMAL", "cause_code": 11, "route_km": 37.2, "lat": 39.4,
+    "lon": -86.4, "direction": "SOUTHBOUND", "severity": 6, "detection_time": T0, "expiry_time": T0 + 600_000,
+    "cancelled": False, "hlc": T0 << 16, "reporter": "veh-0000042", "region_id": 4,
 }  # fmt: skip
 
 SYNC_1 = {
@@ -31,10 +37,9 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
     "vehicle_telemetry": (TELEMETRY, UPDATE),
     "telemetry_frame": (FRAME, {"region_id": 1, "frame_seq": 3, "event_time": T0, "sent_at": T0 + 4,
                                 "updates": [UPDATE, {**UPDATE, "vehicle_id": "veh-0000043", "brake": True}]}),
-    "hazard_report": (HAZARD, {
-        "hazard_id": "hz-deer-1", "hazard_type": "ANIMAL", "cause_code": 11, "route_km": 37.2, "lat": 39.4,
-        "lon": -86.4, "direction": "SOUTHBOUND", "severity": 6, "detection_time": T0, "expiry_time": T0 + 600_000,
-        "cancelled": False, "hlc": T0 << 16, "reporter": "veh-0000042", "region_id": 4}),
+    "hazard_report_v1": (HAZARD_V1, HAZARD_1),
+    "hazard_report": (HAZARD, {**HAZARD_1, "sub_cause_code": 1, "lanes_blocked": [0], "relevance_distance_m": 2000,
+                               "traces_km": [36.7, 36.2]}),
     "control_advisory": (ADVISORY, {
         "advisory_id": "tower-04-17", "region_id": 4, "tower": "tower-04", "target_vehicle": "veh-0000042",
         "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 17.5, "reason": "hazard ahead",
@@ -57,3 +62,9 @@ def test_every_message_schema_is_pinned_by_a_golden_encoding(name: str) -> None:
 def test_a_tower_sync_message_of_the_previous_version_is_read_as_carrying_no_change_time() -> None:
     old = bytes.fromhex((GOLDEN / "tower_sync_v1.hex").read_text().strip())
     assert CODEC.decode(old, SYNC) == {**SYNC_1, "changes_since": 0, "state_digest": ""}
+
+
+def test_a_hazard_report_of_the_previous_version_blocks_every_lane_with_the_default_relevance() -> None:
+    old = bytes.fromhex((GOLDEN / "hazard_report_v1.hex").read_text().strip())
+    new = CODEC.decode(old, HAZARD)
+    assert new == {**HAZARD_1, "sub_cause_code": 0, "lanes_blocked": [], "relevance_distance_m": 0, "traces_km": []}

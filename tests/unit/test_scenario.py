@@ -22,8 +22,11 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
     assert {"bloomington-indianapolis", "rush-hour", "faults"} <= set(builtin_scenarios())
     default = load_scenario("bloomington-indianapolis")
     assert 120 <= default.wall_s <= 180 and default.vehicles >= 200
-    assert [e.kind for e in default.events] == ["hazard", "clear"]
-    assert default.events[0].at_s == 180 and default.events[1].at_s == 360
+    assert [e.kind for e in default.events] == ["hazard", "hazard", "clear", "clear"]
+    crash, deer = default.events[0].args, default.events[1].args
+    assert crash["lanes"] == [] and crash["type"] == "ACCIDENT", "a full closure: traffic queues"
+    assert deer["lanes"] == [0], "one lane: traffic passes it"
+    assert default.vehicle_hazards
     assert load_scenario("rush-hour").vehicles >= 1000
     assert {e.kind for e in load_scenario("faults").events} >= {"kill_worker", "restart_worker", "stop_etcd"}
 
@@ -31,6 +34,9 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
+        ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "x", "lanes": [2]}}]}, "lanes must list lane numbers 0–1"),
+        ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "x", "relevance_m": -5}}]}, "relevance_m"),
+        ({"vehicle_hazards": "yes"}, "vehicle_hazards must be true or false"),
         ({"vehicles": 0}, "vehicles must be"),
         ({"hz": 20}, "at most 10"),
         ({"hz": "often"}, "hz"),

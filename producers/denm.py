@@ -1,0 +1,67 @@
+"""Vehicles that raise hazards themselves, as DENM senders do (ETSI EN 302 637-3, simplified).
+
+A vehicle that brakes hard, or comes to a stop behind stopped traffic, reports a dangerous end of
+queue (cause 27, sub-cause 1: a sudden end of queue) at its position. Reports are keyed by a cell
+of the carriageway (`cell_km`), so every vehicle that finds the same queue end updates one event
+(a DENM update of one actionID) instead of raising its own; each report is valid for
+`validity_s`, so an event nobody confirms any more lapses on its own. Per cell, the vehicle
+furthest upstream reports (the queue's end), and a cell is reported at most every `repeat_s`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.hazards import hazard_record
+from producers.encoding import vehicle_id
+from producers.fleet import Fleet
+
+__all__ = ["HazardSpotter"]
+
+SUDDEN_END_OF_QUEUE = 1  # DENM sub-cause of cause 27, dangerous end of queue
+
+
+@dataclass
+class HazardSpotter:
+    hard_brake_mps2: float = 4.0
+    stopped_mps: float = 1.0
+    cell_km: float = 0.5
+    repeat_s: float = 20.0
+    validity_s: float = 60.0
+    relevance_m: int = 2000
+    reports: int = 0
+    _last: dict[tuple[bool, int], float] = field(default_factory=dict)  # (northbound, cell) → sim time
+
+    def spot(self, fleet: Fleet, clock: HybridClock) -> list[dict[str, Any]]:
+        """The hazard reports the fleet's vehicles send now (HazardReport records)."""
+        idx = np.flatnonzero(fleet.active & ((fleet.a < -self.hard_brake_mps2) | (fleet.v < self.stopped_mps)))
+        if not len(idx):
+            return []
+        nb, km = fleet.nb[idx], fleet.km[idx]
+        cell = np.floor(km / self.cell_km).astype(np.int64)
+        # the queue's end: per (carriageway, cell), the vehicle furthest upstream
+        progress = np.where(nb, km, -km)
+        order = np.lexsort((progress, cell, nb))
+        key = np.stack([nb[order], cell[order]])
+        first = np.ones(len(order), bool)
+        first[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0)
+        out = []
+        event_ms = fleet.start_ms + int(fleet.t * 1000)
+        for i in order[first].tolist():
+            where = (bool(nb[i]), int(cell[i]))
+            if fleet.t - self._last.get(where, -np.inf) < self.repeat_s:
+                continue
+            self._last[where] = fleet.t
+            s = int(idx[i])
+            direction = "NORTHBOUND" if where[0] else "SOUTHBOUND"
+            out.append(hazard_record(
+                float(km[i]), "END_OF_QUEUE", direction, 5, event_ms, self.validity_s,
+                f"veh-queue-{'nb' if where[0] else 'sb'}-{where[1]}", vehicle_id(int(fleet.num[s])), clock=clock,
+                corridor=fleet.corridor, sub_cause=SUDDEN_END_OF_QUEUE, relevance_m=self.relevance_m,
+            ))  # fmt: skip
+        self.reports += len(out)
+        return out
