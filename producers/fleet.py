@@ -246,8 +246,9 @@ class Fleet:
                 in_lane = np.isin(lane, blocked)
                 if ob.pass_speed_mps <= 0:  # a wall: a stationary leader in each lane it blocks
                     front = seen & (ahead > -1.0)
+                    # nobody changes into a blocked lane until 30 m past the obstacle (the closure's taper)
                     for ln in blocked:
-                        walls[ln] = np.where(front, np.minimum(walls[ln], np.maximum(ahead, 0.0)), walls[ln])
+                        walls[ln] = np.where(seen, np.minimum(walls[ln], np.maximum(ahead, 0.0)), walls[ln])
                     hit = front & in_lane & (ahead < gap_u)
                     gap_u = np.where(hit, np.maximum(ahead, 0.0), gap_u)
                     dv_u = np.where(hit, v, dv_u)

@@ -31,6 +31,7 @@ class HazardTrack:
     approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
     surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
     surprised_passing_mps: list[float] = field(default_factory=list)
+    passed_in_lane: dict[int, int] = field(default_factory=dict)  # lane → vehicles that passed it there
 
 
 MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
@@ -89,6 +90,8 @@ class Recorder:
                 before = np.where(nb, h.km - was, was - h.km)
                 same = self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])  # a slot can be reused
                 crossed = affected & same & (before > 0) & (ahead <= 0)
+                for ln in fleet.lane[idx[crossed]].tolist():
+                    h.passed_in_lane[ln] = h.passed_in_lane.get(ln, 0) + 1
                 for num, speed in zip(fleet.num[idx[crossed]].tolist(), v[crossed].tolist(), strict=True):
                     (h.surprised_passing_mps if num in h.surprised else h.passing_mps).append(speed)
         self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()

@@ -31,6 +31,8 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "from_s": h.start_s, "until_s": None if h.end_s == float("inf") else h.end_s,
             "vehicles_passed": len(h.passing_mps),
             "max_passing_speed_mps": max(h.passing_mps, default=0.0),
+            "passing_speed_p50_mps": percentile(h.passing_mps, 50) if h.passing_mps else 0.0,
+            "passed_in_lane": {str(k): n for k, n in sorted(h.passed_in_lane.items())},
             "surprised_vehicles": len(h.surprised),
             "surprised_max_passing_speed_mps": max(h.surprised_passing_mps, default=0.0),
             "approach_speed_p50_mps": percentile(h.approach_mps, 50),
@@ -42,6 +44,12 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "queue": queue_waves(tr, h.km, h.northbound, h.start_s, until),
         }  # fmt: skip
     return out
+
+
+def _lanes(passed: dict[str, int]) -> str:
+    if not passed:
+        return ""
+    return "; by lane (0 = right): " + ", ".join(f"{n} in lane {ln}" for ln, n in sorted(passed.items()))
 
 
 def _waves(q: dict[str, Any]) -> str:
@@ -198,9 +206,10 @@ def _markdown(s: dict[str, Any]) -> str:
             f"- **{hid}** at km {h['km']} ({h['direction']}), {h['from_s']:.0f} s → {h['until_s']} s: "
             f"{h['advisories']} advisories from regions {h['advised_regions']}; approach speed 200–400 m before it "
             f"p50 {h['approach_speed_p50_mps'] * 3.6:.0f} km/h, p90 {h['approach_speed_p90_mps'] * 3.6:.0f} km/h; "
-            f"{h['vehicles_passed']} warned vehicles passed it, the fastest at "
-            f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h ({h['surprised_vehicles']} were already within 500 m "
-            f"when it appeared). {_waves(h.get('queue', {}))}"
+            f"{h['vehicles_passed']} warned vehicles passed it, at p50 "
+            f"{h.get('passing_speed_p50_mps', 0.0) * 3.6:.0f} km/h, the fastest at "
+            f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h{_lanes(h.get('passed_in_lane', {}))} "
+            f"({h['surprised_vehicles']} were already within 500 m when it appeared). {_waves(h.get('queue', {}))}"
         )
     if s.get("consistency"):
         lines += ["", "## What each class of data guarantees, and how stale it was", ""]

@@ -53,6 +53,24 @@ def test_a_short_scenario_slows_traffic_before_the_hazard(stack, tmp_path: Path)
     assert "What each class of data guarantees" in result.paths["report"].read_text()
 
 
+def test_the_default_scenario_queues_behind_the_closure_and_passes_the_deer_in_the_other_lane(
+    stack, tmp_path: Path
+) -> None:
+    """The main job as it ships: the queue's waves in the published bands, the one-lane obstacle passed."""
+    result = run_scenario(load_scenario("bloomington-indianapolis"), stack.settings, tmp_path / "report")
+    s = result.summary
+    assert not s["partial"] and s["run"]["dead_letters"] == 0
+    crash, deer = s["hazards"]["crash-southbound"], s["hazards"]["deer-martinsville"]
+    waves = crash["queue"]
+    assert 3.0 <= waves["forming_kmh"] <= 19.0, f"the queue's tail moves upstream as published: {waves}"
+    assert 9.0 <= waves["recovering_kmh"] <= 27.0, f"and its head, once cleared: {waves}"
+    assert crash["max_passing_speed_mps"] < 8.0, "nobody drove through the closure"
+    assert deer["passed_in_lane"].get("1", 0) > 50 and deer["passed_in_lane"].get("0", 0) == 0, deer
+    assert 8.0 < deer["passing_speed_p50_mps"] < 20.0, "slowed to pass it (60 km/h advised), not stopped"
+    assert deer["actions"]["SLOW_DOWN"] > 0 and deer["actions"]["STOP"] == 0, "a lane was open: nobody stopped"
+    assert s["run"]["vehicle_hazard_reports"] > 0 and s["run"]["lane_changes"] > 100
+
+
 def test_a_finished_run_leaves_nothing_a_later_run_could_pick_up(stack, tmp_path: Path) -> None:
     quick = {**SHORT, "vehicles": 20, "duration_s": 20, "events": []}
     result = run_scenario(parse_scenario(quick, "e2e"), stack.settings, tmp_path / "report")
