@@ -1,7 +1,9 @@
 """Vehicles that raise hazards themselves, as DENM senders do (ETSI EN 302 637-3, simplified).
 
-A vehicle that brakes hard, or comes to a stop behind stopped traffic, reports a dangerous end of
-queue (cause 27, sub-cause 1: a sudden end of queue) at its position. Reports are keyed by a cell
+A vehicle that comes to a stop on the motorway (in traffic stopped ahead of it, or told to stop)
+reports a dangerous end of queue (cause 27, sub-cause 1: a sudden end of queue) at its position.
+Hard braking alone raises nothing: merging traffic and advised slow-downs make plenty of it, and
+each report slows everyone upstream (a run with it had short jams appear behind every on-ramp). Reports are keyed by a cell
 of the carriageway (`cell_km`), so every vehicle that finds the same queue end updates one event
 (a DENM update of one actionID) instead of raising its own; each report is valid for
 `validity_s`, so an event nobody confirms any more lapses on its own. Per cell, the vehicle
@@ -27,7 +29,6 @@ SUDDEN_END_OF_QUEUE = 1  # DENM sub-cause of cause 27, dangerous end of queue
 
 @dataclass
 class HazardSpotter:
-    hard_brake_mps2: float = 4.0
     stopped_mps: float = 1.0
     cell_km: float = 0.5
     repeat_s: float = 20.0
@@ -38,7 +39,7 @@ class HazardSpotter:
 
     def spot(self, fleet: Fleet, clock: HybridClock) -> list[dict[str, Any]]:
         """The hazard reports the fleet's vehicles send now (HazardReport records)."""
-        idx = np.flatnonzero(fleet.active & ((fleet.a < -self.hard_brake_mps2) | (fleet.v < self.stopped_mps)))
+        idx = np.flatnonzero(fleet.active & (fleet.v < self.stopped_mps))
         if not len(idx):
             return []
         nb, km = fleet.nb[idx], fleet.km[idx]

@@ -1,6 +1,9 @@
 """The Intelligent Driver Model (Treiber, Hennecke & Helbing, 2000), vectorised.
 
 dv/dt = a [1 − (v/v0)^δ − (s*/s)²],  s* = s0 + vT + vΔv / (2√(ab))
+
+with the free-road part a [1 − (v/v0)^δ] held above −b: a driver over its desired speed slows at a
+comfortable rate, not at the model's unbounded one (cf. the improved IDM of Treiber & Kesting).
 """
 
 from __future__ import annotations
@@ -35,5 +38,8 @@ def idm_accel(v: F, v0: F, gap: F, dv: F, p: IdmParams) -> F:
         0.0, v * p.time_headway_s + v * dv / (2.0 * np.sqrt(p.max_accel * p.comfort_decel))
     )
     gap = np.maximum(gap, 0.1)
-    acc = p.max_accel * (1.0 - (v / v0) ** p.delta - (s_star / gap) ** 2)
+    # Above its desired speed (a lower limit, an advisory) the IDM's free-road term brakes as hard as
+    # the ratio says; drivers slow down comfortably instead. Braking for the vehicle ahead is uncapped.
+    free = np.maximum(p.max_accel * (1.0 - (v / v0) ** p.delta), -p.comfort_decel)
+    acc = free - p.max_accel * (s_star / gap) ** 2
     return np.maximum(acc, -p.max_decel)

@@ -30,6 +30,11 @@ def hazard(
     validity: Annotated[float, typer.Option(help="seconds the report stays valid (DENM default 600)")] = 600.0,
     hazard_id: Annotated[str | None, typer.Option(help="id; give the same id with --cancel to clear it")] = None,
     cancel: Annotated[bool, typer.Option(help="cancel (clear) the hazard with this id")] = False,
+    lane: Annotated[
+        list[int] | None, typer.Option(help="a lane it closes, 0 = the right-hand one (repeat; none: every lane)")
+    ] = None,
+    relevance: Annotated[int, typer.Option(help="metres upstream to warn (0: the towers' default, 3 km)")] = 0,
+    sub_cause: Annotated[int, typer.Option(help="DENM sub-cause code (0: unavailable)")] = 0,
 ) -> None:
     """Report (or cancel) a hazard; the tower of its region advises the vehicles approaching it."""
     settings: Settings = ctx.obj
@@ -47,6 +52,9 @@ def hazard(
         "operator",
         cancel,
         corridor=corridor,
+        lanes_blocked=lane or (),
+        sub_cause=sub_cause,
+        relevance_m=relevance,
     )
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())

@@ -65,7 +65,7 @@ def test_the_default_scenario_queues_behind_the_closure_and_passes_the_deer_in_t
     assert 3.0 <= waves["forming_kmh"] <= 19.0, f"the queue's tail moves upstream as published: {waves}"
     assert 9.0 <= waves["recovering_kmh"] <= 27.0, f"and its head, once cleared: {waves}"
     assert crash["max_passing_speed_mps"] < 8.0, "nobody drove through the closure"
-    assert deer["passed_in_lane"].get("1", 0) > 50 and deer["passed_in_lane"].get("0", 0) == 0, deer
+    assert deer["passed_in_lane"].get("1", 0) > 20 and deer["passed_in_lane"].get("0", 0) == 0, deer
     assert 8.0 < deer["passing_speed_p50_mps"] < 20.0, "slowed to pass it (60 km/h advised), not stopped"
     assert deer["actions"]["SLOW_DOWN"] > 0 and deer["actions"]["STOP"] == 0, "a lane was open: nobody stopped"
     assert s["run"]["vehicle_hazard_reports"] > 0 and s["run"]["lane_changes"] > 100
