@@ -3,10 +3,10 @@
 A vehicle that comes to a stop on the motorway (in traffic stopped ahead of it, or told to stop)
 reports a dangerous end of queue (cause 27, sub-cause 1: a sudden end of queue) at its position.
 Hard braking alone raises nothing: merging traffic and advised slow-downs make plenty of it, and
-each report slows everyone upstream (a run with it had short jams appear behind every on-ramp). Reports are keyed by a cell
-of the carriageway (`cell_km`), so every vehicle that finds the same queue end updates one event
-(a DENM update of one actionID) instead of raising its own; each report is valid for
-`validity_s`, so an event nobody confirms any more lapses on its own. Per cell, the vehicle
+each report slows everyone upstream (a run with it had short jams appear behind every on-ramp).
+Reports are keyed by a cell of the carriageway (`cell_km`), so every vehicle that finds the same
+queue end updates one event (a DENM update of one actionID) instead of raising its own; each report
+is valid for `validity_s`, so an event nobody confirms any more lapses on its own. Per cell, the vehicle
 furthest upstream reports (the queue's end), and a cell is reported at most every `repeat_s`.
 """
 
