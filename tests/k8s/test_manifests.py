@@ -19,7 +19,7 @@ import yaml
 from pipeline.containers.images import IMAGES
 from pipeline.shared.config import ENV_VARS, Settings
 from pipeline.shared.corridor import default_paths, load_corridor
-from pipeline.simulation.scenario import load_scenario
+from pipeline.simulation.scenario import builtin_scenarios, load_scenario
 from tests.conftest import REPO
 from tests.k8s.crds import strimzi_schemas
 from towers.config import tower_env_vars
@@ -191,6 +191,7 @@ def test_shipped_config_copies_equal_the_packaged_data() -> None:
     assert (config / "towers.json").read_bytes() == towers.read_bytes()
     scenario = load_scenario(str(config / "scenario.yaml"))
     assert not [e for e in scenario.events if e.kind in ("kill_worker", "restart_worker")]
+    assert (config / "scenario.yaml").read_text() == builtin_scenarios()["bloomington-indianapolis"].read_text()
     twelve = load_corridor(route, K8S / "overlays" / "corridor" / "config" / "towers.json")
     assert len(twelve.regions) == 12
 
