@@ -19,6 +19,11 @@ app = faust.App(
     topic_replication_factor=1,
     table_standby_replicas=0,
     web_enabled=False,
+    # A worker that did not leave its group cleanly (killed in its shutdown) holds its partitions
+    # until its session times out: Faust's default of 60 s left the test's restart waiting past its
+    # 90 s for one partition. The towers use 10 s too.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=3.0,
 )
 source = app.topic(os.environ["COUNTER_IN"], key_serializer="raw", value_serializer="raw")
 sink = app.topic(os.environ["COUNTER_OUT"], key_serializer="raw", value_serializer="raw")
