@@ -81,6 +81,12 @@ def test_the_live_page_shows_vehicles_moving_a_reported_hazard_its_advice_and_th
                                    timeout=15_000)  # fmt: skip
             regions = page.evaluate("() => dash.towers.sets.flatMap(s => s.workers.flatMap(w => w.regions))")
             assert sorted(regions) == list(range(9)), "two workers, each region owned by one of them"
+            # each panel tells how old each class of the worker's data is, membership heard within seconds
+            page.wait_for_function("() => [...document.querySelectorAll('.worker td')].some(td => "
+                                   "td.textContent === 'age: membership' && td.nextSibling.textContent.endsWith(' s') "
+                                   "&& parseFloat(td.nextSibling.textContent) < 5)", timeout=15_000)  # fmt: skip
+            labels = page.evaluate("() => [...document.querySelectorAll('.worker td')].map(td => td.textContent)")
+            assert {"age: hazards", "age: vehicle state", "age: aggregates", "age: etcd snapshot"} <= set(labels)
 
             hid = f"deer-{uuid.uuid4().hex[:4]}"
             done = corridor(env, "hazard", "--km", "30", "--type", "ANIMAL", "--direction", "NORTHBOUND",

@@ -38,7 +38,8 @@ def test_a_short_scenario_slows_traffic_before_the_hazard(stack, tmp_path: Path)
     assert deer["max_passing_speed_mps"] < 8.0, "no warned vehicle drove through it at speed"
     assert s["run"]["towers_converged"], s["towers"]
     assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
-    assert s["run"]["updates_sent"] == 250 * 150
+    # the fleet stays at its size, give or take a vehicle waiting on an on-ramp for a gap
+    assert 0.99 * 250 * 150 <= s["run"]["updates_sent"] <= 250 * 150
     for name in ("spacetime", "latency", "load"):
         assert result.paths[name].stat().st_size > 10_000, f"{name}.png looks empty"
     assert "deer" in result.paths["report"].read_text()
