@@ -107,13 +107,17 @@ class Neighbour:
     member_count: int = 0
     aggregates: dict[str, float] = field(default_factory=dict)
     last_merge_wall_ms: int = 0
-    last_sent_at_ms: int = 0
     last_important_ms: int = 0  # send time of the newest message of each class merged
     last_unimportant_ms: int = 0
     # send time of the newest message after which this view hashed as its sender's state did: the
     # moment, by the sender's clock, as of which this view was known to equal the source
     matched_sent_at_ms: int = 0
     messages: int = 0
+
+    @property
+    def last_sent_at_ms(self) -> int:
+        """Send time of the newest message merged, of either class."""
+        return max(self.last_important_ms, self.last_unimportant_ms)
 
 
 def known_replicas(towers: tuple[str, ...]) -> frozenset[str]:
@@ -171,7 +175,6 @@ class NeighbourView:
         if not own:
             self.log.merged(msg["sync_class"], msg["region_id"], msg["sent_at"], msg.get("changes_since", 0), now)
         n.last_merge_wall_ms = now
-        n.last_sent_at_ms = max(n.last_sent_at_ms, msg["sent_at"])
         n.messages += 1
         return [(a["vehicle_id"], a["hlc"]) for a in msg["arrivals"]]
 
