@@ -43,7 +43,7 @@ class DriveConfig:
     # CAM generation rules (producers/cam.py) instead of `hz`: checked every 100 ms, each vehicle
     # sends when it turned, moved or changed speed enough, and at least once a second
     cam: bool = False
-    # vehicles raise hazards themselves (producers/denm.py): a hard stop or a queue's end found
+    # vehicles raise hazards themselves (producers/denm.py): one stopped on the motorway reports a queue's end
     vehicle_hazards: bool = False
 
     @property

@@ -410,7 +410,7 @@ def _summary(
             "messages_per_vehicle_s": round(stats.messages_per_vehicle_s, 2),
             "behind_schedule_s": round(stats.lag_s, 2),
             "advisories_received": listener.stats.received, "stale_advisories": listener.stats.stale,
-            # hazards the vehicles raised themselves (queue ends, hard stops), as DENM updates
+            # hazards the vehicles raised themselves (queue ends where they stopped), as DENM updates
             "vehicle_hazard_reports": int(stats.extra.get("vehicle_hazards", 0)),
             "lane_changes": run.fleet.lane_changes,
             "dead_letters": dead, "towers_app": towers_app,
