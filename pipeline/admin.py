@@ -7,13 +7,31 @@ import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
+from pipeline.shared.access import Kafka, Role, client_conf
+from pipeline.shared.access_policy import KafkaGrant, kafka_grants
+from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
-from pipeline.shared.topics import TopicSpec
+from pipeline.shared.topics import Topics, TopicSpec
 
 __all__ = [
-    "TopicMismatchError", "delete_groups", "delete_prefixed", "delete_topics", "end_offsets", "ensure_topics",
+    "TopicMismatchError",
+    "declare",
+    "delete_groups",
+    "delete_prefixed",
+    "delete_topics",
+    "end_offsets",
+    "ensure_acls",
+    "ensure_topics",
     "start_group_at_end",
 ]  # fmt: skip
 
@@ -22,10 +40,10 @@ class TopicMismatchError(ConfigError):
     """A topic exists with another partition count: co-partitioning by region would break."""
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
+def ensure_topics(bootstrap: Kafka, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create the missing topics; return their names. Existing ones must match the declaration."""
     specs = list(specs)
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
@@ -59,7 +77,7 @@ def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], timeout: float = 3
     return sorted(created)
 
 
-def _wait_for_logs(bootstrap: str, partitions: dict[str, int], timeout: float) -> None:
+def _wait_for_logs(bootstrap: Kafka, partitions: dict[str, int], timeout: float) -> None:
     """Until every new partition's leader answers for its log (its offsets can be read).
 
     It closes two windows. A client that reads metadata between a topic's creation and its
@@ -73,8 +91,8 @@ def _wait_for_logs(bootstrap: str, partitions: dict[str, int], timeout: float) -
         end_offsets(bootstrap, name, n, timeout)
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+def delete_topics(bootstrap: Kafka, names: Iterable[str], timeout: float = 30.0) -> None:
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     futures = admin.delete_topics(list(names), operation_timeout=timeout)
     for fut in futures.values():
         try:
@@ -84,29 +102,29 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
                 raise
 
 
-def delete_prefixed(bootstrap: str, prefix: str, timeout: float = 30.0) -> list[str]:
+def delete_prefixed(bootstrap: Kafka, prefix: str, timeout: float = 30.0) -> list[str]:
     """Delete every topic named `<prefix>.…` or `<prefix>-…` (a bench's or a run's topics and its
     towers' changelogs); returns their names."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith((f"{prefix}.", f"{prefix}-"))]
     if names:
         delete_topics(bootstrap, names, timeout)
     return names
 
 
-def delete_groups(bootstrap: str, groups: Iterable[str], timeout: float = 30.0) -> None:
+def delete_groups(bootstrap: Kafka, groups: Iterable[str], timeout: float = 30.0) -> None:
     """Delete consumer groups (and their committed offsets); a group that does not exist is fine."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     for fut in admin.delete_consumer_groups(list(groups), request_timeout=timeout).values():
         with contextlib.suppress(KafkaException):
             fut.result(timeout)
 
 
-def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20.0) -> list[int]:
+def end_offsets(bootstrap: Kafka, topic: str, partitions: int, timeout: float = 20.0) -> list[int]:
     """High watermarks of every partition; retried while a just-created topic elects its leaders."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "corridor-offsets", "log_level": 0})
+    consumer = Consumer(client_conf(bootstrap, {"group.id": "corridor-offsets", "log_level": 0}))
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -121,12 +139,12 @@ def end_offsets(bootstrap: str, topic: str, partitions: int, timeout: float = 20
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+def committed_offsets(bootstrap: Kafka, group: str, topic: str, partitions: int) -> list[int]:
     """What consumer group `group` has committed on each partition of `topic` (0 where nothing yet):
     with `end_offsets`, how far behind the group is."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     query = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
     out = [0] * partitions
     for fut in admin.list_consumer_group_offsets([query]).values():
@@ -136,7 +154,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
 
 
 def start_group_at_end(
-    bootstrap: str, group: str, topics: Iterable[str], partitions: int, timeout: float = 60.0
+    bootstrap: Kafka, group: str, topics: Iterable[str], partitions: int, timeout: float = 60.0
 ) -> None:
     """Commit the current end of `topics` for a new consumer group, so it starts 'now' without the
     `latest` reset policy: a partition that changes hands before its first commit is then resumed
@@ -150,7 +168,7 @@ def start_group_at_end(
 
     topics = list(topics)
     wanted = {(t, p): end for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))}
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
     deadline = time.monotonic() + timeout
     problem = "no answer"
     while time.monotonic() < deadline:
@@ -172,3 +190,30 @@ def start_group_at_end(
             problem = exc.args[0].str()
         time.sleep(0.5)
     raise StackError(f"could not start consumer group {group} at the end of {', '.join(topics)}: {problem}")
+
+
+def ensure_acls(kafka: Kafka, grants: Iterable[KafkaGrant], timeout: float = 30.0) -> int:
+    """Create the ACLs of `grants` (Kafka ignores one that exists); returns how many bindings."""
+    bindings = []
+    for g in grants:
+        resource = ResourceType.TOPIC if g.resource == "topic" else ResourceType.GROUP
+        pattern = ResourcePatternType.PREFIXED if g.pattern == "prefixed" else ResourcePatternType.LITERAL
+        for op in g.operations:
+            bindings.append(AclBinding(resource, g.name, pattern, f"User:{g.role.value}", "*", AclOperation[op],
+                                       AclPermissionType.ALLOW))  # fmt: skip
+    admin = AdminClient(client_conf(kafka, {"log_level": 3}))
+    for binding, fut in admin.create_acls(bindings, request_timeout=timeout).items():
+        try:
+            fut.result(timeout)
+        except KafkaException as exc:
+            raise StackError(f"could not create the ACL {binding}: {exc.args[0].str()}") from None
+    return len(bindings)
+
+
+def declare(settings: Settings, topics: Topics) -> list[str]:
+    """A deployment's topics, and in secure mode the ACLs of its prefix, as the admin principal."""
+    admin = settings.kafka(Role.ADMIN)
+    created = ensure_topics(admin, topics.specs())
+    if settings.security_material is not None:
+        ensure_acls(admin, kafka_grants(topics))
+    return created

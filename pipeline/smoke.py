@@ -14,6 +14,7 @@ import etcd3
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import ensure_topics
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 
@@ -29,16 +30,16 @@ class SmokeResult:
 
 def smoke(settings: Settings, regions: int) -> SmokeResult:
     topics = settings.topics(regions)
-    created = ensure_topics(settings.bootstrap_servers, topics.specs())
+    created = ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
     marker = uuid.uuid4().hex.encode()
     t0 = time.perf_counter()
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    producer = Producer(client_conf(settings.kafka(Role.ADMIN), {"enable.idempotence": True}))
     producer.produce(topics.dead_letter, key=b"smoke", value=marker, headers={"reason": b"smoke test"})
     if producer.flush(15) != 0:
         raise StackError("a smoke record was not acknowledged within 15 s")
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client_conf(settings.kafka(Role.ADMIN)),
             "group.id": f"smoke-{marker.decode()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -54,9 +55,8 @@ def smoke(settings: Settings, regions: int) -> SmokeResult:
     if not found:
         raise StackError("the smoke record did not come back from Kafka within 30 s")
     kafka_ms = (time.perf_counter() - t0) * 1000
-    host, port = settings.etcd_hosts[0]
     t0 = time.perf_counter()
-    client = etcd3.client(host=host, port=port, timeout=5)
+    client = etcd3.client(**settings.etcd(Role.TOWER).client_kwargs(), timeout=5)
     lease = client.lease(ttl=10)
     client.put("/corridor/smoke", marker, lease=lease)
     if client.get("/corridor/smoke")[0] != marker:

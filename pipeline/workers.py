@@ -18,6 +18,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import committed_offsets, end_offsets
 from pipeline.ports import free_ports, is_free
+from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.errors import StackError
 from pipeline.stack.process import die_with_parent
 
@@ -184,7 +185,7 @@ def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: floa
 
 
 def wait_until_written(
-    bootstrap: str,
+    bootstrap: Kafka,
     group: str,
     telemetry: str,
     regions: int,
@@ -201,7 +202,7 @@ def wait_until_written(
     its count of updates cannot tell.)"""
     from producers.encoding import empty_frame
 
-    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    producer = Producer(client_conf(bootstrap, {"log_level": 3}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(1.2)

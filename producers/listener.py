@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
+from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.codec import CodecError
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.messages import ADVISORY, CODEC
@@ -36,12 +37,12 @@ class AdvisoryListener:
     One consumer stands for the radios of the whole fleet (one process simulates every vehicle):
     it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, keep_history: bool = False) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str, partitions: int, keep_history: bool = False) -> None:
         self.stats = ListenerStats()
         self.keep_history = keep_history
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_conf(bootstrap),
                 "group.id": f"vehicles-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,

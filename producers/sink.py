@@ -8,6 +8,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Producer
 
+from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.errors import CorridorError
 
 __all__ = ["DELIVERY", "DeliveryCounts", "DeliveryError", "ProducerStats", "TelemetrySink", "Uplink"]
@@ -68,11 +69,11 @@ class TelemetrySink:
     data. Delivery is bounded by `delivery_timeout_s`: past it a message is failed, never dropped
     silently, and `flush` turns any failure into a `DeliveryError`."""
 
-    def __init__(self, bootstrap: str, *, delivery_timeout_s: float = 30.0, linger_ms: int = 5) -> None:
+    def __init__(self, bootstrap: Kafka, *, delivery_timeout_s: float = 30.0, linger_ms: int = 5) -> None:
         self.stats = ProducerStats()
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap,
+                **client_conf(bootstrap),
                 **DELIVERY,
                 "linger.ms": linger_ms,
                 "queue.buffering.max.messages": 1_000_000,

@@ -34,6 +34,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, Topi
 from faust.tables import TableManager
 
 from pipeline.admin import ensure_topics
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import CorridorError
 from pipeline.shared.topics import TopicSpec
@@ -56,6 +57,8 @@ try:
     cfg = TowerConfig.from_env()
     worker = WorkerSettings.from_env()
     corridor = settings.corridor()  # CORRIDOR_ROUTE_FILE / CORRIDOR_TOWERS_FILE, as the producers
+    kafka_access = settings.kafka(Role.TOWER)
+    etcd_access = settings.etcd(Role.TOWER)
 except CorridorError as exc:  # `faust -A towers.app worker` imports this module: say what is wrong, once
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))
@@ -72,23 +75,22 @@ class Runtime:
         # input events whose state is written, waiting for the messages they caused to be settled
         self.held: Held[tuple[Any, Any, str, int]] = Held(self.ledger)  # (stream, event, topic, partition)
         self.producer = Producer(
-            {"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all",
-             "linger.ms": 1, "log_level": 3}
+            client_conf(kafka_access, {"enable.idempotence": True, "acks": "all",
+             "linger.ms": 1, "log_level": 3})
         )  # fmt: skip
         # Every tower reads every region's sync messages (the view is not partitioned: it is the neighbours').
         self.sync_consumer = Consumer(
-            {"bootstrap.servers": settings.bootstrap_servers, "group.id": f"{app_name}-sync-{os.getpid()}",
-             "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3}
+            client_conf(kafka_access, {"group.id": f"{app_name}-sync-{os.getpid()}",
+             "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3})
         )  # fmt: skip
         self.sync_consumer.assign([TopicPartition(topics.tower_sync, p, OFFSET_END) for p in range(REGIONS)])
         self.guard = ClusterGuard(self._cluster_id)
         self.guard.watch()
         self.control: ControlPlane | None = None
         if worker.etcd:
-            host, port = settings.etcd_hosts[0]
             name = f"{socket.gethostname()}-{os.getpid()}"
             # Keys live under the app id, so one set of towers (one run) never reads another's.
-            self.control = ControlPlane(host, port, name, cfg.sync_important_s, root=namespace(app_name),
+            self.control = ControlPlane(etcd_access, name, cfg.sync_important_s, root=namespace(app_name),
                                         keep_cas_history=worker.cas_history)  # fmt: skip
             self.control.start()
 
@@ -125,8 +127,19 @@ class TowerApp(faust.App):
         await super().on_first_start()
         # The tables' changelogs too, with their leaders elected, before Faust's consumer first reads
         # the cluster's metadata (see pipeline.admin.ensure_topics).
-        ensure_topics(settings.bootstrap_servers, topics.specs() + changelog_specs())
+        ensure_topics(kafka_access, topics.specs() + changelog_specs())
         _runtime = Runtime(self.conf.id)
+
+
+def _faust_credentials() -> faust.SASLCredentials | faust.SSLCredentials | None:
+    if not kafka_access.secure:
+        return None
+    context = kafka_access.ssl_context()
+    if not kafka_access.sasl:
+        assert context is not None
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=kafka_access.username, password=kafka_access.password,
+                                 ssl_context=context, mechanism=kafka_access.mechanism)  # fmt: skip
 
 
 class TowerTables(TableManager):
@@ -145,6 +158,8 @@ app = TowerApp(
     # independent set of towers over the same topics (benchmarks, replays).
     app_id(settings.topic_prefix, worker.app_suffix),
     broker=";".join(f"corridor://{hp}" for hp in settings.bootstrap_servers.split(",")),
+    # Secure mode: SASL/SCRAM over TLS as the tower principal (`pipeline.shared.access_policy`).
+    broker_credentials=_faust_credentials(),
     store=worker.store if "CORRIDOR_TOWER_STORE" in os.environ else STORE,
     topic_partitions=REGIONS,
     topic_replication_factor=topics.replication,

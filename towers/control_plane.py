@@ -32,11 +32,15 @@ from typing import Any
 import etcd3
 import grpc
 
+from pipeline.shared.access import EtcdAccess
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
 from towers.staleness import LIMIT
 
-__all__ = ["ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "read_namespaces", "read_view"]
+__all__ = [
+    "ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "open_client", "read_namespaces",
+    "read_view",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +75,14 @@ class GuardedWatch:
             raise SystemExit from None
 
 
-def watching_client(host: str, port: int, timeout: float) -> etcd3.Etcd3Client:
+def open_client(access: EtcdAccess, timeout: float) -> etcd3.Etcd3Client:
+    """An etcd client presenting `access`'s certificate, if any (its common name is the etcd user)."""
+    return etcd3.client(**access.client_kwargs(), timeout=timeout)
+
+
+def watching_client(access: EtcdAccess, timeout: float) -> etcd3.Etcd3Client:
     """A client whose watch thread ends quietly when it is closed, whatever the timing."""
-    client = etcd3.client(host=host, port=port, timeout=timeout)
+    client = open_client(access, timeout)
     client.watcher._watch_stub = GuardedWatch(client.watcher._watch_stub)
     return client
 
@@ -87,9 +96,9 @@ def close_client(client: etcd3.Etcd3Client) -> None:
     client.close()
 
 
-def delete_namespace(host: str, port: int, app: str) -> int:
+def delete_namespace(access: EtcdAccess, app: str) -> int:
     """Remove one set of towers' keys (a finished run's); returns how many were deleted."""
-    client = etcd3.client(host=host, port=port, timeout=5)
+    client = open_client(access, 5)
     try:
         return int(client.delete_prefix(f"{namespace(app)}/").deleted)
     finally:
@@ -169,8 +178,7 @@ class ControlPlane:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        access: EtcdAccess,
         worker: str,
         interval_s: float = 1.0,
         lease_ttl_s: int = 5,
@@ -178,7 +186,7 @@ class ControlPlane:
         root: str = ROOT,
         keep_cas_history: bool = False,
     ) -> None:
-        self.host, self.port, self.worker, self.root = host, port, worker, root
+        self.access, self.worker, self.root = access, worker, root
         self.interval_s, self.lease_ttl_s = interval_s, lease_ttl_s
         self.on_towers = on_towers
         self.towers: dict[str, dict[str, Any]] = {}  # alive workers, from the watch
@@ -256,7 +264,7 @@ class ControlPlane:
 
     def _connect(self) -> etcd3.Etcd3Client:
         if self._client is None:
-            self._client = watching_client(self.host, self.port, timeout=2)
+            self._client = watching_client(self.access, timeout=2)
             self._lease = self._client.lease(self.lease_ttl_s)
             self._watch_id = self._client.add_watch_prefix_callback(f"{self.root}/towers/", self._on_watch)
             self._reload_towers()

@@ -14,6 +14,7 @@ import numpy as np
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import delete_topics, ensure_topics
+from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import HybridClock
@@ -96,7 +97,7 @@ def _kafka_tools(settings: Settings, topic: str, records: int, size: int) -> dic
     return {"producer": produced, "consumer": consumed}
 
 
-def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], records: int) -> float:
+def _confluent_produce(bootstrap: Kafka, topic: str, values: list[bytes], records: int) -> float:
     """Acknowledged records/s of a bare produce loop: pre-encoded values, no fleet, no encoding."""
     acked = 0
 
@@ -106,7 +107,7 @@ def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], records:
 
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_conf(bootstrap),
             **DELIVERY,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 512 * 1024,
@@ -130,11 +131,11 @@ def _confluent_produce(bootstrap: str, topic: str, values: list[bytes], records:
     return records / wall
 
 
-def _confluent_consume(bootstrap: str, topic: str, records: int) -> float:
+def _confluent_consume(bootstrap: Kafka, topic: str, records: int) -> float:
     """Records/s of a bare `consume()` loop, timed from the first record (the group join excluded)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **client_conf(bootstrap),
             "group.id": f"bare-{uuid.uuid4().hex[:6]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.shared.access import client_conf
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
@@ -74,7 +75,7 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
             time.sleep(stall_s / 3)
             hid = f"stall-{uuid.uuid4().hex[:6]}"
             rec = hazard_record(35.5, "OBSTACLE", "BOTH", 5, int(time.time() * 1000), 600, hid, "bench")
-            producer = Producer({"bootstrap.servers": bootstrap})
+            producer = Producer(client_conf(bootstrap))
             producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), b"4", rec["region_id"])
             producer.flush(10)
             time.sleep(stall_s * 2 / 3)

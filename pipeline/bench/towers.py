@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
+from pipeline.shared.access import client_conf
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.hazards import hazard_record
@@ -166,7 +167,7 @@ def _latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProc
     worker.wait_ready(topics.regions)
     fleet = Fleet(corridor, FleetConfig(vehicles=load, seed=9), start_ms=int(time.time() * 1000))
     listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": True})
+    producer = Producer(client_conf(bootstrap, {"linger.ms": 0, "enable.idempotence": True}))
     sent: dict[str, int] = {}
 
     def hazards(sim_s: float) -> None:

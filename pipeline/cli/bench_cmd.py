@@ -109,6 +109,12 @@ def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_consistency(ctx.obj, Plan.quick() if quick else Plan(), picture=picture)
 
 
+def _security(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.security import run_security
+
+    return run_security(ctx.obj, quick=quick)
+
+
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
@@ -124,6 +130,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "faults": _faults,
     "mqtt": _mqtt,
     "consistency": _consistency,
+    "security": _security,  # starts a plain and a secure stack of its own
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
                "faults", "mqtt", "consistency"}  # fmt: skip
@@ -143,6 +150,9 @@ def bench(
     if ctx.obj.route_file or ctx.obj.towers_file:  # its figures are defined on the shipped corridor
         raise ConfigError("corridor bench measures the I-69 corridor it ships: unset CORRIDOR_ROUTE_FILE and "
                           "CORRIDOR_TOWERS_FILE")  # fmt: skip
+    if ctx.obj.security_material is not None and NEEDS_STACK & set(chosen):
+        raise ConfigError("corridor bench measures a plain stack (its `security` section starts both kinds): "
+                          "run it without --secure, in a state directory without a secure stack")  # fmt: skip
     results: dict[str, Any] = {"machine": machine()}
     ctx.meta["bench_dir"] = output.parent
     with contextlib.ExitStack() as resources:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import decode_state
 from pipeline.shared.errors import ConfigError, StackError
@@ -60,8 +61,8 @@ def consume(
         return _consume_mqtt(settings, topic, follow, vehicle, max_records)
     short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter"}
     name = f"{settings.topic_prefix}.{topic}" if topic in short else topic
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"consume-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "log_level": 0})  # fmt: skip
+    consumer = Consumer(client_conf(settings.kafka(Role.READER), {"group.id": f"consume-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False, "log_level": 0}))  # fmt: skip
     try:
         meta = consumer.list_topics(name, timeout=10).topics.get(name)
     except KafkaException as exc:

@@ -11,6 +11,7 @@ from confluent_kafka import Producer
 from rich.console import Console
 
 from pipeline.admin import ensure_topics
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import CAUSE_CODES, hazard_record
@@ -57,8 +58,8 @@ def hazard(
         relevance_m=relevance,
     )
     topics = settings.topics(len(corridor.regions))
-    ensure_topics(settings.bootstrap_servers, topics.specs())
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True})
+    ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
+    producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True}))
     producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
     if producer.flush(15):
         raise StackError("the hazard report was not acknowledged within 15 s")

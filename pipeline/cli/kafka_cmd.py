@@ -6,20 +6,25 @@ import os
 
 import typer
 
+from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
-from pipeline.stack.kafka import tools_argv
+from pipeline.stack.kafka import tools_argv, write_client_properties
 
 __all__ = ["TOOLS", "app"]
 
-#: tool name -> (main class, how the tool is told where the cluster is)
-TOOLS: dict[str, tuple[str, str]] = {
-    "console-consumer": ("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server"),
-    "console-producer": ("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server"),
-    "topics": ("org.apache.kafka.tools.TopicCommand", "--bootstrap-server"),
-    "consumer-groups": ("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand", "--bootstrap-server"),
-    "get-offsets": ("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server"),
-    "producer-perf-test": ("org.apache.kafka.tools.ProducerPerformance", "--producer-props"),
-    "consumer-perf-test": ("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server"),
+#: tool name -> (main class, how the tool is told where the cluster is, and its client-config flag)
+TOOLS: dict[str, tuple[str, str, str]] = {
+    "console-consumer": ("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", "--consumer.config"),
+    "console-producer": ("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", "--producer.config"),
+    "topics": ("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", "--command-config"),
+    "consumer-groups": (
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        "--bootstrap-server",
+        "--command-config",
+    ),
+    "get-offsets": ("org.apache.kafka.tools.GetOffsetShell", "--bootstrap-server", "--command-config"),
+    "producer-perf-test": ("org.apache.kafka.tools.ProducerPerformance", "--producer-props", "--producer.config"),
+    "consumer-perf-test": ("org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server", "--consumer.config"),
 }
 
 app = typer.Typer(
@@ -29,8 +34,13 @@ app = typer.Typer(
 
 
 def tool_command(settings: Settings, tool: str, args: list[str]) -> list[str]:
-    """The full command line; the cluster address is added unless the caller gave one."""
-    main_class, flag = TOOLS[tool]
+    """The full command line; the cluster address (and in secure mode the admin principal's client
+    configuration) is added unless the caller gave one."""
+    main_class, flag, config_flag = TOOLS[tool]
+    access = settings.kafka(Role.ADMIN)
+    if access.secure and config_flag not in args:
+        folder = settings.security_material or settings.state_dir.resolve()
+        args = [config_flag, str(write_client_properties(access, folder / "kafka-tools.properties")), *args]
     if flag == "--producer-props":
         # ProducerPerformance takes the address as one of its producer properties.
         if not any(a.startswith("bootstrap.servers=") for a in args):

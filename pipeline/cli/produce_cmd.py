@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.admin import ensure_topics
+from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import ConfigError
@@ -86,7 +87,7 @@ def produce(
     settings: Settings = ctx.obj
     corridor = load_corridor(route or settings.route_file, towers or settings.towers_file)
     topics = settings.topics(len(corridor.regions))
-    ensure_topics(settings.bootstrap_servers, topics.specs())
+    ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
     fleet: Fleet | ReplayFleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed),
                                        start_ms=int(time.time() * 1000))  # fmt: skip
     if fcd is not None:  # SUMO's vehicles, as they drove there: they cannot obey advice
@@ -102,11 +103,12 @@ def produce(
 
         link = RadioLink(*settings.mqtt_address, RadioTopics(len(corridor.regions)))
         wire_format = WireFormat.RECORDS
-    sink: Uplink = link if link is not None else TelemetrySink(settings.bootstrap_servers)
+    sink: Uplink = link if link is not None else TelemetrySink(settings.kafka(Role.VEHICLE))
     listener: AdvisoryListener | None = None
     if listen:
+        vehicle = settings.kafka(Role.VEHICLE)
         listener = (RadioListener(link) if link is not None else
-                    AdvisoryListener(settings.bootstrap_servers, topics.advisories, len(corridor.regions)))  # fmt: skip
+                    AdvisoryListener(vehicle, topics.advisories, len(corridor.regions)))  # fmt: skip
     config = DriveConfig(hz=hz, duration_s=duration, speedup=speedup, wire=wire_format)
     try:
         with Live(_progress_stub(), console=out, refresh_per_second=4, transient=False) as live:

@@ -43,12 +43,15 @@ def simulate(
     ] = False,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
+    secure: Annotated[
+        bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
+    ] = False,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
     from pipeline.simulation.runner import run_scenario
 
-    settings: Settings = ctx.obj
+    settings: Settings = ctx.obj.with_overrides(secure=secure or None)
     sc = load_scenario(scenario)
     if radio is not None:
         sc = over_radio(sc, radio)

@@ -32,9 +32,13 @@ def print_status(status: StackStatus) -> None:
 def up(
     ctx: typer.Context,
     mqtt: Annotated[bool, typer.Option(help="also the radio link's MQTT broker (Mosquitto)")] = False,
+    secure: Annotated[
+        bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
+    ] = False,
 ) -> None:
-    """Start Kafka (KRaft) and etcd on 127.0.0.1 and wait until both answer; a no-op when running."""
-    settings: Settings = ctx.obj
+    """Start Kafka (KRaft) and etcd on 127.0.0.1 and wait until both answer; a no-op when running.
+    A stack started secure stays secure (later commands find its material) until `down --purge`."""
+    settings: Settings = ctx.obj.with_overrides(secure=secure or None)
     t0 = time.monotonic()
     status = Stack(settings, mqtt=mqtt).up()
     print_status(status)

@@ -12,10 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.consistency.table import LIVE, live_ages
+from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import LWWMap, decode_state
 from pipeline.shared.errors import StackError
-from towers.control_plane import close_client, read_namespaces
+from towers.control_plane import close_client, open_client, read_namespaces
 
 __all__ = ["status"]
 
@@ -26,12 +27,12 @@ def status(ctx: typer.Context) -> None:
     """What etcd holds for each set of towers (its app id): the registered workers, each region's
     consistent snapshot, the global view."""
     settings: Settings = ctx.obj
-    host, port = settings.etcd_hosts[0]
-    client = etcd3.client(host=host, port=port, timeout=3)
+    access = settings.etcd(Role.READER)
+    client = open_client(access, 3)
     try:
         spaces = read_namespaces(client)
     except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
-        raise StackError(f"etcd at {host}:{port} did not answer ({type(exc).__name__}): start the stack or "
+        raise StackError(f"etcd at {access} did not answer ({type(exc).__name__}): start the stack or "
                          "fix ETCD_ENDPOINTS") from None  # fmt: skip
     finally:
         close_client(client)

@@ -30,7 +30,10 @@ def worker(ctx: typer.Context) -> None:
     if not any(a in ("-l", "--loglevel") or a.startswith("--loglevel=") for a in args):
         args = ["-l", "info", *args]
     env = dict(
-        os.environ, KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers, CORRIDOR_TOPIC_PREFIX=settings.topic_prefix
+        os.environ,
+        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        CORRIDOR_TOPIC_PREFIX=settings.topic_prefix,
+        **settings.security_env(),
     )
     datadir = str(settings.state_dir / "towers" / f"worker-{os.getpid()}")
     os.execvpe(faust, [faust, "--datadir", datadir, "-A", "towers.app", "worker", *args], env)

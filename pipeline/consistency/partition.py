@@ -27,8 +27,9 @@ from typing import Any
 import etcd3
 from confluent_kafka import Producer
 
-from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.admin import declare, delete_prefixed
 from pipeline.consistency.linearizability import Attempt, Version, check
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt import LWWMap, decode_as
@@ -42,7 +43,7 @@ from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from towers.config import app_id
-from towers.control_plane import cas_merge, close_client, namespace
+from towers.control_plane import cas_merge, close_client, namespace, open_client
 
 __all__ = ["run_consistency"]
 
@@ -68,7 +69,7 @@ class _Run:
     def hazard(self, km: float, tag: str) -> str:
         hid = f"{tag}-{uuid.uuid4().hex[:6]}"
         rec = hazard_record(km, "OBSTACLE", "BOTH", 5, int(time.time() * 1000), 900, hid, "bench")
-        producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers, "log_level": 3})
+        producer = Producer(client_conf(self.settings.kafka(Role.ADMIN), {"log_level": 3}))
         producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
                          rec["region_id"])  # fmt: skip
         producer.flush(10)
@@ -222,7 +223,7 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
     as fast as they can, beside the two workers; etcd is SIGKILLed a third of the way in and started
     again. Then every attempt, theirs and the workers', is checked against the key's history."""
     key = f"{run.ns}/global"
-    host, port = run.settings.etcd_hosts[0]
+    etcd_access = run.settings.etcd(Role.ADMIN)
     ops: list[dict[str, Any]] = []
     lock = threading.Lock()
     done = threading.Event()
@@ -240,7 +241,7 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
                     ops.append({**op, "client": f"writer-{c}"})
 
             try:
-                client = client or etcd3.client(host=host, port=port, timeout=2)
+                client = client or open_client(etcd_access, 2)
                 cas_merge(client, key, mine, record=keep)
             except Exception:  # etcd away: whatever the client raises; the attempt is recorded as unknown
                 if client is not None:
@@ -277,7 +278,7 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
     for w in run.workers:
         page = w.page("cas-history", timeout=10) or {"ops": []}
         ops += [{**op, "client": f"{w.name}/{op.get('client', '')}"} for op in page["ops"]]
-    client = etcd3.client(host=host, port=port, timeout=10)
+    client = open_client(etcd_access, 10)
     try:
         versions = _key_history(client, key)
     finally:
@@ -343,16 +344,17 @@ def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path 
     plan = plan or Plan()
     corridor = settings.corridor()
     topics = Topics(regions=len(corridor.regions), prefix=f"bk{uuid.uuid4().hex[:6]}")
-    ensure_topics(settings.bootstrap_servers, topics.specs())
+    declare(settings, topics)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
+           **settings.security_env(),
            "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOWER_OFFSET_RESET": "earliest",
            "CORRIDOR_TOWER_CAS_HISTORY": "1"}  # fmt: skip
-    host, port = settings.etcd_hosts[0]
+    etcd_access = settings.etcd(Role.ADMIN)
     stack = Stack(settings, attached=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
         # Undone last-registered first: the workers stop, then their etcd keys go, then their topics.
-        cleanup.callback(delete_prefixed, settings.bootstrap_servers, topics.prefix)
-        etcd = etcd3.client(host=host, port=port, timeout=5)
+        cleanup.callback(delete_prefixed, settings.kafka(Role.ADMIN), topics.prefix)
+        etcd = open_client(etcd_access, 5)
         ns = namespace(app_id(topics.prefix))
         cleanup.callback(close_client, etcd)
         cleanup.callback(lambda: etcd.delete_prefix(f"{ns}/"))
@@ -366,7 +368,7 @@ def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path 
         fleet = Fleet(corridor, FleetConfig(vehicles=1000, seed=5), start_ms=int(time.time() * 1000))
         traffic = threading.Thread(
             target=drive,
-            args=(fleet, TelemetrySink(settings.bootstrap_servers), topics, DriveConfig(hz=1, duration_s=24 * 3600)),
+            args=(fleet, TelemetrySink(settings.kafka(Role.VEHICLE)), topics, DriveConfig(hz=1, duration_s=24 * 3600)),
             kwargs={"should_stop": run.stop.is_set},
             daemon=True,
         )

@@ -17,6 +17,7 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
 from pipeline.dashboard.board import Board
+from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.codec import CodecError
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD
 from pipeline.shared.topics import Topics
@@ -28,14 +29,14 @@ log = logging.getLogger("dashboard")
 
 
 class Feed:
-    def __init__(self, bootstrap: str, topics: Topics, board: Board, lock: threading.Lock) -> None:
+    def __init__(self, bootstrap: Kafka, topics: Topics, board: Board, lock: threading.Lock) -> None:
         self.topics, self.board, self.lock = topics, board, lock
         self.undecodable = 0
         self.messages = 0
         self._stop = threading.Event()
         group = f"corridor-dashboard-{uuid.uuid4().hex[:8]}"  # its own, never the towers'
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                                   "log_level": 3})  # fmt: skip
+        self._consumer = Consumer(client_conf(bootstrap, {"group.id": group, "enable.auto.commit": False,
+                                   "log_level": 3}))  # fmt: skip
         parts = range(topics.regions)
         # hazards written before the page started: they set the hazards on the road, not the timeline
         self._history_end = self._ends(topics.hazards, topics.regions)

@@ -25,6 +25,7 @@ from aiohttp import web
 from pipeline.dashboard.board import Board, BoardConfig
 from pipeline.dashboard.feed import Feed
 from pipeline.dashboard.towers_view import TowersView
+from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.errors import StackError
@@ -65,9 +66,8 @@ class Dashboard:
         self.topics = settings.topics(len(self.corridor.regions))
         self.board = Board(config)
         self.lock = threading.Lock()
-        self.feed = Feed(settings.bootstrap_servers, self.topics, self.board, self.lock)
-        host, port = settings.etcd_hosts[0]
-        self.towers = TowersView(host, port, TOWERS_S)
+        self.feed = Feed(settings.kafka(Role.READER), self.topics, self.board, self.lock)
+        self.towers = TowersView(settings.etcd(Role.READER), TOWERS_S)
         self.bytes_sent = 0
         self.clients = 0
         self._snapshot: bytes = b""

@@ -17,9 +17,10 @@ import etcd3
 import grpc
 
 from pipeline.consistency.table import live_ages
+from pipeline.shared.access import EtcdAccess
 from pipeline.shared.crdt import LWWMap, decode_as
 from pipeline.shared.crdt.errors import CrdtError
-from towers.control_plane import close_client, read_namespaces
+from towers.control_plane import close_client, open_client, read_namespaces
 
 __all__ = ["TowersView"]
 
@@ -36,8 +37,8 @@ def _page(url: str) -> dict[str, Any] | None:
 
 
 class TowersView:
-    def __init__(self, etcd_host: str, etcd_port: int, interval_s: float = 1.0) -> None:
-        self.host, self.port, self.interval_s = etcd_host, etcd_port, interval_s
+    def __init__(self, etcd: EtcdAccess, interval_s: float = 1.0) -> None:
+        self.etcd, self.interval_s = etcd, interval_s
         self.latest: dict[str, Any] = {"sets": [], "etcd": "connecting"}
         self._last_updates: dict[str, tuple[float, int]] = {}
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class TowersView:
         }
 
     def _run(self) -> None:
-        client = etcd3.client(host=self.host, port=self.port, timeout=2)
+        client = open_client(self.etcd, 2)
         try:
             while not self._stop.is_set():
                 try:

@@ -26,8 +26,9 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
+from pipeline.admin import declare, delete_prefixed, end_offsets
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
+from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import pack
 from pipeline.shared.errors import ConfigError, StackError
@@ -130,7 +131,7 @@ class SideFleet:
         def run() -> None:
             try:
                 fleet = Fleet(d.settings.corridor(), config, start_ms=int(time.time() * 1000) + clock_offset_ms)
-                sink = TelemetrySink(d.settings.bootstrap_servers, delivery_timeout_s=120)
+                sink = TelemetrySink(d.settings.kafka(Role.VEHICLE), delivery_timeout_s=120)
                 every = DriveConfig(hz=hz, duration_s=24 * 3600, speedup=1, clock_offset_ms=clock_offset_ms)
                 self.updates = drive(fleet, sink, d.topics, every, should_stop=self.stop.is_set).updates
             except BaseException as exc:  # reported by `finish`, in the drill's own thread
@@ -203,11 +204,11 @@ def _restart_server(name: str) -> Step:
 
 def _replay_shuffled(d: Drill, t: float) -> None:
     """Every telemetry record delivered twice more, in a shuffled order, to its own partition."""
-    records = _read_all(d.settings.bootstrap_servers, d.topics.telemetry, d.topics.regions)
+    records = _read_all(d.settings.kafka(Role.ADMIN), d.topics.telemetry, d.topics.regions)
     again = records * 2
     random.Random(7).shuffle(again)
-    producer = Producer({"bootstrap.servers": d.settings.bootstrap_servers, "enable.idempotence": True,
-                         "log_level": 3})  # fmt: skip
+    producer = Producer(client_conf(d.settings.kafka(Role.ADMIN), {"enable.idempotence": True,
+                         "log_level": 3}))  # fmt: skip
     for region, value in again:
         producer.produce(d.topics.telemetry, value, str(region).encode(), region)
         producer.poll(0)
@@ -369,11 +370,11 @@ def _record(m: Message) -> Record:
     return m.partition() or 0, m.key(), m.value(), headers
 
 
-def _records(bootstrap: str, topic: str, partitions: int) -> list[Record]:
+def _records(bootstrap: Kafka, topic: str, partitions: int) -> list[Record]:
     """Every record of `topic` as (partition, key, value, headers), up to its current end."""
     ends = end_offsets(bootstrap, topic, partitions)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"drill-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False, "log_level": 3})  # fmt: skip
+    consumer = Consumer(client_conf(bootstrap, {"group.id": f"drill-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "log_level": 3}))  # fmt: skip
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions) if ends[p]])
     out: list[Record] = []
     position = [0] * partitions
@@ -390,17 +391,17 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[Record]:
     return out
 
 
-def _read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes]]:
+def _read_all(bootstrap: Kafka, topic: str, partitions: int) -> list[tuple[int, bytes]]:
     return [(p, v) for p, _, v, _ in _records(bootstrap, topic, partitions) if v is not None]
 
 
-def _latest_per_key(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes]]:
+def _latest_per_key(bootstrap: Kafka, topic: str, partitions: int) -> list[tuple[int, bytes]]:
     """A compacted topic as a table: the last value of each (partition, key)."""
     latest = {(p, k): v for p, k, v, _ in _records(bootstrap, topic, partitions)}
     return [(p, v) for (p, _), v in latest.items() if v is not None]
 
 
-def _dead_letters(bootstrap: str, topics: Topics) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
+def _dead_letters(bootstrap: Kafka, topics: Topics) -> tuple[list[tuple[int, bytes]], dict[str, int]]:
     """The dead letters of telemetry, and how many of each reason."""
     letters: list[tuple[int, bytes]] = []
     reasons: dict[str, int] = {}
@@ -423,7 +424,7 @@ def _settle(d: Drill, fleet: Fleet) -> None:
 
     last_ms = fleet.start_ms + int(fleet.t * 1000)
     try:
-        wait_until_written(d.settings.bootstrap_servers, d.app, d.topics.telemetry, d.topics.regions, last_ms,
+        wait_until_written(d.settings.kafka(Role.ADMIN), d.app, d.topics.telemetry, d.topics.regions, last_ms,
                            timeout=300, each_round=served)  # fmt: skip
     except StackError:
         raise StackError("drill: the towers did not finish processing the traffic in time") from None
@@ -462,7 +463,7 @@ def _advisories(d: Drill) -> dict[str, int]:
     undelivered = sum(t.get("undelivered-advisory", 0) for t in d.tallies.values())
     unsettled = sum(max(0, t.get("advisories", 0) - t.get("delivered-advisory", 0) - t.get("undelivered-advisory", 0))
                     for pid, t in d.tallies.items() if pid in survivors)  # fmt: skip
-    in_topic = sum(end_offsets(d.settings.bootstrap_servers, d.topics.advisories, d.topics.regions))
+    in_topic = sum(end_offsets(d.settings.kafka(Role.ADMIN), d.topics.advisories, d.topics.regions))
     return {"decided": decided, "delivered": delivered, "in_topic": in_topic,
             "lost": undelivered + unsettled + max(0, delivered - in_topic)}  # fmt: skip
 
@@ -471,8 +472,8 @@ def _standing_hazards(d: Drill, fleet: Fleet) -> None:
     """An animal on each carriageway for the whole drill: the towers keep advising the vehicles that
     approach it, so there are advisories to account for under every fault."""
     length = fleet.corridor.route.length_km
-    producer = Producer({"bootstrap.servers": d.settings.bootstrap_servers, "enable.idempotence": True,
-                         "log_level": 3})  # fmt: skip
+    producer = Producer(client_conf(d.settings.kafka(Role.ADMIN), {"enable.idempotence": True,
+                         "log_level": 3}))  # fmt: skip
     spots = ((round(length * 0.4, 1), "NORTHBOUND"), (round(length * 0.6, 1), "SOUTHBOUND"))
     for i, (km, direction) in enumerate(spots):
         fleet.obstacles.append(Obstacle(km, direction == "NORTHBOUND", 0.0, float("inf"), HAZARD_PASS_MPS))
@@ -510,9 +511,9 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         stack = Stack(settings, attached=True)
         cleanup.callback(stack.stop_started)
         stack.up()
-        ensure_topics(settings.bootstrap_servers, topics.specs())
-        cleanup.callback(delete_prefixed, settings.bootstrap_servers, topics.prefix)
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        declare(settings, topics)
+        cleanup.callback(delete_prefixed, settings.kafka(Role.ADMIN), topics.prefix)
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, **settings.security_env(),
                "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
                "CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
                "CORRIDOR_TOWER_HEARTBEAT_S": "1"}  # fmt: skip
@@ -538,13 +539,13 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
                 if step is spec.end or spec.end is None:
                     d.fault_end_wall = time.monotonic()
 
-        sink = TelemetrySink(settings.bootstrap_servers, delivery_timeout_s=120)
+        sink = TelemetrySink(settings.kafka(Role.VEHICLE), delivery_timeout_s=120)
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
                       on_tick=lambda s: d.observe(), before_tick=before_tick)  # fmt: skip
         changelog = f"{app}-vehicles-changelog"
 
         def tables() -> dict[tuple[int, str], int]:
-            return latest_stored(_latest_per_key(settings.bootstrap_servers, changelog, topics.regions))
+            return latest_stored(_latest_per_key(settings.kafka(Role.ADMIN), changelog, topics.regions))
 
         _settle(d, fleet)
         changed_after = None
@@ -554,12 +555,12 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             _settle(d, fleet)
             after = tables()
             changed_after = sum(1 for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-        sent = latest_sent(_read_all(settings.bootstrap_servers, topics.telemetry, topics.regions))
-        letters, reasons = _dead_letters(settings.bootstrap_servers, topics)
+        sent = latest_sent(_read_all(settings.kafka(Role.ADMIN), topics.telemetry, topics.regions))
+        letters, reasons = _dead_letters(settings.kafka(Role.ADMIN), topics)
         # departed vehicles whose tombstones the towers may have pruned by now
         horizon_ms = int(TowerConfig().tombstone_horizon_s * 1000)
         result = account(sent, tables(), latest_rejected(letters), pack(int(time.time() * 1000) - horizon_ms, 0))
-        in_topic = sum(end_offsets(settings.bootstrap_servers, topics.telemetry, topics.regions))
+        in_topic = sum(end_offsets(settings.kafka(Role.ADMIN), topics.telemetry, topics.regions))
         advisories = _advisories(d)
         processed = sum(d.counts.values())
         return {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.shared.access import EtcdAccess, KafkaAccess, Role, load_role_credentials
 from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.topics import Topics
@@ -34,7 +35,21 @@ ENV_VARS: dict[str, str] = {
     "CORRIDOR_ETCD_PORT": "embedded etcd client port (default 2379)",
     "CORRIDOR_ETCD_PEER_PORT": "embedded etcd peer port (default 2380)",
     "CORRIDOR_MQTT_PORT": "embedded MQTT broker's port, for the radio link (default 1883)",
+    "CORRIDOR_SECURE": "1: the embedded stack runs secure (TLS, SASL/SCRAM, ACLs; etcd client certificates and roles)",
+    "CORRIDOR_SECURITY_DIR": "a secure corridor stack's certificates and credentials (one identity per role)",
+    "KAFKA_SECURITY_PROTOCOL": "your cluster's listener: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "SASL mechanism for your cluster (default SCRAM-SHA-512)",
+    "KAFKA_SASL_USERNAME": "SASL user for your cluster",
+    "KAFKA_SASL_PASSWORD": "SASL password for your cluster (or KAFKA_SASL_PASSWORD_FILE)",
+    "KAFKA_SASL_PASSWORD_FILE": "a file holding the SASL password (a mounted Secret, say)",
+    "KAFKA_SSL_CA_FILE": "PEM file of the CA that signed your brokers' certificates",
+    "ETCD_CA_FILE": "PEM file of the CA that signed your etcd's certificate (turns on TLS to etcd)",
+    "ETCD_CERT_FILE": "client certificate for your etcd (its common name is the etcd user)",
+    "ETCD_KEY_FILE": "the client certificate's key",
 }
+
+_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +104,54 @@ def _path(raw: str | None) -> Path | None:
     return Path(raw) if raw else None
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={env[name]!r}: use 1 or 0")
+
+
+def _kafka_identity(env: Mapping[str, str]) -> KafkaAccess | None:
+    """The one identity a user gives for their own cluster; None for plaintext."""
+    protocol = (env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    if protocol not in _PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(_PROTOCOLS)}")
+    if protocol == "PLAINTEXT":
+        return None
+    mechanism = (env.get("KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper()
+    if mechanism not in _MECHANISMS:
+        raise ConfigError(f"KAFKA_SASL_MECHANISM={mechanism!r}: use one of {', '.join(_MECHANISMS)}")
+    user, password = env.get("KAFKA_SASL_USERNAME", ""), env.get("KAFKA_SASL_PASSWORD", "")
+    if env.get("KAFKA_SASL_PASSWORD_FILE"):
+        try:
+            password = Path(env["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"KAFKA_SASL_PASSWORD_FILE: cannot read it ({exc.strerror})") from None
+    if protocol.startswith("SASL_") and not (user and password):
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and a password")
+    ca = _path(env.get("KAFKA_SSL_CA_FILE"))
+    if ca is not None and not ca.is_file():
+        raise ConfigError(f"KAFKA_SSL_CA_FILE={ca}: no such file")
+    return KafkaAccess("", protocol, mechanism, user, password, ca)
+
+
+def _etcd_tls(env: Mapping[str, str]) -> tuple[Path, Path | None, Path | None] | None:
+    names = ("ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE")
+    paths = [_path(env.get(n)) for n in names]
+    if paths[0] is None:
+        if any(paths):
+            raise ConfigError("ETCD_CERT_FILE and ETCD_KEY_FILE need ETCD_CA_FILE (TLS to etcd)")
+        return None
+    if (paths[1] is None) != (paths[2] is None):
+        raise ConfigError("give both ETCD_CERT_FILE and ETCD_KEY_FILE, or neither")
+    for name, path in zip(names, paths, strict=True):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}={path}: no such file")
+    return paths[0], paths[1], paths[2]
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -113,6 +176,12 @@ class Settings:
     mqtt_url: str = ""  # a user's own MQTT broker; empty: the embedded one
     route_file: Path | None = None  # None: the route shipped with corridor
     towers_file: Path | None = None  # None: the tower regions shipped with corridor
+    #: the embedded stack runs secure; its material lives in `<state_dir>/security`
+    secure: bool = False
+    #: a secure corridor stack's material, given explicitly (workers started by a secure run)
+    security_dir: Path | None = None
+    kafka_identity: KafkaAccess | None = None  # a user's own cluster: the identity they configured
+    etcd_tls: tuple[Path, Path | None, Path | None] | None = None  # (CA, client cert, key) for their etcd
 
     def corridor(self) -> Corridor:
         """The route and tower regions these settings name (producers and towers must share them)."""
@@ -150,11 +219,48 @@ class Settings:
         return f"127.0.0.1:{self.ports.kafka}"
 
     @property
+    def security_material(self) -> Path | None:
+        """The folder whose per-role certificates and passwords clients present; None otherwise."""
+        if self.security_dir is not None:
+            return self.security_dir
+        if self.secure and not self.kafka_external:
+            return self.state_dir.resolve() / "security"
+        return None
+
+    def kafka(self, role: Role) -> KafkaAccess:
+        """How a client acting as `role` reaches Kafka: plaintext, corridor's secure stack, or the
+        identity configured for the user's own cluster (the same for every role)."""
+        material = self.security_material
+        if material is not None:
+            user, password = load_role_credentials(material, role)
+            return KafkaAccess(self.bootstrap_servers, "SASL_SSL", "SCRAM-SHA-512", user, password,
+                               material / "ca.pem")  # fmt: skip
+        if self.kafka_identity is not None:
+            return replace(self.kafka_identity, bootstrap=self.bootstrap_servers)
+        return KafkaAccess(self.bootstrap_servers)
+
+    def etcd(self, role: Role) -> EtcdAccess:
+        """How a client acting as `role` reaches etcd (its first endpoint)."""
+        host, port = self.etcd_hosts[0]
+        material = self.security_material
+        if material is not None:
+            return EtcdAccess(host, port, material / "ca.pem", material / f"etcd-{role.value}.pem",
+                              material / f"etcd-{role.value}-key.pem")  # fmt: skip
+        if self.etcd_tls is not None:
+            return EtcdAccess(host, port, *self.etcd_tls)
+        return EtcdAccess(host, port)
+
+    def security_env(self) -> dict[str, str]:
+        """What a worker started by this process needs in its environment to act in the same mode."""
+        material = self.security_material
+        return {} if material is None else {"CORRIDOR_SECURITY_DIR": str(material)}
+
+    @property
     def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
         eps = self.etcd_endpoints or (f"127.0.0.1:{self.ports.etcd}",)
         out = []
         for ep in eps:
-            host, _, port = ep.removeprefix("http://").rpartition(":")
+            host, _, port = ep.removeprefix("http://").removeprefix("https://").rpartition(":")
             out.append((host, int(port)))
         return tuple(out)
 
@@ -174,10 +280,14 @@ class Settings:
         if not prefix or not all(c.isalnum() or c in "._-" for c in prefix):
             raise ConfigError(f"CORRIDOR_TOPIC_PREFIX={prefix!r}: use letters, digits, '.', '_' or '-'")
         defaults = Ports()
+        state_dir = Path(env.get("CORRIDOR_STATE_DIR") or ".corridor")
+        kafka_bootstrap = _split_endpoints(env.get("KAFKA_BOOTSTRAP_SERVERS"))
+        # A stack started secure stays secure until purged: later commands find its material.
+        made_secure = not kafka_bootstrap and (state_dir / "security" / "credentials.json").is_file()
         return cls(
-            kafka_bootstrap=_split_endpoints(env.get("KAFKA_BOOTSTRAP_SERVERS")),
+            kafka_bootstrap=kafka_bootstrap,
             etcd_endpoints=_split_endpoints(env.get("ETCD_ENDPOINTS")),
-            state_dir=Path(env.get("CORRIDOR_STATE_DIR") or ".corridor"),
+            state_dir=state_dir,
             cache_dir=Path(env.get("CORRIDOR_CACHE_DIR") or Path.home() / ".cache" / "corridor"),
             topic_prefix=prefix,
             topic_replication=_replication(env.get("CORRIDOR_TOPIC_REPLICATION")),
@@ -191,4 +301,8 @@ class Settings:
             mqtt_url=_mqtt_url(env.get("MQTT_URL")),
             route_file=_path(env.get("CORRIDOR_ROUTE_FILE")),
             towers_file=_path(env.get("CORRIDOR_TOWERS_FILE")),
+            secure=_flag(env, "CORRIDOR_SECURE") or made_secure,
+            security_dir=_path(env.get("CORRIDOR_SECURITY_DIR")),
+            kafka_identity=_kafka_identity(env),
+            etcd_tls=_etcd_tls(env),
         )

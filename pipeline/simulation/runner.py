@@ -19,9 +19,10 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from pipeline.admin import delete_groups, delete_prefixed, end_offsets, ensure_topics, start_group_at_end
+from pipeline.admin import declare, delete_groups, delete_prefixed, end_offsets, start_group_at_end
 from pipeline.bench.timing import percentile
 from pipeline.consistency.table import staleness_table
+from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import HybridClock, unpack
 from pipeline.shared.errors import ConfigError
@@ -149,7 +150,7 @@ class _Run:
         return self.fleet.start_ms + int(sim_s * 1000)
 
 
-def _dead_letter_count(bootstrap: str, topic: str, partitions: int) -> int:
+def _dead_letter_count(bootstrap: Kafka, topic: str, partitions: int) -> int:
     return sum(end_offsets(bootstrap, topic, partitions))
 
 
@@ -193,12 +194,13 @@ def run_scenario(
         stack = Stack(settings, attached=True, mqtt=over_radio)
         cleanup.callback(stack.stop_started)
         stack.up()
-        ensure_topics(settings.bootstrap_servers, topics.specs())
-        dlq_before = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions)
+        admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
+        declare(settings, topics)
+        dlq_before = _dead_letter_count(admin, topics.dead_letter, topics.regions)
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
                "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
                "ETCD_ENDPOINTS": settings.etcd_servers,
-               "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip
+               "CORRIDOR_TOWER_OFFSET_RESET": "earliest", **settings.security_env()}  # fmt: skip
         # The run's towers start at the current end of the topics (older runs' records are not theirs),
         # as committed offsets: a region whose worker dies before its first commit is resumed from
         # there by the next owner, so a hazard reported meanwhile is not skipped.
@@ -210,7 +212,7 @@ def run_scenario(
             cleanup.callback(_forget_run, settings, towers_app, workdir)
         if not external_towers:
             start_group_at_end(
-                settings.bootstrap_servers,
+                admin,
                 towers_app,
                 [topics.telemetry, topics.hazards],
                 topics.regions,
@@ -241,15 +243,15 @@ def run_scenario(
             cleanup.callback(link.close)
             listener = RadioListener(link, keep_history=True)
         else:
-            listener = AdvisoryListener(settings.bootstrap_servers, topics.advisories, topics.regions,
+            listener = AdvisoryListener(settings.kafka(Role.VEHICLE), topics.advisories, topics.regions,
                                         keep_history=True)  # fmt: skip
             cleanup.callback(listener.close)
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True,
-                             "linger.ms": 0, "log_level": 3})  # fmt: skip
+        producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True,
+                             "linger.ms": 0, "log_level": 3}))  # fmt: skip
         recorder = Recorder(topics.regions)
         run = _Run(scenario, settings, topics, stack, workers, fleet, recorder, producer, radio=link,
                    pending=list(scenario.events))  # fmt: skip
-        sink: TelemetrySink | RadioLink = link if link is not None else TelemetrySink(settings.bootstrap_servers)
+        sink: TelemetrySink | RadioLink = link if link is not None else TelemetrySink(settings.kafka(Role.VEHICLE))
         stats = DriveStats()
         behind = BehindSampler(workers)
 
@@ -278,7 +280,7 @@ def run_scenario(
             stack.etcd.start(attached=run.etcd_attached)
         time.sleep(2.0)  # two sync rounds, so every tower has heard every neighbour
         pages = [p for w in workers if w.alive and (p := w.page()) is not None]
-        dead = _dead_letter_count(settings.bootstrap_servers, topics.dead_letter, topics.regions) - dlq_before
+        dead = _dead_letter_count(admin, topics.dead_letter, topics.regions) - dlq_before
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
                            towers_app)  # fmt: skip
         summary["towers_behind_ms"] = behind.summary()
@@ -325,15 +327,14 @@ def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
     # short waits: a cluster that does not answer within seconds at the end of a run is gone, and
     # Ctrl-C cannot cut short a wait inside librdkafka
     try:
-        delete_prefixed(settings.bootstrap_servers, towers_app, timeout=10)
-        delete_groups(settings.bootstrap_servers, [towers_app], timeout=10)
+        delete_prefixed(settings.kafka(Role.ADMIN), towers_app, timeout=10)
+        delete_groups(settings.kafka(Role.ADMIN), [towers_app], timeout=10)
     except KafkaException as exc:  # said, and the rest is still cleaned up
         print(
             f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}", file=sys.stderr
         )
-    host, port = settings.etcd_hosts[0]
     with contextlib.suppress(Exception):  # etcd stopped by a scenario and not back: nothing to delete
-        delete_namespace(host, port, towers_app)
+        delete_namespace(settings.etcd(Role.ADMIN), towers_app)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

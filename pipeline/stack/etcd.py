@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.shared.access import EtcdAccess, Role
+from pipeline.shared.access_policy import ETCD_GRANTS
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
+from pipeline.stack.security import ETCD_USERS, SecurityMaterial
 
 __all__ = ["EtcdServer", "etcd_binary", "etcd_version"]
 
@@ -28,21 +32,24 @@ def etcd_binary() -> Path:
     return binary
 
 
-def etcd_version(host: str, port: int, timeout: float = 2.0) -> dict[str, str]:
+def etcdctl_binary() -> Path:
+    return etcd_binary().with_name("etcdctl")
+
+
+def etcd_version(access: EtcdAccess, timeout: float = 2.0) -> dict[str, str]:
     """etcd's own /version answer; raises StackError when nothing answers."""
-    url = f"http://{host}:{port}/version"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{access.url}/version", timeout=timeout, context=access.ssl_context()) as resp:
             return json.loads(resp.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise StackError(
-            f"etcd at {host}:{port} did not answer ({exc}): start it (`corridor stack up`) or fix ETCD_ENDPOINTS"
+            f"etcd at {access} did not answer ({exc}): start it (`corridor stack up`) or fix ETCD_ENDPOINTS"
         ) from None
 
 
-def _healthy(host: str, port: int) -> bool:
+def _healthy(access: EtcdAccess) -> bool:
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1.0) as resp:
+        with urllib.request.urlopen(f"{access.url}/health", timeout=1.0, context=access.ssl_context()) as resp:
             return json.loads(resp.read()).get("health") == "true"
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -70,7 +77,9 @@ class EtcdServer:
         ensure_port_free(p.etcd, "etcd client", "CORRIDOR_ETCD_PORT")
         ensure_port_free(p.etcd_peer, "etcd peer", "CORRIDOR_ETCD_PEER_PORT")
         self.home.mkdir(parents=True, exist_ok=True)
-        client, peer = f"http://127.0.0.1:{p.etcd}", f"http://127.0.0.1:{p.etcd_peer}"
+        material = self._material()
+        scheme = "http" if material is None else "https"
+        client, peer = f"{scheme}://127.0.0.1:{p.etcd}", f"{scheme}://127.0.0.1:{p.etcd_peer}"
         argv = [
             str(etcd_binary()),
             "--name",
@@ -92,12 +101,55 @@ class EtcdServer:
             "--log-level",
             "warn",
         ]
+        if material is not None:
+            cert, key = (str(x) for x in material.etcd_server)
+            ca = str(material.ca)
+            argv += ["--cert-file", cert, "--key-file", key, "--client-cert-auth", "--trusted-ca-file", ca,
+                     "--peer-cert-file", cert, "--peer-key-file", key, "--peer-client-cert-auth",
+                     "--peer-trusted-ca-file", ca]  # fmt: skip
         self.process.launch(argv, cwd=self.home, attached=attached, ready=self.ready, timeout=READY_TIMEOUT_S,
                             what="etcd")  # fmt: skip
+        if material is not None:
+            self._enable_auth(material)
         return True
+
+    def _material(self) -> SecurityMaterial | None:
+        folder = self.settings.security_material
+        if folder is None:
+            return None
+        material = SecurityMaterial(folder)
+        if not material.exists():
+            material.make()
+        return material
+
+    def _enable_auth(self, material: SecurityMaterial) -> None:
+        """Users, roles and `auth enable`, once per data directory (`pipeline.shared.access_policy`).
+        Users have no password: a client certificate's common name names the user."""
+        marker = self.home / "data" / "corridor-auth"
+        if marker.exists():
+            return
+        cert, key = material.etcd_client(Role.ADMIN)
+        base = [str(etcdctl_binary()), f"--endpoints=https://127.0.0.1:{self.settings.ports.etcd}",
+                f"--cacert={material.ca}", f"--cert={cert}", f"--key={key}"]  # fmt: skip
+        steps = [["role", "add", "root"], ["user", "add", ETCD_USERS[Role.ADMIN], "--no-password"],
+                 ["user", "grant-role", ETCD_USERS[Role.ADMIN], "root"]]  # fmt: skip
+        for grant in ETCD_GRANTS:
+            user = ETCD_USERS[grant.role]
+            steps += [
+                ["role", "add", user],
+                ["role", "grant-permission", user, "--prefix=true", grant.permission, grant.prefix],
+                ["user", "add", user, "--no-password"],
+                ["user", "grant-role", user, user],
+            ]
+        steps.append(["auth", "enable"])
+        for step in steps:
+            result = subprocess.run(base + step, capture_output=True, text=True, check=False, timeout=30)
+            if result.returncode != 0:
+                raise StackError(f"etcd: `etcdctl {' '.join(step)}` failed: {result.stderr.strip()[-300:]}")
+        marker.write_text("auth enabled\n")
 
     def stop(self) -> bool:
         return self.process.stop(timeout=10.0)
 
     def ready(self) -> bool:
-        return _healthy("127.0.0.1", self.settings.ports.etcd)
+        return _healthy(self.settings.etcd(Role.ADMIN))

@@ -13,13 +13,15 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
 from pipeline.stack.java import java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
+from pipeline.stack.security import BROKER_PRINCIPAL, SecurityMaterial
 
-__all__ = ["KafkaBroker", "broker_metadata", "tools_argv"]
+__all__ = ["KafkaBroker", "broker_metadata", "tools_argv", "write_client_properties"]
 
 #: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
 HEAP = "-Xmx768m"
@@ -78,7 +80,39 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "log.retention.hours": "24",
         "log.segment.bytes": str(128 * 1024 * 1024),
     }
+    material = settings.security_material
+    if material is not None:
+        props.update(_secure_properties(settings, SecurityMaterial(material)))
     return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def _secure_properties(settings: Settings, material: SecurityMaterial) -> dict[str, str]:
+    """Clients on SASL_SSL with SCRAM-SHA-512; controller and broker on mutual TLS; every request
+    authorised by KRaft's StandardAuthorizer against the ACLs (`pipeline.shared.access_policy`)."""
+    p = settings.ports
+    admin_user, admin_password = material.credentials()[Role.ADMIN]
+    jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{admin_user}" '
+    jaas += f'password="{admin_password}";'
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{p.kafka},CONTROLLER://127.0.0.1:{p.kafka_controller}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{p.kafka}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(material.broker_keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(material.ca),
+        "ssl.endpoint.identification.algorithm": "https",
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin_user};User:{BROKER_PRINCIPAL}",
+        # The controller's TLS peer is the broker itself: its certificate's CN is its principal.
+        "ssl.principal.mapping.rules": "RULE:^CN=([^,]*).*$/$1/,DEFAULT",
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +131,15 @@ class KafkaBroker:
 
     def _configure(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
+        material = self.settings.security_material
+        if material is not None and not SecurityMaterial(material).exists():
+            SecurityMaterial(material).make()
         (self.home / "log4j2.properties").write_text(_BROKER_LOG4J)
         (self.home / "tools-log4j2.properties").write_text(_TOOLS_LOG4J)
         data = self.home / "data"
         props = self.home / "server.properties"
+        props.touch(mode=0o600)
+        props.chmod(0o600)  # in secure mode it holds the broker's own SCRAM password
         props.write_text(_server_properties(self.settings, data))
         return props
 
@@ -118,8 +157,16 @@ class KafkaBroker:
         data = self.home / "data"
         meta = data / "meta.properties"
         cid = self._cluster_id()
+        mode_file = self.home / "mode"
+        mode = "plain" if self.settings.security_material is None else "secure"
         if meta.exists():
             found = re.search(r"cluster\.id=(\S+)", meta.read_text())
+            made = mode_file.read_text().strip() if mode_file.exists() else "plain"
+            if found and found.group(1) == cid and made != mode:
+                raise StackError(
+                    f"the Kafka storage in {data} was formatted {made}, and this start is {mode}: "
+                    "run `corridor stack down --purge` first"
+                )
             if found and found.group(1) == cid:
                 return
             raise StackError(
@@ -137,11 +184,24 @@ class KafkaBroker:
             cid,
             "-c",
             str(props),
+            *self._scram_users(),
         ]
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
             raise StackError(f"formatting Kafka's storage in {data} failed:\n{tail}")
+        mode_file.write_text(mode + "\n")
+
+    def _scram_users(self) -> list[str]:
+        """SCRAM credentials go into the metadata log when storage is formatted (KRaft has no
+        ZooKeeper to hold them), so the broker can authenticate its first client."""
+        material = self.settings.security_material
+        if material is None:
+            return []
+        args = []
+        for user, password in SecurityMaterial(material).credentials().values():
+            args += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+        return args
 
     def start(self, *, attached: bool) -> bool:
         """Start and wait until the broker answers; False when it was already running."""
@@ -176,7 +236,7 @@ class KafkaBroker:
 
     def ready(self) -> bool:
         try:
-            return broker_metadata(self.settings.bootstrap_servers, timeout=1.0) is not None
+            return broker_metadata(self.settings.kafka(Role.ADMIN), timeout=1.0) is not None
         except StackError:
             return False
 
@@ -189,10 +249,10 @@ class KafkaBroker:
         return found[-1] if found else KAFKA_VERSION
 
 
-def broker_metadata(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
+def broker_metadata(bootstrap: Kafka, timeout: float = 5.0) -> dict[str, Any]:
     """Cluster id and brokers as the cluster reports them; raises StackError when unreachable."""
     # A probe: librdkafka's own connection-refused lines would flood the terminal while we poll.
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
+    admin = AdminClient(client_conf(bootstrap, {"socket.timeout.ms": int(timeout * 1000), "log_level": 0}))
     try:
         md = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
@@ -207,6 +267,24 @@ def broker_metadata(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
         "controller_id": md.controller_id,
         "brokers": sorted(f"{b.host}:{b.port}" for b in md.brokers.values()),
     }
+
+
+def write_client_properties(access: KafkaAccess, path: Path) -> Path:
+    """A Java client's properties for `access` (Kafka's CLI tools), owner-only: it holds a password."""
+    props = {"security.protocol": access.protocol}
+    if access.sasl:
+        module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        if access.mechanism == "PLAIN":
+            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+        props["sasl.mechanism"] = access.mechanism
+        props["sasl.jaas.config"] = f'{module} required username="{access.username}" password="{access.password}";'
+    if access.ca_file is not None:
+        props.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(access.ca_file)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return path
 
 
 def tools_argv(settings: Settings, main_class: str, args: list[str], startup_only: bool = True) -> list[str]:

@@ -11,6 +11,9 @@ import shutil
 from dataclasses import dataclass
 from types import TracebackType
 
+from pipeline.admin import ensure_acls
+from pipeline.shared.access import Role
+from pipeline.shared.access_policy import kafka_grants
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
@@ -62,14 +65,15 @@ class Stack:
         s = self.settings
         try:
             if s.etcd_external:
-                host, port = s.etcd_hosts[0]
-                etcd_version(host, port)
+                etcd_version(s.etcd(Role.ADMIN))
             elif self.etcd.start(attached=self.attached):
                 self._started.append(self.etcd)
             if s.kafka_external:
-                broker_metadata(s.bootstrap_servers, timeout=10.0)
+                broker_metadata(s.kafka(Role.ADMIN), timeout=10.0)
             elif self.kafka.start(attached=self.attached):
                 self._started.append(self.kafka)
+            if s.security_material is not None:
+                ensure_acls(s.kafka(Role.ADMIN), kafka_grants(s.topics(len(s.corridor().regions))))
             if self.with_mqtt:
                 if s.mqtt_external:
                     if not mqtt_answers(*s.mqtt_address):
@@ -94,6 +98,7 @@ class Stack:
         if purge:
             for _, server in servers:
                 shutil.rmtree(server.home, ignore_errors=True)
+            shutil.rmtree(self.settings.state_dir.resolve() / "security", ignore_errors=True)
         return stopped
 
     def status(self) -> StackStatus:
@@ -117,7 +122,7 @@ class Stack:
         s = self.settings
         if s.kafka_external:
             try:
-                md = broker_metadata(s.bootstrap_servers, timeout=5.0)
+                md = broker_metadata(s.kafka(Role.ADMIN), timeout=5.0)
             except StackError as exc:
                 return ServiceStatus("kafka", "unreachable", s.bootstrap_servers, detail=str(exc))
             return ServiceStatus("kafka", "external", s.bootstrap_servers, detail=f"cluster {md['cluster_id']}")
@@ -125,7 +130,7 @@ class Stack:
         if pid is None:
             return ServiceStatus("kafka", "stopped", s.bootstrap_servers)
         try:
-            md = broker_metadata(s.bootstrap_servers, timeout=5.0)
+            md = broker_metadata(s.kafka(Role.ADMIN), timeout=5.0)
         except StackError as exc:
             return ServiceStatus("kafka", "unreachable", s.bootstrap_servers, pid=pid, detail=str(exc))
         return ServiceStatus(
@@ -134,7 +139,8 @@ class Stack:
             s.bootstrap_servers,
             version=self.kafka.running_version(),
             pid=pid,
-            detail=f"KRaft cluster {md['cluster_id']}, brokers {', '.join(md['brokers'])}",
+            detail=f"KRaft cluster {md['cluster_id']}, brokers {', '.join(md['brokers'])}"
+            + (", SASL_SSL (SCRAM-SHA-512), ACLs" if s.security_material is not None else ""),
         )
 
     def _etcd_status(self) -> ServiceStatus:
@@ -144,8 +150,9 @@ class Stack:
         pid = None if s.etcd_external else self.etcd.process.running_pid()
         if not s.etcd_external and pid is None:
             return ServiceStatus("etcd", "stopped", address)
+        access = s.etcd(Role.ADMIN)
         try:
-            version = etcd_version(host, port)
+            version = etcd_version(access)
         except StackError as exc:
             return ServiceStatus("etcd", "unreachable", address, pid=pid, detail=str(exc))
         state = "external" if s.etcd_external else "running"
@@ -155,7 +162,8 @@ class Stack:
             address,
             version=version.get("etcdserver", "?"),
             pid=pid,
-            detail=f"cluster version {version.get('etcdcluster', '?')}",
+            detail=f"cluster version {version.get('etcdcluster', '?')}"
+            + (", client-certificate TLS, auth on" if access.secure else ""),
         )
 
     def __enter__(self) -> Stack:

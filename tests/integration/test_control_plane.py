@@ -12,6 +12,7 @@ import etcd3
 import pytest
 
 from pipeline.ports import free_ports
+from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.config import Ports, Settings
 from pipeline.shared.crdt import LWWMap
 from pipeline.stack.etcd import EtcdServer
@@ -87,10 +88,10 @@ def test_a_write_that_lost_the_race_is_retried_on_the_newer_value(etcd) -> None:
 
 
 def test_a_dead_towers_key_expires_and_the_others_see_it_go(stack) -> None:
-    host, port = stack.settings.etcd_hosts[0]
+    access = stack.settings.etcd(Role.TOWER)
     root = f"/test/{uuid.uuid4().hex[:8]}"
-    watcher = ControlPlane(host, port, "watcher", interval_s=0.3, root=root).start()
-    doomed = ControlPlane(host, port, "doomed", interval_s=0.3, lease_ttl_s=2, root=root).start()
+    watcher = ControlPlane(access, "watcher", interval_s=0.3, root=root).start()
+    doomed = ControlPlane(access, "doomed", interval_s=0.3, lease_ttl_s=2, root=root).start()
     try:
         doomed.publish({4: {"member_count": 3}}, LWWMap(), {})
         eventually(lambda: "doomed" in watcher.towers, 10, "the watcher sees the new tower")
@@ -107,8 +108,8 @@ def test_after_an_etcd_outage_the_global_view_converges_to_the_join(tmp_path: Pa
     settings = Settings(state_dir=tmp_path, ports=Ports(kafka=1, kafka_controller=2, etcd=etcd_port, etcd_peer=peer))
     server = EtcdServer(settings)
     server.start(attached=True)
-    a = ControlPlane("127.0.0.1", etcd_port, "a", interval_s=0.3).start()
-    b = ControlPlane("127.0.0.1", etcd_port, "b", interval_s=0.3).start()
+    a = ControlPlane(EtcdAccess("127.0.0.1", etcd_port), "a", interval_s=0.3).start()
+    b = ControlPlane(EtcdAccess("127.0.0.1", etcd_port), "b", interval_s=0.3).start()
     client = etcd3.client(host="127.0.0.1", port=etcd_port, timeout=5)
     try:
         a.publish({0: {}}, view_of("a", 3), {})

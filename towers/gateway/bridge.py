@@ -34,6 +34,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPar
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.codec import CodecError
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
@@ -82,17 +83,18 @@ class Gateway:
         self._inbox: deque[tuple[str, bytes, int]] = deque()  # appended by paho's network thread
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.producer = Producer({
-            "bootstrap.servers": settings.bootstrap_servers, "enable.idempotence": True, "acks": "all",
+        kafka_access = settings.kafka(Role.VEHICLE)  # a gateway speaks for the vehicles it serves
+        self.producer = Producer(client_conf(kafka_access, {
+            "enable.idempotence": True, "acks": "all",
             "linger.ms": 5, "compression.type": "lz4", "log_level": 3, "error_cb": self._kafka_error,
-        })  # fmt: skip
+        }))  # fmt: skip
         self.consumer: Consumer | None = None
         if downlink:
-            self.consumer = Consumer({
-                "bootstrap.servers": settings.bootstrap_servers, "group.id": f"gateway-{uuid.uuid4().hex[:8]}",
+            self.consumer = Consumer(client_conf(kafka_access, {
+                "group.id": f"gateway-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False, "fetch.wait.max.ms": 10, "log_level": 3,
                 "error_cb": self._kafka_error,
-            })  # fmt: skip
+            }))  # fmt: skip
             self.consumer.assign([TopicPartition(self.kafka.advisories, r, OFFSET_END) for r in regions])
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gateway-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)  # fmt: skip

@@ -1,0 +1,141 @@
+"""How a client reaches Kafka and etcd: addresses plus, in secure mode, who it is.
+
+A component asks `Settings.kafka(role)` / `Settings.etcd(role)` for its access and hands it to every
+client it builds; nothing else decides between plaintext and TLS. Passwords stay out of `repr`, so
+they cannot reach a log line, a report or `corridor status` by accident.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pipeline.shared.errors import ConfigError
+
+__all__ = [
+    "EtcdAccess", "Kafka", "KafkaAccess", "Role", "client_conf", "load_role_credentials",
+]  # fmt: skip
+
+
+class Role(StrEnum):
+    """The principals corridor runs as; what each may do is `pipeline.shared.access_policy`."""
+
+    ADMIN = "admin"  # declares topics and ACLs; runs the simulation's bookkeeping
+    TOWER = "tower"  # the Faust workers
+    VEHICLE = "vehicle"  # producers and MQTT gateways
+    READER = "reader"  # dashboard, `corridor consume`, analytics
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaAccess:
+    """Bootstrap servers, and the SASL/TLS identity to present there (none in plain mode)."""
+
+    bootstrap: str
+    protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_file: Path | None = None
+
+    def __str__(self) -> str:
+        return self.bootstrap
+
+    @property
+    def secure(self) -> bool:
+        return self.protocol != "PLAINTEXT"
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def who(self) -> str:
+        """The principal, for messages: never the password."""
+        return f"User:{self.username}" if self.sasl else "anonymous"
+
+    def librdkafka(self) -> dict[str, Any]:
+        """confluent-kafka's (librdkafka's) properties for this identity."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if not self.secure:
+            return conf
+        conf["security.protocol"] = self.protocol
+        if self.sasl:
+            conf.update({"sasl.mechanisms": self.mechanism, "sasl.username": self.username,
+                         "sasl.password": self.password})  # fmt: skip
+        if self.ca_file is not None:
+            conf["ssl.ca.location"] = str(self.ca_file)
+        return conf
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For aiokafka (Faust): None in plain mode."""
+        if self.protocol not in ("SSL", "SASL_SSL"):
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+#: What functions that open a Kafka client accept: a bare bootstrap string means a plaintext cluster.
+Kafka = KafkaAccess | str
+
+
+def client_conf(kafka: Kafka, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A confluent-kafka client's configuration: the access's properties, then `extra`."""
+    access = KafkaAccess(kafka) if isinstance(kafka, str) else kafka
+    return {**access.librdkafka(), **(extra or {})}
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdAccess:
+    """One etcd endpoint, and the client certificate to present there (none in plain mode).
+
+    With `--client-cert-auth`, etcd takes the certificate's common name as the user whose roles
+    apply: the certificate is the credential, so no password travels."""
+
+    host: str
+    port: int
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def secure(self) -> bool:
+        return self.ca_file is not None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `etcd3.client` for this access."""
+        kwargs: dict[str, Any] = {"host": self.host, "port": self.port}
+        if self.secure:
+            kwargs.update(ca_cert=str(self.ca_file), cert_cert=str(self.cert_file), cert_key=str(self.key_file))
+        return kwargs
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For etcd's HTTP endpoints (/health, /version)."""
+        if not self.secure:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        if self.cert_file is not None and self.key_file is not None:
+            ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        return ctx
+
+
+def load_role_credentials(security_dir: Path, role: Role) -> tuple[str, str]:
+    """(username, password) of `role` in a secure stack's material (`credentials.json`)."""
+    path = security_dir / "credentials.json"
+    try:
+        users = json.loads(path.read_text())
+        entry = users[role.value]
+        return str(entry["username"]), str(entry["password"])
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: start the secure stack (`corridor stack up --secure`)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} holds no credentials for role {role.value} ({exc.__class__.__name__})") from None

@@ -1,0 +1,72 @@
+"""Who may do what: every Kafka ACL and etcd role corridor grants, in one place.
+
+The embedded secure stack applies these grants, the README's table is this list, and the Strimzi
+`KafkaUser` manifests are checked against it. Least privilege: each role gets the operations its
+clients perform and nothing else; the admin principal is the broker's only super user besides
+the broker itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.shared.access import Role
+from pipeline.shared.topics import Topics
+
+__all__ = ["ETCD_GRANTS", "EtcdGrant", "KafkaGrant", "kafka_grants", "towers_prefix"]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaGrant:
+    role: Role
+    resource: str  # topic | group
+    pattern: str  # literal | prefixed
+    name: str
+    operations: tuple[str, ...]  # Kafka's AclOperation names
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdGrant:
+    role: Role
+    permission: str  # read | readwrite
+    prefix: str
+    why: str
+
+
+def towers_prefix(topics: Topics) -> str:
+    """What every towers app id starts with (`towers.config.app_id`): it names their consumer group,
+    their tables' changelogs and Faust's own assignor topic."""
+    return f"{topics.prefix}-towers"
+
+
+def kafka_grants(topics: Topics) -> list[KafkaGrant]:
+    """The ACLs of one corridor deployment (one topic prefix)."""
+    towers = towers_prefix(topics)
+    v, t, r = Role.VEHICLE, Role.TOWER, Role.READER
+    w, rd, d = "WRITE", "READ", "DESCRIBE"
+    return [
+        KafkaGrant(v, "topic", "literal", topics.telemetry, (w, d), "send telemetry"),
+        KafkaGrant(v, "topic", "literal", topics.hazards, (w, d), "report hazards"),
+        KafkaGrant(v, "topic", "literal", topics.advisories, (rd, d), "receive advisories"),
+        KafkaGrant(v, "group", "prefixed", "vehicles-", (rd,), "the fleet's advisory listener"),
+        KafkaGrant(v, "group", "prefixed", "gateway-", (rd,), "an MQTT gateway's advisory consumer"),
+        KafkaGrant(t, "topic", "literal", topics.telemetry, (rd, d), "consume telemetry"),
+        KafkaGrant(t, "topic", "literal", topics.hazards, (rd, d), "consume hazard reports"),
+        KafkaGrant(t, "topic", "literal", topics.tower_sync, (rd, w, d), "lazy sync with neighbour towers"),
+        KafkaGrant(t, "topic", "literal", topics.advisories, (w, d), "publish advisories"),
+        KafkaGrant(t, "topic", "literal", topics.dead_letter, (w, d), "dead-letter bad records"),
+        KafkaGrant(t, "topic", "prefixed", towers, (rd, w, d, "CREATE"), "their tables' changelogs"),
+        KafkaGrant(t, "group", "prefixed", towers, (rd, d), "their consumer groups"),
+        KafkaGrant(r, "topic", "prefixed", f"{topics.prefix}.", (rd, d), "read every corridor topic"),
+        KafkaGrant(r, "group", "prefixed", "consume-", (rd,), "`corridor consume`"),
+        KafkaGrant(r, "group", "prefixed", "corridor-dashboard-", (rd,), "the dashboard's feed"),
+    ]
+
+
+#: etcd roles (the role and its user share the role's name; the user is a client certificate's
+#: common name). Vehicles have no etcd access at all; the admin is etcd's `root`.
+ETCD_GRANTS: tuple[EtcdGrant, ...] = (
+    EtcdGrant(Role.TOWER, "readwrite", "/corridor/", "registry, region snapshots, global view, alerts"),
+    EtcdGrant(Role.READER, "read", "/corridor/", "`corridor status`, the dashboard"),
+)

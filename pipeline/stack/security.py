@@ -1,0 +1,138 @@
+"""The secure stack's material: a local CA, the servers' and clients' certificates, SCRAM passwords.
+
+Made once, at the first secure start, into `<state_dir>/security` (owner-only: 0700 folder, 0600
+files), and kept with the broker's storage they were formatted into, until `stack down --purge`.
+The CA's key is not kept: nothing is signed after the first start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pipeline.shared.access import Role
+
+__all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial"]
+
+#: The broker's certificate names it; the controller listener maps it to `User:corridor-broker`.
+BROKER_PRINCIPAL = "corridor-broker"
+#: etcd user (the client certificate's common name) of each role; etcd's administrator is `root`.
+ETCD_USERS = {Role.ADMIN: "root", Role.TOWER: "tower", Role.READER: "reader", Role.VEHICLE: "vehicle"}
+_VALID = dt.timedelta(days=825)  # the longest a TLS client (Apple's, say) accepts
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "corridor"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])  # fmt: skip
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())  # fmt: skip
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+class SecurityMaterial:
+    """Paths of one secure stack's files, and their making."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def ca(self) -> Path:
+        return self.folder / "ca.pem"
+
+    @property
+    def broker_keystore(self) -> Path:
+        """Kafka's PEM keystore: the broker's key, its certificate, then the CA's."""
+        return self.folder / "kafka-broker.pem"
+
+    @property
+    def etcd_server(self) -> tuple[Path, Path]:
+        return self.folder / "etcd-server.pem", self.folder / "etcd-server-key.pem"
+
+    def etcd_client(self, role: Role) -> tuple[Path, Path]:
+        return self.folder / f"etcd-{role.value}.pem", self.folder / f"etcd-{role.value}-key.pem"
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.folder / "credentials.json"
+
+    def exists(self) -> bool:
+        return self.credentials_file.is_file()
+
+    def credentials(self) -> dict[Role, tuple[str, str]]:
+        users = json.loads(self.credentials_file.read_text())
+        return {role: (users[role.value]["username"], users[role.value]["password"]) for role in Role}
+
+    def _write(self, path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+    def make(self) -> None:
+        """Generate everything; the credentials file is written last, so its presence means complete."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
+        now = dt.datetime.now(dt.UTC)
+        ca_key = _key()
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("corridor local CA"))
+            .issuer_name(_name("corridor local CA"))
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + _VALID)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+
+        def issue(cn: str, server: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+            key = _key()
+            usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(_name(cn))
+                .issuer_name(ca_cert.subject)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5))
+                .not_valid_after(now + _VALID)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            )
+            if server:  # loopback only, like everything the stack binds
+                names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            return key, builder.sign(ca_key, hashes.SHA256())
+
+        self._write(self.ca, _cert_pem(ca_cert))
+        key, cert = issue(BROKER_PRINCIPAL, server=True)
+        self._write(self.broker_keystore, _key_pem(key) + _cert_pem(cert) + _cert_pem(ca_cert))
+        key, cert = issue("corridor-etcd", server=True)
+        self._write(self.etcd_server[0], _cert_pem(cert))
+        self._write(self.etcd_server[1], _key_pem(key))
+        for role, user in ETCD_USERS.items():
+            key, cert = issue(user, server=False)
+            self._write(self.etcd_client(role)[0], _cert_pem(cert))
+            self._write(self.etcd_client(role)[1], _key_pem(key))
+        users = {role.value: {"username": role.value, "password": secrets.token_urlsafe(24)} for role in Role}
+        self._write(self.credentials_file, json.dumps(users, indent=2).encode())
