@@ -210,10 +210,11 @@ def ensure_acls(kafka: Kafka, grants: Iterable[KafkaGrant], timeout: float = 30.
     return len(bindings)
 
 
-def declare(settings: Settings, topics: Topics) -> list[str]:
-    """A deployment's topics, and in secure mode the ACLs of its prefix, as the admin principal."""
+def declare(settings: Settings, topics: Topics, acls: bool | None = None) -> list[str]:
+    """A deployment's topics and, with `acls` (default: when the secure stack is corridor's own), the
+    ACLs of its prefix, as the admin principal."""
     admin = settings.kafka(Role.ADMIN)
     created = ensure_topics(admin, topics.specs())
-    if settings.security_material is not None:
+    if settings.security_material is not None if acls is None else acls:
         ensure_acls(admin, kafka_grants(topics))
     return created

@@ -19,6 +19,7 @@ from pipeline.cli import (
     gateway_cmd,
     hazard_cmd,
     images_cmd,
+    k8s_cmd,
     kafka_cmd,
     produce_cmd,
     simulate_cmd,
@@ -41,6 +42,7 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(images_cmd.app, name="images")
+app.add_typer(k8s_cmd.app, name="k8s")
 app.command("bench")(bench_cmd.bench)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("produce")(produce_cmd.produce)

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError
 from pipeline.stack import Stack, StackStatus
 
 __all__ = ["app"]
@@ -89,3 +91,31 @@ def smoke(
         out.print(f"Kafka produce → consume round trip: {result.kafka_round_trip_ms:.0f} ms")
         out.print(f"etcd lease + put + get round trip: {result.etcd_round_trip_ms:.0f} ms")
     out.print("[green]smoke run passed[/]; the stack was stopped")
+
+
+@app.command()
+def declare(ctx: typer.Context) -> None:
+    """Create corridor's topics and, on a secure cluster, its ACLs (`pipeline.shared.access_policy`),
+    as the admin principal; what a deployment runs once before its towers (a Kubernetes Job)."""
+    from pipeline.admin import declare as declare_topics
+
+    settings: Settings = ctx.obj
+    topics = settings.topics(len(settings.corridor().regions))
+    secure = settings.kafka(Role.ADMIN).secure
+    created = declare_topics(settings, topics, acls=secure)
+    out.print(f"topics created: {', '.join(created) or 'none (already there)'}")
+    if secure:
+        out.print(f"ACLs of prefix {topics.prefix!r} in place")
+
+
+@app.command("etcd-auth")
+def etcd_auth(ctx: typer.Context) -> None:
+    """Create etcd's users and roles and turn auth on, presenting the root certificate given by
+    ETCD_CA_FILE / ETCD_CERT_FILE / ETCD_KEY_FILE; a no-op when auth is already on."""
+    from pipeline.stack.etcd import enable_auth
+
+    access = ctx.obj.etcd(Role.ADMIN)
+    if not access.secure or access.cert_file is None:
+        raise ConfigError("etcd-auth needs TLS to etcd with the root client certificate (ETCD_CA_FILE, "
+                          "ETCD_CERT_FILE, ETCD_KEY_FILE)")  # fmt: skip
+    out.print("etcd auth enabled" if enable_auth(access) else "etcd auth was already on")

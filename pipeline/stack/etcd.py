@@ -16,7 +16,7 @@ from pipeline.shared.errors import StackError
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
 from pipeline.stack.security import ETCD_USERS, SecurityMaterial
 
-__all__ = ["EtcdServer", "etcd_binary", "etcd_version"]
+__all__ = ["EtcdServer", "enable_auth", "etcd_binary", "etcd_version"]
 
 READY_TIMEOUT_S = 30.0
 
@@ -53,6 +53,37 @@ def _healthy(access: EtcdAccess) -> bool:
             return json.loads(resp.read()).get("health") == "true"
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def enable_auth(root: EtcdAccess) -> bool:
+    """etcd's users, roles and `auth enable` from `pipeline.shared.access_policy`; `root` presents the
+    root user's certificate. Users have no password: a client certificate's common name names the
+    user. Idempotent: False when auth was already on (a Kubernetes Job may run it again)."""
+    base = [str(etcdctl_binary()), f"--endpoints={root.url}", f"--cacert={root.ca_file}", f"--cert={root.cert_file}",
+            f"--key={root.key_file}", "--command-timeout=10s"]  # fmt: skip
+
+    def run(step: list[str], ok_if: str = "") -> str:
+        result = subprocess.run(base + step, capture_output=True, text=True, check=False, timeout=30)
+        if result.returncode != 0 and not (ok_if and ok_if in result.stderr):
+            raise StackError(f"etcd at {root}: `etcdctl {' '.join(step)}` failed: {result.stderr.strip()[-300:]}")
+        return result.stdout
+
+    if "Authentication Status: true" in run(["auth", "status"]):
+        return False
+    admin = ETCD_USERS[Role.ADMIN]
+    steps = [["role", "add", "root"], ["user", "add", admin, "--no-password"], ["user", "grant-role", admin, "root"]]
+    for grant in ETCD_GRANTS:
+        user = ETCD_USERS[grant.role]
+        steps += [
+            ["role", "add", user],
+            ["role", "grant-permission", user, "--prefix=true", grant.permission, grant.prefix],
+            ["user", "add", user, "--no-password"],
+            ["user", "grant-role", user, user],
+        ]
+    for step in steps:
+        run(step, ok_if="already")
+    run(["auth", "enable"])
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,29 +154,11 @@ class EtcdServer:
         return material
 
     def _enable_auth(self, material: SecurityMaterial) -> None:
-        """Users, roles and `auth enable`, once per data directory (`pipeline.shared.access_policy`).
-        Users have no password: a client certificate's common name names the user."""
         marker = self.home / "data" / "corridor-auth"
         if marker.exists():
             return
         cert, key = material.etcd_client(Role.ADMIN)
-        base = [str(etcdctl_binary()), f"--endpoints=https://127.0.0.1:{self.settings.ports.etcd}",
-                f"--cacert={material.ca}", f"--cert={cert}", f"--key={key}"]  # fmt: skip
-        steps = [["role", "add", "root"], ["user", "add", ETCD_USERS[Role.ADMIN], "--no-password"],
-                 ["user", "grant-role", ETCD_USERS[Role.ADMIN], "root"]]  # fmt: skip
-        for grant in ETCD_GRANTS:
-            user = ETCD_USERS[grant.role]
-            steps += [
-                ["role", "add", user],
-                ["role", "grant-permission", user, "--prefix=true", grant.permission, grant.prefix],
-                ["user", "add", user, "--no-password"],
-                ["user", "grant-role", user, user],
-            ]
-        steps.append(["auth", "enable"])
-        for step in steps:
-            result = subprocess.run(base + step, capture_output=True, text=True, check=False, timeout=30)
-            if result.returncode != 0:
-                raise StackError(f"etcd: `etcdctl {' '.join(step)}` failed: {result.stderr.strip()[-300:]}")
+        enable_auth(EtcdAccess("127.0.0.1", self.settings.ports.etcd, material.ca, cert, key))
         marker.write_text("auth enabled\n")
 
     def stop(self) -> bool:

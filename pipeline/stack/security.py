@@ -27,6 +27,7 @@ __all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial"]
 BROKER_PRINCIPAL = "corridor-broker"
 #: etcd user (the client certificate's common name) of each role; etcd's administrator is `root`.
 ETCD_USERS = {Role.ADMIN: "root", Role.TOWER: "tower", Role.READER: "reader", Role.VEHICLE: "vehicle"}
+Cert = x509.Certificate
 _VALID = dt.timedelta(days=825)  # the longest a TLS client (Apple's, say) accepts
 
 
@@ -49,10 +50,14 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 class SecurityMaterial:
-    """Paths of one secure stack's files, and their making."""
+    """Paths of one secure stack's files, and their making.
 
-    def __init__(self, folder: Path) -> None:
+    `kafka_names` / `etcd_names`: the DNS names the servers' certificates hold besides loopback
+    (a cluster's Service and pod names, for `corridor k8s secrets`)."""
+
+    def __init__(self, folder: Path, kafka_names: tuple[str, ...] = (), etcd_names: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.kafka_names, self.etcd_names = kafka_names, etcd_names
 
     @property
     def ca(self) -> Path:
@@ -105,7 +110,9 @@ class SecurityMaterial:
             .sign(ca_key, hashes.SHA256())
         )
 
-        def issue(cn: str, server: bool) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        def issue(
+            cn: str, server: bool, names: tuple[str, ...] = ()
+        ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
             key = _key()
             usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
             builder = (
@@ -119,15 +126,16 @@ class SecurityMaterial:
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             )
-            if server:  # loopback only, like everything the stack binds
-                names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            if server:  # loopback, like everything the stack binds, and a cluster's names when given
+                loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                sans: list[x509.GeneralName] = [*loopback, *(x509.DNSName(n) for n in names)]
+                builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
             return key, builder.sign(ca_key, hashes.SHA256())
 
         self._write(self.ca, _cert_pem(ca_cert))
-        key, cert = issue(BROKER_PRINCIPAL, server=True)
+        key, cert = issue(BROKER_PRINCIPAL, server=True, names=self.kafka_names)
         self._write(self.broker_keystore, _key_pem(key) + _cert_pem(cert) + _cert_pem(ca_cert))
-        key, cert = issue("corridor-etcd", server=True)
+        key, cert = issue("corridor-etcd", server=True, names=self.etcd_names)
         self._write(self.etcd_server[0], _cert_pem(cert))
         self._write(self.etcd_server[1], _key_pem(key))
         for role, user in ETCD_USERS.items():

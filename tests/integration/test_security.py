@@ -93,6 +93,16 @@ def test_etcd_refuses_clients_without_a_certificate_and_readers_that_write(secur
     assert reader.get(key)[0] == b"from a tower"
 
 
+def test_kafkas_own_tools_run_as_the_admin_principal(secure: Stack) -> None:
+    s = secure.settings
+    env = {**os.environ, "CORRIDOR_STATE_DIR": str(s.state_dir), "CORRIDOR_KAFKA_PORT": str(s.ports.kafka),
+           "CORRIDOR_CACHE_DIR": str(s.cache_dir)}  # fmt: skip
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    done = subprocess.run([sys.executable, "-m", "pipeline", "kafka", "topics", "--list"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert s.topics(9).telemetry in done.stdout.split(), done.stderr[-500:]
+
+
 def test_the_material_is_owner_only(secure: Stack) -> None:
     folder = secure.settings.security_material
     assert folder is not None and (folder.stat().st_mode & 0o777) == 0o700

@@ -25,9 +25,16 @@ from tests.k8s.crds import strimzi_schemas
 from towers.config import tower_env_vars
 
 K8S = REPO / "k8s"
-OVERLAYS = ["dev", "dev-plain", "corridor"]
+OVERLAYS = ["dev", "dev-plain", "dev-secure", "corridor"]
+SECURE = {"dev-secure": "statefulset", "corridor": "strimzi"}  # overlay -> its Kafka
+#: each corridor workload and the principal it runs as in secure mode
+PRINCIPALS = {("StatefulSet", "towers"): "tower", ("Job", "producers"): "admin", ("Deployment", "gateways"): "vehicle",
+              ("Deployment", "dashboard"): "reader"}  # fmt: skip
+#: read from Secrets and mounted files in secure overlays: not checkable on this machine
+SECURITY_VARS = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+                 "KAFKA_SSL_CA_FILE", "ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"}  # fmt: skip
 KUBERNETES_VERSION = "1.32"  # the oldest minor version these manifests are checked against
-STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic"}
+STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
 
 
 def _kustomize() -> list[str]:
@@ -138,7 +145,7 @@ def test_topics_match_the_code(overlay) -> None:
 def test_addresses_ports_and_variables_match_the_code(overlay) -> None:
     name, docs = overlay
     env, _ = _corridor_config(docs)
-    known = set(ENV_VARS) | tower_env_vars()
+    known = set(ENV_VARS) | tower_env_vars() | {"MPLCONFIGDIR"}  # matplotlib's cache, on the pod's /tmp
     assert set(env) <= known, f"{name}: corridor-env sets variables no code reads: {set(env) - known}"
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     kafka_host, kafka_port = env["KAFKA_BOOTSTRAP_SERVERS"].split(":")
@@ -170,7 +177,7 @@ def test_tower_replicas_never_exceed_the_regions(overlay) -> None:
     regions = len(json.loads(data["towers.json"])["regions"])
     replicas = _one(docs, "StatefulSet", "towers")["spec"]["replicas"]
     assert 1 <= replicas <= regions, f"{name}: {replicas} tower workers for {regions} regions"
-    expected = {"dev": (2, 9), "dev-plain": (2, 9), "corridor": (12, 12)}[name]
+    expected = {"dev": (2, 9), "dev-plain": (2, 9), "dev-secure": (2, 9), "corridor": (12, 12)}[name]
     assert (replicas, regions) == expected
 
 
@@ -179,7 +186,7 @@ def test_etcd_initial_cluster_lists_exactly_its_members(overlay) -> None:
     etcd = _one(docs, "StatefulSet", "etcd")
     members = _one(docs, "ConfigMap", "etcd-env")["data"]["ETCD_INITIAL_CLUSTER"].split(",")
     assert [m.split("=")[0] for m in members] == [f"etcd-{i}" for i in range(etcd["spec"]["replicas"])]
-    assert (etcd["spec"]["replicas"], name) in {(1, "dev"), (1, "dev-plain"), (3, "corridor")}
+    assert (etcd["spec"]["replicas"], name) in {(1, "dev"), (1, "dev-plain"), (1, "dev-secure"), (3, "corridor")}
 
 
 def test_shipped_config_copies_equal_the_packaged_data() -> None:
@@ -203,7 +210,8 @@ def test_the_gateways_reach_the_mqtt_broker_and_kafka(overlay) -> None:
     (gateway,) = _containers(_one(docs, "Deployment", "gateways"))
     gw_env = {e["name"]: e.get("value") for e in gateway.get("env", [])}
     assert set(gw_env) <= set(ENV_VARS), f"{name}: the gateway sets variables no code reads"
-    settings = Settings.from_env({**env, **gw_env})  # a bad MQTT_URL is a ConfigError here
+    checkable = {k: v for k, v in {**env, **gw_env}.items() if k not in SECURITY_VARS and v is not None}
+    settings = Settings.from_env(checkable)  # a bad MQTT_URL is a ConfigError here
     host, port = settings.mqtt_address
     assert port in [p["port"] for p in services[host]["spec"]["ports"]], f"{name}: no Service {host}:{port}"
     (broker,) = _containers(_one(docs, "StatefulSet", "mqtt"))
@@ -213,3 +221,122 @@ def test_the_gateways_reach_the_mqtt_broker_and_kafka(overlay) -> None:
     assert mosquitto_conf[mosquitto_conf.index("listener") + 1] == str(port), (
         "the image listens where the Service points"
     )
+
+
+def _pod_workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] in ("StatefulSet", "Job", "Deployment")]
+
+
+def test_every_container_runs_unprivileged_on_a_read_only_root(overlay) -> None:
+    name, docs = overlay
+    for doc in _pod_workloads(docs):
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, f"{name}: {doc['metadata']['name']}"
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for c in _containers(doc):
+            sc = c["securityContext"]
+            where = f"{name}: {c['name']}"
+            assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, f"{where}: a writable /tmp"
+
+
+def _peers(policy: dict[str, Any], port: int) -> set[str]:
+    """The app names a NetworkPolicy lets reach `port` (None: anyone)."""
+    out: set[str] = set()
+    for rule in policy["spec"].get("ingress", []):
+        if port not in [p["port"] for p in rule.get("ports", [])]:
+            continue
+        if "from" not in rule:
+            out.add("*")
+        for peer in rule.get("from", []):
+            sel = peer["podSelector"]
+            out |= (
+                {sel["matchLabels"]["app.kubernetes.io/name"]}
+                if "matchLabels" in sel
+                else set(sel["matchExpressions"][0]["values"])
+            )
+    return out
+
+
+def test_only_the_roles_that_need_kafka_and_etcd_reach_them(overlay) -> None:
+    name, docs = overlay
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    clients = {"towers", "producers", "gateways", "dashboard"}
+    assert _peers(policies["kafka"], 9092) == clients | {"kafka-declare", "kafka"}, name
+    assert _peers(policies["etcd"], 2379) == {"towers", "producers", "dashboard", "etcd-auth", "etcd"}, name
+    assert _peers(policies["etcd"], 2380) == {"etcd"} and _peers(policies["mqtt"], 1883) == {"gateways", "producers"}
+    for doc in docs:
+        if doc["kind"] == "Kafka":  # Strimzi makes the listener's policy from its peers
+            peers = doc["spec"]["kafka"]["listeners"][0]["networkPolicyPeers"]
+            assert set(peers[0]["podSelector"]["matchExpressions"][0]["values"]) == clients, name
+
+
+def _secret_refs(docs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Secret name -> the keys the workloads read from it (an empty set: the whole Secret mounted)."""
+    refs: dict[str, set[str]] = {}
+    for doc in _pod_workloads(docs):
+        for vol in doc["spec"]["template"]["spec"].get("volumes", []):
+            if "secret" in vol:
+                refs.setdefault(vol["secret"]["secretName"], set())
+        for c in _containers(doc):
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs.setdefault(ref["name"], set()).add(ref["key"])
+    return refs
+
+
+@pytest.mark.parametrize("name", sorted(SECURE))
+def test_secure_overlays_give_each_workload_its_own_principal_from_secrets(name: str) -> None:
+    from pipeline.deploy.secrets import secret_manifests
+
+    done = subprocess.run([*_kustomize(), str(K8S / "overlays" / name)], capture_output=True, text=True)
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    env, _ = _corridor_config(docs)
+    assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and env["ETCD_CA_FILE"]
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            assert not any("PASSWORD" in k or "BEGIN" in str(v) for k, v in doc["data"].items()), "secrets only"
+    for (kind, workload), role in PRINCIPALS.items():
+        doc = _one(docs, kind, workload)
+        (c,) = _containers(doc)
+        env_of = {e["name"]: e for e in c["env"]}
+        assert env_of["KAFKA_SASL_USERNAME"]["value"] == role, workload
+        assert env_of["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": role, "key": "password"}
+        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        assert Path(env["KAFKA_SSL_CA_FILE"]).parent.as_posix() in mounts, f"{workload}: the CA is mounted"
+        volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
+        if role == "vehicle":
+            assert env_of["ETCD_CERT_FILE"]["value"] == "" and "etcd-client" not in volumes, "vehicles: no etcd"
+        else:
+            assert volumes["etcd-client"]["secret"]["secretName"] == f"etcd-client-{role}", workload
+            assert Path(env["ETCD_CERT_FILE"]).parent.as_posix() in mounts
+    # every Secret read is one `corridor k8s secrets` makes, or (Strimzi) one its operators make
+    made = {d["metadata"]["name"]: set(d["stringData"]) for d in secret_manifests("ns", SECURE[name])}
+    if SECURE[name] == "strimzi":
+        users = {d["metadata"]["name"] for d in docs if d["kind"] == "KafkaUser"}
+        made |= {"corridor-cluster-ca-cert": {"ca.crt"}} | {u: {"password"} for u in users}
+    for secret, keys in _secret_refs(docs).items():
+        assert secret in made and keys <= made[secret], f"{name}: Secret {secret} ({keys}) is made by no one"
+
+
+def test_kafka_users_hold_exactly_the_grants_of_the_access_policy() -> None:
+    from pipeline.shared.access_policy import kafka_grants
+
+    done = subprocess.run([*_kustomize(), str(K8S / "overlays" / "corridor")], capture_output=True, text=True)
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    env, _ = _corridor_config(docs)
+    topics = Settings(topic_prefix=env["CORRIDOR_TOPIC_PREFIX"]).topics(12)
+    users = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "KafkaUser"}
+    assert set(users) == {"admin", "tower", "vehicle", "reader"}
+    assert _one(docs, "Kafka", "corridor")["spec"]["kafka"]["authorization"]["superUsers"] == ["admin"]
+    for name, spec in users.items():
+        assert spec["authentication"]["type"] == "scram-sha-512"
+        have = {(a["resource"]["type"], {"prefix": "prefixed"}.get(a["resource"]["patternType"], "literal"),
+                 a["resource"]["name"], op.upper())
+                for a in spec.get("authorization", {}).get("acls", []) for op in a["operations"]}  # fmt: skip
+        want = {(g.resource, g.pattern, g.name, op) for g in kafka_grants(topics) if g.role.value == name
+                for op in g.operations}  # fmt: skip
+        assert have == want, f"KafkaUser {name} differs from pipeline/shared/access_policy.py"

@@ -1,0 +1,1 @@
+"""What a deployment on Kubernetes needs besides its manifests."""
