@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pipeline.shared.access import Role
 from pipeline.shared.topics import Topics
 
-__all__ = ["ETCD_GRANTS", "EtcdGrant", "KafkaGrant", "kafka_grants", "towers_prefix"]
+__all__ = ["ETCD_GRANTS", "EtcdGrant", "KafkaGrant", "kafka_grants", "policy_table", "towers_prefix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +70,19 @@ ETCD_GRANTS: tuple[EtcdGrant, ...] = (
     EtcdGrant(Role.TOWER, "readwrite", "/corridor/", "registry, region snapshots, global view, alerts"),
     EtcdGrant(Role.READER, "read", "/corridor/", "`corridor status`, the dashboard"),
 )
+
+
+def _star(grant: KafkaGrant) -> str:
+    return "*" if grant.pattern == "prefixed" else ""
+
+
+def policy_table(topics: Topics) -> str:
+    """The grants as the README's Markdown table (a test keeps the README's copy equal)."""
+    rows = ["| principal | Kafka (ACLs) | etcd |", "|---|---|---|"]
+    etcd = {g.role: f"{g.permission} `{g.prefix}`" for g in ETCD_GRANTS}
+    rows.append("| `admin` | super user: declares topics and ACLs, drives scenarios | etcd's `root` |")
+    for role in (Role.TOWER, Role.VEHICLE, Role.READER):
+        grants = [g for g in kafka_grants(topics) if g.role == role]
+        cells = [f"{'/'.join(op.lower() for op in g.operations)} {g.resource} `{g.name}{_star(g)}`" for g in grants]
+        rows.append(f"| `{role.value}` | {'; '.join(cells)} | {etcd.get(role, 'none')} |")
+    return "\n".join(rows) + "\n"

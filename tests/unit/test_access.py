@@ -130,3 +130,10 @@ def test_etcd_access_without_tls_is_plain_http() -> None:
     access = EtcdAccess("127.0.0.1", 2379)
     assert access.url == "http://127.0.0.1:2379" and access.ssl_context() is None
     assert access.client_kwargs() == {"host": "127.0.0.1", "port": 2379}
+
+
+def test_the_readmes_table_of_principals_is_the_policy() -> None:
+    from pipeline.shared.access_policy import policy_table
+    from tests.conftest import REPO
+
+    assert policy_table(TOPICS) in (REPO / "README.md").read_text(), "README's Security table: regenerate it"
