@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK  := $(VENV)/.installed-spark
 
 .PHONY: install run smoke test lint bench images clean
 
@@ -18,6 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The cloud tier's Spark job (corridor analytics) is an optional extra: the tests need it, the
+# route simulation does not. pyspark comes from PyPI as a source package (a few minutes to build).
+$(SPARK): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,spark]'
+	@touch $(SPARK)
+
 run: $(STAMP)
 	$(BIN)/corridor simulate bloomington-indianapolis
 
@@ -29,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: lint
+test: $(SPARK) lint
 	$(BIN)/pytest
 
 clean:

@@ -16,6 +16,7 @@ __all__ = ["encode_advisories"]
 
 _HEAD = b"\xc3\x01" + ADVISORY.fingerprint
 _FLOAT = struct.Struct("<f")
+_DOUBLE = struct.Struct("<d")
 _ACTION = {a: bytes([2 * i]) for i, a in enumerate(ACTIONS)}  # enum index as a zig-zag varint
 _NORTH, _SOUTH = b"\x02\x00", b"\x02\x02"  # union branch 1 (the enum), then its index
 _NULL = b"\x00"
@@ -69,6 +70,7 @@ def encode_advisories(
                     times_b,
                     et,
                     _long(a.trigger_hlc),
+                    _NULL if a.route_km is None else b"\x02" + _DOUBLE.pack(a.route_km),
                 )
             )
         )

@@ -54,6 +54,7 @@ class Advice:
     hazard_id: str | None
     trigger_event_time: int
     trigger_hlc: int
+    route_km: float | None = None  # where the vehicle was when it sent the triggering message
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ def advise(
         out.append(
             Advice(
                 swarm.ids(int(swarm.slots[i])), bool(nb[i]), ACTIONS[a], float(target[i]), reason, hid,
-                int(swarm.et[i]), int(swarm.hlc[i]),
+                int(swarm.et[i]), int(swarm.hlc[i]), round(float(km[i]), 3),
             )
         )  # fmt: skip
     return out

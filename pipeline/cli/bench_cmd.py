@@ -109,6 +109,12 @@ def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_consistency(ctx.obj, Plan.quick() if quick else Plan(), picture=picture)
 
 
+def _analytics(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.analytics import run_analytics
+
+    return run_analytics(ctx.obj, quick=quick)
+
+
 def _security(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.security import run_security
 
@@ -131,9 +137,10 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "mqtt": _mqtt,
     "consistency": _consistency,
     "security": _security,  # starts a plain and a secure stack of its own
+    "analytics": _analytics,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "mqtt", "consistency"}  # fmt: skip
+               "faults", "mqtt", "consistency", "analytics"}  # fmt: skip
 
 
 def bench(

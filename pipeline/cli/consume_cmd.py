@@ -44,7 +44,10 @@ def _jsonable(obj: Any) -> Any:
 def consume(
     ctx: typer.Context,
     topic: Annotated[
-        str, typer.Argument(help="topic name, or a short one: telemetry, hazards, advisories, tower-sync, dead-letter")
+        str,
+        typer.Argument(
+            help="topic name, or a short one: telemetry, hazards, advisories, tower-sync, dead-letter, corridor-stats"
+        ),
     ],
     from_beginning: Annotated[bool, typer.Option(help="start at the oldest record (default: only new ones)")] = False,
     follow: Annotated[bool, typer.Option(help="keep reading new records (default: stop at the end)")] = False,
@@ -59,7 +62,7 @@ def consume(
     settings: Settings = ctx.obj
     if mqtt:
         return _consume_mqtt(settings, topic, follow, vehicle, max_records)
-    short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter"}
+    short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter", "corridor-stats"}
     name = f"{settings.topic_prefix}.{topic}" if topic in short else topic
     consumer = Consumer(client_conf(settings.kafka(Role.READER), {"group.id": f"consume-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "log_level": 0}))  # fmt: skip

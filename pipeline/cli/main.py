@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from pipeline.cli import (
+    analytics_cmd,
     bench_cmd,
     consume_cmd,
     dashboard_cmd,
@@ -52,6 +53,7 @@ app.command("hazard")(hazard_cmd.hazard)
 app.command("drill")(drill_cmd.drill)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("dashboard")(dashboard_cmd.dashboard)
+app.command("analytics")(analytics_cmd.analytics)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -27,7 +27,8 @@ class Role(StrEnum):
     ADMIN = "admin"  # declares topics and ACLs; runs the simulation's bookkeeping
     TOWER = "tower"  # the Faust workers
     VEHICLE = "vehicle"  # producers and MQTT gateways
-    READER = "reader"  # dashboard, `corridor consume`, analytics
+    READER = "reader"  # dashboard, `corridor consume`
+    ANALYTICS = "analytics"  # the Spark job: reads every topic, writes its stats
 
 
 @dataclass(frozen=True, slots=True)

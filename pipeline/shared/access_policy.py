@@ -43,7 +43,7 @@ def towers_prefix(topics: Topics) -> str:
 def kafka_grants(topics: Topics) -> list[KafkaGrant]:
     """The ACLs of one corridor deployment (one topic prefix)."""
     towers = towers_prefix(topics)
-    v, t, r = Role.VEHICLE, Role.TOWER, Role.READER
+    v, t, r, a = Role.VEHICLE, Role.TOWER, Role.READER, Role.ANALYTICS
     w, rd, d = "WRITE", "READ", "DESCRIBE"
     return [
         KafkaGrant(v, "topic", "literal", topics.telemetry, (w, d), "send telemetry"),
@@ -61,6 +61,9 @@ def kafka_grants(topics: Topics) -> list[KafkaGrant]:
         KafkaGrant(r, "topic", "prefixed", f"{topics.prefix}.", (rd, d), "read every corridor topic"),
         KafkaGrant(r, "group", "prefixed", "consume-", (rd,), "`corridor consume`"),
         KafkaGrant(r, "group", "prefixed", "corridor-dashboard-", (rd,), "the dashboard's feed"),
+        KafkaGrant(a, "topic", "prefixed", f"{topics.prefix}.", (rd, d), "read every corridor topic"),
+        KafkaGrant(a, "topic", "literal", topics.corridor_stats, (w, d), "publish the corridor-wide figures"),
+        KafkaGrant(a, "group", "prefixed", "spark-kafka-source", (rd,), "Spark's Kafka source"),
     ]
 
 
@@ -81,7 +84,7 @@ def policy_table(topics: Topics) -> str:
     rows = ["| principal | Kafka (ACLs) | etcd |", "|---|---|---|"]
     etcd = {g.role: f"{g.permission} `{g.prefix}`" for g in ETCD_GRANTS}
     rows.append("| `admin` | super user: declares topics and ACLs, drives scenarios | etcd's `root` |")
-    for role in (Role.TOWER, Role.VEHICLE, Role.READER):
+    for role in (Role.TOWER, Role.VEHICLE, Role.READER, Role.ANALYTICS):
         grants = [g for g in kafka_grants(topics) if g.role == role]
         cells = [f"{'/'.join(op.lower() for op in g.operations)} {g.resource} `{g.name}{_star(g)}`" for g in grants]
         rows.append(f"| `{role.value}` | {'; '.join(cells)} | {etcd.get(role, 'none')} |")

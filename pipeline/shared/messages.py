@@ -9,7 +9,9 @@ from __future__ import annotations
 import schemas
 from pipeline.shared.codec import AvroCodec, Schema
 
-__all__ = ["ADVISORY", "CODEC", "FRAME", "HAZARD", "HAZARD_V1", "SYNC", "SYNC_V1", "TELEMETRY"]
+__all__ = [
+    "ADVISORY", "ADVISORY_V1", "CODEC", "FRAME", "HAZARD", "HAZARD_V1", "STATS", "SYNC", "SYNC_V1", "TELEMETRY",
+]  # fmt: skip
 
 TELEMETRY = Schema.of(schemas.load("vehicle_telemetry"))
 FRAME = Schema.of(schemas.load("telemetry_frame"))
@@ -17,8 +19,12 @@ HAZARD = Schema.of(schemas.load("hazard_report"))
 #: the previous version, without lanes, sub-cause, relevance and traces: still on the wire from older senders
 HAZARD_V1 = Schema.of(schemas.load("hazard_report_v1"))
 ADVISORY = Schema.of(schemas.load("control_advisory"))
+#: the previous version, without `route_km`: a tower of the last release still sends it
+ADVISORY_V1 = Schema.of(schemas.load("control_advisory_v1"))
 SYNC = Schema.of(schemas.load("tower_sync"))
 #: the previous version, without `changes_since`: a tower of the last release still sends it
 SYNC_V1 = Schema.of(schemas.load("tower_sync_v1"))
+#: the cloud tier's corridor-wide figures (`corridor analytics`)
+STATS = Schema.of(schemas.load("corridor_stats"))
 
-CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, HAZARD_V1, ADVISORY, SYNC, SYNC_V1])
+CODEC = AvroCodec([TELEMETRY, FRAME, HAZARD, HAZARD_V1, ADVISORY, ADVISORY_V1, SYNC, SYNC_V1, STATS])

@@ -61,6 +61,11 @@ class Topics:
         """Records a tower could not accept, with the original bytes and a reason header."""
         return f"{self.prefix}.dead-letter"
 
+    @property
+    def corridor_stats(self) -> str:
+        """The cloud tier's corridor-wide figures (`corridor analytics`), one partition: in window order."""
+        return f"{self.prefix}.corridor-stats"
+
     def specs(self) -> list[TopicSpec]:
         regional = {"retention.ms": str(_DAY_MS), "cleanup.policy": "delete"}
         n, r = self.regions, self.replication
@@ -70,4 +75,5 @@ class Topics:
             TopicSpec(self.advisories, n, dict(regional), r),
             TopicSpec(self.tower_sync, n, {"retention.ms": str(_DAY_MS)}, r),
             TopicSpec(self.dead_letter, n, {"retention.ms": str(7 * _DAY_MS)}, r),
+            TopicSpec(self.corridor_stats, 1, {"retention.ms": str(7 * _DAY_MS)}, r),
         ]

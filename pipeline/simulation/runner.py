@@ -20,6 +20,8 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from pipeline.admin import declare, delete_groups, delete_prefixed, end_offsets, start_group_at_end
+from pipeline.analytics.report import analytics_summary, draw_heatmap, draw_travel_times
+from pipeline.analytics.stats_topic import read_stats
 from pipeline.bench.timing import percentile
 from pipeline.consistency.table import staleness_table
 from pipeline.shared.access import Kafka, Role, client_conf
@@ -36,7 +38,7 @@ from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
-from pipeline.workers import DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
+from pipeline.workers import AnalyticsProcess, DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
@@ -150,6 +152,12 @@ class _Run:
         return self.fleet.start_ms + int(sim_s * 1000)
 
 
+#: event-time lateness the run's analytics job accepts, and how long the run waits at its end for
+#: the job's last micro-batches (wall seconds)
+ANALYTICS_WATERMARK_S = 10
+ANALYTICS_SETTLE_S = 6.0
+
+
 def _dead_letter_count(bootstrap: Kafka, topic: str, partitions: int) -> int:
     return sum(end_offsets(bootstrap, topic, partitions))
 
@@ -229,6 +237,14 @@ def run_scenario(
             on_web(page.start(*web).wait_ready())
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=int(time.time() * 1000))  # fmt: skip
+        spark: AnalyticsProcess | None = None
+        if scenario.analytics:  # from the run's first record: the job reads from this wall time on
+            shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
+            spark = AnalyticsProcess({**env, "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix}, out_dir / "analytics",
+                                     workdir / "analytics-checkpoint", workdir / "analytics.log")  # fmt: skip
+            cleanup.callback(spark.stop)
+            spark.start(int(time.time() * 1000) - 1000, 1.0 if scenario.cam else scenario.hz, ANALYTICS_WATERMARK_S)
+            spark.wait_ready()
         gateway: GatewayProcess | None = None
         link: RadioLink | None = None
         listener: AdvisoryListener
@@ -292,7 +308,20 @@ def run_scenario(
             summary["radio"] = radio_summary(link, gateway.stats(), listener.stats.latencies_ms)
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
+        corridor_stats: list[dict[str, Any]] = []
+        if spark is not None:
+            time.sleep(ANALYTICS_SETTLE_S)  # the last micro-batches: windows the watermark has passed
+            spark.stop()
+            corridor_stats = [
+                s for s in read_stats(admin, topics.corridor_stats) if s["window_start"] >= fleet.start_ms
+            ]
+            summary["analytics"] = analytics_summary(corridor_stats, fleet.start_ms)
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
+        if spark is not None:
+            paths["travel_times"] = out_dir / "travel_times.png"
+            paths["heatmap"] = out_dir / "speed_heatmap.png"
+            draw_travel_times(corridor_stats, fleet.start_ms, paths["travel_times"])
+            draw_heatmap(corridor_stats, fleet.start_ms, corridor.route.length_km, paths["heatmap"])
         if fcd:
             paths["fcd"] = out_dir / "fcd.xml"
             write_fcd(recorder.trajectories(), corridor, paths["fcd"])

@@ -49,6 +49,7 @@ class Scenario:
     radio: str = "kafka"  # how vehicles send: straight to Kafka, or MQTT to their tower's gateway
     cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
     vehicle_hazards: bool = False  # vehicles report the queues and hard stops they find (producers/denm.py)
+    analytics: bool = False  # the Spark job runs beside it; the report adds corridor-wide figures
 
     @property
     def wall_s(self) -> float:
@@ -153,6 +154,9 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     vehicle_hazards = data.get("vehicle_hazards", False)
     if not isinstance(vehicle_hazards, bool):
         raise ConfigError(f"{source}: vehicle_hazards must be true or false, got {vehicle_hazards!r}")
+    analytics = data.get("analytics", False)
+    if not isinstance(analytics, bool):
+        raise ConfigError(f"{source}: analytics must be true or false, got {analytics!r}")
     events = data.get("events", []) or []
     if not isinstance(events, list):
         raise ConfigError(f"{source}: 'events' must be a list")
@@ -162,6 +166,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
         seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam, vehicle_hazards=vehicle_hazards,
+        analytics=analytics,
     )  # fmt: skip
 
 

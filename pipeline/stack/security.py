@@ -26,7 +26,8 @@ __all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial"]
 #: The broker's certificate names it; the controller listener maps it to `User:corridor-broker`.
 BROKER_PRINCIPAL = "corridor-broker"
 #: etcd user (the client certificate's common name) of each role; etcd's administrator is `root`.
-ETCD_USERS = {Role.ADMIN: "root", Role.TOWER: "tower", Role.READER: "reader", Role.VEHICLE: "vehicle"}
+ETCD_USERS = {Role.ADMIN: "root", Role.TOWER: "tower", Role.READER: "reader", Role.VEHICLE: "vehicle",
+              Role.ANALYTICS: "analytics"}  # fmt: skip
 Cert = x509.Certificate
 _VALID = dt.timedelta(days=825)  # the longest a TLS client (Apple's, say) accepts
 

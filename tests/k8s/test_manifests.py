@@ -330,7 +330,7 @@ def test_kafka_users_hold_exactly_the_grants_of_the_access_policy() -> None:
     env, _ = _corridor_config(docs)
     topics = Settings(topic_prefix=env["CORRIDOR_TOPIC_PREFIX"]).topics(12)
     users = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "KafkaUser"}
-    assert set(users) == {"admin", "tower", "vehicle", "reader"}
+    assert set(users) == {"admin", "tower", "vehicle", "reader", "analytics"}
     assert _one(docs, "Kafka", "corridor")["spec"]["kafka"]["authorization"]["superUsers"] == ["admin"]
     for name, spec in users.items():
         assert spec["authentication"]["type"] == "scram-sha-512"

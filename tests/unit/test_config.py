@@ -46,14 +46,16 @@ def test_bad_settings_name_the_culprit(env: dict[str, str], needle: str) -> None
 def test_regional_topics_have_one_partition_per_region() -> None:
     topics = Topics(regions=9, prefix="c")
     specs = {s.name: s for s in topics.specs()}
-    assert set(specs) == {"c.telemetry", "c.hazards", "c.advisories", "c.tower-sync", "c.dead-letter"}
-    assert {s.partitions for s in specs.values()} == {9}
+    regional = {"c.telemetry", "c.hazards", "c.advisories", "c.tower-sync", "c.dead-letter"}
+    assert set(specs) == regional | {"c.corridor-stats"}
+    assert {specs[name].partitions for name in regional} == {9}
+    assert specs["c.corridor-stats"].partitions == 1, "the corridor-wide figures stay in window order"
 
 
 def test_topic_replication_reaches_every_topic_declared_from_settings() -> None:
     settings = Settings.from_env({"CORRIDOR_TOPIC_REPLICATION": "3", "CORRIDOR_TOPIC_PREFIX": "k"})
     specs = settings.topics(12).specs()
-    assert {(s.partitions, s.replication) for s in specs} == {(12, 3)}
+    assert {(s.partitions, s.replication) for s in specs} == {(12, 3), (1, 3)}, "corridor-stats: one partition"
     assert Settings.from_env({}).topics(9).replication == 1
 
 

@@ -9,7 +9,18 @@ from typing import Any
 
 import pytest
 
-from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, HAZARD_V1, SYNC, SYNC_V1, TELEMETRY
+from pipeline.shared.messages import (
+    ADVISORY,
+    ADVISORY_V1,
+    CODEC,
+    FRAME,
+    HAZARD,
+    HAZARD_V1,
+    STATS,
+    SYNC,
+    SYNC_V1,
+    TELEMETRY,
+)
 
 GOLDEN = Path(__file__).with_name("golden")
 T0 = 1_764_000_000_000
@@ -33,6 +44,13 @@ SYNC_1 = {
     "aggregates": {"mean_speed_nb": 28.25},
 }  # fmt: skip
 
+ADVISORY_1 = {
+    "advisory_id": "tower-04-17", "region_id": 4, "tower": "tower-04", "target_vehicle": "veh-0000042",
+    "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 17.5, "reason": "hazard ahead",
+    "hazard_id": "hz-deer-1", "issued_at": T0 + 12, "valid_until": T0 + 30_012, "trigger_event_time": T0,
+    "trigger_hlc": (T0 << 16) | 3,
+}  # fmt: skip
+
 SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
     "vehicle_telemetry": (TELEMETRY, UPDATE),
     "telemetry_frame": (FRAME, {"region_id": 1, "frame_seq": 3, "event_time": T0, "sent_at": T0 + 4,
@@ -40,11 +58,12 @@ SAMPLES: dict[str, tuple[Any, dict[str, Any]]] = {
     "hazard_report_v1": (HAZARD_V1, HAZARD_1),
     "hazard_report": (HAZARD, {**HAZARD_1, "sub_cause_code": 1, "lanes_blocked": [0], "relevance_distance_m": 2000,
                                "traces_km": [36.7, 36.2]}),
-    "control_advisory": (ADVISORY, {
-        "advisory_id": "tower-04-17", "region_id": 4, "tower": "tower-04", "target_vehicle": "veh-0000042",
-        "direction": "NORTHBOUND", "action": "SLOW_DOWN", "target_speed_mps": 17.5, "reason": "hazard ahead",
-        "hazard_id": "hz-deer-1", "issued_at": T0 + 12, "valid_until": T0 + 30_012, "trigger_event_time": T0,
-        "trigger_hlc": (T0 << 16) | 3}),
+    "control_advisory_v1": (ADVISORY_V1, ADVISORY_1),
+    "control_advisory": (ADVISORY, {**ADVISORY_1, "route_km": 35.2}),
+    "corridor_stats": (STATS, {
+        "kind": "EPISODE", "window_start": T0, "window_end": T0 + 10_000, "direction": "SOUTHBOUND",
+        "episode_id": "S3", "episode_start": T0 - 60_000, "from_km": 19.0, "to_km": 21.0, "shockwave_kmh": -14.5,
+        "late_dropped": 2, "emitted_at": T0 + 12_400}),
     "tower_sync_v1": (SYNC_V1, SYNC_1),
     "tower_sync": (SYNC, {**SYNC_1, "changes_since": T0 - 850, "state_digest": "5d41402abc4b2a76"}),
 }  # fmt: skip
@@ -68,3 +87,8 @@ def test_a_hazard_report_of_the_previous_version_blocks_every_lane_with_the_defa
     old = bytes.fromhex((GOLDEN / "hazard_report_v1.hex").read_text().strip())
     new = CODEC.decode(old, HAZARD)
     assert new == {**HAZARD_1, "sub_cause_code": 0, "lanes_blocked": [], "relevance_distance_m": 0, "traces_km": []}
+
+
+def test_an_advisory_of_the_previous_version_is_read_as_placed_nowhere() -> None:
+    old = bytes.fromhex((GOLDEN / "control_advisory_v1.hex").read_text().strip())
+    assert CODEC.decode(old, ADVISORY) == {**ADVISORY_1, "route_km": None}

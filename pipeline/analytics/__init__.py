@@ -1,0 +1,1 @@
+"""The cloud tier: corridor-wide analytics on Spark Structured Streaming (optional extra `spark`)."""
