@@ -285,3 +285,8 @@ class AnalyticsProcess(ChildProcess):
     def wait_ready(self, timeout: float = 180.0) -> None:
         """Until its streaming query has started (a Spark session takes 10–60 s to start here)."""
         self._wait_ready(self.ready_file.exists, "the analytics job", timeout)
+
+    def failure(self) -> str:
+        """Why it stopped before it was asked to: the last line corridor printed (its one-line error)."""
+        lines = [line for line in self.tail(200).splitlines() if line.startswith("corridor: error")]
+        return lines[-1] if lines else f"exited early; see {self.log}"

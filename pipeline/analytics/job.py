@@ -34,6 +34,7 @@ from pipeline.analytics.segments import (
 )
 from pipeline.shared.access import KafkaAccess, client_conf
 from pipeline.shared.corridor import Corridor
+from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, STATS, TELEMETRY
 from pipeline.shared.topics import Topics
 
@@ -78,6 +79,7 @@ def session(config: AnalyticsConfig, jars: list[Path], work: Path) -> Any:
         .config("spark.driver.memory", config.driver_memory)
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.local.dir", str(work / "spark-local"))
@@ -93,7 +95,8 @@ def session(config: AnalyticsConfig, jars: list[Path], work: Path) -> Any:
 def _source(spark: Any, access: KafkaAccess, topic: str, config: AnalyticsConfig) -> Any:
     reader = spark.readStream.format("kafka").options(**kafka_options(access)).option("subscribe", topic)
     reader = reader.option("failOnDataLoss", "false").option("maxOffsetsPerTrigger", 2_000_000)
-    if config.starting.isdigit():
+    if config.starting.isdigit():  # a partition with nothing at or after that time starts at its end
+        reader = reader.option("startingOffsetsByTimestampStrategy", "latest")
         return reader.option("startingTimestamp", config.starting).load()
     return reader.option("startingOffsets", config.starting).load()
 
@@ -293,6 +296,7 @@ def run_job(
     on_ready: Any = None,
 ) -> StatsSink:  # fmt: skip
     """Run until `stop` is set (or, with `available_now`, until what is in the topics is processed)."""
+    from pyspark.errors import StreamingQueryException
     from pyspark.sql.streaming import StreamingQueryListener
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -329,8 +333,9 @@ def run_job(
                 query.stop()
                 break
             query.awaitTermination(0.5)
-        if query.exception() is not None:
-            raise RuntimeError(f"the analytics query failed: {query.exception()}")
+    except StreamingQueryException as exc:  # one line, as every corridor error: Spark's plan is in its log
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StackError(f"the analytics query stopped: {message[:400]}") from None
     finally:
         sink.close()
         spark.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,6 +43,9 @@ def simulate(
         bool, typer.Option(help="also write the run's trajectories as SUMO FCD (fcd.xml, geo) to its report")
     ] = False,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
+    analytics: Annotated[
+        bool, typer.Option(help="run the Spark job beside it (extra `spark`); the report adds corridor-wide figures")
+    ] = False,
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
@@ -57,6 +61,8 @@ def simulate(
         sc = over_radio(sc, radio)
     if cam:
         sc = with_cam(sc)
+    if analytics:
+        sc = replace(sc, analytics=True)
     out.print(f"[bold]{sc.name}[/]: {sc.vehicles:,} vehicles, {sc.duration_s / 60:.0f} simulated minutes at "
               f"{sc.speedup:g}x (≈ {sc.wall_s:.0f} s), {sc.workers} tower workers; built in: "
               f"{', '.join(builtin_scenarios())}")  # fmt: skip

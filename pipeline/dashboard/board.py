@@ -82,6 +82,9 @@ class Board:
         self._before: set[str] = set()  # hazards reported before the page started
         self._workers: set[str] | None = None  # the tower workers registered, as last seen
         self._etcd = "ok"
+        # the cloud tier's latest corridor-wide figures, when `corridor analytics` runs
+        self.corridor: dict[str, Any] = {"travel_time_min": {}, "episodes": [], "window_end_ms": 0}
+        self._episode_window = 0
 
     # ---- input ----------------------------------------------------------------------------------
     def add_updates(self, u: Updates, now_ms: int) -> None:
@@ -139,6 +142,24 @@ class Board:
             self._event(rec["issued_at"], f"{rec['tower']}: {a['action']} to {a['vehicle'] or 'all'} "
                         f"({rec['reason']})")  # fmt: skip
 
+    def add_stats(self, rec: dict[str, Any]) -> None:
+        """The cloud tier's figures (`corridor analytics`): each direction's latest travel time, and the
+        congestion episodes of the latest window."""
+        direction = rec["direction"]
+        if rec["kind"] == "TRAVEL_TIME":
+            self.corridor["travel_time_min"][direction] = round(rec["travel_time_s"] / 60, 1)
+            self.corridor["window_end_ms"] = max(self.corridor["window_end_ms"], rec["window_end"])
+        elif rec["kind"] == "EPISODE":
+            if rec["window_start"] > self._episode_window:
+                self._episode_window = rec["window_start"]
+                self.corridor["episodes"] = []
+            if rec["window_start"] == self._episode_window:
+                wave = rec["shockwave_kmh"]
+                self.corridor["episodes"].append({
+                    "id": rec["episode_id"], "direction": direction, "from_km": rec["from_km"], "to_km": rec["to_km"],
+                    "shockwave_kmh": None if wave is None else round(wave, 1),
+                })  # fmt: skip
+
     def control_plane(self, workers: set[str], etcd: str) -> None:
         """The tower panels' news for the timeline: workers that joined or left (their etcd lease
         gone: a crash, a stop) and etcd going away or coming back. The first call only sets the scene."""
@@ -173,7 +194,7 @@ class Board:
         recent = [a for a in self.advisories if a["at_ms"] >= now_ms - self.config.advisories_shown_ms]
         return {"at_ms": now_ms, "sim_ms": self.sim_ms, "vehicles": len(live), "stride": stride, "rows": rows,
                 "hazards": live_hazards, "advisories": recent[-200:], "advisory_count": self.advisory_count,
-                "updates": self.updates, "timeline": list(self.timeline)}  # fmt: skip
+                "updates": self.updates, "timeline": list(self.timeline), "corridor": self.corridor}  # fmt: skip
 
     def vehicle(self, vid: str) -> dict[str, Any] | None:
         """A vehicle's latest updates and advisories; from now on its updates are kept as they come."""

@@ -1,8 +1,9 @@
 """The dashboard's Kafka side: telemetry, hazards and advisories into a `Board`, in a thread.
 
-It reads with a consumer group of its own (never the towers'), assigned every partition: telemetry
-and advisories from their ends (a page shows what happens now), hazards from the beginning (a
-hazard reported before the page was opened is still on the road until it expires or is cleared).
+It reads with a consumer group of its own (never the towers'), assigned every partition: telemetry,
+advisories and the cloud tier's corridor-wide figures from their ends (a page shows what happens
+now), hazards from the beginning (a hazard reported before the page was opened is still on the road
+until it expires or is cleared).
 Frames are decoded column-wise, as the towers decode them; a record that does not decode is
 counted and skipped — the towers dead-letter it, the dashboard only shows.
 """
@@ -19,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from pipeline.dashboard.board import Board
 from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.codec import CodecError
-from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD
+from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, STATS
 from pipeline.shared.topics import Topics
 from towers.frames import decode_frame, decode_record
 
@@ -44,6 +45,7 @@ class Feed:
             [TopicPartition(topics.telemetry, p, OFFSET_END) for p in parts]
             + [TopicPartition(topics.advisories, p, OFFSET_END) for p in parts]
             + [TopicPartition(topics.hazards, p, OFFSET_BEGINNING) for p in parts]
+            + [TopicPartition(topics.corridor_stats, 0, OFFSET_END)]  # written only when the Spark job runs
         )
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
 
@@ -91,6 +93,8 @@ class Feed:
                 self.board.add_updates(updates, now_ms)
             elif m.topic() == self.topics.advisories:
                 self.board.add_advisory(CODEC.decode(value, ADVISORY), now_ms)
+            elif m.topic() == self.topics.corridor_stats:
+                self.board.add_stats(CODEC.decode(value, STATS))
             else:
                 old = (m.offset() or 0) < self._history_end.get(m.partition() or 0, 0)
                 self.board.add_hazard(CODEC.decode(value, HAZARD), in_timeline=not old)

@@ -214,6 +214,25 @@ def _markdown(s: dict[str, Any]) -> str:
     if s.get("consistency"):
         lines += ["", "## What each class of data guarantees, and how stale it was", ""]
         lines += consistency_markdown(s["consistency"]["rows"], s["consistency"]["workers"])
+    if s.get("analytics"):
+        lines += ["", "## The corridor as a whole (Spark, 10-second windows)", "", *_analytics_lines(s["analytics"])]
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)
+
+
+def _analytics_lines(a: dict[str, Any]) -> list[str]:
+    lines = [f"{a['windows']} windows finished by the watermark, {a['records']:,} stats records; late updates "
+             f"counted: {a['late_dropped']}.", ""]  # fmt: skip
+    if a.get("error"):
+        lines = [f"**The Spark job stopped during the run:** {a['error']}", "", *lines]
+    for direction, label in (("northbound", "Bloomington → I-465"), ("southbound", "I-465 → Bloomington")):
+        tt = a.get(f"travel_time_min_{direction}")
+        if tt:
+            lines.append(f"- travel time {label}: {tt['min']}–{tt['max']} min (last window {tt['last']} min)")
+    for ep in a["episodes"]:
+        wave = "n/a" if ep["shockwave_kmh"] is None else f"{ep['shockwave_kmh']:+.1f} km/h"
+        span = f"from {ep['start_s']:.0f} s to {ep['last_s']:.0f} s"
+        lines.append(f"- congestion {ep['id']} ({ep['direction'].lower()}): {span}, up to "
+                     f"{ep['max_extent_km']:.0f} km long, upstream edge {wave}")  # fmt: skip
+    return [*lines, "", "![travel times](travel_times.png)", "", "![speed heat map](speed_heatmap.png)"]

@@ -152,10 +152,19 @@ class _Run:
         return self.fleet.start_ms + int(sim_s * 1000)
 
 
-#: event-time lateness the run's analytics job accepts, and how long the run waits at its end for
-#: the job's last micro-batches (wall seconds)
+#: event-time lateness the run's analytics job accepts, and how long at most the run waits at its end
+#: for the job to catch up (wall seconds): a busy run can outpace Spark on two shared cores
 ANALYTICS_WATERMARK_S = 10
-ANALYTICS_SETTLE_S = 6.0
+ANALYTICS_CATCH_UP_S = 240.0
+
+
+def _wait_for_stats(spark: AnalyticsProcess, admin: Kafka, topic: str, start_ms: int, last_ms: int) -> list[Any]:
+    deadline = time.monotonic() + ANALYTICS_CATCH_UP_S
+    while True:
+        got = [s for s in read_stats(admin, topic) if s["window_start"] >= start_ms]
+        if not spark.alive or time.monotonic() > deadline or max((s["window_end"] for s in got), default=0) >= last_ms:
+            return got
+        time.sleep(2.0)
 
 
 def _dead_letter_count(bootstrap: Kafka, topic: str, partitions: int) -> int:
@@ -310,12 +319,14 @@ def run_scenario(
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
         corridor_stats: list[dict[str, Any]] = []
         if spark is not None:
-            time.sleep(ANALYTICS_SETTLE_S)  # the last micro-batches: windows the watermark has passed
+            # until the job has caught up: every window the watermark can close is out (or it gave up)
+            last_closable = fleet.start_ms + int(fleet.t * 1000) - (ANALYTICS_WATERMARK_S + 10) * 1000
+            corridor_stats = _wait_for_stats(spark, admin, topics.corridor_stats, fleet.start_ms, last_closable)
+            failed = not spark.alive
             spark.stop()
-            corridor_stats = [
-                s for s in read_stats(admin, topics.corridor_stats) if s["window_start"] >= fleet.start_ms
-            ]
             summary["analytics"] = analytics_summary(corridor_stats, fleet.start_ms)
+            if failed:  # said in the report, not hidden behind an empty section
+                summary["analytics"]["error"] = spark.failure()
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
         if spark is not None:
             paths["travel_times"] = out_dir / "travel_times.png"

@@ -101,3 +101,18 @@ def test_workers_joining_and_leaving_and_etcd_going_away_enter_the_timeline() ->
         "tower worker vm-3 joined",
         "etcd ok",
     ]
+
+
+def test_the_cloud_tiers_figures_show_each_directions_latest_travel_time_and_the_latest_episodes() -> None:
+    board = Board()
+    base = {"window_end": 20_000, "late_dropped": 0, "emitted_at": 0}
+    board.add_stats({**base, "kind": "TRAVEL_TIME", "window_start": 10_000, "direction": "NORTHBOUND",
+                     "travel_time_s": 3_000.0})  # fmt: skip
+    board.add_stats({**base, "kind": "EPISODE", "window_start": 10_000, "direction": "SOUTHBOUND", "episode_id": "S1",
+                     "from_km": 19.0, "to_km": 21.0, "shockwave_kmh": -12.34})  # fmt: skip
+    board.add_stats({**base, "kind": "EPISODE", "window_start": 20_000, "direction": "SOUTHBOUND", "episode_id": "S1",
+                     "from_km": 19.0, "to_km": 22.0, "shockwave_kmh": None})  # fmt: skip
+    corridor = board.snapshot(0)["corridor"]
+    assert corridor["travel_time_min"] == {"NORTHBOUND": 50.0}
+    assert corridor["episodes"] == [{"id": "S1", "direction": "SOUTHBOUND", "from_km": 19.0, "to_km": 22.0,
+                                     "shockwave_kmh": None}], "the latest window's only"  # fmt: skip

@@ -115,6 +115,13 @@ function renderFigures() {
   $("shown").textContent = s.stride > 1 ? `(1 in ${s.stride} shown)` : "";
   $("update-count").textContent = s.updates.toLocaleString();
   $("advisory-count").textContent = s.advisory_count.toLocaleString();
+  const tt = s.corridor ? s.corridor.travel_time_min : {};
+  if (tt.NORTHBOUND !== undefined || tt.SOUTHBOUND !== undefined) {  // only while the Spark job runs
+    $("corridor-figures").hidden = false;
+    $("travel-time").textContent = `↑ ${tt.NORTHBOUND ?? "–"} / ↓ ${tt.SOUTHBOUND ?? "–"} min`;
+    const eps = s.corridor.episodes;
+    $("episodes").textContent = eps.length ? `${eps.length} congested stretch${eps.length > 1 ? "es" : ""}` : "";
+  }
   $("hazard-count").textContent = s.hazards.length;
   $("hazards").replaceChildren(...s.hazards.map((h) => {
     const li = document.createElement("li");
