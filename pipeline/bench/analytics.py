@@ -92,8 +92,10 @@ def _delay(settings: Settings, topics: Topics, vehicles: int, seconds: int, work
         stop.set()
         thread.join(120)
     delays = [float(d) for d in result["sink"].delays_ms] if "sink" in result else []
+    batches = [float(b) for b in result["sink"].batch_ms] if "sink" in result else []
     return {"vehicles": vehicles, "seconds": seconds, "windows": len(delays), "watermark_s": 5, "trigger_s": 1,
-            "delay_p50_ms": percentile(delays, 50), "delay_p99_ms": percentile(delays, 99)}  # fmt: skip
+            "delay_p50_ms": percentile(delays, 50), "delay_p99_ms": percentile(delays, 99),
+            "batch_p50_ms": percentile(batches, 50), "batch_p99_ms": percentile(batches, 99)}  # fmt: skip
 
 
 def run_analytics(settings: Settings, quick: bool = False) -> dict[str, Any]:
