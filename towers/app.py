@@ -127,7 +127,9 @@ class TowerApp(faust.App):
         await super().on_first_start()
         # The tables' changelogs too, with their leaders elected, before Faust's consumer first reads
         # the cluster's metadata (see pipeline.admin.ensure_topics).
-        ensure_topics(kafka_access, topics.specs() + changelog_specs())
+        # only what the towers use: in secure mode they see (DESCRIBE) no other topic, and could not
+        # create one that looked missing
+        ensure_topics(kafka_access, topics.regional_specs() + changelog_specs())
         _runtime = Runtime(self.conf.id)
 
 

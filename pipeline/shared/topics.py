@@ -66,7 +66,8 @@ class Topics:
         """The cloud tier's corridor-wide figures (`corridor analytics`), one partition: in window order."""
         return f"{self.prefix}.corridor-stats"
 
-    def specs(self) -> list[TopicSpec]:
+    def regional_specs(self) -> list[TopicSpec]:
+        """The topics partitioned by tower region: the ones the towers and vehicles use."""
         regional = {"retention.ms": str(_DAY_MS), "cleanup.policy": "delete"}
         n, r = self.regions, self.replication
         return [
@@ -75,5 +76,9 @@ class Topics:
             TopicSpec(self.advisories, n, dict(regional), r),
             TopicSpec(self.tower_sync, n, {"retention.ms": str(_DAY_MS)}, r),
             TopicSpec(self.dead_letter, n, {"retention.ms": str(7 * _DAY_MS)}, r),
-            TopicSpec(self.corridor_stats, 1, {"retention.ms": str(7 * _DAY_MS)}, r),
         ]
+
+    def specs(self) -> list[TopicSpec]:
+        """Every topic of a deployment, as its admin declares them."""
+        return [*self.regional_specs(), TopicSpec(self.corridor_stats, 1, {"retention.ms": str(7 * _DAY_MS)},
+                                                  self.replication)]  # fmt: skip

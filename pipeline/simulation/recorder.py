@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from producers.fleet import Fleet, Obstacle
+from producers.fleet import Action, Fleet, Obstacle
 
 __all__ = ["HazardTrack", "Recorder"]
 
@@ -28,6 +28,10 @@ class HazardTrack:
     start_s: float
     end_s: float = float("inf")
     passing_mps: list[float] = field(default_factory=list)  # speed of each warned vehicle passing it
+    advised: set[int] = field(default_factory=set)  # vehicles told to slow down or stop while it was there
+    #: vehicles that passed it with no such advice though they were further than SURPRISED_KM when it
+    #: appeared: the towers did not reach them (their region's worker dead and not yet taken over, say)
+    unadvised_passing_mps: list[float] = field(default_factory=list)
     approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
     surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
     surprised_passing_mps: list[float] = field(default_factory=list)
@@ -85,6 +89,12 @@ class Recorder:
             ahead = np.where(nb, h.km - km, km - h.km)
             near = affected & (ahead >= APPROACH_KM[0]) & (ahead <= APPROACH_KM[1])
             h.approach_mps.extend(v[near].tolist())
+            told = (
+                affected
+                & np.isin(fleet.adv_action[idx], (Action.SLOW_DOWN, Action.STOP))
+                & (fleet.adv_until[idx] > fleet.t)
+            )
+            h.advised.update(fleet.num[idx[told]].tolist())
             if self._prev_km is not None and self._prev_active is not None and self._prev_num is not None:
                 was = self._prev_km[idx]
                 before = np.where(nb, h.km - was, was - h.km)
@@ -93,7 +103,12 @@ class Recorder:
                 for ln in fleet.lane[idx[crossed]].tolist():
                     h.passed_in_lane[ln] = h.passed_in_lane.get(ln, 0) + 1
                 for num, speed in zip(fleet.num[idx[crossed]].tolist(), v[crossed].tolist(), strict=True):
-                    (h.surprised_passing_mps if num in h.surprised else h.passing_mps).append(speed)
+                    if num in h.surprised:
+                        h.surprised_passing_mps.append(speed)
+                    elif num in h.advised:
+                        h.passing_mps.append(speed)
+                    else:
+                        h.unadvised_passing_mps.append(speed)
         self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()
 
     def _keep(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: npt.NDArray[np.float64],

@@ -35,6 +35,8 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "passed_in_lane": {str(k): n for k, n in sorted(h.passed_in_lane.items())},
             "surprised_vehicles": len(h.surprised),
             "surprised_max_passing_speed_mps": max(h.surprised_passing_mps, default=0.0),
+            "unadvised_vehicles_passed": len(h.unadvised_passing_mps),
+            "unadvised_max_passing_speed_mps": max(h.unadvised_passing_mps, default=0.0),
             "approach_speed_p50_mps": percentile(h.approach_mps, 50),
             "approach_speed_p90_mps": percentile(h.approach_mps, 90),
             "advisories": len(advised),
@@ -209,7 +211,8 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{h['vehicles_passed']} warned vehicles passed it, at p50 "
             f"{h.get('passing_speed_p50_mps', 0.0) * 3.6:.0f} km/h, the fastest at "
             f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h{_lanes(h.get('passed_in_lane', {}))} "
-            f"({h['surprised_vehicles']} were already within 500 m when it appeared). {_waves(h.get('queue', {}))}"
+            f"({h['surprised_vehicles']} were already within 500 m when it appeared"
+            f"{_unadvised(h)}). {_waves(h.get('queue', {}))}"
         )
     if s.get("consistency"):
         lines += ["", "## What each class of data guarantees, and how stale it was", ""]
@@ -219,6 +222,13 @@ def _markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)
+
+
+def _unadvised(h: dict[str, Any]) -> str:
+    n = h.get("unadvised_vehicles_passed", 0)
+    if not n:
+        return ""
+    return f"; {n} passed it unadvised, the fastest at {h['unadvised_max_passing_speed_mps'] * 3.6:.0f} km/h"
 
 
 def _analytics_lines(a: dict[str, Any]) -> list[str]:

@@ -99,7 +99,11 @@ def test_the_faults_scenario_keeps_advising_through_a_killed_worker_and_an_etcd_
         assert event in played, played
     debris = s["hazards"]["debris-wayport"]
     assert debris["advisories"] > 0 and debris["actions"]["SLOW_DOWN"] > 0, "reported while a worker was down"
-    assert debris["max_passing_speed_mps"] < 8.0, "no warned vehicle drove through it at speed"
+    assert debris["max_passing_speed_mps"] < 8.0, f"no advised vehicle drove through it at speed: {debris}"
+    # while the killed worker's regions wait for the survivor (a 10-s session timeout, 40 s simulated),
+    # a vehicle may reach the debris unadvised: the report counts those apart, it does not hide them
+    if debris["unadvised_vehicles_passed"]:
+        assert "passed it unadvised" in result.paths["report"].read_text()
     assert s["run"]["towers_converged"], s["towers"]
     assert len(s["towers"]) == 2, "the restarted worker serves again"
     assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
