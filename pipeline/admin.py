@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 
@@ -113,11 +112,25 @@ def delete_prefixed(bootstrap: Kafka, prefix: str, timeout: float = 30.0) -> lis
 
 
 def delete_groups(bootstrap: Kafka, groups: Iterable[str], timeout: float = 30.0) -> None:
-    """Delete consumer groups (and their committed offsets); a group that does not exist is fine."""
+    """Delete consumer groups (and their committed offsets); a group that does not exist is fine. A
+    group still holding a member (one that died without leaving stays until its session times out,
+    or a rebalance is finishing) is tried again until `timeout`; then the error is raised."""
     admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
-    for fut in admin.delete_consumer_groups(list(groups), request_timeout=timeout).values():
-        with contextlib.suppress(KafkaException):
-            fut.result(timeout)
+    pending, deadline = list(groups), time.monotonic() + timeout
+    while pending:
+        busy = []
+        for group, fut in admin.delete_consumer_groups(pending, request_timeout=timeout).items():
+            try:
+                fut.result(timeout)
+            except KafkaException as exc:
+                code = exc.args[0].code()
+                if code == KafkaError.NON_EMPTY_GROUP and time.monotonic() < deadline:
+                    busy.append(group)
+                elif code != KafkaError.GROUP_ID_NOT_FOUND:  # gone already is what was wanted
+                    raise
+        pending = busy
+        if pending:
+            time.sleep(1.0)
 
 
 def end_offsets(bootstrap: Kafka, topic: str, partitions: int, timeout: float = 20.0) -> list[int]:

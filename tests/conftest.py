@@ -6,6 +6,7 @@ temporary state directory), unless KAFKA_BOOTSTRAP_SERVERS and ETCD_ENDPOINTS po
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
     """Started once for the session and stopped at its end (and with it, if pytest dies)."""
     with Stack(settings, attached=True) as running:
         yield running
+        gc.collect()  # the clients the tests left go before their broker, or they log its absence
 
 
 @pytest.fixture

@@ -28,9 +28,12 @@ class HazardTrack:
     start_s: float
     end_s: float = float("inf")
     passing_mps: list[float] = field(default_factory=list)  # speed of each warned vehicle passing it
-    advised: set[int] = field(default_factory=set)  # vehicles told to slow down or stop while it was there
-    #: vehicles that passed it with no such advice though they were further than SURPRISED_KM when it
-    #: appeared: the towers did not reach them (their region's worker dead and not yet taken over, say)
+    #: vehicles first told to slow down or stop while they could still stop before it (braking at
+    #: FIRM_DECEL_MPS2), and those told later than that
+    advised: set[int] = field(default_factory=set)
+    advised_late: set[int] = field(default_factory=set)
+    #: vehicles that passed it not warned in time though they were further than SURPRISED_KM when it
+    #: appeared: no advice, or too late to stop (their region's worker dead and not yet taken over, say)
     unadvised_passing_mps: list[float] = field(default_factory=list)
     approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
     surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
@@ -38,6 +41,8 @@ class HazardTrack:
     passed_in_lane: dict[int, int] = field(default_factory=dict)  # lane → vehicles that passed it there
 
 
+#: the braking a warning must leave room for: firm, well short of an emergency stop (IDM brakes up to 9)
+FIRM_DECEL_MPS2 = 4.0
 MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
 
 
@@ -94,7 +99,12 @@ class Recorder:
                 & np.isin(fleet.adv_action[idx], (Action.SLOW_DOWN, Action.STOP))
                 & (fleet.adv_until[idx] > fleet.t)
             )
-            h.advised.update(fleet.num[idx[told]].tolist())
+            first = told & ~np.isin(fleet.num[idx], list(h.advised | h.advised_late))
+            if first.any():
+                can_stop = ahead[first] * 1000 >= v[first] ** 2 / (2 * FIRM_DECEL_MPS2)
+                nums = fleet.num[idx[first]]
+                h.advised.update(nums[can_stop].tolist())
+                h.advised_late.update(nums[~can_stop].tolist())
             if self._prev_km is not None and self._prev_active is not None and self._prev_num is not None:
                 was = self._prev_km[idx]
                 before = np.where(nb, h.km - was, was - h.km)

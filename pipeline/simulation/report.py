@@ -228,7 +228,8 @@ def _unadvised(h: dict[str, Any]) -> str:
     n = h.get("unadvised_vehicles_passed", 0)
     if not n:
         return ""
-    return f"; {n} passed it unadvised, the fastest at {h['unadvised_max_passing_speed_mps'] * 3.6:.0f} km/h"
+    fastest = h["unadvised_max_passing_speed_mps"] * 3.6
+    return f"; {n} passed it not warned in time to stop, the fastest at {fastest:.0f} km/h"
 
 
 def _analytics_lines(a: dict[str, Any]) -> list[str]:

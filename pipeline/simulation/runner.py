@@ -368,7 +368,8 @@ def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
     # Ctrl-C cannot cut short a wait inside librdkafka
     try:
         delete_prefixed(settings.kafka(Role.ADMIN), towers_app, timeout=10)
-        delete_groups(settings.kafka(Role.ADMIN), [towers_app], timeout=10)
+        # a worker stopped the hard way stays a member until its session times out (10 s by default)
+        delete_groups(settings.kafka(Role.ADMIN), [towers_app], timeout=25)
     except KafkaException as exc:  # said, and the rest is still cleaned up
         print(
             f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}", file=sys.stderr
