@@ -57,16 +57,7 @@ def kafka_options(access: KafkaAccess) -> dict[str, str]:
     """Spark's Kafka source options for `access` (the Java client's names, prefixed `kafka.`)."""
     opts = {"kafka.bootstrap.servers": access.bootstrap}
     if access.secure:
-        opts["kafka.security.protocol"] = access.protocol
-        if access.sasl:
-            module = "org.apache.kafka.common.security.scram.ScramLoginModule"
-            opts["kafka.sasl.mechanism"] = access.mechanism
-            opts["kafka.sasl.jaas.config"] = (
-                f'{module} required username="{access.username}" password="{access.password}";'
-            )
-        if access.ca_file is not None:
-            opts["kafka.ssl.truststore.type"] = "PEM"
-            opts["kafka.ssl.truststore.location"] = str(access.ca_file)
+        opts.update({f"kafka.{k}": v for k, v in access.java_properties().items()})
     return opts
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.shared.errors import ConfigError
 
 __all__ = [
-    "EtcdAccess", "Kafka", "KafkaAccess", "Role", "client_conf", "load_role_credentials",
+    "EtcdAccess", "Kafka", "KafkaAccess", "Role", "client_conf", "jaas_config", "load_role_credentials",
 ]  # fmt: skip
 
 
@@ -71,11 +71,28 @@ class KafkaAccess:
             conf["ssl.ca.location"] = str(self.ca_file)
         return conf
 
+    def java_properties(self) -> dict[str, str]:
+        """The same identity for a Java client (Kafka's CLI tools, Spark's Kafka source), without
+        `bootstrap.servers`."""
+        props: dict[str, str] = {"security.protocol": self.protocol}
+        if self.sasl:
+            props["sasl.mechanism"] = self.mechanism
+            props["sasl.jaas.config"] = jaas_config(self.mechanism, self.username, self.password)
+        if self.ca_file is not None:
+            props.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(self.ca_file)})
+        return props
+
     def ssl_context(self) -> ssl.SSLContext | None:
         """For aiokafka (Faust): None in plain mode."""
         if self.protocol not in ("SSL", "SASL_SSL"):
             return None
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+def jaas_config(mechanism: str, username: str, password: str) -> str:
+    """A Java client's (or broker listener's) SASL login line."""
+    module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+    return f'org.apache.kafka.common.security.{module} required username="{username}" password="{password}";'
 
 
 #: What functions that open a Kafka client accept: a bare bootstrap string means a plaintext cluster.

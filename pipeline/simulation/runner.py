@@ -21,6 +21,7 @@ from confluent_kafka import KafkaException, Producer
 
 from pipeline.admin import declare, delete_groups, delete_prefixed, end_offsets, start_group_at_end
 from pipeline.analytics.report import analytics_summary, draw_heatmap, draw_travel_times
+from pipeline.analytics.segments import WINDOW_MS
 from pipeline.analytics.stats_topic import read_stats
 from pipeline.bench.timing import percentile
 from pipeline.consistency.table import staleness_table
@@ -320,7 +321,7 @@ def run_scenario(
         corridor_stats: list[dict[str, Any]] = []
         if spark is not None:
             # until the job has caught up: every window the watermark can close is out (or it gave up)
-            last_closable = fleet.start_ms + int(fleet.t * 1000) - (ANALYTICS_WATERMARK_S + 10) * 1000
+            last_closable = fleet.start_ms + int(fleet.t * 1000) - ANALYTICS_WATERMARK_S * 1000 - WINDOW_MS
             corridor_stats = _wait_for_stats(spark, admin, topics.corridor_stats, fleet.start_ms, last_closable)
             failed = not spark.alive
             spark.stop()

@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf
+from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf, jaas_config
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
@@ -91,8 +91,7 @@ def _secure_properties(settings: Settings, material: SecurityMaterial) -> dict[s
     authorised by KRaft's StandardAuthorizer against the ACLs (`pipeline.shared.access_policy`)."""
     p = settings.ports
     admin_user, admin_password = material.credentials()[Role.ADMIN]
-    jaas = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{admin_user}" '
-    jaas += f'password="{admin_password}";'
+    jaas = jaas_config("SCRAM-SHA-512", admin_user, admin_password)
     return {
         "listeners": f"SASL_SSL://127.0.0.1:{p.kafka},CONTROLLER://127.0.0.1:{p.kafka_controller}",
         "advertised.listeners": f"SASL_SSL://127.0.0.1:{p.kafka}",
@@ -271,15 +270,7 @@ def broker_metadata(bootstrap: Kafka, timeout: float = 5.0) -> dict[str, Any]:
 
 def write_client_properties(access: KafkaAccess, path: Path) -> Path:
     """A Java client's properties for `access` (Kafka's CLI tools), owner-only: it holds a password."""
-    props = {"security.protocol": access.protocol}
-    if access.sasl:
-        module = "org.apache.kafka.common.security.scram.ScramLoginModule"
-        if access.mechanism == "PLAIN":
-            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
-        props["sasl.mechanism"] = access.mechanism
-        props["sasl.jaas.config"] = f'{module} required username="{access.username}" password="{access.password}";'
-    if access.ca_file is not None:
-        props.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": str(access.ca_file)})
+    props = access.java_properties()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.chmod(0o600)

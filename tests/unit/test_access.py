@@ -137,3 +137,11 @@ def test_the_readmes_table_of_principals_is_the_policy() -> None:
     from tests.conftest import REPO
 
     assert policy_table(TOPICS) in (REPO / "README.md").read_text(), "README's Security table: regenerate it"
+
+
+def test_java_clients_get_the_same_identity_and_the_login_module_of_its_mechanism() -> None:
+    scram = KafkaAccess("k:1", "SASL_SSL", "SCRAM-SHA-512", "u", "p", Path("/ca.pem")).java_properties()
+    assert scram["sasl.jaas.config"].startswith("org.apache.kafka.common.security.scram.ScramLoginModule")
+    assert scram["ssl.truststore.location"] == "/ca.pem" and scram["security.protocol"] == "SASL_SSL"
+    plain = KafkaAccess("k:1", "SASL_PLAINTEXT", "PLAIN", "u", "p").java_properties()
+    assert "plain.PlainLoginModule" in plain["sasl.jaas.config"] and "ssl.truststore.location" not in plain
