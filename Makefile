@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
 
-.PHONY: install run smoke test lint bench images clean
+.PHONY: install run smoke test lint bench images k8s-e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -48,3 +48,8 @@ bench: $(STAMP)
 # Kafka, etcd and corridor images, with Podman or Docker (whichever is present); unchanged ones are kept.
 images: $(STAMP)
 	$(BIN)/corridor images build
+
+# The manifests on a real single-node Kubernetes 1.32 (built once from the Go module proxy into the
+# cache; needs root, Go, containerd, runc and the CNI plugins): dev-plain applied, its Job judged.
+k8s-e2e: images
+	$(BIN)/corridor k8s e2e

@@ -1,4 +1,5 @@
-"""`corridor k8s secrets`: the Secrets of a secure deployment, printed for `kubectl apply -f -`."""
+"""`corridor k8s secrets` (the Secrets of a secure deployment) and `corridor k8s e2e` (the manifests on a
+real single-node cluster)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pipeline.shared.errors import ConfigError
 
 __all__ = ["app"]
 
+DEV_PLAIN = Path("k8s/overlays/dev-plain")
 app = typer.Typer(help="What a secure Kubernetes deployment needs besides its manifests.", no_args_is_help=True)
 
 
@@ -36,3 +38,38 @@ def secrets(
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+
+
+@app.command()
+def e2e(
+    ctx: typer.Context,
+    overlay: Annotated[Path, typer.Option(help="the kustomize overlay to apply")] = DEV_PLAIN,
+    logs: Annotated[Path | None, typer.Option(help="keep the pods' and the cluster's logs here")] = None,
+    job_timeout: Annotated[float, typer.Option(help="seconds the producers' Job may take")] = 900.0,
+) -> None:
+    """A single-node Kubernetes (built from the Go module proxy, run in namespaces of its own), the
+    overlay applied to it, and the producers' Job judged by its summary. Needs root and Linux.
+
+    Exit status 0 when Kafka, etcd and the towers became Ready and the Job completed with advisories
+    delivered and no dead letter."""
+    from rich.console import Console
+
+    from pipeline.deploy.cluster.e2e import run_e2e
+
+    if not (overlay / "kustomization.yaml").is_file():
+        raise ConfigError(f"--overlay {overlay} is not a kustomize overlay (no kustomization.yaml)")
+    out = Console(highlight=False)
+    result = run_e2e(ctx.obj, overlay, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs)
+    typer.echo(result.pods.rstrip())
+    if result.summary is not None:
+        s = result.summary
+        out.print(
+            f"producers' Job: simulated {s.simulated_s} s, {s.updates:,} vehicle updates, "
+            f"{s.advisories:,} advisories delivered, dead letters {s.dead_letters}"
+        )
+    out.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    if not result.passed:
+        for problem in result.problems:
+            out.print(f"[red]FAILED[/]: {problem}")
+        raise typer.Exit(1)
+    out.print("[green]PASSED[/]: the overlay ran on a real cluster")

@@ -50,6 +50,14 @@ def simulate(
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="first wait up to this many seconds for Kafka, etcd and (with --external-towers) "
+            "a live tower for every region: a Job started beside them",
+        ),
+    ] = 0.0,
 ) -> None:
     """Run a scenario: stack, towers (2 Faust workers), the fleet, scripted events, then a report."""
     from pipeline.simulation.live import LiveView
@@ -66,6 +74,11 @@ def simulate(
     out.print(f"[bold]{sc.name}[/]: {sc.vehicles:,} vehicles, {sc.duration_s / 60:.0f} simulated minutes at "
               f"{sc.speedup:g}x (≈ {sc.wall_s:.0f} s), {sc.workers} tower workers; built in: "
               f"{', '.join(builtin_scenarios())}")  # fmt: skip
+    if wait > 0:
+        from pipeline.stack.wait import wait_for_stack
+
+        took = wait_for_stack(settings, wait, towers=external_towers, on_wait=lambda m: out.print(f"waiting: {m}"))
+        out.print(f"stack ready after {took:.0f} s")
     stop = {"requested": False}
 
     def interrupt(signum: int, frame: Any) -> None:

@@ -48,6 +48,20 @@ def up(
 
 
 @app.command()
+def wait(
+    ctx: typer.Context,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 300.0,
+    towers: Annotated[bool, typer.Option(help="also wait until every region has a live tower worker")] = False,
+) -> None:
+    """Wait until the configured Kafka and etcd answer (a Job's init container, before its cluster
+    is up); exit 1 with what is missing at the timeout."""
+    from pipeline.stack.wait import wait_for_stack
+
+    took = wait_for_stack(ctx.obj, timeout, towers=towers, on_wait=lambda m: out.print(f"waiting: {m}"))
+    out.print(f"stack ready after {took:.1f} s")
+
+
+@app.command()
 def down(
     ctx: typer.Context,
     purge: Annotated[bool, typer.Option(help="also delete the stack's data and logs")] = False,

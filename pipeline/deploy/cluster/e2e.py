@@ -1,0 +1,317 @@
+"""`corridor k8s e2e`: a single-node Kubernetes cluster, the dev-plain overlay applied to it, and
+the producers' Job judged by its own summary.
+
+The cluster (see `node`) runs in namespaces of its own; this driver stays outside, loads corridor's
+images into the cluster's containerd, talks to the API server through `nsenter` into the cluster's
+network namespace, and ends the cluster whatever happens (SIGTERM to its first process, then the
+release of the host state it recorded, then its folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binaries
+from pipeline.deploy.cluster.host_state import HostState
+from pipeline.deploy.cluster.layout import ClusterLayout
+from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
+from pipeline.shared.config import Settings
+from pipeline.shared.errors import StackError
+from pipeline.stack.process import die_with_parent, pid_alive
+
+__all__ = ["E2EResult", "JobSummary", "job_outcome", "parse_summary", "run_e2e"]
+
+#: What the cluster needs from the machine, and the Debian package that has it.
+REQUIRED_TOOLS = {"unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2", "mount": "mount",
+                  "iptables": "iptables", "containerd": "containerd", "ctr": "containerd", "runc": "runc",
+                  "gcc": "gcc", "ipset": "ipset", "conntrack": "conntrack"}  # fmt: skip
+CNI_DIR = Path("/usr/lib/cni")
+_OWNER = "driver.pid"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """The producers' own closing line, as printed by `corridor simulate`."""
+
+    simulated_s: int
+    updates: int
+    advisories: int
+    dead_letters: int
+
+
+_SUMMARY = re.compile(
+    r"simulated (\d+) s in \d+ s: ([\d,]+) vehicle updates, ([\d,]+) advisories, dead letters (\d+), "
+    r"towers converged"
+)
+
+
+def parse_summary(log: str) -> JobSummary | None:
+    """The summary line of a simulate log; the console may have wrapped it across lines."""
+    match = _SUMMARY.search(re.sub(r"\s+", " ", log))
+    if match is None:
+        return None
+    sim, updates, advisories, dead = match.groups()
+    return JobSummary(int(sim), int(updates.replace(",", "")), int(advisories.replace(",", "")), int(dead))
+
+
+@dataclass
+class E2EResult:
+    timings: dict[str, float] = field(default_factory=dict)
+    summary: JobSummary | None = None
+    pods: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def preflight() -> None:
+    """One line naming what is missing, and how to get it."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        raise StackError("the test cluster needs Linux and root (it creates namespaces, a bridge and cgroups)")
+    missing = {pkg for tool, pkg in REQUIRED_TOOLS.items() if shutil.which(tool) is None}
+    if not (CNI_DIR / "bridge").exists():
+        missing.add("containernetworking-plugins")
+    if missing:
+        raise StackError(f"the test cluster needs: apt-get install -y {' '.join(sorted(missing))}")
+
+
+def release_stale_runs(runs: Path, say: Say) -> None:
+    """A run whose driver is gone (killed outright) left its record: undo it and remove its folder."""
+    if not runs.is_dir():
+        return
+    for run_dir in runs.iterdir():
+        try:
+            owner = int((run_dir / _OWNER).read_text())
+        except (OSError, ValueError):
+            owner = -1
+        if owner > 0 and pid_alive(owner):
+            continue
+        state = HostState.load(run_dir)
+        if state is not None:
+            left = state.release(timeout=5)
+            for item in left:
+                say(f"could not undo {item} of an earlier run")
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class Cluster:
+    """A running test cluster, seen from outside its namespaces."""
+
+    def __init__(self, layout: ClusterLayout, binaries: Binaries, proc: subprocess.Popen[bytes]) -> None:
+        self.layout, self.binaries, self.proc = layout, binaries, proc
+
+    @property
+    def ns_pid(self) -> int:
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        if not children:
+            raise StackError("the cluster's first process is gone")
+        return int(children[0])
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> str:
+        lay = self.layout
+        argv = ["nsenter", f"--net=/proc/{self.ns_pid}/ns/net", str(self.binaries.path("kubectl")),
+                f"--kubeconfig={lay.kubeconfig}", f"--cache-dir={lay.path('kubectl-cache')}", *args]  # fmt: skip
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=die_with_parent())  # fmt: skip
+        if check and proc.returncode != 0:
+            raise StackError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()[-600:]}")
+        return proc.stdout
+
+    def load_image(self, engine_cli: str, ref: str) -> None:
+        """`save` from the engine that built it, `import` into the cluster's containerd."""
+        save = subprocess.Popen([engine_cli, "save", "--format", "docker-archive", ref], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, preexec_fn=die_with_parent())  # fmt: skip
+        ctr = ["ctr", "--address", str(self.layout.containerd_socket), "--namespace", "k8s.io"]
+        imp = subprocess.run([*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True,
+                             preexec_fn=die_with_parent())  # fmt: skip
+        assert save.stdout is not None
+        save.stdout.close()
+        err = save.stderr.read().decode() if save.stderr else ""
+        if save.wait() != 0 or imp.returncode != 0:
+            raise StackError(f"loading {ref} into the cluster failed: {(err or imp.stderr).strip()[-400:]}")
+
+
+@contextmanager
+def test_cluster(settings: Settings, binaries: Binaries, say: Say, timeout: float = 300) -> Iterator[Cluster]:
+    runs = settings.state_dir.resolve() / "k8s" / "runs"
+    release_stale_runs(runs, say)
+    run_dir = runs / f"{int(time.time())}-{os.getpid()}"
+    run_dir.mkdir(parents=True)
+    (run_dir / _OWNER).write_text(str(os.getpid()))
+    layout = ClusterLayout(run_dir)
+    host = HostState.record(layout)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    with open(layout.logs / "node.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount", "--net", "--mount-proc",
+             "--propagation", "private", sys.executable, "-m", "pipeline.deploy.cluster.node", str(run_dir),
+             str(binaries.directory)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            # unshare ignores SIGTERM while it waits for its child: only SIGKILL ends it, and its
+            # --kill-child then hands the node's first process the SIGTERM that starts the clean-up
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )  # fmt: skip
+    cluster = Cluster(layout, binaries, proc)
+    try:
+        deadline = time.monotonic() + timeout
+        while not layout.path(READY_FILE).exists():
+            if layout.path(FAILED_FILE).exists() or proc.poll() is not None:
+                reason = layout.path(FAILED_FILE).read_text().strip() if layout.path(FAILED_FILE).exists() else ""
+                raise StackError(f"the test cluster did not start: {reason or 'its first process exited'}; "
+                                 f"logs in {layout.logs}")  # fmt: skip
+            if time.monotonic() > deadline:
+                raise StackError(f"the test cluster was not ready within {timeout:.0f} s; logs in {layout.logs}")
+            time.sleep(0.5)
+        yield cluster
+    finally:
+        if proc.poll() is None:
+            layout.path(STOP_FILE).touch()  # the driver is alive and removes the folder itself
+            try:
+                os.kill(cluster.ns_pid, signal.SIGTERM)  # the node stops its parts and releases the host
+            except (StackError, OSError):
+                proc.kill()
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        left = host.release()
+        for item in left:
+            say(f"could not undo {item}")
+        if not left:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def job_outcome(status: dict[str, Any]) -> str | None:
+    """ "Complete" or "Failed" once the Job has ended, else None. A failed pod alone does not end it:
+    the Job may retry (its backoffLimit)."""
+    for condition in status.get("conditions", []):
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return str(condition["type"])
+    return None
+
+
+def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
+    images: set[str] = set()
+    for doc in rendered:
+        spec = doc.get("spec", {})
+        template = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", {})
+        for c in [*template.get("containers", []), *template.get("initContainers", [])]:
+            images.add(c["image"])
+    return sorted(images)
+
+
+def _claims(rendered: list[dict[str, Any]]) -> int:
+    return sum(len(d["spec"].get("volumeClaimTemplates", [])) * int(d["spec"].get("replicas", 1))
+               for d in rendered if d.get("kind") == "StatefulSet")  # fmt: skip
+
+
+def _wait(what: str, done: Callable[[], bool], timeout: float, interval: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} within {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def run_e2e(settings: Settings, overlay: Path, *, say: Say, job_timeout: float = 900,
+            logs_to: Path | None = None) -> E2EResult:  # fmt: skip
+    from pipeline.containers.engine import find_engine
+
+    preflight()
+    result = E2EResult()
+    t0 = time.monotonic()
+    binaries = build_binaries(settings.cache_dir, log=say)
+    result.timings["binaries"] = time.monotonic() - t0
+    t = time.monotonic()
+    with test_cluster(settings, binaries, say) as cluster:
+        result.timings["cluster_up"] = time.monotonic() - t
+        version = json.loads(cluster.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
+        say(f"Kubernetes {version} up in {result.timings['cluster_up']:.0f} s (node {cluster.layout.node_name} Ready)")
+        if version != K8S_VERSION:
+            result.problems.append(f"the API server says {version}, not {K8S_VERSION}")
+        rendered = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay))) if d]
+        namespace = next(d["metadata"]["name"] for d in rendered if d["kind"] == "Namespace")
+        t = time.monotonic()
+        engine = find_engine(settings)
+        try:
+            for ref in _overlay_images(rendered):
+                say(f"loading {ref}")
+                cluster.load_image(engine.cli, ref)
+        finally:
+            engine.stop()
+        result.timings["images"] = time.monotonic() - t
+        volumes = cluster.layout.persistent_volumes(_claims(rendered))
+        for pv in volumes:
+            host_path = Path(pv["spec"]["hostPath"]["path"])  # type: ignore[index]
+            host_path.mkdir(parents=True)
+            host_path.chmod(0o777)  # hostPath gets no fsGroup: the pods run as their own non-root users
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(volumes))
+        t = time.monotonic()
+        say(f"kubectl apply -k {overlay}")
+        cluster.kubectl("apply", "-k", str(overlay))
+        try:
+            for kind, name in (("statefulset", "etcd"), ("statefulset", "kafka"), ("statefulset", "towers")):
+                cluster.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", "--timeout=600s", timeout=620)
+                say(f"{kind}/{name} rolled out, every replica Ready ({time.monotonic() - t:.0f} s)")
+            result.timings["rollout"] = time.monotonic() - t
+
+            def job_state() -> str | None:
+                status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
+                return job_outcome(status)
+
+            _wait("the producers' Job did not finish", lambda: job_state() is not None, job_timeout, interval=5)
+            result.timings["job"] = time.monotonic() - t
+            outcome = job_state()
+            log = cluster.kubectl("-n", namespace, "logs", "job/producers", check=False)
+            result.summary = parse_summary(log)
+            if outcome != "Complete":
+                result.problems.append(f"the producers' Job ended {outcome}: {log.strip()[-300:]}")
+            if result.summary is None:
+                result.problems.append("no summary line in the producers' log")
+            else:
+                if result.summary.advisories <= 0:
+                    result.problems.append("no advisory was delivered")
+                if result.summary.dead_letters != 0:
+                    result.problems.append(f"{result.summary.dead_letters} dead letters")
+        except StackError as exc:
+            result.problems.append(str(exc))
+        finally:
+            result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
+            if logs_to is not None or result.problems:
+                _collect(cluster, namespace, logs_to or settings.state_dir.resolve() / "k8s" / "last-failure")
+    result.timings["total"] = time.monotonic() - t0
+    return result
+
+
+def _collect(cluster: Cluster, namespace: str, folder: Path) -> None:
+    """Every pod's log, the events and the cluster's own logs, for a failure to be read afterwards."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "events.txt").write_text(cluster.kubectl("-n", namespace, "get", "events", "--sort-by=.lastTimestamp",
+                                                       check=False))  # fmt: skip
+    (folder / "describe.txt").write_text(cluster.kubectl("-n", namespace, "describe", "pods", check=False))
+    pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "name", check=False).split()
+    for pod in pods:
+        text = cluster.kubectl("-n", namespace, "logs", pod, "--all-containers", check=False)
+        (folder / f"{pod.split('/')[-1]}.log").write_text(text)
+    for log in cluster.layout.logs.glob("*.log"):
+        shutil.copyfile(log, folder / f"cluster-{log.name}")

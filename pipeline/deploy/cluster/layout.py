@@ -1,0 +1,312 @@
+"""Where a test cluster's parts live and how they are configured: pure, no I/O.
+
+The whole cluster runs in network, mount and PID namespaces of its own: its addresses are on a
+bridge inside that network namespace (no uplink, nothing routed outward), its mounts vanish with the
+mount namespace, and every process in it (the servers, containerd's shims, the containers) is killed
+by the kernel when the namespace's first process dies. So fixed addresses and ports are safe: nothing
+on the machine can hold them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+__all__ = ["ADMIN_TOKEN", "ClusterLayout"]
+
+#: Bearer tokens of the cluster's clients; the cluster lives only as long as one run, in its own
+#: network namespace, so fixed tokens grant nothing outside it.
+ADMIN_TOKEN = "corridor-admin-token"
+KUBELET_TOKEN = "corridor-kubelet-token"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLayout:
+    """One run's cluster: its folder, the bridge, the address ranges and the node's name."""
+
+    run_dir: Path
+    bridge: str = "corridor0"
+    node_ip: str = "10.244.77.1"
+    prefix_len: int = 24
+    pod_range: tuple[str, str] = ("10.244.77.16", "10.244.77.250")
+    service_cidr: str = "10.96.0.0/24"
+    api_service_ip: str = "10.96.0.1"
+    node_name: str = "corridor-node"
+    apiserver_port: int = 6443
+    etcd_port: int = 2379
+    kubelet_port: int = 10250
+    cluster_domain: str = "cluster.local"
+    pause_image: str = "localhost/pause:3.10"
+
+    # folders -----------------------------------------------------------------------------------
+    def path(self, *parts: str) -> Path:
+        return self.run_dir.joinpath(*parts)
+
+    @property
+    def pki(self) -> Path:
+        return self.path("pki")
+
+    @property
+    def logs(self) -> Path:
+        return self.path("logs")
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.path("containerd", "containerd.sock")
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.path("admin.kubeconfig")
+
+    @property
+    def cgroup_root(self) -> str:
+        """The kubelet's cgroup root, one per run, so its clean-up removes only its own."""
+        return f"/corridor-k8s-{self.run_dir.name}"
+
+    @property
+    def api_url(self) -> str:
+        return f"https://{self.node_ip}:{self.apiserver_port}"
+
+    # config files --------------------------------------------------------------------------------
+    def token_file(self) -> str:
+        """Static tokens: the admin (every control-plane client) and the node's kubelet."""
+        return (
+            f'{ADMIN_TOKEN},corridor-admin,1,"system:masters"\n'
+            f'{KUBELET_TOKEN},system:node:{self.node_name},2,"system:nodes"\n'
+        )
+
+    def kubeconfig_text(self, token: str = ADMIN_TOKEN) -> str:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "corridor", "cluster": {"server": self.api_url,
+                                                          "certificate-authority": str(self.pki / "ca.pem")}}],
+            "users": [{"name": "user", "user": {"token": token}}],
+            "contexts": [{"name": "corridor", "context": {"cluster": "corridor", "user": "user"}}],
+            "current-context": "corridor",
+        }  # fmt: skip
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def kubelet_kubeconfig_text(self) -> str:
+        return self.kubeconfig_text(KUBELET_TOKEN)
+
+    def containerd_config(self) -> str:
+        """containerd 1.6's CRI plugin. `restrict_oom_score_adj`: the host grants no CAP_SYS_RESOURCE,
+        and runc fails every sandbox trying to lower a score without it."""
+        d = self.path("containerd")
+        return f"""version = 2
+root = "{d / "root"}"
+state = "{d / "state"}"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
+                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{self.containerd_socket}"
+
+[ttrpc]
+  address = "{d / "containerd.sock.ttrpc"}"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{self.pause_image}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        Root = "{d / "runc"}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{self.path("cni", "net.d")}"
+"""
+
+    def cni_config(self) -> str:
+        """A bridge with the node's address as the pods' gateway; the only routes given to pods are
+        the bridge's subnet and the Service range, so a pod can reach nothing outside the cluster."""
+        config = {
+            "cniVersion": "0.4.0",
+            "name": "corridor",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": self.bridge,
+                    "isGateway": True,
+                    "isDefaultGateway": False,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "dataDir": str(self.path("cni", "ipam")),
+                        "ranges": [[{"subnet": f"{self.node_ip.rsplit('.', 1)[0]}.0/{self.prefix_len}",
+                                     "rangeStart": self.pod_range[0], "rangeEnd": self.pod_range[1],
+                                     "gateway": self.node_ip}]],
+                        "routes": [{"dst": self.service_cidr}],
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+            ],
+        }  # fmt: skip
+        return json.dumps(config, indent=2)
+
+    def kubelet_config(self) -> str:
+        """cgroupfs (no systemd here), the serving address on the bridge, health on loopback, the
+        cluster DNS on the bridge, and eviction thresholds a busy build machine does not trip."""
+        config = {
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
+            "address": self.node_ip,
+            "port": self.kubelet_port,
+            "readOnlyPort": 0,
+            "healthzBindAddress": "127.0.0.1",
+            "healthzPort": 10248,
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": self.cgroup_root,
+            "failSwapOn": False,
+            "makeIPTablesUtilChains": False,
+            "clusterDNS": [self.node_ip],
+            "clusterDomain": self.cluster_domain,
+            "resolvConf": str(self.path("resolv.conf")),
+            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False},
+                               "x509": {"clientCAFile": str(self.pki / "ca.pem")}},
+            "authorization": {"mode": "AlwaysAllow"},
+            "tlsCertFile": str(self.pki / "kubelet.pem"),
+            "tlsPrivateKeyFile": str(self.pki / "kubelet-key.pem"),
+            "volumePluginDir": str(self.path("kubelet-plugins")),
+            "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1%", "imagefs.available": "1%",
+                             "nodefs.inodesFree": "1%"},
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "serializeImagePulls": False,
+            "containerLogMaxSize": "50Mi",
+            "enableDebuggingHandlers": True,
+            "podPidsLimit": -1,
+        }  # fmt: skip
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def kube_proxy_config(self) -> str:
+        config = {
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "iptables",
+            "clientConnection": {"kubeconfig": str(self.kubeconfig)},
+            "hostnameOverride": self.node_name,
+            "bindAddress": "127.0.0.1",
+            "healthzBindAddress": "127.0.0.1:10256",
+            "metricsBindAddress": "127.0.0.1:10249",
+            "clusterCIDR": f"{self.node_ip.rsplit('.', 1)[0]}.0/{self.prefix_len}",
+            "nodePortAddresses": [f"{self.node_ip}/32"],
+            "conntrack": {"maxPerCore": 0, "min": 0},
+        }  # fmt: skip
+        return yaml.safe_dump(config, sort_keys=False)
+
+    def corefile(self) -> str:
+        """Cluster names only: with no `forward` plugin no query leaves the cluster."""
+        return f""".:53 {{
+    bind {self.node_ip}
+    errors
+    health 127.0.0.1:8080
+    ready 127.0.0.1:8181
+    kubernetes {self.cluster_domain} in-addr.arpa ip6.arpa {{
+        kubeconfig {self.kubeconfig} corridor
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+    }}
+    cache 5
+}}
+"""
+
+    def resolv_conf(self) -> str:
+        """The node's own resolver file, given to the kubelet: no search domain of the machine's leaks in."""
+        return f"nameserver {self.node_ip}\n"
+
+    def apiserver_args(self) -> list[str]:
+        pki = self.pki
+        return [
+            f"--advertise-address={self.node_ip}",
+            f"--bind-address={self.node_ip}",
+            f"--secure-port={self.apiserver_port}",
+            f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+            f"--service-cluster-ip-range={self.service_cidr}",
+            f"--token-auth-file={self.path('tokens.csv')}",
+            "--authorization-mode=Node,RBAC",
+            f"--tls-cert-file={pki / 'apiserver.pem'}",
+            f"--tls-private-key-file={pki / 'apiserver-key.pem'}",
+            f"--client-ca-file={pki / 'ca.pem'}",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.pem'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client-key.pem'}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa-key.pem'}",
+            f"--service-account-issuer=https://kubernetes.default.svc.{self.cluster_domain}",
+            "--allow-privileged=true",
+            "--profiling=false",
+            f"--cert-dir={pki}",
+            "--enable-priority-and-fairness=false",
+            # the node's name resolves nowhere: logs and exec reach the kubelet by its address
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
+
+    def controller_manager_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=10257",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={self.pki / 'sa-key.pem'}",
+            f"--root-ca-file={self.pki / 'ca.pem'}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={self.service_cidr}",
+            f"--flex-volume-plugin-dir={self.path('kubelet-plugins')}",
+            "--profiling=false",
+        ]
+
+    def scheduler_args(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=10259",
+            "--leader-elect=false",
+            "--profiling=false",
+        ]
+
+    def kubelet_args(self) -> list[str]:
+        return [
+            f"--config={self.path('kubelet.yaml')}",
+            f"--kubeconfig={self.path('kubelet.kubeconfig')}",
+            f"--container-runtime-endpoint=unix://{self.containerd_socket}",
+            f"--root-dir={self.path('kubelet')}",
+            f"--hostname-override={self.node_name}",
+            f"--node-ip={self.node_ip}",
+            f"--pod-infra-container-image={self.pause_image}",
+        ]
+
+    def kube_proxy_args(self) -> list[str]:
+        return [f"--config={self.path('kube-proxy.yaml')}"]
+
+    def persistent_volumes(self, count: int, size: str = "5Gi") -> list[dict[str, object]]:
+        """hostPath volumes for the StatefulSets' claims: there is no provisioner on one node."""
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"local-{i}", "labels": {"app.kubernetes.io/part-of": "corridor-test-cluster"}},
+                "spec": {
+                    "capacity": {"storage": size},
+                    "accessModes": ["ReadWriteOnce"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "hostPath": {"path": str(self.path("volumes", f"local-{i}")), "type": "Directory"},
+                },
+            }
+            for i in range(count)
+        ]

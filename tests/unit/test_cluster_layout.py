@@ -1,0 +1,133 @@
+"""The single-node test cluster's pure parts: the build module, the pause image, the node's config,
+and the reading of the producers' summary."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import tarfile
+from pathlib import Path
+
+import yaml
+
+from pipeline.deploy.cluster.binaries import builder_go_mod, version_ldflags
+from pipeline.deploy.cluster.e2e import _claims, _overlay_images, job_outcome, parse_summary
+from pipeline.deploy.cluster.layout import ClusterLayout
+from pipeline.deploy.cluster.pause_image import docker_archive
+
+UPSTREAM = """// This is a generated file. Do not edit directly.
+
+module k8s.io/kubernetes
+
+go 1.23.0
+
+require (
+\tgithub.com/spf13/cobra v1.8.1
+\tk8s.io/api v0.0.0
+\tk8s.io/endpointslice v0.0.0
+\tk8s.io/sample-apiserver v0.0.0
+)
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+\tk8s.io/endpointslice => ./staging/src/k8s.io/endpointslice
+\tk8s.io/sample-apiserver => ./staging/src/k8s.io/sample-apiserver
+)
+"""
+
+
+def test_builder_module_replaces_staging_with_published_modules() -> None:
+    text = builder_go_mod(UPSTREAM, "v1.32.13")
+    assert "module corridor.local/kube-build" in text and "module k8s.io/kubernetes" not in text
+    assert "k8s.io/api => k8s.io/api v0.32.13" in text
+    assert "k8s.io/endpointslice => k8s.io/endpointslice v0.32.12" in text  # the proxy refuses v0.32.13
+    assert "sample-apiserver" not in text and "./staging" not in text
+    assert "require k8s.io/kubernetes v1.32.13" in text
+    assert "github.com/spf13/cobra v1.8.1" in text
+
+
+def test_version_is_stamped_for_servers_and_clients() -> None:
+    flags = version_ldflags("v1.32.13")
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion=v1.32.13" in flags
+        assert f"-X {package}.gitMinor=32" in flags
+
+
+def test_pause_archive_is_a_docker_archive_naming_the_image() -> None:
+    with tarfile.open(fileobj=io.BytesIO(docker_archive(b"\x7fELF fake", "localhost/pause:3.10"))) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))  # type: ignore[arg-type]
+        assert manifest[0]["RepoTags"] == ["localhost/pause:3.10"]
+        config = json.load(archive.extractfile(manifest[0]["Config"]))  # type: ignore[arg-type]
+        assert config["config"]["Entrypoint"] == ["/pause"]
+        with tarfile.open(fileobj=archive.extractfile("layer.tar")) as layer:
+            member = layer.getmember("pause")
+            assert member.mode == 0o755
+            assert layer.extractfile(member).read() == b"\x7fELF fake"  # type: ignore[union-attr]
+
+
+def test_pods_get_no_route_outward(tmp_path: Path) -> None:
+    lay = ClusterLayout(tmp_path)
+    bridge = json.loads(lay.cni_config())["plugins"][0]
+    assert bridge["isDefaultGateway"] is False and bridge["ipMasq"] is False
+    routes = [r["dst"] for r in bridge["ipam"]["routes"]]
+    assert routes == [lay.service_cidr]
+    subnet = ipaddress.ip_network(bridge["ipam"]["ranges"][0][0]["subnet"])
+    assert ipaddress.ip_address(lay.node_ip) in subnet and subnet.is_private
+
+
+def test_node_serves_on_the_bridge_and_health_on_loopback(tmp_path: Path) -> None:
+    lay = ClusterLayout(tmp_path)
+    kubelet = yaml.safe_load(lay.kubelet_config())
+    assert kubelet["address"] == lay.node_ip and kubelet["healthzBindAddress"] == "127.0.0.1"
+    assert kubelet["readOnlyPort"] == 0 and kubelet["authentication"]["anonymous"]["enabled"] is False
+    assert kubelet["cgroupRoot"] == lay.cgroup_root and tmp_path.name in lay.cgroup_root
+    proxy = yaml.safe_load(lay.kube_proxy_config())
+    assert proxy["nodePortAddresses"] == [f"{lay.node_ip}/32"]
+    assert all(v.startswith("127.0.0.1") for v in (proxy["bindAddress"], proxy["healthzBindAddress"]))
+    args = lay.apiserver_args()
+    assert f"--bind-address={lay.node_ip}" in args and f"--advertise-address={lay.node_ip}" in args
+    assert "forward" not in lay.corefile()  # no query leaves the cluster
+
+
+def test_containerd_keeps_everything_in_the_run_folder(tmp_path: Path) -> None:
+    text = ClusterLayout(tmp_path).containerd_config()
+    assert "restrict_oom_score_adj = true" in text and "SystemdCgroup = false" in text
+    paths = [line.split("=", 1)[1].strip().strip('"') for line in text.splitlines()
+             if line.strip().startswith(("root", "state", "address", "Root", "conf_dir")) and "/" in line]  # fmt: skip
+    assert paths and all(p.startswith(str(tmp_path)) for p in paths)
+
+
+def test_persistent_volumes_live_in_the_run_folder(tmp_path: Path) -> None:
+    volumes = ClusterLayout(tmp_path).persistent_volumes(3)
+    assert [v["metadata"]["name"] for v in volumes] == ["local-0", "local-1", "local-2"]  # type: ignore[index]
+    assert all(str(v["spec"]["hostPath"]["path"]).startswith(str(tmp_path)) for v in volumes)  # type: ignore[index]
+
+
+def test_claims_and_images_of_an_overlay() -> None:
+    template = {"spec": {"containers": [{"image": "localhost/a:1"}], "initContainers": [{"image": "localhost/b:2"}]}}
+    rendered = [
+        {"kind": "StatefulSet", "spec": {"replicas": 2, "template": template,
+                                         "volumeClaimTemplates": [{"metadata": {"name": "x"}}]}},
+        {"kind": "StatefulSet", "spec": {"template": template, "volumeClaimTemplates": [{}, {}]}},
+        {"kind": "Job", "spec": {"template": {"spec": {"containers": [{"image": "localhost/c:3"}]}}}},
+        {"kind": "ConfigMap", "data": {}},
+    ]  # fmt: skip
+    assert _claims(rendered) == 4
+    assert _overlay_images(rendered) == ["localhost/a:1", "localhost/b:2", "localhost/c:3"]
+
+
+def test_summary_is_read_even_when_the_console_wrapped_it() -> None:
+    log = ("starting …\nsimulated 600 s in 171 s: 2,160,000 vehicle updates, 12,345 advisories, dead\n"
+           "letters 0, towers converged: True\nhazard → advisory latency p50 20 ms")  # fmt: skip
+    s = parse_summary(log)
+    assert s is not None
+    assert (s.simulated_s, s.updates, s.advisories, s.dead_letters) == (600, 2160000, 12345, 0)
+    assert parse_summary("Traceback (most recent call last):\n  boom") is None
+
+
+def test_a_job_ends_on_its_condition_not_on_a_failed_pod() -> None:
+    assert job_outcome({"failed": 1, "active": 1}) is None  # one pod failed, the retry runs
+    assert job_outcome({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}) == "Complete"
+    assert job_outcome({"failed": 2, "conditions": [{"type": "Failed", "status": "True"}]}) == "Failed"
+    assert job_outcome({"conditions": [{"type": "Suspended", "status": "True"}]}) is None
