@@ -25,7 +25,7 @@ from tests.k8s.crds import strimzi_schemas
 from towers.config import tower_env_vars
 
 K8S = REPO / "k8s"
-OVERLAYS = ["dev", "dev-plain", "dev-secure", "corridor"]
+OVERLAYS = ["dev", "dev-plain", "dev-secure", "plain-quorum", "corridor"]
 SECURE = {"dev-secure": "statefulset", "corridor": "strimzi"}  # overlay -> its Kafka
 #: each corridor workload and the principal it runs as in secure mode
 PRINCIPALS = {("StatefulSet", "towers"): "tower", ("Job", "producers"): "admin", ("Deployment", "gateways"): "vehicle",
@@ -177,7 +177,9 @@ def test_tower_replicas_never_exceed_the_regions(overlay) -> None:
     regions = len(json.loads(data["towers.json"])["regions"])
     replicas = _one(docs, "StatefulSet", "towers")["spec"]["replicas"]
     assert 1 <= replicas <= regions, f"{name}: {replicas} tower workers for {regions} regions"
-    expected = {"dev": (2, 9), "dev-plain": (2, 9), "dev-secure": (2, 9), "corridor": (12, 12)}[name]
+    expected = {"dev": (2, 9), "dev-plain": (2, 9), "dev-secure": (2, 9), "plain-quorum": (2, 9), "corridor": (12, 12)}[
+        name
+    ]
     assert (replicas, regions) == expected
 
 
@@ -186,7 +188,13 @@ def test_etcd_initial_cluster_lists_exactly_its_members(overlay) -> None:
     etcd = _one(docs, "StatefulSet", "etcd")
     members = _one(docs, "ConfigMap", "etcd-env")["data"]["ETCD_INITIAL_CLUSTER"].split(",")
     assert [m.split("=")[0] for m in members] == [f"etcd-{i}" for i in range(etcd["spec"]["replicas"])]
-    assert (etcd["spec"]["replicas"], name) in {(1, "dev"), (1, "dev-plain"), (1, "dev-secure"), (3, "corridor")}
+    assert (etcd["spec"]["replicas"], name) in {
+        (1, "dev"),
+        (1, "dev-plain"),
+        (1, "dev-secure"),
+        (3, "plain-quorum"),
+        (3, "corridor"),
+    }
 
 
 def test_shipped_config_copies_equal_the_packaged_data() -> None:

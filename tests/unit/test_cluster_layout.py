@@ -12,7 +12,14 @@ from pathlib import Path
 import yaml
 
 from pipeline.deploy.cluster.binaries import builder_go_mod, version_ldflags
-from pipeline.deploy.cluster.e2e import _claims, _overlay_images, job_outcome, parse_summary
+from pipeline.deploy.cluster.e2e import (
+    _claims,
+    _overlay_images,
+    identity_problems,
+    job_outcome,
+    parse_summary,
+    workloads,
+)
 from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.pause_image import docker_archive
 
@@ -131,3 +138,25 @@ def test_a_job_ends_on_its_condition_not_on_a_failed_pod() -> None:
     assert job_outcome({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}) == "Complete"
     assert job_outcome({"failed": 2, "conditions": [{"type": "Failed", "status": "True"}]}) == "Failed"
     assert job_outcome({"conditions": [{"type": "Suspended", "status": "True"}]}) is None
+
+
+def test_the_servers_roll_out_first_then_every_other_workload() -> None:
+    def doc(kind: str, name: str) -> dict[str, object]:
+        return {"kind": kind, "metadata": {"name": name}}
+
+    rendered = [doc("Deployment", "dashboard"), doc("StatefulSet", "towers"), doc("Job", "producers"),
+                doc("StatefulSet", "mqtt"), doc("StatefulSet", "kafka"), doc("StatefulSet", "etcd")]  # fmt: skip
+    assert workloads(rendered) == [("statefulset", "etcd"), ("statefulset", "kafka"), ("statefulset", "towers"),
+                                   ("deployment", "dashboard"), ("statefulset", "mqtt")]  # fmt: skip
+
+
+def test_node_ids_and_peers_must_follow_the_pods_names() -> None:
+    rendered = [{"kind": "StatefulSet", "metadata": {"name": "kafka"}, "spec": {"replicas": 2}},
+                {"kind": "StatefulSet", "metadata": {"name": "etcd"}, "spec": {"replicas": 1}}]  # fmt: skip
+    members = [{"name": "etcd-0", "peerURLs": ["http://etcd-0.etcd:2380"]}]
+    assert identity_problems(rendered, [[0, "kafka-0.kafka"], [1, "kafka-1.kafka"]], members) == []
+    swapped = identity_problems(rendered, [[0, "kafka-1.kafka"], [1, "kafka-0.kafka"]], members)
+    assert len(swapped) == 1 and "Kafka" in swapped[0]
+    assert identity_problems(rendered, [[0, "kafka-0.kafka"]], members)  # a node missing
+    loopback = [{"name": "etcd-0", "peerURLs": ["http://localhost:2380"]}]
+    assert "etcd" in identity_problems(rendered, [[0, "kafka-0.kafka"], [1, "kafka-1.kafka"]], loopback)[0]

@@ -33,7 +33,7 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.process import die_with_parent, pid_alive
 
-__all__ = ["E2EResult", "JobSummary", "job_outcome", "parse_summary", "run_e2e"]
+__all__ = ["E2EResult", "JobSummary", "identity_problems", "job_outcome", "parse_summary", "run_e2e", "workloads"]
 
 #: What the cluster needs from the machine, and the Debian package that has it.
 REQUIRED_TOOLS = {"unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2", "mount": "mount",
@@ -219,6 +219,46 @@ def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
     return sorted(images)
 
 
+#: Run in a tower pod: what Kafka and etcd say their members are, as the cluster's DNS leads there.
+_PROBE = """
+import json, os, urllib.request
+from confluent_kafka.admin import AdminClient
+md = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}).list_topics(timeout=20)
+brokers = sorted(md.brokers)
+hosts = {b.id: b.host for b in md.brokers.values()}
+req = urllib.request.Request("http://" + os.environ["ETCD_ENDPOINTS"].split(",")[0] + "/v3/cluster/member/list",
+                             data=b"{}", method="POST")
+members = json.load(urllib.request.urlopen(req, timeout=20))["members"]
+print(json.dumps({"brokers": [[i, hosts[i]] for i in brokers],
+                  "members": [{"name": m["name"], "peerURLs": m["peerURLs"]} for m in members]}))
+"""
+
+
+def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
+                      members: list[dict[str, Any]]) -> list[str]:  # fmt: skip
+    """Kafka's node ids are the pods' ordinals and each advertises its own pod's name; etcd's members
+    are the StatefulSet's pods, each peering at its headless-Service name."""
+    replicas = {
+        d["metadata"]["name"]: int(d["spec"].get("replicas", 1)) for d in rendered if d["kind"] == "StatefulSet"
+    }
+    problems = []
+    want_brokers = [[i, f"kafka-{i}.kafka"] for i in range(replicas.get("kafka", 0))]
+    if [[int(i), str(h)] for i, h in brokers] != want_brokers:
+        problems.append(f"Kafka's brokers are {brokers}, not {want_brokers}")
+    want_members = {f"etcd-{i}": [f"http://etcd-{i}.etcd:2380"] for i in range(replicas.get("etcd", 0))}
+    got_members = {m["name"]: sorted(m["peerURLs"]) for m in members}
+    if got_members != want_members:
+        problems.append(f"etcd's members are {got_members}, not {want_members}")
+    return problems
+
+
+def workloads(rendered: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Every StatefulSet (etcd, Kafka and the towers first: the rest depends on them) and Deployment."""
+    first = {"etcd": 0, "kafka": 1, "towers": 2}
+    found = [(d["kind"].lower(), d["metadata"]["name"]) for d in rendered if d["kind"] in ("StatefulSet", "Deployment")]
+    return sorted(found, key=lambda kn: (first.get(kn[1], 3), kn))
+
+
 def _claims(rendered: list[dict[str, Any]]) -> int:
     return sum(len(d["spec"].get("volumeClaimTemplates", [])) * int(d["spec"].get("replicas", 1))
                for d in rendered if d.get("kind") == "StatefulSet")  # fmt: skip
@@ -269,10 +309,14 @@ def run_e2e(settings: Settings, overlay: Path, *, say: Say, job_timeout: float =
         say(f"kubectl apply -k {overlay}")
         cluster.kubectl("apply", "-k", str(overlay))
         try:
-            for kind, name in (("statefulset", "etcd"), ("statefulset", "kafka"), ("statefulset", "towers")):
+            for kind, name in workloads(rendered):
                 cluster.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", "--timeout=600s", timeout=620)
                 say(f"{kind}/{name} rolled out, every replica Ready ({time.monotonic() - t:.0f} s)")
             result.timings["rollout"] = time.monotonic() - t
+            seen = json.loads(cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _PROBE))
+            result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
+            names = [m["name"] for m in seen["members"]]
+            say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
 
             def job_state() -> str | None:
                 status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
