@@ -43,33 +43,40 @@ def secrets(
 @app.command()
 def e2e(
     ctx: typer.Context,
-    overlay: Annotated[Path, typer.Option(help="the kustomize overlay to apply")] = DEV_PLAIN,
+    overlay: Annotated[
+        list[Path] | None, typer.Option(help="a kustomize overlay to apply (repeat: each in turn); default dev-plain")
+    ] = None,
     logs: Annotated[Path | None, typer.Option(help="keep the pods' and the cluster's logs here")] = None,
     job_timeout: Annotated[float, typer.Option(help="seconds the producers' Job may take")] = 900.0,
 ) -> None:
-    """A single-node Kubernetes (built from the Go module proxy, run in namespaces of its own), the
+    """A single-node Kubernetes (built from the Go module proxy, run in namespaces of its own), each
     overlay applied to it, and the producers' Job judged by its summary. Needs root and Linux.
 
-    Exit status 0 when Kafka, etcd and the towers became Ready and the Job completed with advisories
-    delivered and no dead letter."""
+    Exit status 0 when every workload became Ready, Kafka's node ids and etcd's peers follow the pods'
+    names, and the Job completed with advisories delivered and no dead letter."""
     from rich.console import Console
 
     from pipeline.deploy.cluster.e2e import run_e2e
 
-    if not (overlay / "kustomization.yaml").is_file():
-        raise ConfigError(f"--overlay {overlay} is not a kustomize overlay (no kustomization.yaml)")
-    out = Console(highlight=False)
-    result = run_e2e(ctx.obj, overlay, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs)
-    typer.echo(result.pods.rstrip())
-    if result.summary is not None:
-        s = result.summary
-        out.print(
-            f"producers' Job: simulated {s.simulated_s} s, {s.updates:,} vehicle updates, "
-            f"{s.advisories:,} advisories delivered, dead letters {s.dead_letters}"
-        )
-    out.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
+    overlays = overlay or [DEV_PLAIN]
+    for o in overlays:
+        if not (o / "kustomization.yaml").is_file():
+            raise ConfigError(f"--overlay {o} is not a kustomize overlay (no kustomization.yaml)")
+    out = Console(highlight=False, soft_wrap=True)
+    result = run_e2e(ctx.obj, overlays, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs)
+    for one in result.overlays:
+        out.print(f"[bold]{one.overlay}[/]")
+        typer.echo(one.pods.rstrip())
+        if one.summary is not None:
+            s = one.summary
+            out.print(f"producers' Job: simulated {s.simulated_s} s, {s.updates:,} vehicle updates, "
+                      f"{s.advisories:,} advisories delivered, dead letters {s.dead_letters}")  # fmt: skip
+        out.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in one.timings.items()))
+        for problem in one.problems:
+            out.print(f"[red]FAILED[/] ({one.overlay.name}): {problem}")
+    for problem in result.problems:
+        out.print(f"[red]FAILED[/]: {problem}")
+    out.print("cluster: " + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()))
     if not result.passed:
-        for problem in result.problems:
-            out.print(f"[red]FAILED[/]: {problem}")
         raise typer.Exit(1)
-    out.print("[green]PASSED[/]: the overlay ran on a real cluster")
+    out.print(f"[green]PASSED[/]: {', '.join(str(o.overlay) for o in result.overlays)} on a real cluster")

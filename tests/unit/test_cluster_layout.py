@@ -18,6 +18,7 @@ from pipeline.deploy.cluster.e2e import (
     identity_problems,
     job_outcome,
     parse_summary,
+    referenced_secrets,
     workloads,
 )
 from pipeline.deploy.cluster.layout import ClusterLayout
@@ -160,3 +161,22 @@ def test_node_ids_and_peers_must_follow_the_pods_names() -> None:
     assert identity_problems(rendered, [[0, "kafka-0.kafka"]], members)  # a node missing
     loopback = [{"name": "etcd-0", "peerURLs": ["http://localhost:2380"]}]
     assert "etcd" in identity_problems(rendered, [[0, "kafka-0.kafka"], [1, "kafka-1.kafka"]], loopback)[0]
+
+
+def test_secrets_an_overlay_expects_from_outside() -> None:
+    pod = {
+        "volumes": [{"name": "a", "secret": {"secretName": "etcd-tls"}}, {"name": "b", "emptyDir": {}}],
+        "containers": [
+            {
+                "env": [
+                    {"name": "P", "valueFrom": {"secretKeyRef": {"name": "admin", "key": "password"}}},
+                    {"name": "Q", "value": "x"},
+                ]
+            }
+        ],
+        "initContainers": [{"env": [{"name": "R", "valueFrom": {"secretKeyRef": {"name": "own", "key": "k"}}}]}],
+    }
+    rendered = [{"kind": "StatefulSet", "metadata": {"name": "x"}, "spec": {"template": {"spec": pod}}},
+                {"kind": "Secret", "metadata": {"name": "own"}}]  # fmt: skip
+    assert referenced_secrets(rendered) == {"etcd-tls", "admin"}
+    assert referenced_secrets([{"kind": "ConfigMap", "metadata": {"name": "c"}}]) == set()

@@ -33,7 +33,16 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.process import die_with_parent, pid_alive
 
-__all__ = ["E2EResult", "JobSummary", "identity_problems", "job_outcome", "parse_summary", "run_e2e", "workloads"]
+__all__ = [
+    "E2EResult",
+    "JobSummary",
+    "OverlayResult",
+    "identity_problems",
+    "job_outcome",
+    "parse_summary",
+    "run_e2e",
+    "workloads",
+]
 
 #: What the cluster needs from the machine, and the Debian package that has it.
 REQUIRED_TOOLS = {"unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2", "mount": "mount",
@@ -70,15 +79,25 @@ def parse_summary(log: str) -> JobSummary | None:
 
 
 @dataclass
-class E2EResult:
+class OverlayResult:
+    """One overlay applied to the cluster: its timings, the Job's summary, the pods, what failed."""
+
+    overlay: Path
     timings: dict[str, float] = field(default_factory=dict)
     summary: JobSummary | None = None
     pods: str = ""
     problems: list[str] = field(default_factory=list)
 
+
+@dataclass
+class E2EResult:
+    timings: dict[str, float] = field(default_factory=dict)
+    overlays: list[OverlayResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
     @property
     def passed(self) -> bool:
-        return not self.problems
+        return not self.problems and all(not o.problems for o in self.overlays)
 
 
 def preflight() -> None:
@@ -221,15 +240,16 @@ def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
 
 #: Run in a tower pod: what Kafka and etcd say their members are, as the cluster's DNS leads there.
 _PROBE = """
-import json, os, urllib.request
+import json, urllib.request
 from confluent_kafka.admin import AdminClient
-md = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]}).list_topics(timeout=20)
-brokers = sorted(md.brokers)
-hosts = {b.id: b.host for b in md.brokers.values()}
-req = urllib.request.Request("http://" + os.environ["ETCD_ENDPOINTS"].split(",")[0] + "/v3/cluster/member/list",
-                             data=b"{}", method="POST")
-members = json.load(urllib.request.urlopen(req, timeout=20))["members"]
-print(json.dumps({"brokers": [[i, hosts[i]] for i in brokers],
+from pipeline.shared.access import Role
+from pipeline.shared.config import Settings
+settings = Settings.from_env()
+md = AdminClient(settings.kafka(Role.TOWER).librdkafka()).list_topics(timeout=20)
+etcd = settings.etcd(Role.TOWER)
+req = urllib.request.Request(etcd.url + "/v3/cluster/member/list", data=b"{}", method="POST")
+members = json.load(urllib.request.urlopen(req, timeout=20, context=etcd.ssl_context()))["members"]
+print(json.dumps({"brokers": sorted([b.id, b.host] for b in md.brokers.values()),
                   "members": [{"name": m["name"], "peerURLs": m["peerURLs"]} for m in members]}))
 """
 
@@ -252,6 +272,22 @@ def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
     return problems
 
 
+def referenced_secrets(rendered: list[dict[str, Any]]) -> set[str]:
+    """Secrets the pods mount or read that the overlay itself does not define."""
+    names: set[str] = set()
+    for doc in rendered:
+        spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for volume in spec.get("volumes", []):
+            if "secret" in volume:
+                names.add(volume["secret"]["secretName"])
+        for c in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    names.add(ref["name"])
+    return names - {d["metadata"]["name"] for d in rendered if d["kind"] == "Secret"}
+
+
 def workloads(rendered: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """Every StatefulSet (etcd, Kafka and the towers first: the rest depends on them) and Deployment."""
     first = {"etcd": 0, "kafka": 1, "towers": 2}
@@ -272,8 +308,9 @@ def _wait(what: str, done: Callable[[], bool], timeout: float, interval: float =
         time.sleep(interval)
 
 
-def run_e2e(settings: Settings, overlay: Path, *, say: Say, job_timeout: float = 900,
+def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: float = 900,
             logs_to: Path | None = None) -> E2EResult:  # fmt: skip
+    """One cluster; each overlay applied in turn, judged, then deleted before the next."""
     from pipeline.containers.engine import find_engine
 
     preflight()
@@ -288,61 +325,87 @@ def run_e2e(settings: Settings, overlay: Path, *, say: Say, job_timeout: float =
         say(f"Kubernetes {version} up in {result.timings['cluster_up']:.0f} s (node {cluster.layout.node_name} Ready)")
         if version != K8S_VERSION:
             result.problems.append(f"the API server says {version}, not {K8S_VERSION}")
-        rendered = [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(overlay))) if d]
-        namespace = next(d["metadata"]["name"] for d in rendered if d["kind"] == "Namespace")
+        rendered = {o: [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(o))) if d] for o in overlays}
         t = time.monotonic()
         engine = find_engine(settings)
         try:
-            for ref in _overlay_images(rendered):
+            for ref in sorted({ref for docs in rendered.values() for ref in _overlay_images(docs)}):
                 say(f"loading {ref}")
                 cluster.load_image(engine.cli, ref)
         finally:
             engine.stop()
         result.timings["images"] = time.monotonic() - t
-        volumes = cluster.layout.persistent_volumes(_claims(rendered))
-        for pv in volumes:
-            host_path = Path(pv["spec"]["hostPath"]["path"])  # type: ignore[index]
-            host_path.mkdir(parents=True)
-            host_path.chmod(0o777)  # hostPath gets no fsGroup: the pods run as their own non-root users
-        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(volumes))
-        t = time.monotonic()
-        say(f"kubectl apply -k {overlay}")
-        cluster.kubectl("apply", "-k", str(overlay))
-        try:
-            for kind, name in workloads(rendered):
-                cluster.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", "--timeout=600s", timeout=620)
-                say(f"{kind}/{name} rolled out, every replica Ready ({time.monotonic() - t:.0f} s)")
-            result.timings["rollout"] = time.monotonic() - t
-            seen = json.loads(cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _PROBE))
-            result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
-            names = [m["name"] for m in seen["members"]]
-            say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
-
-            def job_state() -> str | None:
-                status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
-                return job_outcome(status)
-
-            _wait("the producers' Job did not finish", lambda: job_state() is not None, job_timeout, interval=5)
-            result.timings["job"] = time.monotonic() - t
-            outcome = job_state()
-            log = cluster.kubectl("-n", namespace, "logs", "job/producers", check=False)
-            result.summary = parse_summary(log)
-            if outcome != "Complete":
-                result.problems.append(f"the producers' Job ended {outcome}: {log.strip()[-300:]}")
-            if result.summary is None:
-                result.problems.append("no summary line in the producers' log")
-            else:
-                if result.summary.advisories <= 0:
-                    result.problems.append("no advisory was delivered")
-                if result.summary.dead_letters != 0:
-                    result.problems.append(f"{result.summary.dead_letters} dead letters")
-        except StackError as exc:
-            result.problems.append(str(exc))
-        finally:
-            result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
-            if logs_to is not None or result.problems:
-                _collect(cluster, namespace, logs_to or settings.state_dir.resolve() / "k8s" / "last-failure")
+        failures = settings.state_dir.resolve() / "k8s" / "last-failure"
+        for i, overlay in enumerate(overlays):
+            one = _run_overlay(cluster, overlay, rendered[overlay], i, say=say, job_timeout=job_timeout,
+                               logs_to=logs_to / overlay.name if logs_to else None,
+                               failures=failures / overlay.name)  # fmt: skip
+            result.overlays.append(one)
     result.timings["total"] = time.monotonic() - t0
+    return result
+
+
+def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]], index: int, *, say: Say,
+                 job_timeout: float, logs_to: Path | None, failures: Path) -> OverlayResult:  # fmt: skip
+    result = OverlayResult(overlay)
+    namespace = next(d["metadata"]["name"] for d in rendered if d["kind"] == "Namespace")
+    volumes = cluster.layout.persistent_volumes(_claims(rendered), prefix=f"local-{index}")
+    for pv in volumes:
+        host_path = Path(pv["spec"]["hostPath"]["path"])  # type: ignore[index]
+        host_path.mkdir(parents=True)
+        host_path.chmod(0o777)  # hostPath gets no fsGroup: the pods run as their own non-root users
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(volumes))
+    t = time.monotonic()
+    wanted = referenced_secrets(rendered)
+    if wanted:  # a secure overlay: its Secrets first, as `corridor k8s secrets` makes them
+        from pipeline.deploy.secrets import secret_manifests
+
+        made = secret_manifests(namespace, "statefulset")
+        missing = wanted - {d["metadata"]["name"] for d in made}
+        if missing:
+            result.problems.append(f"the overlay needs Secrets no command makes: {sorted(missing)}")
+            return result
+        cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([d for d in rendered if d["kind"] == "Namespace"]))
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(made))
+        say(f"Secrets of corridor k8s secrets --namespace {namespace} applied ({len(made)})")
+    say(f"kubectl apply -k {overlay}")
+    cluster.kubectl("apply", "-k", str(overlay))
+    try:
+        for kind, name in workloads(rendered):
+            cluster.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", "--timeout=600s", timeout=620)
+            say(f"{kind}/{name} rolled out, every replica Ready ({time.monotonic() - t:.0f} s)")
+        result.timings["rollout"] = time.monotonic() - t
+        seen = json.loads(cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _PROBE))
+        result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
+        names = [m["name"] for m in seen["members"]]
+        say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
+
+        def job_state() -> str | None:
+            status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
+            return job_outcome(status)
+
+        _wait("the producers' Job did not finish", lambda: job_state() is not None, job_timeout, interval=5)
+        result.timings["job"] = time.monotonic() - t
+        outcome = job_state()
+        log = cluster.kubectl("-n", namespace, "logs", "job/producers", check=False)
+        result.summary = parse_summary(log)
+        if outcome != "Complete":
+            result.problems.append(f"the producers' Job ended {outcome}: {log.strip()[-300:]}")
+        if result.summary is None:
+            result.problems.append("no summary line in the producers' log")
+        else:
+            if result.summary.advisories <= 0:
+                result.problems.append("no advisory was delivered")
+            if result.summary.dead_letters != 0:
+                result.problems.append(f"{result.summary.dead_letters} dead letters")
+    except (StackError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+        result.problems.append(str(exc))
+    finally:
+        result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
+        if logs_to is not None or result.problems:
+            _collect(cluster, namespace, logs_to or failures)
+    # the next overlay gets the node to itself
+    cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
     return result
 
 

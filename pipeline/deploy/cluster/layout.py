@@ -294,18 +294,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
     def kube_proxy_args(self) -> list[str]:
         return [f"--config={self.path('kube-proxy.yaml')}"]
 
-    def persistent_volumes(self, count: int, size: str = "5Gi") -> list[dict[str, object]]:
+    def persistent_volumes(self, count: int, size: str = "5Gi", prefix: str = "local") -> list[dict[str, object]]:
         """hostPath volumes for the StatefulSets' claims: there is no provisioner on one node."""
         return [
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolume",
-                "metadata": {"name": f"local-{i}", "labels": {"app.kubernetes.io/part-of": "corridor-test-cluster"}},
+                "metadata": {"name": f"{prefix}-{i}", "labels": {"app.kubernetes.io/part-of": "corridor-test-cluster"}},
                 "spec": {
                     "capacity": {"storage": size},
                     "accessModes": ["ReadWriteOnce"],
                     "persistentVolumeReclaimPolicy": "Retain",
-                    "hostPath": {"path": str(self.path("volumes", f"local-{i}")), "type": "Directory"},
+                    "hostPath": {"path": str(self.path("volumes", f"{prefix}-{i}")), "type": "Directory"},
                 },
             }
             for i in range(count)
