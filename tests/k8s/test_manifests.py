@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -111,6 +112,20 @@ def test_every_container_has_requests_and_limits(overlay) -> None:
                 assert {"cpu", "memory"} <= set(res.get("limits", {})), f"{name}: {c['name']} limits"
         if doc["kind"] == "KafkaNodePool":
             assert {"requests", "limits"} <= set(doc["spec"]["resources"]), f"{name}: node pool resources"
+
+
+def test_every_variable_reference_is_to_one_defined_before_it(overlay) -> None:
+    """Kubernetes expands `$(VAR)` in an env value only from variables listed earlier in the same
+    container; later ones stay literal (the secure Kafka once advertised `$(POD_NAME).kafka`)."""
+    name, docs = overlay
+    for doc in docs:
+        if doc["kind"] in ("StatefulSet", "Job", "Deployment"):
+            for c in _containers(doc):
+                defined: set[str] = set()
+                for env in c.get("env", []):
+                    for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", env.get("value", "")):
+                        assert ref in defined, f"{name}: {c['name']}'s {env['name']} uses $({ref}) before it is set"
+                    defined.add(env["name"])
 
 
 def test_images_are_the_ones_corridor_builds(overlay) -> None:

@@ -23,11 +23,12 @@ __all__ = ["KUBELET_SYSCTLS", "HostState"]
 KUBELET_SYSCTLS = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops")
 _RECORD = "host-state.json"
 _CGROUP_FS = Path("/sys/fs/cgroup")
+_PROC_SYS = Path("/proc/sys")
 
 
 def _read_sysctl(name: str) -> str | None:
     try:
-        return (Path("/proc/sys") / name).read_text().strip()
+        return (_PROC_SYS / name).read_text().strip()
     except OSError:
         return None
 
@@ -102,7 +103,7 @@ class HostState:
         for name, value in self.sysctls.items():
             if _read_sysctl(name) != value:
                 try:
-                    (Path("/proc/sys") / name).write_text(value + "\n")
+                    (_PROC_SYS / name).write_text(value + "\n")
                 except OSError as exc:
                     left.append(f"sysctl {name.replace('/', '.')}={value}: {exc}")
         rel = self.cgroup_root.strip("/")
