@@ -363,3 +363,36 @@ def test_kafka_users_hold_exactly_the_grants_of_the_access_policy() -> None:
         want = {(g.resource, g.pattern, g.name, op) for g in kafka_grants(topics) if g.role.value == name
                 for op in g.operations}  # fmt: skip
         assert have == want, f"KafkaUser {name} differs from pipeline/shared/access_policy.py"
+
+
+def _tls_name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 as OpenSSL applies it: a wildcard stands for the whole leftmost label, and only
+    with at least two labels after it (`*.kafka` matches nothing)."""
+    if not pattern.startswith("*."):
+        return pattern == host
+    rest = pattern[2:]
+    return rest.count(".") >= 1 and "." in host and host.split(".", 1)[1] == rest
+
+
+def test_the_secure_brokers_advertise_names_their_certificate_holds() -> None:
+    """Clients reach each broker by its advertised name after the bootstrap: TLS must verify it."""
+    from cryptography import x509
+
+    from pipeline.deploy.secrets import secret_manifests
+
+    namespace = "corridor-secure"
+    done = subprocess.run([*_kustomize(), str(K8S / "overlays" / "dev-secure")], capture_output=True, text=True)
+    docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+    (kafka,) = _containers(_one(docs, "StatefulSet", "kafka"))
+    env = {e["name"]: e.get("value", "") for e in kafka["env"]}
+    advertised = env["KAFKA_ADVERTISED_LISTENERS"].replace("$(POD_NAMESPACE)", namespace)
+    tls = next(d for d in secret_manifests(namespace, "statefulset") if d["metadata"]["name"] == "kafka-tls")
+    pem = tls["stringData"]["keystore.pem"]
+    cert = x509.load_pem_x509_certificate(pem[pem.index("-----BEGIN CERTIFICATE-----") :].encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    for ordinal in range(3):
+        host = advertised.replace("$(POD_NAME)", f"kafka-{ordinal}").split("://", 1)[1].rsplit(":", 1)[0]
+        assert any(_tls_name_matches(n, host) for n in names), f"{host} is not in the certificate's {names}"
+    assert not any(_tls_name_matches(n, "kafka-0.kafka") for n in names if n.startswith("*"))  # why: see above
+    bootstrap = _corridor_config(docs)[0]["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[0]
+    assert bootstrap in names

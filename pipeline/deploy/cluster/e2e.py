@@ -263,7 +263,8 @@ def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
     }
     problems = []
     want_brokers = [[i, f"kafka-{i}.kafka"] for i in range(replicas.get("kafka", 0))]
-    if [[int(i), str(h)] for i, h in brokers] != want_brokers:
+    # plain overlays advertise `kafka-N.kafka`, secure ones `kafka-N.kafka.<namespace>.svc`
+    if [[int(i), ".".join(str(h).split(".")[:2])] for i, h in brokers] != want_brokers:
         problems.append(f"Kafka's brokers are {brokers}, not {want_brokers}")
     want_members = {f"etcd-{i}": [f"http://etcd-{i}.etcd:2380"] for i in range(replicas.get("etcd", 0))}
     got_members = {m["name"]: sorted(m["peerURLs"]) for m in members}
