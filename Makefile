@@ -50,7 +50,8 @@ images: $(STAMP)
 	$(BIN)/corridor images build
 
 # The manifests on a real single-node Kubernetes 1.32 (built once from the Go module proxy into the
-# cache; needs root, Go, containerd, runc and the CNI plugins): dev-plain, then plain-quorum (three
-# Kafka nodes, three etcd members), each applied, checked, its Job judged, and deleted.
+# cache; needs root, Go, containerd, runc and the CNI plugins): dev-plain, plain-quorum (three Kafka
+# nodes, three etcd members) and dev-secure (its Secrets from `corridor k8s secrets`), each applied,
+# checked, its Job judged, and deleted.
 k8s-e2e: images
-	$(BIN)/corridor k8s e2e --overlay k8s/overlays/dev-plain --overlay k8s/overlays/plain-quorum
+	$(BIN)/corridor k8s e2e --overlay k8s/overlays/dev-plain --overlay k8s/overlays/plain-quorum --overlay k8s/overlays/dev-secure

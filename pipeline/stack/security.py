@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.shared.access import Role
 
-__all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial"]
+__all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial", "new_ca"]
 
 #: The broker's certificate names it; the controller listener maps it to `User:corridor-broker`.
 BROKER_PRINCIPAL = "corridor-broker"
@@ -48,6 +48,25 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def new_ca(common_name: str, valid: dt.timedelta) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA that signs certificates only, valid from five minutes ago (clock skew)."""
+    now = dt.datetime.now(dt.UTC)
+    key = _key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + valid)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
 
 
 class SecurityMaterial:
@@ -97,19 +116,7 @@ class SecurityMaterial:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         now = dt.datetime.now(dt.UTC)
-        ca_key = _key()
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("corridor local CA"))
-            .issuer_name(_name("corridor local CA"))
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALID)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-            .sign(ca_key, hashes.SHA256())
-        )
+        ca_key, ca_cert = new_ca("corridor local CA", _VALID)
 
         def issue(
             cn: str, server: bool, names: tuple[str, ...] = ()

@@ -240,17 +240,16 @@ def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
 
 #: Run in a tower pod: what Kafka and etcd say their members are, as the cluster's DNS leads there.
 _PROBE = """
-import json, urllib.request
+import json
+import etcd3
 from confluent_kafka.admin import AdminClient
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 settings = Settings.from_env()
 md = AdminClient(settings.kafka(Role.TOWER).librdkafka()).list_topics(timeout=20)
-etcd = settings.etcd(Role.TOWER)
-req = urllib.request.Request(etcd.url + "/v3/cluster/member/list", data=b"{}", method="POST")
-members = json.load(urllib.request.urlopen(req, timeout=20, context=etcd.ssl_context()))["members"]
-print(json.dumps({"brokers": sorted([b.id, b.host] for b in md.brokers.values()),
-                  "members": [{"name": m["name"], "peerURLs": m["peerURLs"]} for m in members]}))
+client = etcd3.client(**settings.etcd(Role.TOWER).client_kwargs(), timeout=20)  # gRPC: the certificate is the user
+members = [{"name": m.name, "peerURLs": list(m.peer_urls)} for m in client.members]
+print(json.dumps({"brokers": sorted([b.id, b.host] for b in md.brokers.values()), "members": members}))
 """
 
 
@@ -340,14 +339,14 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
         for i, overlay in enumerate(overlays):
             one = _run_overlay(cluster, overlay, rendered[overlay], i, say=say, job_timeout=job_timeout,
                                logs_to=logs_to / overlay.name if logs_to else None,
-                               failures=failures / overlay.name)  # fmt: skip
+                               failures=failures / overlay.name, last=i == len(overlays) - 1)  # fmt: skip
             result.overlays.append(one)
     result.timings["total"] = time.monotonic() - t0
     return result
 
 
 def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]], index: int, *, say: Say,
-                 job_timeout: float, logs_to: Path | None, failures: Path) -> OverlayResult:  # fmt: skip
+                 job_timeout: float, logs_to: Path | None, failures: Path, last: bool) -> OverlayResult:  # fmt: skip
     result = OverlayResult(overlay)
     namespace = next(d["metadata"]["name"] for d in rendered if d["kind"] == "Namespace")
     volumes = cluster.layout.persistent_volumes(_claims(rendered), prefix=f"local-{index}")
@@ -405,8 +404,8 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
         if logs_to is not None or result.problems:
             _collect(cluster, namespace, logs_to or failures)
-    # the next overlay gets the node to itself
-    cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
+    if not last:  # the next overlay gets the node to itself
+        cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
     return result
 
 

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.deploy.cluster.layout import ClusterLayout
+from pipeline.stack.security import new_ca
 
 __all__ = ["make_pki"]
 
@@ -37,19 +38,7 @@ def make_pki(layout: ClusterLayout) -> None:
     pki = layout.pki
     pki.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("corridor test cluster CA"))
-        .issuer_name(_name("corridor test cluster CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + _VALID)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca = new_ca("corridor test cluster CA", _VALID)
     (pki / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
     def issue(stem: str, cn: str, *, org: str | None = None, ips: tuple[str, ...] = (),
