@@ -143,6 +143,11 @@ class Cluster:
             raise StackError("the cluster's first process is gone")
         return int(children[0])
 
+    def failed(self) -> str | None:
+        """Why the node stopped on its own (a server of it exited), if it did."""
+        path = self.layout.path(FAILED_FILE)
+        return path.read_text().strip() if path.exists() else None
+
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> str:
         lay = self.layout
         argv = ["nsenter", f"--net=/proc/{self.ns_pid}/ns/net", str(self.binaries.path("kubectl")),
@@ -341,6 +346,9 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
                                logs_to=logs_to / overlay.name if logs_to else None,
                                failures=failures / overlay.name, last=i == len(overlays) - 1)  # fmt: skip
             result.overlays.append(one)
+            if cluster.failed() is not None:  # a part of the node itself stopped: nothing after it counts
+                result.problems.append(f"the cluster failed: {cluster.failed()}")
+                break
     result.timings["total"] = time.monotonic() - t0
     return result
 
@@ -401,9 +409,16 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
     except (StackError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
         result.problems.append(str(exc))
     finally:
-        result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
-        if logs_to is not None or result.problems:
-            _collect(cluster, namespace, logs_to or failures)
+        try:
+            result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
+            if logs_to is not None or result.problems:
+                _collect(cluster, namespace, logs_to or failures)
+        except StackError as exc:  # the node is gone: its own logs say why
+            result.problems.append(str(exc))
+            failures.mkdir(parents=True, exist_ok=True)
+            for node_log in cluster.layout.logs.glob("*.log"):
+                shutil.copyfile(node_log, failures / f"cluster-{node_log.name}")
+            return result
     if not last:  # the next overlay gets the node to itself
         cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
     return result
