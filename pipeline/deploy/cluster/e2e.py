@@ -383,7 +383,11 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
             cluster.kubectl("-n", namespace, "rollout", "status", f"{kind}/{name}", "--timeout=600s", timeout=620)
             say(f"{kind}/{name} rolled out, every replica Ready ({time.monotonic() - t:.0f} s)")
         result.timings["rollout"] = time.monotonic() - t
-        seen = json.loads(cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _PROBE))
+        answer = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _PROBE)
+        try:
+            seen = json.loads(answer)
+        except ValueError:
+            raise StackError(f"the probe in towers-0 gave no answer: {answer.strip()[-300:]!r}") from None
         result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
         names = [m["name"] for m in seen["members"]]
         say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
