@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.shared.access import Role
 
-__all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial", "new_ca"]
+__all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial", "issue_cert", "new_ca"]
 
 #: The broker's certificate names it; the controller listener maps it to `User:corridor-broker`.
 BROKER_PRINCIPAL = "corridor-broker"
@@ -67,6 +67,33 @@ def new_ca(common_name: str, valid: dt.timedelta) -> tuple[ec.EllipticCurvePriva
         .sign(key, hashes.SHA256())
     )
     return key, cert
+
+
+def issue_cert(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    subject: x509.Name,
+    usages: list[x509.ObjectIdentifier],
+    sans: list[x509.GeneralName],
+    valid: dt.timedelta,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh key and its end-entity certificate signed by the CA, valid from five minutes ago."""
+    now = dt.datetime.now(dt.UTC)
+    key = _key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + valid)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return key, builder.sign(ca_key, hashes.SHA256())
 
 
 class SecurityMaterial:
@@ -115,30 +142,17 @@ class SecurityMaterial:
         """Generate everything; the credentials file is written last, so its presence means complete."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
-        now = dt.datetime.now(dt.UTC)
         ca_key, ca_cert = new_ca("corridor local CA", _VALID)
 
         def issue(
             cn: str, server: bool, names: tuple[str, ...] = ()
         ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-            key = _key()
             usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
-            builder = (
-                x509.CertificateBuilder()
-                .subject_name(_name(cn))
-                .issuer_name(ca_cert.subject)
-                .public_key(key.public_key())
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - dt.timedelta(minutes=5))
-                .not_valid_after(now + _VALID)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            )
+            sans: list[x509.GeneralName] = []
             if server:  # loopback, like everything the stack binds, and a cluster's names when given
                 loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-                sans: list[x509.GeneralName] = [*loopback, *(x509.DNSName(n) for n in names)]
-                builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            return key, builder.sign(ca_key, hashes.SHA256())
+                sans = [*loopback, *(x509.DNSName(n) for n in names)]
+            return issue_cert(ca_key, ca_cert, _name(cn), usages, sans, _VALID)
 
         self._write(self.ca, _cert_pem(ca_cert))
         key, cert = issue(BROKER_PRINCIPAL, server=True, names=self.kafka_names)

@@ -11,12 +11,12 @@ import ipaddress
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.deploy.cluster.layout import ClusterLayout
-from pipeline.stack.security import new_ca
+from pipeline.stack.security import issue_cert, new_ca
 
 __all__ = ["make_pki"]
 
@@ -37,29 +37,14 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) 
 def make_pki(layout: ClusterLayout) -> None:
     pki = layout.pki
     pki.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
     ca_key, ca = new_ca("corridor test cluster CA", _VALID)
     (pki / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
     def issue(stem: str, cn: str, *, org: str | None = None, ips: tuple[str, ...] = (),
               dns: tuple[str, ...] = ()) -> None:  # fmt: skip
-        key = ec.generate_private_key(ec.SECP256R1())
         usages = [ExtendedKeyUsageOID.SERVER_AUTH if (ips or dns) else ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, org))
-            .issuer_name(ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + _VALID)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        )
-        if ips or dns:
-            sans = [*(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips), *(x509.DNSName(n) for n in dns)]
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
+        sans = [*(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips), *(x509.DNSName(n) for n in dns)]
+        key, cert = issue_cert(ca_key, ca, _name(cn, org), usages, sans, _VALID)
         (pki / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(pki / f"{stem}-key.pem", key)
 
