@@ -21,7 +21,7 @@ from producers.fleet import Fleet
 from producers.listener import AdvisoryListener
 from producers.sink import Uplink
 
-__all__ = ["DriveConfig", "DriveStats", "WireFormat", "drive"]
+__all__ = ["DriveConfig", "DriveStats", "WireFormat", "drive", "event_clock_start"]
 
 MAX_STEP_S = 0.5  # IDM integration step; telemetry ticks are split into steps no longer than this
 
@@ -49,6 +49,17 @@ class DriveConfig:
     @property
     def tick_s(self) -> float:
         return CHECK_S if self.cam else 1.0 / self.hz
+
+
+def event_clock_start(config: DriveConfig, now_ms: int | None = None) -> int:
+    """Where a fleet's event clock starts so that its event times never pass its wall clock (with
+    the fleet's own offset), at any speed-up: towers refuse an event time ahead of the time its
+    message was sent, since one such stamp would carry a region's clock off and expire its swarm.
+    A run faster than real time therefore replays the recent past, ending at the present."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    sim_ms = config.duration_s * 1000
+    wall_ms = sim_ms / config.speedup if config.speedup > 0 else 0.0
+    return now_ms + config.clock_offset_ms - max(0, math.ceil(sim_ms - wall_ms))
 
 
 @dataclass(slots=True)

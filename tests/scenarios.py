@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from confluent_kafka import Producer
@@ -11,7 +10,7 @@ from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
-from producers.drive import DriveConfig, drive
+from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
@@ -22,7 +21,8 @@ CORRIDOR = load_corridor()
 def drive_past_a_hazard(bootstrap: str, topics: Topics, hid: str) -> tuple[list[dict[str, Any]], int]:
     """900 vehicles drive 24 simulated seconds (4× real time); an animal on the northbound carriageway
     at km 35.5 (region 4) is reported after 6 s. The advisories about it, and when it was sent (ms)."""
-    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=900, seed=21), start_ms=int(time.time() * 1000))
+    driving = DriveConfig(hz=1, duration_s=24, speedup=4)
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=900, seed=21), start_ms=event_clock_start(driving))
     listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True)
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     sent: list[int] = []
@@ -39,7 +39,7 @@ def drive_past_a_hazard(bootstrap: str, topics: Topics, hid: str) -> tuple[list[
             fleet,
             TelemetrySink(bootstrap),
             topics,
-            DriveConfig(hz=1, duration_s=24, speedup=4),
+            driving,
             listener,
             before_tick=report_hazard,
         )

@@ -6,7 +6,12 @@ when it was sent; read with no backlog, its delay is transit (well under a secon
 difference of the two clocks. The median delay, weighted by the vehicles each frame carries, is
 that difference: a few senders with wrong clocks (their frames refused anyway) cannot move it,
 while a tower off from all of them shows at once. Only a difference past `threshold_ms` is
-corrected; below it, it is transit. Pure: the engine feeds it."""
+corrected; below it, it is transit.
+
+Anyone can stamp a frame, so the estimate is guarded: a frame weighs only as many rows as passed
+every check that does not depend on a clock (junk weighs nothing), the estimate moves at most
+`max_step_ms` each time it is recomputed, and it never passes `cap_ms` (a host off by more than
+that is an operator's to fix, and the worker says so). Pure: the engine feeds it."""
 
 from __future__ import annotations
 
@@ -18,25 +23,36 @@ __all__ = ["ClockSkew"]
 
 
 class ClockSkew:
-    def __init__(self, threshold_ms: int = 2_000, window: int = 512, min_weight: int = 20) -> None:
+    def __init__(
+        self,
+        threshold_ms: int = 2_000,
+        window: int = 512,
+        min_weight: int = 20,
+        max_step_ms: int = 2_000,
+        cap_ms: int = 300_000,
+    ) -> None:
         self.threshold_ms, self.min_weight = threshold_ms, min_weight
+        self.max_step_ms, self.cap_ms = max_step_ms, cap_ms
         self._delays: deque[tuple[int, int]] = deque(maxlen=window)  # (delay ms, vehicles in the frame)
         self._since = 0
         self._estimate = 0
 
     def observe(self, delay_ms: int, vehicles: int, caught_up: bool) -> None:
-        """A frame's delay (this clock's now − its send time); only frames read with no backlog count."""
+        """A frame's delay (this clock's now − its send time) and how many believable rows it carried;
+        only frames read with no backlog count."""
         if caught_up and vehicles > 0:
             self._delays.append((delay_ms, vehicles))
             self._since += 1
             if self._since >= 16 or len(self._delays) < 16:  # every frame at first, then now and then
                 self._since = 0
-                self._estimate = self._weighted_median()
+                target = max(-self.cap_ms, min(self.cap_ms, self._weighted_median()))
+                step = max(-self.max_step_ms, min(self.max_step_ms, target - self._estimate))
+                self._estimate += step
 
     def _weighted_median(self) -> int:
         delays, weights = (np.array(x, np.int64) for x in zip(*self._delays, strict=True))
         if weights.sum() < self.min_weight:
-            return 0
+            return self._estimate
         order = np.argsort(delays, kind="stable")
         cum = np.cumsum(weights[order])
         return int(delays[order][np.searchsorted(cum, cum[-1] / 2)])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.shared.bounds import event_time_problem
 from pipeline.shared.codec import CodecError, UnknownSchemaError
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt import (
@@ -37,7 +38,7 @@ from towers.frames import decode_frame, decode_record
 from towers.region import RegionEngine
 from towers.rules import SpeedLimits, Swarm, advise, detect_queues
 from towers.sync import NeighbourView, SyncPublisher
-from towers.validation import Reason, check_updates
+from towers.validation import Reason, check_updates, drop_bad_hazards, hazard_problem, structural_problems
 
 __all__ = ["DeadLetter", "Outbox", "TableWrites", "TowerEngine"]
 
@@ -74,7 +75,7 @@ class TowerEngine:
         self._host_ms = wall_ms
         self.skew = ClockSkew()
         self.states: dict[int, RegionEngine] = {}
-        self.view = NeighbourView(corridor.regions.towers)
+        self.view = NeighbourView(corridor.regions.towers, cfg.max_clock_drift_ms)
         self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
@@ -95,7 +96,8 @@ class TowerEngine:
 
     def empty_state(self, r: int) -> RegionEngine:
         reg = self.corridor.regions.regions[r]
-        return RegionEngine(r, reg.tower, reg.to_km - reg.from_km, self.cfg.cooldown_s, self.wall_ms)
+        return RegionEngine(r, reg.tower, reg.to_km - reg.from_km, self.cfg.cooldown_s, self.wall_ms,
+                            max_ahead_ms=self.cfg.max_clock_drift_ms)  # fmt: skip
 
     def restore(
         self, r: int, members: list[bytes | None], buckets: list[bytes | None], hazards: bytes | None
@@ -112,9 +114,14 @@ class TowerEngine:
             if raw is not None:
                 st.load_bucket(raw)
         if hazards is not None:
-            st.hazards.merge_in(decode_as(hazards, LWWMap))
+            stored = decode_as(hazards, LWWMap)
+            # a value that no longer passes the bounds (written before they held) is left out, counted
+            dropped = drop_bad_hazards(stored, self.wall_ms(), self.cfg.max_clock_drift_ms)
+            self.counts["stored-hazards-dropped"] += dropped
+            st.hazards.merge_in(stored)
         live = st.live_slots()
-        st.watermark_ms = int(st.vehicles.values["et"][live].max()) if len(live) else 0
+        if len(live):  # bounded like any event time: a vehicle stamped far ahead cannot carry it off
+            st.advance_watermark(int(st.vehicles.values["et"][live].max()))
         return st
 
     def wall_ms(self) -> int:
@@ -138,18 +145,27 @@ class TowerEngine:
                 if head.region_id != r:
                     return self._dead(out, raw, f"{Reason.WRONG_REGION}: frame of region {head.region_id}", r)
                 caught_up = backlog is not None and backlog <= 1
-                self.skew.observe(self._host_ms() - head.sent_at, len(ups), caught_up)
+                # Only rows that pass every clock-free check weigh in the skew estimate: junk cannot steer it.
+                structural = structural_problems(ups, r, self.corridor.route.length_km, self.cfg)
+                believable = len(ups) - int(structural.sum())
+                self.skew.observe(self._host_ms() - head.sent_at, believable, caught_up)
                 # Its sender's clock, checked like the updates' HLCs: a frame from a clock far ahead would
-                # move the region's event time on (its simulated time may run faster) and expire the swarm.
+                # move the region's event time on and expire the swarm.
                 ahead = head.sent_at - self.wall_ms()
-                if ahead > self.cfg.max_clock_drift_ms:
+                if ahead > self.cfg.max_clock_drift_ms or head.sent_at <= 0:
                     return self._dead(out, raw, f"{Reason.CLOCK_DRIFT}: frame sent {ahead} ms ahead", r)
-                # An empty frame still moves the region's event time on (it drives TTL expiry).
-                st.watermark_ms = max(st.watermark_ms, head.event_time)
+                problem = event_time_problem(head.event_time, head.sent_at, self.cfg.max_clock_drift_ms)
+                if problem is None:
+                    # An empty frame still moves the region's event time on (it drives TTL expiry).
+                    st.advance_watermark(head.event_time)
+                else:  # its rows are judged one by one below; the head alone moves nothing
+                    self.counts["frame-heads-refused"] += 1
                 st.last_sent_ms = max(st.last_sent_ms, head.sent_at)
                 self.view.log.vehicle_lag_ms.append(self.wall_ms() - head.sent_at)
+                sent_at: int | None = head.sent_at
             elif writer is TELEMETRY:
                 ups = decode_record(raw)
+                structural, sent_at = None, None
             else:
                 return self._dead(out, raw, f"{Reason.WRONG_TYPE}: {writer.name} on the telemetry topic", r)
         except UnknownSchemaError as exc:
@@ -158,7 +174,7 @@ class TowerEngine:
             return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
         if not len(ups):
             return out
-        bad = check_updates(ups, r, self.corridor.route.length_km, self.wall_ms(), self.cfg)
+        bad = check_updates(ups, r, self.corridor.route.length_km, self.wall_ms(), self.cfg, sent_at, structural)
         for i, reason in bad:
             self._dead(out, ups.record_bytes(i) if writer is FRAME else raw, reason, r)
         good = np.arange(len(ups))
@@ -184,15 +200,9 @@ class TowerEngine:
             return self._dead(out, raw, f"{Reason.UNKNOWN_SCHEMA}: {exc}", r)
         except CodecError as exc:
             return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
-        length = self.corridor.route.length_km
-        if not -self.cfg.off_route_km <= h["route_km"] <= length + self.cfg.off_route_km:
-            return self._dead(out, raw, f"{Reason.OFF_CORRIDOR}: hazard at km {h['route_km']}", r)
-        if h["region_id"] != r:
-            return self._dead(out, raw, f"{Reason.WRONG_REGION}: hazard of region {h['region_id']} on partition {r}", r)
-        if not 1 <= h["severity"] <= 7:
-            return self._dead(out, raw, f"severity-out-of-range: {h['severity']}", r)
-        if not 0 < h["hlc"] < 1 << 63:
-            return self._dead(out, raw, f"{Reason.BAD_CLOCK}: {h['hlc']} is not a hybrid logical clock stamp", r)
+        problem = hazard_problem(h, r, self.corridor.route.length_km, self.wall_ms(), self.cfg)
+        if problem is not None:
+            return self._dead(out, raw, problem, r)
         try:
             self.clock.receive(h["hlc"])
         except ClockDriftError as exc:

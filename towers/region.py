@@ -173,9 +173,12 @@ class RegionEngine:
         length_km: float,
         cooldown_s: float = 5.0,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        max_ahead_ms: int = 5_000,
     ) -> None:
         self.region, self.tower, self.length_km = region, tower, length_km
         self.wall_ms = wall_ms
+        #: how far the region's event time may run ahead of the tower's clock (its drift bound)
+        self.max_ahead_ms = max_ahead_ms
         self.vehicles = LWWColumns(VEHICLE, capacity=256)
         self.bucket = np.zeros(self.vehicles.capacity, np.uint8)
         self.member = np.zeros(self.vehicles.capacity, np.bool_)
@@ -245,7 +248,7 @@ class RegionEngine:
             return won, won, []
         accepted, won_slots = rows[won], slots[won]
         self.dirty_buckets[self.bucket[won_slots]] = True
-        self.watermark_ms = max(self.watermark_ms, int(ups.event_time[accepted].max()))
+        self.advance_watermark(int(ups.event_time[accepted].max()))
         arrivals = []
         for s in won_slots[~self.member[won_slots]].tolist():
             vid = self.key(s)
@@ -272,10 +275,17 @@ class RegionEngine:
         self.member[gone] = False
         return [keys[i] for i in won.tolist()]
 
+    def advance_watermark(self, event_ms: int) -> None:
+        """The region's event time moves on, but never past the tower's clock and its drift bound:
+        one update stamped far ahead would otherwise expire the whole swarm at the next flush."""
+        self.watermark_ms = max(self.watermark_ms, min(event_ms, self.wall_ms() + self.max_ahead_ms))
+
     def expire(self, ttl_ms: int, clock: HybridClock) -> list[str]:
-        """Vehicles silent for more than `ttl_ms` of event time leave the swarm."""
+        """Vehicles silent for more than `ttl_ms` of event time leave the swarm, and so do vehicles
+        stamped past the bound the watermark keeps (state written before that bound held)."""
         v = self.vehicles
-        stale = np.flatnonzero(v.live & (v.values["et"] < self.watermark_ms - ttl_ms))
+        et = v.values["et"]
+        stale = np.flatnonzero(v.live & ((et < self.watermark_ms - ttl_ms) | (et > self.wall_ms() + self.max_ahead_ms)))
         return self.remove_vehicles([self.key(s) for s in stale.tolist()], clock.now()) if len(stale) else []
 
     def handed_off(self, arrivals: list[tuple[str, int]]) -> list[str]:

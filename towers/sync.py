@@ -13,12 +13,22 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.shared.crdt import LWWMap, ORSet, UnknownReplicaError, check_replicas, decode_as, encode_state
+from pipeline.shared.bounds import MAX_ID_LEN, hlc_problem, id_problem
+from pipeline.shared.crdt import (
+    LWWMap,
+    MalformedStateError,
+    ORSet,
+    UnknownReplicaError,
+    check_replicas,
+    decode_as,
+    encode_state,
+)
 from pipeline.shared.crdt.hlc import HybridClock
 from towers.region import BUCKETS, Aggregates, RegionEngine
 from towers.staleness import VisibilityLog
+from towers.validation import hazards_problem
 
-__all__ = ["NeighbourView", "SyncPublisher", "known_replicas", "state_digest"]
+__all__ = ["NeighbourView", "SyncPublisher", "known_replicas", "message_problem", "state_digest"]
 
 
 def state_digest(members: Iterable[str], hazards: LWWMap) -> str:
@@ -125,6 +135,48 @@ def known_replicas(towers: tuple[str, ...]) -> frozenset[str]:
     return frozenset(towers) | {f"{t}#{b}" for t in towers for b in range(BUCKETS)}
 
 
+#: a sync message's lists and maps, at most (a region's swarm is a few thousand vehicles)
+_MAX_ITEMS = 50_000
+
+
+def message_problem(
+    msg: dict[str, Any], members: ORSet | None, hazards: LWWMap | None, now_ms: int, max_ahead_ms: int
+) -> str | None:
+    """Why a decoded sync message may not be merged (None: it may): every field the view, the
+    staleness log and the advice rules read, bounded, so one message cannot break a worker that
+    reads it (every worker reads every region's)."""
+    sent, since = msg["sent_at"], msg.get("changes_since", 0)
+    if not 0 < sent <= now_ms + max_ahead_ms or not 0 <= since <= now_ms + max_ahead_ms:
+        return f"sent_at {sent} / changes_since {since} outside (0, now + {max_ahead_ms} ms]"
+    if not 0 <= msg["member_count"] <= _MAX_ITEMS or len(msg["arrivals"]) > _MAX_ITEMS:
+        return f"member_count {msg['member_count']}, {len(msg['arrivals'])} arrivals"
+    problem = hlc_problem(msg["hlc"], now_ms, max_ahead_ms)
+    if problem is not None:
+        return f"hlc: {problem}"
+    for a in msg["arrivals"]:
+        problem = id_problem(a["vehicle_id"], "arrival") or hlc_problem(a["hlc"], now_ms, max_ahead_ms)
+        if problem is not None:
+            return f"arrival: {problem}"
+    aggregates = msg["aggregates"] or {}
+    if len(aggregates) > 32 or any(k != k.strip() or len(k) > MAX_ID_LEN or not -1e9 <= v <= 1e9
+                                   for k, v in aggregates.items()):  # fmt: skip
+        return "aggregates must be a few finite numbers"
+    if len(msg.get("state_digest") or "") > 64:
+        return "state digest longer than 64 characters"
+    if members is not None:
+        if len(members.entries) > _MAX_ITEMS:
+            return f"{len(members.entries)} members"
+        for vid in members.entries:
+            problem = id_problem(vid, "member")
+            if problem is not None:
+                return problem
+    if hazards is not None:
+        if len(hazards.entries) > _MAX_ITEMS:
+            return f"{len(hazards.entries)} hazards"
+        return hazards_problem(hazards, now_ms, max_ahead_ms)
+    return None
+
+
 @dataclass
 class NeighbourView:
     """What a worker knows of every region through tower-sync (its own regions included).
@@ -134,6 +186,8 @@ class NeighbourView:
     before anything is merged."""
 
     towers: tuple[str, ...] = ()  # tower id of each region; empty: accept any (tests of the view alone)
+    #: how far ahead of this worker's clock a message's stamps may be (the towers' drift bound)
+    max_ahead_ms: int = 5_000
     regions: dict[int, Neighbour] = field(default_factory=dict)
     log: VisibilityLog = field(default_factory=VisibilityLog)
     _known: frozenset[str] = frozenset()
@@ -154,6 +208,9 @@ class NeighbourView:
                 if delta is not None:
                     check_replicas(delta, self._known)
         now = int(time.time() * 1000) if now_ms is None else now_ms
+        problem = message_problem(msg, members, hazards, now, self.max_ahead_ms)
+        if problem is not None:
+            raise MalformedStateError(problem)
         n = self.regions.setdefault(msg["region_id"], Neighbour())
         if members is not None:
             n.members.merge_in(members)

@@ -19,7 +19,7 @@ from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess, wait_until_written
-from producers.drive import DriveConfig, WireFormat, drive
+from producers.drive import DriveConfig, WireFormat, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from towers.config import app_id, changelog_topics
@@ -35,9 +35,10 @@ def _digests(worker: TowerProcess) -> dict[str, Any] | None:
 
 
 def _build_tables(bootstrap: str, topics: Topics, app: str, worker: TowerProcess, vehicles: int, seconds: int) -> dict:
-    fleet = Fleet(load_corridor(), FleetConfig(vehicles=vehicles, seed=11), start_ms=int(time.time() * 1000))
-    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=seconds, speedup=0,
-                                                               wire=WireFormat.FRAMES))  # fmt: skip
+    driving = DriveConfig(hz=1, duration_s=seconds, speedup=0, wire=WireFormat.FRAMES)
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=vehicles, seed=11),
+                  start_ms=event_clock_start(driving))  # fmt: skip
+    drive(fleet, TelemetrySink(bootstrap), topics, driving)
     # The empty frames that make the worker write its last second carry the last tick's event time:
     # a later one would expire the fleet (vehicles silent for 10 s leave).
     last_tick_ms = fleet.start_ms + int(fleet.t * 1000)

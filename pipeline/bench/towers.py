@@ -27,7 +27,7 @@ from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess
-from producers.drive import DriveConfig, drive
+from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
@@ -109,9 +109,11 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
     ensure_topics(bootstrap, topics.specs())
     out: dict[str, Any] = {"vehicles": vehicles}
     try:
-        fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=5))
+        driving = DriveConfig(hz=1, duration_s=seconds, speedup=0)
+        fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=5),
+                      start_ms=event_clock_start(driving))  # fmt: skip
         sink = TelemetrySink(bootstrap)
-        stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=0))
+        stats = drive(fleet, sink, topics, driving)
         total = stats.updates
         in_topic = sum(end_offsets(bootstrap, topics.telemetry, topics.regions))
         out["updates_in_topic"] = total

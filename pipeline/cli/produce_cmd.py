@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -66,7 +65,7 @@ def produce(
     ] = None,
 ) -> None:
     """Drive a fleet along I-69 and send its telemetry to the region topics; vehicles obey advisories."""
-    from producers.drive import DriveConfig, WireFormat, drive
+    from producers.drive import DriveConfig, WireFormat, drive, event_clock_start
     from producers.fcd import ReplayFleet, read_fcd
     from producers.fleet import Fleet, FleetConfig
     from producers.listener import AdvisoryListener
@@ -88,12 +87,16 @@ def produce(
     corridor = load_corridor(route or settings.route_file, towers or settings.towers_file)
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
-    fleet: Fleet | ReplayFleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=seed),
-                                       start_ms=int(time.time() * 1000))  # fmt: skip
+    fleet: Fleet | ReplayFleet = Fleet(
+        corridor,
+        FleetConfig(vehicles=vehicles, seed=seed),
+        start_ms=event_clock_start(DriveConfig(duration_s=duration, speedup=speedup)),
+    )
     if fcd is not None:  # SUMO's vehicles, as they drove there: they cannot obey advice
         trace = read_fcd(fcd, corridor)
-        fleet = ReplayFleet(trace, corridor, start_ms=int(time.time() * 1000))
+        fleet = ReplayFleet(trace, corridor, start_ms=0)
         hz, duration, listen = 1.0 / trace.step_s, fleet.duration_s, False
+        fleet.start_ms = event_clock_start(DriveConfig(duration_s=duration, speedup=speedup))
         out.print(f"replaying {fcd}: {len(trace.ids):,} vehicles, {len(trace.steps):,} steps of {trace.step_s:g} s, "
                   f"{trace.off_route:,} points off the corridor left out")  # fmt: skip
     link = None

@@ -40,7 +40,7 @@ from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
 from pipeline.workers import AnalyticsProcess, DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
-from producers.drive import DriveConfig, DriveStats, WireFormat, drive
+from producers.drive import DriveConfig, DriveStats, WireFormat, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
@@ -245,8 +245,11 @@ def run_scenario(
             page = DashboardProcess(env, workdir / "dashboard.log")
             cleanup.callback(page.stop)
             on_web(page.start(*web).wait_ready())
+        wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
+        driving = DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s, speedup=scenario.speedup, wire=wire,
+                              cam=scenario.cam, vehicle_hazards=scenario.vehicle_hazards)  # fmt: skip
         fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
-                      start_ms=int(time.time() * 1000))  # fmt: skip
+                      start_ms=event_clock_start(driving))  # fmt: skip
         spark: AnalyticsProcess | None = None
         if scenario.analytics:  # from the run's first record: the job reads from this wall time on
             shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
@@ -292,11 +295,8 @@ def run_scenario(
 
         partial = False
         try:
-            wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
-            stats = drive(fleet, sink, topics, DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s,
-                                                           speedup=scenario.speedup, wire=wire, cam=scenario.cam,
-                                                           vehicle_hazards=scenario.vehicle_hazards),
-                          listener, on_tick=tick, should_stop=should_stop, before_tick=run.play)  # fmt: skip
+            stats = drive(fleet, sink, topics, driving, listener, on_tick=tick, should_stop=should_stop,
+                          before_tick=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
             partial = True

@@ -22,7 +22,7 @@ from pipeline.shared.corridor import load_corridor
 from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC
 from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess, wait_until_written
-from producers.drive import DriveConfig, drive
+from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
@@ -151,8 +151,9 @@ def test_a_killed_worker_recovers_its_tables_from_the_changelog(bootstrap: str, 
     env = tower_env(bootstrap, prefix)
     worker = TowerProcess(env, tmp_path / "a", tmp_path / "a.log").start()
     worker.wait_ready(9)
-    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=300, seed=31), start_ms=int(time.time() * 1000))
-    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=10, speedup=5))
+    driving = DriveConfig(hz=1, duration_s=10, speedup=5)
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=300, seed=31), start_ms=event_clock_start(driving))
+    drive(fleet, TelemetrySink(bootstrap), topics, driving)
     before = _settle(bootstrap, topics, worker)
     assert sum(r["members"] for r in before.values()) > 250
     worker.kill()
@@ -170,8 +171,9 @@ def test_replaying_the_whole_telemetry_topic_twice_yields_the_same_state(bootstr
     prefix = f"tr{uuid.uuid4().hex[:8]}"
     topics = Topics(regions=9, prefix=prefix)
     ensure_topics(bootstrap, topics.specs())
-    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=200, seed=41), start_ms=int(time.time() * 1000))
-    drive(fleet, TelemetrySink(bootstrap), topics, DriveConfig(hz=1, duration_s=8, speedup=0))
+    driving = DriveConfig(hz=1, duration_s=8, speedup=0)
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=200, seed=41), start_ms=event_clock_start(driving))
+    drive(fleet, TelemetrySink(bootstrap), topics, driving)
     env = tower_env(bootstrap, prefix)
     worker = TowerProcess(env, tmp_path / "d", tmp_path / "w.log").start()
     worker.wait_ready(9)

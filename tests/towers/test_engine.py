@@ -51,7 +51,7 @@ def upd(vid: str, km: float, v: float = 30.0, nb: bool = True, t: int = 0, regio
 def frame(region: int, updates: list[dict], seq: int = 0) -> bytes:
     et = max((u["event_time"] for u in updates), default=T0)
     return CODEC.encode(
-        FRAME, {"region_id": region, "frame_seq": seq, "event_time": et, "sent_at": T0, "updates": updates}
+        FRAME, {"region_id": region, "frame_seq": seq, "event_time": et, "sent_at": et, "updates": updates}
     )
 
 

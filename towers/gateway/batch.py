@@ -2,8 +2,10 @@
 
 A frame is what the towers read fastest (one Kafka record per region per tick). Its body is the
 updates' own Avro encodings one after the other, so the gateway copies each update's bytes as they
-arrived, after checking them: a payload that is not a VehicleTelemetry, does not decode, or was
-published on another region's topic is refused with its reason (the gateway dead-letters it).
+arrived, after checking them: a payload that is too large, is not a VehicleTelemetry, does not
+decode, was published on another region's topic, or carries an id, HLC or event time no tower would
+accept is refused with its reason (the gateway dead-letters it). A frame's event time is bounded by
+the gateway's clock, so no sender can move every region's clock through the heartbeat frames.
 Pure: the gateway feeds it messages and takes frames out once a tick.
 """
 
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.shared.bounds import event_time_problem, hlc_problem, id_problem
 from pipeline.shared.codec import MAGIC, CodecError
-from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
 
-__all__ = ["FrameBatcher", "Refused", "assemble_frame"]
+__all__ = ["MAX_PAYLOAD", "FrameBatcher", "Refused", "assemble_frame"]
 
 _HEADER = len(MAGIC) + 8  # single-object encoding: magic, then the writer's fingerprint
 
@@ -52,9 +54,13 @@ class _Pending:
     radio_ms: list[int] = field(default_factory=list)  # per update: gateway now - its HLC's wall time
 
 
+#: a VehicleTelemetry is under 100 bytes; anything this large is not one (and Kafka refuses 1 MB)
+MAX_PAYLOAD = 4_096
+
+
 class FrameBatcher:
-    def __init__(self, topics: RadioTopics) -> None:
-        self.topics = topics
+    def __init__(self, topics: RadioTopics, max_ahead_ms: int = 5_000) -> None:
+        self.topics, self.max_ahead_ms = topics, max_ahead_ms
         self._pending: dict[int, _Pending] = {}
         self._seq = 0
         self._event_ms = 0  # the newest event time heard in any region: an empty frame's
@@ -67,6 +73,8 @@ class FrameBatcher:
             return Refused(None, payload, f"bad-topic: {topic}: {exc}")
         if kind != "telemetry":
             return Refused(region, payload, f"bad-topic: {kind} is not telemetry")
+        if len(payload) > MAX_PAYLOAD:
+            return Refused(region, payload, f"too-large: {len(payload)} bytes (at most {MAX_PAYLOAD})")
         try:
             writer = CODEC.writer_of(payload)
             if writer is not TELEMETRY:
@@ -76,11 +84,20 @@ class FrameBatcher:
             return Refused(region, payload, f"undecodable: {exc}")
         if update["region_id"] != region:
             return Refused(region, payload, f"wrong-region: an update of region {update['region_id']} on {topic}")
+        problem = hlc_problem(update["hlc"], now_ms, self.max_ahead_ms)
+        if problem is not None:
+            return Refused(region, payload, f"bad-hlc: {problem}")
+        problem = event_time_problem(update["event_time"], now_ms, self.max_ahead_ms)
+        if problem is not None:
+            return Refused(region, payload, f"bad-event-time: {problem}")
+        problem = id_problem(update["vehicle_id"], "vehicle id")
+        if problem is not None:
+            return Refused(region, payload, f"bad-id: {problem}")
         p = self._pending.setdefault(region, _Pending())
         p.bodies.append(payload[_HEADER:])
         p.event_time_ms = max(p.event_time_ms, update["event_time"])
         self._event_ms = max(self._event_ms, update["event_time"])
-        p.radio_ms.append(now_ms - unpack(update["hlc"])[0])
+        p.radio_ms.append(now_ms - (update["hlc"] >> 16))  # the HLC's wall time
         return None
 
     def frames(self, regions: list[int], sent_at_ms: int) -> tuple[dict[int, bytes], list[int]]:
@@ -91,7 +108,8 @@ class FrameBatcher:
         for r in regions:
             p = self._pending.pop(r, None)
             if p is None:
-                out[r] = assemble_frame(r, self._seq, self._event_ms or sent_at_ms, sent_at_ms, [])
+                event_ms = min(self._event_ms or sent_at_ms, sent_at_ms + self.max_ahead_ms)
+                out[r] = assemble_frame(r, self._seq, event_ms, sent_at_ms, [])
             else:
                 out[r] = assemble_frame(r, self._seq, p.event_time_ms, sent_at_ms, p.bodies)
                 radio += p.radio_ms
