@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -128,10 +129,14 @@ class TowerProcess(ChildProcess):
         name: str = "tower-worker",
         loop: str = "uvloop",
         loglevel: str = "warn",
+        switches: bool = False,
     ) -> None:
         self.name = name
         self.port = free_ports(1)[0]
-        super().__init__({**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port)}, log)
+        # a drill's switches (tower-sync, etcd) answer only a POST with this run's own token
+        self.token = secrets.token_urlsafe(24) if switches else ""
+        super().__init__({**env, "CORRIDOR_TOWER_WEB_PORT": str(self.port),
+                          "CORRIDOR_TOWER_CONTROL_TOKEN": self.token}, log)  # fmt: skip
         self.datadir, self.loop, self.loglevel = datadir, loop, loglevel
 
     def start(self) -> TowerProcess:
@@ -146,6 +151,17 @@ class TowerProcess(ChildProcess):
 
     def page(self, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:
         return fetch_page(self.port, name, timeout)
+
+    def switch(self, what: str, state: str, timeout: float = 5.0) -> dict[str, Any]:
+        """Turn the worker's tower-sync or etcd `on` or `off` (started with `switches=True`)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/corridor/control/{what}/{state}/",
+                                         method="POST", headers={"Authorization": f"Bearer {self.token}"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                answer: dict[str, Any] = json.loads(resp.read())
+                return answer
+        except (OSError, ValueError) as exc:
+            raise StackError(f"{self.name} did not turn {what} {state}: {exc}") from None
 
     def wait_ready(self, regions: int = 1, timeout: float = 90.0) -> dict[str, Any]:
         """Until its tables are recovered and it serves at least `regions` regions."""

@@ -21,6 +21,7 @@ Guarantees (at-least-once, made harmless by CRDT merges):
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import os
 import socket
@@ -179,6 +180,11 @@ app = TowerApp(
     # Loopback only, like the rest of the stack; a container sets 0.0.0.0 for its readiness probe.
     web_bind=worker.web_bind,
     web_port=worker.web_port,
+    # Faust's own pages read tables and routing unauthenticated: off; corridor's pages say what is needed.
+    web_router_enabled=False,
+    web_tables_enabled=False,
+    web_graph_enabled=False,
+    web_stats_enabled=False,
     TableManager=TowerTables,
 )
 
@@ -475,11 +481,6 @@ async def ready_page(web: Any, request: Any) -> Any:
     return web.json({"recovered": recovered, "regions": _owned()}, status=200 if recovered else 503)
 
 
-@app.page("/corridor/sync/{state}/")
-async def sync_switch(web: Any, request: Any, state: str) -> Any:
-    """Cut tower-sync off (`off`) or restore it (`on`): a drill for the availability claims."""
-    rt().engine.sync_enabled = state != "off"
-    return web.json({"sync_enabled": rt().engine.sync_enabled})
 
 
 @app.page("/corridor/staleness/")
@@ -498,13 +499,28 @@ async def cas_history_page(web: Any, request: Any) -> Any:
     return web.json({"worker": os.getpid(), "ops": control.history() if control is not None else []})
 
 
-@app.page("/corridor/etcd/{state}/")
-async def etcd_switch(web: Any, request: Any, state: str) -> Any:
-    """Cut this worker off etcd (`off`) or let it back (`on`): a drill for the control plane's claims."""
-    control = rt().control
-    if control is not None:
-        control.offline = state == "off"
-    return web.json({"etcd_offline": control.offline if control is not None else None})
+@app.page("/corridor/control/{what}/{state}/")
+class ControlSwitch(faust.web.View):
+    """Cut this worker's tower-sync or etcd off, or restore it: drills for the availability and
+    control-plane claims. POST only, with the token the drill gave the worker
+    (CORRIDOR_TOWER_CONTROL_TOKEN, made per run); without one set, the switches do not exist."""
+
+    async def post(self, request: Any, what: str, state: str) -> Any:
+        token = worker.control_token
+        given = request.headers.get("Authorization", "")
+        if not token:
+            return self.json({"error": "control switches are off for this worker"}, status=404)
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return self.json({"error": "a control switch needs this run's token"}, status=403)
+        if what not in ("sync", "etcd") or state not in ("on", "off"):
+            return self.json({"error": "POST /corridor/control/{sync|etcd}/{on|off}/"}, status=400)
+        if what == "sync":
+            rt().engine.sync_enabled = state == "on"
+            return self.json({"sync_enabled": rt().engine.sync_enabled})
+        control = rt().control
+        if control is not None:
+            control.offline = state == "off"
+        return self.json({"etcd_offline": control.offline if control is not None else None})
 
 
 @app.page("/corridor/tables/")

@@ -119,6 +119,8 @@ APP_ENV_VARS: dict[str, str] = {
     "CORRIDOR_TOWER_HEARTBEAT_S": "consumer group heartbeat interval (default 3)",
     "CORRIDOR_TOWER_CAS_HISTORY": "1 keeps every compare-and-swap on etcd's global view for a linearizability "
     "check (/corridor/cas-history/; default 0)",
+    "CORRIDOR_TOWER_CONTROL_TOKEN": "turns the drill switches on (POST /corridor/control/{sync|etcd}/{on|off}/ "
+    "with 'Authorization: Bearer <token>'); at least 16 characters; unset (the default): no switches",
 }
 
 
@@ -136,6 +138,10 @@ class WorkerSettings:
     session_timeout_s: float = 10.0
     heartbeat_s: float = 3.0
     cas_history: bool = False
+    control_token: str = ""
+
+    def __repr__(self) -> str:  # the token stays out of logs
+        return f"WorkerSettings(web={self.web_bind}:{self.web_port}, switches={'on' if self.control_token else 'off'})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -155,6 +161,9 @@ class WorkerSettings:
         heartbeat = env_number(env, "CORRIDOR_TOWER_HEARTBEAT_S", float, d.heartbeat_s, 0.1, 3600)
         if heartbeat >= session:
             raise ConfigError("CORRIDOR_TOWER_HEARTBEAT_S must be shorter than CORRIDOR_TOWER_SESSION_TIMEOUT_S")
+        token = env.get("CORRIDOR_TOWER_CONTROL_TOKEN", "")
+        if token and (len(token) < 16 or not token.isascii() or not token.isprintable() or " " in token):
+            raise ConfigError("CORRIDOR_TOWER_CONTROL_TOKEN must be at least 16 printable ASCII characters, no spaces")
         return cls(
             web_port=env_number(env, "CORRIDOR_TOWER_WEB_PORT", int, d.web_port, 1, 65535),
             web_bind=env.get("CORRIDOR_TOWER_WEB_BIND", "") or d.web_bind,
@@ -166,6 +175,7 @@ class WorkerSettings:
             session_timeout_s=session,
             heartbeat_s=heartbeat,
             cas_history=history == "1",
+            control_token=token,
         )
 
 

@@ -11,7 +11,6 @@ import os
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,6 @@ from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 
 __all__ = ["run_convergence"]
-
-
-def _switch(worker: TowerProcess, state: str) -> None:
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/corridor/sync/{state}/", timeout=5) as resp:
-        resp.read()
 
 
 def _agree(pages: list[dict[str, Any]], regions: int, since_resume_ms: int, hid: str) -> bool:
@@ -57,7 +51,8 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
            "ETCD_ENDPOINTS": etcd, "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}").start()
+        workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}",
+                                switches=True).start()
                    for i in range(2)]  # fmt: skip
         try:
             wait_for_assignment(workers, topics.regions)
@@ -71,7 +66,7 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
             traffic.start()
             time.sleep(warmup_s)
             for w in workers:
-                _switch(w, "off")
+                w.switch("sync", "off")
             time.sleep(stall_s / 3)
             hid = f"stall-{uuid.uuid4().hex[:6]}"
             rec = hazard_record(35.5, "OBSTACLE", "BOTH", 5, int(time.time() * 1000), 600, hid, "bench")
@@ -81,7 +76,7 @@ def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str,
             time.sleep(stall_s * 2 / 3)
             resumed = time.monotonic()
             for w in workers:
-                _switch(w, "on")
+                w.switch("sync", "on")
             converged_s = float("nan")
             while time.monotonic() - resumed < 15:
                 pages = [p for w in workers if (p := w.page(timeout=1)) is not None]

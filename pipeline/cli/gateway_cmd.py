@@ -12,7 +12,7 @@ from rich.console import Console
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError
 
-__all__ = ["gateway"]
+__all__ = ["gateway", "gateway_probe"]
 
 out = Console(highlight=False)
 
@@ -48,3 +48,28 @@ def gateway(
     dead = result.dead_letters or 0
     out.print(f"gateway stopped: {result.received:,} updates received, {result.frames:,} frames, "
               f"{result.advisories_forwarded:,} advisories forwarded, dead letters {dead}")  # fmt: skip
+
+
+def gateway_probe(
+    stats: Annotated[Path, typer.Argument(help="the file the gateway writes with --stats")],
+    max_age_s: Annotated[float, typer.Option(min=1, help="older than this: the gateway's loop is stuck")] = 10.0,
+    connected: Annotated[bool, typer.Option(help="also require a live connection to the MQTT broker")] = False,
+) -> None:
+    """Exit 0 while a gateway is serving (its counters written within MAX_AGE_S), 1 otherwise: the
+    liveness and readiness probes of its Deployment."""
+    import json
+    import time
+
+    try:
+        data = json.loads(stats.read_text())
+        age = time.time() - stats.stat().st_mtime
+    except (OSError, ValueError) as exc:
+        out.print(f"gateway not serving: {stats}: {exc}")
+        raise typer.Exit(1) from None
+    if age > max_age_s:
+        out.print(f"gateway not serving: its counters are {age:.0f} s old")
+        raise typer.Exit(1)
+    if connected and not (isinstance(data, dict) and data.get("mqtt_connected") is True):
+        out.print("gateway not ready: not connected to the MQTT broker")
+        raise typer.Exit(1)
+    out.print("gateway serving")

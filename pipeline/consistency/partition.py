@@ -63,8 +63,7 @@ class _Run:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def switch(self, w: TowerProcess, what: str, state: str) -> None:
-        if w.page(f"{what}/{state}") is None:
-            raise RuntimeError(f"{w.name} did not answer to turn {what} {state}")
+        w.switch(what, state)
 
     def hazard(self, km: float, tag: str) -> str:
         hid = f"{tag}-{uuid.uuid4().hex[:6]}"
@@ -358,7 +357,7 @@ def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path 
         ns = namespace(app_id(topics.prefix))
         cleanup.callback(close_client, etcd)
         cleanup.callback(lambda: etcd.delete_prefix(f"{ns}/"))
-        workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}")
+        workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}", switches=True)
                    for i in range(2)]  # fmt: skip
         for w in workers:
             cleanup.callback(w.stop)

@@ -4,23 +4,30 @@ Vehicles are kept as columns (one slot per vehicle id) because at corridor-peak 
 thousands of updates a second come in, and only a few snapshots a second go out. A snapshot carries
 a stable subset of the vehicles (those whose number falls on a stride), so the browser's dots do not
 flicker from one snapshot to the next, and values rounded to what a screen can show.
+
+The board reads topics anyone with a vehicle's rights can write, so what it keeps is bounded: rows a
+tower would refuse (ids, numbers that are not finite, event times ahead of this clock) are counted
+and left out, the vehicles followed for `/api/vehicle` are capped, and the slots of vehicles gone
+are reused once the table is full.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from pipeline.shared.bounds import HAZARD_DIRECTIONS, HAZARD_TYPES, MAX_LANE, id_problem
 from towers.frames import Updates
 
 __all__ = ["Board", "BoardConfig"]
 
 F64 = npt.NDArray[np.float64]
+MAX_HAZARDS = 10_000  # hazards on the page at once (a corridor has a handful)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +38,9 @@ class BoardConfig:
     advisories_shown_ms: int = 2_000  # an advisory flashes on its vehicle this long
     timeline: int = 60  # events kept
     recent_ms: int = 5_000  # update batches kept whole, for a vehicle clicked on
+    followed: int = 64  # vehicles whose updates are kept for `/api/vehicle`, the latest asked for
+    max_slots: int = 200_000  # vehicles known at once; past it, the slots of those gone are reused
+    max_ahead_ms: int = 5_000  # how far ahead of this clock an event time may be (the towers' bound)
 
 
 @dataclass(slots=True)
@@ -60,7 +70,24 @@ def _row(u: Updates, i: int) -> dict[str, Any]:
 def _number(vid: str) -> int:
     """veh-0000042 → 42; any other id a stable number of its own."""
     tail = vid.rsplit("-", 1)[-1]
-    return int(tail) if tail.isdigit() else abs(hash(vid)) % 10**9
+    return int(tail) if tail.isdigit() and len(tail) <= 15 else abs(hash(vid)) % 10**9
+
+
+def _believable(u: Updates) -> npt.NDArray[np.bool_]:
+    ok: npt.NDArray[np.bool_] = np.isfinite(u.km) & np.isfinite(u.speed) & (u.lane >= 0) & (u.lane <= MAX_LANE)
+    if not ok.all() or any(id_problem(v) is not None for v in u.ids):
+        ok &= np.array([id_problem(v) is None for v in u.ids], np.bool_)
+    return ok
+
+
+def _rows(u: Updates, keep: npt.NDArray[np.int64]) -> Updates:
+    """These rows of a batch (the byte spans of the fast path dropped: the board does not use them)."""
+    picked = {f.name: getattr(u, f.name)[keep] for f in fields(u) if f.name not in ("ids", "spans")}
+    return replace(u, ids=[u.ids[i] for i in keep.tolist()], spans=None, **picked)
+
+
+def _finite(*values: Any) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
 
 class Board:
@@ -77,6 +104,7 @@ class Board:
         self.timeline: deque[dict[str, Any]] = deque(maxlen=self.config.timeline)
         self.sim_ms = 0  # the newest event time seen: the simulation's clock
         self.updates = 0
+        self.refused: Counter[str] = Counter()  # input left out, by kind
         self.advisory_count = 0
         self._hazards_advised: set[str] = set()
         self._before: set[str] = set()  # hazards reported before the page started
@@ -88,13 +116,19 @@ class Board:
 
     # ---- input ----------------------------------------------------------------------------------
     def add_updates(self, u: Updates, now_ms: int) -> None:
+        ok = _believable(u)
+        if not ok.all():
+            self.refused["updates"] += int((~ok).sum())
+            u = _rows(u, np.flatnonzero(ok))
         if not len(u):
             return
+        if len(self._ids) + len(u) > self.config.max_slots:
+            self._compact(now_ms)
         slots = np.fromiter((self._slot_of(v) for v in u.ids), np.int64, len(u))
         c = self._cols
         c.km[slots], c.speed[slots], c.northbound[slots] = u.km, u.speed, u.northbound
         c.lane[slots], c.heard_ms[slots] = u.lane, now_ms
-        self.sim_ms = max(self.sim_ms, int(u.event_time.max()))
+        self.sim_ms = max(self.sim_ms, min(int(u.event_time.max()), now_ms + self.config.max_ahead_ms))
         self.updates += len(u)
         self._recent.append((now_ms, u))
         while self._recent and self._recent[0][0] < now_ms - self.config.recent_ms:
@@ -113,13 +147,35 @@ class Board:
             self._cols.num[slot] = _number(vid)
         return slot
 
+    def _compact(self, now_ms: int) -> None:
+        """Forget the vehicles gone from the road, so the table never outgrows `max_slots`."""
+        n, c = len(self._ids), self._cols
+        keep = np.flatnonzero(c.heard_ms[:n] >= now_ms - self.config.gone_after_ms)
+        ids = [self._ids[s] for s in keep.tolist()]
+        cols = _Columns()
+        cols.grow(max(1_024, len(self._cols.km)))
+        for name in ("km", "speed", "northbound", "lane", "heard_ms", "num"):
+            getattr(cols, name)[: len(keep)] = getattr(c, name)[keep]
+        self._cols, self._ids, self._slot = cols, ids, {v: i for i, v in enumerate(ids)}
+        self.refused["slots-reused"] += n - len(keep)
+
     def add_hazard(self, rec: dict[str, Any], in_timeline: bool = True) -> None:
         hid = rec["hazard_id"]
+        times_ok = _finite(rec["detection_time"], rec["expiry_time"], rec["route_km"], rec["severity"])
+        if id_problem(hid) is not None or not times_ok or rec["hazard_type"] not in HAZARD_TYPES \
+                or rec["direction"] not in HAZARD_DIRECTIONS:  # fmt: skip
+            self.refused["hazards"] += 1
+            return
         if rec["cancelled"]:
             if self.hazards.pop(hid, None) is not None and in_timeline:
                 self._event(rec["detection_time"], f"hazard {hid} cleared")
             return
         new = hid not in self.hazards
+        if new and len(self.hazards) >= MAX_HAZARDS:  # forget those past their expiry first
+            self.hazards = {k: h for k, h in self.hazards.items() if h["expires_ms"] > self.sim_ms}
+            if len(self.hazards) >= MAX_HAZARDS:
+                self.refused["hazards"] += 1
+                return
         if not in_timeline:
             self._before.add(hid)
         self.hazards[hid] = {"id": hid, "type": rec["hazard_type"], "km": round(rec["route_km"], 3),
@@ -130,6 +186,10 @@ class Board:
                         f"({rec['direction'].lower()}), reported by {rec['reporter']}")  # fmt: skip
 
     def add_advisory(self, rec: dict[str, Any], now_ms: int) -> None:
+        target = rec["target_vehicle"]
+        if not _finite(rec["target_speed_mps"], rec["issued_at"]) or (target is not None and id_problem(target)):
+            self.refused["advisories"] += 1
+            return
         a = {"at_ms": now_ms, "vehicle": rec["target_vehicle"], "action": rec["action"],
              "speed": round(rec["target_speed_mps"], 1), "reason": rec["reason"], "hazard": rec["hazard_id"],
              "region": rec["region_id"], "direction": rec["direction"]}  # fmt: skip
@@ -202,6 +262,8 @@ class Board:
             return None
         history = self._history.get(vid)
         if history is None:  # from now on kept as updates come; until then, the recent batches
+            while len(self._history) >= self.config.followed:  # the one asked for longest ago goes
+                del self._history[next(iter(self._history))]
             history = self._history[vid] = deque(maxlen=self.config.history)
             for _, u in self._recent:
                 if vid in u.ids:

@@ -4,8 +4,9 @@ It reads with a consumer group of its own (never the towers'), assigned every pa
 advisories and the cloud tier's corridor-wide figures from their ends (a page shows what happens
 now), hazards from the beginning (a hazard reported before the page was opened is still on the road
 until it expires or is cleared).
-Frames are decoded column-wise, as the towers decode them; a record that does not decode is
-counted and skipped — the towers dead-letter it, the dashboard only shows.
+Frames are decoded column-wise, as the towers decode them; a record that does not decode, or holds
+anything the board cannot take, is counted and skipped — the towers dead-letter it, the dashboard
+only shows, and no record can stop the thread that feeds every open page.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class Feed:
             else:
                 old = (m.offset() or 0) < self._history_end.get(m.partition() or 0, 0)
                 self.board.add_hazard(CODEC.decode(value, HAZARD), in_timeline=not old)
-        except (CodecError, ValueError, KeyError) as exc:
+        except (CodecError, ValueError, KeyError, ArithmeticError, TypeError, IndexError) as exc:
             self.undecodable += 1
             if self.undecodable == 1 or self.undecodable % 1000 == 0:
                 log.warning("%d undecodable record(s) skipped, the last on %s: %s", self.undecodable, m.topic(), exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import resource
 import signal
 import threading
@@ -36,6 +37,25 @@ __all__ = ["Dashboard", "serve"]
 SNAPSHOT_S = 0.25
 TOWERS_S = 1.0
 STATIC = Path(str(resources.files("pipeline.dashboard").joinpath("static")))
+
+
+def _json(data: Any) -> bytes:
+    """What the page gets: strict JSON (a NaN or infinity that slipped through becomes null, which
+    the browser's JSON.parse reads, rather than `NaN`, which it refuses)."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(_no_nan(data), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _no_nan(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 def _cpu_s() -> float:
@@ -82,8 +102,9 @@ class Dashboard:
             now = int(time.time() * 1000)
             with self.lock:
                 snap = self.board.snapshot(now, self.towers.known_hazards())
-            snap["feed"] = {"messages": self.feed.messages, "undecodable": self.feed.undecodable}
-            self._snapshot = b"event: snapshot\ndata: " + json.dumps(snap, separators=(",", ":")).encode() + b"\n\n"
+            snap["feed"] = {"messages": self.feed.messages, "undecodable": self.feed.undecodable,
+                            "refused": dict(self.board.refused)}  # fmt: skip
+            self._snapshot = b"event: snapshot\ndata: " + _json(snap) + b"\n\n"
             if time.monotonic() - last_towers >= TOWERS_S:
                 last_towers = time.monotonic()
                 latest = self.towers.latest
@@ -91,8 +112,7 @@ class Dashboard:
                     if latest["etcd"] != "connecting":
                         names = {w["worker"] for s in latest["sets"] for w in s["workers"]}
                         self.board.control_plane(names, "ok" if latest["etcd"] == "ok" else "unreachable")
-                towers = json.dumps(latest, separators=(",", ":")).encode()
-                self._towers = b"event: towers\ndata: " + towers + b"\n\n"
+                self._towers = b"event: towers\ndata: " + _json(latest) + b"\n\n"
             await asyncio.sleep(SNAPSHOT_S)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
@@ -128,7 +148,7 @@ class Dashboard:
             info = self.board.vehicle(vid) if vid is not None else None
         if info is None:
             return web.json_response({"error": f"no vehicle numbered {num} on the road"}, status=404)
-        return web.json_response(info)
+        return web.Response(body=_json(info), content_type="application/json")
 
     async def stats_api(self, _: web.Request) -> web.Response:
         """The server's own cost: CPU share of one core and bytes/s sent, since it started."""

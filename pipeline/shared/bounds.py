@@ -109,7 +109,8 @@ def hazard_value_problem(v: Any) -> str | None:
     if not _whole(v.get("severity")) or not 1 <= v["severity"] <= 7:
         return f"hazard severity {v.get('severity')!r} (1–7)"
     detected, expires = v.get("detected"), v.get("expires")
-    if not _whole(detected) or not _whole(expires) or detected <= 0:
+    if not isinstance(detected, int) or not isinstance(expires, int) or not _whole(detected) or not _whole(expires) \
+            or detected <= 0:  # fmt: skip
         return f"hazard times detected={detected!r} expires={expires!r}"
     if not 0 < expires - detected <= MAX_HAZARD_LIFETIME_MS:
         return f"hazard expires {expires - detected} ms after its detection (0–{MAX_HAZARD_LIFETIME_MS})"

@@ -22,6 +22,8 @@ from pipeline.stack.process import ManagedProcess, ensure_port_free
 __all__ = ["MqttBroker", "mosquitto_binary", "mqtt_answers"]
 
 READY_TIMEOUT_S = 15.0
+#: the largest PUBLISH payload the broker takes (the gateway refuses anything past 4 kB as well)
+MESSAGE_SIZE_LIMIT = 65_536
 # MQTT 5 CONNECT with a clean start, keep-alive 10 s, no properties, client id "corridor-probe"
 _PROBE = bytes([0x10, 27, 0, 4]) + b"MQTT" + bytes([5, 0x02, 0, 10, 0, 0, 14]) + b"corridor-probe"
 
@@ -89,6 +91,8 @@ class MqttBroker:
             "log_type error\n"
             "log_type warning\n"
             "max_queued_messages 100000\n"
+            # a vehicle's message is under 100 bytes: a larger one is refused by the broker itself
+            f"message_size_limit {MESSAGE_SIZE_LIMIT}\n"
         )
         self.process.launch([str(binary), "-c", str(conf)], cwd=self.home, attached=attached, ready=self.ready,
                             timeout=READY_TIMEOUT_S, what="mosquitto")  # fmt: skip

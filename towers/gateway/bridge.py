@@ -14,6 +14,11 @@ the `mqtt` bench measures that cost).
 
 A broker that goes away: paho reconnects with backoff and the gateway counts it; librdkafka does the
 same for Kafka. Nothing here exits on a lost connection; SIGTERM or Ctrl-C ends it.
+
+Anyone on the radio can publish anything, so no message can stop the gateway or make it deaf: every
+callback and every produce is guarded, each failure counted with its reason (`dead_letters`,
+`errors`); the inbox between paho's thread and the loop is bounded, and what arrives while it is
+full is counted (`inbox_dropped`), never held without limit.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -40,13 +45,18 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
-from towers.gateway.batch import FrameBatcher, Refused
+from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused
 
 __all__ = ["Gateway", "GatewayStats"]
 
 log = logging.getLogger("gateway")
 
 HEARTBEAT_S = 1.0  # an empty frame for a quiet region this often
+#: updates waiting for the loop, at most: about 3 s of the corridor at peak (36,000 updates/s) would
+#: be 100,000; past it the radio is outrunning the gateway, and waiting longer helps no vehicle
+MAX_INBOX = 100_000
+#: a dead letter keeps at most this much of a refused payload (Kafka's own limit is 1 MB)
+DEAD_LETTER_BYTES = 8_192
 
 
 @dataclass(slots=True)
@@ -60,6 +70,9 @@ class GatewayStats:
     mqtt_disconnects: int = 0
     kafka_errors: int = 0
     undelivered: int = 0  # Kafka gave up on them (counted, logged)
+    inbox_dropped: int = 0  # updates that arrived while the inbox was full (back-pressure)
+    mqtt_connected: bool = False
+    errors: dict[str, int] = field(default_factory=dict)  # failures inside the gateway, by where and what
     radio_ms_p50: float = 0.0  # vehicle send → gateway receive, over the last second's updates
     radio_ms_p99: float = 0.0
     radio_ms_mean: float = 0.0  # over every update so far
@@ -110,6 +123,7 @@ class Gateway:
         if reason.is_failure:
             log.error("the MQTT broker refused the gateway: %s", reason)
             return
+        self.stats.mqtt_connected = True
         # (re)subscribe on every connect: a clean start forgets subscriptions
         subs = []
         for r in self.regions:
@@ -120,16 +134,24 @@ class Gateway:
     def _on_message(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         """On paho's network thread. A hazard report goes on at once (the producer is thread-safe):
         waiting for the next tick would add up to a tick to the most urgent path; updates wait for
-        their region's next frame."""
-        payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
-        if m.topic.endswith("/hazards"):
-            self._hazard(m.topic, payload)
-        else:
-            self._inbox.append((m.topic, payload, int(time.time() * 1000)))
+        their region's next frame. Nothing raises out of here: paho's thread would die with it."""
+        try:
+            payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
+            topic = m.topic  # paho decodes it; a topic that is not UTF-8 raises
+            if topic.endswith("/hazards"):
+                self._hazard(topic, payload)
+            elif len(self._inbox) >= MAX_INBOX:
+                with self._lock:
+                    self.stats.inbox_dropped += 1
+            else:
+                self._inbox.append((topic, payload, int(time.time() * 1000)))
+        except Exception as exc:
+            self._failed("radio", exc)
 
     def _on_disconnect(self, *_: Any) -> None:
         with self._lock:
             self.stats.mqtt_disconnects += 1
+            self.stats.mqtt_connected = False
         log.warning("MQTT broker connection lost; reconnecting with backoff")
 
     def _kafka_error(self, err: KafkaError) -> None:
@@ -137,6 +159,35 @@ class Gateway:
             self.stats.kafka_errors += 1
         if self.stats.kafka_errors == 1 or self.stats.kafka_errors % 100 == 0:
             log.warning("Kafka: %s (%d so far); librdkafka retries", err.str(), self.stats.kafka_errors)
+
+    def _stats_dict(self) -> dict[str, Any]:
+        with self._lock:  # paho's thread adds to the counters' dicts
+            return asdict(self.stats)
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        """A failure inside the gateway that one input caused: counted and logged, never fatal."""
+        key = f"{where}: {type(exc).__name__}"
+        with self._lock:
+            self.stats.errors[key] = n = self.stats.errors.get(key, 0) + 1
+        if n == 1 or n % 1000 == 0:
+            log.error("%s (%d so far): %s", key, n, exc)
+
+    def _produce(self, topic: str, value: bytes, region: int, headers: list[Any] | None = None) -> bool:
+        """One record to Kafka; a full local queue is waited out briefly, a refusal (a record too
+        large, an unknown partition) is counted. True when it is on its way."""
+        for attempt in range(2):
+            try:
+                self.producer.produce(topic, value, str(region).encode(), region, headers=headers,
+                                      on_delivery=self._delivered)  # fmt: skip
+                return True
+            except BufferError as exc:  # librdkafka's queue is full: let it drain once
+                if attempt:
+                    self._failed("kafka-queue-full", exc)
+                self.producer.poll(0.1)
+            except (KafkaException, ValueError, TypeError) as exc:
+                self._failed(f"produce to {topic}", exc)
+                return False
+        return False
 
     def _delivered(self, err: KafkaError | None, _msg: Any) -> None:
         if err is not None:
@@ -178,7 +229,7 @@ class Gateway:
                         self.stats.radio_ms_mean = round(radio_sum / radio_n, 1)
                         radio = []
                     if stats_file is not None:
-                        _write_json(stats_file, asdict(self.stats))
+                        _write_json(stats_file, self._stats_dict())
                 self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - t0)))
         finally:
             self._stop.set()
@@ -189,35 +240,42 @@ class Gateway:
             self._frames(False)
             self.producer.flush(10)
             if stats_file is not None:
-                _write_json(stats_file, asdict(self.stats))
+                _write_json(stats_file, self._stats_dict())
         return self.stats
 
     def _uplink(self) -> None:
         while self._inbox:
             topic, payload, now_ms = self._inbox.popleft()
             self.stats.received += 1
-            refused = self.batcher.add(topic, payload, now_ms)
+            try:
+                refused = self.batcher.add(topic, payload, now_ms)
+            except Exception as exc:  # a defect, not the sender's fault alone: count it, keep serving
+                refused = Refused(None, payload, f"gateway-error: {type(exc).__name__}: {exc}")
+                self._failed("batch", exc)
             if refused is not None:
                 self._dead(refused, topic)
 
     def _hazard(self, topic: str, payload: bytes) -> None:
+        if len(payload) > MAX_PAYLOAD:
+            return self._dead(Refused(None, payload, f"too-large: {len(payload)} bytes (at most {MAX_PAYLOAD})"), topic)
         try:
-            _, region = self.radio.parse(topic)
+            kind, region = self.radio.parse(topic)
             report = CODEC.decode(payload, HAZARD)
         except (ValueError, CodecError) as exc:
             return self._dead(Refused(None, payload, f"undecodable: {exc}"), topic)
-        if report["region_id"] != region:
+        if kind != "hazards" or report["region_id"] != region:
             why = f"wrong-region: a hazard of region {report['region_id']} on {topic}"
             return self._dead(Refused(region, payload, why), topic)
-        self.stats.hazards += 1
-        self.producer.produce(self.kafka.hazards, payload, str(region).encode(), region, on_delivery=self._delivered)
+        with self._lock:
+            self.stats.hazards += 1
+        self._produce(self.kafka.hazards, payload, region)
         return None
 
     def _frames(self, beat: bool) -> list[int]:
         busy = [r for r in self.regions if self.batcher.has(r)]
         frames, radio = self.batcher.frames(self.regions if beat else busy, int(time.time() * 1000))
         for r, frame in frames.items():
-            self.producer.produce(self.kafka.telemetry, frame, str(r).encode(), r, on_delivery=self._delivered)
+            self._produce(self.kafka.telemetry, frame, r)
         self.stats.frames += len(frames)
         self.stats.updates_forwarded += len(radio)
         return radio
@@ -231,8 +289,11 @@ class Gateway:
                 for msg in self.consumer.consume(1000, timeout=0.05):
                     value, region = msg.value(), msg.partition()
                     if msg.error() is None and value is not None and region is not None:
-                        self.client.publish(self._downlink_topic(region, value), value, qos=1)
-                        self.stats.advisories_forwarded += 1
+                        try:
+                            self.client.publish(self._downlink_topic(region, value), value, qos=1)
+                            self.stats.advisories_forwarded += 1
+                        except Exception as exc:  # one advisory that cannot go out stops no other
+                            self._failed("downlink", exc)
         finally:
             self.consumer.close()
 
@@ -248,12 +309,15 @@ class Gateway:
 
     def _dead(self, refused: Refused, topic: str) -> None:
         kind = refused.reason.split(":", 1)[0]
-        self.stats.dead_letters[kind] = self.stats.dead_letters.get(kind, 0) + 1
+        with self._lock:
+            self.stats.dead_letters[kind] = self.stats.dead_letters.get(kind, 0) + 1
         region = refused.region if refused.region is not None else 0
+        payload = refused.payload[:DEAD_LETTER_BYTES]
         headers: list[tuple[str, str | bytes | None]] = [
-            ("reason", refused.reason.encode()), ("source-topic", f"mqtt:{topic}".encode())]  # fmt: skip
-        self.producer.produce(self.kafka.dead_letter, refused.payload, str(region).encode(), region,
-                              headers=headers, on_delivery=self._delivered)  # fmt: skip
+            ("reason", refused.reason[:1_000].encode()), ("source-topic", f"mqtt:{topic[:200]}".encode())]  # fmt: skip
+        if len(payload) < len(refused.payload):
+            headers.append(("truncated-from", str(len(refused.payload)).encode()))
+        self._produce(self.kafka.dead_letter, payload, region, headers)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
