@@ -33,6 +33,7 @@ import etcd3
 import grpc
 
 from pipeline.shared.access import EtcdAccess
+from pipeline.shared.bounds import hazard_value_problem, id_problem
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
 from towers.staleness import LIMIT
@@ -138,9 +139,14 @@ def _cas_once(client: etcd3.Etcd3Client, key: str, mine: LWWMap, op: dict[str, A
     merged = mine.copy()
     if value is not None:
         try:
-            merged.merge_in(decode_as(value, LWWMap))
+            stored = decode_as(value, LWWMap)
         except CrdtError:
             log.warning("replacing an undecodable value at %s", key)
+        else:
+            dropped = _drop_unbelievable(stored)
+            if dropped:
+                log.warning("%s: %d entries no tower could have written left out", key, dropped)
+            merged.merge_in(stored)
     if value is None:
         compare = [client.transactions.create(key) == 0]
     else:
@@ -331,8 +337,12 @@ class ControlPlane:
 
     def _reload_towers(self) -> None:
         assert self._client is not None
-        self.towers = {meta.key.decode().rsplit("/", 1)[-1]: json.loads(value)
-                       for value, meta in self._client.get_prefix(f"{self.root}/towers/")}  # fmt: skip
+        towers = {}
+        for value, meta in self._client.get_prefix(f"{self.root}/towers/"):
+            registration = _registration(value)
+            if registration is not None:  # one malformed registration hides no other worker
+                towers[meta.key.decode(errors="replace").rsplit("/", 1)[-1]] = registration
+        self.towers = towers
         if self.on_towers:
             self.on_towers(dict(self.towers))
 
@@ -340,14 +350,34 @@ class ControlPlane:
         if isinstance(response, Exception):
             return
         for event in response.events:
-            name = event.key.decode().rsplit("/", 1)[-1]
+            name = event.key.decode(errors="replace").rsplit("/", 1)[-1]
             if isinstance(event, etcd3.events.DeleteEvent):
                 if self.towers.pop(name, None) is not None:
                     log.warning("tower worker %s left the registry (lease expired or stopped)", name)
             else:
-                try:
-                    self.towers[name] = json.loads(event.value)
-                except ValueError:
-                    continue
+                registration = _registration(event.value)
+                if registration is not None:
+                    self.towers[name] = registration
         if self.on_towers:
             self.on_towers(dict(self.towers))
+
+
+def _registration(value: bytes) -> dict[str, Any] | None:
+    """A worker's registration as JSON; None for anything that is not a JSON object."""
+    try:
+        parsed = json.loads(value)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _drop_unbelievable(view: LWWMap) -> int:
+    """Leave out of the global view the hazards no tower could have written (bad ids or values),
+    so one bad write to etcd does not travel on with every worker's next compare-and-swap."""
+    bad = [
+        k for k, (_, replica, v) in view.entries.items()
+        if k.startswith("hazard/") and (id_problem(k[7:]) or id_problem(replica) or hazard_value_problem(v))
+    ]  # fmt: skip
+    for k in bad:
+        del view.entries[k]
+    return len(bad)

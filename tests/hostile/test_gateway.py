@@ -1,0 +1,88 @@
+"""The gateway's loops against anything a radio can send: every callback and every produce guarded,
+each failure counted with its reason, and the gateway still serving the next vehicle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from paho.mqtt.client import MQTTMessage
+
+from pipeline.shared.config import Settings
+from pipeline.shared.messages import CODEC, HAZARD, TELEMETRY
+from tests.towers.test_engine import T0, hazard, upd
+from towers.gateway import bridge
+from towers.gateway.bridge import Gateway
+
+
+class FakeProducer:
+    """Kafka as the gateway's producer sees it, failing the way librdkafka fails."""
+
+    def __init__(self, fail: str = "") -> None:
+        self.fail, self.sent = fail, []
+
+    def produce(self, topic: str, value: bytes, key: Any = None, partition: int = -1, **kw: Any) -> None:
+        if self.fail == "too-large":
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        if self.fail == "full":
+            raise BufferError("Local: Queue full")
+        self.sent.append((topic, value, dict(kw.get("headers") or [])))
+
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, _timeout: float = 0) -> int:
+        return 0
+
+
+def gateway(fail: str = "") -> tuple[Gateway, FakeProducer]:
+    gw = Gateway(Settings.from_env({}), list(range(9)), 9, downlink=False)
+    gw.producer = FakeProducer(fail)  # type: ignore[assignment]
+    return gw, gw.producer  # type: ignore[return-value]
+
+
+def message(topic: bytes, payload: bytes) -> MQTTMessage:
+    m = MQTTMessage(topic=topic)
+    m.payload = payload
+    return m
+
+
+def test_a_two_megabyte_hazard_report_is_refused_and_the_next_one_goes_through() -> None:
+    gw, kafka = gateway()
+    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", b"\x00" * 2_000_000))
+    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", hazard(40.0)))
+    assert gw.stats.dead_letters == {"too-large": 1} and gw.stats.hazards == 1
+    (dead, forwarded) = kafka.sent
+    assert len(dead[1]) <= bridge.DEAD_LETTER_BYTES and dead[2]["truncated-from"] == b"2000000"
+    assert CODEC.decode(forwarded[1], HAZARD)["hazard_id"] == "hz-1"
+
+
+@pytest.mark.parametrize("fail", ["too-large", "full"])
+def test_kafka_refusing_a_record_is_counted_and_stops_neither_the_radio_thread_nor_the_loop(fail: str) -> None:
+    gw, _ = gateway(fail)
+    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", hazard(40.0)))  # raised before
+    gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", CODEC.encode(TELEMETRY, upd("v1", 38.0))))
+    gw._uplink()
+    gw._frames(True)
+    assert sum(gw.stats.errors.values()) >= 2, gw.stats.errors
+
+
+def test_a_topic_that_is_not_utf8_and_an_hlc_below_zero_are_counted_not_fatal() -> None:
+    gw, kafka = gateway()
+    gw._on_message(None, None, message(b"corridor/v1/region/4/\xff\xfe", b"x"))
+    assert sum(gw.stats.errors.values()) == 1
+    bad = CODEC.encode(TELEMETRY, upd("v1", 38.0, hlc=-1))
+    gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", bad))
+    gw._uplink()  # MalformedStateError left `run` before
+    assert gw.stats.dead_letters == {"bad-hlc": 1}
+    assert kafka.sent[0][2]["reason"].startswith(b"bad-hlc")
+
+
+def test_a_full_inbox_drops_and_counts_rather_than_growing_without_bound(monkeypatch) -> None:
+    monkeypatch.setattr(bridge, "MAX_INBOX", 10)
+    gw, _ = gateway()
+    raw = CODEC.encode(TELEMETRY, upd("v1", 38.0, event_time=T0))
+    for _ in range(25):
+        gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", raw))
+    assert len(gw._inbox) == 10 and gw.stats.inbox_dropped == 15
