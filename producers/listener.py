@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ class ListenerStats:
     received: int = 0
     applied_to: int = 0
     undecodable: int = 0
+    #: decoded but not believable (a trigger stamp, target, speed or validity no tower writes): ignored
+    refused: int = 0
     #: received when their trigger was older than their validity (valid_until − issued_at): such advice
     #: is out of date on arrival, whatever sent it
     stale: int = 0
@@ -77,6 +80,13 @@ class AdvisoryListener:
             except CodecError:
                 self.stats.undecodable += 1
                 continue
+            target = adv["target_vehicle"]
+            speed, until_s = adv["target_speed_mps"], (adv["valid_until"] - sim_start_ms) / 1000.0
+            number = target.rsplit("-", 1)[-1] if target else "0"
+            if (not 0 < adv["trigger_hlc"] < 1 << 63 or not number.isdigit() or len(number) > 15
+                    or not 0 <= speed <= 150 or not math.isfinite(until_s)):  # fmt: skip
+                self.stats.refused += 1  # a radio is anyone's: what no tower would send is not obeyed
+                continue
             self.stats.received += 1
             action = adv["action"]
             self.stats.by_action[action] = self.stats.by_action.get(action, 0) + 1
@@ -86,15 +96,14 @@ class AdvisoryListener:
                 self.stats.stale += 1
             if self.keep_history:
                 self.stats.history.append({**adv, "received_ms": now_ms, "sim_s": fleet.t})
-            target = adv["target_vehicle"]
             direction = adv["direction"]
             self.stats.applied_to += fleet.obey(
-                vehicle_num=int(target.rsplit("-", 1)[-1]) if target else None,
+                vehicle_num=int(number) if target else None,
                 region=adv["region_id"],
                 northbound=None if direction is None else direction == "NORTHBOUND",
                 action=Action.BY_NAME[action],
-                speed=float(adv["target_speed_mps"]),
-                until_s=(adv["valid_until"] - sim_start_ms) / 1000.0,
+                speed=float(speed),
+                until_s=until_s,
             )
 
     def close(self) -> None:

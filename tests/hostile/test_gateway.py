@@ -4,6 +4,7 @@ each failure counted with its reason, and the gateway still serving the next veh
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -37,9 +38,11 @@ class FakeProducer:
 
 
 def gateway(fail: str = "") -> tuple[Gateway, FakeProducer]:
-    gw = Gateway(Settings.from_env({}), list(range(9)), 9, downlink=False)
-    gw.producer = FakeProducer(fail)  # type: ignore[assignment]
-    return gw, gw.producer  # type: ignore[return-value]
+    """A gateway whose Kafka producer is the fake (no broker is reached; nothing is connected)."""
+    kafka = FakeProducer(fail)
+    with mock.patch.object(bridge, "Producer", lambda _conf: kafka):
+        gw = Gateway(Settings.from_env({}), list(range(9)), 9, downlink=False)
+    return gw, kafka
 
 
 def message(topic: bytes, payload: bytes) -> MQTTMessage:
