@@ -6,8 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
+FUZZ   := $(VENV)/.installed-fuzz
 
-.PHONY: install run smoke test lint bench images k8s-e2e clean
+.PHONY: install run smoke test lint fuzz bench images k8s-e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -24,6 +25,15 @@ install: $(STAMP)
 $(SPARK): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,spark]'
 	@touch $(SPARK)
+
+$(FUZZ): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,fuzz]'
+	@touch $(FUZZ)
+
+# Coverage-guided fuzzing of the decoders (atheris), 60 s a target; an input that breaks one is kept
+# under tests/fuzz/regressions/, which `make test` replays.
+fuzz: $(FUZZ)
+	$(BIN)/python -m tests.fuzz.run --seconds 60
 
 run: $(STAMP)
 	$(BIN)/corridor simulate bloomington-indianapolis

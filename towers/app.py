@@ -27,6 +27,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -277,6 +278,19 @@ def _write(writes: TableWrites) -> None:
             table[key] = value
 
 
+def _safely(r: int, raw: bytes, handle: Callable[..., Outbox], *args: Any) -> Outbox:
+    """The engine refuses bad input itself; this is the last resort, so that a defect one record
+    finds cannot stop the agent or the timer that serves every region: the record is dead-lettered
+    as `internal-error`, counted and logged with its traceback, and the next one is served."""
+    try:
+        return handle(*args)
+    except Exception as exc:
+        engine = rt().engine
+        engine.counts["internal-errors"] += 1
+        log.exception("region %d: a record raised inside the engine (dead-lettered as internal-error)", r)
+        return engine.dead_letter(raw, f"internal-error: {type(exc).__name__}: {exc}"[:500], r)
+
+
 # Telemetry events whose effects are in a region's memory but not yet in its tables (written once a
 # second). They are acknowledged only once written and once the advisories and dead letters they
 # caused are acknowledged by the broker: an offset is committed after everything it produced, so a
@@ -293,7 +307,7 @@ async def telemetry(stream: Any) -> None:
         r = m.partition
         st = engine.region(r, _load)
         backlog = (app.consumer.highwater(m.tp) or 0) - m.offset - 1
-        _emit(engine.on_telemetry(r, event.value, st, backlog), (m.topic, r, m.offset))
+        _emit(_safely(r, event.value, engine.on_telemetry, r, event.value, st, backlog), (m.topic, r, m.offset))
         _unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
             try:
@@ -318,7 +332,7 @@ async def hazards(stream: Any) -> None:
         m = event.message
         r = m.partition
         st = engine.region(r, _load)
-        _emit(engine.on_hazard(r, event.value, st), (m.topic, r, m.offset))
+        _emit(_safely(r, event.value, engine.on_hazard, r, event.value, st), (m.topic, r, m.offset))
         # Hazards are rare and safety-relevant: persisted, and their alerts acknowledged, before the ack.
         _write(engine.hazard_writes(st))
         rt().held.hold((manual, event, m.topic, r))
@@ -340,7 +354,7 @@ async def read_tower_sync() -> None:
     for msg in runtime.sync_consumer.consume(1000, timeout=0):
         value, topic, r, offset = msg.value(), msg.topic(), msg.partition(), msg.offset()
         if msg.error() is None and value is not None and topic is not None and r is not None and offset is not None:
-            _emit(runtime.engine.on_sync(value, r), (topic, r, offset))
+            _emit(_safely(r, value, runtime.engine.on_sync, value, r), (topic, r, offset))
     runtime.producer.poll(0)
 
 
@@ -479,8 +493,6 @@ async def ready_page(web: Any, request: Any) -> Any:
     """For readiness probes: 200 once the tables are restored from their changelogs, 503 before."""
     recovered = _recovered()
     return web.json({"recovered": recovered, "regions": _owned()}, status=200 if recovered else 503)
-
-
 
 
 @app.page("/corridor/staleness/")

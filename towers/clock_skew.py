@@ -21,6 +21,9 @@ import numpy as np
 
 __all__ = ["ClockSkew"]
 
+#: a frame delay past a day is no clock skew to learn from (and a crafted send time could overflow)
+_MAX_DELAY_MS = 86_400_000
+
 
 class ClockSkew:
     def __init__(
@@ -40,7 +43,7 @@ class ClockSkew:
     def observe(self, delay_ms: int, vehicles: int, caught_up: bool) -> None:
         """A frame's delay (this clock's now − its send time) and how many believable rows it carried;
         only frames read with no backlog count."""
-        if caught_up and vehicles > 0:
+        if caught_up and vehicles > 0 and abs(delay_ms) <= _MAX_DELAY_MS:
             self._delays.append((delay_ms, vehicles))
             self._since += 1
             if self._since >= 16 or len(self._delays) < 16:  # every frame at first, then now and then

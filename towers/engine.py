@@ -427,6 +427,10 @@ class TowerEngine:
         out.advisories += [(r, b) for b in encode_advisories(advice, first, r, st.tower, now, valid_until)]
         self.counts["advisories"] += len(advice)
 
+    def dead_letter(self, raw: bytes, reason: str, r: int) -> Outbox:
+        """An outbox holding only this refusal (for the app's last resort around the handlers)."""
+        return self._dead(Outbox(), raw, reason, r)
+
     def _dead(self, out: Outbox, raw: bytes, reason: str, r: int) -> Outbox:
         out.dead.append(DeadLetter(raw, reason, r))
         self.dead_reasons[reason.split(":", 1)[0]] += 1

@@ -27,10 +27,14 @@ Key = tuple[int, str]  # (region, vehicle id)
 
 
 def latest_sent(frames: Iterable[tuple[int, bytes]]) -> dict[Key, int]:
-    """(partition, frame bytes) → the newest HLC of each vehicle in each region."""
+    """(partition, frame bytes) → the newest HLC of each vehicle in each region. A record that is
+    no frame (a stranger's, in the hostile drill) is the dead letters' to account for: skipped."""
     out: dict[Key, int] = {}
     for region, raw in frames:
-        _, ups = decode_frame(raw)
+        try:
+            _, ups = decode_frame(raw)
+        except (CodecError, ValueError):
+            continue
         for vid, hlc in zip(ups.ids, ups.hlc.tolist(), strict=True):
             key = (region, vid)
             if hlc > out.get(key, 0):

@@ -19,25 +19,31 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from pipeline.admin import declare, delete_prefixed, end_offsets
+from pipeline.bench.timing import percentile
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
+from pipeline.drill.hostile import HostileSender
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import pack
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
+from pipeline.stack.mqtt import mosquitto_binary
 from pipeline.stack.process import is_our_child
-from pipeline.workers import TowerProcess, wait_for_assignment, wait_until_written
+from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment, wait_until_written
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.sink import TelemetrySink
@@ -73,7 +79,18 @@ class Drill:
     samples: list[Sample] = field(default_factory=list)
     side: SideFleet | None = None
     side_updates: int = 0
+    hostile: HostileSender | None = None
+    gateway: GatewayProcess | None = None  # a drill over the radio link: the gateway it started
     detached: set[str] = field(default_factory=set)  # servers killed that `stack up` had started detached
+    vehicles: int = 0  # the drill's fleet
+    fleet: Fleet | None = None
+
+    def ahead_of_a_vehicle(self) -> float:
+        """1.5 km ahead of a random vehicle on the road (km; read from another thread: a sample)."""
+        assert self.fleet is not None
+        live = np.flatnonzero(self.fleet.active)
+        s = int(live[random.randrange(len(live))]) if len(live) else 0
+        return round(float(self.fleet.km[s]) + (1.5 if self.fleet.nb[s] else -1.5), 2)
 
     def note(self, sim_s: float, text: str) -> None:
         self.events.append(f"{sim_s:4.0f} s: {text}")
@@ -113,6 +130,8 @@ class Fault:
     # before worker 1 starts: its data directory → what to add to its environment
     setup: Callable[[Path, contextlib.ExitStack], dict[str, str]] | None = None
     synced: bool = False  # recovered only once the towers hear each other again
+    radio: bool = False  # an MQTT broker and a gateway beside the towers, when Mosquitto is installed
+    report: Callable[[Drill], dict[str, Any]] | None = None  # the fault's own figures, for its row
     unavailable: Callable[[], str | None] = lambda: None  # why this machine cannot run it, if it cannot
 
     def runnable(self) -> bool:
@@ -172,8 +191,7 @@ def _sync(state: str) -> Step:
 
     def step(d: Drill, t: float) -> None:
         for w in d.workers:
-            if w.page(f"sync/{state}") is None:
-                raise StackError(f"drill: {w.name} did not answer to turn tower-sync {state}")
+            w.switch("sync", state)
         d.note(t, f"tower-sync {'cut' if state == 'off' else 'restored'} in every worker")
 
     return step
@@ -236,6 +254,66 @@ def _side_ends(d: Drill, t: float) -> None:
     assert d.side is not None
     updates = d.side_updates = d.side.finish()
     d.note(t, f"the second fleet leaves after {updates:,} updates")
+
+
+HOSTILE_SHARE = 0.1  # hostile inputs per genuine vehicle update
+
+
+def _hostile_starts(d: Drill, t: float) -> None:
+    rate = HOSTILE_SHARE * d.vehicles  # the fleet sends one update per vehicle a second
+    radio = RadioTopics(d.topics.regions) if d.gateway is not None else None
+    mqtt_at = d.settings.mqtt_address if d.gateway is not None else None
+    corridor = d.settings.corridor()
+    standing = (round(corridor.route.length_km * 0.4, 1), round(corridor.route.length_km * 0.6, 1))
+    d.hostile = HostileSender(d.settings.kafka(Role.ADMIN), corridor, d.topics, radio, mqtt_at, rate,
+                              avoid_km=standing, where=d.ahead_of_a_vehicle).start()  # fmt: skip
+    where = "Kafka's telemetry, hazards and tower-sync topics" + (" and the radio link" if radio else "")
+    d.note(t, f"a stranger sends {rate:.0f} hostile inputs a second on {where}, and a genuine hazard every 2 s")
+
+
+def _hostile_ends(d: Drill, t: float) -> None:
+    assert d.hostile is not None
+    d.hostile.stop()
+    d.note(t, f"the stranger stops after {len(d.hostile.sent):,} hostile inputs")
+
+
+def _hostile_report(d: Drill) -> dict[str, Any]:
+    """Each hostile input's bytes must be in the dead-letter topic (a tower's or the gateway's
+    refusal with its reason); each genuine hazard's advice is timed from the advisories topic."""
+    assert d.hostile is not None
+    h = d.hostile
+    values = {v for _, _, v, _ in _records(d.settings.kafka(Role.ADMIN), d.topics.dead_letter, d.topics.regions)
+              if v is not None}  # fmt: skip
+    # the gateway keeps a dead letter's first 8 kB; a tower keeps it whole
+    missing = [x for x in h.sent if (x.payload[:8_192] if x.channel == "mqtt" else x.payload) not in values]
+    latencies = sorted(h.latencies_ms)
+    gateway = d.gateway.stats() if d.gateway is not None else {}
+    return {
+        "hostile_sent": len(h.sent),
+        "hostile_by_channel": dict(Counter(x.channel for x in h.sent)),
+        "hostile_by_kind": h.by_kind(),
+        "hostile_uncounted": len(missing),
+        "hostile_uncounted_examples": sorted({x.kind for x in missing})[:8],
+        "hazards_reported": len(h.hazards_sent),
+        "hazards_advised": len(h.first_ms),
+        "hazard_advisories": len(latencies),
+        "hazard_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+        "hazard_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
+        "hazard_first_p99_ms": round(percentile(sorted(h.first_ms.values()), 99), 1) if h.first_ms else None,
+        # to the advisory's produce time on its tower (the record's create time): the towers' part alone
+        "hazard_produced_p99_ms": round(percentile(h.produced_ms, 99), 1) if h.produced_ms else None,
+        "sender_errors": h.errors,
+        "gateway_dead_letters": gateway.get("dead_letters", {}),
+        "gateway_errors": gateway.get("errors", {}),
+    }
+
+
+def _no_mosquitto() -> str | None:
+    try:
+        mosquitto_binary()
+    except StackError as exc:
+        return str(exc)
+    return None
 
 
 DISK_MB = 256
@@ -356,6 +434,16 @@ FAULTS: dict[str, Fault] = {
     ),
     "clock-skew": Fault(
         f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead", _skewed, _side_ends
+    ),
+    "hostile": Fault(
+        f"a stranger's crafted and random input at {HOSTILE_SHARE:.0%} of the traffic, on Kafka and the radio link",
+        _hostile_starts,
+        _hostile_ends,
+        start_at=1 / 6,
+        end_at=5 / 6,
+        radio=True,
+        report=_hostile_report,
+        unavailable=_no_mosquitto,
     ),
 }
 
@@ -508,7 +596,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
     app = app_id(topics.prefix)
     # The workers stop (and a drill's small disk is unmounted) before their directory is deleted.
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
-        stack = Stack(settings, attached=True)
+        stack = Stack(settings, attached=True, mqtt=spec.radio)
         cleanup.callback(stack.stop_started)
         stack.up()
         declare(settings, topics)
@@ -519,13 +607,20 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
                "CORRIDOR_TOWER_HEARTBEAT_S": "1"}  # fmt: skip
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
-                                name=f"tower worker {i}") for i in range(2)]  # fmt: skip
+                                name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip
         for w in workers:
             cleanup.callback(w.stop)
             w.start()
         wait_for_assignment(workers, topics.regions)
-        d = Drill(settings, stack, topics, app, workers)
+        d = Drill(settings, stack, topics, app, workers, vehicles=vehicles)
+        if spec.radio:
+            host, port = settings.mqtt_address
+            d.gateway = GatewayProcess({**env, "MQTT_URL": f"mqtt://{host}:{port}"}, Path(tmp) / "gateway.json",
+                                       Path(tmp) / "gateway.log")  # fmt: skip
+            cleanup.callback(d.gateway.stop)
+            d.gateway.start().wait_ready()
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
+        d.fleet = fleet
         _standing_hazards(d, fleet)
         seconds = spec.seconds or seconds
         pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
@@ -563,7 +658,13 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         in_topic = sum(end_offsets(settings.kafka(Role.ADMIN), topics.telemetry, topics.regions))
         advisories = _advisories(d)
         processed = sum(d.counts.values())
+        crashed = [w.name for w in d.workers if not w.alive and fault not in ("worker-kill", "full-disk")]
+        if d.gateway is not None and not d.gateway.alive:
+            crashed.append("gateway")
         return {
+            **(spec.report(d) if spec.report is not None else {}),
+            # processes the drill did not stop on purpose that are gone: a drill with any is not green
+            "crashed": crashed,
             "fault": fault,
             "what": spec.what,
             "events": d.events,

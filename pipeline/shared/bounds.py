@@ -36,7 +36,8 @@ MAX_EVENT_AGE_MS = 86_400_000
 MAX_ACCEL_MPS2 = 30.0
 #: how far upstream a hazard may ask to be warned of (DENM relevance distance tops out at 10 km+)
 MAX_RELEVANCE_M = 50_000
-MAX_TRACES = 64
+#: traces every 0.5 km over the largest relevance distance, both ways
+MAX_TRACES = 256
 HAZARD_TYPES = frozenset({
     "OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "ICE", "WORK_ZONE", "ACCIDENT", "STATIONARY_TRAFFIC",
     "WRONG_WAY_DRIVER", "END_OF_QUEUE",

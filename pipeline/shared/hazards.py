@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.shared.bounds import MAX_RELEVANCE_M
 from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.errors import ConfigError
@@ -61,8 +62,8 @@ def hazard_record(
         raise ConfigError("severity must be 1–7")
     if any(not 0 <= ln < 8 for ln in lanes_blocked):
         raise ConfigError(f"lanes blocked are lane numbers 0–7 (0 = the right-hand lane), not {list(lanes_blocked)}")
-    if relevance_m < 0:
-        raise ConfigError("the relevance distance cannot be negative")
+    if not 0 <= relevance_m <= MAX_RELEVANCE_M:
+        raise ConfigError(f"the relevance distance is 0–{MAX_RELEVANCE_M} m, not {relevance_m}")
     lat, lon = corridor.route.lat_lon(np.array([corridor_km]))
     return {
         "hazard_id": hazard_id,

@@ -1,5 +1,6 @@
 """Fault drills on the real stack: a worker SIGKILLed under load and restarted, vehicles whose
-clocks are ahead, a worker's disk full, a tower host's clock ahead: nothing acknowledged is lost."""
+clocks are ahead, a worker's disk full, a tower host's clock ahead, a stranger's hostile input:
+nothing acknowledged is lost."""
 
 from __future__ import annotations
 
@@ -56,6 +57,21 @@ def test_a_tower_whose_host_clock_is_ahead_judges_time_by_its_senders_and_keeps_
     # judged by its host's clock only until its first frames were read (before: every trigger, all along)
     assert row["tower_counts"].get("stale_triggers", 0) < row["advisories"]["decided"], row
     assert row["max_behind_s"] < 5 and row["max_stale_s"] < 5, row
+
+
+def test_a_strangers_hostile_input_is_each_refused_and_counted_and_hazards_are_still_advised(stack) -> None:
+    """Crafted and random input at a tenth of the traffic on Kafka's topics and the radio link."""
+    if (why := FAULTS["hostile"].unavailable()) is not None:
+        if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    row = run_drill("hostile", stack.settings, vehicles=400, seconds=30)
+    assert row["hostile_sent"] > 600 and set(row["hostile_by_channel"]) == {"kafka", "mqtt"}, row
+    assert row["hostile_uncounted"] == 0, row["hostile_uncounted_examples"]
+    assert row["crashed"] == [] and row["sender_errors"] == [], row
+    assert row["hazards_reported"] >= 8 and row["hazards_advised"] == row["hazards_reported"], row
+    assert row["lost"] == 0 and row["advisories"]["lost"] == 0, row
+    assert row["gateway_errors"] == {}, row
 
 
 def test_an_unknown_fault_is_a_one_line_error(cli_env) -> None:

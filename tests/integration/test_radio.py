@@ -40,6 +40,12 @@ pytestmark = pytest.mark.integration
 REGIONS = 9
 
 
+def _fresh(update: dict) -> dict:
+    """An update stamped now: the gateway refuses event times and stamps far from its clock."""
+    now = int(time.time() * 1000)
+    return update | {"event_time": now, "hlc": now << 16}
+
+
 def _need_mosquitto() -> None:
     try:
         mosquitto_binary()
@@ -108,7 +114,7 @@ def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop
 def test_bad_payloads_and_wrong_region_topics_are_dead_letters_with_reasons(radio, gateway) -> None:
     settings, _ = radio
     topics = RadioTopics(REGIONS)
-    good = CODEC.encode(TELEMETRY, upd("veh-0000001", 38.0))  # region 4
+    good = CODEC.encode(TELEMETRY, _fresh(upd("veh-0000001", 38.0)))  # region 4
     pub = _publisher(settings)
     try:
         for topic, payload in ((topics.telemetry(5), good), (topics.telemetry(4), b"\xc3\x01garbage"),
@@ -136,7 +142,7 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
     time.sleep(0.5)  # its subscriptions again
     link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
     try:
-        link.send("", 4, b"4", [CODEC.encode(TELEMETRY, upd(f"veh-000000{i}", 38.0)) for i in range(5)])
+        link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
         link.flush()
         _wait(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
     finally:
@@ -210,7 +216,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
             time.sleep(0.3)
 
             def send(first: int) -> None:
-                updates = [CODEC.encode(TELEMETRY, upd(f"veh-{i:07d}", 38.0)) for i in range(first, first + 5)]
+                updates = [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-{i:07d}", 38.0))) for i in range(first, first + 5)]
                 link.send("", 4, b"4", updates)
                 link.flush()
 
@@ -268,7 +274,7 @@ def test_corridor_consume_reads_a_radio_topic_decoded(radio, cli_env, kind: str)
     settings, _ = radio
     topics = RadioTopics(REGIONS)
     if kind == "telemetry":
-        topic, record = topics.telemetry(4), CODEC.encode(TELEMETRY, upd("veh-0000042", 38.0))
+        topic, record = topics.telemetry(4), CODEC.encode(TELEMETRY, _fresh(upd("veh-0000042", 38.0)))
         args, field = [], "vehicle_id"
     else:  # one addressed to a vehicle is on that vehicle's topic
         topic, record = topics.vehicle_advisories("veh-0000042"), _advisory("a-42", 4, "veh-0000042")

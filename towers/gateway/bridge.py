@@ -286,7 +286,11 @@ class Gateway:
             return
         try:
             while not self._stop.is_set():
-                for msg in self.consumer.consume(1000, timeout=0.05):
+                # poll returns with the first advisory; consume(n, timeout) would hold it until n had
+                # come or the timeout passed (librdkafka's batch semantics): then drain what is there
+                first = self.consumer.poll(0.05)
+                batch = [] if first is None else [first, *self.consumer.consume(1000, timeout=0)]
+                for msg in batch:
                     value, region = msg.value(), msg.partition()
                     if msg.error() is None and value is not None and region is not None:
                         try:
