@@ -26,13 +26,16 @@ _MAX_DELAY_MS = 86_400_000
 
 
 class ClockSkew:
+    #: the largest correction: a host off by more is an operator's to fix
+    CAP_MS = 300_000
+
     def __init__(
         self,
         threshold_ms: int = 2_000,
         window: int = 512,
         min_weight: int = 20,
         max_step_ms: int = 2_000,
-        cap_ms: int = 300_000,
+        cap_ms: int = CAP_MS,
     ) -> None:
         self.threshold_ms, self.min_weight = threshold_ms, min_weight
         self.max_step_ms, self.cap_ms = max_step_ms, cap_ms

@@ -75,7 +75,9 @@ class TowerEngine:
         self._host_ms = wall_ms
         self.skew = ClockSkew()
         self.states: dict[int, RegionEngine] = {}
-        self.view = NeighbourView(corridor.regions.towers, cfg.max_clock_drift_ms)
+        # A neighbour stamps by its host's clock, which may be off by as much as its skew correction
+        # allows (a tower corrects its judgement of time, not its HLC): bounded by both.
+        self.view = NeighbourView(corridor.regions.towers, cfg.max_clock_drift_ms + ClockSkew.CAP_MS)
         self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()

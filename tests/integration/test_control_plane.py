@@ -31,7 +31,9 @@ def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def view_of(prefix: str, n: int, ts: int = 1) -> LWWMap:
-    return LWWMap({f"hazard/{prefix}-{i}": (ts, prefix, {"km": float(i)}) for i in range(n)})
+    """Hazards as towers write them (a value no tower could write is left out of the next CAS)."""
+    hazard = {"dir": "BOTH", "type": "OBSTACLE", "severity": 5, "detected": 1_000, "expires": 2_000, "source": prefix}
+    return LWWMap({f"hazard/{prefix}-{i}": (ts, prefix, {**hazard, "km": float(i)}) for i in range(n)})
 
 
 @pytest.fixture
