@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.shared.bounds import MAX_RELEVANCE_M
+from pipeline.shared.bounds import MAX_HAZARD_LIFETIME_MS, MAX_RELEVANCE_M, id_problem
 from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.errors import ConfigError
@@ -64,6 +64,11 @@ def hazard_record(
         raise ConfigError(f"lanes blocked are lane numbers 0–7 (0 = the right-hand lane), not {list(lanes_blocked)}")
     if not 0 <= relevance_m <= MAX_RELEVANCE_M:
         raise ConfigError(f"the relevance distance is 0–{MAX_RELEVANCE_M} m, not {relevance_m}")
+    if not 0 < validity_s <= MAX_HAZARD_LIFETIME_MS / 1000:
+        raise ConfigError(f"a hazard is valid for 1 ms to {MAX_HAZARD_LIFETIME_MS // 1000:,} s, not {validity_s}")
+    for what, value in (("hazard id", hazard_id), ("reporter", reporter)):
+        if (problem := id_problem(value, what)) is not None:
+            raise ConfigError(problem)
     lat, lon = corridor.route.lat_lon(np.array([corridor_km]))
     return {
         "hazard_id": hazard_id,

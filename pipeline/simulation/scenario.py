@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.shared.bounds import id_problem
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.hazards import CAUSE_CODES
 from producers.fleet import LANES
@@ -107,6 +108,8 @@ def _event(raw: Any, i: int, where: str, duration: float, workers: int) -> Event
         args = {"km": km, "type": htype, "direction": direction, "id": str(_need(value, "id", str, at)),
                 "severity": int(value.get("severity", 6)), "lanes": sorted(set(lanes)), "relevance_m": relevance,
                 "sub_cause": int(value.get("sub_cause", 0))}  # fmt: skip
+        if (problem := id_problem(args["id"], "hazard id")) is not None:
+            raise ConfigError(f"{at}: {problem}")
     elif kind == "clear":
         args = {"id": str(value)}
     elif kind in ("kill_worker", "restart_worker"):

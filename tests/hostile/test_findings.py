@@ -9,6 +9,8 @@ import pytest
 
 from pipeline.shared.crdt import LWWMap, encode_state
 from pipeline.shared.crdt.hlc import pack
+from pipeline.shared.errors import ConfigError
+from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
 from tests.towers.test_engine import CORRIDOR, T0, advisories, engine, frame, hazard, upd
@@ -185,3 +187,21 @@ def test_hazards_once_accepted_without_complaint_are_refused_with_a_reason(chang
     out = e.on_hazard(4, CODEC.encode(HAZARD, raw), st)
     assert [d.reason.split(":")[0] for d in out.dead] == [reason]
     assert not st.hazards.entries
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"hazard_id": "a/b"}, "hazard id 'a/b' has characters"),
+        ({"reporter": ""}, "reporter of 0 characters"),
+        ({"validity_s": 200_000}, "valid for 1 ms to 86,400 s"),
+        ({"relevance_m": 60_000}, "relevance distance is 0–50000 m"),
+    ],
+)
+def test_a_hazard_no_tower_would_accept_is_a_one_line_error_where_it_is_made(args: dict, needle: str) -> None:
+    """`corridor hazard`, scenarios and benches make their reports with `hazard_record`: refused there,
+    with the reason, rather than sent and dead-lettered."""
+    given = {"hazard_id": "hz-1", "reporter": "operator", "validity_s": 600.0, "relevance_m": 0} | args
+    with pytest.raises(ConfigError, match=needle):
+        hazard_record(40.0, "ANIMAL", "NORTHBOUND", 6, NOW, given["validity_s"], given["hazard_id"], given["reporter"],
+                      relevance_m=given["relevance_m"])  # fmt: skip

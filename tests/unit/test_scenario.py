@@ -46,6 +46,8 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
         ({"events": [{"at_s": 500, "clear": "x"}]}, "outside the run"),
         ({"events": [{"at_s": 5, "kill_worker": 7}]}, "worker index"),
         ({"events": [{"at_s": 5}]}, "exactly one of"),
+        ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "../deer"}}]}, "hazard id '../deer' has characters"),
+        ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "d" * 65}}]}, "hazard id of 65 characters"),
     ],
 )
 def test_bad_scenarios_name_the_fault(change: dict, needle: str) -> None:
