@@ -381,8 +381,14 @@ class TowerEngine:
 
     # ---- helpers ----------------------------------------------------------------------------
     def _event_now(self, r: int) -> int:
+        """The region's event time; for a region not heard from yet, the newest of this worker's
+        other regions, and the wall clock only before any. Event time runs at the senders' pace (a
+        simulation faster than real time replays the recent past): a cool-down or a validity stamped
+        by the wall clock and later compared with event time would hold advice back or out."""
         st = self.states.get(r)
-        return st.watermark_ms if st is not None and st.watermark_ms else self.wall_ms()
+        if st is not None and st.watermark_ms:
+            return st.watermark_ms
+        return max((s.watermark_ms for s in self.states.values()), default=0) or self.wall_ms()
 
     def _advise_everyone(self, r: int, st: RegionEngine, trigger_hlc: int, out: Outbox) -> None:
         slots = st.live_slots()
