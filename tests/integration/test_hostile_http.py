@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.admin import ensure_topics
+from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.shared.topics import Topics
 from pipeline.workers import TowerProcess
 from tests.integration.test_towers import tower_env
@@ -46,6 +46,7 @@ def workers(stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[T
     finally:
         plain.stop()
         drilled.stop()
+        delete_prefixed(bootstrap, prefix)  # its topics and the towers' changelogs: nothing left behind
 
 
 def test_a_get_changes_nothing_and_a_worker_without_switches_has_none(workers) -> None:
