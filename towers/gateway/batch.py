@@ -101,15 +101,19 @@ class FrameBatcher:
         return None
 
     def frames(self, regions: list[int], sent_at_ms: int) -> tuple[dict[int, bytes], list[int]]:
-        """A frame for each of `regions` (an empty one where nothing came: the tower's clock still
-        moves on), and every update's radio delay since the last call, in ms."""
+        """A frame for each of `regions` (an empty one where nothing came, once any vehicle was heard:
+        the tower's clock still moves on), and every update's radio delay since the last call, in ms."""
         out: dict[int, bytes] = {}
         radio: list[int] = []
         for r in regions:
             p = self._pending.pop(r, None)
             if p is None:
-                event_ms = min(self._event_ms or sent_at_ms, sent_at_ms + self.max_ahead_ms)
-                out[r] = assemble_frame(r, self._seq, event_ms, sent_at_ms, [])
+                # A quiet region's frame carries the newest event time heard: the vehicles' clock, never
+                # this gateway's own (vehicles replaying the past would see their swarm expired by it).
+                # Before any vehicle is heard there is no event time to move on, and no frame.
+                if self._event_ms:
+                    event_ms = min(self._event_ms, sent_at_ms + self.max_ahead_ms)
+                    out[r] = assemble_frame(r, self._seq, event_ms, sent_at_ms, [])
             else:
                 out[r] = assemble_frame(r, self._seq, p.event_time_ms, sent_at_ms, p.bodies)
                 radio += p.radio_ms
