@@ -15,14 +15,13 @@ import numpy.typing as npt
 
 from pipeline.shared.bounds import (
     HLC_MAX,
-    ID_CHARS,
     MAX_ACCEL_MPS2,
     MAX_EVENT_AGE_MS,
     MAX_HAZARD_LIFETIME_MS,
-    MAX_ID_LEN,
     MAX_LANE,
     MAX_RELEVANCE_M,
     MAX_TRACES,
+    bad_ids,
     event_time_problem,
     hazard_value_problem,
     hlc_problem,
@@ -84,14 +83,8 @@ def structural_problems(ups: Updates, region: int, route_km: float, cfg: TowerCo
     bad |= (ups.lane < 0) | (ups.lane > MAX_LANE)
     bad |= (ups.heading < 0) | (ups.heading > 360) | (np.abs(ups.accel) > MAX_ACCEL_MPS2)
     bad |= (ups.energy < 0) | (ups.energy > 100) | (ups.seq < 0)
-    if ID_CHARS.fullmatch("".join(ups.ids)) is None or not _lengths_ok(ups.ids):
-        bad |= np.array([id_problem(v) is not None for v in ups.ids], np.bool_)
+    bad |= bad_ids(ups.ids)
     return bad
-
-
-def _lengths_ok(ids: list[str]) -> bool:
-    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-    return bool(((lengths > 0) & (lengths <= MAX_ID_LEN)).all())
 
 
 def check_updates(
@@ -182,24 +175,30 @@ def hazard_problem(h: dict[str, Any], region: int, route_km: float, now_ms: int,
     return None
 
 
+def _entry_problem(hid: str, entry: tuple[int, str, Any], now_ms: int, max_ahead_ms: int) -> str | None:
+    ts, replica, value = entry
+    problem = (
+        id_problem(hid, "hazard id")
+        or id_problem(replica, "replica")
+        or hlc_problem(ts, now_ms, max_ahead_ms)
+        or hazard_value_problem(value)
+    )
+    return None if problem is None else f"{Reason.BAD_HAZARD}: {hid[:24]!r}: {problem}"
+
+
 def hazards_problem(hazards: LWWMap, now_ms: int, max_ahead_ms: int) -> str | None:
     """The first entry of a hazards map (from tower-sync, a table or etcd) that is not believable:
     its id, its stamp or its value; None when every entry is."""
-    for hid, (ts, replica, value) in hazards.entries.items():
-        problem = (
-            id_problem(hid, "hazard id")
-            or id_problem(replica, "replica")
-            or hlc_problem(ts, now_ms, max_ahead_ms)
-            or hazard_value_problem(value)
-        )
+    for hid, entry in hazards.entries.items():
+        problem = _entry_problem(hid, entry, now_ms, max_ahead_ms)
         if problem is not None:
-            return f"{Reason.BAD_HAZARD}: {hid[:24]!r}: {problem}"
+            return problem
     return None
 
 
 def drop_bad_hazards(hazards: LWWMap, now_ms: int, max_ahead_ms: int) -> int:
     """Remove the entries `hazards_problem` would name (state read back from a table); how many."""
-    bad = [hid for hid, entry in hazards.entries.items() if hazards_problem(LWWMap({hid: entry}), now_ms, max_ahead_ms)]
+    bad = [hid for hid, entry in hazards.entries.items() if _entry_problem(hid, entry, now_ms, max_ahead_ms)]
     for hid in bad:
         del hazards.entries[hid]
     return len(bad)

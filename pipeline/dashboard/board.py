@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.shared.bounds import HAZARD_DIRECTIONS, HAZARD_TYPES, MAX_LANE, id_problem
+from pipeline.shared.bounds import HAZARD_DIRECTIONS, HAZARD_TYPES, MAX_LANE, bad_ids, id_problem
 from towers.frames import Updates
 
 __all__ = ["Board", "BoardConfig"]
@@ -75,9 +75,7 @@ def _number(vid: str) -> int:
 
 def _believable(u: Updates) -> npt.NDArray[np.bool_]:
     ok: npt.NDArray[np.bool_] = np.isfinite(u.km) & np.isfinite(u.speed) & (u.lane >= 0) & (u.lane <= MAX_LANE)
-    if not ok.all() or any(id_problem(v) is not None for v in u.ids):
-        ok &= np.array([id_problem(v) is None for v in u.ids], np.bool_)
-    return ok
+    return ok & ~bad_ids(u.ids)
 
 
 def _rows(u: Updates, keep: npt.NDArray[np.int64]) -> Updates:
