@@ -71,9 +71,10 @@ class TowerEngine:
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.corridor, self.cfg = corridor, cfg
-        self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms)
         self._host_ms = wall_ms
         self.skew = ClockSkew()
+        # One clock for stamping and judging: the HLC reads the corrected wall clock, as the bounds do.
+        self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms, physical=self.wall_ms)
         self.states: dict[int, RegionEngine] = {}
         # A neighbour stamps by its host's clock, which may be off by as much as its skew correction
         # allows (a tower corrects its judgement of time, not its HLC): bounded by both.
@@ -134,6 +135,7 @@ class TowerEngine:
         """Partitions moved to another worker: forget their state (the tables have it)."""
         for r in regions:
             self.states.pop(r, None)
+            self.publisher.forget(r)
 
     # ---- telemetry --------------------------------------------------------------------------
     def on_telemetry(self, r: int, raw: bytes, st: RegionEngine, backlog: int | None = None) -> Outbox:

@@ -56,9 +56,16 @@ class SyncPublisher:
     def note_arrivals(self, region: int, arrivals: list[tuple[str, int]]) -> None:
         self._arrivals.setdefault(region, []).extend(arrivals)
 
+    def forget(self, region: int) -> None:
+        """The region left this worker: what was sent for its old state says nothing of the next one."""
+        for memory in (self._sent, self._arrivals, self._aggregates_sent):
+            memory.pop(region, None)
+
     def important(self, state: RegionEngine, clock: HybridClock) -> dict[str, Any]:
         seq, member_v, hazard_v = self._sent.get(state.region, (0, 0, 0))
-        full = seq % self.full_every == 0
+        # versions ahead of the logs: they belong to a state since replaced; only a full one is safe
+        behind = member_v > state.member_log.version or hazard_v > state.hazard_log.version
+        full = seq % self.full_every == 0 or behind
         if full:
             members: ORSet | None = state.members.union()
             hazards: LWWMap | None = state.hazards

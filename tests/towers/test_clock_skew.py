@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.crdt.hlc import HybridClock, pack, unpack
 from pipeline.shared.messages import CODEC, FRAME
 from tests.towers.test_engine import CORRIDOR, T0, advisories, hazard, upd
 from towers.clock_skew import ClockSkew
@@ -62,3 +64,30 @@ def test_a_tower_whose_host_clock_is_ahead_still_advises() -> None:
     (adv,) = advisories(e.on_telemetry(4, raw, st, backlog=0))
     assert adv["target_vehicle"] == "approaching" and adv["action"] == "SLOW_DOWN"
     assert e.counts["stale_triggers"] == stale
+
+
+def test_a_tower_whose_host_clock_is_behind_stamps_and_judges_by_one_clock() -> None:
+    """Its host 10 s behind every sender: once corrected, rows passed the bounds, and then the HLC,
+    still reading the host's own clock, refused them with a ClockDriftError out of `on_telemetry`."""
+    e = TowerEngine(CORRIDOR, TowerConfig(max_trigger_age_s=3600))  # its clocks: this host's, as deployed
+    st = e.region(4)
+    for i in range(40):
+        sent = int(time.time() * 1000) + 10_000
+        ups = [upd(f"v{i}-{j}", 42.0, t=0, event_time=sent - 50, hlc=pack(sent - 50, j)) for j in range(20)]
+        raw = CODEC.encode(FRAME, {"region_id": 4, "frame_seq": i, "event_time": sent - 50, "sent_at": sent,
+                                   "updates": ups})  # fmt: skip
+        e.on_telemetry(4, raw, st, backlog=0)
+    assert e.skew.correction_ms() <= -9_000
+    sent = int(time.time() * 1000) + 10_000
+    raw = CODEC.encode(
+        FRAME,
+        {
+            "region_id": 4,
+            "frame_seq": 99,
+            "event_time": sent - 50,
+            "sent_at": sent,
+            "updates": [upd("late", 42.0, event_time=sent - 50, hlc=pack(sent - 50, 0))],
+        },
+    )
+    assert not e.on_telemetry(4, raw, st, backlog=0).dead
+    assert unpack(e.clock.now())[0] >= sent - 1_000, "its stamps follow the corrected clock"
