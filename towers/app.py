@@ -27,12 +27,13 @@ import os
 import socket
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import faust
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from faust.tables import TableManager
 
 from pipeline.admin import ensure_topics
@@ -42,7 +43,7 @@ from pipeline.shared.errors import CorridorError
 from pipeline.shared.topics import TopicSpec
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
-from towers.delivery import DeliveryLedger, Held
+from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
 from towers.region import BUCKETS, RegionEngine
@@ -65,6 +66,7 @@ except CorridorError as exc:  # `faust -A towers.app worker` imports this module
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))
 REGIONS = len(corridor.regions)
+Headers = list[tuple[str, str | bytes | None]]  # confluent-kafka's
 
 
 class Runtime:
@@ -76,6 +78,9 @@ class Runtime:
         self.skew_reported = 0  # the clock correction last logged
         # input events whose state is written, waiting for the messages they caused to be settled
         self.held: Held[tuple[Any, Any, str, int]] = Held(self.ledger)  # (stream, event, topic, partition)
+        # every message until the broker has it: (line, number) -> (topic, value, partition, headers)
+        self.outgoing: dict[tuple[Line, int], tuple[str, bytes, int, Headers | None]] = {}
+        self.resend: deque[tuple[Line, int]] = deque()
         self.producer = Producer(
             client_conf(kafka_access, {"enable.idempotence": True, "acks": "all",
              "linger.ms": 1, "log_level": 3})
@@ -225,24 +230,77 @@ def _load(r: int) -> RegionEngine | None:
 Source = tuple[str, int, int]  # the topic, partition and offset a dead letter came from
 
 
-def _report(seq: int, kind: str, err: Any, _msg: Any) -> None:
+# A message the broker can never take: settled as failed (reading its input again would not help).
+PERMANENT = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError._INVALID_ARG,
+})  # fmt: skip
+KINDS = ("advisory", "dead-letter", "tower-sync")
+
+
+def _lines(r: int) -> list[Line]:
+    """The output partitions an event of region r may write to: its own and its neighbours'."""
+    return [(kind, n) for kind in KINDS for n in (r - 1, r, r + 1) if 0 <= n < REGIONS]
+
+
+def _report(line: Line, seq: int, err: Any, _msg: Any) -> None:
     """The producer's delivery report. A message it gave up on (the broker away longer than its
-    delivery timeout) is counted and logged, not silently dropped."""
+    delivery timeout) is sent again; one the broker refuses for good is counted and logged."""
     runtime = rt()
-    runtime.ledger.settle(seq, kind, err is None)
-    if err is not None:
-        n = runtime.ledger.failed[kind]
+    if err is not None and err.code() in PERMANENT:
+        _give_up(line, seq, err)
+    elif runtime.ledger.settle(line, seq, err is None):
+        runtime.outgoing.pop((line, seq), None)
+    else:
+        runtime.resend.append((line, seq))
+        n = runtime.ledger.resent[line[0]]
         if n == 1 or n % 1000 == 0:
-            log.error("%d %s message(s) could not be delivered, the last: %s", n, kind, err)
+            log.warning("%d %s message(s) not delivered in time and sent again, the last: %s", n, line[0], err)
 
 
-Headers = list[tuple[str, str | bytes | None]]  # confluent-kafka's
+def _give_up(line: Line, seq: int, err: Any) -> None:
+    runtime = rt()
+    runtime.ledger.settle(line, seq, False, permanent=True)
+    runtime.outgoing.pop((line, seq), None)
+    n = runtime.ledger.failed[line[0]]
+    if n == 1 or n % 1000 == 0:
+        log.error("%d %s message(s) refused for good, the last: %s", n, line[0], err)
+
+
+def _send(line: Line, seq: int) -> None:
+    topic, value, r, headers = rt().outgoing[(line, seq)]
+    rt().producer.produce(topic, value, str(r).encode(), r, headers=headers, on_delivery=partial(_report, line, seq))
 
 
 def _produce(kind: str, topic: str, value: bytes, r: int, headers: Headers | None = None) -> None:
     runtime = rt()
-    seq = runtime.ledger.produced()
-    runtime.producer.produce(topic, value, str(r).encode(), r, headers=headers, on_delivery=partial(_report, seq, kind))
+    line = (kind, r)
+    seq = runtime.ledger.produced(line)
+    runtime.outgoing[(line, seq)] = (topic, value, r, headers)
+    if runtime.resend:  # behind others waiting to go again: in their order
+        runtime.resend.append((line, seq))
+        return
+    try:
+        _send(line, seq)
+    except BufferError:  # the producer's queue is full: it goes with the next resend
+        runtime.resend.append((line, seq))
+    except KafkaException as exc:  # refused before it left (too large for the producer, say)
+        _give_up(line, seq, exc)
+
+
+def _resend() -> None:
+    """Messages whose delivery timed out go again, in the order they failed; the producer's queue
+    full, the rest wait for the next call."""
+    runtime = rt()
+    while runtime.resend:
+        line, seq = runtime.resend[0]
+        try:
+            _send(line, seq)
+        except BufferError:
+            return
+        except KafkaException as exc:
+            _give_up(line, seq, exc)
+        runtime.resend.popleft()
 
 
 def _emit(out: Outbox, source: Source | None = None) -> None:
@@ -320,7 +378,7 @@ async def telemetry(stream: Any) -> None:
                 log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
                 continue
             for done in _unwritten.pop(r):
-                rt().held.hold((manual, done, m.topic, r))
+                rt().held.hold((manual, done, m.topic, r), (m.topic, r), _lines(r))
         await _release()
 
 
@@ -335,7 +393,7 @@ async def hazards(stream: Any) -> None:
         _emit(_safely(r, event.value, engine.on_hazard, r, event.value, st), (m.topic, r, m.offset))
         # Hazards are rare and safety-relevant: persisted, and their alerts acknowledged, before the ack.
         _write(engine.hazard_writes(st))
-        rt().held.hold((manual, event, m.topic, r))
+        rt().held.hold((manual, event, m.topic, r), (m.topic, r), _lines(r))
         await _release()
 
 
@@ -343,6 +401,7 @@ async def hazards(stream: Any) -> None:
 async def release_settled() -> None:
     """Delivery reports arrive on `poll`; when no input comes, events still wait for theirs."""
     rt().producer.poll(0)
+    _resend()
     await _release()
 
 
@@ -473,6 +532,7 @@ async def state_page(web: Any, request: Any) -> Any:
                 **rt().engine.counts,
                 **{f"delivered-{k}": v for k, v in rt().ledger.delivered.items()},
                 **{f"undelivered-{k}": v for k, v in rt().ledger.failed.items()},
+                **{f"resent-{k}": v for k, v in rt().ledger.resent.items()},
             },
             # produced but neither acknowledged by the broker nor given up on yet
             "unsettled_messages": rt().ledger.unsettled,
