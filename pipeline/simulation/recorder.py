@@ -35,6 +35,9 @@ class HazardTrack:
     #: vehicles that passed it not warned in time though they were further than SURPRISED_KM when it
     #: appeared: no advice, or too late to stop (their region's worker dead and not yet taken over, say)
     unadvised_passing_mps: list[float] = field(default_factory=list)
+    #: vehicles warned in time whose advice had lapsed when they reached it: their tower said nothing
+    #: for longer than the advice's validity (a worker killed, a rebalance), counted apart, not hidden
+    lapsed_passing_mps: list[float] = field(default_factory=list)
     approach_mps: list[float] = field(default_factory=list)  # speeds 200–400 m upstream, every tick
     surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
     surprised_passing_mps: list[float] = field(default_factory=list)
@@ -112,11 +115,13 @@ class Recorder:
                 crossed = affected & same & (before > 0) & (ahead <= 0)
                 for ln in fleet.lane[idx[crossed]].tolist():
                     h.passed_in_lane[ln] = h.passed_in_lane.get(ln, 0) + 1
-                for num, speed in zip(fleet.num[idx[crossed]].tolist(), v[crossed].tolist(), strict=True):
+                in_force = fleet.adv_until[idx[crossed]] > fleet.t  # any advice, even KEEP: that is no lapse
+                for num, speed, kept in zip(fleet.num[idx[crossed]].tolist(), v[crossed].tolist(), in_force.tolist(),
+                                            strict=True):  # fmt: skip
                     if num in h.surprised:
                         h.surprised_passing_mps.append(speed)
                     elif num in h.advised:
-                        h.passing_mps.append(speed)
+                        (h.passing_mps if kept else h.lapsed_passing_mps).append(speed)
                     else:
                         h.unadvised_passing_mps.append(speed)
         self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()

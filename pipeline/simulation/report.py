@@ -37,6 +37,8 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "surprised_max_passing_speed_mps": max(h.surprised_passing_mps, default=0.0),
             "unadvised_vehicles_passed": len(h.unadvised_passing_mps),
             "unadvised_max_passing_speed_mps": max(h.unadvised_passing_mps, default=0.0),
+            "lapsed_vehicles_passed": len(h.lapsed_passing_mps),
+            "lapsed_max_passing_speed_mps": max(h.lapsed_passing_mps, default=0.0),
             "approach_speed_p50_mps": percentile(h.approach_mps, 50),
             "approach_speed_p90_mps": percentile(h.approach_mps, 90),
             "advisories": len(advised),
@@ -212,7 +214,7 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{h.get('passing_speed_p50_mps', 0.0) * 3.6:.0f} km/h, the fastest at "
             f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h{_lanes(h.get('passed_in_lane', {}))} "
             f"({h['surprised_vehicles']} were already within 500 m when it appeared"
-            f"{_unadvised(h)}). {_waves(h.get('queue', {}))}"
+            f"{_unadvised(h)}{_lapsed(h)}). {_waves(h.get('queue', {}))}"
         )
     if s.get("consistency"):
         lines += ["", "## What each class of data guarantees, and how stale it was", ""]
@@ -230,6 +232,15 @@ def _unadvised(h: dict[str, Any]) -> str:
         return ""
     fastest = h["unadvised_max_passing_speed_mps"] * 3.6
     return f"; {n} passed it not warned in time to stop, the fastest at {fastest:.0f} km/h"
+
+
+def _lapsed(h: dict[str, Any]) -> str:
+    n = h.get("lapsed_vehicles_passed", 0)
+    if not n:
+        return ""
+    fastest = h["lapsed_max_passing_speed_mps"] * 3.6
+    return (f"; {n} warned in time passed it after their advice had lapsed (no word from their tower for "
+            f"longer than its validity), the fastest at {fastest:.0f} km/h")  # fmt: skip
 
 
 def _analytics_lines(a: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.shared.corridor import load_corridor
 from pipeline.simulation.recorder import MIN_COLUMNS, Recorder
-from producers.fleet import Fleet, FleetConfig
+from producers.fleet import Action, Fleet, FleetConfig, Obstacle
 
 
 def _drive(vehicles: int, ticks: int, max_points: int) -> tuple[Recorder, Fleet]:
@@ -34,3 +34,27 @@ def test_a_large_fleet_keeps_a_share_of_its_vehicles_over_enough_moments() -> No
     per_tick = len(tr["t"]) / 40
     assert per_tick <= 1.1 * 30_000 / MIN_COLUMNS, "a share chosen by vehicle number: about the cap"
     assert len(np.unique(tr["t"])) == 40
+
+
+def test_a_warned_vehicle_whose_advice_lapsed_before_the_hazard_is_counted_apart() -> None:
+    """Warned in time, then nothing from its tower for longer than the advice's validity: it reached the
+    hazard unwarned. Counted with the warned ones it would have hidden a protection failure; without them
+    it would have vanished."""
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=40, seed=4), start_ms=0)
+    rec = Recorder(9)
+    for _ in range(5):
+        fleet.step(1.0)
+        rec.tick(fleet)
+    kept, lapsed = (int(i) for i in np.flatnonzero(fleet.active & fleet.nb)[:2])
+    hazard_km = float(max(fleet.km[kept], fleet.km[lapsed])) + 2.0
+    rec.hazard_on("debris", Obstacle(hazard_km, None, fleet.t, float("inf"), 5.0), fleet)
+    fleet.adv_action[[kept, lapsed]] = Action.SLOW_DOWN
+    fleet.adv_speed[[kept, lapsed]] = 30.0
+    fleet.adv_until[[kept, lapsed]] = fleet.t + 1000.0
+    rec.tick(fleet)
+    assert {int(fleet.num[kept]), int(fleet.num[lapsed])} <= rec.hazards["debris"].advised
+    fleet.adv_until[lapsed] = fleet.t  # its tower went silent
+    fleet.km[[kept, lapsed]] = hazard_km + 0.01  # both drive past it
+    rec.tick(fleet)
+    h = rec.hazards["debris"]
+    assert len(h.passing_mps) == 1 and len(h.lapsed_passing_mps) == 1 and not h.unadvised_passing_mps
