@@ -43,9 +43,9 @@ def _str(s: str) -> bytes:
 
 
 def encode_advisories(
-    advice: list[Advice], first_id: int, region: int, tower: str, issued_at: int, valid_until: int
+    advice: list[Advice], id_prefix: str, first_id: int, region: int, tower: str, issued_at: int, valid_until: int
 ) -> list[bytes]:
-    """A batch of advice from one region at one instant, ids `<tower>-<first_id>` onwards, each
+    """A batch of advice from one region at one instant, ids `<id_prefix>-<first_id>` onwards, each
     single-object encoded. What the batch shares is encoded once."""
     region_b, tower_b, times_b = _long(region), _str(tower), _long(issued_at) + _long(valid_until)
     event_times: dict[int, bytes] = {}  # a frame's updates mostly share their event time
@@ -58,7 +58,7 @@ def encode_advisories(
             b"".join(
                 (
                     _HEAD,
-                    _str(f"{tower}-{first_id + i}"),
+                    _str(f"{id_prefix}-{first_id + i}"),
                     region_b,
                     tower_b,
                     b"\x02" + _str(a.vehicle_id),

@@ -75,6 +75,21 @@ class TowerConfig:
     #: tower-sync: unimportant class (speed, fuel, density aggregates), s
     sync_unimportant_s: float = 10.0
 
+    def __post_init__(self) -> None:
+        """Values the rules cannot work with are refused here, with the variable that sets them,
+        rather than by a traceback at the first message."""
+        for f in fields(self):
+            value, zero_ok = getattr(self, f.name), f.name in _MAY_BE_ZERO
+            if not (value >= 0 if zero_ok else value > 0):  # NaN fails both
+                bound = "0 or more" if zero_ok else "above 0"
+                raise ConfigError(f"CORRIDOR_TOWER_{f.name.upper()}={value!r}: must be {bound}")
+        if self.stop_km >= self.lookahead_km:
+            raise ConfigError(f"CORRIDOR_TOWER_STOP_KM={self.stop_km!r}: must be below CORRIDOR_TOWER_LOOKAHEAD_KM "
+                              f"({self.lookahead_km!r}): the stop zone lies inside the warning distance")  # fmt: skip
+        if not self.approach_speed_mps <= self.max_speed_mps:
+            raise ConfigError(f"CORRIDOR_TOWER_APPROACH_SPEED_MPS={self.approach_speed_mps!r}: above the largest "
+                              f"believable speed ({self.max_speed_mps!r})")  # fmt: skip
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TowerConfig:
         """Each field can be set as CORRIDOR_TOWER_<FIELD> (upper case), e.g. CORRIDOR_TOWER_VEHICLE_TTL_S=5."""
@@ -83,6 +98,10 @@ class TowerConfig:
         kinds = {f.name: int if f.type in (int, "int") else float for f in fields(cls)}
         return cls(**{name: env_number(env, f"CORRIDOR_TOWER_{name.upper()}", kind, getattr(d, name))
                       for name, kind in kinds.items()})  # fmt: skip
+
+
+#: the tunables for which 0 means something (no repeat hold-back, no minor class, no margin)
+_MAY_BE_ZERO = frozenset({"cooldown_s", "minor_severity", "reduced_extent_km", "off_route_km"})
 
 
 def env_number(

@@ -7,6 +7,7 @@ outbox with a reason: nothing is dropped silently and nothing raises past it.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class TowerEngine:
         cfg: TowerConfig,
         clock: HybridClock | None = None,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        incarnation: str | None = None,
     ) -> None:
         self.corridor, self.cfg = corridor, cfg
         self._host_ms = wall_ms
@@ -82,7 +84,10 @@ class TowerEngine:
         self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
         self.dead_reasons: Counter[str] = Counter()
-        self._next_advisory = 0  # advisory ids: <tower>-<n>
+        # advisory ids: <tower>-<incarnation>-<n>, the incarnation drawn per engine so that a restarted
+        # or rebalanced worker never repeats an id an earlier one gave
+        self.incarnation = incarnation or secrets.token_hex(4)
+        self._next_advisory = 0
         route = corridor.route
         self.limit = SpeedLimits([s.from_km for s in route.segments], [s.speed_limit_mps for s in route.segments])
         #: False while tower-sync is cut off (an operator's switch for partition drills): nothing is
@@ -434,7 +439,10 @@ class TowerEngine:
             return
         valid_until = now + int(self.cfg.advisory_validity_s * 1000)
         first, self._next_advisory = self._next_advisory, self._next_advisory + len(advice)
-        out.advisories += [(r, b) for b in encode_advisories(advice, first, r, st.tower, now, valid_until)]
+        out.advisories += [
+            (r, b)
+            for b in encode_advisories(advice, f"{st.tower}-{self.incarnation}", first, r, st.tower, now, valid_until)
+        ]
         self.counts["advisories"] += len(advice)
 
     def dead_letter(self, raw: bytes, reason: str, r: int) -> Outbox:

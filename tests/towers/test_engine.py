@@ -295,3 +295,14 @@ def test_no_advice_on_a_trigger_older_than_its_bound() -> None:
     out = e.on_telemetry(4, frame(4, [upd("old", 38.5, t=45), upd("new", 38.0, t=55)]), st)
     assert [a["target_vehicle"] for a in advisories(out)] == ["new"], "sent 15 s ago: no advice"
     assert e.counts["stale_triggers"] == 1 and set(st.members.value) == {"old", "new"}, "still merged"
+
+
+def test_a_restarted_worker_never_repeats_an_advisory_id() -> None:
+    """Ids were `<tower>-<n>` from 0 in every process: a restart or a rebalance gave the same ids again."""
+    ids = []
+    for _ in range(2):  # the worker, then its replacement after a restart
+        e = engine()
+        e.on_hazard(4, hazard(40.0, t=5), e.region(4))
+        out = e.on_telemetry(4, frame(4, [upd("v", 38.5, t=6)]), e.region(4))
+        ids += [a["advisory_id"] for a in advisories(out)]
+    assert len(ids) == 2 and len(set(ids)) == 2, ids

@@ -144,10 +144,11 @@ advice = st.builds(
 def test_advisories_are_written_byte_for_byte_as_fastavro_writes_them(
     batch: list[Advice], first: int, region: int, tower: str, issued: int
 ) -> None:
-    got = encode_advisories(batch, first, region, tower, issued, issued // 2)
+    got = encode_advisories(batch, f"{tower}-0a1b", first, region, tower, issued, issued // 2)
     for i, (a, raw) in enumerate(zip(batch, got, strict=True)):
         record = {
-            "advisory_id": f"{tower}-{first + i}", "region_id": region, "tower": tower, "target_vehicle": a.vehicle_id,
+            "advisory_id": f"{tower}-0a1b-{first + i}", "region_id": region, "tower": tower,
+            "target_vehicle": a.vehicle_id,
             "direction": "NORTHBOUND" if a.northbound else "SOUTHBOUND", "action": a.action,
             "target_speed_mps": a.target_speed_mps, "reason": a.reason, "hazard_id": a.hazard_id,
             "issued_at": issued, "valid_until": issued // 2, "trigger_event_time": a.trigger_event_time,

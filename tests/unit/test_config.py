@@ -74,6 +74,10 @@ def test_a_corridor_without_regions_is_rejected() -> None:
         ({"CORRIDOR_TOWER_ETCD": "off"}, "CORRIDOR_TOWER_ETCD"),
         ({"CORRIDOR_TOWER_HEARTBEAT_S": "20"}, "shorter than"),
         ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "ten"}, "not a number"),
+        # accepted, and then a traceback at the first message (the HLC refuses a zero drift)
+        ({"CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS": "0"}, "CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS=0: must be above 0"),
+        ({"CORRIDOR_TOWER_STOP_KM": "4"}, "must be below CORRIDOR_TOWER_LOOKAHEAD_KM"),
+        ({"CORRIDOR_TOWER_ADVISORY_VALIDITY_S": "0"}, "ADVISORY_VALIDITY_S=0.0: must be above 0"),
     ],
 )
 def test_bad_worker_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
