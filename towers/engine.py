@@ -325,7 +325,7 @@ class TowerEngine:
         it leaves."""
         st = self.states[r]
         st.last_flush_s = now_s
-        st.expire(int(self.cfg.vehicle_ttl_s * 1000), self.clock)
+        st.expire(int(self.cfg.vehicle_ttl_s * 1000))
         st.prune(self.clock.now() - (int(self.cfg.tombstone_horizon_s * 1000) << 16))
         self._update_queues(st)
         agg = st.aggregates(self.cfg.stopped_mps)

@@ -25,7 +25,6 @@ import numpy.typing as npt
 
 from pipeline.shared.codec import MAGIC
 from pipeline.shared.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORSet, decode_state
-from pipeline.shared.crdt.hlc import HybridClock
 from towers.frames import Updates
 
 __all__ = [
@@ -259,8 +258,9 @@ class RegionEngine:
             arrivals.append(vid)
         return accepted, won_slots, arrivals
 
-    def remove_vehicles(self, keys: list[str], ts: int) -> list[str]:
-        """Leave the swarm (expired or handed off) with tombstones stamped `ts`; returns who left."""
+    def remove_vehicles(self, keys: list[str], ts: int | I64) -> list[str]:
+        """Leave the swarm (expired or handed off) with tombstones stamped `ts` (one for all, or one
+        each); returns who left."""
         if not keys:
             return []
         slots = self._slots(keys)
@@ -280,13 +280,15 @@ class RegionEngine:
         one update stamped far ahead would otherwise expire the whole swarm at the next flush."""
         self.watermark_ms = max(self.watermark_ms, min(event_ms, self.wall_ms() + self.max_ahead_ms))
 
-    def expire(self, ttl_ms: int, clock: HybridClock) -> list[str]:
+    def expire(self, ttl_ms: int) -> list[str]:
         """Vehicles silent for more than `ttl_ms` of event time leave the swarm, and so do vehicles
         stamped past the bound the watermark keeps (state written before that bound held)."""
         v = self.vehicles
         et = v.values["et"]
         stale = np.flatnonzero(v.live & ((et < self.watermark_ms - ttl_ms) | (et > self.wall_ms() + self.max_ahead_ms)))
-        return self.remove_vehicles([self.key(s) for s in stale.tolist()], clock.now()) if len(stale) else []
+        # Each tombstone just above the write it removes, by the vehicle's own clock: stamped by the
+        # tower's, it would hide the vehicle's next updates for as long as its clock lags the tower's.
+        return self.remove_vehicles([self.key(s) for s in stale.tolist()], v.ts[stale] + 1) if len(stale) else []
 
     def handed_off(self, arrivals: list[tuple[str, int]]) -> list[str]:
         """A neighbour reports these vehicles arrived there at these HLCs: drop ours if older."""

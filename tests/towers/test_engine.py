@@ -306,3 +306,16 @@ def test_a_restarted_worker_never_repeats_an_advisory_id() -> None:
         out = e.on_telemetry(4, frame(4, [upd("v", 38.5, t=6)]), e.region(4))
         ids += [a["advisory_id"] for a in advisories(out)]
     assert len(ids) == 2 and len(set(ids)) == 2, ids
+
+
+def test_a_vehicle_that_comes_back_after_expiring_is_there_again_whatever_the_towers_clock() -> None:
+    """Expiry tombstones were stamped with the tower's HLC, a minute ahead of this vehicle's stamps
+    here: its updates lost to its own tombstone and it stayed hidden."""
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("lagging", 40.0, t=1)]), st)
+    e.on_telemetry(4, frame(4, [upd("other", 41.0, t=15)]), st)
+    e.flush(4, 0.0)
+    assert "lagging" not in st.members, "silent past the TTL: expired"
+    e.on_telemetry(4, frame(4, [upd("lagging", 40.5, t=16)]), st)
+    assert "lagging" in st.members and st.vehicle("lagging") is not None

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipeline.shared.crdt.base import Mergeable
+from pipeline.shared.crdt.errors import MalformedStateError
 from pipeline.shared.crdt.lwwmap import LWWMap
 from pipeline.shared.crdt.registers import lww_order
 
@@ -118,6 +119,8 @@ class LWWColumns(Mergeable):
         if n == 0:
             return np.zeros(0, np.int64)
         ts = np.asarray(ts, np.int64)
+        if (ts <= 0).any():  # 0 marks a free slot: such a write would leak it (see `check_stamp`)
+            raise ValueError(f"an LWW write needs a positive HLC stamp, not {int(ts.min())}")
         codes = np.full(n, self.code(replica), np.int32) if isinstance(replica, str) else np.asarray(replica, np.int32)
         live = np.ones(n, np.bool_) if live is None else np.asarray(live, np.bool_)
         if slots is None:
@@ -145,11 +148,11 @@ class LWWColumns(Mergeable):
         self.values[s] = won
         return rows
 
-    def remove(self, keys: Sequence[str], ts: int, replica: str, slots: I64 | None = None) -> I64:
-        """Tombstones for `keys` stamped `ts`; returns the rows that won."""
+    def remove(self, keys: Sequence[str], ts: int | I64, replica: str, slots: I64 | None = None) -> I64:
+        """Tombstones for `keys` stamped `ts` (one for all, or one each); returns the rows that won."""
         n = len(keys)
         empty, dead = np.zeros(n, self.dtype), np.zeros(n, np.bool_)
-        return self.apply_batch(keys, np.full(n, ts, np.int64), replica, empty, dead, slots)
+        return self.apply_batch(keys, np.broadcast_to(np.asarray(ts, np.int64), n), replica, empty, dead, slots)
 
     def prune(self, horizon: int) -> list[str]:
         """Drop tombstones written before HLC `horizon` and free their slots; returns their keys.
@@ -215,7 +218,14 @@ class LWWColumns(Mergeable):
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Self:
-        raise TypeError("decode an LWWMap and use LWWColumns.from_lwwmap with the value dtype")
+        """The Avro form holds row bytes, not their dtype: rows come back as opaque records of the
+        same width, which join, compare and encode exactly as the originals (`from_lwwmap` with the
+        dtype gives named fields back)."""
+        m = LWWMap.from_record(record)
+        widths = {len(v) for _, _, v in m.entries.values() if v is not None}
+        if len(widths) > 1 or any(not isinstance(v, bytes) for _, _, v in m.entries.values() if v is not None):
+            raise MalformedStateError("an LWW-Columns record holds rows of one width, as bytes")
+        return cls.from_lwwmap(m, np.dtype((np.void, widths.pop() if widths else 1)))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, LWWColumns):

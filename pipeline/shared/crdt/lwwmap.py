@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 
 from pipeline.shared.crdt.base import Mergeable
 from pipeline.shared.crdt.errors import MalformedStateError
-from pipeline.shared.crdt.registers import lww_order
+from pipeline.shared.crdt.registers import check_stamp, lww_order
 
 __all__ = ["Entry", "LWWMap"]
 
@@ -39,13 +39,16 @@ class LWWMap(Mergeable):
         return sum(1 for e in self.entries.values() if e[2] is not None)
 
     def put(self, key: str, value: Any, ts: int, replica: str) -> LWWMap:
+        check_stamp(ts)
         return LWWMap({key: (ts, replica, value)})
 
     def remove(self, key: str, ts: int, replica: str) -> LWWMap:
+        check_stamp(ts)
         return LWWMap({key: (ts, replica, None)})
 
     def expire(self, older_than: int, ts: int, replica: str) -> LWWMap:
         """Delta of tombstones for every live entry last written before HLC `older_than` (TTL)."""
+        check_stamp(ts)
         return LWWMap(
             {k: (ts, replica, None) for k, e in self.entries.items() if e[2] is not None and e[0] < older_than}
         )
@@ -90,8 +93,8 @@ class LWWMap(Mergeable):
             entries = {e["key"]: (e["ts"], e["replica"], e["value"]) for e in record["entries"]}
         except (KeyError, TypeError):
             raise MalformedStateError("an LWW-Map record needs 'entries' of key, ts, replica, value") from None
-        if any(not isinstance(ts, int) or ts < 0 for ts, _, _ in entries.values()):
-            raise MalformedStateError("LWW-Map timestamps must be non-negative HLCs")
+        if any(not isinstance(ts, int) or ts <= 0 for ts, _, _ in entries.values()):
+            raise MalformedStateError("LWW-Map timestamps must be positive HLCs")
         return cls(entries)
 
     def __eq__(self, other: object) -> bool:

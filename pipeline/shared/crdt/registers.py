@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, ClassVar, Self
 
 from pipeline.shared.crdt.base import Mergeable
 from pipeline.shared.crdt.errors import MalformedStateError
 
-__all__ = ["LWWRegister", "MaxRegister", "lww_order"]
+__all__ = ["LWWRegister", "MaxRegister", "check_stamp", "lww_order", "value_bytes"]
+
+
+def value_bytes(value: Any) -> bytes:
+    """A value's bytes for the tie-break: bytes as they are; anything else as canonical JSON (keys
+    sorted, no spaces, UTF-8), which any implementation can reproduce, unlike a language's `repr`."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def lww_order(ts: int, replica: str, value: Any) -> tuple[int, str, bytes]:
-    """The one total order of last-writer-wins writes, in every LWW type: HLC, then replica id, then
-    the value's bytes (bytes as they are, other values by `repr`, behind a marker byte; a removal's
-    are empty, so it loses a tie). Equal stamps on different values, which a correct replica never makes, still order
-    deterministically, so merge stays commutative whatever the order of delivery."""
+    """The one total order of last-writer-wins writes, in every LWW type: HLC, then replica id (by
+    code point, as UTF-8 bytes order), then the value's bytes behind a marker byte (a removal's are
+    empty, so it loses a tie). Equal stamps on different values, which a correct replica never makes,
+    still order deterministically, so merge stays commutative whatever the order of delivery."""
     if value is None:
         return (ts, replica, b"")
-    return (ts, replica, b"\x01" + (bytes(value) if isinstance(value, bytes | bytearray) else repr(value).encode()))
+    return (ts, replica, b"\x01" + value_bytes(value))
+
+
+def check_stamp(ts: int) -> None:
+    """Every LWW write carries a positive HLC: 0 marks an empty register (and a free columnar slot),
+    so a write stamped 0 or less would mean different things to different types."""
+    if not isinstance(ts, int) or isinstance(ts, bool) or ts <= 0:
+        raise ValueError(f"an LWW write needs a positive HLC stamp, not {ts!r}")
 
 
 class LWWRegister(Mergeable):
@@ -34,6 +50,7 @@ class LWWRegister(Mergeable):
 
     def assign(self, value: Any, ts: int, replica: str) -> LWWRegister:
         """Delta writing `value` at HLC `ts`; a stamp not above the current one loses on merge."""
+        check_stamp(ts)
         return LWWRegister(value, ts, replica)
 
     def merge_in(self, other: Self) -> None:
