@@ -431,7 +431,8 @@ async def sync_important() -> None:
         staleness = runtime.engine.view.staleness_ms(now)
         runtime.control.publish(snapshots, view, {"staleness_ms": {str(k): v for k, v in staleness.items()},
                                                   "staleness_by_class_ms": _by_class(now),
-                                                  "pid": os.getpid(), "web": WEB_URL})  # fmt: skip
+                                                  "pid": os.getpid(), "web": WEB_URL},
+                               runtime.engine.event_now())  # fmt: skip
 
 
 @app.timer(interval=cfg.sync_unimportant_s)

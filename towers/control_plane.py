@@ -36,7 +36,8 @@ from pipeline.shared.access import EtcdAccess
 from pipeline.shared.bounds import hazard_value_problem, id_problem
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
-from towers.staleness import LIMIT
+from towers.hazard_retention import TOMBSTONE_KEEP_MS, prune_hazards
+from towers.staleness import LIMIT, note_first
 
 __all__ = [
     "ControlPlane", "cas_merge", "close_client", "delete_namespace", "namespace", "open_client", "read_namespaces",
@@ -113,9 +114,16 @@ CasRecord = Callable[[dict[str, Any]], None]
 
 
 def cas_merge(
-    client: etcd3.Etcd3Client, key: str, mine: LWWMap, max_tries: int = 50, record: CasRecord | None = None
+    client: etcd3.Etcd3Client,
+    key: str,
+    mine: LWWMap,
+    max_tries: int = 50,
+    record: CasRecord | None = None,
+    event_now_ms: int | None = None,
 ) -> int:
-    """Join `mine` into the CvRDT stored at `key`; returns how many CAS retries it took.
+    """Join `mine` into the CvRDT stored at `key`; returns how many CAS retries it took. With
+    `event_now_ms`, hazards long expired and old cancellations leave the joined value
+    (`towers.hazard_retention`): the stored view stays bounded.
 
     With `record`, each attempt is reported as it ends, for a linearizability check
     (`pipeline.consistency.linearizability`): when it began and ended (wall s), the revision it read,
@@ -124,7 +132,7 @@ def cas_merge(
         began = time.time()
         op: dict[str, Any] = {"began": began, "read_rev": None, "wrote": None, "ok": None}
         try:
-            ok = _cas_once(client, key, mine, op)
+            ok = _cas_once(client, key, mine, op, event_now_ms)
         finally:
             if record is not None:
                 record({**op, "ended": time.time()})
@@ -133,7 +141,9 @@ def cas_merge(
     raise TimeoutError(f"{key}: no CAS succeeded in {max_tries} tries")
 
 
-def _cas_once(client: etcd3.Etcd3Client, key: str, mine: LWWMap, op: dict[str, Any]) -> bool:
+def _cas_once(
+    client: etcd3.Etcd3Client, key: str, mine: LWWMap, op: dict[str, Any], event_now_ms: int | None = None
+) -> bool:
     value, meta = client.get(key)
     op["read_rev"] = 0 if value is None else meta.mod_revision
     merged = mine.copy()
@@ -147,6 +157,8 @@ def _cas_once(client: etcd3.Etcd3Client, key: str, mine: LWWMap, op: dict[str, A
             if dropped:
                 log.warning("%s: %d entries no tower could have written left out", key, dropped)
             merged.merge_in(stored)
+    if event_now_ms is not None:
+        prune_hazards(merged, event_now_ms, int(time.time() * 1000) - TOMBSTONE_KEEP_MS, prefix="hazard/")
     if value is None:
         compare = [client.transactions.create(key) == 0]
     else:
@@ -177,6 +189,7 @@ class _Published:
     snapshots: dict[int, dict[str, Any]] = field(default_factory=dict)
     view: LWWMap = field(default_factory=LWWMap)
     status: dict[str, Any] = field(default_factory=dict)
+    event_now_ms: int | None = None  # the towers' event time, which hazards expire by
 
 
 class ControlPlane:
@@ -208,6 +221,7 @@ class ControlPlane:
         self.offline = False  # an operator's switch for partition drills: act as if etcd were unreachable
         self.cas_history: deque[dict[str, Any]] | None = deque(maxlen=LIMIT) if keep_cas_history else None
         self._latest = _Published()
+        self._global_written: bytes | None = None  # the view last joined into etcd's global one
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"etcd-{worker}", daemon=True)
@@ -216,9 +230,15 @@ class ControlPlane:
         self._watch_id: Any = None
 
     # ---- called from the event loop: never blocks -------------------------------------------
-    def publish(self, snapshots: dict[int, dict[str, Any]], view: LWWMap, status: dict[str, Any]) -> None:
+    def publish(
+        self,
+        snapshots: dict[int, dict[str, Any]],
+        view: LWWMap,
+        status: dict[str, Any],
+        event_now_ms: int | None = None,
+    ) -> None:
         with self._lock:
-            self._latest = _Published(snapshots, view, status)
+            self._latest = _Published(snapshots, view, status, event_now_ms)
             for r, snap in snapshots.items():
                 if snap.get("changes_since"):
                     self._unsnapshotted.setdefault(r, []).append(snap["changes_since"])
@@ -267,6 +287,7 @@ class ControlPlane:
             with contextlib.suppress(*_ETCD_ERRORS):
                 close_client(self._client)
         self._client = self._lease = self._watch_id = None
+        self._global_written = None  # etcd may come back without it: join it again
 
     def _connect(self) -> etcd3.Etcd3Client:
         if self._client is None:
@@ -294,15 +315,19 @@ class ControlPlane:
                 client.transactions.put(f"{key}/owner", self.worker, lease=self._lease),
             ], failure=[])  # fmt: skip
             self._committed(r, pending.get(r, 0))
-        if latest.view.entries:
+        written = encode_state(latest.view) if latest.view.entries else None
+        if written is not None and written != self._global_written:  # unchanged: etcd has it already
             record = self._keep if self.cas_history is not None else None
-            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view, record=record))
+            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view, record=record,
+                                              event_now_ms=latest.event_now_ms))  # fmt: skip
+            self._global_written = written
+        if written is not None:
             now = int(time.time() * 1000)
             self.last_global_ms = now
             with self._lock:
                 for k, (_, _, h) in latest.view.entries.items():
                     if k.startswith("hazard/") and h is not None:
-                        self.global_seen.setdefault(k.removeprefix("hazard/"), now)
+                        note_first(self.global_seen, k.removeprefix("hazard/"), now)
 
     def _keep(self, op: dict[str, Any]) -> None:
         with self._lock:

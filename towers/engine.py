@@ -36,6 +36,7 @@ from towers.advisories import encode_advisories
 from towers.clock_skew import ClockSkew
 from towers.config import TowerConfig
 from towers.frames import decode_frame, decode_record
+from towers.hazard_retention import TOMBSTONE_KEEP_MS, prune_hazards
 from towers.region import RegionEngine
 from towers.rules import SpeedLimits, Swarm, advise, detect_queues
 from towers.sync import NeighbourView, SyncPublisher
@@ -283,6 +284,9 @@ class TowerEngine:
 
     def sync_important(self) -> Outbox:
         out = Outbox()
+        now, before = self.event_now(), self.wall_ms() - TOMBSTONE_KEEP_MS
+        for neighbour in self.view.regions.values():  # what neighbours sent lives no longer than theirs
+            prune_hazards(neighbour.hazards, now, before)
         for r, st in self.states.items() if self.sync_enabled else ():
             out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
@@ -328,6 +332,8 @@ class TowerEngine:
         st.expire(int(self.cfg.vehicle_ttl_s * 1000))
         st.prune(self.clock.now() - (int(self.cfg.tombstone_horizon_s * 1000) << 16))
         self._update_queues(st)
+        if prune_hazards(st.hazards, self._event_now(r), self.wall_ms() - TOMBSTONE_KEEP_MS):
+            st.hazards_dirty = True
         agg = st.aggregates(self.cfg.stopped_mps)
         st.mean_speed = (agg.mean_speed_nb, agg.mean_speed_sb)
         buckets, member_shards = st.take_dirty()
@@ -395,6 +401,10 @@ class TowerEngine:
         st = self.states.get(r)
         if st is not None and st.watermark_ms:
             return st.watermark_ms
+        return self.event_now()
+
+    def event_now(self) -> int:
+        """The newest event time among this worker's regions; the wall clock before any."""
         return max((s.watermark_ms for s in self.states.values()), default=0) or self.wall_ms()
 
     def _advise_everyone(self, r: int, st: RegionEngine, trigger_hlc: int, out: Outbox) -> None:

@@ -14,10 +14,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SyncMerge", "VisibilityLog"]
+__all__ = ["HAZARD_LIMIT", "LIMIT", "SyncMerge", "VisibilityLog", "note_first"]
 
 #: samples kept of each kind: enough for a p99 over a long run, a few hundred kB at most
 LIMIT = 20_000
+#: hazards followed at once; past it the longest-followed one is forgotten first
+HAZARD_LIMIT = 5_000
+
+
+def note_first(times: dict[str, int], key: str, now_ms: int, limit: int = HAZARD_LIMIT) -> None:
+    """Keep the first time `key` was noted, in a dict of at most `limit` keys (oldest noted go first)."""
+    if key in times:
+        return
+    while len(times) >= limit:
+        del times[next(iter(times))]
+    times[key] = now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +55,11 @@ class VisibilityLog:
 
     def hazards_seen(self, ids: set[str], now_ms: int) -> None:
         for hid in ids:
-            self.hazard_seen.setdefault(hid, now_ms)
+            note_first(self.hazard_seen, hid, now_ms)
 
     def hazard_accepted(self, hid: str, now_ms: int) -> None:
-        self.hazard_made.setdefault(hid, now_ms)
-        self.hazard_seen.setdefault(hid, now_ms)  # its owner sees it as it accepts it
+        note_first(self.hazard_made, hid, now_ms)
+        note_first(self.hazard_seen, hid, now_ms)  # its owner sees it as it accepts it
 
     def as_dict(self) -> dict[str, Any]:
         return {

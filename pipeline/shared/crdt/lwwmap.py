@@ -54,8 +54,10 @@ class LWWMap(Mergeable):
         )
 
     def prune(self, horizon: int) -> int:
-        """Drop tombstones written before `horizon`; returns how many. Local garbage collection: safe
-        once no write older than `horizon` can still be delivered (bounded by the HLC drift check)."""
+        """Drop tombstones written before `horizon`; returns how many. Local garbage collection, safe
+        only once no write older than `horizon` can still be delivered: the caller bounds how late a
+        write may arrive (the drift check bounds stamps ahead, not late delivery), or makes a late
+        one harmless (the towers expire a replayed vehicle again at the next flush)."""
         dead = [k for k, e in self.entries.items() if e[2] is None and e[0] < horizon]
         for k in dead:
             del self.entries[k]
