@@ -36,6 +36,7 @@ from pipeline.shared.access import EtcdAccess
 from pipeline.shared.bounds import hazard_value_problem, id_problem
 from pipeline.shared.crdt import LWWMap, decode_as, encode_state
 from pipeline.shared.crdt.errors import CrdtError
+from towers.etcd_pages import iter_prefix
 from towers.hazard_retention import TOMBSTONE_KEEP_MS, prune_hazards
 from towers.staleness import LIMIT, note_first
 
@@ -172,8 +173,8 @@ def _cas_once(
 def read_namespaces(client: etcd3.Etcd3Client) -> dict[str, dict[str, dict[str, bytes]]]:
     """Every set of towers in etcd: app id → {"towers" | "regions" | "global": key tail → value}."""
     out: dict[str, dict[str, dict[str, bytes]]] = {}
-    for value, meta in client.get_prefix(f"{ROOT}/"):
-        parts = meta.key.decode()[len(ROOT) + 1 :].split("/", 2)
+    for key, value in iter_prefix(client, f"{ROOT}/"):
+        parts = key.decode(errors="replace")[len(ROOT) + 1 :].split("/", 2)
         if len(parts) >= 2:
             out.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2] if len(parts) > 2 else ""] = value
     return out

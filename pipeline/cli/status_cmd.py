@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import etcd3
 import grpc
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline.consistency.table import LIVE, live_ages
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import LWWMap, decode_state
+from pipeline.shared.crdt.errors import CrdtError
 from pipeline.shared.errors import StackError
 from towers.control_plane import close_client, open_client, read_namespaces
+from towers.etcd_pages import etcd_error, json_object
 
 __all__ = ["status"]
 
@@ -32,13 +34,15 @@ def status(ctx: typer.Context) -> None:
     try:
         spaces = read_namespaces(client)
     except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
-        raise StackError(f"etcd at {access} did not answer ({type(exc).__name__}): start the stack or "
-                         "fix ETCD_ENDPOINTS") from None  # fmt: skip
+        raise StackError(f"etcd at {access}: {etcd_error(exc)} (is the stack up? is ETCD_ENDPOINTS right?)") from None
     finally:
         close_client(client)
     alive = 0
     for app, keys in sorted(spaces.items()):
-        alive += _show(app, keys)
+        try:
+            alive += _show(app, keys)
+        except (ValueError, TypeError, KeyError, AttributeError, CrdtError) as exc:  # etcd is anyone's to write
+            out.print(f"[red]towers {escape(app[:80])}: what etcd holds for them is unreadable ({exc})[/]")
     if not spaces:
         out.print("no towers have registered in etcd")
     if not alive:
@@ -46,8 +50,8 @@ def status(ctx: typer.Context) -> None:
 
 
 def _show(app: str, keys: dict[str, dict[str, bytes]]) -> int:
-    towers = {name: json.loads(v) for name, v in keys.get("towers", {}).items()}
-    regions = {int(k): json.loads(v) for k, v in keys.get("regions", {}).items() if k.isdigit()}
+    towers = {name: json_object(v) for name, v in keys.get("towers", {}).items()}
+    regions = {int(k): json_object(v) for k, v in keys.get("regions", {}).items() if k.isdigit() and len(k) < 6}
     owners = {int(k.split("/")[0]): v.decode() for k, v in keys.get("regions", {}).items() if k.endswith("/owner")}
     raw_view = keys.get("global", {}).get("")
     view = decode_state(raw_view) if raw_view is not None else LWWMap()

@@ -30,6 +30,7 @@ from pipeline.shared.access import EtcdAccess
 from pipeline.shared.crdt import LWWMap, decode_as
 from pipeline.shared.crdt.errors import CrdtError
 from towers.control_plane import close_client, open_client, read_namespaces
+from towers.etcd_pages import etcd_error, json_object
 
 __all__ = ["TowersView"]
 
@@ -115,7 +116,7 @@ class TowersView:
                 try:
                     self.latest = {"sets": self._read(client), "etcd": "ok"}
                 except _ERRORS as exc:
-                    self.latest = {"sets": self.latest["sets"], "etcd": f"unreachable ({type(exc).__name__})"}
+                    self.latest = {"sets": self.latest["sets"], "etcd": f"unreachable ({etcd_error(exc)[:300]})"}
                 except Exception as exc:  # what etcd held could not be shown: say so, keep serving
                     self.latest = {"sets": self.latest["sets"], "etcd": f"unreadable ({type(exc).__name__})"}
                 self._stop.wait(self.interval_s)
@@ -126,10 +127,10 @@ class TowersView:
         out = []
         now = time.time() * 1000
         for app, keys in sorted(read_namespaces(client).items()):
-            towers = {name: _object(v) for name, v in keys.get("towers", {}).items()}
+            towers = {name: json_object(v) for name, v in keys.get("towers", {}).items()}
             if not towers:
                 continue  # a set of towers no longer running
-            regions = {int(k): _object(v) for k, v in keys.get("regions", {}).items() if k.isdigit() and len(k) < 6}
+            regions = {int(k): json_object(v) for k, v in keys.get("regions", {}).items() if k.isdigit() and len(k) < 6}
             try:
                 raw = keys.get("global", {}).get("")
                 view = decode_as(raw, LWWMap) if raw is not None else LWWMap()
@@ -181,12 +182,3 @@ def _region_row(r: int, s: dict[str, Any]) -> dict[str, Any]:
         "members": members if isinstance(members, int) else 0,
         "hazards": [h[:64] for h in hazards[:1000] if isinstance(h, str)] if isinstance(hazards, list) else [],
     }
-
-
-def _object(raw: Any) -> dict[str, Any]:
-    """A registration's JSON object; anything else reads as empty."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -15,6 +15,7 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.stack import Stack
 from towers.control_plane import close_client, open_client, read_namespaces
+from towers.etcd_pages import etcd_error
 
 __all__ = ["missing_now", "towers_missing", "wait_for_stack"]
 
@@ -44,7 +45,7 @@ def missing_now(settings: Settings, towers: bool) -> str | None:
     try:
         spaces = read_namespaces(client)
     except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
-        return f"etcd did not answer ({type(exc).__name__})"
+        return f"etcd: {etcd_error(exc)}"
     finally:
         close_client(client)
     return towers_missing(spaces, len(settings.corridor().regions))

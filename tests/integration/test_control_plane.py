@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -16,7 +17,8 @@ from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.config import Ports, Settings
 from pipeline.shared.crdt import LWWMap
 from pipeline.stack.etcd import EtcdServer
-from towers.control_plane import ControlPlane, cas_merge, close_client, read_view
+from tests.helpers import corridor
+from towers.control_plane import ControlPlane, cas_merge, close_client, namespace, read_namespaces, read_view
 
 pytestmark = pytest.mark.integration
 
@@ -130,3 +132,23 @@ def test_after_an_etcd_outage_the_global_view_converges_to_the_join(tmp_path: Pa
         b.stop()
         close_client(client)
         server.stop()
+
+
+def test_status_reads_namespaces_larger_than_one_grpc_message(etcd, cli_env) -> None:
+    """Old runs' keys (4.37 MB) passed gRPC's 4 MB limit for one response: `corridor status` said
+    "etcd did not answer (_InactiveRpcError)" while etcd answered. Read a page at a time now."""
+    app = f"big-{uuid.uuid4().hex[:8]}"
+    ns = namespace(app)
+    blob = b"x" * 1_000_000
+    try:
+        for i in range(10):  # 10 MB of keys
+            etcd.put(f"{ns}/junk/{i:02d}", blob)
+        etcd.put(f"{ns}/towers/worker-1", json.dumps({"worker": "worker-1", "regions": [4], "at_ms": 1}))
+        etcd.put(f"{ns}/regions/4", b"{not json")  # anyone can write here: unreadable, not a crash
+        spaces = read_namespaces(etcd)
+        assert len(spaces[app]["junk"]) == 10 and set(spaces[app]["towers"]) == {"worker-1"}
+        result = corridor(cli_env, "status")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "tower workers alive (1)" in result.stdout and "Traceback" not in result.stderr
+    finally:
+        etcd.delete_prefix(f"{ns}/")
