@@ -39,10 +39,17 @@ class TopicMismatchError(ConfigError):
     """A topic exists with another partition count: co-partitioning by region would break."""
 
 
+def _admin(kafka: Kafka) -> AdminClient:
+    """An admin client whose every failure comes back as an exception from its calls: librdkafka's
+    own log lines would only repeat them (and a client outliving a stopped broker would print each
+    refused reconnect)."""
+    return AdminClient(client_conf(kafka, {"log_level": 0}))
+
+
 def ensure_topics(bootstrap: Kafka, specs: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
     """Create the missing topics; return their names. Existing ones must match the declaration."""
     specs = list(specs)
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as exc:
@@ -91,7 +98,7 @@ def _wait_for_logs(bootstrap: Kafka, partitions: dict[str, int], timeout: float)
 
 
 def delete_topics(bootstrap: Kafka, names: Iterable[str], timeout: float = 30.0) -> None:
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     futures = admin.delete_topics(list(names), operation_timeout=timeout)
     for fut in futures.values():
         try:
@@ -104,7 +111,7 @@ def delete_topics(bootstrap: Kafka, names: Iterable[str], timeout: float = 30.0)
 def delete_prefixed(bootstrap: Kafka, prefix: str, timeout: float = 30.0) -> list[str]:
     """Delete every topic named `<prefix>.…` or `<prefix>-…` (a bench's or a run's topics and its
     towers' changelogs); returns their names."""
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     names = [t for t in admin.list_topics(timeout=timeout).topics if t.startswith((f"{prefix}.", f"{prefix}-"))]
     if names:
         delete_topics(bootstrap, names, timeout)
@@ -115,7 +122,7 @@ def delete_groups(bootstrap: Kafka, groups: Iterable[str], timeout: float = 30.0
     """Delete consumer groups (and their committed offsets); a group that does not exist is fine. A
     group still holding a member (one that died without leaving stays until its session times out,
     or a rebalance is finishing) is tried again until `timeout`; then the error is raised."""
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     pending, deadline = list(groups), time.monotonic() + timeout
     while pending:
         busy = []
@@ -157,7 +164,7 @@ def committed_offsets(bootstrap: Kafka, group: str, topic: str, partitions: int)
     with `end_offsets`, how far behind the group is."""
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     query = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
     out = [0] * partitions
     for fut in admin.list_consumer_group_offsets([query]).values():
@@ -181,7 +188,7 @@ def start_group_at_end(
 
     topics = list(topics)
     wanted = {(t, p): end for t in topics for p, end in enumerate(end_offsets(bootstrap, t, partitions))}
-    admin = AdminClient(client_conf(bootstrap, {"log_level": 3}))
+    admin = _admin(bootstrap)
     deadline = time.monotonic() + timeout
     problem = "no answer"
     while time.monotonic() < deadline:
@@ -214,7 +221,7 @@ def ensure_acls(kafka: Kafka, grants: Iterable[KafkaGrant], timeout: float = 30.
         for op in g.operations:
             bindings.append(AclBinding(resource, g.name, pattern, f"User:{g.role.value}", "*", AclOperation[op],
                                        AclPermissionType.ALLOW))  # fmt: skip
-    admin = AdminClient(client_conf(kafka, {"log_level": 3}))
+    admin = _admin(kafka)
     for binding, fut in admin.create_acls(bindings, request_timeout=timeout).items():
         try:
             fut.result(timeout)

@@ -111,6 +111,13 @@ class TelemetrySink:
     def poll(self) -> None:
         self._producer.poll(0)
 
+    def close(self) -> None:
+        """Let the producer go now (it holds this sink's delivery callback: a cycle, which only the
+        garbage collector would break, after the broker had gone and librdkafka had printed each refused
+        reconnect). Call `flush` first for what is queued."""
+        if hasattr(self, "_producer"):
+            del self._producer
+
     def flush(self, timeout_s: float = 60.0) -> None:
         """Wait for every queued record's acknowledgement; raise if any was lost or is still pending."""
         deadline = time.monotonic() + timeout_s

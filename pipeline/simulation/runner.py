@@ -89,6 +89,11 @@ class _Run:
     etcd_attached: bool = True  # how the stopped etcd had been started: restarted the same way
     hazard_hlcs: set[int] = field(default_factory=set)
 
+    def close(self) -> None:
+        """Let the hazard producer go before the broker does (see `TelemetrySink.close`)."""
+        if hasattr(self, "producer"):
+            del self.producer
+
     def play(self, sim_s: float) -> None:
         """Fire every event due at `sim_s` (called before each tick)."""
         while self.pending and self.pending[0].at_s <= sim_s:
@@ -275,12 +280,15 @@ def run_scenario(
             listener = AdvisoryListener(settings.kafka(Role.VEHICLE), topics.advisories, topics.regions,
                                         keep_history=True)  # fmt: skip
             cleanup.callback(listener.close)
-        producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True,
-                             "linger.ms": 0, "log_level": 3}))  # fmt: skip
         recorder = Recorder(topics.regions)
-        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder, producer, radio=link,
-                   pending=list(scenario.events))  # fmt: skip
+        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder,
+                   Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True, "linger.ms": 0,
+                                                                        "log_level": 3})),
+                   radio=link, pending=list(scenario.events))  # fmt: skip
+        cleanup.callback(run.close)  # before the broker stops (callbacks run last-registered first)
         sink: TelemetrySink | RadioLink = link if link is not None else TelemetrySink(settings.kafka(Role.VEHICLE))
+        if isinstance(sink, TelemetrySink):
+            cleanup.callback(sink.close)
         stats = DriveStats()
         behind = BehindSampler(workers)
 
