@@ -118,6 +118,16 @@ def delete_prefixed(bootstrap: Kafka, prefix: str, timeout: float = 30.0) -> lis
     return names
 
 
+def list_topic_names(bootstrap: Kafka, timeout: float = 30.0) -> list[str]:
+    return list(_admin(bootstrap).list_topics(timeout=timeout).topics)
+
+
+def list_groups(bootstrap: Kafka, timeout: float = 30.0) -> list[str]:
+    """Every consumer group's id."""
+    admin = _admin(bootstrap)  # held until the answer is in: a client collected meanwhile never gives it
+    return [g.group_id for g in admin.list_consumer_groups(request_timeout=timeout).result(timeout).valid]
+
+
 def delete_groups(bootstrap: Kafka, groups: Iterable[str], timeout: float = 30.0) -> None:
     """Delete consumer groups (and their committed offsets); a group that does not exist is fine. A
     group still holding a member (one that died without leaving stays until its session times out,

@@ -23,6 +23,7 @@ from pipeline.analytics.jars import connector_jars
 from pipeline.analytics.job import AnalyticsConfig, run_job
 from pipeline.bench.timing import percentile
 from pipeline.bench.towers import _drain, tower_worker
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
@@ -107,7 +108,7 @@ def run_analytics(settings: Settings, quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for part, (vehicles, seconds) in (("throughput", (20_000, 30 if quick else 90)),
                                       ("delay", (2_000, 40 if quick else 90))):  # fmt: skip
-        topics = Topics(regions=len(corridor.regions), prefix=f"ba{uuid.uuid4().hex[:6]}")
+        topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("ba"))
         ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
         try:
             with tempfile.TemporaryDirectory(prefix="corridor-bench-analytics-") as tmp:

@@ -14,6 +14,7 @@ import numpy as np
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import delete_topics, ensure_topics
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
@@ -162,7 +163,7 @@ def run_broker(settings: Settings, quick: bool = False) -> dict[str, Any]:
     records = 300_000 if quick else 2_000_000
     values = telemetry_sample()
     size = round(sum(map(len, values)) / len(values))
-    prefix = f"raw{uuid.uuid4().hex[:6]}"
+    prefix = scratch_prefix("raw")
     tool_topic, bare_topic = f"{prefix}.kafka-tools", f"{prefix}.confluent"
     bootstrap = settings.bootstrap_servers
     ensure_topics(bootstrap, [TopicSpec(t, PARTITIONS) for t in (tool_topic, bare_topic)])

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
 import etcd3
 
 from pipeline.bench.timing import percentile
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.crdt import LWWMap
 from pipeline.shared.crdt.hlc import HybridClock
-from towers.control_plane import cas_merge
+from towers.control_plane import ROOT, cas_merge
 
 __all__ = ["run_control"]
 
@@ -30,7 +30,7 @@ def run_control(host: str, port: int, towers: int = 12, interval_s: float = 1.0,
 def _run(host: str, port: int, towers: int, interval_s: float, rounds: int, spread: bool) -> dict[str, Any]:
     """`spread`: each tower's timer has its own phase, as independent workers' timers do; otherwise
     all twelve write at the same instant every interval (the worst case)."""
-    key = f"/bench/{uuid.uuid4().hex[:8]}/global"
+    key = f"{ROOT}/{scratch_prefix('cas')}/global"  # deleted with the bench's keys
     retries: list[int] = []
     late: list[float] = []
     lock = threading.Lock()

@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import client_conf
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
@@ -46,7 +47,7 @@ def _agree(pages: list[dict[str, Any]], regions: int, since_resume_ms: int, hid:
 def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str, Any]:
     corridor = load_corridor()
     stall_s = 8.0 if quick else 30.0
-    topics = Topics(regions=len(corridor.regions), prefix=f"bc{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bc"))
     ensure_topics(bootstrap, topics.specs())
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
            "ETCD_ENDPOINTS": etcd, "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip

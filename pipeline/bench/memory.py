@@ -8,11 +8,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.topics import Topics
@@ -26,7 +26,7 @@ __all__ = ["run_memory"]
 
 def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
     seconds = 10 if quick else 30
-    topics = Topics(regions=len(load_corridor().regions), prefix=f"bm{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(load_corridor().regions), prefix=scratch_prefix("bm"))
     ensure_topics(bootstrap, topics.specs())
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ETCD_ENDPOINTS": etcd,
            "CORRIDOR_TOPIC_PREFIX": topics.prefix}  # fmt: skip

@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.bench.radio_downlink import MODES, measure_downlink
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import HybridClock
@@ -194,7 +195,7 @@ def _connections(settings: Settings, n: int, broker_pid: int | None) -> dict[str
 def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
     """A broker of the bench's own on the MQTT port (or the user's, with MQTT_URL)."""
     n = 20_000 if quick else 100_000
-    prefix = f"bm{uuid.uuid4().hex[:6]}"
+    prefix = scratch_prefix("bm")
     bench = replace(settings, topic_prefix=prefix)
     topics = bench.topics(len(load_corridor().regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())

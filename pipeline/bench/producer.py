@@ -4,10 +4,10 @@ for 20,000 vehicles; ≥ 50,000 telemetry messages/s encoded, delivered and ackn
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.topics import Topics
 from producers.drive import DriveConfig, WireFormat, drive
@@ -28,7 +28,7 @@ def run_fleet(vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
 
 
 def run_producer(bootstrap: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
-    topics = Topics(regions=9, prefix=f"bench{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=9, prefix=scratch_prefix("bench"))
     ensure_topics(bootstrap, topics.specs())
     out: dict[str, Any] = {"vehicles": vehicles}
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.topics import Topics
@@ -51,7 +52,7 @@ def _build_tables(bootstrap: str, topics: Topics, app: str, worker: TowerProcess
 
 def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) -> dict[str, Any]:
     corridor = load_corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=f"br{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("br"))
     ensure_topics(bootstrap, topics.specs())
     suffix = f"-r{uuid.uuid4().hex[:4]}"
     app_env = {"CORRIDOR_TOWER_APP_SUFFIX": suffix, "CORRIDOR_TOWER_ETCD": "0"}

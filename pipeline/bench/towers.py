@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
+from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import client_conf
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import unpack
@@ -105,7 +106,7 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
     corridor = load_corridor()
     # Enough updates for a drain of several seconds at the target rate (the progress page is polled).
     vehicles, seconds = (20_000, 30) if quick else (20_000, 120)
-    topics = Topics(regions=len(corridor.regions), prefix=f"bt{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bt"))
     ensure_topics(bootstrap, topics.specs())
     out: dict[str, Any] = {"vehicles": vehicles}
     try:
@@ -153,7 +154,7 @@ def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1
     out: dict[str, Any] = {}
     loads = loads[:2] if quick else loads
     for load in loads:
-        topics = Topics(regions=len(corridor.regions), prefix=f"bl{uuid.uuid4().hex[:6]}")
+        topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bl"))
         ensure_topics(bootstrap, topics.specs())
         with tempfile.TemporaryDirectory() as tmp:
             worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {}, 0).start()

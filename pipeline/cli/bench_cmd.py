@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from pipeline.bench.report import derive, machine, render, write_json
+from pipeline.leftovers import owned
 from pipeline.shared.errors import ConfigError
 from pipeline.stack import Stack
 
@@ -165,6 +166,8 @@ def bench(
     with contextlib.ExitStack() as resources:
         if NEEDS_STACK & set(chosen):
             resources.enter_context(Stack(ctx.obj, attached=True))
+            # every section's topics, groups and etcd keys are named under this prefix (`scratch_prefix`)
+            resources.enter_context(owned(ctx.obj, "bench"))
         durations: dict[str, float] = {}
         for section in chosen:
             out.print(f"[bold]bench[/] {section} …")

@@ -27,8 +27,9 @@ from typing import Any
 import etcd3
 from confluent_kafka import Producer
 
-from pipeline.admin import declare, delete_prefixed
+from pipeline.admin import declare
 from pipeline.consistency.linearizability import Attempt, Version, check
+from pipeline.leftovers import owned, scratch_prefix
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
@@ -342,7 +343,7 @@ class Plan:
 def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path | None = None) -> dict[str, Any]:
     plan = plan or Plan()
     corridor = settings.corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=f"bk{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bk"))
     declare(settings, topics)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
            **settings.security_env(),
@@ -351,12 +352,11 @@ def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path 
     etcd_access = settings.etcd(Role.ADMIN)
     stack = Stack(settings, attached=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
-        # Undone last-registered first: the workers stop, then their etcd keys go, then their topics.
-        cleanup.callback(delete_prefixed, settings.kafka(Role.ADMIN), topics.prefix)
+        # Undone last-registered first: the workers stop, then their topics, group and etcd keys go.
+        cleanup.enter_context(owned(settings, "consistency", topics.prefix))
         etcd = open_client(etcd_access, 5)
         ns = namespace(app_id(topics.prefix))
         cleanup.callback(close_client, etcd)
-        cleanup.callback(lambda: etcd.delete_prefix(f"{ns}/"))
         workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}", switches=True)
                    for i in range(2)]  # fmt: skip
         for w in workers:

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from pipeline.admin import declare, delete_prefixed, end_offsets
+from pipeline.admin import declare, end_offsets
 from pipeline.bench.timing import percentile
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.drill.hostile import HostileSender
+from pipeline.leftovers import owned, scratch_prefix
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import pack
@@ -597,7 +598,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
     if (why := spec.unavailable()) is not None:
         raise ConfigError(why)
     corridor = settings.corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=f"drill{uuid.uuid4().hex[:6]}")
+    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("drill"))
     app = app_id(topics.prefix)
     # The workers stop (and a drill's small disk is unmounted) before their directory is deleted.
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
@@ -605,7 +606,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         cleanup.callback(stack.stop_started)
         stack.up()
         declare(settings, topics)
-        cleanup.callback(delete_prefixed, settings.kafka(Role.ADMIN), topics.prefix)
+        cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, **settings.security_env(),
                "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
                "CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,14 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
-from pipeline.admin import declare, delete_groups, delete_prefixed, end_offsets, start_group_at_end
+from pipeline.admin import declare, end_offsets, start_group_at_end
 from pipeline.analytics.report import analytics_summary, draw_heatmap, draw_travel_times
 from pipeline.analytics.segments import WINDOW_MS
 from pipeline.analytics.stats_topic import read_stats
 from pipeline.bench.timing import percentile
 from pipeline.consistency.table import staleness_table
+from pipeline.leftovers import owned
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import HybridClock, unpack
@@ -46,7 +46,6 @@ from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink, Uplink
 from towers.config import TowerConfig, app_id
-from towers.control_plane import delete_namespace
 from towers.rules import hazard_advice
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
@@ -231,8 +230,9 @@ def run_scenario(
         towers_app = app_id(settings.topic_prefix, f"-{run_id}")
         workdir = settings.state_dir.resolve() / "runs" / run_id
         if not external_towers and not keep_state:
-            # After the workers stop (callbacks run last-registered first): nothing a later run could pick up.
-            cleanup.callback(_forget_run, settings, towers_app, workdir)
+            # After the workers stop (callbacks run last-registered first): nothing a later run could
+            # pick up: its changelogs, group, etcd keys and worker data, deleted however the run ends.
+            cleanup.enter_context(owned(settings, "run", towers_app, (workdir,)))
         if not external_towers:
             start_group_at_end(
                 admin,
@@ -370,22 +370,6 @@ def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[
         "advisory_mean_ms": {"end_to_end": round(total_mean, 1), "uplink": up_mean,
                              "rest": round(total_mean - up_mean, 1)},
     }  # fmt: skip
-
-
-def _forget_run(settings: Settings, towers_app: str, workdir: Path) -> None:
-    # short waits: a cluster that does not answer within seconds at the end of a run is gone, and
-    # Ctrl-C cannot cut short a wait inside librdkafka
-    try:
-        delete_prefixed(settings.kafka(Role.ADMIN), towers_app, timeout=10)
-        # a worker stopped the hard way stays a member until its session times out (10 s by default)
-        delete_groups(settings.kafka(Role.ADMIN), [towers_app], timeout=25)
-    except KafkaException as exc:  # said, and the rest is still cleaned up
-        print(
-            f"corridor: the run's changelog topics and group {towers_app} could not be deleted: {exc}", file=sys.stderr
-        )
-    with contextlib.suppress(Exception):  # etcd stopped by a scenario and not back: nothing to delete
-        delete_namespace(settings.etcd(Role.ADMIN), towers_app)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 class BehindSampler:

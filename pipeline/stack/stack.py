@@ -8,6 +8,7 @@ started is stopped again before the error propagates, so a failed start leaves n
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -83,6 +84,10 @@ class Stack:
         except BaseException:
             self.stop_started()
             raise
+        from pipeline.leftovers import sweep  # it uses the stack: imported when one is up
+
+        for prefix in sweep(s):
+            print(f"corridor: deleted what {prefix} left behind (its process had died)", file=sys.stderr)
         return self.status()
 
     def stop_started(self) -> None:

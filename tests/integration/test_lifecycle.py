@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -10,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.admin import list_groups, list_topic_names
+from pipeline.shared.access import Role
+from pipeline.shared.config import Settings
 from pipeline.stack import Stack
 from pipeline.stack.process import pid_alive
+from tests.helpers import corridor
+from towers.control_plane import ROOT, close_client, open_client
+from towers.etcd_pages import iter_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +31,19 @@ speedup: 1
 duration_s: 300
 workers: 2
 """
+
+
+def runs_left(settings: Settings, prefix: str) -> list[str]:
+    """Topics, consumer groups and etcd namespaces of simulation runs' towers."""
+    run = re.compile(rf"{re.escape(prefix)}-towers-\d{{8}}-\d{{6}}")
+    kafka = settings.kafka(Role.ADMIN)
+    names = [*list_topic_names(kafka), *list_groups(kafka)]
+    client = open_client(settings.etcd(Role.ADMIN), 5)
+    try:
+        names += [k.decode() for k, _ in iter_prefix(client, f"{ROOT}/")]
+    finally:
+        close_client(client)
+    return [n for n in names if run.search(n)]
 
 
 def children_of(pid: int) -> set[int]:
@@ -75,6 +95,56 @@ def test_a_simulations_tower_workers_die_with_it(
             time.sleep(0.2)
         left = {p: cmdline(p)[:80] for p in started if pid_alive(p)}
         assert not left, f"still running after the command got {sig.name}: {left}"
+        # and what its towers made (changelogs, group, etcd keys) goes: at once when it could clean
+        # up, at the next command that brings the stack up when it was killed
+        prefix = cli_env.get("CORRIDOR_TOPIC_PREFIX", "corridor")
+        if sig == signal.SIGKILL:
+            assert runs_left(stack.settings, prefix), "killed: nothing of its towers' was deleted yet"
+        up = corridor(cli_env, "stack", "up")
+        assert up.returncode == 0, up.stderr
+        assert not runs_left(stack.settings, prefix), f"left by a run that got {sig.name}"
+        if sig == signal.SIGKILL:
+            assert "left behind (its process had died)" in up.stderr
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def bench_left(settings: Settings) -> list[str]:
+    kafka = settings.kafka(Role.ADMIN)
+    names = [*list_topic_names(kafka), *list_groups(kafka)]
+    client = open_client(settings.etcd(Role.ADMIN), 5)
+    try:
+        names += [k.decode() for k, _ in iter_prefix(client, f"{ROOT}/bench-")]
+    finally:
+        close_client(client)
+    return [n for n in names if n.startswith(("bench-", f"{ROOT}/bench-"))]
+
+
+def test_what_a_killed_bench_made_goes_at_the_next_command_that_brings_the_stack_up(
+    stack: Stack, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Benches and drills killed on the way had left 20 namespaces in etcd and 35 topics."""
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "bench", "--quick", "--only", "towers", "--output", str(tmp_path / "b")],
+        env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        made: list[str] = []
+        while time.monotonic() < deadline and bench.poll() is None:
+            made = bench_left(stack.settings)
+            if any(n.startswith(ROOT) for n in made):  # its tower worker registered: topics, group, keys
+                break
+            time.sleep(1.0)
+        assert any(n.startswith(ROOT) for n in made), f"the bench made no etcd keys in time: {made}"
+        bench.kill()
+        bench.wait(30)
+        assert bench_left(stack.settings), "killed: nothing of it was deleted yet"
+        up = corridor(cli_env, "stack", "up")
+        assert up.returncode == 0, up.stderr
+        assert not bench_left(stack.settings)
+        assert "left behind (its process had died)" in up.stderr
+    finally:
+        if bench.poll() is None:
+            bench.kill()
