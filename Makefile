@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
 FUZZ   := $(VENV)/.installed-fuzz
+DOCS   := $(VENV)/.installed-docs
 
-.PHONY: install run smoke test lint fuzz bench images k8s-e2e clean
+.PHONY: install run smoke test lint fuzz docs bench images k8s-e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("corridor needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -30,6 +31,14 @@ $(FUZZ): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,fuzz]'
 	@touch $(FUZZ)
 
+$(DOCS): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,docs]'
+	@touch $(DOCS)
+
+# The manual (docs/) as a site in site/; strict: a broken link or a page missing from the nav fails it.
+docs: $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # Coverage-guided fuzzing of the decoders (atheris), 60 s a target; an input that breaks one is kept
 # under tests/fuzz/regressions/, which `make test` replays.
 fuzz: $(FUZZ)
@@ -50,7 +59,7 @@ test: $(SPARK) lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) .corridor .pytest_cache .ruff_cache .mypy_cache .hypothesis site
 
 bench: $(STAMP)
 	$(BIN)/corridor bench

@@ -120,7 +120,7 @@ def _ms(v: int | None) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], workers: int) -> list[str]:
-    """The table as Markdown lines (the report's and the README's)."""
+    """The table as Markdown lines (the report's and docs/consistency.md's)."""
     lines = [
         f"Measured across {workers} tower worker(s); staleness in ms (p50 / p99 / max, n samples).",
         "",

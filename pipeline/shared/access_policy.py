@@ -1,6 +1,6 @@
 """Who may do what: every Kafka ACL and etcd role corridor grants, in one place.
 
-The embedded secure stack applies these grants, the README's table is this list, and the Strimzi
+The embedded secure stack applies these grants, the manual's table (docs/security.md) is this list, and the Strimzi
 `KafkaUser` manifests are checked against it. Least privilege: each role gets the operations its
 clients perform and nothing else; the admin principal is the broker's only super user besides
 the broker itself.
@@ -80,7 +80,7 @@ def _star(grant: KafkaGrant) -> str:
 
 
 def policy_table(topics: Topics) -> str:
-    """The grants as the README's Markdown table (a test keeps the README's copy equal)."""
+    """The grants as the manual's Markdown table (a test keeps docs/security.md's copy equal)."""
     rows = ["| principal | Kafka (ACLs) | etcd |", "|---|---|---|"]
     etcd = {g.role: f"{g.permission} `{g.prefix}`" for g in ETCD_GRANTS}
     rows.append("| `admin` | super user: declares topics and ACLs, drives scenarios | etcd's `root` |")

@@ -100,7 +100,7 @@ def test_the_live_page_shows_vehicles_moving_a_reported_hazard_its_advice_and_th
             page.wait_for_function("() => dash.snapshot.rows.some(r => r[5] !== '')", timeout=10_000)
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
-            if target := os.environ.get("CORRIDOR_SCREENSHOT"):  # the README's picture, on request
+            if target := os.environ.get("CORRIDOR_SCREENSHOT"):  # docs/images/live-page.png, on request
                 shutil.copy(shot, target)
             browser.close()
         assert shown_after_s <= 2.0

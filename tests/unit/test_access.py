@@ -132,11 +132,11 @@ def test_etcd_access_without_tls_is_plain_http() -> None:
     assert access.client_kwargs() == {"host": "127.0.0.1", "port": 2379}
 
 
-def test_the_readmes_table_of_principals_is_the_policy() -> None:
+def test_the_manuals_table_of_principals_is_the_policy() -> None:
     from pipeline.shared.access_policy import policy_table
     from tests.conftest import REPO
 
-    assert policy_table(TOPICS) in (REPO / "README.md").read_text(), "README's Security table: regenerate it"
+    assert policy_table(TOPICS) in (REPO / "docs" / "security.md").read_text(), "the manual's table: regenerate it"
 
 
 def test_java_clients_get_the_same_identity_and_the_login_module_of_its_mechanism() -> None:
