@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 from pipeline.admin import committed_offsets, end_offsets
 from pipeline.ports import free_ports, is_free
 from pipeline.shared.access import Kafka, client_conf
+from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.process import die_with_parent
 
@@ -33,6 +34,19 @@ __all__ = [
     "wait_for_assignment",
     "wait_until_written",
 ]
+
+
+def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a tower worker or gateway starts with: this process's, pointed at the stack
+    of `settings` (its security material included), topics under `prefix` (the settings' own by default)."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "ETCD_ENDPOINTS": settings.etcd_servers,
+        "CORRIDOR_TOPIC_PREFIX": prefix or settings.topic_prefix,
+        **settings.security_env(),
+        **(extra or {}),
+    }
 
 
 def fetch_page(port: int, name: str = "state", timeout: float = 5.0) -> dict[str, Any] | None:

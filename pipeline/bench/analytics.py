@@ -59,7 +59,7 @@ def _throughput(settings: Settings, topics: Topics, vehicles: int, seconds: int,
                            "spark_stats_records": sink.rows_out}  # fmt: skip
     # as the towers section drains: old records advised as live ones (no trigger age bound)
     app_env = {"CORRIDOR_TOWER_APP_SUFFIX": f"-ba{uuid.uuid4().hex[:4]}", "CORRIDOR_TOWER_MAX_TRIGGER_AGE_S": "3600"}
-    worker = tower_worker(settings.bootstrap_servers, topics.prefix, work, app_env, 0)
+    worker = tower_worker(settings, topics.prefix, work, app_env, 0)
     worker.start()
     try:
         out["tower_worker_updates_per_s"] = round(_drain([worker], stats.updates, timeout=300))

@@ -7,7 +7,6 @@ knows the hazard reported during the stall.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
 import time
@@ -20,11 +19,12 @@ from confluent_kafka import Producer
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import client_conf
+from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
-from pipeline.workers import TowerProcess, wait_for_assignment
+from pipeline.workers import TowerProcess, wait_for_assignment, worker_env
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
@@ -44,13 +44,13 @@ def _agree(pages: list[dict[str, Any]], regions: int, since_resume_ms: int, hid:
     return True
 
 
-def run_convergence(bootstrap: str, etcd: str, quick: bool = False) -> dict[str, Any]:
+def run_convergence(settings: Settings, quick: bool = False) -> dict[str, Any]:
+    bootstrap = settings.bootstrap_servers
     corridor = load_corridor()
     stall_s = 8.0 if quick else 30.0
     topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bc"))
     ensure_topics(bootstrap, topics.specs())
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
-           "ETCD_ENDPOINTS": etcd, "CORRIDOR_TOWER_OFFSET_RESET": "earliest"}  # fmt: skip
+    env = worker_env(settings, topics.prefix, {"CORRIDOR_TOWER_OFFSET_RESET": "earliest"})
     with tempfile.TemporaryDirectory() as tmp:
         workers = [TowerProcess(env, Path(tmp) / f"d{i}", Path(tmp) / f"w{i}.log", name=f"worker {i}",
                                 switches=True).start()

@@ -3,7 +3,6 @@ process of its own) and of one tower worker serving every region while it runs."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -13,28 +12,29 @@ from typing import Any
 
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.leftovers import scratch_prefix
+from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.topics import Topics
 from pipeline.stack.process import die_with_parent
-from pipeline.workers import peak_rss_mib
+from pipeline.workers import peak_rss_mib, worker_env
 
 from .towers import tower_worker
 
 __all__ = ["run_memory"]
 
 
-def run_memory(bootstrap: str, etcd: str, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
+def run_memory(settings: Settings, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
+    bootstrap = settings.bootstrap_servers
     seconds = 10 if quick else 30
     topics = Topics(regions=len(load_corridor().regions), prefix=scratch_prefix("bm"))
     ensure_topics(bootstrap, topics.specs())
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "ETCD_ENDPOINTS": etcd,
-           "CORRIDOR_TOPIC_PREFIX": topics.prefix}  # fmt: skip
+    env = worker_env(settings, topics.prefix)
     corridor_cli = Path(sys.executable).with_name("corridor")
     argv = [str(corridor_cli), "produce", "--vehicles", str(vehicles), "--duration", str(seconds), "--speedup", "1"]
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {"ETCD_ENDPOINTS": etcd}, 0).start()
+            worker = tower_worker(settings, topics.prefix, Path(tmp), {}, 0).start()
             try:
                 worker.wait_ready(topics.regions)
                 with open(Path(tmp) / "producer.log", "wb") as log:

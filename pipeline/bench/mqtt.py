@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import os
 import selectors
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.mqtt import MqttBroker
 from pipeline.stack.process import die_with_parent
-from pipeline.workers import GatewayProcess, peak_rss_mib
+from pipeline.workers import GatewayProcess, peak_rss_mib, worker_env
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
 
@@ -199,7 +198,7 @@ def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
     bench = replace(settings, topic_prefix=prefix)
     topics = bench.topics(len(load_corridor().regions))
     ensure_topics(settings.bootstrap_servers, topics.specs())
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CORRIDOR_TOPIC_PREFIX": prefix}
+    env = worker_env(settings, prefix)
     broker = MqttBroker(settings)
     started = False if settings.mqtt_external else broker.start(attached=True)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.leftovers import scratch_prefix
+from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.topics import Topics
@@ -50,7 +51,8 @@ def _build_tables(bootstrap: str, topics: Topics, app: str, worker: TowerProcess
     return digests
 
 
-def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) -> dict[str, Any]:
+def _recover_once(settings: Settings, vehicles: int, seconds: int, workdir: Path) -> dict[str, Any]:
+    bootstrap = settings.bootstrap_servers
     corridor = load_corridor()
     topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("br"))
     ensure_topics(bootstrap, topics.specs())
@@ -58,7 +60,7 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
     app_env = {"CORRIDOR_TOWER_APP_SUFFIX": suffix, "CORRIDOR_TOWER_ETCD": "0"}
     changelogs = changelog_topics(app_id(topics.prefix, suffix))
     try:
-        first = tower_worker(bootstrap, topics.prefix, workdir / "first", app_env, 0).start()
+        first = tower_worker(settings, topics.prefix, workdir / "first", app_env, 0).start()
         try:
             first.wait_ready(topics.regions)
             before = _build_tables(bootstrap, topics, app_id(topics.prefix, suffix), first, vehicles, seconds)
@@ -67,7 +69,7 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
         stored = sum(d["vehicles"] for d in before.values())
         changelog = sum(sum(end_offsets(bootstrap, t, topics.regions)) for t in changelogs)
         t0 = time.monotonic()
-        second = tower_worker(bootstrap, topics.prefix, workdir / "second", app_env, 1).start()
+        second = tower_worker(settings, topics.prefix, workdir / "second", app_env, 1).start()
         try:
             second.wait_ready(topics.regions, timeout=120)
             recovered_s = time.monotonic() - t0
@@ -92,10 +94,10 @@ def _recover_once(bootstrap: str, vehicles: int, seconds: int, workdir: Path) ->
     }
 
 
-def run_recovery(bootstrap: str, quick: bool = False) -> dict[str, Any]:
+def run_recovery(settings: Settings, quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     sizes = (10_000,) if quick else (10_000, 100_000)
     with tempfile.TemporaryDirectory() as tmp:
         for vehicles in sizes:
-            out[f"vehicles_{vehicles}"] = _recover_once(bootstrap, vehicles, 3, Path(tmp) / str(vehicles))
+            out[f"vehicles_{vehicles}"] = _recover_once(settings, vehicles, 3, Path(tmp) / str(vehicles))
     return out

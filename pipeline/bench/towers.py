@@ -8,7 +8,6 @@ Issue targets: one worker ≥ 250,000 vehicle updates/s on frames; hazard → ad
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -22,12 +21,13 @@ from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.bench.timing import percentile
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import client_conf
+from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
-from pipeline.workers import TowerProcess
+from pipeline.workers import TowerProcess, worker_env
 from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
@@ -70,9 +70,8 @@ def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = 
     return asyncio.run(run())
 
 
-def tower_worker(bootstrap: str, prefix: str, workdir: Path, extra: dict[str, str], i: int) -> TowerProcess:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "CORRIDOR_TOPIC_PREFIX": prefix,
-           "CORRIDOR_TOWER_OFFSET_RESET": "earliest", **extra}  # fmt: skip
+def tower_worker(settings: Settings, prefix: str, workdir: Path, extra: dict[str, str], i: int) -> TowerProcess:
+    env = worker_env(settings, prefix, {"CORRIDOR_TOWER_OFFSET_RESET": "earliest", **extra})
     return TowerProcess(env, workdir / f"data{i}", workdir / f"worker{i}.log", name=f"bench worker {i}")
 
 
@@ -102,7 +101,8 @@ def _drain(workers: list[TowerProcess], total: int, timeout: float, idle_s: floa
     return (last_done - n0) / max(last_t - t0, 1e-6)
 
 
-def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
+def run_throughput(settings: Settings, quick: bool = False) -> dict[str, Any]:
+    bootstrap = settings.bootstrap_servers
     corridor = load_corridor()
     # Enough updates for a drain of several seconds at the target rate (the progress page is polled).
     vehicles, seconds = (20_000, 30) if quick else (20_000, 120)
@@ -127,7 +127,7 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
                 # every update is advised as live traffic is (measured: the bound alone adds ≈ 30 %).
                 app_env = {"CORRIDOR_TOWER_APP_SUFFIX": f"-b{n}-{uuid.uuid4().hex[:4]}",
                            "CORRIDOR_TOWER_MAX_TRIGGER_AGE_S": "3600"}  # fmt: skip
-                workers = [tower_worker(bootstrap, topics.prefix, Path(tmp), app_env, i).start() for i in range(n)]
+                workers = [tower_worker(settings, topics.prefix, Path(tmp), app_env, i).start() for i in range(n)]
                 try:
                     out[f"workers_{n}_updates_per_s"] = _drain(workers, total, timeout=300)
                 finally:
@@ -147,17 +147,20 @@ def run_throughput(bootstrap: str, quick: bool = False) -> dict[str, Any]:
     return out
 
 
-def run_latency(bootstrap: str, quick: bool = False, loads: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000)) -> dict:
+def run_latency(
+    settings: Settings, quick: bool = False, loads: tuple[int, ...] = (1_000, 5_000, 10_000, 20_000)
+) -> dict:
     """Hazard → advisory latency, wall clock from the hazard's send to the vehicle's receipt, at each
     background load of vehicle updates/s (vehicles at 1 Hz, real time)."""
     corridor = load_corridor()
+    bootstrap = settings.bootstrap_servers
     out: dict[str, Any] = {}
     loads = loads[:2] if quick else loads
     for load in loads:
         topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bl"))
         ensure_topics(bootstrap, topics.specs())
         with tempfile.TemporaryDirectory() as tmp:
-            worker = tower_worker(bootstrap, topics.prefix, Path(tmp), {}, 0).start()
+            worker = tower_worker(settings, topics.prefix, Path(tmp), {}, 0).start()
             try:
                 out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 12 if quick else 30)
             finally:

@@ -48,25 +48,25 @@ def _producer(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 def _towers(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.towers import run_throughput
 
-    return run_throughput(ctx.obj.bootstrap_servers, quick=quick)
+    return run_throughput(ctx.obj, quick=quick)
 
 
 def _latency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.towers import run_latency
 
-    return run_latency(ctx.obj.bootstrap_servers, quick=quick)
+    return run_latency(ctx.obj, quick=quick)
 
 
 def _recovery(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.recovery import run_recovery
 
-    return run_recovery(ctx.obj.bootstrap_servers, quick=quick)
+    return run_recovery(ctx.obj, quick=quick)
 
 
 def _memory(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.memory import run_memory
 
-    return run_memory(ctx.obj.bootstrap_servers, ctx.obj.etcd_servers, quick=quick)
+    return run_memory(ctx.obj, quick=quick)
 
 
 def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _control(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 def _convergence(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.convergence import run_convergence
 
-    return run_convergence(ctx.obj.bootstrap_servers, ctx.obj.etcd_servers, quick=quick)
+    return run_convergence(ctx.obj, quick=quick)
 
 
 def _peak(ctx: typer.Context, quick: bool) -> dict[str, Any]:

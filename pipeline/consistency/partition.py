@@ -39,7 +39,7 @@ from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
-from pipeline.workers import TowerProcess, wait_for_assignment
+from pipeline.workers import TowerProcess, wait_for_assignment, worker_env
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
@@ -345,10 +345,8 @@ def run_consistency(settings: Settings, plan: Plan | None = None, picture: Path 
     corridor = settings.corridor()
     topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bk"))
     declare(settings, topics)
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
-           **settings.security_env(),
-           "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOWER_OFFSET_RESET": "earliest",
-           "CORRIDOR_TOWER_CAS_HISTORY": "1"}  # fmt: skip
+    env = worker_env(settings, topics.prefix, {"CORRIDOR_TOWER_OFFSET_RESET": "earliest",
+                                               "CORRIDOR_TOWER_CAS_HISTORY": "1"})  # fmt: skip
     etcd_access = settings.etcd(Role.ADMIN)
     stack = Stack(settings, attached=True)
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:

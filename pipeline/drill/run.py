@@ -44,7 +44,7 @@ from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
 from pipeline.stack.mqtt import mosquitto_binary
 from pipeline.stack.process import is_our_child
-from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment, wait_until_written
+from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment, wait_until_written, worker_env
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.sink import TelemetrySink
@@ -607,10 +607,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         stack.up()
         declare(settings, topics)
         cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, **settings.security_env(),
-               "ETCD_ENDPOINTS": settings.etcd_servers, "CORRIDOR_TOPIC_PREFIX": topics.prefix,
-               "CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
-               "CORRIDOR_TOWER_HEARTBEAT_S": "1"}  # fmt: skip
+        env = worker_env(settings, topics.prefix, {"CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
+                                                   "CORRIDOR_TOWER_HEARTBEAT_S": "1"})  # fmt: skip
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
                                 name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip

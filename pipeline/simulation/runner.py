@@ -7,7 +7,6 @@ partial). Tower workers get a per-run app id, so a run never resumes an older ru
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -39,7 +38,14 @@ from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
-from pipeline.workers import AnalyticsProcess, DashboardProcess, GatewayProcess, TowerProcess, wait_for_assignment
+from pipeline.workers import (
+    AnalyticsProcess,
+    DashboardProcess,
+    GatewayProcess,
+    TowerProcess,
+    wait_for_assignment,
+    worker_env,
+)
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.listener import AdvisoryListener
@@ -219,10 +225,8 @@ def run_scenario(
         admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
         declare(settings, topics)
         dlq_before = _dead_letter_count(admin, topics.dead_letter, topics.regions)
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-               "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix, "CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
-               "ETCD_ENDPOINTS": settings.etcd_servers,
-               "CORRIDOR_TOWER_OFFSET_RESET": "earliest", **settings.security_env()}  # fmt: skip
+        env = worker_env(settings, extra={"CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
+                                          "CORRIDOR_TOWER_OFFSET_RESET": "earliest"})  # fmt: skip
         # The run's towers start at the current end of the topics (older runs' records are not theirs),
         # as committed offsets: a region whose worker dies before its first commit is resumed from
         # there by the next owner, so a hazard reported meanwhile is not skipped.
