@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, Message, Producer
 
@@ -64,3 +65,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in result.stderr, result.stderr
+
+
+def eventually(check: Callable[[], object], what: str, timeout: float = 20.0, interval: float = 0.05) -> None:
+    """Wait until `check()` is true; fail naming `what` after `timeout` s (the tests' one way to wait)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(interval)

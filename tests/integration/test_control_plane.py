@@ -6,7 +6,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import etcd3
@@ -17,19 +16,10 @@ from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.config import Ports, Settings
 from pipeline.shared.crdt import LWWMap
 from pipeline.stack.etcd import EtcdServer
-from tests.helpers import corridor
+from tests.helpers import corridor, eventually
 from towers.control_plane import ControlPlane, cas_merge, close_client, namespace, read_namespaces, read_view
 
 pytestmark = pytest.mark.integration
-
-
-def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def view_of(prefix: str, n: int, ts: int = 1) -> LWWMap:
@@ -98,10 +88,10 @@ def test_a_dead_towers_key_expires_and_the_others_see_it_go(stack) -> None:
     doomed = ControlPlane(access, "doomed", interval_s=0.3, lease_ttl_s=2, root=root).start()
     try:
         doomed.publish({4: {"member_count": 3}}, LWWMap(), {})
-        eventually(lambda: "doomed" in watcher.towers, 10, "the watcher sees the new tower")
+        eventually(lambda: "doomed" in watcher.towers, "the watcher sees the new tower", 10)
         t0 = time.monotonic()
         doomed.stop(revoke=False)  # a crash: no revoke, no more keep-alives
-        eventually(lambda: "doomed" not in watcher.towers, 10, "the dead tower's lease expires")
+        eventually(lambda: "doomed" not in watcher.towers, "the dead tower's lease expires", 10)
         assert time.monotonic() - t0 >= 1.0, "gone by expiry, not by an explicit delete"
     finally:
         watcher.stop()
@@ -118,15 +108,15 @@ def test_after_an_etcd_outage_the_global_view_converges_to_the_join(tmp_path: Pa
     try:
         a.publish({0: {}}, view_of("a", 3), {})
         b.publish({1: {}}, view_of("b", 3), {})
-        eventually(lambda: len(read_view(client).entries) == 6, 10, "both views in etcd")
+        eventually(lambda: len(read_view(client).entries) == 6, "both views in etcd", 10)
         server.stop()
         # While etcd is away the towers learn more; they must not block or crash.
         a.publish({0: {}}, view_of("a", 5, ts=2), {})
         b.publish({1: {}}, view_of("b", 4, ts=2), {})
-        eventually(lambda: a.errors > 0 and not a.healthy, 10, "a tower notices etcd is gone")
+        eventually(lambda: a.errors > 0 and not a.healthy, "a tower notices etcd is gone", 10)
         server.start(attached=True)
         expected = view_of("a", 5, ts=2).merge(view_of("b", 4, ts=2)).merge(view_of("a", 3)).merge(view_of("b", 3))
-        eventually(lambda: read_view(client) == expected, 20, "the global view is the join of all towers")
+        eventually(lambda: read_view(client) == expected, "the global view is the join of all towers", 20)
     finally:
         a.stop()
         b.stop()

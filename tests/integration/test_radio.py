@@ -31,7 +31,7 @@ from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack.kafka import KafkaBroker
 from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
 from producers.radio import RadioLink
-from tests.helpers import assert_one_line_error, corridor, read_messages
+from tests.helpers import assert_one_line_error, corridor, eventually, read_messages
 from tests.integration.test_simulation import SHORT
 from tests.towers.test_engine import upd
 from towers.gateway.bridge import Gateway
@@ -73,19 +73,11 @@ def gateway(radio) -> Iterator[Gateway]:
     gw = Gateway(settings, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
     thread = threading.Thread(target=gw.run, daemon=True)
     thread.start()
-    _wait(lambda: gw.client.is_connected(), "the gateway to connect")
+    eventually(lambda: gw.client.is_connected(), "the gateway to connect")
     time.sleep(0.3)  # its subscriptions
     yield gw
     gw.stop()
     thread.join(20)
-
-
-def _wait(cond, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _publisher(settings: Settings) -> mqtt.Client:
@@ -127,7 +119,7 @@ def test_bad_payloads_and_wrong_region_topics_are_dead_letters_with_reasons(radi
     reasons = sorted(dict(m.headers())["reason"].decode().split(":", 1)[0] for m in dead)
     assert reasons == ["undecodable", "undecodable", "wrong-region"], reasons
     assert all(dict(m.headers())["source-topic"].startswith(b"mqtt:corridor/v1/region/") for m in dead)
-    _wait(lambda: gateway.stats.updates_forwarded >= 1, "the good update to be forwarded")
+    eventually(lambda: gateway.stats.updates_forwarded >= 1, "the good update to be forwarded")
     (frame,) = [m for m in read_messages(settings.bootstrap_servers, settings.topics(REGIONS).telemetry, 20, 5)
                 if m.partition() == 4 and len(m.value()) > 40]  # fmt: skip
     assert CODEC.decode(frame.value())["updates"][0]["vehicle_id"] == "veh-0000001"
@@ -136,15 +128,15 @@ def test_bad_payloads_and_wrong_region_topics_are_dead_letters_with_reasons(radi
 def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> None:
     settings, broker = radio
     broker.stop()
-    _wait(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
+    eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
     broker.start(attached=True)
-    _wait(lambda: gateway.client.is_connected(), "the gateway to reconnect")
+    eventually(lambda: gateway.client.is_connected(), "the gateway to reconnect")
     time.sleep(0.5)  # its subscriptions again
     link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
     try:
         link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
         link.flush()
-        _wait(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
+        eventually(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
     finally:
         link.close()
 
@@ -182,8 +174,8 @@ def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_reg
                       _advisory("all-4", 4, None)):  # fmt: skip
             producer.produce(topic, value, b"", CODEC.decode(value, ADVISORY)["region_id"])
         producer.flush(5)
-        _wait(lambda: gateway.stats.advisories_forwarded >= before + 3, "the gateway to forward them")
-        _wait(lambda: link._heard, "the broadcast")
+        eventually(lambda: gateway.stats.advisories_forwarded >= before + 3, "the gateway to forward them")
+        eventually(lambda: link._heard, "the broadcast")
         time.sleep(0.5)
         assert [CODEC.decode(v, ADVISORY)["advisory_id"] for v in link.heard()] == ["all-2"], (
             "vehicle 9's advisory and region 4's broadcast are not for this fleet"
@@ -212,7 +204,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
         thread.start()
         link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
         try:
-            _wait(lambda: gw.client.is_connected(), "the gateway to connect")
+            eventually(lambda: gw.client.is_connected(), "the gateway to connect")
             time.sleep(0.3)
 
             def send(first: int) -> None:
@@ -221,10 +213,10 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
                 link.flush()
 
             send(0)
-            _wait(lambda: gw.stats.updates_forwarded >= 5, "the first updates")
+            eventually(lambda: gw.stats.updates_forwarded >= 5, "the first updates")
             os.kill(kafka.process.running_pid() or 0, signal.SIGKILL)
             send(10)  # while Kafka is away
-            _wait(lambda: gw.stats.kafka_errors >= 1, "the gateway to notice Kafka gone")
+            eventually(lambda: gw.stats.kafka_errors >= 1, "the gateway to notice Kafka gone")
             kafka.start(attached=True)
             send(20)
             ids: set[str] = set()
@@ -252,14 +244,14 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         time.sleep(0.3)
         pub.publish(topics.advisories(3), b"three", qos=1).wait_for_publish(5)
-        _wait(lambda: link._heard, "the advisory of its region")
+        eventually(lambda: link._heard, "the advisory of its region")
         assert link.heard() == [b"three"]
         fleet.region = np.array([4])
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         time.sleep(0.3)
         pub.publish(topics.advisories(3), b"three again", qos=1).wait_for_publish(5)
         pub.publish(topics.advisories(4), b"four", qos=1).wait_for_publish(5)
-        _wait(lambda: link._heard, "the advisory of its new region")
+        eventually(lambda: link._heard, "the advisory of its new region")
         time.sleep(0.3)
         assert link.heard() == [b"four"], "no longer listening to the region it left"
         assert link.stats.handovers == 1

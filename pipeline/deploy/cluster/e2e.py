@@ -173,7 +173,8 @@ class Cluster:
 
 
 @contextmanager
-def test_cluster(settings: Settings, binaries: Binaries, say: Say, timeout: float = 300) -> Iterator[Cluster]:
+def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, timeout: float = 300) -> Iterator[Cluster]:
+    """A single-node cluster of its own for one e2e run, torn down (and its run directory released) after."""
     runs = settings.state_dir.resolve() / "k8s" / "runs"
     release_stale_runs(runs, say)
     run_dir = runs / f"{int(time.time())}-{os.getpid()}"
@@ -324,7 +325,7 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
     binaries = build_binaries(settings.cache_dir, log=say)
     result.timings["binaries"] = time.monotonic() - t0
     t = time.monotonic()
-    with test_cluster(settings, binaries, say) as cluster:
+    with disposable_cluster(settings, binaries, say) as cluster:
         result.timings["cluster_up"] = time.monotonic() - t
         version = json.loads(cluster.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
         say(f"Kubernetes {version} up in {result.timings['cluster_up']:.0f} s (node {cluster.layout.node_name} Ready)")
