@@ -36,7 +36,6 @@ import faust
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from faust.tables import TableManager
 
-from pipeline.admin import ensure_topics
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import CorridorError
@@ -47,6 +46,7 @@ from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
 from towers.region import BUCKETS, RegionEngine
+from towers.topic_setup import ensure_topics
 
 try:
     import rocksdict  # noqa: F401
@@ -133,7 +133,7 @@ class TowerApp(faust.App):
         global _runtime
         await super().on_first_start()
         # The tables' changelogs too, with their leaders elected, before Faust's consumer first reads
-        # the cluster's metadata (see pipeline.admin.ensure_topics).
+        # the cluster's metadata (see towers.topic_setup.ensure_topics).
         # only what the towers use: in secure mode they see (DESCRIBE) no other topic, and could not
         # create one that looked missing
         ensure_topics(kafka_access, topics.regional_specs() + changelog_specs())

@@ -21,12 +21,12 @@ from typing import Any
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.analytics.jars import connector_jars
 from pipeline.analytics.job import AnalyticsConfig, run_job
-from pipeline.bench.timing import percentile
 from pipeline.bench.towers import _drain, tower_worker
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
+from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
 from producers.drive import DriveConfig, drive
 from producers.fleet import Fleet, FleetConfig

@@ -11,10 +11,10 @@ from typing import Any
 
 import etcd3
 
-from pipeline.bench.timing import percentile
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.crdt import LWWMap
 from pipeline.shared.crdt.hlc import HybridClock
+from pipeline.shared.stats import percentile
 from towers.control_plane import ROOT, cas_merge
 
 __all__ = ["run_control"]
@@ -23,7 +23,7 @@ __all__ = ["run_control"]
 def run_control(host: str, port: int, towers: int = 12, interval_s: float = 1.0, quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, spread in (("independent", True), ("lockstep", False)):
-        out[name] = _run(host, port, towers, interval_s, 6 if quick else 30, spread)
+        out[name] = _run(host, port, towers, interval_s, 4 if quick else 30, spread)
     return out
 
 

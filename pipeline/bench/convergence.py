@@ -47,7 +47,7 @@ def _agree(pages: list[dict[str, Any]], regions: int, since_resume_ms: int, hid:
 def run_convergence(settings: Settings, quick: bool = False) -> dict[str, Any]:
     bootstrap = settings.bootstrap_servers
     corridor = load_corridor()
-    stall_s = 8.0 if quick else 30.0
+    stall_s = 5.0 if quick else 30.0
     topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("bc"))
     ensure_topics(bootstrap, topics.specs())
     env = worker_env(settings, topics.prefix, {"CORRIDOR_TOWER_OFFSET_RESET": "earliest"})
@@ -58,7 +58,7 @@ def run_convergence(settings: Settings, quick: bool = False) -> dict[str, Any]:
         try:
             wait_for_assignment(workers, topics.regions)
             fleet = Fleet(corridor, FleetConfig(vehicles=1000, seed=4), start_ms=int(time.time() * 1000))
-            warmup_s, after_s = (4.0, 4.0) if quick else (10.0, 20.0)
+            warmup_s, after_s = (3.0, 3.0) if quick else (10.0, 20.0)
             total = warmup_s + stall_s + after_s
             traffic = threading.Thread(
                 target=drive,

@@ -67,8 +67,8 @@ def machine() -> dict[str, Any]:
 
 def derive(results: dict[str, Any]) -> None:
     """Ratios between sections measured in the same run: ours against the raw broker's."""
-    broker, producer = results.get("broker"), results.get("producer")
-    if broker and producer:
+    broker, producer = results.get("broker") or {}, results.get("producer") or {}
+    if "confluent_produce_per_s" in broker and "records_records_per_s" in producer:  # both measured
         ours = producer["records_records_per_s"]
         producer["share_of_confluent_loop_pct"] = 100 * ours / broker["confluent_produce_per_s"]
         producer["share_of_kafka_tools_pct"] = 100 * ours / broker["kafka_tools_produce_per_s"]

@@ -43,7 +43,7 @@ def _cpu_s(pid: int | None) -> float:
 def _scenario(quick: bool) -> dict[str, Any]:
     """Hazards one after another over the run, each cleared a while later: many hazard-triggered
     advisories, so that a tail percentile rests on more than a handful of samples."""
-    duration = 72 if quick else 240
+    duration = 48 if quick else 240
     kms = [12.0, 24.0, 36.0, 48.0, 60.0, 70.0] * (1 if quick else 3)
     events: list[dict[str, Any]] = []
     for i, km in enumerate(kms):

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["best_of", "per_call_us", "percentile"]
+__all__ = ["best_of", "per_call_us"]
 
 
 def best_of(runs: int, setup: Callable[[], T], work: Callable[[T], object]) -> float:
@@ -28,11 +28,3 @@ def per_call_us(calls: list[Callable[[], object]]) -> float:
     for call in calls:
         call()
     return (time.perf_counter() - t0) / len(calls) * 1e6
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.bench.timing import percentile
+from pipeline.shared.stats import percentile
 
 __all__ = ["CLASSES", "DataClass", "markdown", "staleness_table"]
 

@@ -29,7 +29,6 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from pipeline.admin import declare, end_offsets
-from pipeline.bench.timing import percentile
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.drill.hostile import HostileSender
 from pipeline.leftovers import owned, scratch_prefix
@@ -40,6 +39,7 @@ from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
 from pipeline.stack.mqtt import mosquitto_binary

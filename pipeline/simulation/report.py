@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pipeline.bench.timing import percentile
 from pipeline.consistency.table import markdown as consistency_markdown
+from pipeline.shared.stats import percentile
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.shockwave import queue_waves
 

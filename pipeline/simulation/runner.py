@@ -21,7 +21,6 @@ from pipeline.admin import declare, end_offsets, start_group_at_end
 from pipeline.analytics.report import analytics_summary, draw_heatmap, draw_travel_times
 from pipeline.analytics.segments import WINDOW_MS
 from pipeline.analytics.stats_topic import read_stats
-from pipeline.bench.timing import percentile
 from pipeline.consistency.table import staleness_table
 from pipeline.leftovers import owned
 from pipeline.shared.access import Kafka, Role, client_conf
@@ -31,6 +30,7 @@ from pipeline.shared.errors import ConfigError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
 from pipeline.simulation.fcd_export import write_fcd
 from pipeline.simulation.recorder import Recorder
