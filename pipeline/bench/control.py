@@ -23,7 +23,7 @@ __all__ = ["run_control"]
 def run_control(host: str, port: int, towers: int = 12, interval_s: float = 1.0, quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, spread in (("independent", True), ("lockstep", False)):
-        out[name] = _run(host, port, towers, interval_s, 4 if quick else 30, spread)
+        out[name] = _run(host, port, towers, interval_s, 3 if quick else 30, spread)
     return out
 
 

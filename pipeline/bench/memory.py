@@ -26,7 +26,7 @@ __all__ = ["run_memory"]
 
 def run_memory(settings: Settings, vehicles: int = 20_000, quick: bool = False) -> dict[str, Any]:
     bootstrap = settings.bootstrap_servers
-    seconds = 10 if quick else 30
+    seconds = 6 if quick else 30
     topics = Topics(regions=len(load_corridor().regions), prefix=scratch_prefix("bm"))
     ensure_topics(bootstrap, topics.specs())
     env = worker_env(settings, topics.prefix)

@@ -48,7 +48,7 @@ def _figures(summary: dict[str, Any]) -> dict[str, Any]:
 def run_peak(settings: Settings, quick: bool = False) -> dict[str, Any]:
     peak = load_scenario("corridor-peak")
     if quick:
-        peak = _shortened(peak, 20)
+        peak = _shortened(peak, 12)
     out: dict[str, Any] = {"vehicles": peak.vehicles, "hz": peak.hz, "simulated_s": peak.duration_s}
     with tempfile.TemporaryDirectory() as tmp:
         out.update(_figures(run_scenario(peak, settings, Path(tmp) / "peak").summary))

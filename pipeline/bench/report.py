@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["TARGETS", "Target", "derive", "machine", "render", "write_json"]
@@ -84,7 +85,7 @@ def render(results: dict[str, dict[str, Any]], console: Console) -> None:
             continue
         for metric, value in _flatten(metrics).items():
             target = TARGETS.get((section, metric))
-            shown = f"{value:,.2f}" if isinstance(value, float) else str(value)
+            shown = f"{value:,.2f}" if isinstance(value, float) else escape(str(value))  # a reason may hold [..]
             verdict = ""
             if target is not None and isinstance(value, int | float):
                 verdict = "[green]met[/]" if target.met(value) else "[red]missed[/]"
