@@ -262,8 +262,9 @@ class GatewayProcess(ChildProcess):
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until it has written its first counters (it is connected to both brokers by then)."""
-        self._wait_ready(self.stats_file.exists, "the gateway", timeout)
+        """Until its counters say the broker granted its subscriptions: before that, what vehicles
+        send finds no one."""
+        self._wait_ready(lambda: self.stats().get("mqtt_subscribed") is True, "the gateway's subscriptions", timeout)
 
     def stats(self) -> dict[str, Any]:
         try:

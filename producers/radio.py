@@ -18,6 +18,7 @@ import uuid
 import zlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -53,6 +54,7 @@ class RadioStats:
     handovers: int = 0  # subscriptions moved to another region
     disconnects: int = 0
     forwarded: int = 0  # updates the gateway has passed on to Kafka (its counters, when known)
+    subscriptions_refused: int = 0  # advisory topics the broker would not let a radio listen to
 
     @property
     def sent(self) -> int:
@@ -76,6 +78,8 @@ class RadioLink:
         self._subscribed: list[set[int]] = [set() for _ in range(connections)]  # regions
         self._vehicles: list[set[int]] = [set() for _ in range(connections)]  # vehicle numbers
         self._lock = threading.Lock()
+        self._changing: set[tuple[int, int]] = set()  # (connection, mid) of (un)subscriptions not acknowledged
+        self._early: set[tuple[int, int]] = set()  # acknowledged before their request was noted here
         self._clients = [self._connect(host, port, i) for i in range(connections)]
 
     @property
@@ -91,12 +95,38 @@ class RadioLink:
         client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
         client.on_message = lambda _c, _u, msg: self._heard.append(bytes(msg.payload))
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, reasons)
+        client.on_unsubscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, [])
         try:
             client.connect(host, port, keepalive=30, clean_start=True)
         except OSError as exc:
             raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
         client.loop_start()
         return client
+
+    def _acknowledged(self, i: int, mid: int, reasons: list[Any]) -> None:
+        refused = sum(1 for r in reasons if getattr(r, "is_failure", False))
+        with self._lock:
+            if (i, mid) in self._changing:
+                self._changing.discard((i, mid))
+            else:  # the broker answered before `subscribe` returned its message id
+                self._early.add((i, mid))
+            self.stats.subscriptions_refused += refused
+
+    def _changed(self, i: int, request: tuple[int, int | None]) -> None:
+        _rc, mid = request
+        if mid is not None:
+            with self._lock:
+                if (i, mid) in self._early:
+                    self._early.discard((i, mid))
+                else:
+                    self._changing.add((i, mid))
+
+    @property
+    def listening(self) -> bool:
+        """Every subscription change `follow` asked for is acknowledged by the broker."""
+        with self._lock:
+            return not self._changing
 
     def _on_disconnect(self, *_: object) -> None:
         with self._lock:
@@ -145,10 +175,10 @@ class RadioLink:
             if want == have:
                 continue
             for r in sorted(want - have):
-                client.subscribe(self.topics.advisories(r), options=SubscribeOptions(qos=1))
+                self._changed(i, client.subscribe(self.topics.advisories(r), options=SubscribeOptions(qos=1)))
             gone = sorted(have - want)
             if gone:
-                client.unsubscribe([self.topics.advisories(r) for r in gone])
+                self._changed(i, client.unsubscribe([self.topics.advisories(r) for r in gone]))
             self.stats.handovers += len(gone)
             self._subscribed[i] = want
 
@@ -156,9 +186,10 @@ class RadioLink:
         have = self._vehicles[i]
         new, gone = sorted(want - have), sorted(have - want)
         if new:
-            client.subscribe([(self.topics.vehicle_advisories(vehicle_id(n)), SubscribeOptions(qos=1)) for n in new])
+            topics = [(self.topics.vehicle_advisories(vehicle_id(n)), SubscribeOptions(qos=1)) for n in new]
+            self._changed(i, client.subscribe(topics))
         if gone:
-            client.unsubscribe([self.topics.vehicle_advisories(vehicle_id(n)) for n in gone])
+            self._changed(i, client.unsubscribe([self.topics.vehicle_advisories(vehicle_id(n)) for n in gone]))
         self._vehicles[i] = want
 
     def heard(self) -> list[bytes]:

@@ -72,4 +72,7 @@ def gateway_probe(
     if connected and not (isinstance(data, dict) and data.get("mqtt_connected") is True):
         out.print("gateway not ready: not connected to the MQTT broker")
         raise typer.Exit(1)
+    if connected and data.get("mqtt_subscribed") is not True:
+        out.print("gateway not ready: its subscriptions are not granted (yet)")
+        raise typer.Exit(1)
     out.print("gateway serving")

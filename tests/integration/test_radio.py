@@ -73,8 +73,7 @@ def gateway(radio) -> Iterator[Gateway]:
     gw = Gateway(settings, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
     thread = threading.Thread(target=gw.run, daemon=True)
     thread.start()
-    eventually(lambda: gw.client.is_connected(), "the gateway to connect")
-    time.sleep(0.3)  # its subscriptions
+    eventually(lambda: gw.stats.mqtt_subscribed, "the gateway's subscriptions to be granted")
     yield gw
     gw.stop()
     thread.join(20)
@@ -130,8 +129,7 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
     broker.stop()
     eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
     broker.start(attached=True)
-    eventually(lambda: gateway.client.is_connected(), "the gateway to reconnect")
-    time.sleep(0.5)  # its subscriptions again
+    eventually(lambda: gateway.stats.mqtt_subscribed, "the gateway to reconnect and subscribe again")
     link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
     try:
         link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
@@ -166,7 +164,7 @@ def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_reg
 
     try:
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
-        time.sleep(0.3)
+        eventually(lambda: link.listening, "the radios' subscriptions to be granted")
         send_until_heard(_advisory("for-7", 2, "veh-0000007"), 2)
         assert set(heard) == {"for-7"}
         before = gateway.stats.advisories_forwarded
@@ -204,8 +202,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
         thread.start()
         link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
         try:
-            eventually(lambda: gw.client.is_connected(), "the gateway to connect")
-            time.sleep(0.3)
+            eventually(lambda: gw.stats.mqtt_subscribed, "the gateway's subscriptions to be granted")
 
             def send(first: int) -> None:
                 updates = [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-{i:07d}", 38.0))) for i in range(first, first + 5)]
@@ -242,13 +239,13 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
     fleet = SimpleNamespace(active=np.array([True]), num=np.array([7]), region=np.array([3]))
     try:
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
-        time.sleep(0.3)
+        eventually(lambda: link.listening, "the radio's subscription to be granted")
         pub.publish(topics.advisories(3), b"three", qos=1).wait_for_publish(5)
         eventually(lambda: link._heard, "the advisory of its region")
         assert link.heard() == [b"three"]
         fleet.region = np.array([4])
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
-        time.sleep(0.3)
+        eventually(lambda: link.listening, "the handover's subscribe and unsubscribe to be acknowledged")
         pub.publish(topics.advisories(3), b"three again", qos=1).wait_for_publish(5)
         pub.publish(topics.advisories(4), b"four", qos=1).wait_for_publish(5)
         eventually(lambda: link._heard, "the advisory of its new region")

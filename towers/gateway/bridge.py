@@ -72,6 +72,9 @@ class GatewayStats:
     undelivered: int = 0  # Kafka gave up on them (counted, logged)
     inbox_dropped: int = 0  # updates that arrived while the inbox was full (back-pressure)
     mqtt_connected: bool = False
+    #: the broker granted every subscription of the latest connection: until then the gateway is deaf
+    mqtt_subscribed: bool = False
+    subscriptions_refused: int = 0  # SUBACKs with a failure code (an ACL, a broker without $share)
     errors: dict[str, int] = field(default_factory=dict)  # failures inside the gateway, by where and what
     radio_ms_p50: float = 0.0  # vehicle send → gateway receive, over the last second's updates
     radio_ms_p99: float = 0.0
@@ -117,6 +120,7 @@ class Gateway:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     # ---- connections --------------------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
@@ -124,12 +128,22 @@ class Gateway:
             log.error("the MQTT broker refused the gateway: %s", reason)
             return
         self.stats.mqtt_connected = True
+        self.stats.mqtt_subscribed = False
         # (re)subscribe on every connect: a clean start forgets subscriptions
         subs = []
         for r in self.regions:
             subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))
             subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", SubscribeOptions(qos=1)))
         client.subscribe(subs)
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+        """The SUBACK: every topic granted, or the gateway says which were refused and stays not ready."""
+        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        with self._lock:
+            self.stats.mqtt_subscribed = not refused
+            self.stats.subscriptions_refused += len(refused)
+        if refused:
+            log.error("the MQTT broker refused %d of the gateway's subscriptions: %s", len(refused), refused[0])
 
     def _on_message(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         """On paho's network thread. A hazard report goes on at once (the producer is thread-safe):
@@ -151,7 +165,7 @@ class Gateway:
     def _on_disconnect(self, *_: Any) -> None:
         with self._lock:
             self.stats.mqtt_disconnects += 1
-            self.stats.mqtt_connected = False
+            self.stats.mqtt_connected = self.stats.mqtt_subscribed = False
         log.warning("MQTT broker connection lost; reconnecting with backoff")
 
     def _kafka_error(self, err: KafkaError) -> None:
