@@ -48,23 +48,13 @@ from pipeline.workers import (
 )
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig, Obstacle
+from producers.hazard_driving import passing_speed_mps
 from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink, Uplink
-from towers.config import TowerConfig, app_id
-from towers.rules import hazard_advice
+from towers.config import app_id
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
-
-PASS_SPEED_MPS = 5.0  # drivers squeeze past a blocking hazard at walking-plus pace
-
-
-def _pass_speed(kind: str, severity: int) -> float:
-    """How fast drivers can get through a hazard on the road itself: past a blocking one, squeezing
-    by; through ice or an open work zone, at the speed the towers advise for it."""
-    stops, hold = hazard_advice(kind, severity, TowerConfig.from_env())  # as the towers read it
-    return PASS_SPEED_MPS if stops or hold is None else hold
-
 
 RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share
 
@@ -118,7 +108,7 @@ class _Run:
                 lanes = tuple(a.get("lanes", ()))
                 # in the lanes it closes, a wall that drivers change lanes to pass; across all of them,
                 # drivers squeeze by (or go through ice or a work zone) at the speed it allows
-                pass_speed = 0.0 if lanes else _pass_speed(a["type"], a["severity"])
+                pass_speed = 0.0 if lanes else passing_speed_mps(a["type"], a["severity"])
                 ob = Obstacle(a["km"], nb, sim_s, float("inf"), pass_speed, lanes=lanes or None)
                 self.obstacles[hid] = ob
                 self.fleet.obstacles.append(ob)
