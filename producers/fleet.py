@@ -117,6 +117,10 @@ class Fleet:
         self.adv_action = np.zeros(n, np.int64)
         self.adv_speed = np.full(n, np.inf)
         self.adv_until = np.zeros(n)
+        #: when the message that triggered the advice in force was sent (simulated s): advice triggered
+        #: earlier is out of date (a tower catching up on a backlog advises from old positions)
+        self.adv_trigger = np.full(n, -np.inf)
+        self.outdated_ignored = 0
         self.next_num = config.first_num
         self.obstacles: list[Obstacle] = []
         self.entered = self.left = 0
@@ -146,6 +150,7 @@ class Fleet:
         self.adv_action[slots] = Action.NONE
         self.adv_speed[slots] = np.inf
         self.adv_until[slots] = 0.0
+        self.adv_trigger[slots] = -np.inf
         # Destination: an interchange (or the end) beyond the entry in the direction of travel.
         ends = self._entries
         lo = np.where(nb, km + 1.0, ends[0])
@@ -319,16 +324,30 @@ class Fleet:
         )
 
     def obey(
-        self, vehicle_num: int | None, region: int, northbound: bool | None, action: int, speed: float, until_s: float
+        self,
+        vehicle_num: int | None,
+        region: int,
+        northbound: bool | None,
+        action: int,
+        speed: float,
+        until_s: float,
+        trigger_s: float = np.inf,
     ) -> int:
         """Apply an advisory to one vehicle, or to every vehicle of `region` (and carriageway); returns
-        how many vehicles took it. Vehicles outside the region ignore it: they listen to their own tower."""
+        how many vehicles took it. Vehicles outside the region ignore it: they listen to their own tower.
+        Advice triggered (`trigger_s`, simulated s) before the advice a vehicle follows is out of date
+        and ignored, as a V2X receiver drops a message older than the one it acts on: a tower that took
+        over a region advises from its backlog's old positions until it has caught up."""
         mask = self.active & (self.region == region)
         if vehicle_num is not None:
             mask &= self.num == vehicle_num
         if northbound is not None:
             mask &= self.nb == northbound
         hit = np.flatnonzero(mask)
+        current = self.adv_trigger[hit] <= trigger_s
+        self.outdated_ignored += int((~current).sum())
+        hit = hit[current]
+        self.adv_trigger[hit] = trigger_s
         self.adv_action[hit] = action
         # SPEED_UP means "back to your own desired speed": it lifts any cap rather than setting one.
         self.adv_speed[hit] = np.inf if action == Action.SPEED_UP else speed

@@ -104,6 +104,7 @@ class AdvisoryListener:
                 action=Action.BY_NAME[action],
                 speed=float(speed),
                 until_s=until_s,
+                trigger_s=(adv["trigger_event_time"] - sim_start_ms) / 1000.0,
             )
 
     def close(self) -> None:

@@ -452,6 +452,8 @@ async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     if _runtime is not None:
         gone = {tp.partition for tp in revoked if tp.topic == topics.telemetry}
         _runtime.engine.drop(gone)
+        # every member of the group goes through this at a rebalance: whole states to the newcomers
+        _runtime.engine.publisher.resend_full()
         for r in gone:  # their next owner reads them again from the last committed offset
             _unwritten.pop(r, None)
         lost = {(tp.topic, tp.partition) for tp in revoked}

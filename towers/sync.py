@@ -52,9 +52,17 @@ class SyncPublisher:
     _sent: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # region -> (seq, member v, hazard v)
     _arrivals: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
     _aggregates_sent: dict[int, int] = field(default_factory=dict)  # region -> when its last aggregates went
+    _full_next: set[int] = field(default_factory=set)  # regions whose next message carries whole states
 
     def note_arrivals(self, region: int, arrivals: list[tuple[str, int]]) -> None:
         self._arrivals.setdefault(region, []).extend(arrivals)
+
+    def resend_full(self) -> None:
+        """The next message of every region carries whole states: after a rebalance, a worker that
+        just joined (reading tower-sync from its end) would otherwise know its neighbours' earlier
+        hazards only at their next full state, up to `full_every` messages later, and meanwhile advise
+        (lift advice, even) as if there were none."""
+        self._full_next = set(self._sent)
 
     def forget(self, region: int) -> None:
         """The region left this worker: what was sent for its old state says nothing of the next one."""
@@ -65,7 +73,8 @@ class SyncPublisher:
         seq, member_v, hazard_v = self._sent.get(state.region, (0, 0, 0))
         # versions ahead of the logs: they belong to a state since replaced; only a full one is safe
         behind = member_v > state.member_log.version or hazard_v > state.hazard_log.version
-        full = seq % self.full_every == 0 or behind
+        full = seq % self.full_every == 0 or behind or state.region in self._full_next
+        self._full_next.discard(state.region)
         if full:
             members: ORSet | None = state.members.union()
             hazards: LWWMap | None = state.hazards

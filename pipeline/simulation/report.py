@@ -172,6 +172,7 @@ def _markdown(s: dict[str, Any]) -> str:
         "stale_advisories",
         "vehicle_hazard_reports",
         "lane_changes",
+        "outdated_advice_ignored",
         "dead_letters",
         "towers_converged",
     ):

@@ -442,6 +442,8 @@ def _summary(
             # hazards the vehicles raised themselves (queue ends where they stopped), as DENM updates
             "vehicle_hazard_reports": int(stats.extra.get("vehicle_hazards", 0)),
             "lane_changes": run.fleet.lane_changes,
+            # advice triggered before the advice a vehicle followed (a tower replaying its backlog)
+            "outdated_advice_ignored": run.fleet.outdated_ignored,
             "dead_letters": dead, "towers_app": towers_app,
             "towers_converged": _converged(pages, run.topics.regions),
         },

@@ -137,3 +137,17 @@ def test_without_mobil_everyone_keeps_their_lane(corridor) -> None:
     run(fleet, 120)
     stayed = fleet.active & (fleet.num == who)
     assert stayed.sum() > 200 and (fleet.lane[stayed] == lanes[stayed]).all() and fleet.lane_changes == 0
+
+
+def test_advice_triggered_before_the_advice_in_force_is_out_of_date_and_ignored() -> None:
+    """A tower that took over a region replays its backlog: advice computed from a vehicle's old
+    position (slow down to 22 m/s, 2 km out) overrode a STOP 190 m before the debris, and the vehicle
+    drove through it (the faults scenario)."""
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=5, seed=1), start_ms=0)
+    fleet.step(1.0)
+    num, region = int(fleet.num[fleet.active][0]), int(fleet.region[fleet.active][0])
+    assert fleet.obey(num, region, None, Action.STOP, 0.0, until_s=20.0, trigger_s=10.0) == 1
+    assert fleet.obey(num, region, None, Action.SLOW_DOWN, 22.0, until_s=15.0, trigger_s=5.0) == 0
+    slot = int(np.flatnonzero(fleet.num == num)[0])
+    assert fleet.adv_action[slot] == Action.STOP and fleet.outdated_ignored == 1
+    assert fleet.obey(num, region, None, Action.KEEP, 31.3, until_s=22.0, trigger_s=12.0) == 1
