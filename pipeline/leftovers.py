@@ -122,7 +122,7 @@ def sweep(settings: Settings) -> list[str]:
             pid, started = int(record["pid"]), record.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             pid, started = -1, None
-        if pid > 0 and _started(pid) is not None and _started(pid) == started:
+        if pid > 0 and started is not None and _started(pid) == started:
             continue  # its owner is still at work
         with contextlib.suppress(KafkaException):
             if clean(settings, note):

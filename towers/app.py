@@ -238,9 +238,11 @@ PERMANENT = frozenset({
 KINDS = ("advisory", "dead-letter", "tower-sync")
 
 
-def _lines(r: int) -> list[Line]:
-    """The output partitions an event of region r may write to: its own and its neighbours'."""
-    return [(kind, n) for kind in KINDS for n in (r - 1, r, r + 1) if 0 <= n < REGIONS]
+#: per region, the output partitions its events may write to (its own and its neighbours'): built
+#: once, as every held event names them
+LINES: dict[int, tuple[Line, ...]] = {
+    r: tuple((kind, n) for kind in KINDS for n in (r - 1, r, r + 1) if 0 <= n < REGIONS) for r in range(REGIONS)
+}
 
 
 def _report(line: Line, seq: int, err: Any, _msg: Any) -> None:
@@ -378,7 +380,7 @@ async def telemetry(stream: Any) -> None:
                 log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
                 continue
             for done in _unwritten.pop(r):
-                rt().held.hold((manual, done, m.topic, r), (m.topic, r), _lines(r))
+                rt().held.hold((manual, done, m.topic, r), (m.topic, r), LINES[r])
         await _release()
 
 
@@ -393,7 +395,7 @@ async def hazards(stream: Any) -> None:
         _emit(_safely(r, event.value, engine.on_hazard, r, event.value, st), (m.topic, r, m.offset))
         # Hazards are rare and safety-relevant: persisted, and their alerts acknowledged, before the ack.
         _write(engine.hazard_writes(st))
-        rt().held.hold((manual, event, m.topic, r), (m.topic, r), _lines(r))
+        rt().held.hold((manual, event, m.topic, r), (m.topic, r), LINES[r])
         await _release()
 
 

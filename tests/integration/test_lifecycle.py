@@ -33,9 +33,8 @@ workers: 2
 """
 
 
-def runs_left(settings: Settings, prefix: str) -> list[str]:
-    """Topics, consumer groups and etcd namespaces of simulation runs' towers."""
-    run = re.compile(rf"{re.escape(prefix)}-towers-\d{{8}}-\d{{6}}")
+def names_in_stack(settings: Settings) -> list[str]:
+    """Every topic, consumer group and etcd key under /corridor/: what a run or a bench may leave."""
     kafka = settings.kafka(Role.ADMIN)
     names = [*list_topic_names(kafka), *list_groups(kafka)]
     client = open_client(settings.etcd(Role.ADMIN), 5)
@@ -43,7 +42,13 @@ def runs_left(settings: Settings, prefix: str) -> list[str]:
         names += [k.decode() for k, _ in iter_prefix(client, f"{ROOT}/")]
     finally:
         close_client(client)
-    return [n for n in names if run.search(n)]
+    return names
+
+
+def runs_left(settings: Settings, prefix: str) -> list[str]:
+    """Topics, consumer groups and etcd namespaces of simulation runs' towers."""
+    run = re.compile(rf"{re.escape(prefix)}-towers-\d{{8}}-\d{{6}}")
+    return [n for n in names_in_stack(settings) if run.search(n)]
 
 
 def children_of(pid: int) -> set[int]:
@@ -111,14 +116,7 @@ def test_a_simulations_tower_workers_die_with_it(
 
 
 def bench_left(settings: Settings) -> list[str]:
-    kafka = settings.kafka(Role.ADMIN)
-    names = [*list_topic_names(kafka), *list_groups(kafka)]
-    client = open_client(settings.etcd(Role.ADMIN), 5)
-    try:
-        names += [k.decode() for k, _ in iter_prefix(client, f"{ROOT}/bench-")]
-    finally:
-        close_client(client)
-    return [n for n in names if n.startswith(("bench-", f"{ROOT}/bench-"))]
+    return [n for n in names_in_stack(settings) if n.startswith(("bench-", f"{ROOT}/bench-"))]
 
 
 def test_what_a_killed_bench_made_goes_at_the_next_command_that_brings_the_stack_up(
