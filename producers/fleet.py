@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from pipeline.shared.corridor import Corridor
 from producers.cam import CamTrigger
+from producers.hazard_driving import STOP_DECEL_MPS2
 from producers.idm import IdmParams, idm_accel
 from producers.mobil import MobilParams, lane_changes
 
@@ -262,11 +263,13 @@ class Fleet:
                     v0 = np.where(seen & in_lane, np.minimum(v0, ramp), v0)
             stop = (self.adv_action[idx] == Action.STOP) & (self.adv_until[idx] > self.t)
             v0 = np.where(stop, 0.0, v0)
-            acc = idm_accel(v, v0, gap_u, dv_u, p)
+            # told to stop, a driver brakes firmly; otherwise at the comfortable rate of a new limit
+            free_decel = np.where(stop, max(STOP_DECEL_MPS2, p.comfort_decel), p.comfort_decel)
+            acc = idm_accel(v, v0, gap_u, dv_u, p, free_decel)
             if self.config.mobil is not None:
                 free = self.t - self.changed_at[idx] >= self.config.mobil.cooldown_s
                 movers, acc_new = lane_changes(progress, group, lane, v, v0, acc, gap_u, dv_u, walls, free, p,
-                                               self.config.mobil)  # fmt: skip
+                                               self.config.mobil, free_decel)  # fmt: skip
                 if len(movers):
                     acc[movers] = acc_new
                     self.lane[idx[movers]] = 1 - lane[movers]

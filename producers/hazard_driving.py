@@ -8,12 +8,16 @@ Pure."""
 
 from __future__ import annotations
 
-__all__ = ["passing_speed_mps"]
+__all__ = ["STOP_DECEL_MPS2", "passing_speed_mps"]
 
 SQUEEZE_MPS = 5.0  # past something blocking the carriageway: walking-plus pace, one car at a time
 SHOULDER_MPS = 60 / 3.6  # past a minor one (on the shoulder, severity 1–2): drivers slow, they do not stop
 WORK_ZONE_MPS = 45 * 0.44704  # Indiana's usual posted work-zone limit
 ICE_MPS = (80 / 3.6, 60 / 3.6, 40 / 3.6)  # light (severity 1–3), moderate (4–5), severe (6–7)
+#: told to stop, drivers brake firmly, not at the comfortable rate they slow down to a new limit at,
+#: and well short of an emergency stop (about 8–9 m/s² on dry asphalt); a warning that leaves less
+#: room than this is a late one
+STOP_DECEL_MPS2 = 4.0
 _BLOCKING = frozenset({"OBSTACLE", "ANIMAL", "PEDESTRIAN", "STOPPED_VEHICLE", "ACCIDENT", "WRONG_WAY_DRIVER"})
 
 

@@ -31,8 +31,9 @@ class IdmParams:
     vehicle_length_m: float = 4.5
 
 
-def idm_accel(v: F, v0: F, gap: F, dv: F, p: IdmParams) -> F:
-    """Acceleration of each follower; `gap` is bumper to bumper (inf = free road), `dv` = v − v_leader."""
+def idm_accel(v: F, v0: F, gap: F, dv: F, p: IdmParams, free_decel: F | float | None = None) -> F:
+    """Acceleration of each follower; `gap` is bumper to bumper (inf = free road), `dv` = v − v_leader;
+    `free_decel` (default `p.comfort_decel`): how hard each slows down to its desired speed."""
     v0 = np.maximum(v0, 0.1)
     s_star = p.min_gap_m + np.maximum(
         0.0, v * p.time_headway_s + v * dv / (2.0 * np.sqrt(p.max_accel * p.comfort_decel))
@@ -40,6 +41,7 @@ def idm_accel(v: F, v0: F, gap: F, dv: F, p: IdmParams) -> F:
     gap = np.maximum(gap, 0.1)
     # Above its desired speed (a lower limit, an advisory) the IDM's free-road term brakes as hard as
     # the ratio says; drivers slow down comfortably instead. Braking for the vehicle ahead is uncapped.
-    free = np.maximum(p.max_accel * (1.0 - (v / v0) ** p.delta), -p.comfort_decel)
+    cap = p.comfort_decel if free_decel is None else free_decel
+    free = np.maximum(p.max_accel * (1.0 - (v / v0) ** p.delta), -cap)
     acc = free - p.max_accel * (s_star / gap) ** 2
     return np.maximum(acc, -p.max_decel)

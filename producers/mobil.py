@@ -41,17 +41,31 @@ class MobilParams:
 
 
 def lane_changes(
-    s: F, group: I, lane: I, v: F, v0: F, acc: F, gap: F, dv: F, walls: F, allowed: B, idm: IdmParams, p: MobilParams
+    s: F,
+    group: I,
+    lane: I,
+    v: F,
+    v0: F,
+    acc: F,
+    gap: F,
+    dv: F,
+    walls: F,
+    allowed: B,
+    idm: IdmParams,
+    p: MobilParams,
+    free_decel: F | None = None,
 ) -> tuple[I, F]:
     """Which drivers change lane now (indices into the arrays) and their acceleration in the new lane.
 
     `s`: progress along the carriageway (m); `group`: lane + 2 × carriageway; `acc`, `gap`, `dv`: each
     driver's IDM acceleration, gap and speed difference in its own lane; `walls[l]`: distance to a
-    wall seen ahead in lane l (inf: none); `allowed`: drivers free to change (past their cool-down)."""
+    wall seen ahead in lane l (inf: none); `allowed`: drivers free to change (past their cool-down);
+    `free_decel`: how hard each slows down to its desired speed, as `acc` was computed with."""
     n = len(s)
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0)
     length = idm.vehicle_length_m
+    cap = np.full(n, idm.comfort_decel) if free_decel is None else free_decel
     key = group * _SPAN + s
     order = np.argsort(key, kind="stable")
     ks, gs = key[order], group[order]
@@ -71,17 +85,17 @@ def lane_changes(
     walled = wall < gap_new  # a wall before the new leader: a stationary leader
     gap_new = np.where(walled, wall, gap_new)
     dv_new = np.where(walled, v, dv_new)
-    a_new = idm_accel(v, v0, gap_new, dv_new, idm)
+    a_new = idm_accel(v, v0, gap_new, dv_new, idm, cap)
     # the new follower: now behind the new leader, after the change behind this driver
     back = np.where(has_fol, s - s[fol] - length, np.inf)
     a_fol_now = np.where(has_fol, acc[fol], 0.0)
-    a_fol_after = np.where(has_fol, idm_accel(v[fol], v0[fol], back, v[fol] - v, idm), 0.0)
+    a_fol_after = np.where(has_fol, idm_accel(v[fol], v0[fol], back, v[fol] - v, idm, cap[fol]), 0.0)
     # the old follower: now behind this driver, after the change behind this driver's leader
     prev = order[np.maximum(rank - 1, 0)]
     has_old = (rank > 0) & (group[prev] == group)
     old_gap_after = gap[prev] + length + gap
     a_old_now = np.where(has_old, acc[prev], 0.0)
-    a_old_after = np.where(has_old, idm_accel(v[prev], v0[prev], old_gap_after, v[prev] - v + dv, idm), 0.0)
+    a_old_after = np.where(has_old, idm_accel(v[prev], v0[prev], old_gap_after, v[prev] - v + dv, idm, cap[prev]), 0.0)
     bias = np.where(target == 0, p.keep_right, -p.keep_right)
     incentive = (a_new - acc) + p.politeness * ((a_fol_after - a_fol_now) + (a_old_after - a_old_now)) + bias
     # safe for the new follower (MOBIL's own rule) and for the driver: no change into a lane where it

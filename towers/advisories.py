@@ -9,8 +9,8 @@ from __future__ import annotations
 import struct
 
 from pipeline.shared.messages import ADVISORY
-from towers.region import ACTIONS
 from towers.rules import Advice
+from towers.swarm import ACTIONS
 
 __all__ = ["encode_advisories"]
 

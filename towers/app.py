@@ -45,8 +45,9 @@ from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
-from towers.region import BUCKETS, RegionEngine
+from towers.region import RegionEngine
 from towers.topic_setup import ensure_topics
+from towers.vehicle_buckets import BUCKETS
 
 try:
     import rocksdict  # noqa: F401
@@ -78,6 +79,12 @@ class Runtime:
         self.skew_reported = 0  # the clock correction last logged
         # input events whose state is written, waiting for the messages they caused to be settled
         self.held: Held[tuple[Any, Any, str, int]] = Held(self.ledger)  # (stream, event, topic, partition)
+        # Telemetry events whose effects are in a region's memory but not yet in its tables (written
+        # once a second). They are acknowledged only once written and once the advisories and dead
+        # letters they caused are acknowledged by the broker: an offset is committed after everything
+        # it produced, so a worker that dies in between leaves them to be read again, not lost.
+        self.unwritten: dict[int, list[Any]] = {}
+        self.web_url = _web_url()  # where this worker's pages are, for whoever finds it in etcd
         # every message until the broker has it: (line, number) -> (topic, value, partition, headers)
         self.outgoing: dict[tuple[Line, int], tuple[str, bytes, int, Headers | None]] = {}
         self.resend: deque[tuple[Line, int]] = deque()
@@ -351,13 +358,6 @@ def _safely(r: int, raw: bytes, handle: Callable[..., Outbox], *args: Any) -> Ou
         return engine.dead_letter(raw, f"internal-error: {type(exc).__name__}: {exc}"[:500], r)
 
 
-# Telemetry events whose effects are in a region's memory but not yet in its tables (written once a
-# second). They are acknowledged only once written and once the advisories and dead letters they
-# caused are acknowledged by the broker: an offset is committed after everything it produced, so a
-# worker that dies in between leaves them to be read again, not lost.
-_unwritten: dict[int, list[Any]] = {}
-
-
 @app.agent(telemetry_topic)
 async def telemetry(stream: Any) -> None:
     engine = rt().engine
@@ -368,7 +368,7 @@ async def telemetry(stream: Any) -> None:
         st = engine.region(r, _load)
         backlog = (app.consumer.highwater(m.tp) or 0) - m.offset - 1
         _emit(_safely(r, event.value, engine.on_telemetry, r, event.value, st, backlog), (m.topic, r, m.offset))
-        _unwritten.setdefault(r, []).append(event)
+        rt().unwritten.setdefault(r, []).append(event)
         if engine.flush_due(r, time.monotonic()):
             try:
                 _write(engine.flush(r, time.monotonic()))
@@ -379,7 +379,7 @@ async def telemetry(stream: Any) -> None:
                 engine.counts["table-write-failures"] += 1
                 log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
                 continue
-            for done in _unwritten.pop(r):
+            for done in rt().unwritten.pop(r):
                 rt().held.hold((manual, done, m.topic, r), (m.topic, r), LINES[r])
         await _release()
 
@@ -433,7 +433,7 @@ async def sync_important() -> None:
         staleness = runtime.engine.view.staleness_ms(now)
         runtime.control.publish(snapshots, view, {"staleness_ms": {str(k): v for k, v in staleness.items()},
                                                   "staleness_by_class_ms": _by_class(now),
-                                                  "pid": os.getpid(), "web": WEB_URL},
+                                                  "pid": os.getpid(), "web": runtime.web_url},
                                runtime.engine.event_now())  # fmt: skip
 
 
@@ -457,7 +457,7 @@ async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
         # every member of the group goes through this at a rebalance: whole states to the newcomers
         _runtime.engine.publisher.resend_full()
         for r in gone:  # their next owner reads them again from the last committed offset
-            _unwritten.pop(r, None)
+            _runtime.unwritten.pop(r, None)
         lost = {(tp.topic, tp.partition) for tp in revoked}
         _runtime.held.drop(lambda item: (item[2], item[3]) not in lost)
 
@@ -478,9 +478,6 @@ def _web_url() -> str:
     if host in ("0.0.0.0", "::", ""):  # in a container: the address its peers reach it at
         host = socket.gethostbyname(socket.gethostname())
     return f"http://{host}:{worker.web_port}"
-
-
-WEB_URL = _web_url()
 
 
 def _rss_mib() -> float:

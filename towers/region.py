@@ -13,9 +13,7 @@ a region stays as large as its swarm however many vehicles pass through it. Pure
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,132 +21,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.shared.codec import MAGIC
-from pipeline.shared.crdt import DeltaLog, LWWColumns, LWWMap, MalformedStateError, ORSet, decode_state
+from pipeline.shared.crdt import DeltaLog, LWWColumns, LWWMap, ORSet
 from towers.frames import Updates
+from towers.swarm import Cooldowns, Membership
+from towers.vehicle_buckets import BUCKETS, VEHICLE, bucket_of, read_bucket, write_bucket
 
-__all__ = [
-    "BUCKETS", "VEHICLE", "Aggregates", "Cooldowns", "Membership", "RegionEngine", "bucket_of", "read_bucket",
-]  # fmt: skip
+__all__ = ["Aggregates", "RegionEngine"]
 
-BUCKETS = 16
 I64 = npt.NDArray[np.int64]
-
-#: A vehicle's latest state: the row of the `vehicles` map, packed little-endian (31 bytes).
-VEHICLE = np.dtype(
-    [("km", "<f8"), ("v", "<f4"), ("accel", "<f4"), ("energy", "<f4"), ("nb", "u1"), ("lane", "u1"),
-     ("brake", "u1"), ("et", "<i8")]
-)  # fmt: skip
-#: The table value of a vehicle bucket starts with its format version. 1 (an Avro LWW-Map whose
-#: values are a version byte and a VEHICLE row) is still read; 2 is written (`bucket_bytes`).
-_V1_VALUE = struct.Struct("<BdfffBBBq")
-_V2 = 2
-_V2_HEAD = struct.Struct("<BIH")  # version, entries, replica names
-
-_BUCKET_CACHE: dict[str, int] = {}
-
-
-def bucket_of(vehicle_id: str) -> int:
-    """Stable across processes (unlike `hash`), so a key always lands in the same table bucket."""
-    b = _BUCKET_CACHE.get(vehicle_id)
-    if b is None:
-        if len(_BUCKET_CACHE) > 1_000_000:  # ids are per trip: bound the memo
-            _BUCKET_CACHE.clear()
-        b = _BUCKET_CACHE[vehicle_id] = zlib.crc32(vehicle_id.encode()) % BUCKETS
-    return b
-
-
-class Membership:
-    """The swarm as `BUCKETS` OR-Sets, one per vehicle bucket. Each shard tags its dots with its own
-    replica id (`tower#b`), so shards never share a dot and their join is still one valid OR-Set:
-    deltas of different shards can be joined for tower-sync, and `union()` is the whole swarm."""
-
-    __slots__ = ("shards", "tower")
-
-    def __init__(self, tower: str) -> None:
-        self.tower = tower
-        self.shards = [ORSet() for _ in range(BUCKETS)]
-
-    def __contains__(self, vid: str) -> bool:
-        return vid in self.shards[bucket_of(vid)].entries
-
-    def __len__(self) -> int:
-        return sum(len(s) for s in self.shards)
-
-    @property
-    def value(self) -> frozenset[str]:
-        return frozenset().union(*(s.value for s in self.shards))
-
-    def add(self, vid: str) -> ORSet:
-        b = bucket_of(vid)
-        delta = self.shards[b].add(vid, f"{self.tower}#{b}")
-        self.shards[b].merge_in(delta)
-        return delta
-
-    def remove(self, vid: str) -> ORSet:
-        b = bucket_of(vid)
-        delta = self.shards[b].remove(vid)
-        self.shards[b].merge_in(delta)
-        return delta
-
-    def union(self) -> ORSet:
-        out = ORSet()
-        for shard in self.shards:
-            out.merge_in(shard)
-        return out
-
-    def copy(self) -> Membership:
-        out = Membership(self.tower)
-        out.shards = [s.copy() for s in self.shards]
-        return out
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Membership) and self.shards == other.shards
-
-
-#: Advisory actions, in the order of the ControlAdvisory schema's enum.
-ACTIONS = ("SLOW_DOWN", "SPEED_UP", "KEEP", "STOP")
-SLOW_DOWN, SPEED_UP, KEEP, STOP = range(4)
-
-
-class Cooldowns:
-    """The last advice given to each vehicle slot, so an unchanged advisory is not repeated within
-    the cool-down; arrays beside the vehicles' slots."""
-
-    __slots__ = ("action", "at_ms", "seconds", "speed")
-
-    def __init__(self, seconds: float, capacity: int) -> None:
-        self.seconds = seconds
-        self.action = np.full(capacity, -1, np.int8)
-        self.speed = np.zeros(capacity, np.float64)
-        self.at_ms = np.zeros(capacity, np.int64)
-
-    def grow(self, capacity: int) -> None:
-        extra = capacity - len(self.action)
-        if extra > 0:
-            self.action = np.concatenate([self.action, np.full(extra, -1, np.int8)])
-            self.speed = np.concatenate([self.speed, np.zeros(extra)])
-            self.at_ms = np.concatenate([self.at_ms, np.zeros(extra, np.int64)])
-
-    def forget(self, slots: I64) -> None:
-        self.action[slots] = -1
-
-    def advised_slow(self, slots: I64) -> npt.NDArray[np.bool_]:
-        a = self.action[slots]
-        slow: npt.NDArray[np.bool_] = (a == SLOW_DOWN) | (a == STOP)
-        return slow
-
-    def allow(self, slots: I64, action: I64, speed: npt.NDArray[np.float64], now_ms: int) -> npt.NDArray[np.bool_]:
-        """Which of these pieces of advice may go out now; those are remembered."""
-        repeat = (
-            (self.action[slots] == action)
-            & (np.abs(self.speed[slots] - speed) < 2.0)
-            & (now_ms - self.at_ms[slots] < self.seconds * 1000)
-        )
-        ok: npt.NDArray[np.bool_] = ~repeat
-        s = slots[ok]
-        self.action[s], self.speed[s], self.at_ms[s] = action[ok], speed[ok], now_ms
-        return ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,24 +251,12 @@ class RegionEngine:
 
     # ---- persistence ------------------------------------------------------------------------
     def bucket_bytes(self, b: int) -> bytes:
-        """Table value of vehicle bucket `b`: its entries column-wise, tombstones included (format 2:
-        version, counts, replica names, then key lengths, keys, HLCs, replicas, liveness, rows)."""
+        """Table value of vehicle bucket `b`: its entries, tombstones included."""
         v = self.vehicles
         slots = np.flatnonzero((v.ts > 0) & (self.bucket[: v.capacity] == b))
         kb = self.key_bytes
-        keys = [kb[s] for s in slots.tolist()]
-        names = [n.encode() for n in v.replica_names]
-        parts = [_V2_HEAD.pack(_V2, len(keys), len(names))]
-        parts += [struct.pack("<H", len(n)) + n for n in names]
-        parts += [
-            np.array([len(k) for k in keys], "<u2").tobytes(),
-            b"".join(keys),
-            v.ts[slots].astype("<i8").tobytes(),
-            v.replica[slots].astype("<u2").tobytes(),
-            v.live[slots].astype("u1").tobytes(),
-            v.values[slots].tobytes(),
-        ]
-        return b"".join(parts)
+        return write_bucket([kb[s] for s in slots.tolist()], v.replica_names, v.ts[slots], v.replica[slots],
+                            v.live[slots], v.values[slots])  # fmt: skip
 
     def load_bucket(self, raw: bytes) -> None:
         """Merge a vehicle bucket's table value (format 1 or 2) into the state."""
@@ -425,54 +293,3 @@ def _as_dict(row: Any) -> dict[str, Any]:
         "brake": bool(row["brake"]), "energy": float(row["energy"]), "et": int(row["et"]),
         "accel": float(row["accel"]),
     }  # fmt: skip
-
-
-def read_bucket(raw: bytes) -> LWWColumns:
-    """A vehicle bucket's table value, in either format."""
-    if raw[:2] == MAGIC:
-        return _bucket_v1(raw)
-    if raw[:1] == bytes([_V2]):
-        return _bucket_v2(raw)
-    raise MalformedStateError(f"unknown vehicle bucket format {raw[:1].hex()}")
-
-
-def _bucket_v1(raw: bytes) -> LWWColumns:
-    stored = decode_state(raw)
-    if not isinstance(stored, LWWMap):
-        raise MalformedStateError(f"a vehicle bucket holds an LWW-Map, not {type(stored).__name__}")
-    rows = {}
-    for vid, (ts, r, packed) in stored.entries.items():
-        if packed is not None and (len(packed) != _V1_VALUE.size or packed[0] != 1):
-            raise MalformedStateError(f"vehicle {vid}: not a version 1 vehicle state")
-        rows[vid] = (ts, r, None if packed is None else packed[1:])
-    return LWWColumns.from_lwwmap(LWWMap(rows), VEHICLE)
-
-
-def _bucket_v2(raw: bytes) -> LWWColumns:
-    try:
-        _, n, n_names = _V2_HEAD.unpack_from(raw)
-        p = _V2_HEAD.size
-        names = []
-        for _ in range(n_names):
-            (size,) = struct.unpack_from("<H", raw, p)
-            names.append(raw[p + 2 : p + 2 + size].decode())
-            p += 2 + size
-        lengths = np.frombuffer(raw, "<u2", n, p).astype(np.int64)
-        p += 2 * n
-        blob = raw[p : p + int(lengths.sum())]
-        p += len(blob)
-        ts = np.frombuffer(raw, "<i8", n, p).astype(np.int64)
-        replica = np.frombuffer(raw, "<u2", n, p + 8 * n).astype(np.int32)
-        live = np.frombuffer(raw, "u1", n, p + 10 * n).astype(np.bool_)
-        values = np.frombuffer(raw, VEHICLE, n, p + 11 * n)
-        if p + 11 * n + n * VEHICLE.itemsize != len(raw) or (replica >= len(names)).any() or (ts <= 0).any():
-            raise ValueError("sizes do not add up")
-        ends = np.cumsum(lengths).tolist()
-        keys = [blob[a:b].decode() for a, b in zip([0, *ends][:n], ends, strict=True)]
-    except (ValueError, struct.error, UnicodeDecodeError) as exc:
-        raise MalformedStateError(f"corrupt vehicle bucket: {exc}") from None
-    out = LWWColumns(VEHICLE, max(16, n))
-    for name in names:
-        out.code(name)
-    out.apply_batch(keys, ts, replica, values, live)
-    return out

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from towers.config import TowerConfig
-from towers.region import ACTIONS, KEEP, SLOW_DOWN, SPEED_UP, STOP, Cooldowns
+from towers.swarm import ACTIONS, KEEP, SLOW_DOWN, SPEED_UP, STOP, Cooldowns
 
 __all__ = ["Advice", "SpeedLimits", "Swarm", "advise", "detect_queues"]
 

@@ -24,9 +24,10 @@ from pipeline.shared.crdt import (
     encode_state,
 )
 from pipeline.shared.crdt.hlc import HybridClock
-from towers.region import BUCKETS, Aggregates, RegionEngine
+from towers.region import Aggregates, RegionEngine
 from towers.staleness import VisibilityLog
 from towers.validation import hazards_problem
+from towers.vehicle_buckets import BUCKETS
 
 __all__ = ["NeighbourView", "SyncPublisher", "known_replicas", "message_problem", "state_digest"]
 

@@ -122,6 +122,12 @@ def _analytics(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_analytics(ctx.obj, quick=quick)
 
 
+def _live(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.live_page import run_live_page
+
+    return run_live_page(ctx.obj, quick=quick)
+
+
 def _security(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.security import run_security
 
@@ -142,12 +148,13 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "peak": _peak,
     "faults": _faults,
     "mqtt": _mqtt,
+    "live": _live,
     "consistency": _consistency,
     "security": _security,  # starts a plain and a secure stack of its own
     "analytics": _analytics,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "mqtt", "consistency", "analytics"}  # fmt: skip
+               "faults", "mqtt", "live", "consistency", "analytics"}  # fmt: skip
 
 
 def _missing_mqtt(settings: Settings) -> str | None:

@@ -100,8 +100,11 @@ def _hostile_failures(name: str, row: dict[str, Any]) -> list[str]:
     # the towers' budget: from the report to the advisory on its way (its produce time); what a consumer
     # in the drill's own busy process adds on top is reported beside it, not judged
     p99 = row["hazard_produced_p99_ms"]
-    if p99 is None or row["hazards_advised"] < row["hazards_reported"]:
-        out.append(f"{name}: {row['hazards_reported'] - row['hazards_advised']} genuine hazards were never advised")
+    if row["hazards_unadvised"]:
+        where = ", ".join(f"km {h['km']} (region {h['region']})" for h in row["hazards_unadvised"][:5])
+        out.append(f"{name}: {len(row['hazards_unadvised'])} genuine hazards were never advised: {where}")
+    if p99 is None:
+        out.append(f"{name}: no genuine hazard's report made its tower advise anyone at once")
     elif p99 > HAZARD_P99_BUDGET_MS:
         out.append(f"{name}: hazard → advisory p99 {p99} ms, over the towers' {HAZARD_P99_BUDGET_MS:.0f} ms budget")
     return out

@@ -23,6 +23,7 @@ from pipeline.cli import (
     k8s_cmd,
     kafka_cmd,
     produce_cmd,
+    results_cmd,
     simulate_cmd,
     stack_cmd,
     status_cmd,
@@ -55,6 +56,7 @@ app.command("gateway")(gateway_cmd.gateway)
 app.command("gateway-probe")(gateway_cmd.gateway_probe)
 app.command("dashboard")(dashboard_cmd.dashboard)
 app.command("analytics")(analytics_cmd.analytics)
+app.command("results")(results_cmd.results)
 app.add_typer(tower_cmd.app, name="tower")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

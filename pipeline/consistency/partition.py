@@ -37,6 +37,7 @@ from pipeline.shared.crdt import LWWMap, decode_as
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
+from pipeline.shared.waiting import poll
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
 from pipeline.workers import TowerProcess, wait_for_assignment, worker_env
@@ -89,12 +90,8 @@ class _Run:
                     self.samples.append({"t": time.monotonic() - self.t0, "worker": i, **ages})
 
     def wait_until(self, done: Callable[[], bool], timeout: float = CONVERGE_TIMEOUT_S) -> float | None:
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if done():
-                return round(time.monotonic() - start, 2)
-            time.sleep(0.1)
-        return None
+        took = poll(done, timeout)
+        return None if took is None else round(took, 2)
 
 
 def _views_equal(run: _Run, since_ms: int, hazards: list[str]) -> Callable[[], bool]:

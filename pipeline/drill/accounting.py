@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pipeline.shared.codec import CodecError
 from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from towers.frames import decode_frame, decode_record
-from towers.region import read_bucket
+from towers.vehicle_buckets import read_bucket
 
 __all__ = ["Accounting", "account", "latest_rejected", "latest_sent", "latest_stored"]
 

@@ -155,16 +155,20 @@ class HostileSender:
     seed: int = 31
     sent: list[Hostile] = field(default_factory=list)
     hazards_sent: dict[str, int] = field(default_factory=dict)  # hazard id -> wall ms sent
-    latencies_ms: list[float] = field(default_factory=list)  # hazard sent -> each advisory about it read
+    latencies_ms: list[float] = field(default_factory=list)  # hazard sent -> each advisory it triggered, read
     produced_ms: list[float] = field(default_factory=list)  # hazard sent -> each advisory's produce time (its tower's)
-    first_ms: dict[str, float] = field(default_factory=dict)  # hazard id -> its first advisory's latency
+    # hazard id -> the latency of the first advisory naming it, whatever triggered it: the report
+    # itself, a neighbour's tower-sync message, or a vehicle's update once it came close enough
+    first_ms: dict[str, float] = field(default_factory=dict)
+    hazard_where: dict[str, tuple[float, int]] = field(default_factory=dict)  # hazard id -> (km, region)
     errors: list[str] = field(default_factory=list)
     avoid_km: tuple[float, ...] = ()  # where the drill's own hazards stand
     where: Callable[[], float] = lambda: 39.0  # a spot 1.5 km ahead of some vehicle on the road
     _on_road: list[tuple[float, int]] = field(default_factory=list)  # (km, expiry wall ms) of genuine ones
 
     def __post_init__(self) -> None:
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # the sender's
+        self._deaf = threading.Event()  # the listener's
         self._threads = [threading.Thread(target=self._send, name="hostile", daemon=True),
                          threading.Thread(target=self._listen, name="hostile-listener", daemon=True)]  # fmt: skip
 
@@ -177,11 +181,17 @@ class HostileSender:
             t.start()
         return self
 
-    def stop(self) -> None:
-        time.sleep(1.0)  # the last hazards' advice
+    def stop(self, advice_wait_s: float = 5.0) -> None:
+        """Stop sending, then listen until every genuine hazard was named in an advisory or
+        `advice_wait_s` passed: the last one may be reported a moment before, and its vehicle may
+        first have to come within the distance at which a tower advises it."""
         self._stop.set()
-        for t in self._threads:
-            t.join(30)
+        self._threads[0].join(30)
+        deadline = time.monotonic() + advice_wait_s
+        while time.monotonic() < deadline and not self.hazards_sent.keys() <= self.first_ms.keys():
+            time.sleep(0.05)
+        self._deaf.set()
+        self._threads[1].join(30)
 
     def by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(h.kind for h in self.sent).items()))
@@ -244,10 +254,11 @@ class HostileSender:
         producer.poll(0)
         self._on_road.append((km, now + GENUINE_VALIDITY_S * 1000))
         self.hazards_sent[hid] = rec["hlc"] >> 16
+        self.hazard_where[hid] = (km, r)
 
     def _listen(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self._deaf.is_set():
                 first = self._consumer.poll(0.05)  # returns with the first (consume(n, t) waits for n or t)
                 for m in [] if first is None else [first, *self._consumer.consume(1_000, timeout=0)]:
                     received = time.time() * 1000
@@ -255,11 +266,12 @@ class HostileSender:
                         continue
                     adv = CODEC.decode(m.value() or b"", ADVISORY)
                     sent = self.hazards_sent.get(adv["hazard_id"] or "")
-                    if sent is not None and adv["trigger_hlc"] >> 16 == sent:
-                        latency = received - sent
-                        self.latencies_ms.append(latency)
+                    if sent is None:
+                        continue
+                    self.first_ms.setdefault(adv["hazard_id"], received - sent)
+                    if adv["trigger_hlc"] >> 16 == sent:  # the towers' reaction to the report itself
+                        self.latencies_ms.append(received - sent)
                         self.produced_ms.append(m.timestamp()[1] - sent)
-                        self.first_ms.setdefault(adv["hazard_id"], latency)
         except Exception as exc:
             self.errors.append(f"listener {type(exc).__name__}: {exc}")
         finally:

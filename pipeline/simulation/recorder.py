@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from producers.fleet import Action, Fleet, Obstacle
+from producers.hazard_driving import STOP_DECEL_MPS2
 
 __all__ = ["HazardTrack", "Recorder"]
 
@@ -28,8 +29,8 @@ class HazardTrack:
     start_s: float
     end_s: float = float("inf")
     passing_mps: list[float] = field(default_factory=list)  # speed of each warned vehicle passing it
-    #: vehicles first told to slow down or stop while they could still stop before it (braking at
-    #: FIRM_DECEL_MPS2), and those told later than that
+    #: vehicles first told to slow down or stop while they could still stop before it (braking as
+    #: drivers told to stop do, STOP_DECEL_MPS2), and those told later than that
     advised: set[int] = field(default_factory=set)
     advised_late: set[int] = field(default_factory=set)
     #: vehicles that passed it not warned in time though they were further than SURPRISED_KM when it
@@ -44,8 +45,6 @@ class HazardTrack:
     passed_in_lane: dict[int, int] = field(default_factory=dict)  # lane → vehicles that passed it there
 
 
-#: the braking a warning must leave room for: firm, well short of an emergency stop (IDM brakes up to 9)
-FIRM_DECEL_MPS2 = 4.0
 MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
 
 
@@ -104,7 +103,7 @@ class Recorder:
             )
             first = told & ~np.isin(fleet.num[idx], list(h.advised | h.advised_late))
             if first.any():
-                can_stop = ahead[first] * 1000 >= v[first] ** 2 / (2 * FIRM_DECEL_MPS2)
+                can_stop = ahead[first] * 1000 >= v[first] ** 2 / (2 * STOP_DECEL_MPS2)
                 nums = fleet.num[idx[first]]
                 h.advised.update(nums[can_stop].tolist())
                 h.advised_late.update(nums[~can_stop].tolist())

@@ -175,6 +175,7 @@ def _markdown(s: dict[str, Any]) -> str:
         "outdated_advice_ignored",
         "dead_letters",
         "towers_converged",
+        "converged_after_s",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {s['run'].get(key, '–')} |")
     if s["run"].get("stale_advisories"):

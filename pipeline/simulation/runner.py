@@ -32,6 +32,7 @@ from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
+from pipeline.shared.waiting import poll
 from pipeline.simulation.fcd_export import write_fcd
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
@@ -57,6 +58,7 @@ from towers.config import app_id
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
 
 RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share
+CONVERGE_BOUND_S = 10.0  # the design's bound for important data to be consistent again
 
 
 @dataclass
@@ -306,8 +308,15 @@ def run_scenario(
                 sink.flush(10)
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
             stack.etcd.start(attached=run.etcd_attached)
-        time.sleep(2.0)  # two sync rounds, so every tower has heard every neighbour
-        pages = [p for w in workers if w.alive and (p := w.page()) is not None]
+        # until every tower has heard every neighbour (a sync round a second), within the bound the
+        # design gives important data; the report says how long it took, or that it did not
+        pages: list[dict[str, Any]] = []
+
+        def heard() -> bool:
+            pages[:] = [p for w in workers if w.alive and (p := w.page()) is not None]
+            return external_towers or _converged(pages, topics.regions)
+
+        converged_after_s = poll(heard, CONVERGE_BOUND_S, interval=0.25)
         dead = _dead_letter_count(admin, topics.dead_letter, topics.regions) - dlq_before
         summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
                            towers_app)  # fmt: skip
@@ -315,8 +324,10 @@ def run_scenario(
         staleness = [p for w in workers if w.alive and (p := w.page("staleness")) is not None]
         if staleness:
             summary["consistency"] = {"workers": len(staleness), "rows": staleness_table(staleness)}
+        summary["run"]["converged_after_s"] = converged_after_s
         if link is not None and gateway is not None:
-            time.sleep(1.5)  # the gateway's counters are written once a second
+            ended = time.time()  # the gateway writes its counters once a second: a fresh copy
+            poll(lambda: gateway.stats_file.stat().st_mtime > ended if gateway.stats_file.exists() else False, 5.0)
             summary["radio"] = radio_summary(link, gateway.stats(), listener.stats.latencies_ms)
         if external_towers:
             summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read

@@ -13,7 +13,7 @@ from pipeline.shared.radio_topics import RadioTopics
 from tests.towers.test_engine import T0, engine
 from towers.frames import decode_frame
 from towers.gateway.batch import FrameBatcher
-from towers.region import read_bucket
+from towers.vehicle_buckets import read_bucket
 
 __all__ = ["TARGETS"]
 

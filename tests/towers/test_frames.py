@@ -17,8 +17,8 @@ from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
 from towers.advisories import encode_advisories
 from towers.frames import Updates, decode_frame, updates_from_records
-from towers.region import ACTIONS
 from towers.rules import Advice
+from towers.swarm import ACTIONS
 
 COLUMNS = [f for f in Updates.__slots__ if f not in ("ids", "spans")]
 

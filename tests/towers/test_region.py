@@ -11,7 +11,7 @@ from pipeline.shared.crdt.hlc import HybridClock, pack
 from tests.towers.test_engine import CORRIDOR, T0, frame, upd
 from towers.config import TowerConfig
 from towers.engine import TowerEngine
-from towers.region import BUCKETS
+from towers.vehicle_buckets import BUCKETS
 
 
 class Wall:

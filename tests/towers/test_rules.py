@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from towers.config import TowerConfig
-from towers.region import Cooldowns
 from towers.rules import SpeedLimits, Swarm, advise, hazard_advice
+from towers.swarm import Cooldowns
 
 CFG = TowerConfig()
 LIMIT = 113 / 3.6

@@ -141,8 +141,7 @@ def test_without_mobil_everyone_keeps_their_lane(corridor) -> None:
 
 def test_advice_triggered_before_the_advice_in_force_is_out_of_date_and_ignored() -> None:
     """A tower that took over a region replays its backlog: advice computed from a vehicle's old
-    position (slow down to 22 m/s, 2 km out) overrode a STOP 190 m before the debris, and the vehicle
-    drove through it (the faults scenario)."""
+    position (slow down to 22 m/s, 2 km out) must not override a STOP given since."""
     fleet = Fleet(load_corridor(), FleetConfig(vehicles=5, seed=1), start_ms=0)
     fleet.step(1.0)
     num, region = int(fleet.num[fleet.active][0]), int(fleet.region[fleet.active][0])
@@ -151,3 +150,21 @@ def test_advice_triggered_before_the_advice_in_force_is_out_of_date_and_ignored(
     slot = int(np.flatnonzero(fleet.num == num)[0])
     assert fleet.adv_action[slot] == Action.STOP and fleet.outdated_ignored == 1
     assert fleet.obey(num, region, None, Action.KEEP, 31.3, until_s=22.0, trigger_s=12.0) == 1
+
+
+@pytest.mark.parametrize("metres", [190.0, 260.0])
+def test_a_driver_told_to_stop_in_time_stops_before_the_hazard(corridor, metres: float) -> None:
+    """Told STOP at 129 km/h with room to stop braking firmly (160 m), a driver does; braking only at
+    the comfortable rate they slow down to a new limit at, they would pass debris at 80 km/h."""
+    fleet = Fleet(corridor, FleetConfig(vehicles=1, seed=5), start_ms=0)
+    slot = int(np.flatnonzero(fleet.active)[0])
+    hazard_km = 22.0
+    fleet.nb[slot], fleet.lane[slot], fleet.v[slot] = True, 1, 35.76
+    fleet.km[slot] = hazard_km - metres / 1000
+    fleet.exit_km[slot] = corridor.route.length_km
+    fleet.region[slot] = corridor.regions.handoff(fleet.km[[slot]], fleet.region[[slot]])[0]
+    fleet.obstacles.append(Obstacle(hazard_km, None, 0.0, 1e9, pass_speed_mps=5.0))
+    took = fleet.obey(int(fleet.num[slot]), int(fleet.region[slot]), None, Action.STOP, 0.0, until_s=1e9)
+    assert took == 1
+    run(fleet, 20, dt=1.0)
+    assert fleet.km[slot] < hazard_km and fleet.v[slot] <= 1.0, "stopped short of it (creeping at most)"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.shared.crdt import DeltaLog, decode_state, encode_state
-from tests.crdt.world import KINDS, REPLICAS, Kind, history, ops_run
+from tests.shared.crdt.world import KINDS, REPLICAS, Kind, history, ops_run
 
 kinds = pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pipeline.shared.crdt import LWWColumns, LWWMap, decode_state, encode_state
 from pipeline.shared.crdt.registers import value_bytes
-from tests.crdt.world import ROW
+from tests.shared.crdt.world import ROW
 
 write = st.tuples(
     st.sampled_from(["a", "b", "c", "veh-0000001"]),  # key

@@ -11,7 +11,7 @@ from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import ConfigError
 from pipeline.simulation.fcd_export import write_fcd
 from producers.fcd import ReplayFleet, read_fcd
-from tests.unit.test_recorder import _drive
+from tests.simulation.test_recorder import _drive
 
 
 def test_a_run_exported_as_fcd_reads_back_onto_the_same_places(tmp_path: Path) -> None:
