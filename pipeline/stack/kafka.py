@@ -21,7 +21,7 @@ from pipeline.stack.java import java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
 from pipeline.stack.security import BROKER_PRINCIPAL, SecurityMaterial
 
-__all__ = ["KafkaBroker", "broker_metadata", "tools_argv", "write_client_properties"]
+__all__ = ["KafkaBroker", "broker_metadata", "new_cluster_id", "tools_argv", "write_client_properties"]
 
 #: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
 HEAP = "-Xmx768m"
@@ -147,8 +147,7 @@ class KafkaBroker:
         path = self.home / "cluster.id"
         if path.exists():
             return path.read_text().strip()
-        # Kafka's ids are base64url of a UUID, 22 characters; made here without starting a JVM.
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = new_cluster_id()
         path.write_text(cid + "\n")
         return cid
 
@@ -297,3 +296,12 @@ def tools_argv(settings: Settings, main_class: str, args: list[str], startup_onl
         main_class,
         *args,
     ]
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes one, without starting a JVM: base64url of a random UUID, 22
+    characters, drawn again when it starts with '-' (the storage tool would read it as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid

@@ -7,7 +7,6 @@ either the tests are skipped, unless CORRIDOR_STRICT_TESTS=1 (as in CI) makes th
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 import urllib.request
@@ -25,6 +24,7 @@ from pipeline.containers.images import build_images, image_ref
 from pipeline.ports import free_ports
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.stack.kafka import new_cluster_id
 
 LABEL = "org.corridor.test"
 TESTCONTAINERS_VARS = ("DOCKER_HOST", "TESTCONTAINERS_RYUK_DISABLED", "TESTCONTAINERS_CONNECTION_MODE")
@@ -95,7 +95,7 @@ def cluster(engine: ContainerEngine, request: pytest.FixtureRequest) -> Iterator
     with Network() as network:
         kafka = DockerContainer(image_ref("kafka")).with_network(network).with_network_aliases("kafka")
         kafka_port = _loopback(kafka, 9094)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         kafka.with_kwargs(labels={LABEL: run})
         for key, value in {
             "KAFKA_CLUSTER_ID": cluster_id,
