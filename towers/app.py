@@ -360,7 +360,8 @@ def _safely(r: int, raw: bytes, handle: Callable[..., Outbox], *args: Any) -> Ou
 
 @app.agent(telemetry_topic)
 async def telemetry(stream: Any) -> None:
-    engine = rt().engine
+    runtime = rt()
+    engine, unwritten = runtime.engine, runtime.unwritten
     manual = stream.noack()
     async for event in manual.events():
         m = event.message
@@ -368,10 +369,11 @@ async def telemetry(stream: Any) -> None:
         st = engine.region(r, _load)
         backlog = (app.consumer.highwater(m.tp) or 0) - m.offset - 1
         _emit(_safely(r, event.value, engine.on_telemetry, r, event.value, st, backlog), (m.topic, r, m.offset))
-        rt().unwritten.setdefault(r, []).append(event)
-        if engine.flush_due(r, time.monotonic()):
+        unwritten.setdefault(r, []).append(event)
+        now_s = time.monotonic()
+        if engine.flush_due(r, now_s):
             try:
-                _write(engine.flush(r, time.monotonic()))
+                _write(engine.flush(r, now_s))
             except Exception as exc:  # the store failed (a full disk): rocksdict raises bare Exceptions
                 # Keep serving from memory; write the whole region again at its next flush, and keep
                 # its events unacknowledged until then (a restart reads them again).
@@ -379,8 +381,8 @@ async def telemetry(stream: Any) -> None:
                 engine.counts["table-write-failures"] += 1
                 log.error("region %d: its tables could not be written (%s); retrying at the next flush", r, exc)
                 continue
-            for done in rt().unwritten.pop(r):
-                rt().held.hold((manual, done, m.topic, r), (m.topic, r), LINES[r])
+            for done in unwritten.pop(r):
+                runtime.held.hold((manual, done, m.topic, r), (m.topic, r), LINES[r])
         await _release()
 
 

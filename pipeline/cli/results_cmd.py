@@ -52,7 +52,8 @@ def results(
     if len(runs) != len(run or []) or "bench" in runs:
         raise ConfigError("each run's folder needs a name of its own, and none named bench")
     # every file read and checked before anything is written
-    merged = merge_benches([_json_object(path) for path in bench or [Path("reports/bench.json")]])
+    benches = bench or [Path("reports/bench.json")]
+    merged = merge_benches([_json_object(path) for path in benches])
     read = {name: _json_object(path) for name, path in runs.items()}
     if sources.exists():
         shutil.rmtree(sources)
@@ -61,7 +62,7 @@ def results(
     for name, path in runs.items():
         shutil.copyfile(path, sources / f"{name}.json")
     page.write_text(results_page(merged, read))
-    out.print(f"{page} written from {len(bench or [1]) + len(runs)} file(s), kept in {sources}")
+    out.print(f"{page} written from {len(benches) + len(runs)} file(s), kept in {sources}")
 
 
 def merge_benches(benches: list[dict[str, Any]]) -> dict[str, Any]:

@@ -79,6 +79,9 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "num.partitions": "1",
         "log.retention.hours": "24",
         "log.segment.bytes": str(128 * 1024 * 1024),
+        # a deleted topic's files go within a second (Kafka waits a minute by default): a run's
+        # changelogs, deleted at its end, are not left on disk by a broker stopped right after
+        "file.delete.delay.ms": "1000",
     }
     material = settings.security_material
     if material is not None:
