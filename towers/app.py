@@ -421,9 +421,23 @@ async def read_tower_sync() -> None:
     runtime.producer.poll(0)
 
 
+def _load_quiet_regions() -> None:
+    """Every region this worker owns is loaded once its tables are restored, not at its first event:
+    a quiet region's owner, snapshot and restored hazards still reach etcd and the neighbours, and
+    whoever waits for a tower per region (producers that start once there is one) is not waiting for
+    the traffic it is to send. Not while a rebalance is restoring tables: they would read empty."""
+    if app.rebalancing or not _recovered():
+        return
+    engine = rt().engine
+    for r in _owned():
+        if r not in engine.states:
+            engine.region(r, _load)
+
+
 @app.timer(interval=cfg.sync_important_s)
 async def sync_important() -> None:
     runtime = rt()
+    _load_quiet_regions()
     skew = runtime.engine.skew.correction_ms()
     if skew != runtime.skew_reported:
         runtime.skew_reported = skew
@@ -570,9 +584,13 @@ async def staleness_page(web: Any, request: Any) -> Any:
 
 @app.page("/corridor/cas-history/")
 async def cas_history_page(web: Any, request: Any) -> Any:
-    """Every compare-and-swap this worker made on the global view (with CORRIDOR_TOWER_CAS_HISTORY=1)."""
+    """Every compare-and-swap this worker made on the global view (with CORRIDOR_TOWER_CAS_HISTORY=1),
+    and whether a write of its may still be in flight (`settled`: cut off from etcd and no round running)."""
     control = rt().control
-    return web.json({"worker": os.getpid(), "ops": control.history() if control is not None else []})
+    if control is None:
+        return web.json({"worker": os.getpid(), "ops": [], "settled": True})
+    settled = control.offline and not control.in_round
+    return web.json({"worker": os.getpid(), "ops": control.history(), "settled": settled})
 
 
 @app.page("/corridor/control/{what}/{state}/")

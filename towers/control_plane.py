@@ -220,6 +220,9 @@ class ControlPlane:
         self.snapshot_ages_ms: deque[int] = deque(maxlen=LIMIT)
         self.global_seen: dict[str, int] = {}
         self.offline = False  # an operator's switch for partition drills: act as if etcd were unreachable
+        # True while a round may write: once it is False with `offline` set, no write of this worker's
+        # is still in flight (a drill reads etcd's history only then)
+        self.in_round = False
         self.cas_history: deque[dict[str, Any]] | None = deque(maxlen=LIMIT) if keep_cas_history else None
         self._latest = _Published()
         self._global_written: bytes | None = None  # the view last joined into etcd's global one
@@ -269,6 +272,7 @@ class ControlPlane:
     def _run(self) -> None:
         while not self._stop.is_set():
             t0 = time.monotonic()
+            self.in_round = True  # before `offline` is read, so a switch seen off leaves no round to start
             try:
                 if self.offline:
                     raise ConnectionError("cut off from etcd by the operator")
@@ -278,6 +282,8 @@ class ControlPlane:
                 self.errors += 1
                 log.info("etcd unavailable (%s); towers go on, retrying", type(exc).__name__)
                 self._reset()
+            finally:
+                self.in_round = False
             self._stop.wait(max(0.0, self.interval_s - (time.monotonic() - t0)))
 
     def _reset(self) -> None:

@@ -50,6 +50,7 @@ from towers.control_plane import cas_merge, close_client, namespace, open_client
 __all__ = ["run_consistency"]
 
 CONVERGE_TIMEOUT_S = 60.0
+SETTLE_BOUND_S = 15.0  # a round's etcd calls time out in 2 s each; a CAS retries a few times
 
 
 @dataclass
@@ -267,14 +268,20 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
     done.set()
     for t in threads:
         t.join(timeout=10)
-    # The towers write the key every second: cut them off etcd first, and wait out a round in flight,
-    # so the history read below holds no write made after their records were taken.
+    # The towers write the key every second: cut them off etcd first, and wait until no round of
+    # theirs is in flight, so the history read below holds no write made after their records were taken.
     for w in run.workers:
         run.switch(w, "etcd", "off")
-    time.sleep(2.5)
-    for w in run.workers:
-        page = w.page("cas-history", timeout=10) or {"ops": []}
-        ops += [{**op, "client": f"{w.name}/{op.get('client', '')}"} for op in page["ops"]]
+    pages: list[dict[str, Any]] = []
+
+    def settled() -> bool:
+        pages[:] = [w.page("cas-history", timeout=10) or {} for w in run.workers]
+        return all(p.get("settled") for p in pages)
+
+    # None: a round was still in flight at the bound, and its write may be missing from the history
+    towers_settled_after_s = poll(settled, SETTLE_BOUND_S, interval=0.2)
+    for w, page in zip(run.workers, pages, strict=True):
+        ops += [{**op, "client": f"{w.name}/{op.get('client', '')}"} for op in page.get("ops", [])]
     client = open_client(etcd_access, 10)
     try:
         versions = _key_history(client, key)
@@ -286,6 +293,7 @@ def _cas_under_restart(run: _Run, stack: Stack, seconds: float, writers: int = 3
     for v in versions:
         join.merge_in(decode_as(v.value, LWWMap))
     return {**verdict.as_dict(), "etcd_restarted": restarted, "writers": writers + len(run.workers), "outage": outage,
+            "towers_settled_after_s": towers_settled_after_s,
             "final_is_join_of_every_write": final.entries == join.entries}  # fmt: skip
 
 

@@ -10,46 +10,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from pipeline.shared.access import EtcdAccess, KafkaAccess, Role, load_role_credentials
 from pipeline.shared.corridor import Corridor, load_corridor
+from pipeline.shared.env_model import read_env
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.topics import Topics
 
-__all__ = ["ENV_VARS", "Ports", "Settings"]
-
-#: Environment variables read by `Settings.from_env`, with what each sets (shown in `--help`).
-ENV_VARS: dict[str, str] = {
-    "KAFKA_BOOTSTRAP_SERVERS": "external Kafka cluster (host:port,...); when set no broker is started",
-    "ETCD_ENDPOINTS": "external etcd cluster (host:port,...); when set no etcd is started",
-    "MQTT_URL": "external MQTT 5 broker for the radio link (mqtt://host:port); when set none is started",
-    "CORRIDOR_STATE_DIR": "where the embedded stack keeps data, logs and pid files (default .corridor)",
-    "CORRIDOR_CACHE_DIR": "where Kafka's jars are cached (default ~/.cache/corridor)",
-    "CORRIDOR_TOPIC_PREFIX": "prefix of every topic name (default corridor)",
-    "CORRIDOR_TOPIC_REPLICATION": "replicas of every topic corridor creates, changelogs included (default 1)",
-    "CORRIDOR_ROUTE_FILE": "route JSON file (default: the I-69 Bloomington–Indianapolis route shipped with corridor)",
-    "CORRIDOR_TOWERS_FILE": "tower regions JSON file (default: the 9 regions shipped with corridor)",
-    "CORRIDOR_KAFKA_PORT": "embedded broker's client port (default 9092)",
-    "CORRIDOR_KAFKA_CONTROLLER_PORT": "embedded KRaft controller port (default 9093)",
-    "CORRIDOR_ETCD_PORT": "embedded etcd client port (default 2379)",
-    "CORRIDOR_ETCD_PEER_PORT": "embedded etcd peer port (default 2380)",
-    "CORRIDOR_MQTT_PORT": "embedded MQTT broker's port, for the radio link (default 1883)",
-    "CORRIDOR_SECURE": "1: the embedded stack runs secure (TLS, SASL/SCRAM, ACLs; etcd client certificates and roles)",
-    "CORRIDOR_SECURITY_DIR": "a secure corridor stack's certificates and credentials (one identity per role)",
-    "KAFKA_SECURITY_PROTOCOL": "your cluster's listener: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
-    "KAFKA_SASL_MECHANISM": "SASL mechanism for your cluster (default SCRAM-SHA-512)",
-    "KAFKA_SASL_USERNAME": "SASL user for your cluster",
-    "KAFKA_SASL_PASSWORD": "SASL password for your cluster (or KAFKA_SASL_PASSWORD_FILE)",
-    "KAFKA_SASL_PASSWORD_FILE": "a file holding the SASL password (a mounted Secret, say)",
-    "KAFKA_SSL_CA_FILE": "PEM file of the CA that signed your brokers' certificates",
-    "ETCD_CA_FILE": "PEM file of the CA that signed your etcd's certificate (turns on TLS to etcd)",
-    "ETCD_CERT_FILE": "client certificate for your etcd (its common name is the etcd user)",
-    "ETCD_KEY_FILE": "the client certificate's key",
-}
-
-_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+__all__ = ["ENV_VARS", "Ports", "Settings", "SettingsEnv"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,95 +42,149 @@ class Ports:
             raise ConfigError(f"the stack's ports must differ, got {values}")
 
 
-def _split_endpoints(raw: str | None) -> tuple[str, ...]:
-    if raw is None or not raw.strip():
-        return ()
+def _endpoints(raw: str) -> tuple[str, ...]:
     endpoints = tuple(part.strip() for part in raw.split(",") if part.strip())
     for ep in endpoints:
         host, sep, port = ep.rpartition(":")
         if not sep or not host or not port.isdigit():
-            raise ConfigError(f"endpoint {ep!r} is not host:port")
+            raise ValueError(f"endpoint {ep!r} is not host:port")
     return endpoints
 
 
-def _mqtt_url(raw: str | None) -> str:
-    if raw is None or not raw.strip():
-        return ""
+def _mqtt_url(raw: str) -> str:
     rest = raw.strip().removeprefix("mqtt://")
     host, sep, port = rest.rpartition(":")
     if rest == raw.strip() or not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"MQTT_URL={raw!r} is not mqtt://host:port")
+        raise ValueError(f"MQTT_URL={raw!r} is not mqtt://host:port")
     return f"mqtt://{host}:{port}"
 
 
-def _replication(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"CORRIDOR_TOPIC_REPLICATION={raw!r}: give the number of replicas (1 or more)")
-    return int(raw)
+Endpoints = Annotated[tuple[str, ...], BeforeValidator(lambda raw: _endpoints(raw) if isinstance(raw, str) else raw)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Upper = BeforeValidator(lambda raw: raw.strip().upper() if isinstance(raw, str) else raw)
 
 
-def _path(raw: str | None) -> Path | None:
-    return Path(raw) if raw else None
+def _var(default: Any, name: str, description: str, **constraints: Any) -> Any:
+    return Field(default, alias=name, description=description, **constraints)
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise ConfigError(f"{name}={env[name]!r}: use 1 or 0")
+class SettingsEnv(BaseModel):
+    """The variables `Settings.from_env` reads, each a field whose alias is its name, validated by
+    pydantic (the descriptions are shown in `--help` and the manual)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kafka_bootstrap: Endpoints = _var(
+        (), "KAFKA_BOOTSTRAP_SERVERS", "external Kafka cluster (host:port,...); when set no broker is started"
+    )
+    etcd_endpoints: Endpoints = _var(
+        (), "ETCD_ENDPOINTS", "external etcd cluster (host:port,...); when set no etcd is started"
+    )
+    mqtt_url: Annotated[str, AfterValidator(_mqtt_url)] = _var(
+        "", "MQTT_URL", "external MQTT 5 broker for the radio link (mqtt://host:port); when set none is started"
+    )
+    state_dir: Path = _var(
+        Path(".corridor"),
+        "CORRIDOR_STATE_DIR",
+        "where the embedded stack keeps data, logs and pid files (default .corridor)",
+    )
+    cache_dir: Path | None = _var(
+        None, "CORRIDOR_CACHE_DIR", "where Kafka's jars are cached (default ~/.cache/corridor)"
+    )
+    topic_prefix: str = _var(
+        "corridor",
+        "CORRIDOR_TOPIC_PREFIX",
+        "prefix of every topic name (default corridor)",
+        pattern=r"^[A-Za-z0-9._-]+$",
+    )
+    topic_replication: int = _var(
+        1,
+        "CORRIDOR_TOPIC_REPLICATION",
+        "replicas of every topic corridor creates, changelogs included (default 1)",
+        ge=1,
+    )
+    route_file: Path | None = _var(
+        None,
+        "CORRIDOR_ROUTE_FILE",
+        "route JSON file (default: the I-69 Bloomington–Indianapolis route shipped with corridor)",
+    )
+    towers_file: Path | None = _var(
+        None, "CORRIDOR_TOWERS_FILE", "tower regions JSON file (default: the 9 regions shipped with corridor)"
+    )
+    kafka_port: Port = _var(9092, "CORRIDOR_KAFKA_PORT", "embedded broker's client port (default 9092)")
+    kafka_controller_port: Port = _var(
+        9093, "CORRIDOR_KAFKA_CONTROLLER_PORT", "embedded KRaft controller port (default 9093)"
+    )
+    etcd_port: Port = _var(2379, "CORRIDOR_ETCD_PORT", "embedded etcd client port (default 2379)")
+    etcd_peer_port: Port = _var(2380, "CORRIDOR_ETCD_PEER_PORT", "embedded etcd peer port (default 2380)")
+    mqtt_port: Port = _var(1883, "CORRIDOR_MQTT_PORT", "embedded MQTT broker's port, for the radio link (default 1883)")
+    secure: bool = _var(
+        False,
+        "CORRIDOR_SECURE",
+        "1: the embedded stack runs secure (TLS, SASL/SCRAM, ACLs; etcd client certificates and roles)",
+    )
+    security_dir: Path | None = _var(
+        None, "CORRIDOR_SECURITY_DIR", "a secure corridor stack's certificates and credentials (one identity per role)"
+    )
+    kafka_protocol: Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Upper] = _var(
+        "PLAINTEXT",
+        "KAFKA_SECURITY_PROTOCOL",
+        "your cluster's listener: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_mechanism: Annotated[Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"], Upper] = _var(
+        "SCRAM-SHA-512", "KAFKA_SASL_MECHANISM", "SASL mechanism for your cluster (default SCRAM-SHA-512)"
+    )
+    kafka_username: str = _var("", "KAFKA_SASL_USERNAME", "SASL user for your cluster")
+    kafka_password: str = _var(
+        "", "KAFKA_SASL_PASSWORD", "SASL password for your cluster (or KAFKA_SASL_PASSWORD_FILE)", repr=False
+    )
+    kafka_password_file: Path | None = _var(
+        None, "KAFKA_SASL_PASSWORD_FILE", "a file holding the SASL password (a mounted Secret, say)"
+    )
+    kafka_ca_file: Path | None = _var(
+        None, "KAFKA_SSL_CA_FILE", "PEM file of the CA that signed your brokers' certificates"
+    )
+    etcd_ca_file: Path | None = _var(
+        None, "ETCD_CA_FILE", "PEM file of the CA that signed your etcd's certificate (turns on TLS to etcd)"
+    )
+    etcd_cert_file: Path | None = _var(
+        None, "ETCD_CERT_FILE", "client certificate for your etcd (its common name is the etcd user)"
+    )
+    etcd_key_file: Path | None = _var(None, "ETCD_KEY_FILE", "the client certificate's key")
+
+    def kafka_identity(self) -> KafkaAccess | None:
+        """The one identity a user gives for their own cluster; None for plaintext."""
+        if self.kafka_protocol == "PLAINTEXT":
+            return None
+        password = self.kafka_password
+        if self.kafka_password_file is not None:
+            try:
+                password = self.kafka_password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"KAFKA_SASL_PASSWORD_FILE: cannot read it ({exc.strerror})") from None
+        if self.kafka_protocol.startswith("SASL_") and not (self.kafka_username and password):
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_protocol} needs KAFKA_SASL_USERNAME and a password")
+        if self.kafka_ca_file is not None and not self.kafka_ca_file.is_file():
+            raise ConfigError(f"KAFKA_SSL_CA_FILE={self.kafka_ca_file}: no such file")
+        return KafkaAccess("", self.kafka_protocol, self.kafka_mechanism, self.kafka_username, password,
+                           self.kafka_ca_file)  # fmt: skip
+
+    def etcd_tls(self) -> tuple[Path, Path | None, Path | None] | None:
+        paths = (self.etcd_ca_file, self.etcd_cert_file, self.etcd_key_file)
+        if paths[0] is None:
+            if any(paths):
+                raise ConfigError("ETCD_CERT_FILE and ETCD_KEY_FILE need ETCD_CA_FILE (TLS to etcd)")
+            return None
+        if (paths[1] is None) != (paths[2] is None):
+            raise ConfigError("give both ETCD_CERT_FILE and ETCD_KEY_FILE, or neither")
+        for name, path in zip(("ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"), paths, strict=True):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{name}={path}: no such file")
+        return paths[0], paths[1], paths[2]
 
 
-def _kafka_identity(env: Mapping[str, str]) -> KafkaAccess | None:
-    """The one identity a user gives for their own cluster; None for plaintext."""
-    protocol = (env.get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
-    if protocol not in _PROTOCOLS:
-        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(_PROTOCOLS)}")
-    if protocol == "PLAINTEXT":
-        return None
-    mechanism = (env.get("KAFKA_SASL_MECHANISM") or "SCRAM-SHA-512").upper()
-    if mechanism not in _MECHANISMS:
-        raise ConfigError(f"KAFKA_SASL_MECHANISM={mechanism!r}: use one of {', '.join(_MECHANISMS)}")
-    user, password = env.get("KAFKA_SASL_USERNAME", ""), env.get("KAFKA_SASL_PASSWORD", "")
-    if env.get("KAFKA_SASL_PASSWORD_FILE"):
-        try:
-            password = Path(env["KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"KAFKA_SASL_PASSWORD_FILE: cannot read it ({exc.strerror})") from None
-    if protocol.startswith("SASL_") and not (user and password):
-        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and a password")
-    ca = _path(env.get("KAFKA_SSL_CA_FILE"))
-    if ca is not None and not ca.is_file():
-        raise ConfigError(f"KAFKA_SSL_CA_FILE={ca}: no such file")
-    return KafkaAccess("", protocol, mechanism, user, password, ca)
-
-
-def _etcd_tls(env: Mapping[str, str]) -> tuple[Path, Path | None, Path | None] | None:
-    names = ("ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE")
-    paths = [_path(env.get(n)) for n in names]
-    if paths[0] is None:
-        if any(paths):
-            raise ConfigError("ETCD_CERT_FILE and ETCD_KEY_FILE need ETCD_CA_FILE (TLS to etcd)")
-        return None
-    if (paths[1] is None) != (paths[2] is None):
-        raise ConfigError("give both ETCD_CERT_FILE and ETCD_KEY_FILE, or neither")
-    for name, path in zip(names, paths, strict=True):
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{name}={path}: no such file")
-    return paths[0], paths[1], paths[2]
-
-
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a port number") from None
+#: Environment variables read by `Settings.from_env`, with what each sets (shown in `--help`).
+ENV_VARS: dict[str, str] = {str(f.alias): str(f.description) for f in SettingsEnv.model_fields.values()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,34 +300,22 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read the variables in `ENV_VARS`; anything unset keeps its default."""
-        env = os.environ if env is None else env
-        prefix = env.get("CORRIDOR_TOPIC_PREFIX", "corridor")
-        if not prefix or not all(c.isalnum() or c in "._-" for c in prefix):
-            raise ConfigError(f"CORRIDOR_TOPIC_PREFIX={prefix!r}: use letters, digits, '.', '_' or '-'")
-        defaults = Ports()
-        state_dir = Path(env.get("CORRIDOR_STATE_DIR") or ".corridor")
-        kafka_bootstrap = _split_endpoints(env.get("KAFKA_BOOTSTRAP_SERVERS"))
+        v = read_env(SettingsEnv, os.environ if env is None else env)
         # A stack started secure stays secure until purged: later commands find its material.
-        made_secure = not kafka_bootstrap and (state_dir / "security" / "credentials.json").is_file()
+        made_secure = not v.kafka_bootstrap and (v.state_dir / "security" / "credentials.json").is_file()
         return cls(
-            kafka_bootstrap=kafka_bootstrap,
-            etcd_endpoints=_split_endpoints(env.get("ETCD_ENDPOINTS")),
-            state_dir=state_dir,
-            cache_dir=Path(env.get("CORRIDOR_CACHE_DIR") or Path.home() / ".cache" / "corridor"),
-            topic_prefix=prefix,
-            topic_replication=_replication(env.get("CORRIDOR_TOPIC_REPLICATION")),
-            ports=Ports(
-                kafka=_port(env, "CORRIDOR_KAFKA_PORT", defaults.kafka),
-                kafka_controller=_port(env, "CORRIDOR_KAFKA_CONTROLLER_PORT", defaults.kafka_controller),
-                etcd=_port(env, "CORRIDOR_ETCD_PORT", defaults.etcd),
-                etcd_peer=_port(env, "CORRIDOR_ETCD_PEER_PORT", defaults.etcd_peer),
-                mqtt=_port(env, "CORRIDOR_MQTT_PORT", defaults.mqtt),
-            ),
-            mqtt_url=_mqtt_url(env.get("MQTT_URL")),
-            route_file=_path(env.get("CORRIDOR_ROUTE_FILE")),
-            towers_file=_path(env.get("CORRIDOR_TOWERS_FILE")),
-            secure=_flag(env, "CORRIDOR_SECURE") or made_secure,
-            security_dir=_path(env.get("CORRIDOR_SECURITY_DIR")),
-            kafka_identity=_kafka_identity(env),
-            etcd_tls=_etcd_tls(env),
+            kafka_bootstrap=v.kafka_bootstrap,
+            etcd_endpoints=v.etcd_endpoints,
+            state_dir=v.state_dir,
+            cache_dir=v.cache_dir or Path.home() / ".cache" / "corridor",
+            topic_prefix=v.topic_prefix,
+            topic_replication=v.topic_replication,
+            ports=Ports(v.kafka_port, v.kafka_controller_port, v.etcd_port, v.etcd_peer_port, v.mqtt_port),
+            mqtt_url=v.mqtt_url,
+            route_file=v.route_file,
+            towers_file=v.towers_file,
+            secure=v.secure or made_secure,
+            security_dir=v.security_dir,
+            kafka_identity=v.kafka_identity(),
+            etcd_tls=v.etcd_tls(),
         )

@@ -25,6 +25,7 @@ from pipeline.consistency.table import staleness_table
 from pipeline.leftovers import owned
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
+from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt.hlc import HybridClock, unpack
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.hazards import hazard_record
@@ -162,12 +163,14 @@ ANALYTICS_CATCH_UP_S = 240.0
 
 
 def _wait_for_stats(spark: AnalyticsProcess, admin: Kafka, topic: str, start_ms: int, last_ms: int) -> list[Any]:
-    deadline = time.monotonic() + ANALYTICS_CATCH_UP_S
-    while True:
-        got = [s for s in read_stats(admin, topic) if s["window_start"] >= start_ms]
-        if not spark.alive or time.monotonic() > deadline or max((s["window_end"] for s in got), default=0) >= last_ms:
-            return got
-        time.sleep(2.0)
+    got: list[Any] = []
+
+    def caught_up() -> bool:
+        got[:] = [s for s in read_stats(admin, topic) if s["window_start"] >= start_ms]
+        return not spark.alive or max((s["window_end"] for s in got), default=0) >= last_ms
+
+    poll(caught_up, ANALYTICS_CATCH_UP_S, interval=2.0)
+    return got
 
 
 def _dead_letter_count(bootstrap: Kafka, topic: str, partitions: int) -> int:
@@ -183,6 +186,27 @@ def _converged(pages: list[dict[str, Any]], regions: int) -> bool:
     if len(owners) < regions:
         return False
     return all(page.get("view_members", {}).get(r) == n for page in pages for r, n in owners.items())
+
+
+@dataclass
+class _Parts:
+    """What a run started, for the phases after the start: driving, settling, the report."""
+
+    scenario: Scenario
+    settings: Settings
+    corridor: Corridor
+    topics: Topics
+    stack: Stack
+    admin: Kafka
+    dlq_before: int
+    env: dict[str, str]
+    towers_app: str
+    workdir: Path
+    external_towers: bool
+    workers: list[TowerProcess] = field(default_factory=list)
+    spark: AnalyticsProcess | None = None
+    gateway: GatewayProcess | None = None
+    link: RadioLink | None = None
 
 
 def run_scenario(
@@ -205,101 +229,49 @@ def run_scenario(
         needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
         if needs_local:
             raise ConfigError(f"scenario {scenario.name!r} has {needs_local} events: they need its own tower workers")
-    corridor = settings.corridor()
-    topics = settings.topics(len(corridor.regions))
-    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     t_wall = time.monotonic()
-    over_radio = scenario.radio == "mqtt"
     with contextlib.ExitStack() as cleanup:
-        stack = Stack(settings, attached=True, mqtt=over_radio)
-        cleanup.callback(stack.stop_started)
-        stack.up()
-        admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
-        declare(settings, topics)
-        dlq_before = _dead_letter_count(admin, topics.dead_letter, topics.regions)
-        env = worker_env(settings, extra={"CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
-                                          "CORRIDOR_TOWER_OFFSET_RESET": "earliest"})  # fmt: skip
-        # The run's towers start at the current end of the topics (older runs' records are not theirs),
-        # as committed offsets: a region whose worker dies before its first commit is resumed from
-        # there by the next owner, so a hazard reported meanwhile is not skipped.
-        workers: list[TowerProcess] = []
-        towers_app = app_id(settings.topic_prefix, f"-{run_id}")
-        workdir = settings.state_dir.resolve() / "runs" / run_id
-        if not external_towers and not keep_state:
-            # After the workers stop (callbacks run last-registered first): nothing a later run could
-            # pick up: its changelogs, group, etcd keys and worker data, deleted however the run ends.
-            cleanup.enter_context(owned(settings, "run", towers_app, (workdir,)))
+        parts = _start_stack(scenario, settings, cleanup, external_towers, keep_state)
         if not external_towers:
-            start_group_at_end(
-                admin,
-                towers_app,
-                [topics.telemetry, topics.hazards],
-                topics.regions,
-            )
-            workers = [TowerProcess(env, workdir / f"worker-{i}", workdir / f"worker-{i}.log",
-                                    name=f"tower worker {i}") for i in range(scenario.workers)]  # fmt: skip
-            for w in workers:
-                cleanup.callback(w.stop)
-                w.start()
-            wait_for_assignment(workers, topics.regions)
+            _start_towers(parts, cleanup)
         if web is not None:  # the live page, from the moment there is something to show
-            page = DashboardProcess(env, workdir / "dashboard.log")
+            page = DashboardProcess(parts.env, parts.workdir / "dashboard.log")
             cleanup.callback(page.stop)
             on_web(page.start(*web).wait_ready())
-        wire = WireFormat.RECORDS if over_radio else WireFormat.FRAMES  # over MQTT, a message per update
+        wire = WireFormat.RECORDS if scenario.radio == "mqtt" else WireFormat.FRAMES  # over MQTT, one per update
         driving = DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s, speedup=scenario.speedup, wire=wire,
                               cam=scenario.cam, vehicle_hazards=scenario.vehicle_hazards)  # fmt: skip
-        fleet = Fleet(corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
+        fleet = Fleet(parts.corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=event_clock_start(driving))  # fmt: skip
-        spark: AnalyticsProcess | None = None
         if scenario.analytics:  # from the run's first record: the job reads from this wall time on
-            shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
-            spark = AnalyticsProcess({**env, "CORRIDOR_TOPIC_PREFIX": settings.topic_prefix}, out_dir / "analytics",
-                                     workdir / "analytics-checkpoint", workdir / "analytics.log")  # fmt: skip
-            cleanup.callback(spark.stop)
-            spark.start(int(time.time() * 1000) - 1000, 1.0 if scenario.cam else scenario.hz, ANALYTICS_WATERMARK_S)
-            spark.wait_ready()
-        gateway: GatewayProcess | None = None
-        link: RadioLink | None = None
-        listener: AdvisoryListener
-        if over_radio:
-            # the tower gateway (MQTT ↔ Kafka) before the vehicles' radios, so no update finds no one
-            mqtt_host, mqtt_port = settings.mqtt_address
-            gateway = GatewayProcess({**env, "MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"}, workdir / "gateway.json",
-                                     workdir / "gateway.log")  # fmt: skip
-            cleanup.callback(gateway.stop)
-            gateway.start().wait_ready()
-            link = RadioLink(*settings.mqtt_address, RadioTopics(topics.regions), connections=RADIO_CONNECTIONS)
-            cleanup.callback(link.close)
-            listener = RadioListener(link, keep_history=True)
-        else:
-            listener = AdvisoryListener(settings.kafka(Role.VEHICLE), topics.advisories, topics.regions,
-                                        keep_history=True)  # fmt: skip
-            cleanup.callback(listener.close)
-        recorder = Recorder(topics.regions)
-        run = _Run(scenario, settings, topics, stack, workers, fleet, recorder,
-                   Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True, "linger.ms": 0,
-                                                                        "log_level": 3})),
-                   radio=link, pending=list(scenario.events))  # fmt: skip
+            _start_analytics(parts, out_dir, cleanup)
+        listener = _start_radio(parts, cleanup) if scenario.radio == "mqtt" else _advisory_listener(parts, cleanup)
+        recorder = Recorder(parts.topics.regions)
+        producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True, "linger.ms": 0,
+                                                                        "log_level": 3}))  # fmt: skip
+        run = _Run(scenario, settings, parts.topics, parts.stack, parts.workers, fleet, recorder, producer,
+                   radio=parts.link, pending=list(scenario.events))  # fmt: skip
         cleanup.callback(run.close)  # before the broker stops (callbacks run last-registered first)
-        sink: TelemetrySink | RadioLink = link if link is not None else TelemetrySink(settings.kafka(Role.VEHICLE))
-        if isinstance(sink, TelemetrySink):
+        sink: TelemetrySink | RadioLink
+        if parts.link is not None:
+            sink = parts.link
+        else:
+            sink = TelemetrySink(settings.kafka(Role.VEHICLE))
             cleanup.callback(sink.close)
-        stats = DriveStats()
-        behind = BehindSampler(workers)
+        behind = BehindSampler(parts.workers)
 
         def tick(s: DriveStats) -> None:
-            if link is not None and gateway is not None:
-                link.stats.forwarded = int(gateway.stats().get("updates_forwarded", 0))
+            if parts.link is not None and parts.gateway is not None:
+                parts.link.stats.forwarded = int(parts.gateway.stats().get("updates_forwarded", 0))
             recorder.tick(fleet)
             behind.sample(fleet.t)
             if on_tick is not None:
-                on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": workers,
+                on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": parts.workers,
                          "run": run})  # fmt: skip
 
-        partial = False
+        stats, partial = DriveStats(), False
         try:
-            stats = drive(fleet, sink, topics, driving, listener, on_tick=tick, should_stop=should_stop,
+            stats = drive(fleet, sink, parts.topics, driving, listener, on_tick=tick, should_stop=should_stop,
                           before_tick=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
@@ -307,50 +279,136 @@ def run_scenario(
             with contextlib.suppress(Exception):
                 sink.flush(10)
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
-            stack.etcd.start(attached=run.etcd_attached)
-        # until every tower has heard every neighbour (a sync round a second), within the bound the
-        # design gives important data; the report says how long it took, or that it did not
-        pages: list[dict[str, Any]] = []
-
-        def heard() -> bool:
-            pages[:] = [p for w in workers if w.alive and (p := w.page()) is not None]
-            return external_towers or _converged(pages, topics.regions)
-
-        converged_after_s = poll(heard, CONVERGE_BOUND_S, interval=0.25)
-        dead = _dead_letter_count(admin, topics.dead_letter, topics.regions) - dlq_before
-        summary = _summary(scenario, run, stats, sink, listener, pages, dead, partial, time.monotonic() - t_wall,
-                           towers_app)  # fmt: skip
+            parts.stack.etcd.start(attached=run.etcd_attached)
+        summary = _settled_summary(parts, run, stats, sink, listener, partial, time.monotonic() - t_wall)
         summary["towers_behind_ms"] = behind.summary()
-        staleness = [p for w in workers if w.alive and (p := w.page("staleness")) is not None]
-        if staleness:
-            summary["consistency"] = {"workers": len(staleness), "rows": staleness_table(staleness)}
-        summary["run"]["converged_after_s"] = converged_after_s
-        if link is not None and gateway is not None:
-            ended = time.time()  # the gateway writes its counters once a second: a fresh copy
-            poll(lambda: gateway.stats_file.stat().st_mtime > ended if gateway.stats_file.exists() else False, 5.0)
-            summary["radio"] = radio_summary(link, gateway.stats(), listener.stats.latencies_ms)
-        if external_towers:
-            summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
-        corridor_stats: list[dict[str, Any]] = []
-        if spark is not None:
-            # until the job has caught up: every window the watermark can close is out (or it gave up)
-            last_closable = fleet.start_ms + int(fleet.t * 1000) - ANALYTICS_WATERMARK_S * 1000 - WINDOW_MS
-            corridor_stats = _wait_for_stats(spark, admin, topics.corridor_stats, fleet.start_ms, last_closable)
-            failed = not spark.alive
-            spark.stop()
-            summary["analytics"] = analytics_summary(corridor_stats, fleet.start_ms)
-            if failed:  # said in the report, not hidden behind an empty section
-                summary["analytics"]["error"] = spark.failure()
+        corridor_stats = _analytics(parts, fleet, summary)
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
-        if spark is not None:
+        if parts.spark is not None:
             paths["travel_times"] = out_dir / "travel_times.png"
             paths["heatmap"] = out_dir / "speed_heatmap.png"
             draw_travel_times(corridor_stats, fleet.start_ms, paths["travel_times"])
-            draw_heatmap(corridor_stats, fleet.start_ms, corridor.route.length_km, paths["heatmap"])
+            draw_heatmap(corridor_stats, fleet.start_ms, parts.corridor.route.length_km, paths["heatmap"])
         if fcd:
             paths["fcd"] = out_dir / "fcd.xml"
-            write_fcd(recorder.trajectories(), corridor, paths["fcd"])
+            write_fcd(recorder.trajectories(), parts.corridor, paths["fcd"])
     return RunResult(summary, paths)
+
+
+def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.ExitStack, external_towers: bool,
+                 keep_state: bool) -> _Parts:  # fmt: skip
+    """The stack (what is not the user's own), the topics, and where the run keeps its towers' state:
+    unless kept, deleted however the run ends, so a later run picks nothing up."""
+    corridor = settings.corridor()
+    topics = settings.topics(len(corridor.regions))
+    run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stack = Stack(settings, attached=True, mqtt=scenario.radio == "mqtt")
+    cleanup.callback(stack.stop_started)
+    stack.up()
+    admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
+    declare(settings, topics)
+    env = worker_env(settings, extra={"CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
+                                      "CORRIDOR_TOWER_OFFSET_RESET": "earliest"})  # fmt: skip
+    parts = _Parts(scenario, settings, corridor, topics, stack, admin,
+                   _dead_letter_count(admin, topics.dead_letter, topics.regions), env,
+                   app_id(settings.topic_prefix, f"-{run_id}"), settings.state_dir.resolve() / "runs" / run_id,
+                   external_towers)  # fmt: skip
+    if not external_towers and not keep_state:
+        # After the workers stop (callbacks run last-registered first): its changelogs, group, etcd
+        # keys and worker data, deleted however the run ends.
+        cleanup.enter_context(owned(settings, "run", parts.towers_app, (parts.workdir,)))
+    return parts
+
+
+def _start_towers(parts: _Parts, cleanup: contextlib.ExitStack) -> None:
+    """The run's own tower workers, once each region has one. They start at the current end of the
+    topics (older runs' records are not theirs), as committed offsets: a region whose worker dies
+    before its first commit is resumed from there by the next owner, so a hazard reported meanwhile
+    is not skipped."""
+    topics = parts.topics
+    start_group_at_end(parts.admin, parts.towers_app, [topics.telemetry, topics.hazards], topics.regions)
+    parts.workers = [TowerProcess(parts.env, parts.workdir / f"worker-{i}", parts.workdir / f"worker-{i}.log",
+                                  name=f"tower worker {i}") for i in range(parts.scenario.workers)]  # fmt: skip
+    for w in parts.workers:
+        cleanup.callback(w.stop)
+        w.start()
+    wait_for_assignment(parts.workers, topics.regions)
+
+
+def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack) -> None:
+    shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
+    spark = AnalyticsProcess({**parts.env, "CORRIDOR_TOPIC_PREFIX": parts.settings.topic_prefix},
+                             out_dir / "analytics", parts.workdir / "analytics-checkpoint",
+                             parts.workdir / "analytics.log")  # fmt: skip
+    cleanup.callback(spark.stop)
+    scenario = parts.scenario
+    spark.start(int(time.time() * 1000) - 1000, 1.0 if scenario.cam else scenario.hz, ANALYTICS_WATERMARK_S)
+    spark.wait_ready()
+    parts.spark = spark
+
+
+def _start_radio(parts: _Parts, cleanup: contextlib.ExitStack) -> RadioListener:
+    """The tower gateway (MQTT ↔ Kafka) before the vehicles' radios, so no update finds no one."""
+    mqtt_host, mqtt_port = parts.settings.mqtt_address
+    gateway = GatewayProcess({**parts.env, "MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"},
+                             parts.workdir / "gateway.json", parts.workdir / "gateway.log")  # fmt: skip
+    cleanup.callback(gateway.stop)
+    gateway.start().wait_ready()
+    link = RadioLink(mqtt_host, mqtt_port, RadioTopics(parts.topics.regions), connections=RADIO_CONNECTIONS)
+    cleanup.callback(link.close)
+    parts.gateway, parts.link = gateway, link
+    return RadioListener(link, keep_history=True)
+
+
+def _advisory_listener(parts: _Parts, cleanup: contextlib.ExitStack) -> AdvisoryListener:
+    listener = AdvisoryListener(parts.settings.kafka(Role.VEHICLE), parts.topics.advisories, parts.topics.regions,
+                                keep_history=True)  # fmt: skip
+    cleanup.callback(listener.close)
+    return listener
+
+
+def _settled_summary(parts: _Parts, run: _Run, stats: DriveStats, sink: TelemetrySink | RadioLink,
+                     listener: AdvisoryListener, partial: bool, wall_s: float) -> dict[str, Any]:  # fmt: skip
+    """The run's summary once its towers have heard each other, within the bound the design gives
+    important data (a sync round a second); it says how long that took, or that it did not."""
+    workers, topics = parts.workers, parts.topics
+    pages: list[dict[str, Any]] = []
+
+    def heard() -> bool:
+        pages[:] = [p for w in workers if w.alive and (p := w.page()) is not None]
+        return parts.external_towers or _converged(pages, topics.regions)
+
+    converged_after_s = poll(heard, CONVERGE_BOUND_S, interval=0.25)
+    dead = _dead_letter_count(parts.admin, topics.dead_letter, topics.regions) - parts.dlq_before
+    summary = _summary(parts.scenario, run, stats, sink, listener, pages, dead, partial, wall_s, parts.towers_app)
+    staleness = [p for w in workers if w.alive and (p := w.page("staleness")) is not None]
+    if staleness:
+        summary["consistency"] = {"workers": len(staleness), "rows": staleness_table(staleness)}
+    summary["run"]["converged_after_s"] = converged_after_s
+    link, gateway = parts.link, parts.gateway
+    if link is not None and gateway is not None:
+        ended = time.time()  # the gateway writes its counters once a second: a fresh copy
+        poll(lambda: gateway.stats_file.stat().st_mtime > ended if gateway.stats_file.exists() else False, 5.0)
+        summary["radio"] = radio_summary(link, gateway.stats(), listener.stats.latencies_ms)
+    if parts.external_towers:
+        summary["run"]["towers_converged"] = None  # their pages are the cluster's, not ours to read
+    return summary
+
+
+def _analytics(parts: _Parts, fleet: Fleet, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The analytics job's windows, once it has caught up: every window the watermark can close is
+    out (or it gave up); its failure said in the report, not hidden behind an empty section."""
+    spark = parts.spark
+    if spark is None:
+        return []
+    last_closable = fleet.start_ms + int(fleet.t * 1000) - ANALYTICS_WATERMARK_S * 1000 - WINDOW_MS
+    corridor_stats = _wait_for_stats(spark, parts.admin, parts.topics.corridor_stats, fleet.start_ms, last_closable)
+    failed = not spark.alive
+    spark.stop()
+    summary["analytics"] = analytics_summary(corridor_stats, fleet.start_ms)
+    if failed:
+        summary["analytics"]["error"] = spark.failure()
+    return corridor_stats
 
 
 def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[float]) -> dict[str, Any]:

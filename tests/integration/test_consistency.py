@@ -22,6 +22,7 @@ def test_partitions_heal_with_nothing_lost_and_the_cas_history_is_linearizable(s
     assert etcd["nothing_lost"], etcd
     assert etcd["others_saw_it_leave_after_s"] is not None, "its lease lapsed and the others' watch saw it go"
     cas = result["cas_history"]
+    assert cas["towers_settled_after_s"] is not None, "no tower write was in flight when the history was read"
     assert cas["etcd_restarted"] and cas["linearizable"], cas["violations"]
     assert cas["final_is_join_of_every_write"]
     assert cas["acknowledged"] > 100 and cas["failed"] > 0, "the writers did race each other"

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import etcd3
 import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -21,15 +22,18 @@ from pipeline.shared.codec import CodecError
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC
 from pipeline.shared.topics import Topics
+from pipeline.stack.wait import towers_missing
 from pipeline.workers import TowerProcess, wait_until_written
 from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from tests.conftest import REPO
-from tests.helpers import corridor, read_messages
+from tests.helpers import corridor, eventually, read_messages
 from tests.scenarios import assert_advice_for_hazard, drive_past_a_hazard
 from tests.towers.test_engine import engine, upd
 from tests.towers.test_poison import VALID_FRAME, VALID_HAZARD, mangled
+from towers.config import app_id
+from towers.control_plane import close_client, read_namespaces
 
 pytestmark = pytest.mark.integration
 CORRIDOR = load_corridor()
@@ -209,6 +213,27 @@ def test_workers_register_in_etcd_and_publish_consistent_snapshots(towers, cli_e
     assert "tower workers alive (1)" in result.stdout and "tower-04" in result.stdout
     header = next(line for line in result.stdout.splitlines() if "etcd snapshot" in line)
     assert all(label in header for label in ("membership", "aggregates", "vehicle state", "global view"))
+
+
+def test_a_worker_owns_its_regions_in_etcd_before_any_traffic(stack, tmp_path: Path) -> None:
+    """Producers that wait for a tower per region (a Kubernetes Job) must not wait for their own traffic."""
+    prefix = f"tq{uuid.uuid4().hex[:8]}"
+    topics = Topics(regions=len(CORRIDOR.regions), prefix=prefix)
+    ensure_topics(stack.settings.bootstrap_servers, topics.specs())
+    env = tower_env(stack.settings.bootstrap_servers, prefix, stack.settings.etcd_servers)
+    worker = TowerProcess(env, tmp_path / "data", tmp_path / "worker.log").start()
+    host, port = stack.settings.etcd_hosts[0]
+    client = etcd3.client(host=host, port=port, timeout=5)
+    try:
+        worker.wait_ready(9)
+
+        def missing() -> str | None:
+            return towers_missing({k: v for k, v in read_namespaces(client).items() if k == app_id(prefix)}, 9)
+
+        eventually(lambda: missing() is None, "every region has a live owner in etcd", timeout=15)
+    finally:
+        close_client(client)
+        worker.stop()
 
 
 def _sent(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> dict[int, bytes]:

@@ -76,7 +76,7 @@ def test_a_users_own_cluster_gets_the_one_identity_they_configured(tmp_path: Pat
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "use one of PLAINTEXT"),
+        ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL='TLS': choose 'PLAINTEXT'"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"}, "needs KAFKA_SASL_USERNAME and a pass"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "MD5"}, "KAFKA_SASL_MECHANISM"),
         ({"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_FILE": "/nonexistent/ca.pem"}, "no such file"),

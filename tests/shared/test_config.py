@@ -29,13 +29,17 @@ def test_external_cluster_from_environment() -> None:
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"KAFKA_BOOTSTRAP_SERVERS": "no-port"}, "not host:port"),
-        ({"CORRIDOR_KAFKA_PORT": "ninety"}, "not a port number"),
-        ({"CORRIDOR_KAFKA_PORT": "70000"}, "out of range"),
+        ({"KAFKA_BOOTSTRAP_SERVERS": "no-port"}, "KAFKA_BOOTSTRAP_SERVERS: endpoint 'no-port' is not host:port"),
+        ({"CORRIDOR_KAFKA_PORT": "ninety"}, "CORRIDOR_KAFKA_PORT='ninety': is not a whole number"),
+        ({"CORRIDOR_KAFKA_PORT": "70000"}, "must be 65535 or less"),
         ({"CORRIDOR_ETCD_PORT": "9092"}, "must differ"),
         ({"CORRIDOR_TOPIC_PREFIX": "a b"}, "CORRIDOR_TOPIC_PREFIX"),
         ({"CORRIDOR_TOPIC_REPLICATION": "0"}, "CORRIDOR_TOPIC_REPLICATION"),
-        ({"CORRIDOR_TOPIC_REPLICATION": "three"}, "number of replicas"),
+        ({"MQTT_URL": "http://x"}, "MQTT_URL='http://x' is not mqtt://host:port"),
+        ({"KAFKA_SECURITY_PROTOCOL": "tls"}, "KAFKA_SECURITY_PROTOCOL='tls': choose 'PLAINTEXT'"),
+        ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}, "needs KAFKA_SASL_USERNAME and a password"),
+        ({"CORRIDOR_SECURE": "perhaps"}, "CORRIDOR_SECURE='perhaps': use 1 or 0"),
+        ({"CORRIDOR_TOPIC_REPLICATION": "three"}, "CORRIDOR_TOPIC_REPLICATION='three': is not a whole number"),
     ],
 )
 def test_bad_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
@@ -67,17 +71,21 @@ def test_a_corridor_without_regions_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("env", "needle"),
     [
-        ({"CORRIDOR_TOWER_WEB_PORT": "http"}, "CORRIDOR_TOWER_WEB_PORT='http' is not a whole number"),
-        ({"CORRIDOR_TOWER_WEB_PORT": "0"}, "outside 1–65535"),
+        ({"CORRIDOR_TOWER_WEB_PORT": "http"}, "CORRIDOR_TOWER_WEB_PORT='http': is not a whole number"),
+        ({"CORRIDOR_TOWER_WEB_PORT": "0"}, "WEB_PORT='0': must be 1 or more"),
         ({"CORRIDOR_TOWER_STANDBYS": "-1"}, "CORRIDOR_TOWER_STANDBYS"),
-        ({"CORRIDOR_TOWER_OFFSET_RESET": "newest"}, "earliest or latest"),
-        ({"CORRIDOR_TOWER_ETCD": "off"}, "CORRIDOR_TOWER_ETCD"),
+        ({"CORRIDOR_TOWER_OFFSET_RESET": "newest"}, "choose 'earliest' or 'latest'"),
+        ({"CORRIDOR_TOWER_ETCD": "maybe"}, "CORRIDOR_TOWER_ETCD='maybe': use 1 or 0"),
+        ({"CORRIDOR_TOWER_APP_SUFFIX": "a/b"}, "CORRIDOR_TOWER_APP_SUFFIX='a/b'"),
+        ({"CORRIDOR_TOWER_CONTROL_TOKEN": "short"}, "at least 16 printable"),
+        ({"CORRIDOR_TOWER_LANES": "1.5"}, "CORRIDOR_TOWER_LANES='1.5': is not a whole number"),
+        ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "nan"}, "not a finite number"),
         ({"CORRIDOR_TOWER_HEARTBEAT_S": "20"}, "shorter than"),
         ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "ten"}, "not a number"),
         # accepted, and then a traceback at the first message (the HLC refuses a zero drift)
-        ({"CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS": "0"}, "CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS=0: must be above 0"),
+        ({"CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS": "0"}, "CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS='0': must be above 0"),
         ({"CORRIDOR_TOWER_STOP_KM": "4"}, "must be below CORRIDOR_TOWER_LOOKAHEAD_KM"),
-        ({"CORRIDOR_TOWER_ADVISORY_VALIDITY_S": "0"}, "ADVISORY_VALIDITY_S=0.0: must be above 0"),
+        ({"CORRIDOR_TOWER_ADVISORY_VALIDITY_S": "0"}, "ADVISORY_VALIDITY_S='0': must be above 0"),
     ],
 )
 def test_bad_worker_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:

@@ -31,6 +31,7 @@ from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.shared.waiting import poll
 from pipeline.stack.process import die_with_parent, pid_alive
 
 __all__ = [
@@ -306,14 +307,6 @@ def _claims(rendered: list[dict[str, Any]]) -> int:
                for d in rendered if d.get("kind") == "StatefulSet")  # fmt: skip
 
 
-def _wait(what: str, done: Callable[[], bool], timeout: float, interval: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise StackError(f"{what} within {timeout:.0f} s")
-        time.sleep(interval)
-
-
 def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: float = 900,
             logs_to: Path | None = None) -> E2EResult:  # fmt: skip
     """One cluster; each overlay applied in turn, judged, then deleted before the next."""
@@ -397,7 +390,10 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
             status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
             return job_outcome(status)
 
-        _wait("the producers' Job did not finish", lambda: job_state() is not None, job_timeout, interval=5)
+        if poll(lambda: job_state() is not None, job_timeout, interval=5) is None:
+            tail = cluster.kubectl("-n", namespace, "logs", "job/producers", "--tail=3", check=False)
+            raise StackError(f"the producers' Job did not finish within {job_timeout:.0f} s; "
+                             f"its last lines: {' | '.join(tail.strip().splitlines())[-400:]}")  # fmt: skip
         result.timings["job"] = time.monotonic() - t
         outcome = job_state()
         log = cluster.kubectl("-n", namespace, "logs", "job/producers", check=False)
