@@ -22,6 +22,7 @@ from pipeline.ports import free_ports, is_free
 from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.shared.waiting import poll
 from pipeline.stack.process import die_with_parent
 
 __all__ = [
@@ -116,14 +117,14 @@ class ChildProcess:
 
     def _wait_ready(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         """Until `ready()`; a child that exits first, or is not ready in time, is a StackError with its log."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def up() -> bool:
             if not self.alive:
                 raise StackError(f"{what} exited during start-up; its log {self.log}:\n{self.tail()}")
-            if ready():
-                return
-            time.sleep(0.1)
-        raise StackError(f"{what} was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+            return ready()
+
+        if poll(up, timeout) is None:
+            raise StackError(f"{what} was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
 
     def tail(self, n: int = 30) -> str:
         try:
@@ -179,15 +180,18 @@ class TowerProcess(ChildProcess):
 
     def wait_ready(self, regions: int = 1, timeout: float = 90.0) -> dict[str, Any]:
         """Until its tables are recovered and it serves at least `regions` regions."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        seen: list[dict[str, Any]] = []
+
+        def ready() -> bool:
             if not self.alive:
                 raise StackError(f"{self.name} exited during start-up; last lines of {self.log}:\n{self.tail()}")
             st = self.page()
-            if st is not None and st["recovered"] and len(st["regions"]) >= regions:
-                return st
-            time.sleep(0.3)
-        raise StackError(f"{self.name} was not ready within {timeout:.0f} s; last lines of {self.log}:\n{self.tail()}")
+            seen[:] = [st] if st is not None else []
+            return st is not None and st["recovered"] and len(st["regions"]) >= regions
+
+        if poll(ready, timeout, interval=0.3) is None:
+            raise StackError(f"{self.name} was not ready within {timeout:.0f} s; its log {self.log}:\n{self.tail()}")
+        return seen[0]
 
     def peak_rss_mib(self) -> float:
         if not self.alive:
@@ -198,20 +202,19 @@ class TowerProcess(ChildProcess):
 
 def wait_for_assignment(workers: list[TowerProcess], regions: int, timeout: float = 120) -> None:
     """Until the workers' tables are recovered and together they own every region exactly once."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def shared() -> bool:
         pages = []
         for w in workers:
             if not w.alive:
                 raise StackError(f"{w.name} exited during start-up; last lines of {w.log}:\n{w.tail()}")
             pages.append(w.page())
         recovered = [p for p in pages if p is not None and p["recovered"]]
-        if len(recovered) == len(pages):
-            owned = sorted(r for p in recovered for r in p["regions"])
-            if owned == list(range(regions)):
-                return
-        time.sleep(0.3)
-    raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")
+        owned = sorted(r for p in recovered for r in p["regions"])
+        return len(recovered) == len(pages) and owned == list(range(regions))
+
+    if poll(shared, timeout, interval=0.3) is None:
+        raise StackError(f"tower workers did not share the {regions} regions within {timeout:.0f} s")
 
 
 def wait_until_written(

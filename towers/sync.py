@@ -212,9 +212,10 @@ class NeighbourView:
     def __post_init__(self) -> None:
         self._known = known_replicas(self.towers)
 
-    def merge(self, msg: dict[str, Any], now_ms: int | None = None, own: bool = False) -> list[tuple[str, int]]:
+    def merge(self, msg: dict[str, Any], now_ms: int, own: bool = False) -> list[tuple[str, int]]:
         """Merge one sync message; returns its arrivals (vehicles the sender took over). A message of
-        a region this worker serves itself (`own`) is not decoded further: its state is the source."""
+        a region this worker serves itself (`own`) is not decoded further: its state is the source.
+        `now_ms` is the engine's clock: the view keeps none of its own."""
         members = decode_as(msg["members"], ORSet) if msg["members"] is not None and not own else None
         hazards = decode_as(msg["hazards"], LWWMap) if msg["hazards"] is not None and not own else None
         if self.towers:
@@ -224,7 +225,7 @@ class NeighbourView:
             for delta in (members, hazards):
                 if delta is not None:
                     check_replicas(delta, self._known)
-        now = int(time.time() * 1000) if now_ms is None else now_ms
+        now = now_ms
         problem = message_problem(msg, members, hazards, now, self.max_ahead_ms)
         if problem is not None:
             raise MalformedStateError(problem)

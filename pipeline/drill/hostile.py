@@ -31,6 +31,7 @@ from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.topics import Topics
+from pipeline.shared.waiting import poll
 
 __all__ = ["Hostile", "HostileSender", "inputs"]
 
@@ -187,9 +188,7 @@ class HostileSender:
         first have to come within the distance at which a tower advises it."""
         self._stop.set()
         self._threads[0].join(30)
-        deadline = time.monotonic() + advice_wait_s
-        while time.monotonic() < deadline and not self.hazards_sent.keys() <= self.first_ms.keys():
-            time.sleep(0.05)
+        poll(lambda: self.hazards_sent.keys() <= self.first_ms.keys(), advice_wait_s, interval=0.05)
         self._deaf.set()
         self._threads[1].join(30)
 
