@@ -4,10 +4,12 @@ A vehicle that comes to a stop on the motorway (in traffic stopped ahead of it, 
 reports a dangerous end of queue (cause 27, sub-cause 1: a sudden end of queue) at its position.
 Hard braking alone raises nothing: merging traffic and advised slow-downs make plenty of it, and
 each report slows everyone upstream (a run with it had short jams appear behind every on-ramp).
-Reports are keyed by a cell of the carriageway (`cell_km`), so every vehicle that finds the same
-queue end updates one event (a DENM update of one actionID) instead of raising its own; each report
-is valid for `validity_s`, so an event nobody confirms any more lapses on its own. Per cell, the vehicle
-furthest upstream reports (the queue's end), and a cell is reported at most every `repeat_s`.
+Reports are keyed by a cell of the carriageway (`cell_km`) and by their sender, as a DENM's actionID
+names its originating station: a vehicle that finds the same queue end again updates its own event,
+another raises its own (the towers let only a hazard's reporter, or a tower, change or cancel it).
+Each report is valid for `validity_s`, so an event nobody confirms any more lapses on its own. Per
+cell, the vehicle furthest upstream reports (the queue's end), and a cell is reported at most every
+`repeat_s`.
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ class HazardSpotter:
             if fleet.t - self._last.get(where, -np.inf) < self.repeat_s:
                 continue
             self._last[where] = fleet.t
-            s = int(idx[i])
+            sender = vehicle_id(int(fleet.num[int(idx[i])]))
             direction = "NORTHBOUND" if where[0] else "SOUTHBOUND"
             out.append(hazard_record(
                 float(km[i]), "END_OF_QUEUE", direction, 5, event_ms, self.validity_s,
-                f"veh-queue-{'nb' if where[0] else 'sb'}-{where[1]}", vehicle_id(int(fleet.num[s])), clock=clock,
+                f"queue-{'nb' if where[0] else 'sb'}-{where[1]}-{sender}", sender, clock=clock,
                 corridor=fleet.corridor, sub_cause=SUDDEN_END_OF_QUEUE, relevance_m=self.relevance_m,
             ))  # fmt: skip
         self.reports += len(out)

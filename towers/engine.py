@@ -40,7 +40,14 @@ from towers.hazard_retention import TOMBSTONE_KEEP_MS, prune_hazards
 from towers.region import RegionEngine
 from towers.rules import SpeedLimits, Swarm, advise, detect_queues
 from towers.sync import NeighbourView, SyncPublisher
-from towers.validation import Reason, check_updates, drop_bad_hazards, hazard_problem, structural_problems
+from towers.validation import (
+    Reason,
+    authority_problem,
+    check_updates,
+    drop_bad_hazards,
+    hazard_problem,
+    structural_problems,
+)  # fmt: skip
 
 __all__ = ["DeadLetter", "Outbox", "TableWrites", "TowerEngine"]
 
@@ -210,7 +217,9 @@ class TowerEngine:
             return self._dead(out, raw, f"{Reason.UNKNOWN_SCHEMA}: {exc}", r)
         except CodecError as exc:
             return self._dead(out, raw, f"{Reason.UNDECODABLE}: {exc}", r)
-        problem = hazard_problem(h, r, self.corridor.route.length_km, self.wall_ms(), self.cfg)
+        problem = hazard_problem(h, r, self.corridor.route.length_km, self.wall_ms(), self.cfg) or authority_problem(
+            h, st.hazards.get(h["hazard_id"]), self.corridor.regions.towers
+        )
         if problem is not None:
             return self._dead(out, raw, problem, r)
         try:
@@ -228,7 +237,7 @@ class TowerEngine:
                 "severity": h["severity"],
                 "expires": h["expiry_time"],
                 "detected": h["detection_time"],
-                "source": h["reporter"] if h["reporter"].startswith("veh-") else "report",
+                "source": h["reporter"],  # who may change or cancel it, besides a tower
                 # the lanes it closes ("": every lane) and how far upstream to warn (0: the default)
                 "lanes": ",".join(map(str, h["lanes_blocked"])),
                 "relevance_km": h["relevance_distance_m"] / 1000,

@@ -8,6 +8,7 @@ that fails costs that row, never its frame or its region. Bounds shared with the
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from pipeline.shared.bounds import (
     lanes_problem,
 )
 from pipeline.shared.crdt import LWWMap
+from pipeline.shared.hazards import OPERATOR
 from towers.config import TowerConfig
 from towers.frames import Updates
 
@@ -61,6 +63,7 @@ class Reason:
     OUT_OF_RANGE = "value-out-of-range"
     BAD_HAZARD = "bad-hazard"
     SEVERITY = "severity-out-of-range"
+    NOT_ITS_REPORTER = "not-its-reporter"
 
 
 _NUMERIC = (("lat", "lat"), ("lon", "lon"), ("km", "route_km"), ("heading", "heading_deg"),
@@ -173,6 +176,18 @@ def hazard_problem(h: dict[str, Any], region: int, route_km: float, now_ms: int,
     if not (0 <= h["cause_code"] <= 255 and 0 <= h["sub_cause_code"] <= 255):
         return f"{Reason.OUT_OF_RANGE}: cause {h['cause_code']}/{h['sub_cause_code']} (0–255)"
     return None
+
+
+def authority_problem(h: dict[str, Any], current: dict[str, Any] | None, towers: Collection[str]) -> str | None:
+    """A live hazard is changed (updated, or cancelled) only by whoever reported it, a tower or the
+    traffic operator: anyone else could otherwise silence it with a cancel, a severity of 1 or a
+    lifetime of 1 ms. (Reporter names are as sent: the radio link's identities are what bind them.)"""
+    reporter = h["reporter"]
+    if current is None or reporter == current.get("source") or reporter == OPERATOR or reporter in towers:
+        return None
+    action = "cancel" if h["cancelled"] else "change"
+    return (f"{Reason.NOT_ITS_REPORTER}: {reporter!r} may not {action} hazard {h['hazard_id']!r}, reported by "
+            f"{current.get('source')!r} (only its reporter, a tower or the operator may)")  # fmt: skip
 
 
 def _entry_problem(hid: str, entry: tuple[int, str, Any], now_ms: int, max_ahead_ms: int) -> str | None:

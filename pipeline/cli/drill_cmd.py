@@ -43,7 +43,8 @@ def drill(
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)} or all")
     table = Table(title="fault drills", title_justify="left")
     for col in ("fault", "vehicle updates", "kept", "superseded", "rejected", "lost", "advisories lost",
-                "processed again", "changed by replay", "most behind", "oldest sync news", "recovered in"):  # fmt: skip
+                "processed again", "changed by replay", "most behind", "oldest sync news", "served again in",
+                "recovered in"):  # fmt: skip
         table.add_column(col, overflow="fold")  # wrapped on a narrow terminal, never cut
     lost, failed, events = 0, [], []
     for name in names:
@@ -65,6 +66,7 @@ def drill(
                       f"[red]{adv['lost']}[/] of {adv['decided']:,}" if adv["lost"] else f"0 of {adv['decided']:,}",
                       f"{row['updates_processed_again']:,}", "—" if changed is None else str(changed),
                       f"{row['max_behind_s']:.1f} s", f"{row['max_stale_s']:.1f} s",
+                      "—" if row["served_again_s"] is None else f"{row['served_again_s']:.1f} s",
                       "—" if recovery is None else f"{recovery:.1f} s")  # fmt: skip
     out.print(table)
     for line in events:

@@ -14,7 +14,7 @@ from pipeline.admin import ensure_topics
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
-from pipeline.shared.hazards import CAUSE_CODES, hazard_record
+from pipeline.shared.hazards import CAUSE_CODES, OPERATOR, hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 
 __all__ = ["hazard"]
@@ -50,7 +50,7 @@ def hazard(
         int(time.time() * 1000),
         validity,
         hazard_id or f"hz-{uuid.uuid4().hex[:8]}",
-        "operator",
+        OPERATOR,
         cancel,
         corridor=corridor,
         lanes_blocked=lane or (),

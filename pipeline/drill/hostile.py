@@ -250,6 +250,13 @@ class HostileSender:
         rec = hazard_record(km, "OBSTACLE", "BOTH", 6, now, GENUINE_VALIDITY_S, hid, "drill", corridor=self.corridor)
         r = rec["region_id"]
         producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(r).encode(), r)
+        # and the stranger, right behind it, cancels it and then downgrades it to a minor one: each
+        # must be refused (only its reporter, a tower or the operator may change it)
+        for kind, change in (("cancel of a genuine hazard", {"cancelled": True}),
+                             ("downgrade of a genuine hazard", {"severity": 1})):  # fmt: skip
+            forged = CODEC.encode(HAZARD, rec | change | {"reporter": "stranger", "hlc": rec["hlc"] + 1})
+            producer.produce(self.topics.hazards, forged, str(r).encode(), r)
+            self.sent.append(Hostile("kafka", self.topics.hazards, r, forged, kind))
         producer.poll(0)
         self._on_road.append((km, now + GENUINE_VALIDITY_S * 1000))
         self.hazards_sent[hid] = rec["hlc"] >> 16

@@ -124,6 +124,17 @@ def _recovery_s(d: Drill, synced: bool) -> float | None:
     return float("nan")
 
 
+def _served_again_s(d: Drill) -> float | None:
+    """From the fault's start until every region is served and no tower is 1 s behind: for a worker
+    killed or paused, how long its regions went unadvised before a survivor took them over."""
+    if d.fault_start_wall is None:
+        return None
+    for x in d.samples:
+        if x.wall >= d.fault_start_wall and x.owned == d.topics.regions and x.behind_ms < 1000:
+            return round(x.wall - d.fault_start_wall, 1)
+    return float("nan")
+
+
 def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: float = 36.0) -> dict[str, Any]:
     if fault not in FAULTS:
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
@@ -226,6 +237,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             # merged a second time: after a crash, from the last committed offset; in a replay, all of it
             "updates_processed_again": max(0, processed - stats.updates - d.side_updates),
             "recovery_s": _recovery_s(d, spec.synced),
+            "served_again_s": _served_again_s(d),
             "max_stale_s": _worst_s(d, lambda x: x.stale_ms),
             "max_behind_s": _worst_s(d, lambda x: x.behind_ms),
             # for a fault after the traffic (a replay): table entries it changed, which must be none

@@ -12,9 +12,11 @@ from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.errors import ConfigError
 
-__all__ = ["CAUSE_CODES", "DEFAULT_RELEVANCE_M", "hazard_record", "traces"]
+__all__ = ["CAUSE_CODES", "DEFAULT_RELEVANCE_M", "OPERATOR", "hazard_record", "traces"]
 
 DEFAULT_RELEVANCE_M = 3000  # the towers' default look-ahead
+#: the reporter name of the traffic operator (`corridor hazard`), who may change or cancel any hazard
+OPERATOR = "operator"
 TRACE_STEP_KM = 0.5
 
 #: DENM cause codes (ETSI EN 302 637-3) of each hazard type.

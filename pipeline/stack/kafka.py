@@ -17,7 +17,7 @@ from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf, jaas_c
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
-from pipeline.stack.java import java_executable
+from pipeline.stack.java import java_argfile, java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
 from pipeline.stack.security import BROKER_PRINCIPAL, SecurityMaterial
 
@@ -74,6 +74,9 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "share.coordinator.state.topic.replication.factor": "1",
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
+        # tower workers may ask for sessions as short as a second (Kafka's floor is 6 s): a dead
+        # worker's regions can then move to a survivor within seconds
+        "group.min.session.timeout.ms": "1000",
         # Topics are declared by corridor (pipeline.shared.topics) and by Faust for its own; nothing appears by typo.
         "auto.create.topics.enable": "false",
         "num.partitions": "1",
@@ -175,7 +178,6 @@ class KafkaBroker:
                 f"it was left by an earlier run; remove {self.home} (or run `corridor stack down --purge`)"
             )
         argv = [
-            java,
             "-cp",
             classpath(jars),
             f"-Dlog4j2.configurationFile={self.home / 'tools-log4j2.properties'}",
@@ -187,7 +189,9 @@ class KafkaBroker:
             str(props),
             *self._scram_users(),
         ]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+        # the SCRAM passwords go through an argument file: on a command line, `ps` would show them
+        with java_argfile(argv, self.home) as argfile:
+            result = subprocess.run([java, argfile], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
             raise StackError(f"formatting Kafka's storage in {data} failed:\n{tail}")

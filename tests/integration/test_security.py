@@ -113,6 +113,22 @@ def test_the_material_is_owner_only(secure: Stack) -> None:
     assert (secure.kafka.home / "server.properties").stat().st_mode & 0o077 == 0
 
 
+def test_no_process_shows_a_password_on_its_command_line(secure: Stack) -> None:
+    """What `ps` shows to every user of the host: the broker formatted with SCRAM users (through an
+    argument file), the broker, etcd and their tools."""
+    material = secure.settings.security_material
+    assert material is not None
+    passwords = [pw.encode() for _, pw in SecurityMaterial(material).credentials().values()]
+    shown = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            shown.append(cmdline.read_bytes())
+        except OSError:  # gone meanwhile
+            continue
+    assert any(b"kafka.Kafka" in c for c in shown), "the broker is among them"
+    assert not [c[:120] for c in shown if any(pw in c for pw in passwords)]
+
+
 def test_the_hazard_scenario_runs_end_to_end_secure_and_no_password_is_written(secure: Stack, tmp_path: Path) -> None:
     short = {**SHORT, "vehicles": 200, "duration_s": 90,
              "events": [{"at_s": 20, "hazard": {"km": 36.0, "type": "ANIMAL", "direction": "NORTHBOUND", "id": "deer"}},

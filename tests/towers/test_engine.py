@@ -10,6 +10,7 @@ import pytest
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt import LWWMap, encode_state
 from pipeline.shared.crdt.hlc import HybridClock, pack
+from pipeline.shared.hazards import OPERATOR
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
 from towers.config import TowerConfig
 from towers.engine import TowerEngine
@@ -56,7 +57,13 @@ def frame(region: int, updates: list[dict], seq: int = 0) -> bytes:
 
 
 def hazard(
-    km: float, hid: str = "hz-1", direction: str = "NORTHBOUND", t: int = 5, cancelled: bool = False, **more
+    km: float,
+    hid: str = "hz-1",
+    direction: str = "NORTHBOUND",
+    t: int = 5,
+    cancelled: bool = False,
+    reporter: str = "test",
+    **more,
 ) -> bytes:
     return CODEC.encode(
         HAZARD,
@@ -74,7 +81,7 @@ def hazard(
             "expiry_time": T0 + 600_000,
             "cancelled": cancelled,
             "hlc": pack(T0 + t * 1000, 500),
-            "reporter": "test",
+            "reporter": reporter,
             "region_id": CORRIDOR.regions.lookup(km),
         },
     )
@@ -162,6 +169,37 @@ def test_advice_is_not_repeated_within_the_cooldown_and_clears_with_keep() -> No
     (keep,) = advisories(e.on_hazard(4, hazard(40.0, cancelled=True, t=8), st))
     assert keep["action"] == "KEEP" and keep["target_speed_mps"] > 25, "released as soon as the hazard clears"
     assert advisories(e.on_telemetry(4, frame(4, [upd("a", 38.7, t=9)]), st)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "action"),
+    [
+        ({"cancelled": True}, "cancel"),
+        ({"severity": 1}, "change"),  # a blocking hazard turned minor: slowed, no longer stopped for
+        ({"expiry_time": T0 + 6_001}, "change"),  # a lifetime of 1 ms
+    ],
+)
+def test_a_stranger_cannot_cancel_or_weaken_a_live_hazard(change: dict, action: str) -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("near", 39.85, t=1)]), st)
+    e.on_hazard(4, hazard(40.0, reporter="veh-000017"), st)
+    out = e.on_hazard(4, hazard(40.0, t=6, reporter="stranger", **change), st)
+    (reason,) = [d.reason for d in out.dead]
+    assert reason.startswith(f"not-its-reporter: 'stranger' may not {action} hazard 'hz-1'"), reason
+    assert st.active_hazards(T0 + 10_000)["hz-1"]["severity"] == 6, "the reported hazard stands"
+    (stop,) = advisories(e.on_telemetry(4, frame(4, [upd("near", 39.9, t=7)]), st))
+    assert stop["action"] == "STOP" and stop["hazard_id"] == "hz-1", "and is still advised"
+
+
+def test_a_hazard_is_cancelled_by_its_reporter_a_tower_or_the_operator() -> None:
+    e = engine()
+    st = e.region(4)
+    cancellers = ["veh-000017", CORRIDOR.regions.towers[4], OPERATOR]
+    for i, who in enumerate(cancellers):
+        e.on_hazard(4, hazard(40.0, f"hz-{i}", reporter="veh-000017"), st)
+        assert not e.on_hazard(4, hazard(40.0, f"hz-{i}", t=6, cancelled=True, reporter=who), st).dead, who
+    assert st.active_hazards(T0 + 10_000) == {}
 
 
 def test_a_slow_vehicle_on_a_clear_road_is_told_to_speed_up() -> None:
