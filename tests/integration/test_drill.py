@@ -4,6 +4,7 @@ nothing acknowledged is lost."""
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -21,6 +22,7 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_update(stack) -> None:
     assert row["lost"] == 0, row["lost_examples"]
     assert row["kept"] + row["superseded"] == row["vehicles_accounted"]
     assert row["recovery_s"] is not None and row["recovery_s"] < 30, row
+    assert math.isfinite(row["served_again_s"]), "a survivor took the killed worker's regions over"
     adv = row["advisories"]
     assert adv["decided"] > 0 and adv["lost"] == 0, adv
     assert adv["in_topic"] >= adv["delivered"], adv
