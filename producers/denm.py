@@ -34,7 +34,7 @@ class HazardSpotter:
     stopped_mps: float = 1.0
     cell_km: float = 0.5
     repeat_s: float = 20.0
-    validity_s: float = 60.0
+    validity_s: float = 25.0  # a repeat and a little: a sender's report lapses once its queue end has moved on
     relevance_m: int = 2000
     reports: int = 0
     _last: dict[tuple[bool, int], float] = field(default_factory=dict)  # (northbound, cell) → sim time
