@@ -24,12 +24,14 @@ def test_the_end_of_a_queue_is_reported_by_its_last_vehicle_once_per_cell_and_re
     assert queue, "the stopped traffic before the closure was reported"
     r = queue[-1]
     assert (r["hazard_type"], r["cause_code"], r["sub_cause_code"]) == ("END_OF_QUEUE", 27, 1)
-    assert r["reporter"].startswith("veh-") and r["expiry_time"] - r["detection_time"] == 60_000
+    assert r["reporter"].startswith("veh-") and r["expiry_time"] - r["detection_time"] == 25_000
     assert r["traces_km"][0] < r["route_km"], "its approach lies upstream"
     assert CODEC.decode(CODEC.encode(HAZARD, r), HAZARD) == r
     per_cell = {}
     for rec in seen:
-        per_cell.setdefault(rec["hazard_id"], []).append(rec["detection_time"])
+        assert rec["hazard_id"].endswith(rec["reporter"]), "each sender's event of its own, as a DENM actionID"
+        cell = "-".join(rec["hazard_id"].split("-")[:3])  # queue-<nb|sb>-<cell>
+        per_cell.setdefault(cell, []).append(rec["detection_time"])
     gaps = [np.diff(t).min() for t in per_cell.values() if len(t) > 1]
     assert not gaps or min(gaps) >= 20_000, "one cell is reported at most every 20 s"
     assert spotter.reports == len(seen)
