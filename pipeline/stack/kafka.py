@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf, jaas_config
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.shared.waiting import poll
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
 from pipeline.stack.java import java_argfile, java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
@@ -26,6 +27,7 @@ __all__ = ["KafkaBroker", "broker_metadata", "new_cluster_id", "tools_argv", "wr
 #: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
 HEAP = "-Xmx768m"
 READY_TIMEOUT_S = 60.0
+DELETED_FILES_WAIT_S = 5.0  # a deleted topic's files go log.segment.delete.delay.ms (1 s) after its deletion
 
 _BROKER_LOG4J = """\
 status = warn
@@ -84,7 +86,9 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "log.segment.bytes": str(128 * 1024 * 1024),
         # a deleted topic's files go within a second (Kafka waits a minute by default): a run's
         # changelogs, deleted at its end, are not left on disk by a broker stopped right after
-        "file.delete.delay.ms": "1000",
+        "log.segment.delete.delay.ms": "1000",  # the broker-wide name of file.delete.delay.ms
+        # and the broker's log tasks (that deletion among them) start a second after it does, not 30 s
+        "log.initial.task.delay.ms": "1000",
     }
     material = settings.security_material
     if material is not None:
@@ -237,6 +241,10 @@ class KafkaBroker:
         return True
 
     def stop(self) -> bool:
+        # Topics deleted just before (a run's changelogs) keep their files for log.segment.delete.delay.ms:
+        # the broker removes them first, rather than leaving them on disk behind a stopped broker.
+        if self.process.running_pid() is not None:
+            poll(lambda: not any((self.home / "data").glob("*-delete")), DELETED_FILES_WAIT_S, interval=0.2)
         return self.process.stop(timeout=20.0)
 
     def ready(self) -> bool:

@@ -8,11 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.ports import free_ports
 from pipeline.stack.jars import KAFKA_VERSION
 from pipeline.stack.process import pid_alive
-from tests.helpers import assert_one_line_error, corridor
+from tests.helpers import assert_one_line_error, corridor, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +55,20 @@ def test_up_is_idempotent_and_down_leaves_nothing(stack, cli_env, tmp_path: Path
     assert down.returncode == 0 and "kafka" in down.stdout and "etcd" in down.stdout
     assert not any(pid_alive(p) for p in pids)
     assert corridor(env, "stack", "status").returncode == 1
+
+
+def test_a_topic_deleted_just_before_down_leaves_no_files(stack, cli_env, tmp_path: Path) -> None:
+    """A run deletes its changelogs and stops the broker it started at once: their files must go too."""
+    env = fresh_env(cli_env, tmp_path / "state")
+    assert corridor(env, "stack", "up").returncode == 0
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{env['CORRIDOR_KAFKA_PORT']}"})
+        admin.create_topics([NewTopic("soon-gone", 3, 1)])["soon-gone"].result(30)
+        eventually(lambda: "soon-gone" in admin.list_topics(timeout=5).topics, "the topic exists")
+        admin.delete_topics(["soon-gone"])["soon-gone"].result(30)
+    finally:
+        assert corridor(env, "stack", "down").returncode == 0
+    assert not list((tmp_path / "state" / "kafka" / "data").glob("soon-gone*"))
 
 
 def test_port_in_use_is_one_line_and_leaves_nothing_running(stack, cli_env, tmp_path: Path) -> None:
