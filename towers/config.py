@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline.shared.env_model import read_env
+from pipeline.shared.env_model import env_var, read_env
 
 Pos = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]  # the tunables for which 0 means something (no hold-back, no margin)
@@ -111,68 +111,29 @@ class WorkerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, validate_by_name=True,
                               validate_by_alias=True)  # fmt: skip
 
-    web_port: int = Field(
-        6066,
-        ge=1,
-        le=65535,
-        alias="CORRIDOR_TOWER_WEB_PORT",
-        description="port of the worker's web pages (/corridor/state/, /corridor/ready/; default 6066)",
-    )
-    web_bind: str = Field(
-        "127.0.0.1",
-        alias="CORRIDOR_TOWER_WEB_BIND",
-        description="address the web pages bind (default 127.0.0.1; 0.0.0.0 in containers)",
-    )
-    app_suffix: str = Field(
-        "",
-        pattern=r"^[A-Za-z0-9._-]*$",
-        alias="CORRIDOR_TOWER_APP_SUFFIX",
-        description="appended to the app id: a second, independent set of towers over the same topics",
-    )
-    offset_reset: Literal["earliest", "latest"] = Field(
-        "earliest",
-        alias="CORRIDOR_TOWER_OFFSET_RESET",
-        description="where a new consumer group starts: earliest (default) or latest",
-    )
-    etcd: bool = Field(True, alias="CORRIDOR_TOWER_ETCD", description="0 turns the etcd control plane off (default 1)")
-    store: str = Field(
-        "rocksdb://", alias="CORRIDOR_TOWER_STORE", description="Faust table store URL (default rocksdb://)"
-    )
-    standbys: int = Field(
-        0,
-        ge=0,
-        le=8,
-        alias="CORRIDOR_TOWER_STANDBYS",
-        description="standby replicas of each table on other workers (default 0)",
-    )
-    session_timeout_s: float = Field(
-        10.0,
-        ge=1,
-        le=3600,
-        alias="CORRIDOR_TOWER_SESSION_TIMEOUT_S",
-        description="a silent worker's regions move to the others after this long (default 10)",
-    )
-    heartbeat_s: float = Field(
-        3.0,
-        ge=0.1,
-        le=3600,
-        alias="CORRIDOR_TOWER_HEARTBEAT_S",
-        description="consumer group heartbeat interval (default 3)",
-    )
-    cas_history: bool = Field(
-        False,
-        alias="CORRIDOR_TOWER_CAS_HISTORY",
-        description="1 keeps every compare-and-swap on etcd's global view for a linearizability "
-        "check (/corridor/cas-history/; default 0)",
-    )
-    control_token: str = Field(
-        "",
-        repr=False,
-        alias="CORRIDOR_TOWER_CONTROL_TOKEN",
-        description="turns the drill switches on (POST /corridor/control/{sync|etcd}/{on|off}/ "
-        "with 'Authorization: Bearer <token>'); at least 16 characters; unset (the default): "
-        "no switches",
-    )
+    # fmt: off
+    web_port: int = env_var(6066, "CORRIDOR_TOWER_WEB_PORT", "port of the worker's web pages (/corridor/state/, "
+                            "/corridor/ready/; default 6066)", ge=1, le=65535)
+    web_bind: str = env_var("127.0.0.1", "CORRIDOR_TOWER_WEB_BIND",
+                            "address the web pages bind (default 127.0.0.1; 0.0.0.0 in containers)")
+    app_suffix: str = env_var("", "CORRIDOR_TOWER_APP_SUFFIX", "appended to the app id: a second, independent set of "
+                              "towers over the same topics", pattern=r"^[A-Za-z0-9._-]*$")
+    offset_reset: Literal["earliest", "latest"] = env_var(
+        "earliest", "CORRIDOR_TOWER_OFFSET_RESET", "where a new consumer group starts: earliest (default) or latest")
+    etcd: bool = env_var(True, "CORRIDOR_TOWER_ETCD", "0 turns the etcd control plane off (default 1)")
+    store: str = env_var("rocksdb://", "CORRIDOR_TOWER_STORE", "Faust table store URL (default rocksdb://)")
+    standbys: int = env_var(0, "CORRIDOR_TOWER_STANDBYS", "standby replicas of each table on other workers "
+                            "(default 0)", ge=0, le=8)
+    session_timeout_s: float = env_var(10.0, "CORRIDOR_TOWER_SESSION_TIMEOUT_S", "a silent worker's regions move to "
+                                       "the others after this long (default 10)", ge=1, le=3600)
+    heartbeat_s: float = env_var(3.0, "CORRIDOR_TOWER_HEARTBEAT_S", "consumer group heartbeat interval (default 3)",
+                                 ge=0.1, le=3600)
+    cas_history: bool = env_var(False, "CORRIDOR_TOWER_CAS_HISTORY", "1 keeps every compare-and-swap on etcd's "
+                                "global view for a linearizability check (/corridor/cas-history/; default 0)")
+    control_token: str = env_var("", "CORRIDOR_TOWER_CONTROL_TOKEN", "turns the drill switches on (POST "
+                                 "/corridor/control/{sync|etcd}/{on|off}/ with 'Authorization: Bearer <token>'); at "
+                                 "least 16 characters; unset (the default): no switches", repr=False)
+    # fmt: on
 
     @field_validator("control_token")
     @classmethod

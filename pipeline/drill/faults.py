@@ -13,7 +13,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from pipeline.drill.drill import SESSION_TIMEOUT_S, Drill, Fault, SideFleet, Step
+from pipeline.drill.drill import Drill, Fault, SideFleet, Step
 from pipeline.drill.hostile import HostileSender
 from pipeline.drill.reading import read_all, records
 from pipeline.shared.access import Role, client_conf
@@ -259,7 +259,7 @@ FAULTS: dict[str, Fault] = {
     "worker-kill": Fault("a tower worker SIGKILLed under load, restarted later", _kill_worker, _restart_worker),
     "worker-pause": Fault(
         "a tower worker paused (SIGSTOP) past its session timeout, then resumed",
-        _signal_worker(signal.SIGSTOP, f"paused (SIGSTOP) past its {SESSION_TIMEOUT_S:.0f} s session timeout"),
+        _signal_worker(signal.SIGSTOP, "paused (SIGSTOP) past its session timeout"),
         _signal_worker(signal.SIGCONT, "resumed (SIGCONT)"),
     ),
     "broker-kill": Fault(

@@ -21,7 +21,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import declare, end_offsets
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
-from pipeline.drill.drill import HAZARD_PASS_MPS, HEARTBEAT_S, SESSION_TIMEOUT_S, Drill, Sample
+from pipeline.drill.drill import ANY_BROKER_SESSION, HAZARD_PASS_MPS, Drill, Sample
 from pipeline.drill.faults import FAULTS
 from pipeline.drill.reading import dead_letters, latest_per_key, read_all
 from pipeline.leftovers import owned, scratch_prefix
@@ -151,8 +151,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         stack.up()
         declare(settings, topics)
         cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
-        env = worker_env(settings, topics.prefix, {"CORRIDOR_TOWER_SESSION_TIMEOUT_S": str(SESSION_TIMEOUT_S),
-                                                   "CORRIDOR_TOWER_HEARTBEAT_S": str(HEARTBEAT_S)})  # fmt: skip
+        env = worker_env(settings, topics.prefix, ANY_BROKER_SESSION if settings.kafka_external else None)
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
                                 name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip

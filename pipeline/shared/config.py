@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from pipeline.shared.access import EtcdAccess, KafkaAccess, Role, load_role_credentials
 from pipeline.shared.corridor import Corridor, load_corridor
-from pipeline.shared.env_model import read_env
+from pipeline.shared.env_model import env_var, read_env
 from pipeline.shared.errors import ConfigError
 from pipeline.shared.topics import Topics
 
@@ -64,93 +64,91 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Upper = BeforeValidator(lambda raw: raw.strip().upper() if isinstance(raw, str) else raw)
 
 
-def _var(default: Any, name: str, description: str, **constraints: Any) -> Any:
-    return Field(default, alias=name, description=description, **constraints)
-
-
 class SettingsEnv(BaseModel):
     """The variables `Settings.from_env` reads, each a field whose alias is its name, validated by
     pydantic (the descriptions are shown in `--help` and the manual)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kafka_bootstrap: Endpoints = _var(
+    kafka_bootstrap: Endpoints = env_var(
         (), "KAFKA_BOOTSTRAP_SERVERS", "external Kafka cluster (host:port,...); when set no broker is started"
     )
-    etcd_endpoints: Endpoints = _var(
+    etcd_endpoints: Endpoints = env_var(
         (), "ETCD_ENDPOINTS", "external etcd cluster (host:port,...); when set no etcd is started"
     )
-    mqtt_url: Annotated[str, AfterValidator(_mqtt_url)] = _var(
+    mqtt_url: Annotated[str, AfterValidator(_mqtt_url)] = env_var(
         "", "MQTT_URL", "external MQTT 5 broker for the radio link (mqtt://host:port); when set none is started"
     )
-    state_dir: Path = _var(
+    state_dir: Path = env_var(
         Path(".corridor"),
         "CORRIDOR_STATE_DIR",
         "where the embedded stack keeps data, logs and pid files (default .corridor)",
     )
-    cache_dir: Path | None = _var(
+    cache_dir: Path | None = env_var(
         None, "CORRIDOR_CACHE_DIR", "where Kafka's jars are cached (default ~/.cache/corridor)"
     )
-    topic_prefix: str = _var(
+    topic_prefix: str = env_var(
         "corridor",
         "CORRIDOR_TOPIC_PREFIX",
         "prefix of every topic name (default corridor)",
         pattern=r"^[A-Za-z0-9._-]+$",
     )
-    topic_replication: int = _var(
+    topic_replication: int = env_var(
         1,
         "CORRIDOR_TOPIC_REPLICATION",
         "replicas of every topic corridor creates, changelogs included (default 1)",
         ge=1,
     )
-    route_file: Path | None = _var(
+    route_file: Path | None = env_var(
         None,
         "CORRIDOR_ROUTE_FILE",
         "route JSON file (default: the I-69 Bloomington–Indianapolis route shipped with corridor)",
     )
-    towers_file: Path | None = _var(
+    towers_file: Path | None = env_var(
         None, "CORRIDOR_TOWERS_FILE", "tower regions JSON file (default: the 9 regions shipped with corridor)"
     )
-    kafka_port: Port = _var(9092, "CORRIDOR_KAFKA_PORT", "embedded broker's client port (default 9092)")
-    kafka_controller_port: Port = _var(
+    kafka_port: Port = env_var(9092, "CORRIDOR_KAFKA_PORT", "embedded broker's client port (default 9092)")
+    kafka_controller_port: Port = env_var(
         9093, "CORRIDOR_KAFKA_CONTROLLER_PORT", "embedded KRaft controller port (default 9093)"
     )
-    etcd_port: Port = _var(2379, "CORRIDOR_ETCD_PORT", "embedded etcd client port (default 2379)")
-    etcd_peer_port: Port = _var(2380, "CORRIDOR_ETCD_PEER_PORT", "embedded etcd peer port (default 2380)")
-    mqtt_port: Port = _var(1883, "CORRIDOR_MQTT_PORT", "embedded MQTT broker's port, for the radio link (default 1883)")
-    secure: bool = _var(
+    etcd_port: Port = env_var(2379, "CORRIDOR_ETCD_PORT", "embedded etcd client port (default 2379)")
+    etcd_peer_port: Port = env_var(2380, "CORRIDOR_ETCD_PEER_PORT", "embedded etcd peer port (default 2380)")
+    mqtt_port: Port = env_var(
+        1883, "CORRIDOR_MQTT_PORT", "embedded MQTT broker's port, for the radio link (default 1883)"
+    )
+    secure: bool = env_var(
         False,
         "CORRIDOR_SECURE",
         "1: the embedded stack runs secure (TLS, SASL/SCRAM, ACLs; etcd client certificates and roles)",
     )
-    security_dir: Path | None = _var(
+    security_dir: Path | None = env_var(
         None, "CORRIDOR_SECURITY_DIR", "a secure corridor stack's certificates and credentials (one identity per role)"
     )
-    kafka_protocol: Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Upper] = _var(
+    kafka_protocol: Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Upper] = env_var(
         "PLAINTEXT",
         "KAFKA_SECURITY_PROTOCOL",
         "your cluster's listener: PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
     )
-    kafka_mechanism: Annotated[Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"], Upper] = _var(
+    kafka_mechanism: Annotated[Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"], Upper] = env_var(
         "SCRAM-SHA-512", "KAFKA_SASL_MECHANISM", "SASL mechanism for your cluster (default SCRAM-SHA-512)"
     )
-    kafka_username: str = _var("", "KAFKA_SASL_USERNAME", "SASL user for your cluster")
-    kafka_password: str = _var(
+    kafka_username: str = env_var("", "KAFKA_SASL_USERNAME", "SASL user for your cluster")
+    kafka_password: str = env_var(
         "", "KAFKA_SASL_PASSWORD", "SASL password for your cluster (or KAFKA_SASL_PASSWORD_FILE)", repr=False
     )
-    kafka_password_file: Path | None = _var(
+    kafka_password_file: Path | None = env_var(
         None, "KAFKA_SASL_PASSWORD_FILE", "a file holding the SASL password (a mounted Secret, say)"
     )
-    kafka_ca_file: Path | None = _var(
+    kafka_ca_file: Path | None = env_var(
         None, "KAFKA_SSL_CA_FILE", "PEM file of the CA that signed your brokers' certificates"
     )
-    etcd_ca_file: Path | None = _var(
+    etcd_ca_file: Path | None = env_var(
         None, "ETCD_CA_FILE", "PEM file of the CA that signed your etcd's certificate (turns on TLS to etcd)"
     )
-    etcd_cert_file: Path | None = _var(
+    etcd_cert_file: Path | None = env_var(
         None, "ETCD_CERT_FILE", "client certificate for your etcd (its common name is the etcd user)"
     )
-    etcd_key_file: Path | None = _var(None, "ETCD_KEY_FILE", "the client certificate's key")
+    etcd_key_file: Path | None = env_var(None, "ETCD_KEY_FILE", "the client certificate's key")
 
     def kafka_identity(self) -> KafkaAccess | None:
         """The one identity a user gives for their own cluster; None for plaintext."""

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.shared.errors import ConfigError
 
-__all__ = ["one_line", "read_env"]
+__all__ = ["env_var", "one_line", "read_env"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,6 +30,11 @@ _SAID: dict[str, str] = {
     "string_pattern_mismatch": "use letters, digits, '.', '_' or '-'",
     "string_too_short": "must be at least {min_length} characters",
 }
+
+
+def env_var(default: Any, name: str, description: str, **constraints: Any) -> Any:
+    """A field read from the variable `name`, which `description` explains (`--help`, the manual)."""
+    return Field(default, alias=name, description=description, **constraints)
 
 
 def read_env(model: type[M], env: Mapping[str, str]) -> M:
