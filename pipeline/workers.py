@@ -37,17 +37,10 @@ __all__ = [
 ]
 
 
-#: On corridor's own broker (which allows sessions from 1 s), a silent worker's regions move to a
-#: survivor within about 2 s rather than 10 (`corridor drill worker-kill`, "served again in"); a
-#: user's cluster keeps the towers' default, which any broker accepts. The environment overrides both.
-FAST_FAILOVER = {"CORRIDOR_TOWER_SESSION_TIMEOUT_S": "1.5", "CORRIDOR_TOWER_HEARTBEAT_S": "0.3"}
-
-
 def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a tower worker or gateway starts with: this process's, pointed at the stack
     of `settings` (its security material included), topics under `prefix` (the settings' own by default)."""
     return {
-        **({} if settings.kafka_external else FAST_FAILOVER),
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "ETCD_ENDPOINTS": settings.etcd_servers,

@@ -11,6 +11,7 @@ state) and accounts for each vehicle (see `accounting`). Everything the drill ma
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import declare, end_offsets
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
-from pipeline.drill.drill import ANY_BROKER_SESSION, HAZARD_PASS_MPS, Drill, Sample
+from pipeline.drill.drill import HAZARD_PASS_MPS, SESSION, Drill, Sample
 from pipeline.drill.faults import FAULTS
 from pipeline.drill.reading import dead_letters, latest_per_key, read_all
 from pipeline.leftovers import owned, scratch_prefix
@@ -151,7 +152,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         stack.up()
         declare(settings, topics)
         cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
-        env = worker_env(settings, topics.prefix, ANY_BROKER_SESSION if settings.kafka_external else None)
+        env = worker_env(settings, topics.prefix, {**SESSION, **{k: v for k, v in os.environ.items() if k in SESSION}})
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
                                 name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip
