@@ -71,8 +71,10 @@ class TowerConfig(BaseModel):
     advisory_validity_s: Pos = 10.0
     #: no advice on a trigger (a vehicle's message, a hazard report) sent longer ago than this (wall
     #: clock): a tower catching up on a backlog, after a takeover say, would advise from positions out
-    #: of date by then; the vehicle's next message brings it fresh advice
-    max_trigger_age_s: Pos = 10.0
+    #: of date by then; the vehicle's next message brings it fresh advice. A second short of the
+    #: advice's validity: the delivery budget of V2X through a network server (3GPP TS 22.185), so
+    #: that advice decided at the bound still reaches its vehicle before it lapses
+    max_trigger_age_s: Pos = 9.0
     #: largest believable speed; above it a record is dead-lettered (400 km/h)
     max_speed_mps: Pos = 400 / 3.6
     #: how far a position may lie outside the route before it is "off the corridor" (km)

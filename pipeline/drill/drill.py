@@ -38,6 +38,7 @@ class Sample:
     owned: int  # regions served
     behind_ms: float  # the most a tower is behind the telemetry
     stale_ms: float  # the oldest news a tower has of a region it hears through tower-sync
+    stale_of: str = ""  # whose news of which region that was
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Drill:
     events: list[str] = field(default_factory=list)
     fault_start_wall: float | None = None
     fault_end_wall: float | None = None
+    traffic_end_wall: float | None = None
     counts: dict[int, int] = field(default_factory=dict)  # worker pid -> updates processed (last seen)
     tallies: dict[int, dict[str, int]] = field(default_factory=dict)  # worker pid -> its counters (last seen)
     clock_offsets: dict[int, int] = field(default_factory=dict)  # worker pid -> its host clock's offset found, ms
@@ -76,7 +78,7 @@ class Drill:
     def observe(self, sample: bool = True) -> None:
         """Each worker's counters; with `sample`, also how far behind and how stale the towers are now
         (not after the traffic has ended: with no new frames, that only measures the wait)."""
-        owned, behind, stale = 0, 0.0, 0.0
+        owned, behind, stale, stale_of = 0, 0.0, 0.0, ""
         for w in self.workers:
             page = w.page(timeout=1.0) if w.alive else None
             if page is None:
@@ -88,9 +90,11 @@ class Drill:
             owned += len(page["regions"])
             behind = max([behind, *page.get("behind_ms", {}).values()])
             mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
-            stale = max([stale, *(ms for r, ms in page.get("staleness_ms", {}).items() if r not in mine)])
+            for r, ms in page.get("staleness_ms", {}).items():
+                if r not in mine and ms > stale:
+                    stale, stale_of = ms, f"{w.name} of region {r}"
         if sample:
-            self.samples.append(Sample(time.monotonic(), owned, behind, stale))
+            self.samples.append(Sample(time.monotonic(), owned, behind, stale, stale_of))
 
 
 Step = Callable[[Drill, float], None]

@@ -73,6 +73,18 @@ def _worst_s(d: Drill, what: Callable[[Sample], float]) -> float:
     return round(max((what(x) for x in d.samples if x.wall >= since), default=0.0) / 1000, 1)
 
 
+def _stalest(d: Drill) -> str:
+    """Whose news was the oldest, of which region, and when (the worst sample of `max_stale_s`)."""
+    since = d.fault_start_wall or 0.0
+    worst = max((x for x in d.samples if x.wall >= since), key=lambda x: x.stale_ms, default=None)
+    if worst is None or not worst.stale_of:
+        return ""
+    when = f"{worst.wall - since:.0f} s after the fault began"
+    if d.traffic_end_wall is not None and worst.wall > d.traffic_end_wall:
+        when += f", {worst.wall - d.traffic_end_wall:.0f} s after the traffic ended"
+    return f"{worst.stale_of}, {when}"
+
+
 def _advisories(d: Drill) -> dict[str, int]:
     """Every advisory a tower decided on reached the topic. A worker still running at the end must
     have each one acknowledged by the broker, and none given up on; a killed worker's unsent ones
@@ -185,6 +197,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         sink = TelemetrySink(settings.kafka(Role.VEHICLE), delivery_timeout_s=120)
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
                       on_tick=lambda s: d.observe(), before_tick=before_tick)  # fmt: skip
+        d.traffic_end_wall = time.monotonic()
         changelog = f"{app}-vehicles-changelog"
 
         def tables() -> dict[tuple[int, str], int]:
@@ -239,6 +252,7 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
             "recovery_s": _recovery_s(d, spec.synced),
             "served_again_s": _served_again_s(d),
             "max_stale_s": _worst_s(d, lambda x: x.stale_ms),
+            "max_stale_of": _stalest(d),
             "max_behind_s": _worst_s(d, lambda x: x.behind_ms),
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,

@@ -335,6 +335,24 @@ def test_no_advice_on_a_trigger_older_than_its_bound() -> None:
     assert e.counts["stale_triggers"] == 1 and set(st.members.value) == {"old", "new"}, "still merged"
 
 
+def test_by_default_no_advice_that_would_lapse_on_its_way() -> None:
+    """Advice is valid 10 s; decided on a trigger 9.5 s old, it reached its vehicle after it lapsed
+    (the faults scenario counted such advisories as stale). The default bound keeps a second for
+    the delivery."""
+    defaults = TowerConfig()
+    e = engine(max_trigger_age_s=defaults.max_trigger_age_s)
+    st = e.region(4)
+    e.on_hazard(4, hazard(40.0, t=55), st)
+    # the engine's clock stands at 60 s: sent 9.5 s and 8.5 s ago
+    stamped = [upd("late", 38.5, t=50), upd("timely", 38.0, t=51)]
+    stamped[0]["hlc"] += 500 << 16
+    stamped[1]["hlc"] += 500 << 16
+    out = e.on_telemetry(4, frame(4, stamped), st)
+    assert [a["target_vehicle"] for a in advisories(out)] == ["timely"]
+    assert e.counts["stale_triggers"] == 1
+    assert defaults.max_trigger_age_s + 1 <= defaults.advisory_validity_s
+
+
 def test_a_restarted_worker_never_repeats_an_advisory_id() -> None:
     """Ids were `<tower>-<n>` from 0 in every process: a restart or a rebalance gave the same ids again."""
     ids = []
