@@ -18,6 +18,7 @@ from pipeline.shared.errors import ConfigError
 
 __all__ = [
     "EtcdAccess", "Kafka", "KafkaAccess", "Role", "client_conf", "jaas_config", "load_role_credentials",
+    "strict_context",
 ]  # fmt: skip
 
 
@@ -86,7 +87,15 @@ class KafkaAccess:
         """For aiokafka (Faust): None in plain mode."""
         if self.protocol not in ("SSL", "SASL_SSL"):
             return None
-        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        return strict_context(self.ca_file)
+
+
+def strict_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client context that checks chains as strictly as Python 3.13 does by default, on every
+    Python: a certificate OpenSSL's strict rules refuse is found here, not after an upgrade."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    return ctx
 
 
 def jaas_config(mechanism: str, username: str, password: str) -> str:
@@ -140,7 +149,7 @@ class EtcdAccess:
         """For etcd's HTTP endpoints (/health, /version)."""
         if not self.secure:
             return None
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        ctx = strict_context(self.ca_file)
         if self.cert_file is not None and self.key_file is not None:
             ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
         return ctx

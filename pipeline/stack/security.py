@@ -64,9 +64,15 @@ def new_ca(common_name: str, valid: dt.timedelta) -> tuple[ec.EllipticCurvePriva
         .not_valid_after(now + valid)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return key, cert
+
+
+_SIGNING_ONLY = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                              crl_sign=False, encipher_only=False, decipher_only=False)  # fmt: skip
 
 
 def issue_cert(
@@ -77,7 +83,9 @@ def issue_cert(
     sans: list[x509.GeneralName],
     valid: dt.timedelta,
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A fresh key and its end-entity certificate signed by the CA, valid from five minutes ago."""
+    """A fresh key and its end-entity certificate signed by the CA, valid from five minutes ago; with
+    the key identifiers and the key usage that a strict X.509 check (`ssl.VERIFY_X509_STRICT`, Python
+    3.13's default) requires of a chain."""
     now = dt.datetime.now(dt.UTC)
     key = _key()
     builder = (
@@ -89,7 +97,10 @@ def issue_cert(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + valid)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_SIGNING_ONLY, critical=True)  # ECDSA keys sign the handshake, and nothing else
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)

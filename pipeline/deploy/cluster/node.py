@@ -31,6 +31,7 @@ from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import ADMIN_TOKEN, ClusterLayout
 from pipeline.deploy.cluster.pause_image import pause_archive
 from pipeline.deploy.cluster.pki import make_pki
+from pipeline.shared.access import strict_context
 from pipeline.stack.etcd import etcd_binary
 
 __all__ = ["FAILED_FILE", "READY_FILE", "STOP_FILE", "main"]
@@ -53,7 +54,7 @@ def _sh(*argv: str) -> None:
 
 
 def _http_ok(url: str, *, ca: Path | None = None, token: str | None = None) -> bool:
-    ctx = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+    ctx = strict_context(ca) if ca else ssl._create_unverified_context()
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=2, context=ctx if url.startswith("https") else None) as r:
@@ -123,7 +124,7 @@ class Node:
         return _http_ok(f"{self.layout.api_url}/readyz", ca=self.layout.pki / "ca.pem", token=ADMIN_TOKEN)
 
     def node_ready(self) -> bool:
-        ctx = ssl.create_default_context(cafile=str(self.layout.pki / "ca.pem"))
+        ctx = strict_context(self.layout.pki / "ca.pem")
         request = urllib.request.Request(f"{self.layout.api_url}/api/v1/nodes/{self.layout.node_name}",
                                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})  # fmt: skip
         try:
