@@ -322,15 +322,22 @@ def test_secure_overlays_give_each_workload_its_own_principal_from_secrets(name:
     for doc in docs:
         if doc["kind"] == "ConfigMap":
             assert not any("PASSWORD" in k or "BEGIN" in str(v) for k, v in doc["data"].items()), "secrets only"
+    for doc in _pod_workloads(docs):  # a pod's environment is shown to whoever may read the pod: files only
+        for c in _containers(doc):
+            named = [e["name"] for e in c.get("env", []) if "PASSWORD" in e["name"] and not e["name"].endswith("_FILE")]
+            assert not named, f"{doc['metadata']['name']}: {named} in its environment"
     for (kind, workload), role in PRINCIPALS.items():
         doc = _one(docs, kind, workload)
         (c,) = _containers(doc)
         env_of = {e["name"]: e for e in c["env"]}
         assert env_of["KAFKA_SASL_USERNAME"]["value"] == role, workload
-        assert env_of["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": role, "key": "password"}
-        mounts = {m["mountPath"] for m in c["volumeMounts"]}
+        mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
         assert Path(env["KAFKA_SSL_CA_FILE"]).parent.as_posix() in mounts, f"{workload}: the CA is mounted"
         volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
+        # its own password, as a file from its role's Secret
+        password = Path(env_of["KAFKA_SASL_PASSWORD_FILE"]["value"])
+        source = volumes[mounts[password.parent.as_posix()]]["secret"]
+        assert source["secretName"] == role and source["items"] == [{"key": "password", "path": password.name}]
         if role == "vehicle":
             assert env_of["ETCD_CERT_FILE"]["value"] == "" and "etcd-client" not in volumes, "vehicles: no etcd"
         else:
