@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from confluent_kafka.admin import AdminClient
 from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf, jaas_config
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
-from pipeline.shared.waiting import poll
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
 from pipeline.stack.java import java_argfile, java_executable
 from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
@@ -27,7 +27,6 @@ __all__ = ["KafkaBroker", "broker_metadata", "new_cluster_id", "tools_argv", "wr
 #: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
 HEAP = "-Xmx768m"
 READY_TIMEOUT_S = 60.0
-DELETED_FILES_WAIT_S = 5.0  # a deleted topic's files go log.segment.delete.delay.ms (1 s) after its deletion
 
 _BROKER_LOG4J = """\
 status = warn
@@ -84,11 +83,6 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
         "num.partitions": "1",
         "log.retention.hours": "24",
         "log.segment.bytes": str(128 * 1024 * 1024),
-        # a deleted topic's files go within a second (Kafka waits a minute by default): a run's
-        # changelogs, deleted at its end, are not left on disk by a broker stopped right after
-        "log.segment.delete.delay.ms": "1000",  # the broker-wide name of file.delete.delay.ms
-        # and the broker's log tasks (that deletion among them) start a second after it does, not 30 s
-        "log.initial.task.delay.ms": "1000",
     }
     material = settings.security_material
     if material is not None:
@@ -122,6 +116,16 @@ def _secure_properties(settings: Settings, material: SecurityMaterial) -> dict[s
         # The controller's TLS peer is the broker itself: its certificate's CN is its principal.
         "ssl.principal.mapping.rules": "RULE:^CN=([^,]*).*$/$1/,DEFAULT",
     }
+
+
+def _remove_deleted_topics(data: Path) -> None:
+    """A topic deleted shortly before the broker stops (a run's changelogs) keeps its files, renamed
+    `*-delete`, for a minute (log.segment.delete.delay.ms), and a broker stopped sooner leaves them
+    on disk until it next starts. Nothing reads them: they go with the broker. (Shortening that delay
+    instead also shortens it for the segments compaction and retention replace, which readers may
+    still hold.)"""
+    for folder in data.glob("*-delete"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +245,10 @@ class KafkaBroker:
         return True
 
     def stop(self) -> bool:
-        # Topics deleted just before (a run's changelogs) keep their files for log.segment.delete.delay.ms:
-        # the broker removes them first, rather than leaving them on disk behind a stopped broker.
-        if self.process.running_pid() is not None:
-            poll(lambda: not any((self.home / "data").glob("*-delete")), DELETED_FILES_WAIT_S, interval=0.2)
-        return self.process.stop(timeout=20.0)
+        stopped = self.process.stop(timeout=20.0)
+        if self.process.running_pid() is None:
+            _remove_deleted_topics(self.home / "data")
+        return stopped
 
     def ready(self) -> bool:
         try:
