@@ -48,6 +48,13 @@ TARGETS: dict[tuple[str, str], Target] = {
         for s in (10, 60, 300)
     },
     ("consistency", "partitions.worker 1 cut off etcd 30 s.converged_after_s"): Target("<=", 10, "s"),
+    # a killed tower worker's regions advised again within 2 s (p99 over ten kills), nothing lost
+    ("failover", "1.5 s sessions.served_again_p99_s"): Target("<=", 2, "s"),
+    **{
+        ("failover", f"{s}.{m}"): Target("<=", 0, m.split("_")[0])
+        for s in ("6 s sessions", "1.5 s sessions")
+        for m in ("updates_lost", "advisories_lost", "never_served_again")
+    },
 }
 
 

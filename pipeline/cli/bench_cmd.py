@@ -109,6 +109,12 @@ def _faults(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return {name: {k: v for k, v in run_drill(name, ctx.obj, seconds=seconds).items() if k in keep} for name in chosen}
 
 
+def _failover(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.failover import run_failover
+
+    return run_failover(ctx.obj, quick=quick)
+
+
 def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.consistency.partition import Plan, run_consistency
 
@@ -147,6 +153,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "convergence": _convergence,
     "peak": _peak,
     "faults": _faults,
+    "failover": _failover,
     "mqtt": _mqtt,
     "live": _live,
     "consistency": _consistency,
@@ -154,7 +161,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "analytics": _analytics,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "mqtt", "live", "consistency", "analytics"}  # fmt: skip
+               "faults", "failover", "mqtt", "live", "consistency", "analytics"}  # fmt: skip
 
 
 def _missing_mqtt(settings: Settings) -> str | None:
@@ -175,6 +182,11 @@ def _present(_settings: Settings) -> str | None:
     return None
 
 
+#: sections too long for --quick's few minutes, unless asked for by name
+LEFT_OUT_OF_QUICK = {
+    "analytics": "a Spark session alone takes tens of seconds to start",
+    "failover": "its drills kill a worker six times over, a minute each",
+}
 #: sections that need an optional part: skipped, with the reason, when it is missing
 OPTIONAL: dict[str, Callable[[Settings], str | None]] = {"mqtt": _missing_mqtt, "analytics": _missing_spark}
 
@@ -199,9 +211,9 @@ def bench(
     results: dict[str, Any] = {"machine": machine()}
     ctx.meta["bench_dir"] = output.parent
     skipped = {section: why for section in chosen if (why := OPTIONAL.get(section, _present)(ctx.obj)) is not None}
-    if quick and only is None and "analytics" not in skipped:
-        skipped["analytics"] = ("left out of --quick: a Spark session alone takes tens of seconds to start "
-                                "(corridor bench --quick --only analytics runs it)")  # fmt: skip
+    if quick and only is None:
+        for section, why in LEFT_OUT_OF_QUICK.items():
+            skipped.setdefault(section, f"left out of --quick: {why} (corridor bench --quick --only {section} runs it)")
     with contextlib.ExitStack() as resources:
         if NEEDS_STACK & (set(chosen) - set(skipped)):
             resources.enter_context(Stack(ctx.obj, attached=True))

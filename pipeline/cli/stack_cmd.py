@@ -71,6 +71,19 @@ def down(
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
+@app.command("rotate-certs")
+def rotate_certs(
+    ctx: typer.Context,
+    new_ca: Annotated[bool, typer.Option(help="a new CA as well: every client must then restart")] = False,
+) -> None:
+    """Issue the secure stack's certificates again, with fresh keys (before they expire, or after a
+    key leaked); its passwords, topics and keys stay. Running servers restart on the new ones."""
+    restarted = Stack(ctx.obj).rotate_certs(new_ca=new_ca)
+    material = ctx.obj.security_material
+    out.print(f"certificates issued again in {material}"
+              + (f"; restarted: {', '.join(restarted)}" if restarted else "; no server was running"))  # fmt: skip
+
+
 @app.command()
 def status(ctx: typer.Context) -> None:
     """Show each server's state, address and version; exit 1 unless both answer."""

@@ -14,7 +14,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,14 @@ def _served_again_s(d: Drill) -> float | None:
     return float("nan")
 
 
-def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: float = 36.0) -> dict[str, Any]:
+def run_drill(
+    fault: str,
+    settings: Settings,
+    vehicles: int = 1_000,
+    seconds: float = 36.0,
+    session: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`session`: the workers' group session variables (`SESSION`'s), over the environment's."""
     if fault not in FAULTS:
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
     spec = FAULTS[fault]
@@ -164,7 +171,8 @@ def run_drill(fault: str, settings: Settings, vehicles: int = 1_000, seconds: fl
         stack.up()
         declare(settings, topics)
         cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
-        env = worker_env(settings, topics.prefix, {**SESSION, **{k: v for k, v in os.environ.items() if k in SESSION}})
+        asked = {**{k: v for k, v in os.environ.items() if k in SESSION}, **(session or {})}
+        env = worker_env(settings, topics.prefix, {**SESSION, **asked})
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
                                 name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip

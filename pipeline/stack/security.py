@@ -2,7 +2,8 @@
 
 Made once, at the first secure start, into `<state_dir>/security` (owner-only: 0700 folder, 0600
 files), and kept with the broker's storage they were formatted into, until `stack down --purge`.
-The CA's key is not kept: nothing is signed after the first start.
+The CA's key is kept there too, so that `corridor stack rotate-certs` can issue the certificates
+again (before they expire, or after one leaked) with the passwords and the data kept.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.shared.access import Role
+from pipeline.shared.errors import StackError
 
 __all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial", "issue_cert", "new_ca"]
 
@@ -149,12 +151,37 @@ class SecurityMaterial:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
 
+    @property
+    def ca_key(self) -> Path:
+        return self.folder / "ca-key.pem"
+
     def make(self) -> None:
         """Generate everything; the credentials file is written last, so its presence means complete."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
-        ca_key, ca_cert = new_ca("corridor local CA", _VALID)
+        self._issue_all(*self._new_ca())
+        users = {role.value: {"username": role.value, "password": secrets.token_urlsafe(24)} for role in Role}
+        self._write(self.credentials_file, json.dumps(users, indent=2).encode())
 
+    def renew(self, new_ca: bool = False) -> None:
+        """Every server and client certificate issued again, with fresh keys; the passwords (in the
+        broker's storage) stay. From the kept CA, so clients that trust it go on trusting; a new CA
+        with `new_ca`, or when the material predates a kept CA key (then every client must restart)."""
+        if new_ca or not self.ca_key.is_file():
+            self._issue_all(*self._new_ca())
+            return
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise StackError(f"{self.ca_key} is not the key of corridor's local CA")
+        self._issue_all(ca_key, x509.load_pem_x509_certificate(self.ca.read_bytes()))
+
+    def _new_ca(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        ca_key, ca_cert = new_ca("corridor local CA", _VALID)
+        self._write(self.ca_key, _key_pem(ca_key))
+        self._write(self.ca, _cert_pem(ca_cert))
+        return ca_key, ca_cert
+
+    def _issue_all(self, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
         def issue(
             cn: str, server: bool, names: tuple[str, ...] = ()
         ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
@@ -165,7 +192,6 @@ class SecurityMaterial:
                 sans = [*loopback, *(x509.DNSName(n) for n in names)]
             return issue_cert(ca_key, ca_cert, _name(cn), usages, sans, _VALID)
 
-        self._write(self.ca, _cert_pem(ca_cert))
         key, cert = issue(BROKER_PRINCIPAL, server=True, names=self.kafka_names)
         self._write(self.broker_keystore, _key_pem(key) + _cert_pem(cert) + _cert_pem(ca_cert))
         key, cert = issue("corridor-etcd", server=True, names=self.etcd_names)
@@ -175,5 +201,3 @@ class SecurityMaterial:
             key, cert = issue(user, server=False)
             self._write(self.etcd_client(role)[0], _cert_pem(cert))
             self._write(self.etcd_client(role)[1], _key_pem(key))
-        users = {role.value: {"username": role.value, "password": secrets.token_urlsafe(24)} for role in Role}
-        self._write(self.credentials_file, json.dumps(users, indent=2).encode())

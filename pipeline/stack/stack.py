@@ -16,10 +16,11 @@ from pipeline.admin import ensure_acls
 from pipeline.shared.access import Role
 from pipeline.shared.access_policy import kafka_grants
 from pipeline.shared.config import Settings
-from pipeline.shared.errors import StackError
+from pipeline.shared.errors import ConfigError, StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
 from pipeline.stack.mqtt import MqttBroker, mosquitto_version, mqtt_answers
+from pipeline.stack.security import SecurityMaterial
 
 __all__ = ["ServiceStatus", "Stack", "StackStatus"]
 
@@ -105,6 +106,25 @@ class Stack:
                 shutil.rmtree(server.home, ignore_errors=True)
             shutil.rmtree(self.settings.state_dir.resolve() / "security", ignore_errors=True)
         return stopped
+
+    def rotate_certs(self, new_ca: bool = False) -> list[str]:
+        """Issue the secure stack's certificates again (`SecurityMaterial.renew`) and restart the
+        servers that run on them, keeping their data; returns the servers restarted. Kafka and etcd
+        read their certificates at start, so each is stopped and started again; clients that trust
+        the kept CA reconnect on their own."""
+        s = self.settings
+        material = s.security_material
+        if s.kafka_external or s.etcd_external or material is None or not SecurityMaterial(material).exists():
+            raise ConfigError("rotate-certs renews the material of corridor's own secure stack, and there is "
+                              "none here: start one with `corridor stack up --secure`")  # fmt: skip
+        servers = [(name, server) for name, server in (("kafka", self.kafka), ("etcd", self.etcd))
+                   if server.process.running_pid() is not None]  # fmt: skip
+        for _, server in servers:
+            server.stop()
+        SecurityMaterial(material).renew(new_ca=new_ca)
+        for _, server in reversed(servers):  # etcd first, as `up` does
+            server.start(attached=self.attached)
+        return [name for name, _ in servers]
 
     def status(self) -> StackStatus:
         return StackStatus(kafka=self._kafka_status(), etcd=self._etcd_status(), mqtt=self._mqtt_status())

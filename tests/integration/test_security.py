@@ -14,9 +14,11 @@ import etcd3
 import grpc
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
+from cryptography import x509
 
 from pipeline.admin import declare
+from pipeline.drill.reading import read_all
 from pipeline.ports import free_ports
 from pipeline.shared.access import KafkaAccess, Role, client_conf
 from pipeline.shared.config import Ports, Settings
@@ -158,3 +160,31 @@ def test_the_hazard_scenario_runs_end_to_end_secure_and_no_password_is_written(s
     assert len(written) > 10_000
     for password in _passwords(secure):
         assert password not in written
+
+
+def test_certificates_are_issued_again_and_the_data_and_passwords_stay(secure: Stack) -> None:
+    """`corridor stack rotate-certs`: before, renewing meant `stack down --purge` (the CA's key was
+    not kept), and with it every topic and key. Last in this file: it restarts the module's servers."""
+    s = secure.settings
+    material = SecurityMaterial(s.security_material)  # type: ignore[arg-type]
+    admin = s.kafka(Role.ADMIN)
+    topic = f"{s.topic_prefix}.rotation"
+    AdminClient(client_conf(admin)).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    assert _produce(admin, topic) is None
+    key = f"/corridor/{uuid.uuid4().hex[:6]}/rotation"
+    etcd3.client(**s.etcd(Role.TOWER).client_kwargs(), timeout=5).put(key, b"before")
+
+    def serials() -> set[int]:
+        pems = [material.broker_keystore, material.etcd_server[0], *(material.etcd_client(r)[0] for r in Role)]
+        return {x509.load_pem_x509_certificates(p.read_bytes())[0].serial_number for p in pems}
+
+    before, ca, passwords = serials(), material.ca.read_bytes(), material.credentials()
+    assert sorted(secure.rotate_certs()) == ["etcd", "kafka"]
+    assert not serials() & before, "every certificate is new"
+    assert material.ca.read_bytes() == ca and material.credentials() == passwords
+    assert secure.status().healthy
+    # clients started now, on the new certificates, find what was there
+    assert [v for _, v in read_all(admin, topic, 1)] == [b"x"]
+    assert etcd3.client(**s.etcd(Role.TOWER).client_kwargs(), timeout=5).get(key)[0] == b"before"
+    refused = _produce(s.kafka(Role.VEHICLE), s.topics(9).advisories)
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, "the ACLs stayed too"

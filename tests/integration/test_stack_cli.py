@@ -127,3 +127,7 @@ def test_missing_maven_is_one_line(stack, cli_env, tmp_path: Path) -> None:
     result = corridor(env, "stack", "up")
     assert_one_line_error(result, "Maven (mvn) is not on PATH")
     assert not any(pid_alive(p) for p in pids_under(tmp_path / "state"))
+
+
+def test_rotating_certificates_without_a_secure_stack_is_one_line(stack, cli_env) -> None:
+    assert_one_line_error(corridor(cli_env, "stack", "rotate-certs"), "corridor stack up --secure")
