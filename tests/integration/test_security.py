@@ -169,7 +169,8 @@ def test_certificates_are_issued_again_and_the_data_and_passwords_stay(secure: S
     material = SecurityMaterial(s.security_material)  # type: ignore[arg-type]
     admin = s.kafka(Role.ADMIN)
     topic = f"{s.topic_prefix}.rotation"
-    AdminClient(client_conf(admin)).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    creator = AdminClient(client_conf(admin))  # held: a client collected mid-request cancels it
+    creator.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     assert _produce(admin, topic) is None
     key = f"/corridor/{uuid.uuid4().hex[:6]}/rotation"
     etcd3.client(**s.etcd(Role.TOWER).client_kwargs(), timeout=5).put(key, b"before")
