@@ -45,6 +45,7 @@ from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
+from towers.metrics import CONTENT_TYPE, WorkerFigures, exposition
 from towers.region import RegionEngine
 from towers.topic_setup import ensure_topics
 from towers.vehicle_buckets import BUCKETS
@@ -564,6 +565,38 @@ async def state_page(web: Any, request: Any) -> Any:
             "rss_mib": _rss_mib(),
         }
     )
+
+
+def _figures() -> WorkerFigures:
+    """This worker's figures for a Prometheus scrape: those of /corridor/state/, keyed as numbers."""
+    runtime, owned = rt(), _owned()
+    engine = runtime.engine
+    now = engine.wall_ms()
+    return WorkerFigures(
+        recovered=_recovered(),
+        corridor_regions=REGIONS,
+        regions=owned,
+        members={r: len(engine.states[r].members) for r in owned if r in engine.states},
+        counts=dict(engine.counts),
+        actions=dict(engine.actions),
+        dead_letters=dict(engine.dead_reasons),
+        delivered=dict(runtime.ledger.delivered),
+        undelivered=dict(runtime.ledger.failed),
+        resent=dict(runtime.ledger.resent),
+        unsettled=runtime.ledger.unsettled,
+        behind_ms={r: ms for r, ms in engine.behind_ms(now).items() if r in owned},
+        sync_age_ms={r: ms for r, ms in engine.view.staleness_ms(now).items() if r not in owned},
+        data_age_ms=_by_class(now),
+        clock_offset_ms=engine.skew.estimate_ms,
+        etcd=_etcd_status(),
+        rss_bytes=int(_rss_mib() * 1024 * 1024),
+    )
+
+
+@app.page("/metrics")
+async def metrics_page(web: Any, request: Any) -> Any:
+    """Prometheus's scrape (`towers.metrics`): the figures of /corridor/state/ in its text format."""
+    return web.bytes(exposition(_figures()), headers={"Content-Type": CONTENT_TYPE})
 
 
 @app.page("/corridor/ready/")

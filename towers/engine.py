@@ -91,6 +91,7 @@ class TowerEngine:
         self.view = NeighbourView(corridor.regions.towers, cfg.max_clock_drift_ms + ClockSkew.CAP_MS)
         self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
+        self.actions: Counter[str] = Counter()  # advisories decided, by action
         self.dead_reasons: Counter[str] = Counter()
         # advisory ids: <tower>-<incarnation>-<n>, the incarnation drawn per engine so that a restarted
         # or rebalanced worker never repeats an id an earlier one gave
@@ -463,6 +464,7 @@ class TowerEngine:
             for b in encode_advisories(advice, f"{st.tower}-{self.incarnation}", first, r, st.tower, now, valid_until)
         ]
         self.counts["advisories"] += len(advice)
+        self.actions.update(a.action for a in advice)
 
     def dead_letter(self, raw: bytes, reason: str, r: int) -> Outbox:
         """An outbox holding only this refusal (for the app's last resort around the handlers)."""

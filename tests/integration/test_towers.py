@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.admin import ensure_topics
 from pipeline.shared.codec import CodecError
@@ -73,6 +75,27 @@ def test_a_hazard_slows_vehicles_in_its_region_and_upstream(bootstrap: str, towe
     hid = f"hz-{uuid.uuid4().hex[:6]}"
     about, sent_ms = drive_past_a_hazard(bootstrap, topics, hid)
     assert_advice_for_hazard(about, sent_ms, worker.page(), hid, worker.tail())
+
+
+def test_the_metrics_page_is_what_prometheus_reads_and_agrees_with_the_state_page(towers) -> None:
+    """After the hazard test's traffic (the worker is idle): the same counts, in Prometheus's format."""
+    worker, _ = towers
+    page = worker.page()
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as resp:
+        kind, text = resp.headers["Content-Type"], resp.read().decode()
+    assert kind.startswith("text/plain") and "version=0.0.4" in kind
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+    def total(name: str, label: str | None = None) -> dict[str, float]:
+        return {s.labels.get(label, "") if label else "": s.value for s in samples if s.name == name}
+
+    assert page is not None and page["counts"]["updates"] > 0
+    assert total("corridor_tower_updates_total") == {"": page["counts"]["updates"]}
+    by_action = total("corridor_tower_advisories_total", "action")
+    assert sum(by_action.values()) == page["counts"]["advisories"] > 0 and "SLOW_DOWN" in by_action
+    assert total("corridor_tower_dead_letters_total", "reason") == page["dead_letters"]
+    assert total("corridor_tower_regions_owned") == {"": 9}
+    assert set(total("corridor_tower_behind_seconds", "region")) == {str(r) for r in range(9)}
 
 
 def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:

@@ -1,0 +1,58 @@
+"""The alert rules shipped for the tower workers' metrics: valid for Prometheus, each alert firing on
+the series that should fire it and not before (`promtool test rules`), and over metrics that exist."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from towers.metrics import METRICS
+
+RULES = Path(__file__).resolve().parents[2] / "k8s" / "prometheus"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        why = "promtool is not installed: apt-get install prometheus"
+        if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return found
+
+
+def test_the_rules_are_valid(promtool: str) -> None:
+    done = subprocess.run([promtool, "check", "rules", "rules.yml"], cwd=RULES, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_each_alert_fires_when_it_should_and_only_then(promtool: str) -> None:
+    done = subprocess.run([promtool, "test", "rules", "rules-test.yml"], cwd=RULES, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_rules_read_only_metrics_the_workers_serve_and_every_alert_is_tested() -> None:
+    rules = [r for g in yaml.safe_load((RULES / "rules.yml").read_text())["groups"] for r in g["rules"]]
+    served = {n.removesuffix("_total") for n in METRICS} | set(METRICS)
+    for rule in rules:
+        for name in re.findall(r"\b(corridor_tower_[a-z_]+)", rule["expr"]):
+            assert name in served, f"{rule.get('alert') or rule.get('record')}: {name} is served by no worker"
+    tested = {t["alertname"] for case in yaml.safe_load((RULES / "rules-test.yml").read_text())["tests"]
+              for t in case["alert_rule_test"]}  # fmt: skip
+    assert {r["alert"] for r in rules if "alert" in r} == tested
+
+
+def test_the_tower_pods_are_scraped_on_their_web_port_at_metrics() -> None:
+    docs = list(yaml.safe_load_all((RULES.parent / "corridor" / "towers.yaml").read_text()))
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    (workers,) = [d for d in docs if d["kind"] == "StatefulSet"]
+    notes = workers["spec"]["template"]["metadata"]["annotations"]
+    web = {p["name"]: p["port"] for p in service["spec"]["ports"]}["web"]
+    assert notes == {"prometheus.io/scrape": "true", "prometheus.io/port": str(web), "prometheus.io/path": "/metrics"}

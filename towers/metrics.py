@@ -1,0 +1,146 @@
+"""A tower worker's figures in Prometheus's text format, for its `/metrics` page.
+
+Built at scrape time from the same figures as `/corridor/state/` (nothing is counted twice on the
+hot path): counters end in `_total`, times are in seconds and sizes in bytes, every name starts
+with `corridor_tower_`, and labels are regions, reasons, actions, message kinds and data classes,
+never vehicle ids. Pure: the app hands it a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+__all__ = ["CONTENT_TYPE", "METRICS", "WorkerFigures", "exposition", "metrics_table"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    """One scrape's worth of a worker's figures (ms as the engine keeps them)."""
+
+    recovered: bool
+    corridor_regions: int  # regions of the corridor: all workers together must serve every one
+    regions: list[int]
+    members: Mapping[int, int]  # owned region -> vehicles
+    counts: Mapping[str, int]  # the engine's counters
+    actions: Mapping[str, int]  # advisories decided, by action
+    dead_letters: Mapping[str, int]  # by reason
+    delivered: Mapping[str, int]  # by message kind, acknowledged by the broker
+    undelivered: Mapping[str, int]  # given up on
+    resent: Mapping[str, int]
+    unsettled: int
+    behind_ms: Mapping[int, int]  # owned region -> how far behind its telemetry
+    sync_age_ms: Mapping[int, int]  # other region -> age of the newest tower-sync news of it
+    data_age_ms: Mapping[str, int | None] = field(default_factory=dict)  # class -> age of what is shown
+    clock_offset_ms: int = 0
+    etcd: Mapping[str, Any] | None = None  # {"healthy", "errors"}; None: no control plane
+    rss_bytes: int = 0
+
+
+#: every metric a worker serves: name -> (type, help); the docs' table is written from this
+METRICS: dict[str, tuple[str, str]] = {
+    "corridor_tower_recovered": ("gauge", "1 once the worker's tables are restored from their changelogs"),
+    "corridor_tower_corridor_regions": ("gauge", "regions of the corridor, which the workers together must serve"),
+    "corridor_tower_regions_owned": ("gauge", "regions this worker serves"),
+    "corridor_tower_region_vehicles": ("gauge", "vehicles in a region this worker serves"),
+    "corridor_tower_updates_total": ("counter", "vehicle updates merged"),
+    "corridor_tower_hazard_reports_total": ("counter", "hazard reports accepted"),
+    "corridor_tower_advisories_total": ("counter", "advisories decided, by action"),
+    "corridor_tower_stale_triggers_total": ("counter", "triggers too old to advise on (a backlog after a takeover)"),
+    "corridor_tower_dead_letters_total": ("counter", "inputs refused with a reason, by reason"),
+    "corridor_tower_delivered_total": ("counter", "messages the broker acknowledged, by kind"),
+    "corridor_tower_undelivered_total": ("counter", "messages given up on, by kind"),
+    "corridor_tower_resent_total": ("counter", "messages sent again after a timeout, by kind"),
+    "corridor_tower_unsettled_messages": ("gauge", "messages sent and not yet acknowledged (the delivery ledger)"),
+    "corridor_tower_behind_seconds": ("gauge", "how far a served region's processing is behind its telemetry"),
+    "corridor_tower_sync_age_seconds": ("gauge", "age of the newest tower-sync news of another region"),
+    "corridor_tower_data_age_seconds": ("gauge", "age of what this worker shows, by class of data"),
+    "corridor_tower_clock_offset_seconds": ("gauge", "this host's clock minus the vehicles' (corrected past 2 s)"),
+    "corridor_tower_etcd_healthy": ("gauge", "1 while the control plane's last round with etcd succeeded"),
+    "corridor_tower_etcd_errors_total": ("counter", "failed rounds with etcd"),
+    "corridor_tower_resident_memory_bytes": ("gauge", "the worker's resident memory"),
+}
+
+
+#: the labels each labelled metric carries
+LABELS = {
+    "corridor_tower_region_vehicles": "region", "corridor_tower_advisories_total": "action",
+    "corridor_tower_dead_letters_total": "reason", "corridor_tower_delivered_total": "kind",
+    "corridor_tower_undelivered_total": "kind", "corridor_tower_resent_total": "kind",
+    "corridor_tower_behind_seconds": "region", "corridor_tower_sync_age_seconds": "region",
+    "corridor_tower_data_age_seconds": "class",
+}  # fmt: skip
+
+
+def metrics_table() -> str:
+    """The manual's table of every metric (a test holds docs/observability.md to it)."""
+    rows = [f"| `{name}` | {kind} | {LABELS.get(name, '')} | {text} |" for name, (kind, text) in METRICS.items()]
+    return "\n".join(["| metric | type | label | what it is |", "|---|---|---|---|", *rows]) + "\n"
+
+
+def _family(name: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily | GaugeMetricFamily:
+    kind, text = METRICS[name]
+    if kind == "counter":
+        return CounterMetricFamily(name.removesuffix("_total"), text, labels=labels)
+    return GaugeMetricFamily(name, text, labels=labels)
+
+
+def _one(name: str, value: float) -> Metric:
+    family = _family(name)
+    family.add_metric([], value)
+    return family
+
+
+def _labelled(name: str, values: Mapping[Any, float | None]) -> Metric:
+    family = _family(name, (LABELS[name],))
+    for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
+        if value is not None:
+            family.add_metric([str(key)], value)
+    return family
+
+
+def _families(f: WorkerFigures) -> Iterator[Metric]:
+    yield _one("corridor_tower_recovered", int(f.recovered))
+    yield _one("corridor_tower_corridor_regions", f.corridor_regions)
+    yield _one("corridor_tower_regions_owned", len(f.regions))
+    yield _labelled("corridor_tower_region_vehicles", f.members)
+    yield _one("corridor_tower_updates_total", f.counts.get("updates", 0))
+    yield _one("corridor_tower_hazard_reports_total", f.counts.get("hazards", 0))
+    yield _labelled("corridor_tower_advisories_total", f.actions)
+    yield _one("corridor_tower_stale_triggers_total", f.counts.get("stale_triggers", 0))
+    yield _labelled("corridor_tower_dead_letters_total", f.dead_letters)
+    yield _labelled("corridor_tower_delivered_total", f.delivered)
+    yield _labelled("corridor_tower_undelivered_total", f.undelivered)
+    yield _labelled("corridor_tower_resent_total", f.resent)
+    yield _one("corridor_tower_unsettled_messages", f.unsettled)
+    yield _labelled("corridor_tower_behind_seconds", {r: ms / 1000 for r, ms in f.behind_ms.items()})
+    yield _labelled("corridor_tower_sync_age_seconds", {r: ms / 1000 for r, ms in f.sync_age_ms.items()})
+    ages = {c: None if ms is None else ms / 1000 for c, ms in f.data_age_ms.items()}
+    yield _labelled("corridor_tower_data_age_seconds", ages)
+    yield _one("corridor_tower_clock_offset_seconds", f.clock_offset_ms / 1000)
+    if f.etcd is not None:
+        yield _one("corridor_tower_etcd_healthy", int(bool(f.etcd.get("healthy"))))
+        yield _one("corridor_tower_etcd_errors_total", int(f.etcd.get("errors", 0)))
+    yield _one("corridor_tower_resident_memory_bytes", f.rss_bytes)
+
+
+class _Scrape:
+    """A collector holding one scrape's families."""
+
+    def __init__(self, figures: WorkerFigures) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        return _families(self._figures)
+
+
+def exposition(figures: WorkerFigures) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Scrape(figures))
+    return generate_latest(registry)
