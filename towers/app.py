@@ -497,11 +497,11 @@ def _web_url() -> str:
     return f"http://{host}:{worker.web_port}"
 
 
-def _rss_mib() -> float:
+def _rss_bytes() -> int:
     for line in open("/proc/self/status").read().splitlines():  # noqa: SIM115
         if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _etcd_status() -> dict[str, Any] | None:
@@ -526,49 +526,8 @@ def _owned() -> list[int]:
     return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
 
 
-@app.page("/corridor/state/")
-async def state_page(web: Any, request: Any) -> Any:
-    """This worker at a glance: its regions, counters, dead letters, sync staleness. Cheap: poll it."""
-    now = rt().engine.wall_ms()
-    owned = _owned()
-    return web.json(
-        {
-            "worker": os.getpid(),
-            # Tables are restored from their changelogs before the agents run; until then they read empty.
-            "recovered": _recovered(),
-            "regions": owned,
-            "members": {str(r): len(rt().engine.states[r].members) for r in owned if r in rt().engine.states},
-            # member counts of every region as this worker heard them through tower-sync
-            "view_members": {str(r): n.member_count for r, n in rt().engine.view.regions.items()},
-            "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
-            # per other region, the send time of the newest sync message after which this worker's view
-            # hashed exactly as its owner's state (tower-sync's convergence, checked)
-            "view_matched_ms": {
-                str(r): n.matched_sent_at_ms for r, n in rt().engine.view.regions.items() if r not in owned
-            },
-            "sync_enabled": rt().engine.sync_enabled,
-            "counts": {
-                **rt().engine.counts,
-                **{f"delivered-{k}": v for k, v in rt().ledger.delivered.items()},
-                **{f"undelivered-{k}": v for k, v in rt().ledger.failed.items()},
-                **{f"resent-{k}": v for k, v in rt().ledger.resent.items()},
-            },
-            # produced but neither acknowledged by the broker nor given up on yet
-            "unsettled_messages": rt().ledger.unsettled,
-            "dead_letters": dict(rt().engine.dead_reasons),
-            "staleness_ms": {str(k): v for k, v in rt().engine.view.staleness_ms(now).items()},
-            "staleness_by_class_ms": _by_class(now),
-            "behind_ms": {str(r): ms for r, ms in rt().engine.behind_ms(now).items() if r in owned},
-            # this host's clock minus the senders' (plus transit): corrected for once past 2 s
-            "clock_offset_ms": rt().engine.skew.estimate_ms,
-            "etcd": _etcd_status(),
-            "rss_mib": _rss_mib(),
-        }
-    )
-
-
 def _figures() -> WorkerFigures:
-    """This worker's figures for a Prometheus scrape: those of /corridor/state/, keyed as numbers."""
+    """This worker's figures, read once for both the state page and a Prometheus scrape."""
     runtime, owned = rt(), _owned()
     engine = runtime.engine
     now = engine.wall_ms()
@@ -585,11 +544,49 @@ def _figures() -> WorkerFigures:
         resent=dict(runtime.ledger.resent),
         unsettled=runtime.ledger.unsettled,
         behind_ms={r: ms for r, ms in engine.behind_ms(now).items() if r in owned},
-        sync_age_ms={r: ms for r, ms in engine.view.staleness_ms(now).items() if r not in owned},
+        sync_age_ms=engine.view.staleness_ms(now),
         data_age_ms=_by_class(now),
         clock_offset_ms=engine.skew.estimate_ms,
         etcd=_etcd_status(),
-        rss_bytes=int(_rss_mib() * 1024 * 1024),
+        rss_bytes=_rss_bytes(),
+    )
+
+
+@app.page("/corridor/state/")
+async def state_page(web: Any, request: Any) -> Any:
+    """This worker at a glance: its regions, counters, dead letters, sync staleness. Cheap: poll it."""
+    f, view = _figures(), rt().engine.view
+    return web.json(
+        {
+            "worker": os.getpid(),
+            # Tables are restored from their changelogs before the agents run; until then they read empty.
+            "recovered": f.recovered,
+            "regions": f.regions,
+            "members": {str(r): n for r, n in f.members.items()},
+            # member counts of every region as this worker heard them through tower-sync
+            "view_members": {str(r): n.member_count for r, n in view.regions.items()},
+            "view_hazards": {str(r): ids for r, ids in rt().engine.view_hazard_ids().items()},
+            # per other region, the send time of the newest sync message after which this worker's view
+            # hashed exactly as its owner's state (tower-sync's convergence, checked)
+            "view_matched_ms": {str(r): n.matched_sent_at_ms for r, n in view.regions.items() if r not in f.regions},
+            "sync_enabled": rt().engine.sync_enabled,
+            "counts": {
+                **f.counts,
+                **{f"delivered-{k}": v for k, v in f.delivered.items()},
+                **{f"undelivered-{k}": v for k, v in f.undelivered.items()},
+                **{f"resent-{k}": v for k, v in f.resent.items()},
+            },
+            # produced but neither acknowledged by the broker nor given up on yet
+            "unsettled_messages": f.unsettled,
+            "dead_letters": dict(f.dead_letters),
+            "staleness_ms": {str(k): v for k, v in f.sync_age_ms.items()},
+            "staleness_by_class_ms": dict(f.data_age_ms),
+            "behind_ms": {str(r): ms for r, ms in f.behind_ms.items()},
+            # this host's clock minus the senders' (plus transit): corrected for once past 2 s
+            "clock_offset_ms": f.clock_offset_ms,
+            "etcd": f.etcd,
+            "rss_mib": round(f.rss_bytes / 2**20, 1),
+        }
     )
 
 

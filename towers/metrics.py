@@ -36,7 +36,7 @@ class WorkerFigures:
     resent: Mapping[str, int]
     unsettled: int
     behind_ms: Mapping[int, int]  # owned region -> how far behind its telemetry
-    sync_age_ms: Mapping[int, int]  # other region -> age of the newest tower-sync news of it
+    sync_age_ms: Mapping[int, int]  # region -> age of the newest tower-sync news of it (served: not shown)
     data_age_ms: Mapping[str, int | None] = field(default_factory=dict)  # class -> age of what is shown
     clock_offset_ms: int = 0
     etcd: Mapping[str, Any] | None = None  # {"healthy", "errors"}; None: no control plane
@@ -120,7 +120,8 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
     yield _labelled("corridor_tower_resent_total", f.resent)
     yield _one("corridor_tower_unsettled_messages", f.unsettled)
     yield _labelled("corridor_tower_behind_seconds", {r: ms / 1000 for r, ms in f.behind_ms.items()})
-    yield _labelled("corridor_tower_sync_age_seconds", {r: ms / 1000 for r, ms in f.sync_age_ms.items()})
+    heard = {r: ms / 1000 for r, ms in f.sync_age_ms.items() if r not in f.regions}
+    yield _labelled("corridor_tower_sync_age_seconds", heard)
     ages = {c: None if ms is None else ms / 1000 for c, ms in f.data_age_ms.items()}
     yield _labelled("corridor_tower_data_age_seconds", ages)
     yield _one("corridor_tower_clock_offset_seconds", f.clock_offset_ms / 1000)

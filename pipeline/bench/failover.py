@@ -48,4 +48,4 @@ def run_failover(settings: Settings, quick: bool = False) -> dict[str, Any]:
     """Short sessions only on corridor's own broker: a user's brokers refuse sessions under 6 s."""
     kills, seconds = (3, 16.0) if quick else (10, 24.0)
     chosen = {k: v for k, v in SESSIONS.items() if not settings.kafka_external or k == "6 s sessions"}
-    return {name: _kills(settings, dict(session), kills, seconds) for name, session in chosen.items()}
+    return {name: _kills(settings, session, kills, seconds) for name, session in chosen.items()}
