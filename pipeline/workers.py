@@ -254,14 +254,16 @@ class GatewayProcess(ChildProcess):
     """A tower gateway (`corridor gateway`) as a child process, writing its counters to `stats` once
     a second."""
 
-    def __init__(self, env: dict[str, str], stats: Path, log: Path, regions: str = "all") -> None:
+    def __init__(self, env: dict[str, str], stats: Path, log: Path, regions: str = "all",
+                 metrics_port: int | None = None) -> None:  # fmt: skip
         super().__init__(env, log)
-        self.stats_file, self.regions = stats, regions
+        self.stats_file, self.regions, self.metrics_port = stats, regions, metrics_port
 
     def start(self) -> GatewayProcess:
         self.stats_file.unlink(missing_ok=True)
         corridor = Path(sys.executable).with_name("corridor")
-        self._spawn([str(corridor), "gateway", "--regions", self.regions, "--stats", str(self.stats_file)])
+        metrics = ["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []
+        self._spawn([str(corridor), "gateway", "--regions", self.regions, "--stats", str(self.stats_file), *metrics])
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -14,6 +14,7 @@ from pipeline.shared.access import Kafka, client_conf
 from pipeline.shared.codec import CodecError
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.messages import ADVISORY, CODEC
+from pipeline.shared.stats import LatencyHistogram
 from producers.fleet import Action, Fleet
 
 __all__ = ["AdvisoryListener", "ListenerStats"]
@@ -31,6 +32,9 @@ class ListenerStats:
     stale: int = 0
     by_action: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
+    #: the same latencies in buckets, and those of the advice a hazard report itself triggered
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    hazard_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     history: list[dict[str, Any]] = field(default_factory=list)  # every advisory, when kept
 
 
@@ -43,6 +47,8 @@ class AdvisoryListener:
     def __init__(self, bootstrap: Kafka, topic: str, partitions: int, keep_history: bool = False) -> None:
         self.stats = ListenerStats()
         self.keep_history = keep_history
+        #: the HLC stamps of the hazard reports sent (the run adds them): advice they trigger is timed apart
+        self.hazard_triggers: set[int] = set()
         self._consumer = Consumer(
             {
                 **client_conf(bootstrap),
@@ -92,6 +98,9 @@ class AdvisoryListener:
             self.stats.by_action[action] = self.stats.by_action.get(action, 0) + 1
             latency = now_ms - unpack(adv["trigger_hlc"])[0]
             self.stats.latencies_ms.append(latency)
+            self.stats.latency.observe(latency / 1000)
+            if adv["trigger_hlc"] in self.hazard_triggers:
+                self.stats.hazard_latency.observe(latency / 1000)
             if latency > adv["valid_until"] - adv["issued_at"]:
                 self.stats.stale += 1
             if self.keep_history:

@@ -219,6 +219,7 @@ class RadioListener(AdvisoryListener):
     def __init__(self, link: RadioLink, keep_history: bool = False) -> None:  # no Kafka consumer
         self.stats = ListenerStats()
         self.keep_history = keep_history
+        self.hazard_triggers: set[int] = set()
         self.link = link
 
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:

@@ -549,6 +549,8 @@ def _figures() -> WorkerFigures:
         clock_offset_ms=engine.skew.estimate_ms,
         etcd=_etcd_status(),
         rss_bytes=_rss_bytes(),
+        decided_after=engine.decided_after,  # read at once, in the loop that adds to it
+        hazard_decided_after=engine.hazard_decided_after,
     )
 
 

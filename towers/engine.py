@@ -32,6 +32,7 @@ from pipeline.shared.crdt import (
 )
 from pipeline.shared.crdt.hlc import HybridClock
 from pipeline.shared.messages import CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.stats import LatencyHistogram
 from towers.advisories import encode_advisories
 from towers.clock_skew import ClockSkew
 from towers.config import TowerConfig
@@ -92,6 +93,10 @@ class TowerEngine:
         self.publisher = SyncPublisher(wall_ms=self.wall_ms)
         self.counts: Counter[str] = Counter()
         self.actions: Counter[str] = Counter()  # advisories decided, by action
+        # how long after its trigger was stamped each advisory was decided (every one; those a hazard
+        # report caused at once), by the senders' clock: the towers' share of the latency budget
+        self.decided_after = LatencyHistogram()
+        self.hazard_decided_after = LatencyHistogram()
         self.dead_reasons: Counter[str] = Counter()
         # advisory ids: <tower>-<incarnation>-<n>, the incarnation drawn per engine so that a restarted
         # or rebalanced worker never repeats an id an earlier one gave
@@ -250,7 +255,7 @@ class TowerEngine:
             # those this worker serves here, the others through tower-sync.
             for n in (r, r - 1, r + 1):
                 if n in self.states:
-                    self._advise_everyone(n, self.states[n], h["hlc"], out)
+                    self._advise_everyone(n, self.states[n], h["hlc"], out, hazard=True)
             if self.sync_enabled:
                 out.sync.append((r, CODEC.encode(SYNC, self.publisher.important(st, self.clock))))
         return out
@@ -417,11 +422,13 @@ class TowerEngine:
         """The newest event time among this worker's regions; the wall clock before any."""
         return max((s.watermark_ms for s in self.states.values()), default=0) or self.wall_ms()
 
-    def _advise_everyone(self, r: int, st: RegionEngine, trigger_hlc: int, out: Outbox) -> None:
+    def _advise_everyone(self, r: int, st: RegionEngine, trigger_hlc: int, out: Outbox, hazard: bool = False) -> None:
         slots = st.live_slots()
-        self._advise(r, st, slots, np.full(len(slots), trigger_hlc, np.int64), out)
+        self._advise(r, st, slots, np.full(len(slots), trigger_hlc, np.int64), out, hazard)
 
-    def _advise(self, r: int, st: RegionEngine, slots: I64, trigger_hlc: I64, out: Outbox) -> None:
+    def _advise(
+        self, r: int, st: RegionEngine, slots: I64, trigger_hlc: I64, out: Outbox, hazard: bool = False
+    ) -> None:
         oldest = (self.wall_ms() - int(self.cfg.max_trigger_age_s * 1000)) << 16
         fresh = trigger_hlc >= oldest
         if not fresh.all():
@@ -465,6 +472,12 @@ class TowerEngine:
         ]
         self.counts["advisories"] += len(advice)
         self.actions.update(a.action for a in advice)
+        wall = self.wall_ms()
+        for a in advice:
+            seconds = max(0.0, (wall - (a.trigger_hlc >> 16)) / 1000)  # a sender's clock a little ahead: 0
+            self.decided_after.observe(seconds)
+            if hazard:
+                self.hazard_decided_after.observe(seconds)
 
     def dead_letter(self, raw: bytes, reason: str, r: int) -> Outbox:
         """An outbox holding only this refusal (for the app's last resort around the handlers)."""

@@ -12,12 +12,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
-__all__ = ["CONTENT_TYPE", "METRICS", "WorkerFigures", "exposition", "metrics_table"]
+from pipeline.shared.metric_catalog import CONTENT_TYPE, Catalog
+from pipeline.shared.metric_catalog import exposition as catalog_exposition
+from pipeline.shared.stats import LatencyHistogram
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["CONTENT_TYPE", "METRICS", "TOWER", "WorkerFigures", "exposition", "metrics_table"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class WorkerFigures:
     clock_offset_ms: int = 0
     etcd: Mapping[str, Any] | None = None  # {"healthy", "errors"}; None: no control plane
     rss_bytes: int = 0
+    decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
+    hazard_decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 #: every metric a worker serves: name -> (type, help); the docs' table is written from this
@@ -65,6 +68,14 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_etcd_healthy": ("gauge", "1 while the control plane's last round with etcd succeeded"),
     "corridor_tower_etcd_errors_total": ("counter", "failed rounds with etcd"),
     "corridor_tower_resident_memory_bytes": ("gauge", "the worker's resident memory"),
+    "corridor_tower_advice_delay_seconds": (
+        "histogram",
+        "trigger stamped by its sender → advisory decided, every advisory (the towers' share)",
+    ),
+    "corridor_tower_hazard_advice_delay_seconds": (
+        "histogram",
+        "hazard report stamped → advisory decided, for the advice a report caused at once",
+    ),
 }
 
 
@@ -77,32 +88,13 @@ LABELS = {
     "corridor_tower_data_age_seconds": "class",
 }  # fmt: skip
 
+TOWER = Catalog(METRICS, LABELS)
+_one, _labelled = TOWER.one, TOWER.labelled
+
 
 def metrics_table() -> str:
     """The manual's table of every metric (a test holds docs/observability.md to it)."""
-    rows = [f"| `{name}` | {kind} | {LABELS.get(name, '')} | {text} |" for name, (kind, text) in METRICS.items()]
-    return "\n".join(["| metric | type | label | what it is |", "|---|---|---|---|", *rows]) + "\n"
-
-
-def _family(name: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily | GaugeMetricFamily:
-    kind, text = METRICS[name]
-    if kind == "counter":
-        return CounterMetricFamily(name.removesuffix("_total"), text, labels=labels)
-    return GaugeMetricFamily(name, text, labels=labels)
-
-
-def _one(name: str, value: float) -> Metric:
-    family = _family(name)
-    family.add_metric([], value)
-    return family
-
-
-def _labelled(name: str, values: Mapping[Any, float | None]) -> Metric:
-    family = _family(name, (LABELS[name],))
-    for key, value in sorted(values.items(), key=lambda kv: str(kv[0])):
-        if value is not None:
-            family.add_metric([str(key)], value)
-    return family
+    return TOWER.table()
 
 
 def _families(f: WorkerFigures) -> Iterator[Metric]:
@@ -129,19 +121,9 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
         yield _one("corridor_tower_etcd_healthy", int(bool(f.etcd.get("healthy"))))
         yield _one("corridor_tower_etcd_errors_total", int(f.etcd.get("errors", 0)))
     yield _one("corridor_tower_resident_memory_bytes", f.rss_bytes)
-
-
-class _Scrape:
-    """A collector holding one scrape's families."""
-
-    def __init__(self, figures: WorkerFigures) -> None:
-        self._figures = figures
-
-    def collect(self) -> Iterator[Metric]:
-        return _families(self._figures)
+    yield TOWER.histogram("corridor_tower_advice_delay_seconds", f.decided_after)
+    yield TOWER.histogram("corridor_tower_hazard_advice_delay_seconds", f.hazard_decided_after)
 
 
 def exposition(figures: WorkerFigures) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Scrape(figures))
-    return generate_latest(registry)
+    return catalog_exposition(_families(figures))

@@ -27,11 +27,14 @@ def drill(
     ],
     vehicles: Annotated[int, typer.Option(min=10, max=20_000, help="vehicles driving at 1 Hz")] = 1_000,
     seconds: Annotated[float, typer.Option(min=12, max=600, help="seconds of traffic, in real time")] = 36.0,
+    prometheus: Annotated[
+        bool, typer.Option(help="Prometheus (Debian's) watching, with corridor's alert rules: which fired, when")
+    ] = False,
 ) -> None:
     """Inject one fault under traffic; then check every acknowledged update against the towers' tables,
     and every advisory the towers decided on against the topic. Exits 1 if any was lost, if a process
     the drill did not stop died, or (hostile) if a hostile input went uncounted or hazard advice
-    missed its budget."""
+    missed its budget, or (--prometheus) if an alert the fault must fire did not, or one stayed firing."""
     from pipeline.drill.run import FAULTS, run_drill
 
     settings: Settings = ctx.obj
@@ -49,7 +52,10 @@ def drill(
     lost, failed, events = 0, [], []
     for name in names:
         out.print(f"[bold]drill[/] {name} …")
-        row = run_drill(name, settings, vehicles, seconds)
+        row = run_drill(name, settings, vehicles, seconds, prometheus=prometheus)
+        if "alerts" in row:
+            events += _alert_lines(name, row["alerts"])
+            failed += _alert_failures(name, row["alerts"])
         lost += row["lost"] + row["advisories"]["lost"]
         failed += [f"{name}: {what} died during the drill" for what in row["crashed"]]
         if "hostile_sent" in row:
@@ -110,3 +116,22 @@ def _hostile_failures(name: str, row: dict[str, Any]) -> list[str]:
     elif p99 > HAZARD_P99_BUDGET_MS:
         out.append(f"{name}: hazard → advisory p99 {p99} ms, over the towers' {HAZARD_P99_BUDGET_MS:.0f} ms budget")
     return out
+
+
+def _alert_lines(name: str, alerts: dict[str, Any]) -> list[str]:
+    def when(a: dict[str, Any]) -> str:
+        resolved = a["resolved_after_s"]
+        end = "still firing at the end" if resolved is None else f"resolved {resolved} s after the fault ended"
+        return f"fired {a['fired_after_s']} s after the fault began, {end}"
+
+    lines = [f"{name}: alert {alert} {when(a)}" for alert, a in alerts["fired"].items()] or [f"{name}: no alert fired"]
+    if alerts["unanswered_rounds"]:
+        lines.append(f"{name}: Prometheus did not answer {alerts['unanswered_rounds']} rounds")
+    return lines
+
+
+def _alert_failures(name: str, alerts: dict[str, Any]) -> list[str]:
+    fired = alerts["fired"]
+    out = [f"{name}: alert {a} never fired on Prometheus" for a in alerts["expected"] if a not in fired]
+    return out + [f"{name}: alert {a} was still firing when the drill ended" for a, when in fired.items()
+                  if when["resolved_after_s"] is None]  # fmt: skip

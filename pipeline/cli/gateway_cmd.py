@@ -24,6 +24,8 @@ def gateway(
     tick_ms: Annotated[int, typer.Option(min=5, max=1000, help="how often a region's updates go out as a frame")] = 50,
     downlink: Annotated[bool, typer.Option(help="also carry the towers' advisories to MQTT")] = True,
     stats: Annotated[Path | None, typer.Option(help="write its counters here (JSON) once a second")] = None,
+    metrics_port: Annotated[int | None, typer.Option(min=1, max=65535, help="serve /metrics (Prometheus) here")] = None,
+    metrics_host: Annotated[str, typer.Option(help="where /metrics binds (0.0.0.0 in a pod)")] = "127.0.0.1",
 ) -> None:  # fmt: skip
     """Vehicles' MQTT telemetry and hazard reports → Kafka (as the towers' frames); advisories → MQTT.
     Starts no broker: run `corridor stack up --mqtt` first, or set MQTT_URL."""
@@ -39,6 +41,8 @@ def gateway(
         raise ConfigError(f"--group {group!r}: a name without '/', '+' or '#'")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     gw = Gateway(settings, served, n, group=group, tick_s=tick_ms / 1000, downlink=downlink)
+    if metrics_port is not None:
+        gw.serve_metrics(metrics_host, metrics_port)
     host, port = settings.mqtt_address
     out.print(f"gateway for regions {served} · MQTT {host}:{port} · Kafka {settings.bootstrap_servers}")
     try:

@@ -47,6 +47,9 @@ def simulate(
         bool, typer.Option(help="run the Spark job beside it (extra `spark`); the report adds corridor-wide figures")
     ] = False,
     web_port: Annotated[int, typer.Option(min=1, max=65535, help="its port, on 127.0.0.1")] = DEFAULT_PORT,
+    prometheus: Annotated[
+        bool, typer.Option(help="Prometheus (Debian's) beside the run, on 127.0.0.1, scraping its workers and fleet")
+    ] = False,
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
@@ -94,6 +97,8 @@ def simulate(
         "web": ("127.0.0.1", web_port) if web else None,
         "fcd": fcd,
         "on_web": lambda url: out.print(f"[bold]live page: {url}[/] (open it in a browser; it stops with the run)"),
+        "prometheus": prometheus,
+        "on_prometheus": lambda url: out.print(f"[bold]Prometheus: {url}[/] (its data and it stop with the run)"),
     }
     try:
         if live:
@@ -115,5 +120,20 @@ def simulate(
     lat = s["latency_ms"]["hazard"]
     if lat["n"]:
         out.print(f"hazard → advisory latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (n={lat['n']})")
+    prom = s.get("prometheus")
+    if prom is not None:
+        out.print(_prometheus_line(prom))
     for name, path in result.paths.items():
         out.print(f"{name:>9}: {path}")
+
+
+def _prometheus_line(prom: dict[str, Any]) -> str:
+    if "error" in prom:
+        return f"[red]Prometheus: {prom['error']}[/]"
+    agree = prom["advisories_agree"] and all(prom["p99_agree"].values())
+    fired = ", ".join(prom["alerts_fired"]) or "none"
+    return (
+        f"Prometheus counted {prom['advisories_received']:.0f} advisories; p99 from its histograms: all "
+        f"{prom['p99_ms']['all']} ms, hazard {prom['p99_ms']['hazard']} ms "
+        f"({'agrees with' if agree else '[red]differs from[/]'} the report); alerts fired: {fired}"
+    )

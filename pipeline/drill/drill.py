@@ -115,6 +115,7 @@ class Fault:
     radio: bool = False  # an MQTT broker and a gateway beside the towers, when Mosquitto is installed
     report: Callable[[Drill], dict[str, Any]] | None = None  # the fault's own figures, for its row
     unavailable: Callable[[], str | None] = lambda: None  # why this machine cannot run it, if it cannot
+    alerts: tuple[str, ...] = ()  # what Prometheus, watching, must fire (and resolve once it is over)
 
     def runnable(self) -> bool:
         return self.unavailable() is None

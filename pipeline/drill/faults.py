@@ -256,11 +256,17 @@ def _free_disk(d: Drill, t: float) -> None:
 
 
 FAULTS: dict[str, Fault] = {
-    "worker-kill": Fault("a tower worker SIGKILLed under load, restarted later", _kill_worker, _restart_worker),
+    "worker-kill": Fault(
+        "a tower worker SIGKILLed under load, restarted later",
+        _kill_worker,
+        _restart_worker,
+        alerts=("CorridorTowerDown",),
+    ),
     "worker-pause": Fault(
         "a tower worker paused (SIGSTOP) past its session timeout, then resumed",
         _signal_worker(signal.SIGSTOP, "paused (SIGSTOP) past its session timeout"),
         _signal_worker(signal.SIGCONT, "resumed (SIGCONT)"),
+        alerts=("CorridorTowerDown",),
     ),
     "broker-kill": Fault(
         "the Kafka broker SIGKILLed mid-run, restarted later", _kill_server("kafka"), _restart_server("kafka")

@@ -26,6 +26,8 @@ from pipeline.drill.drill import HAZARD_PASS_MPS, SESSION, Drill, Sample
 from pipeline.drill.faults import FAULTS
 from pipeline.drill.reading import dead_letters, latest_per_key, read_all
 from pipeline.leftovers import owned, scratch_prefix
+from pipeline.monitoring.alerts import AlertWatch
+from pipeline.monitoring.prometheus import PrometheusProcess, prometheus_binary
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import pack
@@ -33,6 +35,7 @@ from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.topics import Topics
+from pipeline.shared.waiting import poll
 from pipeline.stack import Stack
 from pipeline.workers import GatewayProcess, TowerProcess, wait_for_assignment, wait_until_written, worker_env
 from producers.drive import DriveConfig, drive
@@ -148,14 +151,39 @@ def _served_again_s(d: Drill) -> float | None:
     return float("nan")
 
 
+#: a drill watched by Prometheus drives at least this long, so that a fault ending at half way has
+#: outlasted the alert rules' `for` (10 s); and waits this long after it for what fired to resolve
+ALERTED_DRILL_S = 75.0
+ALERT_RESOLVE_S = 30.0
+
+
+def _watch_alerts(d: Drill, workdir: Path, cleanup: contextlib.ExitStack) -> AlertWatch:
+    prom = PrometheusProcess(workdir)
+    cleanup.callback(prom.stop)
+    prom.start([w.port for w in d.workers])
+
+    def firing() -> set[str]:
+        prom.set_towers([w.port for w in d.workers])  # a restarted worker may have had to change port
+        if not prom.alive:
+            raise StackError("Prometheus exited")
+        return prom.firing()
+
+    return AlertWatch(firing)
+
+
 def run_drill(
     fault: str,
     settings: Settings,
     vehicles: int = 1_000,
     seconds: float = 36.0,
     session: Mapping[str, str] | None = None,
+    prometheus: bool = False,
 ) -> dict[str, Any]:
-    """`session`: the workers' group session variables (`SESSION`'s), over the environment's."""
+    """`session`: the workers' group session variables (`SESSION`'s), over the environment's. With
+    `prometheus`, Debian's Prometheus scrapes the workers and evaluates corridor's alert rules; the
+    row says which alerts fired, how long after the fault began, and when they resolved."""
+    if prometheus:
+        prometheus_binary()
     if fault not in FAULTS:
         raise ConfigError(f"unknown fault {fault!r}; choose from {', '.join(FAULTS)}")
     spec = FAULTS[fault]
@@ -181,6 +209,7 @@ def run_drill(
             w.start()
         wait_for_assignment(workers, topics.regions)
         d = Drill(settings, stack, topics, app, workers, vehicles=vehicles)
+        watch = _watch_alerts(d, Path(tmp) / "prometheus", cleanup) if prometheus else None
         if spec.radio:
             host, port = settings.mqtt_address
             d.gateway = GatewayProcess({**env, "MQTT_URL": f"mqtt://{host}:{port}"}, Path(tmp) / "gateway.json",
@@ -191,6 +220,9 @@ def run_drill(
         d.fleet = fleet
         _standing_hazards(d, fleet)
         seconds = spec.seconds or seconds
+        if watch is not None and seconds < ALERTED_DRILL_S:
+            d.note(0, f"traffic lengthened to {ALERTED_DRILL_S:.0f} s: the fault outlasts the alert rules' `for`")
+            seconds = ALERTED_DRILL_S
         pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
 
         def before_tick(sim_s: float) -> None:
@@ -203,9 +235,18 @@ def run_drill(
                     d.fault_end_wall = time.monotonic()
 
         sink = TelemetrySink(settings.kafka(Role.VEHICLE), delivery_timeout_s=120)
+        cleanup.callback(sink.close)  # before the broker stops, or its producer reconnects to nothing
+
+        def on_tick(s: Any) -> None:
+            d.observe()
+            if watch is not None:
+                watch.sample()
+
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
-                      on_tick=lambda s: d.observe(), before_tick=before_tick)  # fmt: skip
+                      on_tick=on_tick, before_tick=before_tick)  # fmt: skip
         d.traffic_end_wall = time.monotonic()
+        if watch is not None:  # what fired resolves once the fault is over: give it the rules' `for`
+            poll(watch.all_resolved, ALERT_RESOLVE_S, interval=0.5)
         changelog = f"{app}-vehicles-changelog"
 
         def tables() -> dict[tuple[int, str], int]:
@@ -232,6 +273,11 @@ def run_drill(
             crashed.append("gateway")
         return {
             **(spec.report(d) if spec.report is not None else {}),
+            **(
+                {"alerts": {**watch.report(d.fault_start_wall, d.fault_end_wall), "expected": list(spec.alerts)}}
+                if watch is not None
+                else {}
+            ),
             # processes the drill did not stop on purpose that are gone: a drill with any is not green
             "crashed": crashed,
             "fault": fault,

@@ -206,6 +206,8 @@ def _markdown(s: dict[str, Any]) -> str:
     for key in ("all", "hazard"):
         d = lat[key]
         lines.append(f"| {key} | {d['p50']:.1f} ms | {d['p95']:.1f} ms | {d['p99']:.1f} ms | {d['n']} |")
+    if s.get("prometheus"):
+        lines += ["", "## As Prometheus saw it", "", *_prometheus_lines(s["prometheus"])]
     lines += ["", "## Hazards", ""]
     for hid, h in s["hazards"].items():
         lines.append(
@@ -226,6 +228,22 @@ def _markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)
+
+
+def _prometheus_lines(p: dict[str, Any]) -> list[str]:
+    """The run's figures against what its Prometheus answered (PromQL over the fleet's histograms)."""
+    if "error" in p:
+        return [f"**Prometheus could not be asked:** {p['error']}"]
+    fired = ", ".join(p["alerts_fired"]) or "none"
+    return [
+        "| | Prometheus | agrees with the report |",
+        "|---|---|---|",
+        f"| advisories received | {p['advisories_received']:.0f} | {p['advisories_agree']} |",
+        f"| all-advisory p99 (`histogram_quantile`) | {p['p99_ms']['all']} ms | {p['p99_agree']['all']} (one bucket) |",
+        f"| hazard → advisory p99 | {p['p99_ms']['hazard']} ms | {p['p99_agree']['hazard']} (one bucket) |",
+        "",
+        f"Alerts fired during the run: {fired}.",
+    ]
 
 
 def _unadvised(h: dict[str, Any]) -> str:

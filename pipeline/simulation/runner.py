@@ -23,11 +23,14 @@ from pipeline.analytics.segments import WINDOW_MS
 from pipeline.analytics.stats_topic import read_stats
 from pipeline.consistency.table import staleness_table
 from pipeline.leftovers import owned
+from pipeline.monitoring.prometheus import PrometheusProcess, prometheus_binary
+from pipeline.monitoring.questions import run_questions
+from pipeline.ports import free_ports
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt.hlc import HybridClock, unpack
-from pipeline.shared.errors import ConfigError
+from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
@@ -35,6 +38,7 @@ from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
 from pipeline.shared.waiting import poll
 from pipeline.simulation.fcd_export import write_fcd
+from pipeline.simulation.fleet_metrics import FleetFigures, FleetMetricsServer
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
@@ -220,11 +224,16 @@ def run_scenario(
     web: tuple[str, int] | None = None,
     fcd: bool = False,
     on_web: Callable[[str], None] = lambda url: None,
+    prometheus: bool = False,
+    on_prometheus: Callable[[str], None] = lambda url: None,
 ) -> RunResult:
     """With `external_towers` the run drives the fleet and plays its events against towers that
     already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own. Unless
     `keep_state`, the run's towers leave nothing behind: their changelog topics, consumer group,
-    etcd keys and data directories are deleted at the end (the shared topics stay)."""
+    etcd keys and data directories are deleted at the end (the shared topics stay). With `prometheus`,
+    Debian's Prometheus scrapes the run's workers and fleet, and the report adds what it answers."""
+    if prometheus:
+        prometheus_binary()  # missing: said before anything starts
     if external_towers:
         needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
         if needs_local:
@@ -245,13 +254,19 @@ def run_scenario(
                       start_ms=event_clock_start(driving))  # fmt: skip
         if scenario.analytics:  # from the run's first record: the job reads from this wall time on
             _start_analytics(parts, out_dir, cleanup)
-        listener = _start_radio(parts, cleanup) if scenario.radio == "mqtt" else _advisory_listener(parts, cleanup)
+        if scenario.radio == "mqtt":
+            listener: AdvisoryListener = _start_radio(parts, cleanup, prometheus)
+        else:
+            listener = _advisory_listener(parts, cleanup)
         recorder = Recorder(parts.topics.regions)
-        producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True, "linger.ms": 0,
-                                                                        "log_level": 3}))  # fmt: skip
-        run = _Run(scenario, settings, parts.topics, parts.stack, parts.workers, fleet, recorder, producer,
+        # held by the run alone, which lets it go before the broker stops (a local name would keep it
+        # to the end of this function, reconnecting to a broker that has gone)
+        run = _Run(scenario, settings, parts.topics, parts.stack, parts.workers, fleet, recorder,
+                   Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True, "linger.ms": 0,
+                                                                       "log_level": 3})),
                    radio=parts.link, pending=list(scenario.events))  # fmt: skip
         cleanup.callback(run.close)  # before the broker stops (callbacks run last-registered first)
+        listener.hazard_triggers = run.hazard_hlcs  # the advice a report triggers is timed apart
         sink: TelemetrySink | RadioLink
         if parts.link is not None:
             sink = parts.link
@@ -259,15 +274,23 @@ def run_scenario(
             sink = TelemetrySink(settings.kafka(Role.VEHICLE))
             cleanup.callback(sink.close)
         behind = BehindSampler(parts.workers)
+        last = [DriveStats()]
+        prom = None
+        if prometheus:
+            prom = _start_prometheus(parts, lambda: _fleet_figures(fleet, listener, run, last[0]), cleanup)
+            on_prometheus(prom.url)
 
         def tick(s: DriveStats) -> None:
+            last[0] = s
+            if prom is not None:
+                prom.set_towers([w.port for w in parts.workers])
             if parts.link is not None and parts.gateway is not None:
                 parts.link.stats.forwarded = int(parts.gateway.stats().get("updates_forwarded", 0))
             recorder.tick(fleet)
             behind.sample(fleet.t)
             if on_tick is not None:
                 on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": parts.workers,
-                         "run": run})  # fmt: skip
+                         "run": run, "prometheus": prom})  # fmt: skip
 
         stats, partial = DriveStats(), False
         try:
@@ -282,6 +305,8 @@ def run_scenario(
             parts.stack.etcd.start(attached=run.etcd_attached)
         summary = _settled_summary(parts, run, stats, sink, listener, partial, time.monotonic() - t_wall)
         summary["towers_behind_ms"] = behind.summary()
+        if prom is not None:
+            summary["prometheus"] = _asked(prom, summary, time.monotonic() - t_wall)
         corridor_stats = _analytics(parts, fleet, summary)
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
         if parts.spark is not None:
@@ -335,6 +360,37 @@ def _start_towers(parts: _Parts, cleanup: contextlib.ExitStack) -> None:
     wait_for_assignment(parts.workers, topics.regions)
 
 
+def _start_prometheus(parts: _Parts, figures: Callable[[], FleetFigures],
+                      cleanup: contextlib.ExitStack) -> PrometheusProcess:  # fmt: skip
+    """The fleet's /metrics page, then Prometheus scraping it and the run's workers."""
+    page = FleetMetricsServer(free_ports(1)[0], figures)
+    cleanup.callback(page.close)
+    gateways = (parts.gateway.metrics_port,) if parts.gateway and parts.gateway.metrics_port else ()
+    prom = PrometheusProcess(parts.workdir / "prometheus", page.port, gateways)
+    cleanup.callback(prom.stop)
+    return prom.start([w.port for w in parts.workers])
+
+
+def _fleet_figures(fleet: Fleet, listener: AdvisoryListener, run: _Run, stats: DriveStats) -> FleetFigures:
+    ls = listener.stats
+    return FleetFigures(vehicles=fleet.entered - fleet.left, simulated_s=fleet.t, behind_schedule_s=stats.lag_s,
+                        updates_sent=stats.updates, hazard_reports=len(run.hazard_hlcs),
+                        advisories=dict(ls.by_action), stale=ls.stale, refused=ls.refused,
+                        undecodable=ls.undecodable, latency=ls.latency, hazard_latency=ls.hazard_latency,
+                        radio_published=run.radio.stats.published if run.radio is not None else None)  # fmt: skip
+
+
+def _asked(prom: PrometheusProcess, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """What Prometheus answers about the run, or why it could not: a Prometheus that died is said."""
+    if not prom.alive:
+        return {"url": prom.url, "error": f"Prometheus exited during the run; its log: {prom.log}"}
+    try:
+        p99 = {name: summary["latency_ms"][name]["p99"] for name in ("all", "hazard")}
+        return run_questions(prom, summary["run"]["advisories_received"], p99, seconds)
+    except StackError as e:
+        return {"url": prom.url, "error": str(e)}
+
+
 def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack) -> None:
     shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
     spark = AnalyticsProcess({**parts.env, "CORRIDOR_TOPIC_PREFIX": parts.settings.topic_prefix},
@@ -347,11 +403,12 @@ def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack
     parts.spark = spark
 
 
-def _start_radio(parts: _Parts, cleanup: contextlib.ExitStack) -> RadioListener:
+def _start_radio(parts: _Parts, cleanup: contextlib.ExitStack, metrics: bool) -> RadioListener:
     """The tower gateway (MQTT ↔ Kafka) before the vehicles' radios, so no update finds no one."""
     mqtt_host, mqtt_port = parts.settings.mqtt_address
     gateway = GatewayProcess({**parts.env, "MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"},
-                             parts.workdir / "gateway.json", parts.workdir / "gateway.log")  # fmt: skip
+                             parts.workdir / "gateway.json", parts.workdir / "gateway.log",
+                             metrics_port=free_ports(1)[0] if metrics else None)  # fmt: skip
     cleanup.callback(gateway.stop)
     gateway.start().wait_ready()
     link = RadioLink(mqtt_host, mqtt_port, RadioTopics(parts.topics.regions), connections=RADIO_CONNECTIONS)

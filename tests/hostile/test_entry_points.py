@@ -110,10 +110,12 @@ def test_any_advisory_a_vehicle_hears_is_obeyed_or_counted(records: list[dict[st
     from producers.listener import ListenerStats
 
     listener.stats, listener.keep_history = ListenerStats(), False
+    listener.hazard_triggers = {r["trigger_hlc"] for r in records[:1]}
     fleet = Fleet(CORRIDOR, FleetConfig(vehicles=50, seed=1), start_ms=T0)
     listener.apply_values([CODEC.encode(ADVISORY, r) for r in records] + [b"junk"], fleet, T0)
     s = listener.stats
     assert s.received + s.refused + s.undecodable == len(records) + 1
+    assert s.latency.n == s.received >= s.hazard_latency.n, "every believed advisory timed, in buckets too"
 
 
 mqtt_topics = st.one_of(

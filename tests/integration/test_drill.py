@@ -15,8 +15,10 @@ from tests.helpers import assert_one_line_error, corridor
 pytestmark = pytest.mark.integration
 
 
-def test_a_worker_killed_under_load_loses_no_acknowledged_update(stack) -> None:
-    row = run_drill("worker-kill", stack.settings, vehicles=400, seconds=30)
+def test_a_worker_killed_under_load_loses_no_acknowledged_update_and_prometheus_alerts_until_it_is_back(
+    stack, prometheus_installed
+) -> None:
+    row = run_drill("worker-kill", stack.settings, vehicles=400, seconds=30, prometheus=True)
     assert any("SIGKILLed" in e for e in row["events"]) and any("restarted" in e for e in row["events"])
     assert row["vehicles_accounted"] > 300
     assert row["lost"] == 0, row["lost_examples"]
@@ -26,6 +28,13 @@ def test_a_worker_killed_under_load_loses_no_acknowledged_update(stack) -> None:
     adv = row["advisories"]
     assert adv["decided"] > 0 and adv["lost"] == 0, adv
     assert adv["in_topic"] >= adv["delivered"], adv
+    # the real Prometheus, with the shipped rules: the dead worker's alert after the rule's `for` (10 s,
+    # scraped and evaluated each second), resolved once the restarted worker answers its scrape again
+    down = row["alerts"]["fired"].get("CorridorTowerDown")
+    assert down is not None, row["alerts"]
+    assert 10 <= down["fired_after_s"] <= 16, down
+    assert down["resolved_after_s"] is not None and down["resolved_after_s"] <= 10, down
+    assert row["alerts"]["unanswered_rounds"] == 0
 
 
 def test_vehicles_whose_clocks_are_ahead_are_dead_letters_and_the_rest_is_kept(stack) -> None:

@@ -86,10 +86,26 @@ def _publisher(settings: Settings) -> mqtt.Client:
     return c
 
 
-def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop(stack, tmp_path: Path) -> None:
+def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop(
+    stack, prometheus_installed, tmp_path: Path
+) -> None:
     _need_mosquitto()
     short = {**SHORT, "vehicles": 150, "radio": "mqtt"}
-    s = run_scenario(parse_scenario(short, "e2e-radio"), stack.settings, tmp_path / "report").summary
+    seen: list[dict[str, float | None]] = []
+
+    def ask(snap: dict) -> None:  # the gateway as Prometheus scrapes it, mid-run
+        if snap["fleet"].t >= 60 and not seen:
+            prom = snap["prometheus"]
+            seen.append({"up": prom.value('up{job="corridor-gateways"}'),
+                         "subscribed": prom.value("corridor_gateway_mqtt_subscribed"),
+                         "received": prom.value("sum(corridor_gateway_received_total)"),
+                         "published": prom.value("sum(corridor_fleet_radio_published_total)")})  # fmt: skip
+
+    s = run_scenario(parse_scenario(short, "e2e-radio"), stack.settings, tmp_path / "report", on_tick=ask,
+                     prometheus=True).summary  # fmt: skip
+    (mid,) = seen
+    assert mid["up"] == 1 and mid["subscribed"] == 1, mid
+    assert mid["published"] and mid["received"] and mid["received"] > 0.9 * mid["published"], mid
     deer = s["hazards"]["deer"]
     assert deer["advisories"] > 0 and deer["actions"]["SLOW_DOWN"] > 0, s
     r = s["radio"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from towers.gateway.metrics import GATEWAY
 from towers.metrics import METRICS
 
 RULES = Path(__file__).resolve().parents[2] / "k8s" / "prometheus"
@@ -38,12 +39,15 @@ def test_each_alert_fires_when_it_should_and_only_then(promtool: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_rules_read_only_metrics_the_workers_serve_and_every_alert_is_tested() -> None:
+def test_the_rules_read_only_metrics_the_workers_and_gateways_serve_and_every_alert_is_tested() -> None:
     rules = [r for g in yaml.safe_load((RULES / "rules.yml").read_text())["groups"] for r in g["rules"]]
-    served = {n.removesuffix("_total") for n in METRICS} | set(METRICS)
+    declared = {**METRICS, **GATEWAY.metrics}
+    served = {n.removesuffix("_total") for n in declared} | set(declared)
+    served |= {f"{n}_{part}" for n, (kind, _) in declared.items() if kind == "histogram"
+               for part in ("bucket", "sum", "count")}  # fmt: skip
     for rule in rules:
-        for name in re.findall(r"\b(corridor_tower_[a-z_]+)", rule["expr"]):
-            assert name in served, f"{rule.get('alert') or rule.get('record')}: {name} is served by no worker"
+        for name in re.findall(r"\b(corridor_(?:tower|gateway)_[a-z_]+)", rule["expr"]):
+            assert name in served, f"{rule.get('alert') or rule.get('record')}: {name} is served by no part"
     tested = {t["alertname"] for case in yaml.safe_load((RULES / "rules-test.yml").read_text())["tests"]
               for t in case["alert_rule_test"]}  # fmt: skip
     assert {r["alert"] for r in rules if "alert" in r} == tested
@@ -56,3 +60,15 @@ def test_the_tower_pods_are_scraped_on_their_web_port_at_metrics() -> None:
     notes = workers["spec"]["template"]["metadata"]["annotations"]
     web = {p["name"]: p["port"] for p in service["spec"]["ports"]}["web"]
     assert notes == {"prometheus.io/scrape": "true", "prometheus.io/port": str(web), "prometheus.io/path": "/metrics"}
+
+
+def test_the_gateway_pods_serve_and_announce_their_metrics_port() -> None:
+    (gateways,) = yaml.safe_load_all((RULES.parent / "radio" / "gateways.yaml").read_text())
+    pod = gateways["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    command = container["command"]
+    port = command[command.index("--metrics-port") + 1]
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0", "reachable from a scraper in the cluster"
+    assert {"name": "metrics", "containerPort": int(port)} in container["ports"]
+    assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": port,
+                                              "prometheus.io/path": "/metrics"}  # fmt: skip

@@ -136,6 +136,11 @@ def test_a_hazard_ahead_slows_vehicles_down_by_distance_and_stops_the_nearest() 
     assert got["mid"]["action"] == "SLOW_DOWN" and 8 <= got["mid"]["target_speed_mps"] < 25
     assert got["mid"]["hazard_id"] == "hz-1" and got["mid"]["trigger_hlc"] == pack(T0 + 5000, 500)
     assert out.sync, "a new hazard is synced to the neighbours at once"
+    # decided 55 s after the report was stamped (the engine's clock stands at T0 + 60 s): past the last
+    # bound (20 s) of both histograms; the all-advisory one counts every advisory, the hazard one the report's
+    assert e.hazard_decided_after.n == 2 and dict(e.hazard_decided_after.cumulative())["20.0"] == 0
+    assert e.decided_after.n == e.counts["advisories"] >= 2
+    assert e.hazard_decided_after.total_s == pytest.approx(2 * 55.0)
 
 
 def test_an_obstacle_that_leaves_a_lane_open_slows_traffic_to_pass_it_without_a_stop() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers import scraped
 from towers.metrics import METRICS, WorkerFigures, exposition, metrics_table
 
 FIGURES = WorkerFigures(
@@ -31,14 +32,8 @@ FIGURES = WorkerFigures(
 )
 
 
-def _samples(figures: WorkerFigures) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = exposition(figures).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}  # fmt: skip
-
-
 def test_the_figures_come_through_in_base_units_with_their_labels() -> None:
-    got = _samples(FIGURES)
+    got = scraped(exposition(FIGURES).decode())
     assert got[("corridor_tower_updates_total", ())] == 1_500
     assert got[("corridor_tower_advisories_total", (("action", "STOP"),))] == 4
     assert got[("corridor_tower_dead_letters_total", (("reason", "clock-drift"),))] == 3
@@ -63,7 +58,7 @@ def test_every_name_is_declared_prefixed_and_a_counter_ends_in_total() -> None:
 
 
 def test_without_a_control_plane_there_is_no_etcd_figure() -> None:
-    got = _samples(WorkerFigures(**{**FIGURES.__dict__, "etcd": None}))
+    got = scraped(exposition(WorkerFigures(**{**FIGURES.__dict__, "etcd": None})).decode())
     assert not [name for name, _ in got if "etcd_healthy" in name or "etcd_errors" in name]
 
 

@@ -23,12 +23,14 @@ full is counted (`inbox_dropped`), never held without limit.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +40,19 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from prometheus_client import start_http_server
+from prometheus_client.core import Metric
 
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.codec import CodecError
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
+from pipeline.shared.metric_catalog import registry_of
 from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.stats import LatencyHistogram
 from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused
+from towers.gateway.metrics import gateway_families
 
 __all__ = ["Gateway", "GatewayStats"]
 
@@ -96,6 +103,7 @@ class Gateway:
         self.kafka = settings.topics(n_regions)
         self.batcher = FrameBatcher(self.radio)
         self.stats = GatewayStats()
+        self.uplink = LatencyHistogram()  # vehicle sent → received, for /metrics
         self._inbox: deque[tuple[str, bytes, int]] = deque()  # appended by paho's network thread
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -178,6 +186,19 @@ class Gateway:
         with self._lock:  # paho's thread adds to the counters' dicts
             return asdict(self.stats)
 
+    def metric_families(self) -> Iterator[Metric]:
+        """Its `/metrics` page (towers.gateway.metrics), from one snapshot of its counters."""
+        with self._lock:
+            stats, uplink = asdict(self.stats), copy.deepcopy(self.uplink)
+        return gateway_families(stats, uplink)
+
+    def serve_metrics(self, host: str, port: int) -> None:
+        """`/metrics` on host:port, in a daemon thread, for as long as the gateway's process lives."""
+        try:
+            start_http_server(port, addr=host, registry=registry_of(self.metric_families))
+        except OSError as exc:
+            raise StackError(f"the gateway's metrics cannot listen on {host}:{port}: {exc.strerror}") from None
+
     def _failed(self, where: str, exc: BaseException) -> None:
         """A failure inside the gateway that one input caused: counted and logged, never fatal."""
         key = f"{where}: {type(exc).__name__}"
@@ -236,6 +257,8 @@ class Gateway:
                 if t0 >= next_stats:
                     next_stats = t0 + 1.0
                     if radio:
+                        with self._lock:
+                            self.uplink.observe_many([ms / 1000 for ms in radio])
                         p50, p99 = np.percentile(radio, [50, 99])
                         self.stats.radio_ms_p50, self.stats.radio_ms_p99 = round(float(p50), 1), round(float(p99), 1)
                         radio_sum += float(np.sum(radio))

@@ -1,0 +1,1 @@
+"""Prometheus beside a run: the server, its scrape configuration, and the questions a run asks it."""
