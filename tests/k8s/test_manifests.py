@@ -22,7 +22,7 @@ from pipeline.shared.config import ENV_VARS, Settings
 from pipeline.shared.corridor import default_paths, load_corridor
 from pipeline.simulation.scenario import builtin_scenarios, load_scenario
 from tests.conftest import REPO
-from tests.k8s.crds import strimzi_schemas
+from tests.k8s.crds import prometheus_operator_schemas, strimzi_schemas
 from towers.config import tower_env_vars
 
 K8S = REPO / "k8s"
@@ -36,6 +36,7 @@ SECURITY_VARS = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_
                  "KAFKA_SSL_CA_FILE", "ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"}  # fmt: skip
 KUBERNETES_VERSION = "1.32"  # the oldest minor version these manifests are checked against
 STRIMZI_KINDS = {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
+OPERATOR_KINDS = {"PodMonitor", "PrometheusRule"}  # the Prometheus Operator's
 
 
 def _kustomize() -> list[str]:
@@ -58,7 +59,7 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def crd_schemas(settings: Settings) -> dict[str, dict[str, Any]]:
-    return strimzi_schemas(settings.cache_dir)
+    return {**strimzi_schemas(settings.cache_dir), **prometheus_operator_schemas()}
 
 
 def _one(docs: list[dict[str, Any]], kind: str, name_prefix: str) -> dict[str, Any]:
@@ -75,16 +76,22 @@ def _corridor_config(docs: list[dict[str, Any]]) -> tuple[dict[str, str], dict[s
     return _one(docs, "ConfigMap", "corridor-env")["data"], _one(docs, "ConfigMap", "corridor-data")["data"]
 
 
+def _validate(doc: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Against a CRD's schema as the API server reads it: the Prometheus Operator's patterns are Go's
+    (`(?i)` inside a group), which a check of the schema itself by Python's rules would refuse."""
+    jsonschema.Draft7Validator(schema).validate(doc)
+
+
 def test_every_document_validates_against_its_schema(overlay, crd_schemas) -> None:
     name, docs = overlay
     kinds = {d["kind"] for d in docs}
     assert {"StatefulSet", "Service", "ConfigMap", "Job", "Namespace"} <= kinds
     for doc in docs:
         where = f"{name}: {doc['kind']} {doc['metadata']['name']}"
-        if doc["kind"] in STRIMZI_KINDS:
-            assert doc["apiVersion"] == "kafka.strimzi.io/v1beta2", where
+        if doc["kind"] in STRIMZI_KINDS | OPERATOR_KINDS:
+            assert doc["apiVersion"] in ("kafka.strimzi.io/v1beta2", "monitoring.coreos.com/v1"), where
             try:
-                jsonschema.validate(doc, crd_schemas[doc["kind"]])
+                _validate(doc, crd_schemas[doc["kind"]])
             except jsonschema.ValidationError as exc:
                 pytest.fail(f"{where}: {exc.message} at {list(exc.absolute_path)}")
         else:
@@ -100,6 +107,27 @@ def test_strimzi_is_checked_for_real(crd_schemas) -> None:
            "spec": {"partitions": "nine"}}  # fmt: skip
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, crd_schemas["KafkaTopic"])
+
+
+def test_the_prometheus_operators_kinds_are_checked_for_real(crd_schemas) -> None:
+    bad = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "m"},
+        "spec": {"selector": {}, "podMetricsEndpoints": [{"port": 6066}]},
+    }  # a port is a name here
+    with pytest.raises(jsonschema.ValidationError):
+        _validate(bad, crd_schemas["PodMonitor"])
+
+
+def test_the_prometheus_rule_holds_the_rules_promtool_tests_and_monitors_what_the_rules_read() -> None:
+    component = K8S / "components" / "prometheus-operator"
+    (rule,) = yaml.safe_load_all((component / "prometheusrule.yaml").read_text())
+    tested = yaml.safe_load((K8S / "prometheus" / "rules.yml").read_text())
+    assert rule["spec"]["groups"] == tested["groups"], "k8s/prometheus/rules.yml changed: copy its groups"
+    monitors = {m["metadata"]["name"]: m for m in yaml.safe_load_all((component / "podmonitors.yaml").read_text())}
+    jobs = {m["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["replacement"] for m in monitors.values()}
+    assert jobs == {"corridor-towers", "corridor-gateways"}, "the job names the rules read"
 
 
 def test_every_container_has_requests_and_limits(overlay) -> None:
