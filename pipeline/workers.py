@@ -304,18 +304,20 @@ class AnalyticsProcess(ChildProcess):
     """The Spark job (`corridor analytics`) beside a run, as a child process; its JVM is a child of
     that one and exits when the Python side goes (pyspark's gateway reads its stdin until EOF)."""
 
-    def __init__(self, env: dict[str, str], out_dir: Path, checkpoint: Path, log: Path) -> None:
+    def __init__(self, env: dict[str, str], out_dir: Path, checkpoint: Path, log: Path,
+                 metrics_port: int | None = None) -> None:  # fmt: skip
         super().__init__(env, log)
-        self.out_dir, self.checkpoint = out_dir, checkpoint
+        self.out_dir, self.checkpoint, self.metrics_port = out_dir, checkpoint, metrics_port
         self.ready_file = checkpoint.parent / "analytics-started"
 
     def start(self, starting_ms: int, hz: float, watermark_s: int) -> AnalyticsProcess:
         self.ready_file.unlink(missing_ok=True)
         corridor = Path(sys.executable).with_name("corridor")
+        metrics = ["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []
         self._spawn([str(corridor), "analytics", "--output", str(self.out_dir), "--checkpoint", str(self.checkpoint),
                      "--starting", str(starting_ms),
                      "--hz", str(hz), "--watermark", str(watermark_s), "--trigger", "1", "--driver-memory", "768m",
-                     "--ready-file", str(self.ready_file)])  # fmt: skip
+                     "--ready-file", str(self.ready_file), *metrics])  # fmt: skip
         return self
 
     def wait_ready(self, timeout: float = 180.0) -> None:

@@ -15,6 +15,7 @@ from pipeline.shared.codec import CodecError
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.messages import ADVISORY, CODEC
 from pipeline.shared.stats import LatencyHistogram
+from pipeline.shared.tracing import VEHICLE_SPAN, Tracing
 from producers.fleet import Action, Fleet
 
 __all__ = ["AdvisoryListener", "ListenerStats"]
@@ -49,6 +50,7 @@ class AdvisoryListener:
         self.keep_history = keep_history
         #: the HLC stamps of the hazard reports sent (the run adds them): advice they trigger is timed apart
         self.hazard_triggers: set[int] = set()
+        self.tracing = Tracing("corridor-fleet")  # the run's, when traced: ends the hazard path's traces
         self._consumer = Consumer(
             {
                 **client_conf(bootstrap),
@@ -73,6 +75,10 @@ class AdvisoryListener:
             if not msgs:
                 break
             read += len(msgs)
+            if self.tracing.enabled:
+                for m in msgs:
+                    if headers := m.headers():
+                        self.tracing.received(VEHICLE_SPAN, headers, region=m.partition() or 0)
             self.apply_values([v for m in msgs if m.error() is None and (v := m.value()) is not None], fleet,
                               sim_start_ms)  # fmt: skip
         return read

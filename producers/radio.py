@@ -17,16 +17,20 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipeline.shared.errors import StackError
 from pipeline.shared.radio_topics import RadioTopics
+from pipeline.shared.tracing import Tracing
 from producers.encoding import vehicle_id
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
@@ -143,9 +147,14 @@ class RadioLink:
     def send_hazard(self, _topic: str, region: int, value: bytes) -> None:
         self.report_hazard(region, value)
 
-    def report_hazard(self, region: int, value: bytes) -> None:
-        """A hazard seen by a vehicle, at QoS 1: the broker acknowledges it (waited for here)."""
-        info = self._clients[0].publish(self.topics.hazards(region), value, qos=1)
+    def report_hazard(self, region: int, value: bytes, traced: Sequence[tuple[str, str | bytes | None]] = ()) -> None:
+        """A hazard seen by a vehicle, at QoS 1: the broker acknowledges it (waited for here). `traced`:
+        its trace context, sent as MQTT 5 user properties (the gateway puts it in Kafka headers)."""
+        props = None
+        if traced:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [(k, v.decode() if isinstance(v, bytes) else v or "") for k, v in traced]
+        info = self._clients[0].publish(self.topics.hazards(region), value, qos=1, properties=props)
         info.wait_for_publish(10)
         if not info.is_published():
             raise StackError("a hazard report was not acknowledged by the MQTT broker within 10 s")
@@ -220,6 +229,7 @@ class RadioListener(AdvisoryListener):
         self.stats = ListenerStats()
         self.keep_history = keep_history
         self.hazard_triggers: set[int] = set()
+        self.tracing = Tracing("corridor-fleet")  # advisories over MQTT carry no trace context (yet)
         self.link = link
 
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:

@@ -29,17 +29,20 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import faust
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from faust.tables import TableManager
+from opentelemetry.trace import SpanKind
 
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import CorridorError
 from pipeline.shared.topics import TopicSpec
+from pipeline.shared.tracing import TOWER_SPAN, Tracing, tracing_from_env
 from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held, Line
@@ -64,6 +67,7 @@ try:
     corridor = settings.corridor()  # CORRIDOR_ROUTE_FILE / CORRIDOR_TOWERS_FILE, as the producers
     kafka_access = settings.kafka(Role.TOWER)
     etcd_access = settings.etcd(Role.TOWER)
+    TRACING = tracing_from_env("corridor-tower")  # the hazard path's spans (CORRIDOR_TRACES)
 except CorridorError as exc:  # `faust -A towers.app worker` imports this module: say what is wrong, once
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))
@@ -218,6 +222,27 @@ def _recovered() -> bool:
     return tables.recovery.completed.is_set()
 
 
+@dataclass
+class _Life:
+    """This worker's life as an operator follows it: how long its first restore took, how many
+    rebalances it went through."""
+
+    started: float = field(default_factory=time.monotonic)
+    restored_after_s: float | None = None
+    rebalances: int = 0
+
+
+LIFE = _Life()
+
+
+@app.task
+async def note_restored() -> None:
+    tables = app.tables
+    assert isinstance(tables, TableManager)
+    await tables.recovery.completed.wait()
+    LIFE.restored_after_s = time.monotonic() - LIFE.started
+
+
 def changelog_specs() -> list[TopicSpec]:
     """The tables' changelog topics as Faust declares them: compacted, one partition per region."""
     return [
@@ -313,9 +338,9 @@ def _resend() -> None:
         runtime.resend.popleft()
 
 
-def _emit(out: Outbox, source: Source | None = None) -> None:
+def _emit(out: Outbox, source: Source | None = None, advisory_headers: Headers | None = None) -> None:
     for r, value in out.advisories:
-        _produce("advisory", topics.advisories, value, r)
+        _produce("advisory", topics.advisories, value, r, advisory_headers)
     for d in out.dead:
         headers: Headers = [("reason", d.reason.encode())]
         if source is not None:
@@ -395,7 +420,10 @@ async def hazards(stream: Any) -> None:
         m = event.message
         r = m.partition
         st = engine.region(r, _load)
-        _emit(_safely(r, event.value, engine.on_hazard, r, event.value, st), (m.topic, r, m.offset))
+        # traced when the report carries a trace context: each advisory carries this span's on
+        with TRACING.span(TOWER_SPAN, event.headers, SpanKind.CONSUMER, region=r) as span:
+            out = _safely(r, event.value, engine.on_hazard, r, event.value, st)
+            _emit(out, (m.topic, r, m.offset), Tracing.headers(span) or None)
         # Hazards are rare and safety-relevant: persisted, and their alerts acknowledged, before the ack.
         _write(engine.hazard_writes(st))
         rt().held.hold((manual, event, m.topic, r), (m.topic, r), LINES[r])
@@ -468,6 +496,7 @@ async def stop_runtime(app: faust.App, **_: Any) -> None:
 
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
+    LIFE.rebalances += 1
     if _runtime is not None:
         gone = {tp.partition for tp in revoked if tp.topic == topics.telemetry}
         _runtime.engine.drop(gone)
@@ -508,7 +537,8 @@ def _etcd_status() -> dict[str, Any] | None:
     control = rt().control
     if control is None:
         return None
-    return {"healthy": control.healthy, "errors": control.errors, "towers_alive": sorted(control.towers)}
+    return {"healthy": control.healthy, "errors": control.errors, "towers_alive": sorted(control.towers),
+            "lease_held": control.holds_lease, "cas_retries": control.cas_retried}  # fmt: skip
 
 
 def _by_class(now_ms: int) -> dict[str, int | None]:
@@ -549,6 +579,9 @@ def _figures() -> WorkerFigures:
         clock_offset_ms=engine.skew.estimate_ms,
         etcd=_etcd_status(),
         rss_bytes=_rss_bytes(),
+        rebalances=LIFE.rebalances,
+        rebalancing=bool(app.rebalancing),
+        restored_after_s=LIFE.restored_after_s,
         decided_after=engine.decided_after,  # read at once, in the loop that adds to it
         hazard_decided_after=engine.hazard_decided_after,
     )

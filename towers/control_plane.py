@@ -210,7 +210,8 @@ class ControlPlane:
         self.interval_s, self.lease_ttl_s = interval_s, lease_ttl_s
         self.on_towers = on_towers
         self.towers: dict[str, dict[str, Any]] = {}  # alive workers, from the watch
-        self.cas_retries: list[int] = []
+        self.cas_retries: deque[int] = deque(maxlen=LIMIT)  # per merge into the global view, the latest
+        self.cas_retried = 0  # retries over the worker's life
         self.errors = 0
         self.last_ok_wall_ms = 0
         self.last_global_ms = 0  # when this worker's part of the global view was last joined into etcd
@@ -267,6 +268,12 @@ class ControlPlane:
     @property
     def healthy(self) -> bool:
         return self.last_ok_wall_ms > 0 and time.time() * 1000 - self.last_ok_wall_ms < 3 * self.interval_s * 1000
+
+    @property
+    def holds_lease(self) -> bool:
+        """Its registration's lease granted and its last round with etcd (which keeps it alive) recent:
+        without it, its regions' snapshots lose their owner when the lease's TTL runs out."""
+        return self._lease is not None and self.healthy
 
     # ---- the thread -------------------------------------------------------------------------
     def _run(self) -> None:
@@ -325,8 +332,10 @@ class ControlPlane:
         written = encode_state(latest.view) if latest.view.entries else None
         if written is not None and written != self._global_written:  # unchanged: etcd has it already
             record = self._keep if self.cas_history is not None else None
-            self.cas_retries.append(cas_merge(client, f"{self.root}/global", latest.view, record=record,
-                                              event_now_ms=latest.event_now_ms))  # fmt: skip
+            retries = cas_merge(client, f"{self.root}/global", latest.view, record=record,
+                                event_now_ms=latest.event_now_ms)  # fmt: skip
+            self.cas_retries.append(retries)
+            self.cas_retried += retries
             self._global_written = written
         if written is not None:
             now = int(time.time() * 1000)

@@ -42,6 +42,9 @@ class WorkerFigures:
     clock_offset_ms: int = 0
     etcd: Mapping[str, Any] | None = None  # {"healthy", "errors"}; None: no control plane
     rss_bytes: int = 0
+    rebalances: int = 0
+    rebalancing: bool = False
+    restored_after_s: float | None = None  # the first restore of its tables, from the worker's start
     decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
     hazard_decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -67,6 +70,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_clock_offset_seconds": ("gauge", "this host's clock minus the vehicles' (corrected past 2 s)"),
     "corridor_tower_etcd_healthy": ("gauge", "1 while the control plane's last round with etcd succeeded"),
     "corridor_tower_etcd_errors_total": ("counter", "failed rounds with etcd"),
+    "corridor_tower_etcd_lease_held": ("gauge", "1 while its registration's lease is granted and kept alive"),
+    "corridor_tower_cas_retries_total": ("counter", "compare-and-swap retries merging into etcd's global view"),
+    "corridor_tower_rebalances_total": ("counter", "rebalances of the towers' group this worker went through"),
+    "corridor_tower_rebalancing": ("gauge", "1 while a rebalance is under way"),
+    "corridor_tower_restore_seconds": ("gauge", "how long the first restore of its tables took, from its start"),
     "corridor_tower_resident_memory_bytes": ("gauge", "the worker's resident memory"),
     "corridor_tower_advice_delay_seconds": (
         "histogram",
@@ -120,6 +128,12 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
     if f.etcd is not None:
         yield _one("corridor_tower_etcd_healthy", int(bool(f.etcd.get("healthy"))))
         yield _one("corridor_tower_etcd_errors_total", int(f.etcd.get("errors", 0)))
+        yield _one("corridor_tower_etcd_lease_held", int(bool(f.etcd.get("lease_held"))))
+        yield _one("corridor_tower_cas_retries_total", int(f.etcd.get("cas_retries", 0)))
+    yield _one("corridor_tower_rebalances_total", f.rebalances)
+    yield _one("corridor_tower_rebalancing", int(f.rebalancing))
+    if f.restored_after_s is not None:
+        yield _one("corridor_tower_restore_seconds", f.restored_after_s)
     yield _one("corridor_tower_resident_memory_bytes", f.rss_bytes)
     yield TOWER.histogram("corridor_tower_advice_delay_seconds", f.decided_after)
     yield TOWER.histogram("corridor_tower_hazard_advice_delay_seconds", f.hazard_decided_after)

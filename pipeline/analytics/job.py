@@ -178,6 +178,9 @@ class StatsSink:
         self.rows_out = 0
         self.delays_ms: list[int] = []  # window end (event time) → record produced (wall), for the bench
         self.batch_ms: list[int] = []  # each micro-batch's own duration, from Spark's progress
+        self.batches = 0  # micro-batches Spark reported progress on
+        self.input_rows = 0
+        self.rows_per_s = 0.0  # the latest batch's processing rate
         self._sent_file = out_dir / "_kafka_batches"
         self._producer: Producer | None = Producer(
             client_conf(producer_access, {"enable.idempotence": True, "linger.ms": 5, "log_level": 3})
@@ -273,11 +276,22 @@ class StatsSink:
     def on_progress(self, progress: Any) -> None:
         """Spark's progress report: the rows its watermark dropped are late telemetry, counted."""
         with self._lock:
+            self.batches += 1
+            self.input_rows += int(getattr(progress, "numInputRows", 0) or 0)
+            self.rows_per_s = float(getattr(progress, "processedRowsPerSecond", 0.0) or 0.0)
             took = (getattr(progress, "durationMs", None) or {}).get("triggerExecution")
             if took is not None and int(getattr(progress, "numInputRows", 0) or 0) > 0:
                 self.batch_ms.append(int(took))
             for op in getattr(progress, "stateOperators", []) or []:
                 self.late += int(getattr(op, "numRowsDroppedByWatermark", 0) or 0)
+
+    def figures(self) -> dict[str, Any]:
+        """Its counters for `/metrics` (`pipeline.analytics.metrics`), read under its lock."""
+        with self._lock:
+            return {"batches": self.batches, "input_rows": self.input_rows, "rows_per_s": self.rows_per_s,
+                    "batch_s": self.batch_ms[-1] / 1000 if self.batch_ms else None, "late": self.late,
+                    "records_out": self.rows_out,
+                    "window_delay_s": self.delays_ms[-1] / 1000 if self.delays_ms else None}  # fmt: skip
 
     def close(self) -> None:
         """Flush, and let the producer go with the job (it would log its broker's absence otherwise)."""
@@ -289,7 +303,7 @@ class StatsSink:
 def run_job(
     access: KafkaAccess, producer_access: KafkaAccess, topics: Topics, corridor: Corridor, out_dir: Path,
     checkpoint: Path, config: AnalyticsConfig, jars: list[Path], stop: threading.Event | None = None,
-    on_ready: Any = None,
+    on_ready: Any = None, on_sink: Any = None,
 ) -> StatsSink:  # fmt: skip
     """Run until `stop` is set (or, with `available_now`, until what is in the topics is processed)."""
     from pyspark.errors import StreamingQueryException
@@ -299,6 +313,8 @@ def run_job(
     spark = session(config, jars, out_dir.parent)
     spark.sparkContext.setLogLevel("ERROR")
     sink = StatsSink(out_dir, producer_access, topics.corridor_stats, corridor, config)
+    if on_sink is not None:  # its figures served while the query runs (`corridor analytics --metrics-port`)
+        on_sink(sink)
 
     class Listener(StreamingQueryListener):
         def onQueryStarted(self, event: Any) -> None:

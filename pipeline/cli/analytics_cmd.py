@@ -11,7 +11,7 @@ from rich.console import Console
 
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
-from pipeline.shared.errors import ConfigError
+from pipeline.shared.errors import ConfigError, StackError
 
 __all__ = ["analytics"]
 
@@ -35,6 +35,9 @@ def analytics(
     driver_memory: Annotated[str, typer.Option(help="Spark driver memory")] = "1g",
     trigger: Annotated[float, typer.Option(min=0.1, help="seconds between micro-batches")] = 2.0,
     ready_file: Annotated[Path | None, typer.Option(help="touched once the streaming query runs")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="serve its progress on /metrics (Prometheus), on 127.0.0.1")
+    ] = None,
 ) -> None:
     """Per 10-second window: each 1-km segment's vehicles, speeds, density and flow, advisories and
     hazards; travel times; congestion episodes and their shockwaves. To Parquet and to
@@ -43,9 +46,13 @@ def analytics(
         import pyspark
     except ImportError:
         raise ConfigError("corridor analytics needs Spark: pip install 'corridor[spark]'") from None
+    from prometheus_client import start_http_server
+
     from pipeline.admin import ensure_topics
     from pipeline.analytics.jars import connector_jars
-    from pipeline.analytics.job import AnalyticsConfig, run_job
+    from pipeline.analytics.job import AnalyticsConfig, StatsSink, run_job
+    from pipeline.analytics.metrics import analytics_families
+    from pipeline.shared.metric_catalog import registry_of
 
     if not (starting in ("earliest", "latest") or starting.isdigit()):
         raise ConfigError(f"--starting must be earliest, latest or a wall time in ms, got {starting!r}")
@@ -62,13 +69,21 @@ def analytics(
         if ready_file is not None:
             ready_file.touch()
 
+    def serve(sink: StatsSink) -> None:
+        assert metrics_port is not None
+        try:
+            start_http_server(metrics_port, addr="127.0.0.1",
+                              registry=registry_of(lambda: analytics_families(sink.figures())))  # fmt: skip
+        except OSError as exc:
+            raise StackError(f"the job's metrics cannot listen on 127.0.0.1:{metrics_port}: {exc.strerror}") from None
+
     stop = threading.Event()
     out.print(f"analytics on {master}: {topics.telemetry}, {topics.advisories}, {topics.hazards} → "
               f"{topics.corridor_stats} and {output}")  # fmt: skip
     try:
         sink = run_job(settings.kafka(Role.ANALYTICS), settings.kafka(Role.ANALYTICS), topics, corridor, output,
                        checkpoint or output / "checkpoint", config, jars, stop,
-                       on_ready=ready)  # fmt: skip
+                       on_ready=ready, on_sink=serve if metrics_port is not None else None)  # fmt: skip
     except KeyboardInterrupt:
         stop.set()
         return

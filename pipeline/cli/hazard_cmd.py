@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import Producer
+from opentelemetry.trace import SpanKind
 from rich.console import Console
 
 from pipeline.admin import ensure_topics
@@ -16,6 +17,7 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import CAUSE_CODES, OPERATOR, hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.tracing import REPORT_SPAN, Tracing, tracing_from_env
 
 __all__ = ["hazard"]
 
@@ -60,7 +62,11 @@ def hazard(
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.kafka(Role.ADMIN), topics.specs())
     producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"enable.idempotence": True}))
-    producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
+    tracing = tracing_from_env("corridor-hazard")  # with CORRIDOR_TRACES, the report starts a trace
+    with tracing.span(REPORT_SPAN, kind=SpanKind.PRODUCER, hazard=rec["hazard_id"], region=rec["region_id"]) as span:
+        producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"],
+                         headers=Tracing.headers(span) or None)  # fmt: skip
+    tracing.close()
     if producer.flush(15):
         raise StackError("the hazard report was not acknowledged within 15 s")
     verb = "cancelled" if cancel else "reported"

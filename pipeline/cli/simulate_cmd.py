@@ -50,6 +50,9 @@ def simulate(
     prometheus: Annotated[
         bool, typer.Option(help="Prometheus (Debian's) beside the run, on 127.0.0.1, scraping its workers and fleet")
     ] = False,
+    traces: Annotated[
+        bool, typer.Option(help="trace hazards from report to advisories (OpenTelemetry): the report gives each hop")
+    ] = False,
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
@@ -98,6 +101,7 @@ def simulate(
         "fcd": fcd,
         "on_web": lambda url: out.print(f"[bold]live page: {url}[/] (open it in a browser; it stops with the run)"),
         "prometheus": prometheus,
+        "traces": traces,
         "on_prometheus": lambda url: out.print(f"[bold]Prometheus: {url}[/] (its data and it stop with the run)"),
     }
     try:
@@ -120,6 +124,9 @@ def simulate(
     lat = s["latency_ms"]["hazard"]
     if lat["n"]:
         out.print(f"hazard → advisory latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (n={lat['n']})")
+    hops = (s.get("traces") or {}).get("hops_ms", {})
+    if hops:
+        out.print("hazard path from its traces: " + ", ".join(f"{h} p99 {d['p99']:.0f} ms" for h, d in hops.items()))
     prom = s.get("prometheus")
     if prom is not None:
         out.print(_prometheus_line(prom))

@@ -25,11 +25,13 @@ from aiohttp import web
 
 from pipeline.dashboard.board import Board, BoardConfig
 from pipeline.dashboard.feed import Feed
+from pipeline.dashboard.metrics import live_page_families
 from pipeline.dashboard.towers_view import TowersView
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.errors import StackError
+from pipeline.shared.metric_catalog import CONTENT_TYPE, exposition
 from towers.config import TowerConfig
 
 __all__ = ["Dashboard", "serve"]
@@ -150,15 +152,24 @@ class Dashboard:
             return web.json_response({"error": f"no vehicle numbered {num} on the road"}, status=404)
         return web.Response(body=_json(info), content_type="application/json")
 
-    async def stats_api(self, _: web.Request) -> web.Response:
-        """The server's own cost: CPU share of one core and bytes/s sent, since it started."""
+    def _stats(self) -> dict[str, Any]:
         t0, cpu0 = self._started
         wall = max(time.monotonic() - t0, 1e-9)
-        return web.json_response({"clients": self.clients, "bytes_sent": self.bytes_sent,
-                                  "bytes_per_s": round(self.bytes_sent / wall), "cpu_s": round(_cpu_s() - cpu0, 2),
-                                  "cpu_pct_of_one_core": round(100 * (_cpu_s() - cpu0) / wall, 1),
-                                  "wall_s": round(wall, 1), "feed_messages": self.feed.messages,
-                                  "updates": self.board.updates})  # fmt: skip
+        with self.lock:
+            refused = dict(self.board.refused)
+        return {"clients": self.clients, "bytes_sent": self.bytes_sent,
+                "bytes_per_s": round(self.bytes_sent / wall), "cpu_s": round(_cpu_s() - cpu0, 2),
+                "cpu_pct_of_one_core": round(100 * (_cpu_s() - cpu0) / wall, 1),
+                "wall_s": round(wall, 1), "feed_messages": self.feed.messages,
+                "undecodable": self.feed.undecodable, "refused": refused, "updates": self.board.updates}  # fmt: skip
+
+    async def stats_api(self, _: web.Request) -> web.Response:
+        """The server's own cost: CPU share of one core and bytes/s sent, since it started."""
+        return web.json_response(self._stats())
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        """The same figures for Prometheus (`pipeline.dashboard.metrics`)."""
+        return web.Response(body=exposition(live_page_families(self._stats())), headers={"Content-Type": CONTENT_TYPE})
 
     async def index(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -170,6 +181,7 @@ class Dashboard:
         app.router.add_get("/api/corridor", self.corridor_api)
         app.router.add_get("/api/vehicle", self.vehicle_api)
         app.router.add_get("/api/stats", self.stats_api)
+        app.router.add_get("/metrics", self.metrics)
         app.router.add_static("/static/", STATIC)
 
         async def background(_: web.Application) -> Any:

@@ -158,7 +158,7 @@ ALERT_RESOLVE_S = 30.0
 
 
 def _watch_alerts(d: Drill, workdir: Path, cleanup: contextlib.ExitStack) -> AlertWatch:
-    prom = PrometheusProcess(workdir)
+    prom = PrometheusProcess(workdir)  # the workers only: the drill's fleet has no page
     cleanup.callback(prom.stop)
     prom.start([w.port for w in d.workers])
 

@@ -7,29 +7,30 @@ shipped with the manifests."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLEET_JOB", "GATEWAYS_JOB", "TOWERS_JOB", "prometheus_config", "towers_targets"]
+__all__ = ["ANALYTICS_JOB", "FLEET_JOB", "GATEWAYS_JOB", "TOWERS_JOB", "prometheus_config", "towers_targets"]
 
 TOWERS_JOB = "corridor-towers"  # the job names the alert rules read (k8s/prometheus/rules.yml)
 GATEWAYS_JOB = "corridor-gateways"
 FLEET_JOB = "corridor-fleet"
+ANALYTICS_JOB = "corridor-analytics"
 
 
-def prometheus_config(towers_file: Path, fleet_port: int | None, rules: Path | None, interval_s: float = 1.0,
-                      gateway_ports: tuple[int, ...] = ()) -> dict[str, Any]:  # fmt: skip
+def prometheus_config(towers_file: Path, static: Mapping[str, Sequence[int]], rules: Path | None,
+                      interval_s: float = 1.0) -> dict[str, Any]:  # fmt: skip
+    """The towers by file discovery; the other parts (`static`: job → loopback ports) by address."""
     every = f"{int(interval_s * 1000)}ms"
     jobs: list[dict[str, Any]] = [
         {"job_name": TOWERS_JOB, "scrape_timeout": every,
          "file_sd_configs": [{"files": [str(towers_file)], "refresh_interval": "1s"}]},
     ]  # fmt: skip
-    if fleet_port is not None:
-        jobs.append({"job_name": FLEET_JOB, "scrape_timeout": every,
-                     "static_configs": [{"targets": [f"127.0.0.1:{fleet_port}"]}]})  # fmt: skip
-    if gateway_ports:
-        jobs.append({"job_name": GATEWAYS_JOB, "scrape_timeout": every,
-                     "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in gateway_ports]}]})  # fmt: skip
+    for job, ports in static.items():
+        if ports:
+            jobs.append({"job_name": job, "scrape_timeout": every,
+                         "static_configs": [{"targets": [f"127.0.0.1:{p}" for p in ports]}]})  # fmt: skip
     return {
         "global": {"scrape_interval": every, "evaluation_interval": every},
         "rule_files": [str(rules)] if rules is not None else [],

@@ -10,6 +10,7 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,10 @@ def prometheus_binary() -> str:
 
 
 class PrometheusProcess(ChildProcess):
-    def __init__(self, workdir: Path, fleet_port: int | None = None, gateway_ports: tuple[int, ...] = ()) -> None:
+    def __init__(self, workdir: Path, static: Mapping[str, Sequence[int]] | None = None) -> None:
         super().__init__(dict(os.environ), workdir / "prometheus.log")
         self.binary = prometheus_binary()
-        self.workdir, self.fleet_port, self.gateway_ports = workdir, fleet_port, gateway_ports
+        self.workdir, self.static = workdir, dict(static or {})  # job → loopback ports, besides the towers
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self._targets_file = workdir / "towers-targets.json"
@@ -55,7 +56,7 @@ class PrometheusProcess(ChildProcess):
         config = self.workdir / "prometheus.yml"
         config.write_text(
             json.dumps(
-                prometheus_config(self._targets_file, self.fleet_port, rules, gateway_ports=self.gateway_ports),
+                prometheus_config(self._targets_file, self.static, rules),
                 indent=1,
             )
         )

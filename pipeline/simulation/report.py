@@ -208,6 +208,8 @@ def _markdown(s: dict[str, Any]) -> str:
         lines.append(f"| {key} | {d['p50']:.1f} ms | {d['p95']:.1f} ms | {d['p99']:.1f} ms | {d['n']} |")
     if s.get("prometheus"):
         lines += ["", "## As Prometheus saw it", "", *_prometheus_lines(s["prometheus"])]
+    if s.get("traces"):
+        lines += ["", "## The hazard path, hop by hop (from its traces)", "", *_trace_lines(s["traces"])]
     lines += ["", "## Hazards", ""]
     for hid, h in s["hazards"].items():
         lines.append(
@@ -244,6 +246,15 @@ def _prometheus_lines(p: dict[str, Any]) -> list[str]:
         "",
         f"Alerts fired during the run: {fired}.",
     ]
+
+
+def _trace_lines(t: dict[str, Any]) -> list[str]:
+    lines = [f"{t['reports']} hazard reports traced; {t['traces_complete']} traces reached a vehicle whole "
+             "(report → tower → vehicle), one row per advisory received:", "",
+             "| hop | p50 | p99 | n |", "|---|---|---|---|"]  # fmt: skip
+    for hop, d in t["hops_ms"].items():
+        lines.append(f"| {hop} | {d['p50']:.1f} ms | {d['p99']:.1f} ms | {d['n']} |")
+    return lines
 
 
 def _unadvised(h: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from opentelemetry.trace import SpanKind
 
 from pipeline.admin import declare, end_offsets, start_group_at_end
 from pipeline.analytics.report import analytics_summary, draw_heatmap, draw_travel_times
@@ -23,8 +24,10 @@ from pipeline.analytics.segments import WINDOW_MS
 from pipeline.analytics.stats_topic import read_stats
 from pipeline.consistency.table import staleness_table
 from pipeline.leftovers import owned
+from pipeline.monitoring.config import ANALYTICS_JOB, FLEET_JOB, GATEWAYS_JOB
 from pipeline.monitoring.prometheus import PrometheusProcess, prometheus_binary
 from pipeline.monitoring.questions import run_questions
+from pipeline.monitoring.traces import hop_breakdown
 from pipeline.ports import free_ports
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.config import Settings
@@ -36,6 +39,7 @@ from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
+from pipeline.shared.tracing import REPORT_SPAN, FileSpanExporter, Tracing, read_spans
 from pipeline.shared.waiting import poll
 from pipeline.simulation.fcd_export import write_fcd
 from pipeline.simulation.fleet_metrics import FleetFigures, FleetMetricsServer
@@ -90,6 +94,7 @@ class _Run:
     etcd_back_at: float | None = None
     etcd_attached: bool = True  # how the stopped etcd had been started: restarted the same way
     hazard_hlcs: set[int] = field(default_factory=set)
+    tracing: Tracing = field(default_factory=lambda: Tracing("corridor-fleet"))  # the hazard reports' traces
 
     def close(self) -> None:
         """Let the hazard producer go before the broker does (see `TelemetrySink.close`)."""
@@ -135,11 +140,13 @@ class _Run:
                                     cancelled=True, clock=self.clock, corridor=self.fleet.corridor)  # fmt: skip
                 text = f"hazard {hid} cleared"
             self.hazard_hlcs.add(rec["hlc"])
-            if self.radio is not None:
-                self.radio.report_hazard(rec["region_id"], CODEC.encode(HAZARD, rec))
-                return f"{text}, over MQTT"
-            self.producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
-                                  rec["region_id"])  # fmt: skip
+            with self.tracing.span(REPORT_SPAN, kind=SpanKind.PRODUCER, hazard=hid, region=rec["region_id"]) as span:
+                carried = Tracing.headers(span)
+                if self.radio is not None:
+                    self.radio.report_hazard(rec["region_id"], CODEC.encode(HAZARD, rec), carried)
+                    return f"{text}, over MQTT"
+                self.producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
+                                      rec["region_id"], headers=carried or None)  # fmt: skip
             self.producer.flush(10)
             return text
         if ev.kind == "kill_worker":
@@ -226,12 +233,15 @@ def run_scenario(
     on_web: Callable[[str], None] = lambda url: None,
     prometheus: bool = False,
     on_prometheus: Callable[[str], None] = lambda url: None,
+    traces: bool = False,
 ) -> RunResult:
     """With `external_towers` the run drives the fleet and plays its events against towers that
     already serve the topics (a Kubernetes StatefulSet, say) instead of starting its own. Unless
     `keep_state`, the run's towers leave nothing behind: their changelog topics, consumer group,
     etcd keys and data directories are deleted at the end (the shared topics stay). With `prometheus`,
-    Debian's Prometheus scrapes the run's workers and fleet, and the report adds what it answers."""
+    Debian's Prometheus scrapes the run's workers and fleet, and the report adds what it answers. With
+    `traces`, each scenario hazard is traced from its report to every advisory it causes, and the
+    report breaks that latency down hop by hop."""
     if prometheus:
         prometheus_binary()  # missing: said before anything starts
     if external_towers:
@@ -241,6 +251,9 @@ def run_scenario(
     t_wall = time.monotonic()
     with contextlib.ExitStack() as cleanup:
         parts = _start_stack(scenario, settings, cleanup, external_towers, keep_state)
+        spans = parts.workdir / "traces"
+        if traces:  # the workers write their spans beside the run's own
+            parts.env["CORRIDOR_TRACES"] = f"file:{spans}"
         if not external_towers:
             _start_towers(parts, cleanup)
         if web is not None:  # the live page, from the moment there is something to show
@@ -253,7 +266,7 @@ def run_scenario(
         fleet = Fleet(parts.corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
                       start_ms=event_clock_start(driving))  # fmt: skip
         if scenario.analytics:  # from the run's first record: the job reads from this wall time on
-            _start_analytics(parts, out_dir, cleanup)
+            _start_analytics(parts, out_dir, cleanup, prometheus)
         if scenario.radio == "mqtt":
             listener: AdvisoryListener = _start_radio(parts, cleanup, prometheus)
         else:
@@ -267,6 +280,8 @@ def run_scenario(
                    radio=parts.link, pending=list(scenario.events))  # fmt: skip
         cleanup.callback(run.close)  # before the broker stops (callbacks run last-registered first)
         listener.hazard_triggers = run.hazard_hlcs  # the advice a report triggers is timed apart
+        if traces:
+            run.tracing = listener.tracing = Tracing("corridor-fleet", FileSpanExporter(spans))
         sink: TelemetrySink | RadioLink
         if parts.link is not None:
             sink = parts.link
@@ -307,6 +322,8 @@ def run_scenario(
         summary["towers_behind_ms"] = behind.summary()
         if prom is not None:
             summary["prometheus"] = _asked(prom, summary, time.monotonic() - t_wall)
+        if traces:
+            summary["traces"] = _traced(run.tracing, spans)
         corridor_stats = _analytics(parts, fleet, summary)
         paths = write_report(out_dir, summary, recorder, listener.stats.latencies_ms, _hazard_latencies(run, listener))
         if parts.spark is not None:
@@ -365,8 +382,12 @@ def _start_prometheus(parts: _Parts, figures: Callable[[], FleetFigures],
     """The fleet's /metrics page, then Prometheus scraping it and the run's workers."""
     page = FleetMetricsServer(free_ports(1)[0], figures)
     cleanup.callback(page.close)
-    gateways = (parts.gateway.metrics_port,) if parts.gateway and parts.gateway.metrics_port else ()
-    prom = PrometheusProcess(parts.workdir / "prometheus", page.port, gateways)
+    static = {FLEET_JOB: [page.port]}
+    if parts.gateway is not None and parts.gateway.metrics_port is not None:
+        static[GATEWAYS_JOB] = [parts.gateway.metrics_port]
+    if parts.spark is not None and parts.spark.metrics_port is not None:
+        static[ANALYTICS_JOB] = [parts.spark.metrics_port]
+    prom = PrometheusProcess(parts.workdir / "prometheus", static)
     cleanup.callback(prom.stop)
     return prom.start([w.port for w in parts.workers])
 
@@ -391,11 +412,26 @@ def _asked(prom: PrometheusProcess, summary: dict[str, Any], seconds: float) -> 
         return {"url": prom.url, "error": str(e)}
 
 
-def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack) -> None:
+def _traced(tracing: Tracing, spans: Path) -> dict[str, Any]:
+    """The hops of the hazard path, once every process's spans are written (the workers write theirs
+    every half second: until their count stops growing)."""
+    tracing.close()
+    counts: list[int] = []
+
+    def settled() -> bool:
+        counts.append(len(read_spans(spans)))
+        return len(counts) >= 3 and counts[-1] == counts[-3]
+
+    poll(settled, 10.0, interval=0.5)
+    return hop_breakdown(read_spans(spans))
+
+
+def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack, metrics: bool) -> None:
     shutil.rmtree(out_dir / "analytics", ignore_errors=True)  # an earlier run's, under the same name
     spark = AnalyticsProcess({**parts.env, "CORRIDOR_TOPIC_PREFIX": parts.settings.topic_prefix},
                              out_dir / "analytics", parts.workdir / "analytics-checkpoint",
-                             parts.workdir / "analytics.log")  # fmt: skip
+                             parts.workdir / "analytics.log",
+                             metrics_port=free_ports(1)[0] if metrics else None)  # fmt: skip
     cleanup.callback(spark.stop)
     scenario = parts.scenario
     spark.start(int(time.time() * 1000) - 1000, 1.0 if scenario.cam else scenario.hz, ANALYTICS_WATERMARK_S)

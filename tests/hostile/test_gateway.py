@@ -89,3 +89,22 @@ def test_a_full_inbox_drops_and_counts_rather_than_growing_without_bound(monkeyp
     for _ in range(25):
         gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", raw))
     assert len(gw._inbox) == 10 and gw.stats.inbox_dropped == 15
+
+
+def test_a_hazard_reports_trace_context_goes_on_in_one_bounded_header_and_nothing_else_does() -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    gw, kafka = gateway()
+    traced = message(b"corridor/v1/region/4/hazards", hazard(40.0))
+    traced.properties = Properties(PacketTypes.PUBLISH)
+    traced.properties.UserProperty = [("x-anything", "y" * 1000), ("traceparent", "00-" + "a" * 500)]
+    gw._on_message(None, None, traced)
+    flood = message(b"corridor/v1/region/4/hazards", hazard(40.0, t=6))
+    flood.properties = Properties(PacketTypes.PUBLISH)
+    flood.properties.UserProperty = [("k", "v")] * 10_000 + [("traceparent", "00-late")]
+    gw._on_message(None, None, flood)
+    (first, second) = kafka.sent
+    assert first[2] == {"traceparent": "00-" + "a" * 125}, "only the trace context, cut to W3C's size"
+    assert second[2] == {}, "past the first properties, nothing is read: the report goes on untraced"
+    assert gw.stats.hazards == 2 and not gw.stats.errors

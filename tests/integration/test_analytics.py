@@ -14,17 +14,20 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from pipeline.admin import ensure_topics
+from pipeline.analytics.metrics import analytics_families
 from pipeline.analytics.segments import NORTH, SegmentRow, segment_rows
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, STATS, TELEMETRY
+from pipeline.shared.metric_catalog import exposition
 from pipeline.shared.topics import Topics
 from pipeline.stack import Stack
 from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
+from tests.helpers import scraped
 
 pytestmark = pytest.mark.integration
 
@@ -118,6 +121,12 @@ def test_spark_equals_numpy_and_a_restart_resumes_without_double_counting(record
     _drive(settings, topics, t0 + 60_000, 60, WireFormat.RECORDS, seed=2)
     second = _run(settings, topics, out)
     assert second.late >= 1, "the late update is counted, not silently dropped"
+    # its progress as /metrics serves it (`corridor analytics --metrics-port`)
+    shown = scraped(exposition(analytics_families(second.figures())).decode())
+    assert shown[("corridor_analytics_batches_total", ())] >= 1
+    assert shown[("corridor_analytics_input_rows_total", ())] > 0
+    assert shown[("corridor_analytics_late_rows_total", ())] == second.late
+    assert shown[("corridor_analytics_records_out_total", ())] == second.rows_out
 
     from pyspark.sql import SparkSession
 

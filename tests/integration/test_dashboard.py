@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 from pipeline.ports import free_ports
-from tests.helpers import corridor
+from tests.helpers import corridor, scraped
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
@@ -96,6 +97,12 @@ def test_the_live_page_shows_vehicles_moving_a_reported_hazard_its_advice_and_th
             page.wait_for_function(f"() => dash.snapshot.advisories.some(a => a.hazard === '{hid}')",
                                    timeout=20_000)  # fmt: skip
             page.wait_for_function("() => dash.snapshot.rows.some(r => r[5] !== '')", timeout=10_000)
+            # its own figures for Prometheus, while this browser follows its stream
+            with urllib.request.urlopen(f"{url}metrics", timeout=5) as resp:
+                figures = scraped(resp.read().decode())
+            assert figures[("corridor_live_page_clients", ())] == 1
+            assert figures[("corridor_live_page_sent_bytes_total", ())] > 0
+            assert figures[("corridor_live_page_updates_total", ())] > 0
             shot = tmp_path / "dashboard.png"
             page.screenshot(path=str(shot), full_page=True)
             if target := os.environ.get("CORRIDOR_SCREENSHOT"):  # docs/images/live-page.png, on request

@@ -1,5 +1,5 @@
-"""A run watched by a real Prometheus (Debian's): asked over its HTTP API during the run, and at its
-end held to the run's own report."""
+"""A run watched by a real Prometheus (Debian's), asked over its HTTP API during the run and at its end
+held to the run's own report; and traced, its hazard path broken down hop by hop from its spans."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ DEER = {
 }  # fmt: skip
 
 
-def test_prometheus_scrapes_the_runs_workers_and_fleet_and_agrees_with_the_report(
+def test_prometheus_agrees_with_the_report_and_the_traces_follow_each_hazard_to_every_advisory(
     stack, prometheus_installed, tmp_path: Path
 ) -> None:
     seen: dict[str, Any] = {"during": []}
@@ -48,7 +48,7 @@ def test_prometheus_scrapes_the_runs_workers_and_fleet_and_agrees_with_the_repor
             })  # fmt: skip
 
     result = run_scenario(parse_scenario(DEER, "watched"), stack.settings, tmp_path / "report", on_tick=ask,
-                          prometheus=True)  # fmt: skip
+                          prometheus=True, traces=True)  # fmt: skip
     s = result.summary
     assert seen["during"], "Prometheus was asked while the run went on"
     now = seen["during"][-1]
@@ -63,5 +63,13 @@ def test_prometheus_scrapes_the_runs_workers_and_fleet_and_agrees_with_the_repor
     assert p["p99_agree"] == {"all": True, "hazard": True}, (p, s["latency_ms"])
     assert p["alerts_fired"] == [], "a healthy run fires no alert"
     assert "As Prometheus saw it" in result.paths["report"].read_text()
+    # the traces: each report's, through the tower that advised on it, to each vehicle that heard it
+    t = s["traces"]
+    assert t["reports"] == 3, "the deer, the crash and the deer's clearing"
+    assert t["traces_complete"] >= 2, t
+    hops = t["hops_ms"]
+    assert hops["report → vehicle"]["n"] == s["latency_ms"]["hazard"]["n"], "one trace per hazard advisory heard"
+    assert 0 <= hops["tower decides"]["p50"] <= hops["report → vehicle"]["p50"], hops
+    assert "hop by hop" in result.paths["report"].read_text()
     port = int(seen["url"].rsplit(":", 1)[1])
     assert is_free(port), "Prometheus stopped with the run"

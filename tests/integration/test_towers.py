@@ -96,6 +96,12 @@ def test_the_metrics_page_is_what_prometheus_reads_and_agrees_with_the_state_pag
     assert total("corridor_tower_dead_letters_total", "reason") == page["dead_letters"]
     assert total("corridor_tower_regions_owned") == {"": 9}
     assert set(total("corridor_tower_behind_seconds", "region")) == {str(r) for r in range(9)}
+    # every advisory timed, the hazard's too; its first restore and its one rebalance (joining) said
+    assert total("corridor_tower_advice_delay_seconds_count") == {"": page["counts"]["advisories"]}
+    assert total("corridor_tower_hazard_advice_delay_seconds_count")[""] > 0
+    assert 0 < total("corridor_tower_restore_seconds")[""] < 120
+    assert total("corridor_tower_rebalances_total")[""] >= 1 and total("corridor_tower_rebalancing") == {"": 0}
+    assert total("corridor_tower_etcd_lease_held") == {"": 1}, "registered with etcd, its lease kept alive"
 
 
 def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:

@@ -14,7 +14,7 @@ from pipeline.shared.errors import ConfigError
 
 
 def test_towers_are_scraped_by_the_job_the_alert_rules_name_every_second() -> None:
-    cfg = prometheus_config(Path("/run/t.json"), 20101, RULES)
+    cfg = prometheus_config(Path("/run/t.json"), {"corridor-fleet": [20101], "corridor-gateways": []}, RULES)
     assert cfg["global"] == {"scrape_interval": "1000ms", "evaluation_interval": "1000ms"}
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     assert jobs[TOWERS_JOB]["file_sd_configs"][0]["files"] == ["/run/t.json"]
@@ -24,7 +24,7 @@ def test_towers_are_scraped_by_the_job_the_alert_rules_name_every_second() -> No
 
 
 def test_without_a_fleet_only_the_towers_are_scraped() -> None:
-    cfg = prometheus_config(Path("t.json"), None, None)
+    cfg = prometheus_config(Path("t.json"), {}, None)
     assert [j["job_name"] for j in cfg["scrape_configs"]] == [TOWERS_JOB] and cfg["rule_files"] == []
 
 

@@ -27,8 +27,10 @@ FIGURES = WorkerFigures(
     sync_age_ms={2: 1_200, 5: 800},
     data_age_ms={"important": 900, "unimportant": None, "etcd_snapshot": 1_500},
     clock_offset_ms=-10_000,
-    etcd={"healthy": True, "errors": 5, "towers_alive": ["t1"]},
+    etcd={"healthy": True, "errors": 5, "towers_alive": ["t1"], "lease_held": True, "cas_retries": 3},
     rss_bytes=150 * 1024 * 1024,
+    rebalances=2,
+    restored_after_s=1.25,
 )
 
 
@@ -45,6 +47,9 @@ def test_the_figures_come_through_in_base_units_with_their_labels() -> None:
     assert got[("corridor_tower_etcd_healthy", ())] == 1 and got[("corridor_tower_etcd_errors_total", ())] == 5
     assert got[("corridor_tower_resident_memory_bytes", ())] == 150 * 1024 * 1024
     assert got[("corridor_tower_regions_owned", ())] == 2
+    assert got[("corridor_tower_etcd_lease_held", ())] == 1 and got[("corridor_tower_cas_retries_total", ())] == 3
+    assert got[("corridor_tower_rebalances_total", ())] == 2 and got[("corridor_tower_rebalancing", ())] == 0
+    assert got[("corridor_tower_restore_seconds", ())] == 1.25
 
 
 def test_every_name_is_declared_prefixed_and_a_counter_ends_in_total() -> None:
@@ -53,13 +58,14 @@ def test_every_name_is_declared_prefixed_and_a_counter_ends_in_total() -> None:
         assert family.name.startswith("corridor_tower_")
         declared = family.name + "_total" if family.type == "counter" else family.name
         assert declared in METRICS and METRICS[declared][0] == family.type, family.name
-    units = re.compile(r"_(seconds|bytes|total|messages|regions|owned|vehicles|healthy|recovered)$")
+    units = re.compile(r"_(seconds|bytes|total|messages|regions|owned|vehicles|healthy|recovered|held|rebalancing)$")
     assert all(units.search(name) for name in METRICS), "base units, or a count of things"
 
 
 def test_without_a_control_plane_there_is_no_etcd_figure() -> None:
-    got = scraped(exposition(WorkerFigures(**{**FIGURES.__dict__, "etcd": None})).decode())
-    assert not [name for name, _ in got if "etcd_healthy" in name or "etcd_errors" in name]
+    got = scraped(exposition(WorkerFigures(**{**FIGURES.__dict__, "etcd": None, "restored_after_s": None})).decode())
+    assert not [name for name, _ in got if "etcd" in name or "cas_" in name]
+    assert ("corridor_tower_restore_seconds", ()) not in got, "not restored yet: no figure, not a zero"
 
 
 def test_the_manuals_table_lists_every_metric() -> None:

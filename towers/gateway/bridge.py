@@ -51,6 +51,7 @@ from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
 from pipeline.shared.metric_catalog import registry_of
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import LatencyHistogram
+from pipeline.shared.tracing import TRACEPARENT
 from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused
 from towers.gateway.metrics import gateway_families
 
@@ -161,7 +162,7 @@ class Gateway:
             payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
             topic = m.topic  # paho decodes it; a topic that is not UTF-8 raises
             if topic.endswith("/hazards"):
-                self._hazard(topic, payload)
+                self._hazard(topic, payload, _trace_context(m))
             elif len(self._inbox) >= MAX_INBOX:
                 with self._lock:
                     self.stats.inbox_dropped += 1
@@ -292,7 +293,7 @@ class Gateway:
             if refused is not None:
                 self._dead(refused, topic)
 
-    def _hazard(self, topic: str, payload: bytes) -> None:
+    def _hazard(self, topic: str, payload: bytes, traced: list[tuple[str, str | bytes | None]] | None = None) -> None:
         if len(payload) > MAX_PAYLOAD:
             return self._dead(Refused(None, payload, f"too-large: {len(payload)} bytes (at most {MAX_PAYLOAD})"), topic)
         try:
@@ -305,7 +306,7 @@ class Gateway:
             return self._dead(Refused(region, payload, why), topic)
         with self._lock:
             self.stats.hazards += 1
-        self._produce(self.kafka.hazards, payload, region)
+        self._produce(self.kafka.hazards, payload, region, traced or None)
         return None
 
     def _frames(self, beat: bool) -> list[int]:
@@ -359,6 +360,17 @@ class Gateway:
         if len(payload) < len(refused.payload):
             headers.append(("truncated-from", str(len(refused.payload)).encode()))
         self._produce(self.kafka.dead_letter, payload, region, headers)
+
+
+def _trace_context(m: mqtt.MQTTMessage) -> list[tuple[str, str | bytes | None]]:
+    """A hazard report's W3C trace context (an MQTT 5 user property) as the Kafka header it goes on in;
+    anything else in its properties stays behind. Bounded: a header is a few dozen bytes."""
+    props = getattr(m, "properties", None)
+    pairs = getattr(props, "UserProperty", None) or []
+    found: list[tuple[str, str | bytes | None]] = [
+        (TRACEPARENT, value[:128]) for key, value in pairs[:8] if key == TRACEPARENT and isinstance(value, str)
+    ]
+    return found[:1]
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
