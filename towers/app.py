@@ -574,6 +574,7 @@ def _figures() -> WorkerFigures:
         resent=dict(runtime.ledger.resent),
         unsettled=runtime.ledger.unsettled,
         behind_ms={r: ms for r, ms in engine.behind_ms(now).items() if r in owned},
+        lag_ms={r: ms for r, ms in engine.lag_ms(now).items() if r in owned},
         sync_age_ms=engine.view.staleness_ms(now),
         data_age_ms=_by_class(now),
         clock_offset_ms=engine.skew.estimate_ms,

@@ -184,7 +184,9 @@ class TowerEngine:
                 else:  # its rows are judged one by one below; the head alone moves nothing
                     self.counts["frame-heads-refused"] += 1
                 st.last_sent_ms = max(st.last_sent_ms, head.sent_at)
-                self.view.log.vehicle_lag_ms.append(self.wall_ms() - head.sent_at)
+                st.processed_at_ms = self.wall_ms()
+                st.waited_ms = st.processed_at_ms - head.sent_at
+                self.view.log.vehicle_lag_ms.append(st.waited_ms)
                 sent_at: int | None = head.sent_at
             elif writer is TELEMETRY:
                 ups = decode_record(raw)
@@ -406,6 +408,13 @@ class TowerEngine:
         """Per region, the age of the newest frame processed: near one tick when the tower keeps up,
         growing when telemetry arrives faster than it is processed."""
         return {r: now_ms - st.last_sent_ms for r, st in self.states.items() if st.last_sent_ms}
+
+    def lag_ms(self, now_ms: int, quiet_ms: int = 10_000) -> dict[int, int]:
+        """Per region, how long its newest frame waited before it was processed: the tower's delay
+        while telemetry comes, 0 once none has come for `quiet_ms` (an idle corridor is not late;
+        a worker too stuck to process is one too stuck to answer its scrape)."""
+        return {r: st.waited_ms if now_ms - st.processed_at_ms <= quiet_ms else 0
+                for r, st in self.states.items() if st.processed_at_ms}  # fmt: skip
 
     # ---- helpers ----------------------------------------------------------------------------
     def _event_now(self, r: int) -> int:

@@ -73,6 +73,9 @@ class RegionEngine:
         self.unsnapshotted_since_ms = 0
         self.watermark_ms = 0  # newest event time merged
         self.last_sent_ms = 0  # wall send time of the newest frame processed: how far behind the tower is
+        # how long the newest frame waited before it was processed, and when that was (wall ms)
+        self.waited_ms = 0
+        self.processed_at_ms = 0
         self.dirty_buckets = np.zeros(BUCKETS, np.bool_)
         self.dirty_members: set[int] = set()
         self.hazards_dirty = False

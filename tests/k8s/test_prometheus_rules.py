@@ -63,7 +63,8 @@ def test_the_tower_pods_are_scraped_on_their_web_port_at_metrics() -> None:
 
 
 def test_the_gateway_pods_serve_and_announce_their_metrics_port() -> None:
-    (gateways,) = yaml.safe_load_all((RULES.parent / "radio" / "gateways.yaml").read_text())
+    docs = list(yaml.safe_load_all((RULES.parent / "radio" / "gateways.yaml").read_text()))
+    (gateways,) = [d for d in docs if d["kind"] == "Deployment"]
     pod = gateways["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     command = container["command"]
@@ -72,3 +73,19 @@ def test_the_gateway_pods_serve_and_announce_their_metrics_port() -> None:
     assert {"name": "metrics", "containerPort": int(port)} in container["ports"]
     assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": port,
                                               "prometheus.io/path": "/metrics"}  # fmt: skip
+
+
+def test_the_clusters_prometheus_config_is_valid_and_finds_each_part_by_its_headless_service(promtool: str) -> None:
+    done = subprocess.run([promtool, "check", "config", "--syntax-only", "prometheus.yml"], cwd=RULES,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load((RULES / "prometheus.yml").read_text())
+    services = {d["metadata"]["name"]: d for f in ("corridor/towers.yaml", "radio/gateways.yaml")
+                for d in yaml.safe_load_all((RULES.parent / f).read_text()) if d["kind"] == "Service"}  # fmt: skip
+    jobs = {j["job_name"]: j["dns_sd_configs"][0] for j in config["scrape_configs"]}
+    assert set(jobs) == {"corridor-towers", "corridor-gateways"}, "the jobs the rules read"
+    for sd in jobs.values():
+        (name,) = sd["names"]
+        service = services[name]
+        assert service["spec"]["clusterIP"] == "None", f"{name}: a record per pod, not one virtual address"
+        assert sd["port"] in {p["port"] for p in service["spec"]["ports"]}

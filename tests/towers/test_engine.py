@@ -380,3 +380,14 @@ def test_a_vehicle_that_comes_back_after_expiring_is_there_again_whatever_the_to
     assert "lagging" not in st.members, "silent past the TTL: expired"
     e.on_telemetry(4, frame(4, [upd("lagging", 40.5, t=16)]), st)
     assert "lagging" in st.members and st.vehicle("lagging") is not None
+
+
+def test_a_frames_wait_is_the_towers_lag_until_the_region_falls_quiet() -> None:
+    """Sent at T0 + 55 s, processed at T0 + 60 s (the engine's clock): it waited 5 s. With no frame for
+    longer than the quiet bound the region is idle, not late; its newest telemetry only grows older."""
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("v", 38.0, t=55)]), st)
+    assert e.lag_ms(T0 + 60_000) == {4: 5_000} and e.behind_ms(T0 + 60_000) == {4: 5_000}
+    assert e.lag_ms(T0 + 60_000 + 10_001) == {4: 0}, "idle: nothing waits"
+    assert e.behind_ms(T0 + 60_000 + 10_001) == {4: 15_001}

@@ -260,6 +260,48 @@ print(json.dumps({"brokers": sorted([b.id, b.host] for b in md.brokers.values())
 """
 
 
+#: run in towers-0: the namespace's Prometheus asked what it scraped, as any client in the cluster would
+_ASK_PROMETHEUS = """
+import json, sys, urllib.parse, urllib.request
+out = {}
+for name, expr in json.loads(sys.argv[1]).items():
+    url = "http://prometheus:9090/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        out[name] = json.loads(resp.read())["data"]["result"]
+print(json.dumps(out))
+"""
+PROMETHEUS_QUESTIONS = {
+    "towers_up": 'count(up{job="corridor-towers"} == 1)',
+    "gateways_up": 'count(up{job="corridor-gateways"} == 1)',
+    "advisories": "sum(corridor_tower_advisories_total)",
+    "firing": 'ALERTS{alertstate="firing"}',
+}
+
+
+def prometheus_problems(rendered: list[dict[str, Any]], answers: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The cluster's Prometheus scraped every tower worker and gateway the overlay runs, counted the
+    advisories they decided, and has no critical alert firing once the producers' Job is done."""
+
+    def value(name: str) -> float:
+        found = answers.get(name) or []
+        return float(found[0]["value"][1]) if found else 0.0
+
+    replicas = {(d["kind"], d["metadata"]["name"]): int(d["spec"].get("replicas", 1)) for d in rendered
+                if d["kind"] in ("StatefulSet", "Deployment")}  # fmt: skip
+    problems = []
+    for part, key in (("towers", ("StatefulSet", "towers")), ("gateways", ("Deployment", "gateways"))):
+        want = replicas.get(key, 0)
+        if value(f"{part}_up") != want:
+            problems.append(f"Prometheus scrapes {value(f'{part}_up'):.0f} of the {want} {part}")
+    if value("advisories") <= 0:
+        problems.append("Prometheus counted no advisory decided by the towers")
+    critical = sorted({a["metric"]["alertname"] for a in answers.get("firing", [])
+                       if a["metric"].get("severity") == "critical"})  # fmt: skip
+    if critical:
+        problems.append(f"critical alerts firing after the Job: {critical}")
+    return problems
+
+
 def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
                       members: list[dict[str, Any]]) -> list[str]:  # fmt: skip
     """Kafka's node ids are the pods' ordinals and each advertises its own pod's name; etcd's members
@@ -407,6 +449,8 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
                 result.problems.append("no advisory was delivered")
             if result.summary.dead_letters != 0:
                 result.problems.append(f"{result.summary.dead_letters} dead letters")
+        if ("deployment", "prometheus") in workloads(rendered):
+            result.problems += _ask_prometheus(cluster, namespace, rendered, say)
     except (StackError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
         result.problems.append(str(exc))
     finally:
@@ -423,6 +467,26 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
     if not last:  # the next overlay gets the node to itself
         cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
     return result
+
+
+def _ask_prometheus(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], say: Say) -> list[str]:
+    """Until its answers hold (a scrape every 5 s: a minute at most), or what still does not."""
+    answers: dict[str, Any] = {}
+
+    def holds() -> bool:
+        out = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _ASK_PROMETHEUS,
+                              json.dumps(PROMETHEUS_QUESTIONS), check=False)  # fmt: skip
+        try:
+            answers.update(json.loads(out))
+        except ValueError:
+            return False
+        return not prometheus_problems(rendered, answers)
+
+    poll(holds, 60, interval=5)
+    firing = sorted({a["metric"]["alertname"] for a in answers.get("firing", [])})
+    say(f"the namespace's Prometheus: {answers.get('towers_up')} towers and {answers.get('gateways_up')} gateways "
+        f"up, alerts firing: {firing or 'none'}")  # fmt: skip
+    return prometheus_problems(rendered, answers) if answers else ["the namespace's Prometheus gave no answer"]
 
 
 def _collect(cluster: Cluster, namespace: str, folder: Path) -> None:
