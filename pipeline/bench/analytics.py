@@ -21,7 +21,7 @@ from typing import Any
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.analytics.jars import connector_jars
 from pipeline.analytics.job import AnalyticsConfig, run_job
-from pipeline.bench.towers import _drain, tower_worker
+from pipeline.bench.towers import drain_rate, tower_worker
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
@@ -62,7 +62,7 @@ def _throughput(settings: Settings, topics: Topics, vehicles: int, seconds: int,
     worker = tower_worker(settings, topics.prefix, work, app_env, 0)
     worker.start()
     try:
-        out["tower_worker_updates_per_s"] = round(_drain([worker], stats.updates, timeout=300))
+        out["tower_worker_updates_per_s"] = round(drain_rate([worker], stats.updates, timeout=300))
     finally:
         worker.stop()
     out["spark_share_of_tower_worker"] = round(out["spark_updates_per_s"] / out["tower_worker_updates_per_s"], 3)

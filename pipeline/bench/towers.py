@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from opentelemetry.trace import SpanKind
 
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.leftovers import scratch_prefix
@@ -27,6 +28,7 @@ from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
+from pipeline.shared.tracing import REPORT_SPAN, Tracing
 from pipeline.workers import TowerProcess, worker_env
 from producers.drive import DriveConfig, drive, event_clock_start
 from producers.fleet import Fleet, FleetConfig
@@ -34,7 +36,7 @@ from producers.listener import AdvisoryListener
 from producers.sink import TelemetrySink
 from towers.frames import decode_frame
 
-__all__ = ["processed_updates", "run_latency", "run_throughput", "tower_worker"]
+__all__ = ["drain_rate", "latency_at", "processed_updates", "run_latency", "run_throughput", "tower_worker"]
 
 
 def _aiokafka_baseline(bootstrap: str, topic: str, records: int, decode: bool = False, timeout: float = 120) -> float:
@@ -80,7 +82,7 @@ def processed_updates(worker: TowerProcess) -> int:
     return int(st["counts"].get("updates", 0)) if st else 0
 
 
-def _drain(workers: list[TowerProcess], total: int, timeout: float, idle_s: float = 8.0) -> float:
+def drain_rate(workers: list[TowerProcess], total: int, timeout: float, idle_s: float = 8.0) -> float:
     """Updates/s from the first processed update until all `total` were processed, or until the
     count stopped growing for `idle_s` (the rate then ends at its last growth)."""
     deadline = time.monotonic() + timeout
@@ -133,7 +135,7 @@ def run_throughput(settings: Settings, quick: bool = False) -> dict[str, Any]:
                 workdir = Path(tmp) / f"run{sum(map(len, rates.values()))}"
                 workers = [tower_worker(settings, topics.prefix, workdir, app_env, i).start() for i in range(n)]
                 try:
-                    rates[n].append(_drain(workers, total, timeout=300))
+                    rates[n].append(drain_rate(workers, total, timeout=300))
                 finally:
                     for w in workers:
                         w.stop()
@@ -171,17 +173,21 @@ def run_latency(
         with tempfile.TemporaryDirectory() as tmp:
             worker = tower_worker(settings, topics.prefix, Path(tmp), {}, 0).start()
             try:
-                out[f"load_{load}"] = _latency_at(bootstrap, topics, corridor, worker, load, 8 if quick else 30)
+                out[f"load_{load}"] = latency_at(bootstrap, topics, corridor, worker, load, 8 if quick else 30)
             finally:
                 worker.stop()
                 delete_prefixed(bootstrap, topics.prefix)  # its towers' changelogs too
     return out
 
 
-def _latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProcess, load: int, seconds: int) -> dict:
+def latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProcess, load: int, seconds: int,
+               tracing: Tracing | None = None) -> dict:  # fmt: skip
+    """Hazard → advisory latency at `load` updates/s; with `tracing`, each report starts a trace."""
+    tracing = tracing or Tracing("bench")
     worker.wait_ready(topics.regions)
     fleet = Fleet(corridor, FleetConfig(vehicles=load, seed=9), start_ms=int(time.time() * 1000))
     listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True)
+    listener.tracing = tracing
     producer = Producer(client_conf(bootstrap, {"linger.ms": 0, "enable.idempotence": True}))
     sent: dict[str, int] = {}
 
@@ -192,7 +198,9 @@ def _latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProc
         km = 4.0 + (len(sent) * 7.3) % 70
         hid = f"bench-{len(sent)}"
         rec = hazard_record(km, "OBSTACLE", "BOTH", 6, fleet.start_ms + int(sim_s * 1000), 30, hid, "bench")
-        producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(), rec["region_id"])
+        with tracing.span(REPORT_SPAN, kind=SpanKind.PRODUCER, hazard=hid) as span:
+            producer.produce(topics.hazards, CODEC.encode(HAZARD, rec), str(rec["region_id"]).encode(),
+                             rec["region_id"], headers=Tracing.headers(span) or None)  # fmt: skip
         producer.poll(0)
         sent[hid] = rec["hlc"]
 

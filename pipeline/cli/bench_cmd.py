@@ -115,6 +115,12 @@ def _failover(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_failover(ctx.obj, quick=quick)
 
 
+def _observability(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.observability import run_observability
+
+    return run_observability(ctx.obj, quick=quick)
+
+
 def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.consistency.partition import Plan, run_consistency
 
@@ -156,12 +162,13 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "failover": _failover,
     "mqtt": _mqtt,
     "live": _live,
+    "observability": _observability,
     "consistency": _consistency,
     "security": _security,  # starts a plain and a secure stack of its own
     "analytics": _analytics,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "failover", "mqtt", "live", "consistency", "analytics"}  # fmt: skip
+               "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability"}  # fmt: skip
 
 
 def _missing_mqtt(settings: Settings) -> str | None:
@@ -186,6 +193,7 @@ def _present(_settings: Settings) -> str | None:
 LEFT_OUT_OF_QUICK = {
     "analytics": "a Spark session alone takes tens of seconds to start",
     "failover": "its drills kill a worker six times over, a minute each",
+    "observability": "six drains and two latency runs: several minutes",
 }
 #: sections that need an optional part: skipped, with the reason, when it is missing
 OPTIONAL: dict[str, Callable[[Settings], str | None]] = {"mqtt": _missing_mqtt, "analytics": _missing_spark}
