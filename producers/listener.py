@@ -75,17 +75,18 @@ class AdvisoryListener:
             if not msgs:
                 break
             read += len(msgs)
-            if self.tracing.enabled:
+            arrived_ns = time.time_ns()
+            self.apply_values([v for m in msgs if m.error() is None and (v := m.value()) is not None], fleet,
+                              sim_start_ms, arrived_ns / 1e6)  # fmt: skip
+            if self.tracing.enabled:  # after: one process stands for every vehicle, and each would trace its own
                 for m in msgs:
                     if headers := m.headers():
-                        self.tracing.received(VEHICLE_SPAN, headers, region=m.partition() or 0)
-            self.apply_values([v for m in msgs if m.error() is None and (v := m.value()) is not None], fleet,
-                              sim_start_ms)  # fmt: skip
+                        self.tracing.received(VEHICLE_SPAN, headers, at_ns=arrived_ns, region=m.partition() or 0)
         return read
 
-    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int) -> None:
-        """Decode advisories, however they came, and hand them to the fleet."""
-        now_ms = time.time() * 1000
+    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int, now_ms: float | None = None) -> None:
+        """Decode advisories, however they came, and hand them to the fleet (`now_ms`: when they came)."""
+        now_ms = time.time() * 1000 if now_ms is None else now_ms
         for value in values:
             try:
                 adv = CODEC.decode(value, ADVISORY)

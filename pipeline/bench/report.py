@@ -52,6 +52,7 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("failover", "1.5 s sessions.served_again_p99_s"): Target("<=", 2, "s"),
     ("observability", "towers.scraped_cost_pct"): Target("<=", 3, "%"),
     ("observability", "towers.histograms_cost_pct"): Target("<=", 3, "%"),
+    ("observability", "towers.histograms_cost_at_default_scenario_pct"): Target("<=", 3, "%"),
     **{
         ("failover", f"{s}.{m}"): Target("<=", 0, m.split("_")[0])
         for s in ("6 s sessions", "1.5 s sessions")

@@ -113,10 +113,13 @@ class Tracing:
         with self._tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes) as s:
             yield s
 
-    def received(self, name: str, carried: Headers, **attributes: str | int | float) -> None:
-        """The end of a trace: a span at the moment a traced message arrived (no-op without context)."""
+    def received(self, name: str, carried: Headers, at_ns: int | None = None, **attributes: str | int | float) -> None:
+        """The end of a trace: a span at the moment (`at_ns`, default now) a traced message arrived;
+        nothing without a valid context."""
         if self.enabled and (parent := _extract(carried)) is not None:
-            self._tracer.start_span(name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes).end()
+            span = self._tracer.start_span(name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes,
+                                           start_time=at_ns)  # fmt: skip
+            span.end(end_time=at_ns)
 
     @staticmethod
     def headers(s: trace.Span | None) -> list[tuple[str, str | bytes | None]]:
