@@ -30,7 +30,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipeline.shared.errors import StackError
 from pipeline.shared.radio_topics import RadioTopics
-from pipeline.shared.tracing import Tracing
+from pipeline.shared.tracing import TRACEPARENT, VEHICLE_SPAN, Tracing
 from producers.encoding import vehicle_id
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
@@ -77,7 +77,9 @@ class RadioLink:
     def __init__(self, host: str, port: int, topics: RadioTopics, connections: int = 8) -> None:
         self.topics = topics
         self.stats = RadioStats()
-        self._heard: deque[bytes] = deque()  # advisories, appended by the clients' network threads
+        # advisories, appended by the clients' network threads, with their trace context if they carry one
+        self._heard: deque[tuple[bytes, str | None]] = deque()
+        self.traced: list[tuple[str, int]] = []  # (traceparent, wall ns) of the advisories heard, unread
         self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
         self._subscribed: list[set[int]] = [set() for _ in range(connections)]  # regions
         self._vehicles: list[set[int]] = [set() for _ in range(connections)]  # vehicle numbers
@@ -97,7 +99,7 @@ class RadioLink:
         client.max_inflight_messages_set(1000)
         # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
         client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
-        client.on_message = lambda _c, _u, msg: self._heard.append(bytes(msg.payload))
+        client.on_message = lambda _c, _u, msg: self._heard.append((bytes(msg.payload), _traceparent(msg)))
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, reasons)
         client.on_unsubscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, [])
@@ -207,11 +209,13 @@ class RadioLink:
         those copies: the downlink's real load)."""
         out = []
         while self._heard:
-            value = self._heard.popleft()
+            value, traceparent = self._heard.popleft()
             self.stats.received += 1
             if value not in self._seen:
                 self._seen[value] = None
                 out.append(value)
+                if traceparent is not None:
+                    self.traced.append((traceparent, time.time_ns()))
                 if len(self._seen) > 100_000:
                     self._seen.popitem(last=False)
         return out
@@ -229,14 +233,26 @@ class RadioListener(AdvisoryListener):
         self.stats = ListenerStats()
         self.keep_history = keep_history
         self.hazard_triggers: set[int] = set()
-        self.tracing = Tracing("corridor-fleet")  # advisories over MQTT carry no trace context (yet)
+        self.tracing = Tracing("corridor-fleet")  # the run's, when traced
         self.link = link
 
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
         self.link.follow(fleet)
         heard = self.link.heard()
         self.apply_values(heard, fleet, sim_start_ms)
+        traced, self.link.traced = self.link.traced, []
+        for traceparent, at_ns in traced:  # the trace of a hazard report, ended at the vehicle
+            self.tracing.received(VEHICLE_SPAN, [(TRACEPARENT, traceparent)], at_ns=at_ns)
         return len(heard)
 
     def close(self) -> None:
         """The link is closed by its owner."""
+
+
+def _traceparent(msg: mqtt.MQTTMessage) -> str | None:
+    """An advisory's trace context (an MQTT 5 user property the gateway sets), if it carries one."""
+    props = getattr(msg, "properties", None)
+    for key, value in (getattr(props, "UserProperty", None) or [])[:8]:
+        if key == TRACEPARENT and isinstance(value, str):
+            return value[:128]
+    return None

@@ -108,3 +108,11 @@ def test_a_hazard_reports_trace_context_goes_on_in_one_bounded_header_and_nothin
     assert first[2] == {"traceparent": "00-" + "a" * 125}, "only the trace context, cut to W3C's size"
     assert second[2] == {}, "past the first properties, nothing is read: the report goes on untraced"
     assert gw.stats.hazards == 2 and not gw.stats.errors
+
+
+def test_a_traced_advisory_goes_to_the_radio_with_its_context_and_others_with_none() -> None:
+    context = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
+    props = bridge._downlink_properties([("traceparent", context)])
+    assert props is not None and props.UserProperty == [("traceparent", context.decode())]
+    assert bridge._downlink_properties({"traceparent": b"\xff" * 500}).UserProperty[0][1] == "\ufffd" * 128
+    assert bridge._downlink_properties(None) is None and bridge._downlink_properties([("other", b"x")]) is None

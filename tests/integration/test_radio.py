@@ -102,10 +102,14 @@ def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop
                          "published": prom.value("sum(corridor_fleet_radio_published_total)")})  # fmt: skip
 
     s = run_scenario(parse_scenario(short, "e2e-radio"), stack.settings, tmp_path / "report", on_tick=ask,
-                     prometheus=True).summary  # fmt: skip
+                     prometheus=True, traces=True).summary  # fmt: skip
     (mid,) = seen
     assert mid["up"] == 1 and mid["subscribed"] == 1, mid
     assert mid["published"] and mid["received"] and mid["received"] > 0.9 * mid["published"], mid
+    # the hazard reports traced over the radio both ways: MQTT 5 user properties, Kafka headers between
+    hops = s["traces"]["hops_ms"]
+    assert s["traces"]["reports"] == 2, s["traces"]
+    assert hops["report → vehicle"]["n"] == s["latency_ms"]["hazard"]["n"] > 0, s["traces"]
     deer = s["hazards"]["deer"]
     assert deer["advisories"] > 0 and deer["actions"]["SLOW_DOWN"] > 0, s
     r = s["radio"]

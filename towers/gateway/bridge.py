@@ -39,6 +39,8 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import start_http_server
 from prometheus_client.core import Metric
@@ -332,7 +334,8 @@ class Gateway:
                     value, region = msg.value(), msg.partition()
                     if msg.error() is None and value is not None and region is not None:
                         try:
-                            self.client.publish(self._downlink_topic(region, value), value, qos=1)
+                            self.client.publish(self._downlink_topic(region, value), value, qos=1,
+                                                properties=_downlink_properties(msg.headers()))  # fmt: skip
                             self.stats.advisories_forwarded += 1
                         except Exception as exc:  # one advisory that cannot go out stops no other
                             self._failed("downlink", exc)
@@ -360,6 +363,18 @@ class Gateway:
         if len(payload) < len(refused.payload):
             headers.append(("truncated-from", str(len(refused.payload)).encode()))
         self._produce(self.kafka.dead_letter, payload, region, headers)
+
+
+def _downlink_properties(headers: Any) -> Properties | None:
+    """A traced advisory's context (its Kafka header) as an MQTT 5 user property; None for the rest."""
+    pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    for key, value in pairs:
+        if key == TRACEPARENT and value is not None:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.UserProperty = [(TRACEPARENT, text[:128])]
+            return props
+    return None
 
 
 def _trace_context(m: mqtt.MQTTMessage) -> list[tuple[str, str | bytes | None]]:
