@@ -36,6 +36,7 @@ from typing import Any
 import faust
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from faust.tables import TableManager
+from faust.types import TP
 from opentelemetry.trace import SpanKind
 
 from pipeline.shared.access import Role, client_conf
@@ -556,6 +557,25 @@ def _owned() -> list[int]:
     return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.telemetry)
 
 
+def _lag_records(owned: list[int]) -> dict[int, int]:
+    """Per served region, telemetry records in its partition not yet read: the broker's high
+    watermark as the consumer last fetched it, less the offset Faust's stream read last (Faust keeps
+    that in `_read_offset`, with no public accessor). A region not fetched or read yet: no figure."""
+    consumer = app.consumer
+    read_offsets = getattr(consumer, "_read_offset", {})
+    out = {}
+    for r in owned:
+        tp = TP(topics.telemetry, r)
+        try:
+            high = consumer.highwater(tp)
+        except Exception:  # not assigned (any more), or not fetched yet: no figure, and no failed scrape
+            continue
+        read = read_offsets.get(tp)
+        if high is not None and read is not None:
+            out[r] = max(0, int(high) - int(read) - 1)
+    return out
+
+
 def _figures() -> WorkerFigures:
     """This worker's figures, read once for both the state page and a Prometheus scrape."""
     runtime, owned = rt(), _owned()
@@ -575,6 +595,7 @@ def _figures() -> WorkerFigures:
         unsettled=runtime.ledger.unsettled,
         behind_ms={r: ms for r, ms in engine.behind_ms(now).items() if r in owned},
         lag_ms={r: ms for r, ms in engine.lag_ms(now).items() if r in owned},
+        lag_records=_lag_records(owned),
         sync_age_ms=engine.view.staleness_ms(now),
         data_age_ms=_by_class(now),
         clock_offset_ms=engine.skew.estimate_ms,

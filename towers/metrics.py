@@ -44,6 +44,7 @@ class WorkerFigures:
     rss_bytes: int = 0
     rebalances: int = 0
     lag_ms: Mapping[int, int] = field(default_factory=dict)  # owned region -> its newest frame's wait
+    lag_records: Mapping[int, int] = field(default_factory=dict)  # owned region -> records not read yet
     rebalancing: bool = False
     restored_after_s: float | None = None  # the first restore of its tables, from the worker's start
     decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -67,6 +68,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_unsettled_messages": ("gauge", "messages sent and not yet acknowledged (the delivery ledger)"),
     "corridor_tower_behind_seconds": ("gauge", "age of a served region's newest telemetry processed (grows when idle)"),
     "corridor_tower_lag_seconds": ("gauge", "how long a served region's newest frame waited to be processed (0 idle)"),
+    "corridor_tower_lag_records": ("gauge", "telemetry records of a served region in Kafka, not read yet"),
     "corridor_tower_sync_age_seconds": ("gauge", "age of the newest tower-sync news of another region"),
     "corridor_tower_data_age_seconds": ("gauge", "age of what this worker shows, by class of data"),
     "corridor_tower_clock_offset_seconds": ("gauge", "this host's clock minus the vehicles' (corrected past 2 s)"),
@@ -95,7 +97,7 @@ LABELS = {
     "corridor_tower_dead_letters_total": "reason", "corridor_tower_delivered_total": "kind",
     "corridor_tower_undelivered_total": "kind", "corridor_tower_resent_total": "kind",
     "corridor_tower_behind_seconds": "region", "corridor_tower_sync_age_seconds": "region",
-    "corridor_tower_lag_seconds": "region",
+    "corridor_tower_lag_seconds": "region", "corridor_tower_lag_records": "region",
     "corridor_tower_data_age_seconds": "class",
 }  # fmt: skip
 
@@ -124,6 +126,7 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
     yield _one("corridor_tower_unsettled_messages", f.unsettled)
     yield _labelled("corridor_tower_behind_seconds", {r: ms / 1000 for r, ms in f.behind_ms.items()})
     yield _labelled("corridor_tower_lag_seconds", {r: ms / 1000 for r, ms in f.lag_ms.items()})
+    yield _labelled("corridor_tower_lag_records", dict(f.lag_records))
     heard = {r: ms / 1000 for r, ms in f.sync_age_ms.items() if r not in f.regions}
     yield _labelled("corridor_tower_sync_age_seconds", heard)
     ages = {c: None if ms is None else ms / 1000 for c, ms in f.data_age_ms.items()}

@@ -102,6 +102,7 @@ def test_the_metrics_page_is_what_prometheus_reads_and_agrees_with_the_state_pag
     assert 0 < total("corridor_tower_restore_seconds")[""] < 120
     assert total("corridor_tower_rebalances_total")[""] >= 1 and total("corridor_tower_rebalancing") == {"": 0}
     assert total("corridor_tower_etcd_lease_held") == {"": 1}, "registered with etcd, its lease kept alive"
+    assert total("corridor_tower_lag_records", "region") == {str(r): 0 for r in range(9)}, "idle: all read"
 
 
 def test_poison_records_are_dead_lettered_and_good_ones_around_them_processed(bootstrap: str, towers) -> None:

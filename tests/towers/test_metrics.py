@@ -30,6 +30,7 @@ FIGURES = WorkerFigures(
     etcd={"healthy": True, "errors": 5, "towers_alive": ["t1"], "lease_held": True, "cas_retries": 3},
     rss_bytes=150 * 1024 * 1024,
     rebalances=2,
+    lag_records={3: 12, 4: 0},
     restored_after_s=1.25,
 )
 
@@ -50,6 +51,7 @@ def test_the_figures_come_through_in_base_units_with_their_labels() -> None:
     assert got[("corridor_tower_etcd_lease_held", ())] == 1 and got[("corridor_tower_cas_retries_total", ())] == 3
     assert got[("corridor_tower_rebalances_total", ())] == 2 and got[("corridor_tower_rebalancing", ())] == 0
     assert got[("corridor_tower_restore_seconds", ())] == 1.25
+    assert got[("corridor_tower_lag_records", (("region", "3"),))] == 12
 
 
 def test_every_name_is_declared_prefixed_and_a_counter_ends_in_total() -> None:
@@ -58,7 +60,8 @@ def test_every_name_is_declared_prefixed_and_a_counter_ends_in_total() -> None:
         assert family.name.startswith("corridor_tower_")
         declared = family.name + "_total" if family.type == "counter" else family.name
         assert declared in METRICS and METRICS[declared][0] == family.type, family.name
-    units = re.compile(r"_(seconds|bytes|total|messages|regions|owned|vehicles|healthy|recovered|held|rebalancing)$")
+    counted = "messages|regions|owned|vehicles|records"
+    units = re.compile(rf"_(seconds|bytes|total|{counted}|healthy|recovered|held|rebalancing)$")
     assert all(units.search(name) for name in METRICS), "base units, or a count of things"
 
 
