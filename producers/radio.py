@@ -17,27 +17,37 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pipeline.shared.errors import StackError
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.mqtt_client import mqtt_client, refusal
+from pipeline.shared.radio_access import MqttAccess
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.tracing import TRACEPARENT, VEHICLE_SPAN, Tracing
 from producers.encoding import vehicle_id
+from producers.enrolment import Enrolment
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
 
-__all__ = ["RadioLink", "RadioListener", "RadioStats", "vehicle_num_of"]
+__all__ = ["RadioLink", "RadioListener", "RadioStats", "vehicle_id_of", "vehicle_num_of"]
+
+Conn = int | str  # a shared connection's number, or the vehicle id of a vehicle's own
 
 _ID_AT = 10 + 1 + 4  # header, the id's length byte, "veh-"
+
+
+def vehicle_id_of(record: bytes) -> str:
+    """The vehicle id of a single-object encoded VehicleTelemetry (its first field), undecoded else."""
+    n = record[10] >> 1
+    return record[11 : 11 + n].decode("utf-8", "replace")
 
 
 def vehicle_num_of(record: bytes) -> int:
@@ -59,6 +69,7 @@ class RadioStats:
     disconnects: int = 0
     forwarded: int = 0  # updates the gateway has passed on to Kafka (its counters, when known)
     subscriptions_refused: int = 0  # advisory topics the broker would not let a radio listen to
+    refused_connections: int = 0  # CONNACKs refusing a vehicle's radio (its identity)
 
     @property
     def sent(self) -> int:
@@ -72,45 +83,80 @@ class RadioStats:
 
 class RadioLink:
     """`send`/`poll`/`flush` like `TelemetrySink`, so `drive` uses either; `listen` stands in for
-    `AdvisoryListener.poll` on the advisories heard over the air."""
+    `AdvisoryListener.poll` on the advisories heard over the air.
 
-    def __init__(self, host: str, port: int, topics: RadioTopics, connections: int = 8) -> None:
-        self.topics = topics
+    Anonymous (plain mode), the fleet's vehicles share `connections` connections. With `identities`
+    (a secure broker) each vehicle has its own connection as itself, enrolled when it first sends or
+    is first seen on the road, and closed when it leaves: the broker then holds each vehicle to its
+    own topics, as it would real ones."""
+
+    def __init__(self, access: MqttAccess, topics: RadioTopics, connections: int = 8,
+                 identities: tuple[Enrolment, bytes] | None = None) -> None:  # fmt: skip
+        self.topics, self.access, self.identities = topics, access, identities
         self.stats = RadioStats()
         # advisories, appended by the clients' network threads, with their trace context if they carry one
         self._heard: deque[tuple[bytes, str | None]] = deque()
         self.traced: list[tuple[str, int]] = []  # (traceparent, wall ns) of the advisories heard, unread
         self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
-        self._subscribed: list[set[int]] = [set() for _ in range(connections)]  # regions
-        self._vehicles: list[set[int]] = [set() for _ in range(connections)]  # vehicle numbers
         self._lock = threading.Lock()
-        self._changing: set[tuple[int, int]] = set()  # (connection, mid) of (un)subscriptions not acknowledged
-        self._early: set[tuple[int, int]] = set()  # acknowledged before their request was noted here
-        self._clients = [self._connect(host, port, i) for i in range(connections)]
+        self._changing: set[tuple[Conn, int]] = set()  # (connection, mid) of (un)subscriptions not acknowledged
+        self._early: set[tuple[Conn, int]] = set()  # acknowledged before their request was noted here
+        self._clients: dict[Conn, mqtt.Client] = {}
+        self._subscribed: dict[Conn, set[int]] = {}  # regions
+        self._vehicles: dict[Conn, set[int]] = {}  # vehicle numbers
+        self._pool = connections
+        if identities is None:
+            for i in range(connections):
+                self._clients[i] = self._connect(i, access, wait=True)
 
     @property
     def connections(self) -> int:
         return len(self._clients)
 
-    def _connect(self, host: str, port: int, i: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:8]}-{i}",
-                             protocol=mqtt.MQTTv5)  # fmt: skip
-        client.max_queued_messages_set(0)
+    def _conn(self, num: int) -> Conn:
+        return vehicle_id(num) if self.identities is not None else num % self._pool
+
+    def _connect(self, i: Conn, access: MqttAccess, wait: bool) -> mqtt.Client:
+        client = mqtt_client(access, f"fleet-{uuid.uuid4().hex[:8]}-{i}")
+        client.max_queued_messages_set(0)  # what is sent before the CONNACK waits for it
         client.max_inflight_messages_set(1000)
         # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
         client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
+        client.on_connect = lambda _c, _u, _f, reason, _p: self._connected(reason)
         client.on_message = lambda _c, _u, msg: self._heard.append((bytes(msg.payload), _traceparent(msg)))
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, reasons)
         client.on_unsubscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, [])
         try:
-            client.connect(host, port, keepalive=30, clean_start=True)
+            if wait:
+                client.connect(access.host, access.port, keepalive=30, clean_start=True)
+            else:
+                client.connect_async(access.host, access.port, keepalive=30, clean_start=True)
         except OSError as exc:
-            raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
+            raise StackError(
+                f"no MQTT broker at {access.host}:{access.port} ({exc}): start it or fix MQTT_URL"
+            ) from None
         client.loop_start()
         return client
 
-    def _acknowledged(self, i: int, mid: int, reasons: list[Any]) -> None:
+    def _connected(self, reason: Any) -> None:
+        if refusal(reason):
+            with self._lock:
+                self.stats.refused_connections += 1
+
+    def _ensure(self, nums: Iterable[int], extra: Iterable[str] = ()) -> None:
+        """A connection for each of these vehicles (and reporters) that has none: enrolled first."""
+        if self.identities is None:
+            return
+        ids = [c for c in dict.fromkeys([*map(vehicle_id, nums), *extra]) if c not in self._clients]
+        if not ids:
+            return
+        enrolment, key = self.identities
+        enrolment.enrol(ids)
+        for vid in ids:
+            self._clients[vid] = self._connect(vid, self.access.as_vehicle(vid, key), wait=False)
+
+    def _acknowledged(self, i: Conn, mid: int, reasons: list[Any]) -> None:
         refused = sum(1 for r in reasons if getattr(r, "is_failure", False))
         with self._lock:
             if (i, mid) in self._changing:
@@ -119,7 +165,7 @@ class RadioLink:
                 self._early.add((i, mid))
             self.stats.subscriptions_refused += refused
 
-    def _changed(self, i: int, request: tuple[int, int | None]) -> None:
+    def _changed(self, i: Conn, request: tuple[int, int | None]) -> None:
         _rc, mid = request
         if mid is not None:
             with self._lock:
@@ -140,23 +186,30 @@ class RadioLink:
 
     # ---- uplink -------------------------------------------------------------------------------
     def send(self, _topic: str, region: int, _key: bytes, values: list[bytes]) -> None:
-        topic = self.topics.telemetry(region)
-        n = len(self._clients)
-        for value in values:
-            self._clients[vehicle_num_of(value) % n].publish(topic, value, qos=0)
+        nums = [vehicle_num_of(v) for v in values]
+        self._ensure(set(nums))
+        for num, value in zip(nums, values, strict=True):
+            self._clients[self._conn(num)].publish(self.topics.telemetry(region, vehicle_id_of(value)), value, qos=0)
         self.stats.published += len(values)
 
     def send_hazard(self, _topic: str, region: int, value: bytes) -> None:
         self.report_hazard(region, value)
 
     def report_hazard(self, region: int, value: bytes, traced: Sequence[tuple[str, str | bytes | None]] = ()) -> None:
-        """A hazard seen by a vehicle, at QoS 1: the broker acknowledges it (waited for here). `traced`:
-        its trace context, sent as MQTT 5 user properties (the gateway puts it in Kafka headers)."""
+        """A hazard seen by a vehicle, at QoS 1, under its reporter's id: the broker acknowledges it
+        (waited for here). `traced`: its trace context, sent as MQTT 5 user properties (the gateway
+        puts it in Kafka headers)."""
+        reporter = str(CODEC.decode(value, HAZARD)["reporter"])
         props = None
         if traced:
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = [(k, v.decode() if isinstance(v, bytes) else v or "") for k, v in traced]
-        info = self._clients[0].publish(self.topics.hazards(region), value, qos=1, properties=props)
+        self._ensure((), [reporter])
+        client = self._clients[reporter if self.identities is not None else 0]
+        deadline = time.monotonic() + 10  # a reporter's radio enrolled just now: its CONNACK first
+        while not client.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        info = client.publish(self.topics.hazards(region, reporter), value, qos=1, properties=props)
         info.wait_for_publish(10)
         if not info.is_published():
             raise StackError("a hazard report was not acknowledged by the MQTT broker within 10 s")
@@ -168,33 +221,49 @@ class RadioLink:
     def flush(self, timeout_s: float = 10.0) -> None:
         """QoS 0 has no acknowledgement: wait until the clients' send buffers are empty."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(c.want_write() for c in self._clients):
+        while time.monotonic() < deadline and any(c.want_write() for c in list(self._clients.values())):
             time.sleep(0.01)
 
     # ---- downlink -----------------------------------------------------------------------------
     def follow(self, fleet: Fleet) -> None:
         """Subscribe each connection to its vehicles' own advisory topics and to the broadcast
-        topics of their regions, and only those."""
+        topics of their regions, and only those; a vehicle's own connection goes when it leaves."""
         live = fleet.active & (fleet.region >= 0)
-        nums = fleet.num[live]
-        conn = nums % len(self._clients)
-        regions = fleet.region[live]
-        for i, client in enumerate(self._clients):
-            self._follow_vehicles(i, client, set(nums[conn == i].tolist()))
-            want = set(np.unique(regions[conn == i]).tolist())
-            have = self._subscribed[i]
+        nums, regions = fleet.num[live].tolist(), fleet.region[live].tolist()
+        self._ensure(nums)
+        want_vehicles: dict[Conn, set[int]] = {c: set() for c in self._clients}
+        want_regions: dict[Conn, set[int]] = {c: set() for c in self._clients}
+        for num, region in zip(nums, regions, strict=True):
+            c = self._conn(num)
+            want_vehicles[c].add(num)
+            want_regions[c].add(region)
+        for c, client in list(self._clients.items()):
+            if self.identities is not None and not want_vehicles[c] and self._vehicles.get(c):
+                self._leave(c, client)  # a vehicle that was on the road and has left it
+                continue
+            self._follow_vehicles(c, client, want_vehicles[c])
+            want, have = want_regions[c], self._subscribed.setdefault(c, set())
             if want == have:
                 continue
             for r in sorted(want - have):
-                self._changed(i, client.subscribe(self.topics.advisories(r), options=SubscribeOptions(qos=1)))
+                self._changed(c, client.subscribe(self.topics.advisories(r), options=SubscribeOptions(qos=1)))
             gone = sorted(have - want)
             if gone:
-                self._changed(i, client.unsubscribe([self.topics.advisories(r) for r in gone]))
+                self._changed(c, client.unsubscribe([self.topics.advisories(r) for r in gone]))
             self.stats.handovers += len(gone)
-            self._subscribed[i] = want
+            self._subscribed[c] = want
 
-    def _follow_vehicles(self, i: int, client: mqtt.Client, want: set[int]) -> None:
-        have = self._vehicles[i]
+    def _leave(self, c: Conn, client: mqtt.Client) -> None:
+        client.disconnect()
+        client.loop_stop()
+        del self._clients[c]
+        self._vehicles.pop(c, None)
+        self._subscribed.pop(c, None)
+        with self._lock:
+            self._changing = {(i, mid) for i, mid in self._changing if i != c}
+
+    def _follow_vehicles(self, i: Conn, client: mqtt.Client, want: set[int]) -> None:
+        have = self._vehicles.get(i, set())
         new, gone = sorted(want - have), sorted(have - want)
         if new:
             topics = [(self.topics.vehicle_advisories(vehicle_id(n)), SubscribeOptions(qos=1)) for n in new]
@@ -221,9 +290,12 @@ class RadioLink:
         return out
 
     def close(self) -> None:
-        for c in self._clients:
+        for c in self._clients.values():
             c.disconnect()
+        for c in self._clients.values():
             c.loop_stop()
+        if self.identities is not None:
+            self.identities[0].close()
 
 
 class RadioListener(AdvisoryListener):

@@ -40,6 +40,7 @@ from pipeline.stack.process import die_with_parent
 from pipeline.workers import GatewayProcess, peak_rss_mib, worker_env
 from producers.encoding import TelemetryEncoder
 from producers.fleet import Fleet, FleetConfig
+from producers.radio import vehicle_id_of
 
 __all__ = ["run_mqtt"]
 
@@ -128,7 +129,8 @@ def _through_gateways(settings: Settings, records: list[tuple[int, bytes]], gate
         pub = _client(settings, "bench-fleet")
         t0 = time.monotonic()
         for region, value in records:
-            while pub.publish(radio.telemetry(region), value, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            topic = radio.telemetry(region, vehicle_id_of(value))
+            while pub.publish(topic, value, qos=0).rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 time.sleep(0.001)
         publish_s = time.monotonic() - t0
         deadline = time.monotonic() + 120

@@ -104,7 +104,10 @@ def produce(
         from pipeline.shared.radio_topics import RadioTopics
         from producers.radio import RadioLink, RadioListener
 
-        link = RadioLink(*settings.mqtt_address, RadioTopics(len(corridor.regions)))
+        if settings.mqtt().secure:
+            raise ConfigError("corridor produce --radio mqtt speaks anonymously: on a secure stack, use corridor "
+                              "simulate --radio mqtt, whose vehicles are enrolled")  # fmt: skip
+        link = RadioLink(settings.mqtt(), RadioTopics(len(corridor.regions)))
         wire_format = WireFormat.RECORDS
     sink: Uplink = link if link is not None else TelemetrySink(settings.kafka(Role.VEHICLE))
     listener: AdvisoryListener | None = None

@@ -92,20 +92,26 @@ def inputs(rng: random.Random, corridor: Corridor, topics: Topics, radio: RadioT
     r = rng.randrange(regions)
     base = _update(corridor, r, now_ms, rng)
     if radio is not None and rng.random() < 0.5:
-        choice = rng.randrange(5)
+        choice = rng.randrange(6)
+        me = str(base["vehicle_id"])  # the radio's sender: a topic level, as the broker lets it publish
         if choice == 0:
             name = rng.choice(["event-time-far-ahead", "hlc-below-zero", "hlc-an-hour-ahead", "id-with-path"])
-            return Hostile("mqtt", radio.telemetry(r), r, CODEC.encode(TELEMETRY, _bad_update(name, base, now_ms)),
+            return Hostile("mqtt", radio.telemetry(r, me), r, CODEC.encode(TELEMETRY, _bad_update(name, base, now_ms)),
                            f"mqtt {name}")  # fmt: skip
         if choice == 1:  # an update of another region on this region's topic
             other = _update(corridor, (r + 1) % regions, now_ms, rng)
-            return Hostile("mqtt", radio.telemetry(r), r, CODEC.encode(TELEMETRY, other), "mqtt wrong-region")
+            return Hostile("mqtt", radio.telemetry(r, str(other["vehicle_id"])), r, CODEC.encode(TELEMETRY, other),
+                           "mqtt wrong-region")  # fmt: skip
         if choice == 2:
             garbage = b"\x00" + rng.randbytes(rng.randrange(1, 300))
-            return Hostile("mqtt", radio.hazards(r), r, garbage, "mqtt garbage hazard")
+            return Hostile("mqtt", radio.hazards(r, me), r, garbage, "mqtt garbage hazard")
         if choice == 3:  # a hazard report on the telemetry topic
-            return Hostile("mqtt", radio.telemetry(r), r, _hazard(corridor, r, now_ms, rng), "mqtt wrong-type")
-        return Hostile("mqtt", radio.telemetry(r), r, b"\x01" + rng.randbytes(rng.randrange(0, 300)), "mqtt garbage")
+            return Hostile("mqtt", radio.telemetry(r, me), r, _hazard(corridor, r, now_ms, rng), "mqtt wrong-type")
+        if choice == 4:  # a vehicle's update sent under another vehicle's id
+            return Hostile("mqtt", radio.telemetry(r, f"{me}-not"), r, CODEC.encode(TELEMETRY, base),
+                           "mqtt impersonation")  # fmt: skip
+        return Hostile("mqtt", radio.telemetry(r, me), r, b"\x01" + rng.randbytes(rng.randrange(0, 300)),
+                       "mqtt garbage")  # fmt: skip
     choice = rng.randrange(6)
     if choice == 0:
         name = rng.choice(sorted(_BAD_UPDATES))

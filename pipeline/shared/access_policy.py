@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.shared.access import Role
+from pipeline.shared.radio_access import mqtt_policy_rows
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.topics import Topics
 
 __all__ = ["ETCD_GRANTS", "EtcdGrant", "KafkaGrant", "kafka_grants", "policy_table", "towers_prefix"]
@@ -51,6 +53,7 @@ def kafka_grants(topics: Topics) -> list[KafkaGrant]:
         KafkaGrant(v, "topic", "literal", topics.advisories, (rd, d), "receive advisories"),
         KafkaGrant(v, "group", "prefixed", "vehicles-", (rd,), "the fleet's advisory listener"),
         KafkaGrant(v, "group", "prefixed", "gateway-", (rd,), "an MQTT gateway's advisory consumer"),
+        KafkaGrant(v, "topic", "literal", topics.dead_letter, (w, d), "an MQTT gateway's refusals, with reasons"),
         KafkaGrant(t, "topic", "literal", topics.telemetry, (rd, d), "consume telemetry"),
         KafkaGrant(t, "topic", "literal", topics.hazards, (rd, d), "consume hazard reports"),
         KafkaGrant(t, "topic", "literal", topics.tower_sync, (rd, w, d), "lazy sync with neighbour towers"),
@@ -80,12 +83,14 @@ def _star(grant: KafkaGrant) -> str:
 
 
 def policy_table(topics: Topics) -> str:
-    """The grants as the manual's Markdown table (a test keeps docs/security.md's copy equal)."""
-    rows = ["| principal | Kafka (ACLs) | etcd |", "|---|---|---|"]
+    """The grants as the manual's Markdown table (a test keeps docs/security.md's copy equal); the
+    radio link's MQTT identities are its last rows, their broker's ACLs in the Kafka column."""
+    rows = ["| principal | Kafka (ACLs), or the MQTT broker's for an MQTT identity | etcd |", "|---|---|---|"]
     etcd = {g.role: f"{g.permission} `{g.prefix}`" for g in ETCD_GRANTS}
     rows.append("| `admin` | super user: declares topics and ACLs, drives scenarios | etcd's `root` |")
     for role in (Role.TOWER, Role.VEHICLE, Role.READER, Role.ANALYTICS):
         grants = [g for g in kafka_grants(topics) if g.role == role]
         cells = [f"{'/'.join(op.lower() for op in g.operations)} {g.resource} `{g.name}{_star(g)}`" for g in grants]
         rows.append(f"| `{role.value}` | {'; '.join(cells)} | {etcd.get(role, 'none')} |")
+    rows += mqtt_policy_rows(RadioTopics(topics.regions))  # the radio link's broker, in the Kafka column's place
     return "\n".join(rows) + "\n"

@@ -18,6 +18,7 @@ from pipeline.shared.access import EtcdAccess, KafkaAccess, Role, load_role_cred
 from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.env_model import env_var, read_env
 from pipeline.shared.errors import ConfigError
+from pipeline.shared.radio_access import MqttAccess
 from pipeline.shared.topics import Topics
 
 __all__ = ["ENV_VARS", "Ports", "Settings", "SettingsEnv"]
@@ -272,6 +273,32 @@ class Settings:
         if self.etcd_tls is not None:
             return EtcdAccess(host, port, *self.etcd_tls)
         return EtcdAccess(host, port)
+
+    def mqtt(self, who: str = "") -> MqttAccess:
+        """How `who` (the gateways', the enrolment admin's identity; "" for a vehicle, whose own is
+        made by `MqttAccess.as_vehicle`) reaches the radio link's broker: anonymously and in clear,
+        or, on corridor's secure stack, over TLS with its password."""
+        host, port = self.mqtt_address
+        material = self.security_material
+        if material is None or self.mqtt_external:
+            return MqttAccess(host, port)
+        password = ""
+        if who:
+            path = material / f"mqtt-{who}.password"
+            try:
+                password = path.read_text().strip()
+            except OSError:
+                raise ConfigError(f"{path} cannot be read: start the secure stack with its MQTT broker") from None
+        return MqttAccess(host, port, who, password, material / "ca.pem")
+
+    def mqtt_vehicle_key(self) -> bytes:
+        """The fleet's provisioning key (secure stack only), from which each vehicle's password derives."""
+        material = self.security_material
+        path = (material or Path(".")) / "mqtt-vehicles.key"
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise ConfigError(f"{path} cannot be read: start the secure stack with its MQTT broker") from None
 
     def security_env(self) -> dict[str, str]:
         """What a worker started by this process needs in its environment to act in the same mode."""

@@ -36,6 +36,7 @@ from pipeline.shared.crdt.hlc import HybridClock, unpack
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.radio_access import MQTT_ADMIN
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import percentile
 from pipeline.shared.topics import Topics
@@ -57,6 +58,7 @@ from pipeline.workers import (
     worker_env,
 )
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive, event_clock_start
+from producers.enrolment import Enrolment
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.hazard_driving import passing_speed_mps
 from producers.listener import AdvisoryListener
@@ -442,15 +444,28 @@ def _start_analytics(parts: _Parts, out_dir: Path, cleanup: contextlib.ExitStack
 def _start_radio(parts: _Parts, cleanup: contextlib.ExitStack, metrics: bool) -> RadioListener:
     """The tower gateway (MQTT ↔ Kafka) before the vehicles' radios, so no update finds no one."""
     mqtt_host, mqtt_port = parts.settings.mqtt_address
-    gateway = GatewayProcess({**parts.env, "MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"},
+    # a user's broker by its URL; the run's own by its port, so that the gateway finds it secure when it is
+    where = ({"MQTT_URL": f"mqtt://{mqtt_host}:{mqtt_port}"} if parts.settings.mqtt_external else
+             {"CORRIDOR_MQTT_PORT": str(mqtt_port)})  # fmt: skip
+    gateway = GatewayProcess({**parts.env, **where},
                              parts.workdir / "gateway.json", parts.workdir / "gateway.log",
                              metrics_port=free_ports(1)[0] if metrics else None)  # fmt: skip
     cleanup.callback(gateway.stop)
     gateway.start().wait_ready()
-    link = RadioLink(mqtt_host, mqtt_port, RadioTopics(parts.topics.regions), connections=RADIO_CONNECTIONS)
+    link = _radio_link(parts.settings, RadioTopics(parts.topics.regions))
     cleanup.callback(link.close)
     parts.gateway, parts.link = gateway, link
     return RadioListener(link, keep_history=True)
+
+
+def _radio_link(settings: Settings, topics: RadioTopics) -> RadioLink:
+    """The fleet's radios: sharing a few anonymous connections, or on a secure broker each vehicle
+    on its own as itself, enrolled by the run (the holder of the fleet's provisioning key)."""
+    access = settings.mqtt()
+    if not access.secure:
+        return RadioLink(access, topics, connections=RADIO_CONNECTIONS)
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, settings.mqtt_vehicle_key())
+    return RadioLink(access, topics, identities=(enrolment, settings.mqtt_vehicle_key()))
 
 
 def _advisory_listener(parts: _Parts, cleanup: contextlib.ExitStack) -> AdvisoryListener:
@@ -514,7 +529,9 @@ def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[
     up_mean = float(gateway.get("radio_ms_mean", 0.0))
     total_mean = sum(end_to_end_ms) / len(end_to_end_ms) if end_to_end_ms else 0.0
     return {
-        "connections": link.connections, "updates_published": sent, "updates_heard_by_gateway": heard,
+        "connections": link.connections, "refused_connections": link.stats.refused_connections,
+        "subscriptions_refused": link.stats.subscriptions_refused,
+        "updates_published": sent, "updates_heard_by_gateway": heard,
         "qos0_lost": lost, "qos0_loss_pct": round(100 * lost / sent, 3) if sent else 0.0,
         "hazards_published_qos1": link.stats.hazards, "gateway_hazards": gateway.get("hazards", 0),
         "gateway_frames": gateway.get("frames", 0), "gateway_dead_letters": gateway.get("dead_letters", {}),

@@ -5,19 +5,31 @@ Maven Central) by measurement on the 2-core machine: Mosquitto starts in well un
 a few MiB resident and relays a message for ≈ 25 µs of CPU; embedded HiveMQ took ≈ 10 s to start
 and ≈ 270 MB resident, on the same cores as Kafka, etcd and the towers. Both speak MQTT 5 and shared
 subscriptions, which is all corridor needs. A user's own broker (`MQTT_URL`) replaces it.
+
+On a secure stack it listens with TLS only (the stack's CA, strict chains), refuses anonymous
+clients, and leaves authentication and ACLs to its Dynamic Security plugin (`pipeline.shared.
+radio_access`): the gateways' and the enrolment admin's identities are in its starting file, written
+afresh at each start, and vehicles are enrolled while it runs, so no run inherits another's vehicles.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.shared.access import strict_context
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.shared.radio_access import MQTT_ADMIN, MQTT_GATEWAY, dynsec_config
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.process import ManagedProcess, ensure_port_free
+from pipeline.stack.security import SecurityMaterial
 
 __all__ = ["MqttBroker", "mosquitto_binary", "mqtt_answers"]
 
@@ -35,16 +47,27 @@ def mosquitto_binary() -> Path:
     raise StackError("the radio link needs an MQTT broker: apt-get install mosquitto, or set MQTT_URL")
 
 
-def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
-    """Whether an MQTT 5 broker accepts a connection there (CONNACK with reason 0)."""
+def dynsec_plugin() -> Path:
+    """Mosquitto's Dynamic Security plugin, which Debian's package ships beside the broker."""
+    for folder in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"):
+        candidate = Path(folder) / "mosquitto_dynamic_security.so"
+        if candidate.is_file():
+            return candidate
+    raise StackError("the secure radio link needs Mosquitto's Dynamic Security plugin (Debian's mosquitto 2.x)")
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 2.0, tls: ssl.SSLContext | None = None) -> bool:
+    """Whether an MQTT 5 broker answers a connection there: a CONNACK of success, or, over TLS, any
+    CONNACK (an anonymous probe is refused there, by a broker that is up)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = raw if tls is None else tls.wrap_socket(raw, server_hostname=host)
             sock.sendall(_PROBE)
             ack = sock.recv(16)
             sock.sendall(bytes([0xE0, 0]))  # DISCONNECT
     except OSError:
         return False
-    return len(ack) >= 4 and ack[0] == 0x20 and ack[3] == 0
+    return len(ack) >= 4 and ack[0] == 0x20 and (ack[3] == 0 or tls is not None)
 
 
 def mosquitto_version() -> str:
@@ -79,11 +102,12 @@ class MqttBroker:
         binary = mosquitto_binary()
         ensure_port_free(port, "MQTT", "CORRIDOR_MQTT_PORT")
         self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
         conf = self.home / "mosquitto.conf"
         conf.write_text(
             f"listener {port} 127.0.0.1\n"
             "protocol mqtt\n"
-            "allow_anonymous true\n"
+            f"{self._security()}"
             "persistence false\n"
             # as root it would drop to the `mosquitto` user; it needs no privilege and writes nothing
             "user root\n"
@@ -98,8 +122,29 @@ class MqttBroker:
                             timeout=READY_TIMEOUT_S, what="mosquitto")  # fmt: skip
         return True
 
+    def _security(self) -> str:
+        """The listener's security lines: anonymous on loopback in plain mode; TLS, no anonymous
+        client, and the Dynamic Security plugin's identities and ACLs on a secure stack."""
+        folder = self.settings.security_material
+        if folder is None:
+            return "allow_anonymous true\n"
+        material = SecurityMaterial(folder)
+        material.ensure_mqtt()
+        passwords = {who: material.mqtt_password(who).read_text().strip() for who in (MQTT_ADMIN, MQTT_GATEWAY)}
+        regions = RadioTopics(len(self.settings.corridor().regions))
+        dynsec = self.home / "dynamic-security.json"
+        fd = os.open(dynsec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(dynsec_config(regions, passwords[MQTT_ADMIN], passwords[MQTT_GATEWAY]), f)
+        cert, key = material.mqtt_server
+        return (f"cafile {material.ca}\ncertfile {cert}\nkeyfile {key}\ntls_version tlsv1.2\n"
+                "allow_anonymous false\n"
+                f"plugin {dynsec_plugin()}\nplugin_opt_config_file {dynsec}\n")  # fmt: skip
+
     def stop(self) -> bool:
         return self.process.stop(timeout=5.0)
 
     def ready(self) -> bool:
-        return mqtt_answers("127.0.0.1", self.settings.ports.mqtt, timeout=1.0)
+        folder = self.settings.security_material
+        tls = None if folder is None else strict_context(folder / "ca.pem")
+        return mqtt_answers("127.0.0.1", self.settings.ports.mqtt, timeout=1.0, tls=tls)

@@ -136,6 +136,44 @@ class SecurityMaterial:
         return self.folder / f"etcd-{role.value}.pem", self.folder / f"etcd-{role.value}-key.pem"
 
     @property
+    def mqtt_server(self) -> tuple[Path, Path]:
+        """The radio link's broker: its certificate and key."""
+        return self.folder / "mqtt-server.pem", self.folder / "mqtt-server-key.pem"
+
+    def mqtt_password(self, who: str) -> Path:
+        """The MQTT password of `who` (the enrolment admin, the gateways): a file each, so a process
+        reads only its own."""
+        return self.folder / f"mqtt-{who}.password"
+
+    @property
+    def mqtt_vehicle_key(self) -> Path:
+        """The fleet's provisioning key: each vehicle's MQTT password is derived from it and its id."""
+        return self.folder / "mqtt-vehicles.key"
+
+    def ensure_mqtt(self) -> None:
+        """The radio link's material, made on first need (a stack made secure before the radio link
+        was: from the kept CA key)."""
+        from pipeline.shared.radio_access import MQTT_ADMIN, MQTT_GATEWAY
+
+        for who in (MQTT_ADMIN, MQTT_GATEWAY):
+            if not self.mqtt_password(who).is_file():
+                self._write(self.mqtt_password(who), secrets.token_urlsafe(24).encode())
+        if not self.mqtt_vehicle_key.is_file():
+            self._write(self.mqtt_vehicle_key, secrets.token_bytes(32))
+        if not self.mqtt_server[0].is_file():
+            ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+            if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+                raise StackError(f"{self.ca_key} is not the key of corridor's local CA")
+            self._issue_mqtt(ca_key, x509.load_pem_x509_certificate(self.ca.read_bytes()))
+
+    def _issue_mqtt(self, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
+        loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+        key, cert = issue_cert(ca_key, ca_cert, _name("corridor-mqtt"), usages, loopback, _VALID)
+        self._write(self.mqtt_server[0], _cert_pem(cert))
+        self._write(self.mqtt_server[1], _key_pem(key))
+
+    @property
     def credentials_file(self) -> Path:
         return self.folder / "credentials.json"
 
@@ -160,6 +198,7 @@ class SecurityMaterial:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
         self._issue_all(*self._new_ca())
+        self.ensure_mqtt()
         users = {role.value: {"username": role.value, "password": secrets.token_urlsafe(24)} for role in Role}
         self._write(self.credentials_file, json.dumps(users, indent=2).encode())
 
@@ -197,6 +236,7 @@ class SecurityMaterial:
         key, cert = issue("corridor-etcd", server=True, names=self.etcd_names)
         self._write(self.etcd_server[0], _cert_pem(cert))
         self._write(self.etcd_server[1], _key_pem(key))
+        self._issue_mqtt(ca_key, ca_cert)
         for role, user in ETCD_USERS.items():
             key, cert = issue(user, server=False)
             self._write(self.etcd_client(role)[0], _cert_pem(cert))

@@ -136,12 +136,13 @@ class Stack:
         pid = None if s.mqtt_external else self.mqtt.process.running_pid()
         if not s.mqtt_external and pid is None:
             return ServiceStatus("mqtt", "stopped", address) if self.with_mqtt else None
-        if not mqtt_answers(host, port):
+        if not (mqtt_answers(host, port) if s.mqtt_external else self.mqtt.ready()):
             return ServiceStatus("mqtt", "unreachable", address, pid=pid, detail="no MQTT 5 CONNACK")
         if s.mqtt_external:
             return ServiceStatus("mqtt", "external", address, detail="MQTT 5")
+        secure = "TLS, vehicles enrolled, ACLs" if s.mqtt().secure else "anonymous, loopback"
         return ServiceStatus("mqtt", "running", address, version=mosquitto_version(), pid=pid,
-                             detail="Mosquitto, MQTT 5, no persistence")  # fmt: skip
+                             detail=f"Mosquitto, MQTT 5, no persistence, {secure}")  # fmt: skip
 
     def _kafka_status(self) -> ServiceStatus:
         s = self.settings

@@ -111,9 +111,10 @@ def test_a_hazard_reported_over_mqtt_is_answered_over_mqtt_through_the_gateway_c
         def advised() -> bool:
             now = int(time.time() * 1000)
             report = hazard_record(40.0, "ANIMAL", "NORTHBOUND", 6, now, 600, hid, "veh-0000001")
-            vehicle.publish(radio.hazards(4), CODEC.encode(HAZARD, report), qos=1)  # again until the gateway is up
+            # again until the gateway is up
+            vehicle.publish(radio.hazards(4, "veh-0000001"), CODEC.encode(HAZARD, report), qos=1)
             update = upd("veh-0000002", 38.5, event_time=now, hlc=pack(now, 0))
-            vehicle.publish(radio.telemetry(4), CODEC.encode(TELEMETRY, update), qos=0)
+            vehicle.publish(radio.telemetry(4, "veh-0000002"), CODEC.encode(TELEMETRY, update), qos=0)
             return any(CODEC.decode(v, ADVISORY)["target_vehicle"] == "veh-0000002" for v in heard)
 
         _wait(advised, "an advisory over MQTT", gateway, timeout=120)

@@ -49,7 +49,7 @@ def radio(data: bytes) -> None:
     """The gateway's batcher: the first byte picks a topic (one of ours or raw bytes), the rest is
     the payload; then every region's frame is taken out."""
     pick, payload = (data[0], data[1:]) if data else (0, b"")
-    topic = _TOPICS.telemetry(pick % 12) if pick < 200 else payload[:20].decode("utf-8", "replace")
+    topic = _TOPICS.telemetry(pick % 12, "veh-0000001") if pick < 200 else payload[:20].decode("utf-8", "replace")
     batcher = FrameBatcher(_TOPICS)
     batcher.add(topic, payload, T0 + 60_000)
     batcher.frames(list(range(9)), T0 + 60_000)

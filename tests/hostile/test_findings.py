@@ -80,9 +80,10 @@ def test_a_restart_does_not_restore_a_watermark_carried_off_by_state_written_bef
 def test_the_gateway_refuses_an_update_far_ahead_and_bounds_every_heartbeat_frame() -> None:
     b = FrameBatcher(TOPICS)
     raw = CODEC.encode(TELEMETRY, upd("veh-0000001", 38.0, t=59, event_time=FAR))
-    refused = b.add(TOPICS.telemetry(4), raw, NOW)
+    refused = b.add(TOPICS.telemetry(4, "veh-0000001"), raw, NOW)
     assert refused is not None and refused.reason.startswith("bad-event-time")
-    assert b.add(TOPICS.telemetry(4), CODEC.encode(TELEMETRY, upd("veh-0000002", 38.0, t=59)), NOW) is None
+    other = CODEC.encode(TELEMETRY, upd("veh-0000002", 38.0, t=59))
+    assert b.add(TOPICS.telemetry(4, "veh-0000002"), other, NOW) is None
     frames, _ = b.frames(list(range(9)), NOW)
     heads = [CODEC.decode(f, FRAME)["event_time"] for f in frames.values()]
     assert max(heads) <= NOW + 5_000
@@ -99,7 +100,8 @@ def test_the_gateway_refuses_an_update_far_ahead_and_bounds_every_heartbeat_fram
     ids=["hlc-negative", "hlc-an-hour-ahead", "id-with-slashes", "two-megabytes"],
 )
 def test_the_gateway_refuses_what_once_stopped_it_with_a_reason(payload: bytes, reason: str) -> None:
-    refused = FrameBatcher(TOPICS).add(TOPICS.telemetry(4), payload, NOW)  # raised MalformedStateError before
+    sender = TOPICS.telemetry(4, "veh-0000001")
+    refused = FrameBatcher(TOPICS).add(sender, payload, NOW)  # raised MalformedStateError before
     assert refused is not None and refused.reason.startswith(reason), refused
 
 

@@ -53,8 +53,8 @@ def message(topic: bytes, payload: bytes) -> MQTTMessage:
 
 def test_a_two_megabyte_hazard_report_is_refused_and_the_next_one_goes_through() -> None:
     gw, kafka = gateway()
-    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", b"\x00" * 2_000_000))
-    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", hazard(40.0)))
+    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", b"\x00" * 2_000_000))
+    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))
     assert gw.stats.dead_letters == {"too-large": 1} and gw.stats.hazards == 1
     (dead, forwarded) = kafka.sent
     assert len(dead[1]) <= bridge.DEAD_LETTER_BYTES and dead[2]["truncated-from"] == b"2000000"
@@ -64,8 +64,8 @@ def test_a_two_megabyte_hazard_report_is_refused_and_the_next_one_goes_through()
 @pytest.mark.parametrize("fail", ["too-large", "full"])
 def test_kafka_refusing_a_record_is_counted_and_stops_neither_the_radio_thread_nor_the_loop(fail: str) -> None:
     gw, _ = gateway(fail)
-    gw._on_message(None, None, message(b"corridor/v1/region/4/hazards", hazard(40.0)))  # raised before
-    gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", CODEC.encode(TELEMETRY, upd("v1", 38.0))))
+    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))  # raised before
+    gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", CODEC.encode(TELEMETRY, upd("v1", 38.0))))
     gw._uplink()
     gw._frames(True)
     assert sum(gw.stats.errors.values()) >= 2, gw.stats.errors
@@ -73,10 +73,10 @@ def test_kafka_refusing_a_record_is_counted_and_stops_neither_the_radio_thread_n
 
 def test_a_topic_that_is_not_utf8_and_an_hlc_below_zero_are_counted_not_fatal() -> None:
     gw, kafka = gateway()
-    gw._on_message(None, None, message(b"corridor/v1/region/4/\xff\xfe", b"x"))
+    gw._on_message(None, None, message(b"corridor/v2/region/4/\xff\xfe", b"x"))
     assert sum(gw.stats.errors.values()) == 1
     bad = CODEC.encode(TELEMETRY, upd("v1", 38.0, hlc=-1))
-    gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", bad))
+    gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", bad))
     gw._uplink()  # MalformedStateError left `run` before
     assert gw.stats.dead_letters == {"bad-hlc": 1}
     assert kafka.sent[0][2]["reason"].startswith(b"bad-hlc")
@@ -87,7 +87,7 @@ def test_a_full_inbox_drops_and_counts_rather_than_growing_without_bound(monkeyp
     gw, _ = gateway()
     raw = CODEC.encode(TELEMETRY, upd("v1", 38.0, event_time=T0))
     for _ in range(25):
-        gw._on_message(None, None, message(b"corridor/v1/region/4/telemetry", raw))
+        gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", raw))
     assert len(gw._inbox) == 10 and gw.stats.inbox_dropped == 15
 
 
@@ -96,11 +96,11 @@ def test_a_hazard_reports_trace_context_goes_on_in_one_bounded_header_and_nothin
     from paho.mqtt.properties import Properties
 
     gw, kafka = gateway()
-    traced = message(b"corridor/v1/region/4/hazards", hazard(40.0))
+    traced = message(b"corridor/v2/region/4/hazards/test", hazard(40.0))
     traced.properties = Properties(PacketTypes.PUBLISH)
     traced.properties.UserProperty = [("x-anything", "y" * 1000), ("traceparent", "00-" + "a" * 500)]
     gw._on_message(None, None, traced)
-    flood = message(b"corridor/v1/region/4/hazards", hazard(40.0, t=6))
+    flood = message(b"corridor/v2/region/4/hazards/test", hazard(40.0, t=6))
     flood.properties = Properties(PacketTypes.PUBLISH)
     flood.properties.UserProperty = [("k", "v")] * 10_000 + [("traceparent", "00-late")]
     gw._on_message(None, None, flood)
@@ -116,3 +116,13 @@ def test_a_traced_advisory_goes_to_the_radio_with_its_context_and_others_with_no
     assert props is not None and props.UserProperty == [("traceparent", context.decode())]
     assert bridge._downlink_properties({"traceparent": b"\xff" * 500}).UserProperty[0][1] == "\ufffd" * 128
     assert bridge._downlink_properties(None) is None and bridge._downlink_properties([("other", b"x")]) is None
+
+
+def test_a_hazard_report_or_cancel_in_another_vehicles_name_is_refused_and_not_forwarded() -> None:
+    gw, kafka = gateway()
+    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/veh-0000003", hazard(40.0)))  # reporter "test"
+    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))
+    assert gw.stats.dead_letters == {"impersonation": 1} and gw.stats.hazards == 1
+    (dead, forwarded) = kafka.sent
+    assert dead[2]["reason"].startswith(b"impersonation") and dead[2]["source-topic"].endswith(b"/veh-0000003")
+    assert CODEC.decode(forwarded[1], HAZARD)["reporter"] == "test"

@@ -128,16 +128,18 @@ def test_bad_payloads_and_wrong_region_topics_are_dead_letters_with_reasons(radi
     good = CODEC.encode(TELEMETRY, _fresh(upd("veh-0000001", 38.0)))  # region 4
     pub = _publisher(settings)
     try:
-        for topic, payload in ((topics.telemetry(5), good), (topics.telemetry(4), b"\xc3\x01garbage"),
-                               (topics.hazards(4), b"not a hazard"), (topics.telemetry(4), good)):  # fmt: skip
+        me = "veh-0000001"
+        for topic, payload in ((topics.telemetry(5, me), good), (topics.telemetry(4, me), b"\xc3\x01garbage"),
+                               (topics.hazards(4, me), b"not a hazard"), (topics.telemetry(4, "veh-0000002"), good),
+                               (topics.telemetry(4, me), good)):  # fmt: skip
             pub.publish(topic, payload, qos=1).wait_for_publish(5)
     finally:
         pub.disconnect()
         pub.loop_stop()
-    dead = read_messages(settings.bootstrap_servers, settings.topics(REGIONS).dead_letter, 3)
+    dead = read_messages(settings.bootstrap_servers, settings.topics(REGIONS).dead_letter, 4)
     reasons = sorted(dict(m.headers())["reason"].decode().split(":", 1)[0] for m in dead)
-    assert reasons == ["undecodable", "undecodable", "wrong-region"], reasons
-    assert all(dict(m.headers())["source-topic"].startswith(b"mqtt:corridor/v1/region/") for m in dead)
+    assert reasons == ["impersonation", "undecodable", "undecodable", "wrong-region"], reasons
+    assert all(dict(m.headers())["source-topic"].startswith(b"mqtt:corridor/v2/region/") for m in dead)
     eventually(lambda: gateway.stats.updates_forwarded >= 1, "the good update to be forwarded")
     (frame,) = [m for m in read_messages(settings.bootstrap_servers, settings.topics(REGIONS).telemetry, 20, 5)
                 if m.partition() == 4 and len(m.value()) > 40]  # fmt: skip
@@ -150,7 +152,7 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
     eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
     broker.start(attached=True)
     eventually(lambda: gateway.stats.mqtt_subscribed, "the gateway to reconnect and subscribe again")
-    link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+    link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
     try:
         link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
         link.flush()
@@ -168,7 +170,7 @@ def _advisory(aid: str, region: int, target: str | None) -> bytes:
 
 def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_region(radio, gateway) -> None:
     settings, _ = radio
-    link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+    link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
     fleet = SimpleNamespace(active=np.array([True, True]), num=np.array([7, 8]), region=np.array([2, 5]))
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
     topic = settings.topics(REGIONS).advisories
@@ -220,7 +222,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
         gw = Gateway(own, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
         thread = threading.Thread(target=gw.run, daemon=True)
         thread.start()
-        link = RadioLink(*settings.mqtt_address, RadioTopics(REGIONS), connections=2)
+        link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
         try:
             eventually(lambda: gw.stats.mqtt_subscribed, "the gateway's subscriptions to be granted")
 
@@ -254,7 +256,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
 def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription(radio) -> None:
     settings, _ = radio
     topics = RadioTopics(REGIONS)
-    link = RadioLink(*settings.mqtt_address, topics, connections=1)
+    link = RadioLink(settings.mqtt(), topics, connections=1)
     pub = _publisher(settings)
     fleet = SimpleNamespace(active=np.array([True]), num=np.array([7]), region=np.array([3]))
     try:
@@ -283,7 +285,7 @@ def test_corridor_consume_reads_a_radio_topic_decoded(radio, cli_env, kind: str)
     settings, _ = radio
     topics = RadioTopics(REGIONS)
     if kind == "telemetry":
-        topic, record = topics.telemetry(4), CODEC.encode(TELEMETRY, _fresh(upd("veh-0000042", 38.0)))
+        topic, record = topics.telemetry(4, "veh-0000042"), CODEC.encode(TELEMETRY, _fresh(upd("veh-0000042", 38.0)))
         args, field = [], "vehicle_id"
     else:  # one addressed to a vehicle is on that vehicle's topic
         topic, record = topics.vehicle_advisories("veh-0000042"), _advisory("a-42", 4, "veh-0000042")

@@ -6,12 +6,16 @@ import gc
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import etcd3
 import grpc
+import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -22,10 +26,18 @@ from pipeline.drill.reading import read_all
 from pipeline.ports import free_ports
 from pipeline.shared.access import KafkaAccess, Role, client_conf
 from pipeline.shared.config import Ports, Settings
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
+from pipeline.shared.mqtt_client import mqtt_client, refusal
+from pipeline.shared.radio_access import MQTT_ADMIN, MQTT_GATEWAY, MqttAccess
+from pipeline.shared.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack import Stack
+from pipeline.stack.mqtt import MqttBroker, mqtt_answers
 from pipeline.stack.security import SecurityMaterial
+from producers.enrolment import Enrolment
+from tests.helpers import eventually
 from tests.integration.test_simulation import SHORT
 from towers.config import app_id, changelog_topics
 
@@ -189,3 +201,104 @@ def test_certificates_are_issued_again_and_the_data_and_passwords_stay(secure: S
     assert etcd3.client(**s.etcd(Role.TOWER).client_kwargs(), timeout=5).get(key)[0] == b"before"
     refused = _produce(s.kafka(Role.VEHICLE), s.topics(9).advisories)
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, "the ACLs stayed too"
+
+
+def _radio(access: MqttAccess, name: str) -> tuple[mqtt.Client, dict[str, Any]]:
+    """A client of the secure radio broker as `access`, and what the broker answered it."""
+    seen: dict[str, Any] = {"suback": [], "puback": {}, "heard": []}
+    client = mqtt_client(access, f"{name}-{uuid.uuid4().hex[:6]}")
+    client.on_connect = lambda _c, _u, _f, reason, _p: seen.__setitem__("connack", str(reason))
+    client.on_subscribe = lambda _c, _u, _m, reasons, _p: seen["suback"].append([refusal(r) for r in reasons])
+    client.on_publish = lambda _c, _u, mid, reason, _p: seen["puback"].__setitem__(mid, refusal(reason))
+    client.on_message = lambda _c, _u, m: seen["heard"].append(m.topic)
+    client.connect(access.host, access.port)
+    client.loop_start()
+    eventually(lambda: "connack" in seen, f"{name}'s CONNACK")
+    return client, seen
+
+
+def test_the_radio_link_refuses_strangers_and_holds_each_vehicle_to_its_own_topics(secure: Stack) -> None:
+    s = secure.settings
+    broker = MqttBroker(s)
+    broker.start(attached=True)
+    topics = RadioTopics(9)
+    clients: list[mqtt.Client] = []
+    try:
+        host, port = s.mqtt_address
+        assert not mqtt_answers(host, port), "no clear-text MQTT on a secure stack"
+        key = s.mqtt_vehicle_key()
+        enrolment = Enrolment(s.mqtt(MQTT_ADMIN), topics, key)
+        enrolment.enrol(["veh-0000001", "veh-0000002"])
+        enrolment.close()
+        vehicle = s.mqtt()
+        for who, access in (("anonymous", vehicle), ("wrong password", replace(vehicle.as_vehicle("veh-0000001", key),
+                            password="guess")), ("not enrolled", vehicle.as_vehicle("veh-0000099", key))):  # fmt: skip
+            client, seen = _radio(access, "stranger")
+            clients.append(client)
+            assert seen["connack"] == "Not authorized", who
+        gateway, at_gateway = _radio(s.mqtt(MQTT_GATEWAY), "gateway")
+        one, at_one = _radio(vehicle.as_vehicle("veh-0000001", key), "one")
+        two, at_two = _radio(vehicle.as_vehicle("veh-0000002", key), "two")
+        clients += [gateway, one, two]
+        gateway.subscribe([(topics.every("telemetry", "gateways"), 1)])
+        one.subscribe([(topics.vehicle_advisories("veh-0000001"), 1), (topics.advisories(4), 1)])
+        two.subscribe([(topics.vehicle_advisories("veh-0000001"), 1), (topics.every("telemetry", "gateways"), 1),
+                       (topics.every("telemetry"), 1), (topics.vehicle_advisories("veh-0000002"), 1)])  # fmt: skip
+        eventually(lambda: at_gateway["suback"] and at_one["suback"] and at_two["suback"], "the SUBACKs")
+        assert at_gateway["suback"] == [[None]] and at_one["suback"] == [[None, None]]
+        assert at_two["suback"] == [["Not authorized", "Not authorized", "Not authorized", None]], (
+            "another's advisories, the gateways' share and everyone's telemetry are refused; its own granted"
+        )
+        own = one.publish(topics.telemetry(4, "veh-0000001"), b"mine", qos=1)
+        forged = one.publish(topics.telemetry(4, "veh-0000002"), b"as two", qos=1)
+        advice = gateway.publish(topics.vehicle_advisories("veh-0000001"), b"slow down", qos=1)
+        eventually(lambda: {own.mid, forged.mid} <= set(at_one["puback"]), "the PUBACKs")
+        assert at_one["puback"][own.mid] is None and at_one["puback"][forged.mid] == "Not authorized"
+        advice.wait_for_publish(5)
+        eventually(lambda: at_gateway["heard"] and at_one["heard"], "the update and the advisory")
+        assert at_gateway["heard"] == [topics.telemetry(4, "veh-0000001")]
+        assert at_one["heard"] == [topics.vehicle_advisories("veh-0000001")] and not at_two["heard"]
+    finally:
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+        broker.stop()
+
+
+def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_and_a_forged_cancel_silences_nothing(
+    secure: Stack, tmp_path: Path
+) -> None:
+    s = secure.settings
+    short = {**SHORT, "vehicles": 150, "duration_s": 90, "radio": "mqtt",
+             "events": [{"at_s": 20, "hazard": {"km": 36.0, "type": "ANIMAL", "direction": "NORTHBOUND", "id": "deer"}},
+                        {"at_s": 80, "clear": "deer"}]}  # fmt: skip
+    forged: list[int] = []
+
+    def cancel_as_another(snap: dict[str, Any]) -> None:
+        """A vehicle of the fleet cancels the deer: once in the scenario's name, once in its own."""
+        if snap["fleet"].t < 40 or forged:
+            return
+        key, topics = s.mqtt_vehicle_key(), RadioTopics(9)
+        client, _ = _radio(s.mqtt().as_vehicle("veh-0000003", key), "canceller")
+        try:
+            now = int(time.time() * 1000)
+            for reporter in ("scenario", "veh-0000003"):
+                rec = hazard_record(36.0, "OBSTACLE", "NORTHBOUND", 1, now, 600, "deer", reporter, cancelled=True)
+                info = client.publish(topics.hazards(rec["region_id"], "veh-0000003"), CODEC.encode(HAZARD, rec), qos=1)
+                info.wait_for_publish(5)
+                forged.append(info.mid)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    summary = run_scenario(parse_scenario(short, "secure-radio"), s, tmp_path / "report", on_tick=cancel_as_another,
+                           keep_state=True).summary  # fmt: skip
+    r, deer = summary["radio"], summary["hazards"]["deer"]
+    assert len(forged) == 2, "both cancels were sent (and the broker took them: they are the vehicle's own topic)"
+    assert r["connections"] >= 150 and r["refused_connections"] == 0 and r["subscriptions_refused"] == 0, r
+    assert r["updates_heard_by_gateway"] > 0.99 * r["updates_published"], r
+    assert r["gateway_dead_letters"] == {"impersonation": 1}, "the cancel in the scenario's name, at the gateway"
+    assert summary["run"]["dead_letters"] == 2, "that one, and the tower's refusal of the vehicle's own cancel"
+    assert deer["advisories"] > 0 and deer["actions"]["SLOW_DOWN"] > 0, deer
+    assert deer["unadvised_vehicles_passed"] == 0, "still advised after the forged cancels"
+    assert summary["run"]["advisories_received"] > 0 and summary["run"]["stale_advisories"] == 0

@@ -107,10 +107,12 @@ def _ops(role: Role, name: str) -> set[str]:
     return out
 
 
-def test_vehicles_may_write_only_telemetry_and_hazards_and_read_only_advisories() -> None:
+def test_vehicles_may_write_only_telemetry_hazards_and_their_gateways_refusals_and_read_only_advisories() -> None:
     changelogs = changelog_topics(app_id(TOPICS.prefix, "-run1"))
     assert "WRITE" in _ops(Role.VEHICLE, TOPICS.telemetry) and "WRITE" in _ops(Role.VEHICLE, TOPICS.hazards)
-    for name in (TOPICS.advisories, TOPICS.tower_sync, TOPICS.dead_letter, *changelogs):
+    assert "WRITE" in _ops(Role.VEHICLE, TOPICS.dead_letter), "a gateway dead-letters what the radio sent it"
+    assert "READ" not in _ops(Role.VEHICLE, TOPICS.dead_letter)
+    for name in (TOPICS.advisories, TOPICS.tower_sync, *changelogs):
         assert "WRITE" not in _ops(Role.VEHICLE, name), name
     assert "READ" not in _ops(Role.VEHICLE, TOPICS.telemetry), "no vehicle reads another's telemetry"
 

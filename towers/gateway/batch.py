@@ -3,9 +3,10 @@
 A frame is what the towers read fastest (one Kafka record per region per tick). Its body is the
 updates' own Avro encodings one after the other, so the gateway copies each update's bytes as they
 arrived, after checking them: a payload that is too large, is not a VehicleTelemetry, does not
-decode, was published on another region's topic, or carries an id, HLC or event time no tower would
-accept is refused with its reason (the gateway dead-letters it). A frame's event time is bounded by
-the gateway's clock, so no sender can move every region's clock through the heartbeat frames.
+decode, was published on another region's topic or under another vehicle's id than its own, or
+carries an id, HLC or event time no tower would accept is refused with its reason (the gateway
+dead-letters it). A frame's event time is bounded by the gateway's clock, so no sender can move
+every region's clock through the heartbeat frames.
 Pure: the gateway feeds it messages and takes frames out once a tick.
 """
 
@@ -18,7 +19,7 @@ from pipeline.shared.codec import MAGIC, CodecError
 from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
 
-__all__ = ["MAX_PAYLOAD", "FrameBatcher", "Refused", "assemble_frame"]
+__all__ = ["MAX_PAYLOAD", "FrameBatcher", "Refused", "assemble_frame", "impersonation"]
 
 _HEADER = len(MAGIC) + 8  # single-object encoding: magic, then the writer's fingerprint
 
@@ -54,6 +55,12 @@ class _Pending:
     radio_ms: list[int] = field(default_factory=list)  # per update: gateway now - its HLC's wall time
 
 
+def impersonation(named: str, sender: str | None) -> str:
+    """The reason for a message that speaks for another vehicle than the one whose topic it came on
+    (the broker lets a vehicle publish under its own id only, so its topic is who sent it)."""
+    return f"impersonation: a message of {named[:64]!r} sent under {str(sender)[:64]!r}"
+
+
 #: a VehicleTelemetry is under 100 bytes; anything this large is not one (and Kafka refuses 1 MB)
 MAX_PAYLOAD = 4_096
 
@@ -68,7 +75,7 @@ class FrameBatcher:
     def add(self, topic: str, payload: bytes, now_ms: int) -> Refused | None:
         """One telemetry message as it came off the radio; a refusal says why."""
         try:
-            kind, region = self.topics.parse(topic)
+            kind, region, sender = self.topics.parse(topic)
         except ValueError as exc:
             return Refused(None, payload, f"bad-topic: {topic}: {exc}")
         if kind != "telemetry":
@@ -93,6 +100,8 @@ class FrameBatcher:
         problem = id_problem(update["vehicle_id"], "vehicle id")
         if problem is not None:
             return Refused(region, payload, f"bad-id: {problem}")
+        if update["vehicle_id"] != sender:
+            return Refused(region, payload, impersonation(update["vehicle_id"], sender))
         p = self._pending.setdefault(region, _Pending())
         p.bodies.append(payload[_HEADER:])
         p.event_time_ms = max(p.event_time_ms, update["event_time"])

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -51,10 +50,12 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
 from pipeline.shared.metric_catalog import registry_of
+from pipeline.shared.mqtt_client import mqtt_client
+from pipeline.shared.radio_access import MQTT_GATEWAY
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import LatencyHistogram
 from pipeline.shared.tracing import TRACEPARENT
-from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused
+from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused, impersonation
 from towers.gateway.metrics import gateway_families
 
 __all__ = ["Gateway", "GatewayStats"]
@@ -123,8 +124,8 @@ class Gateway:
                 "error_cb": self._kafka_error,
             }))  # fmt: skip
             self.consumer.assign([TopicPartition(self.kafka.advisories, r, OFFSET_END) for r in regions])
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gateway-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        # on a secure stack: TLS, and the gateways' own identity, the only one the broker lets share the uplink
+        self.client = mqtt_client(settings.mqtt(MQTT_GATEWAY), f"gateway-{uuid.uuid4().hex[:8]}")
         self.client.max_queued_messages_set(0)
         # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
         self.client.reconnect_delay_set(0.2, 10.0)  # type: ignore[arg-type]
@@ -143,7 +144,7 @@ class Gateway:
         # (re)subscribe on every connect: a clean start forgets subscriptions
         subs = []
         for r in self.regions:
-            subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))
+            subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))  # every sender
             subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", SubscribeOptions(qos=1)))
         client.subscribe(subs)
 
@@ -163,7 +164,7 @@ class Gateway:
         try:
             payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
             topic = m.topic  # paho decodes it; a topic that is not UTF-8 raises
-            if topic.endswith("/hazards"):
+            if "/hazards/" in topic:
                 self._hazard(topic, payload, _trace_context(m))
             elif len(self._inbox) >= MAX_INBOX:
                 with self._lock:
@@ -299,13 +300,15 @@ class Gateway:
         if len(payload) > MAX_PAYLOAD:
             return self._dead(Refused(None, payload, f"too-large: {len(payload)} bytes (at most {MAX_PAYLOAD})"), topic)
         try:
-            kind, region = self.radio.parse(topic)
+            kind, region, sender = self.radio.parse(topic)
             report = CODEC.decode(payload, HAZARD)
         except (ValueError, CodecError) as exc:
             return self._dead(Refused(None, payload, f"undecodable: {exc}"), topic)
         if kind != "hazards" or report["region_id"] != region:
             why = f"wrong-region: a hazard of region {report['region_id']} on {topic}"
             return self._dead(Refused(region, payload, why), topic)
+        if report["reporter"] != sender:  # a report, or a cancel, in another vehicle's name
+            return self._dead(Refused(region, payload, impersonation(report["reporter"], sender)), topic)
         with self._lock:
             self.stats.hazards += 1
         self._produce(self.kafka.hazards, payload, region, traced or None)

@@ -19,7 +19,7 @@ def test_a_region_s_updates_become_one_frame_the_towers_decode() -> None:
     b = FrameBatcher(TOPICS)
     ups = [upd(f"veh-{i:07d}", 38.0 + i * 0.1, t=i) for i in range(5)]
     for u in ups:
-        assert b.add(TOPICS.telemetry(4), CODEC.encode(TELEMETRY, u), T0 + 9_000) is None
+        assert b.add(TOPICS.telemetry(4, u["vehicle_id"]), CODEC.encode(TELEMETRY, u), T0 + 9_000) is None
     frames, radio = b.frames([3, 4], T0 + 9_050)
     got = CODEC.decode(frames[4], FRAME)
     assert got["region_id"] == 4 and got["sent_at"] == T0 + 9_050 and got["event_time"] == T0 + 4_000
@@ -31,16 +31,20 @@ def test_a_region_s_updates_become_one_frame_the_towers_decode() -> None:
     assert b.pending == 0 and CODEC.decode(b.frames([4], T0)[0][4], FRAME)["frame_seq"] == 1
 
 
-def test_wrong_region_wrong_type_garbage_and_foreign_topics_are_refused_with_reasons() -> None:
+def test_wrong_region_wrong_type_garbage_foreign_topics_and_impersonation_are_refused_with_reasons() -> None:
     b = FrameBatcher(TOPICS)
-    good = CODEC.encode(TELEMETRY, upd("veh-0000001", 38.0))
+    me = "veh-0000001"
+    good = CODEC.encode(TELEMETRY, upd(me, 38.0))
     cases = {
-        (TOPICS.telemetry(5), good): "wrong-region",
-        (TOPICS.telemetry(4), hazard(40.0)): "wrong-type",
-        (TOPICS.telemetry(4), good[:20]): "undecodable",
-        (TOPICS.telemetry(4), b"hello"): "undecodable",
-        (TOPICS.hazards(4), good): "bad-topic",
-        ("corridor/v1/region/12/telemetry", good): "bad-topic",
+        (TOPICS.telemetry(5, me), good): "wrong-region",
+        (TOPICS.telemetry(4, me), hazard(40.0)): "wrong-type",
+        (TOPICS.telemetry(4, me), good[:20]): "undecodable",
+        (TOPICS.telemetry(4, me), b"hello"): "undecodable",
+        (TOPICS.telemetry(4, "veh-0000002"), good): "impersonation",
+        (TOPICS.hazards(4, me), good): "bad-topic",
+        ("corridor/v2/region/4/telemetry", good): "bad-topic",
+        ("corridor/v1/region/4/telemetry", good): "bad-topic",
+        ("corridor/v2/region/12/telemetry/veh-0000001", good): "bad-topic",
         ("elsewhere/4/telemetry", good): "bad-topic",
     }
     for (topic, payload), reason in cases.items():

@@ -24,8 +24,9 @@ def test_what_it_received_refused_and_forwarded_comes_through_with_reasons() -> 
     gw, _ = gateway()
     now = int(time.time() * 1000)  # the gateway refuses stamps far from its clock
     good = CODEC.encode(TELEMETRY, upd("veh-1", 38.0) | {"event_time": now, "hlc": now << 16})
-    for topic, payload in ((b"corridor/v1/region/4/telemetry", good), (b"corridor/v1/region/4/telemetry", b"junk"),
-                           (b"corridor/v1/region/4/hazards", b"\x00" * 2_000_000)):  # fmt: skip
+    for topic, payload in ((b"corridor/v2/region/4/telemetry/veh-1", good),
+                           (b"corridor/v2/region/4/telemetry/veh-1", b"junk"),
+                           (b"corridor/v2/region/4/hazards/veh-1", b"\x00" * 2_000_000)):  # fmt: skip
         gw._on_message(None, None, message(topic, payload))
     gw._uplink()
     gw._frames(True)

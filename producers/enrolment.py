@@ -1,0 +1,88 @@
+"""Vehicles enrolled on the radio link's secure broker as they come on the road.
+
+A manufacturer provisions each unit before it drives; here the fleet's process does it for its
+vehicles, as the one holder of the provisioning key and the enrolment admin's password: it sends the
+Dynamic Security plugin the commands that create each vehicle's role and client, and waits for the
+plugin's answers. One message carries a batch (the plugin saves its file once a message).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from pipeline.shared.errors import StackError
+from pipeline.shared.mqtt_client import mqtt_client, refusal
+from pipeline.shared.radio_access import MqttAccess, enrol_commands
+from pipeline.shared.radio_topics import RadioTopics
+
+__all__ = ["Enrolment"]
+
+REQUEST = "$CONTROL/dynamic-security/v1"
+RESPONSE = f"{REQUEST}/response"
+BATCH = 500  # vehicles a message
+
+
+class Enrolment:
+    def __init__(self, admin: MqttAccess, topics: RadioTopics, key: bytes, timeout_s: float = 10.0) -> None:
+        self.topics, self.key, self.timeout_s = topics, key, timeout_s
+        self.enrolled: set[str] = set()
+        self._answer = threading.Event()
+        self._responses: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self._failure: str | None = None
+        self.client = mqtt_client(admin, f"corridor-enrolment-{uuid.uuid4().hex[:8]}")
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda _c, _u, _m, reasons, _p: self._subscribed(reasons)
+        self.client.on_message = self._on_message
+        try:
+            self.client.connect(admin.host, admin.port, keepalive=30, clean_start=True)
+        except OSError as exc:
+            raise StackError(f"no MQTT broker at {admin.host}:{admin.port} to enrol vehicles on ({exc})") from None
+        self.client.loop_start()
+        if not self._ready.wait(timeout_s) or self._failure:
+            self.close()
+            raise StackError(f"the MQTT broker did not let corridor enrol vehicles: {self._failure or 'no answer'}")
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._failure = refusal(reason)
+        if self._failure:
+            self._ready.set()
+        else:
+            client.subscribe(RESPONSE, qos=1)
+
+    def _subscribed(self, reasons: list[Any]) -> None:
+        self._failure = next((r for r in map(refusal, reasons) if r), None)
+        self._ready.set()
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._responses = list(json.loads(msg.payload).get("responses", []))
+        except (ValueError, AttributeError):
+            self._responses = [{"error": "an answer that is not the plugin's JSON"}]
+        self._answer.set()
+
+    def enrol(self, vehicle_ids: Sequence[str]) -> None:
+        """Enrol those not enrolled yet; StackError with the plugin's first complaint (a client
+        that exists already is not one: the vehicle was enrolled)."""
+        new = [v for v in dict.fromkeys(vehicle_ids) if v not in self.enrolled]
+        for i in range(0, len(new), BATCH):
+            batch = new[i : i + BATCH]
+            self._answer.clear()
+            payload = json.dumps({"commands": enrol_commands(self.topics, batch, self.key)})
+            self.client.publish(REQUEST, payload, qos=1)
+            if not self._answer.wait(self.timeout_s):
+                raise StackError(f"the MQTT broker did not answer the enrolment of {len(batch)} vehicles")
+            errors = [str(r["error"]) for r in self._responses if r.get("error") and "already exists" not in r["error"]]
+            if errors:
+                raise StackError(f"enrolling vehicles on the MQTT broker: {errors[0]}")
+            self.enrolled.update(batch)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -1,0 +1,61 @@
+"""The radio link's identities: the broker's files and enrolment commands, built without a broker."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from pipeline.shared.radio_access import (
+    MQTT_ADMIN,
+    MQTT_GATEWAY,
+    dynsec_config,
+    dynsec_password,
+    enrol_commands,
+    vehicle_grants,
+    vehicle_password,
+)  # fmt: skip
+from pipeline.shared.radio_topics import RadioTopics
+
+TOPICS = RadioTopics(regions=9)
+
+
+def test_a_password_is_hashed_as_mosquitto_hashes_it() -> None:
+    """A vector from `mosquitto_ctrl dynsec init` (Mosquitto 2.0.11): password `adminpw`."""
+    salt = base64.b64decode("xO/ysD/04nN+yobe")
+    got = dynsec_password("adminpw", salt)
+    digest = "Lk/aewgg/pMeIGeXl3iZW1VwdGgkUhMYBzku98TAPLFWrTloS+MG6u+aHpgqbV3Dmm4cuy2hUReMX0/tJPZRUw=="
+    assert got == {"password": digest, "salt": "xO/ysD/04nN+yobe", "iterations": 101}
+
+
+def test_a_vehicle_is_granted_its_own_topics_and_the_broadcasts_and_nothing_else() -> None:
+    grants = {(g.acltype, g.topic) for g in vehicle_grants(TOPICS, "veh-0000007")}
+    assert grants == {
+        ("publishClientSend", "corridor/v2/region/+/telemetry/veh-0000007"),
+        ("publishClientSend", "corridor/v2/region/+/hazards/veh-0000007"),
+        ("subscribeLiteral", "corridor/v2/vehicle/veh-0000007/advisories"),
+        ("subscribePattern", "corridor/v2/region/+/advisories"),
+    }
+
+
+def test_the_starting_file_holds_the_admin_and_the_gateways_and_grants_nothing_by_default() -> None:
+    config = dynsec_config(TOPICS, "a", "g", salt=lambda n: b"\0" * n)
+    assert [c["username"] for c in config["clients"]] == [MQTT_ADMIN, MQTT_GATEWAY]
+    assert all("a" != c["password"] != "g" for c in config["clients"]), "hashes, never the passwords"
+    default = config["defaultACLAccess"]
+    assert default["publishClientSend"] is False and default["subscribe"] is False
+    shared = [a["topic"] for r in config["roles"] for a in r["acls"] if a["topic"].startswith("$share/")]
+    assert shared and all(t.startswith("$share/gateways/") for t in shared)
+    assert {r["rolename"] for r in config["roles"] if any(a["topic"] in shared for a in r["acls"])} == {MQTT_GATEWAY}
+
+
+def test_enrolment_names_each_vehicles_role_and_password_and_refuses_what_cannot_be_a_vehicle() -> None:
+    commands = enrol_commands(TOPICS, ["veh-1", "veh-2"], b"k" * 32)
+    named = [(c["command"], c.get("rolename") or c["username"]) for c in commands]
+    assert named == [("createRole", "veh-1"), ("createClient", "veh-1"), ("createRole", "veh-2"),
+                     ("createClient", "veh-2")]  # fmt: skip
+    assert commands[1]["password"] == vehicle_password(b"k" * 32, "veh-1") != vehicle_password(b"k" * 32, "veh-2")
+    assert vehicle_password(b"j" * 32, "veh-1") != vehicle_password(b"k" * 32, "veh-1"), "the key makes it"
+    for bad in (MQTT_GATEWAY, MQTT_ADMIN, "corridor-anything", "veh/1", "+", "#", ""):
+        with pytest.raises(ValueError):
+            enrol_commands(TOPICS, [bad], b"k" * 32)
