@@ -46,6 +46,7 @@ def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str
         "ETCD_ENDPOINTS": settings.etcd_servers,
         "CORRIDOR_TOPIC_PREFIX": prefix or settings.topic_prefix,
         **settings.security_env(),
+        **settings.signing_env(),
         **(extra or {}),
     }
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,13 +25,16 @@ __all__ = ["Enrolment"]
 
 REQUEST = "$CONTROL/dynamic-security/v1"
 RESPONSE = f"{REQUEST}/response"
-BATCH = 500  # vehicles a message
+#: the bytes of commands a message carries at most: the broker refuses a message over 64 KiB
+#: (`message_size_limit`), ≈ 600 bytes a vehicle
+MAX_MESSAGE = 60_000
 
 
 class Enrolment:
-    def __init__(self, admin: MqttAccess, topics: RadioTopics, key: bytes, timeout_s: float = 10.0) -> None:
+    def __init__(self, admin: MqttAccess, topics: RadioTopics, key: bytes, timeout_s: float = 10.0,
+                 enrolled: Iterable[str] = ()) -> None:  # fmt: skip
         self.topics, self.key, self.timeout_s = topics, key, timeout_s
-        self.enrolled: set[str] = set()
+        self.enrolled: set[str] = set(enrolled)  # those the broker knew from its start
         self._answer = threading.Event()
         self._responses: list[dict[str, Any]] = []
         self._ready = threading.Event()
@@ -71,17 +74,30 @@ class Enrolment:
         """Enrol those not enrolled yet; StackError with the plugin's first complaint (a client
         that exists already is not one: the vehicle was enrolled)."""
         new = [v for v in dict.fromkeys(vehicle_ids) if v not in self.enrolled]
-        for i in range(0, len(new), BATCH):
-            batch = new[i : i + BATCH]
-            self._answer.clear()
-            payload = json.dumps({"commands": enrol_commands(self.topics, batch, self.key)})
-            self.client.publish(REQUEST, payload, qos=1)
-            if not self._answer.wait(self.timeout_s):
-                raise StackError(f"the MQTT broker did not answer the enrolment of {len(batch)} vehicles")
-            errors = [str(r["error"]) for r in self._responses if r.get("error") and "already exists" not in r["error"]]
-            if errors:
-                raise StackError(f"enrolling vehicles on the MQTT broker: {errors[0]}")
-            self.enrolled.update(batch)
+        batch: list[str] = []
+        commands: list[dict[str, Any]] = []
+        size = 0
+        for vid in new:
+            mine = enrol_commands(self.topics, [vid], self.key)
+            grows = len(json.dumps(mine))
+            if batch and size + grows > MAX_MESSAGE:
+                self._send(batch, commands)
+                batch, commands, size = [], [], 0
+            batch.append(vid)
+            commands += mine
+            size += grows
+        if batch:
+            self._send(batch, commands)
+
+    def _send(self, batch: list[str], commands: list[dict[str, Any]]) -> None:
+        self._answer.clear()
+        self.client.publish(REQUEST, json.dumps({"commands": commands}), qos=1)
+        if not self._answer.wait(self.timeout_s):
+            raise StackError(f"the MQTT broker did not answer the enrolment of {len(batch)} vehicles")
+        errors = [str(r["error"]) for r in self._responses if r.get("error") and "already exists" not in r["error"]]
+        if errors:
+            raise StackError(f"enrolling vehicles on the MQTT broker: {errors[0]}")
+        self.enrolled.update(batch)
 
     def close(self) -> None:
         self.client.disconnect()

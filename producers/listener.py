@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from pipeline.shared.access import Kafka, client_conf
+from pipeline.shared.advisory_signing import SIGNATURE, Verifier
 from pipeline.shared.codec import CodecError
 from pipeline.shared.crdt.hlc import unpack
 from pipeline.shared.messages import ADVISORY, CODEC
@@ -18,7 +20,15 @@ from pipeline.shared.stats import LatencyHistogram
 from pipeline.shared.tracing import VEHICLE_SPAN, Tracing
 from producers.fleet import Action, Fleet
 
-__all__ = ["AdvisoryListener", "ListenerStats"]
+__all__ = ["AdvisoryListener", "ListenerStats", "signature_of"]
+
+
+def signature_of(headers: Any) -> bytes | None:
+    """An advisory's signature from its Kafka headers, if it carries one."""
+    for key, value in headers or ():
+        if key == SIGNATURE and isinstance(value, bytes):
+            return value
+    return None
 
 
 @dataclass(slots=True)
@@ -28,6 +38,8 @@ class ListenerStats:
     undecodable: int = 0
     #: decoded but not believable (a trigger stamp, target, speed or validity no tower writes): ignored
     refused: int = 0
+    #: not signed by a tower the fleet trusts (unsigned, an unknown key, a bad signature): not obeyed
+    forged: int = 0
     #: received when their trigger was older than their validity (valid_until − issued_at): such advice
     #: is out of date on arrival, whatever sent it
     stale: int = 0
@@ -45,8 +57,10 @@ class AdvisoryListener:
     One consumer stands for the radios of the whole fleet (one process simulates every vehicle):
     it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle."""
 
-    def __init__(self, bootstrap: Kafka, topic: str, partitions: int, keep_history: bool = False) -> None:
+    def __init__(self, bootstrap: Kafka, topic: str, partitions: int, keep_history: bool = False,
+                 verifier: Verifier | None = None) -> None:  # fmt: skip
         self.stats = ListenerStats()
+        self.verifier = verifier  # the towers' keys: advice none of them signed is not obeyed
         self.keep_history = keep_history
         #: the HLC stamps of the hazard reports sent (the run adds them): advice they trigger is timed apart
         self.hazard_triggers: set[int] = set()
@@ -68,26 +82,37 @@ class AdvisoryListener:
         """Apply everything that arrived (up to `max_messages`); returns how many messages were read.
 
         As fast as possible (speedup 0) it is called once a tick: a burst of advisories larger than
-        one batch is then applied at once, not spread over the following ticks."""
+        one batch is then applied at once, not spread over the following ticks. Every batch waiting
+        is taken, and its receipt stamped, before any is checked and applied: one process stands for
+        every vehicle, and a vehicle's receipt of its advice does not wait for the others' checks."""
         read = 0
+        batches: list[tuple[list[Any], int]] = []
         while read < max_messages:
             msgs = self._consumer.consume(num_messages=5000, timeout=0)
             if not msgs:
                 break
             read += len(msgs)
-            arrived_ns = time.time_ns()
-            self.apply_values([v for m in msgs if m.error() is None and (v := m.value()) is not None], fleet,
-                              sim_start_ms, arrived_ns / 1e6)  # fmt: skip
+            batches.append((msgs, time.time_ns()))
+        for msgs, arrived_ns in batches:
+            good = [(v, m) for m in msgs if m.error() is None and (v := m.value()) is not None]
+            self.apply_values([v for v, _ in good], fleet, sim_start_ms, arrived_ns / 1e6,
+                              [signature_of(m.headers()) for _, m in good])  # fmt: skip
             if self.tracing.enabled:  # after: one process stands for every vehicle, and each would trace its own
                 for m in msgs:
                     if headers := m.headers():
                         self.tracing.received(VEHICLE_SPAN, headers, at_ns=arrived_ns, region=m.partition() or 0)
         return read
 
-    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int, now_ms: float | None = None) -> None:
-        """Decode advisories, however they came, and hand them to the fleet (`now_ms`: when they came)."""
+    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int, now_ms: float | None = None,
+                     signatures: Sequence[bytes | str | None] = ()) -> None:  # fmt: skip
+        """Decode advisories, however they came, and hand them to the fleet (`now_ms`: when they came;
+        `signatures`: each one's, checked when the fleet has the towers' keys)."""
         now_ms = time.time() * 1000 if now_ms is None else now_ms
-        for value in values:
+        for i, value in enumerate(values):
+            signature = signatures[i] if i < len(signatures) else None
+            if self.verifier is not None and self.verifier.problem(value, signature) is not None:
+                self.stats.forged += 1
+                continue
             try:
                 adv = CODEC.decode(value, ADVISORY)
             except CodecError:

@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from pipeline.shared.advisory_signing import SIGNATURE, Verifier
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.mqtt_client import mqtt_client, refusal
@@ -95,7 +96,8 @@ class RadioLink:
         self.topics, self.access, self.identities = topics, access, identities
         self.stats = RadioStats()
         # advisories, appended by the clients' network threads, with their trace context if they carry one
-        self._heard: deque[tuple[bytes, str | None]] = deque()
+        self._heard: deque[tuple[bytes, str | None, str | None]] = deque()  # with its trace and signature
+        self.signatures: list[str | None] = []  # of the advisories the last `heard` returned, in their order
         self.traced: list[tuple[str, int]] = []  # (traceparent, wall ns) of the advisories heard, unread
         self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
         self._lock = threading.Lock()
@@ -123,7 +125,9 @@ class RadioLink:
         # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
         client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
         client.on_connect = lambda _c, _u, _f, reason, _p: self._connected(reason)
-        client.on_message = lambda _c, _u, msg: self._heard.append((bytes(msg.payload), _traceparent(msg)))
+        client.on_message = lambda _c, _u, msg: self._heard.append(
+            (bytes(msg.payload), _property(msg, TRACEPARENT), _property(msg, SIGNATURE))
+        )
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, reasons)
         client.on_unsubscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, [])
@@ -273,16 +277,18 @@ class RadioLink:
         self._vehicles[i] = want
 
     def heard(self) -> list[bytes]:
-        """The advisories heard since the last call, each once: a region's broadcast reaches every
-        connection with a vehicle there, as it reaches every vehicle on the road (`received` counts
-        those copies: the downlink's real load)."""
-        out = []
+        """The advisories heard since the last call, each once (their signatures: `signatures`): a
+        region's broadcast reaches every connection with a vehicle there, as it reaches every vehicle
+        on the road (`received` counts those copies: the downlink's real load)."""
+        out: list[bytes] = []
+        self.signatures = []
         while self._heard:
-            value, traceparent = self._heard.popleft()
+            value, traceparent, signature = self._heard.popleft()
             self.stats.received += 1
             if value not in self._seen:
                 self._seen[value] = None
                 out.append(value)
+                self.signatures.append(signature)
                 if traceparent is not None:
                     self.traced.append((traceparent, time.time_ns()))
                 if len(self._seen) > 100_000:
@@ -301,8 +307,9 @@ class RadioLink:
 class RadioListener(AdvisoryListener):
     """The fleet's advisories as heard over MQTT, applied as `AdvisoryListener` applies Kafka's."""
 
-    def __init__(self, link: RadioLink, keep_history: bool = False) -> None:  # no Kafka consumer
-        self.stats = ListenerStats()
+    def __init__(self, link: RadioLink, keep_history: bool = False, verifier: Verifier | None = None) -> None:
+        self.stats = ListenerStats()  # no Kafka consumer
+        self.verifier = verifier
         self.keep_history = keep_history
         self.hazard_triggers: set[int] = set()
         self.tracing = Tracing("corridor-fleet")  # the run's, when traced
@@ -311,7 +318,7 @@ class RadioListener(AdvisoryListener):
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
         self.link.follow(fleet)
         heard = self.link.heard()
-        self.apply_values(heard, fleet, sim_start_ms)
+        self.apply_values(heard, fleet, sim_start_ms, signatures=self.link.signatures)
         traced, self.link.traced = self.link.traced, []
         for traceparent, at_ns in traced:  # the trace of a hazard report, ended at the vehicle
             self.tracing.received(VEHICLE_SPAN, [(TRACEPARENT, traceparent)], at_ns=at_ns)
@@ -321,10 +328,11 @@ class RadioListener(AdvisoryListener):
         """The link is closed by its owner."""
 
 
-def _traceparent(msg: mqtt.MQTTMessage) -> str | None:
-    """An advisory's trace context (an MQTT 5 user property the gateway sets), if it carries one."""
+def _property(msg: mqtt.MQTTMessage, name: str) -> str | None:
+    """An MQTT 5 user property the gateway sets on an advisory (its trace context, its signature),
+    from the first eight, 128 characters at most."""
     props = getattr(msg, "properties", None)
     for key, value in (getattr(props, "UserProperty", None) or [])[:8]:
-        if key == TRACEPARENT and isinstance(value, str):
+        if key == name and isinstance(value, str):
             return value[:128]
     return None

@@ -40,6 +40,7 @@ from faust.types import TP
 from opentelemetry.trace import SpanKind
 
 from pipeline.shared.access import Role, client_conf
+from pipeline.shared.advisory_signing import SIGNATURE
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import CorridorError
 from pipeline.shared.topics import TopicSpec
@@ -69,6 +70,7 @@ try:
     kafka_access = settings.kafka(Role.TOWER)
     etcd_access = settings.etcd(Role.TOWER)
     TRACING = tracing_from_env("corridor-tower")  # the hazard path's spans (CORRIDOR_TRACES)
+    SIGNER = settings.signer()  # every advisory signed, when the worker has a key
 except CorridorError as exc:  # `faust -A towers.app worker` imports this module: say what is wrong, once
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))
@@ -341,7 +343,10 @@ def _resend() -> None:
 
 def _emit(out: Outbox, source: Source | None = None, advisory_headers: Headers | None = None) -> None:
     for r, value in out.advisories:
-        _produce("advisory", topics.advisories, value, r, advisory_headers)
+        signed = advisory_headers
+        if SIGNER is not None:
+            signed = [*(advisory_headers or ()), (SIGNATURE, SIGNER.sign(value))]
+        _produce("advisory", topics.advisories, value, r, signed)
     for d in out.dead:
         headers: Headers = [("reason", d.reason.encode())]
         if source is not None:

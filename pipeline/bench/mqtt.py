@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import delete_prefixed, ensure_topics
+from pipeline.bench.mqtt_identities import run_identities
 from pipeline.bench.radio_downlink import MODES, measure_downlink
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.config import Settings
@@ -219,6 +220,8 @@ def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
         regions = len(load_corridor().regions)
         out["downlink"] = {m: measure_downlink(*settings.mqtt_address, m, vehicles, vehicles, 200.0, regions, pid)
                            for m in MODES}  # fmt: skip
+        if not settings.mqtt_external:  # on brokers of its own, secure
+            out["identities"] = run_identities(settings, 600 if quick else 3_600)
         return out
     finally:
         if started:

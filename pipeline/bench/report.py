@@ -53,6 +53,7 @@ TARGETS: dict[tuple[str, str], Target] = {
     ("observability", "towers.scraped_cost_pct"): Target("<=", 3, "%"),
     ("observability", "towers.histograms_cost_pct"): Target("<=", 3, "%"),
     ("observability", "towers.histograms_cost_at_default_scenario_pct"): Target("<=", 3, "%"),
+    ("signing", "latency.forged_refused"): Target("<=", 0, "advisories"),
     **{
         ("failover", f"{s}.{m}"): Target("<=", 0, m.split("_")[0])
         for s in ("6 s sessions", "1.5 s sessions")

@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind
 from pipeline.admin import delete_prefixed, end_offsets, ensure_topics
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.access import client_conf
+from pipeline.shared.advisory_signing import Verifier
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.crdt.hlc import unpack
@@ -181,12 +182,13 @@ def run_latency(
 
 
 def latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProcess, load: int, seconds: int,
-               tracing: Tracing | None = None) -> dict:  # fmt: skip
-    """Hazard → advisory latency at `load` updates/s; with `tracing`, each report starts a trace."""
+               tracing: Tracing | None = None, verifier: Verifier | None = None) -> dict:  # fmt: skip
+    """Hazard → advisory latency at `load` updates/s; with `tracing`, each report starts a trace;
+    with `verifier`, the fleet obeys only advisories a tower signed (and counts the rest)."""
     tracing = tracing or Tracing("bench")
     worker.wait_ready(topics.regions)
     fleet = Fleet(corridor, FleetConfig(vehicles=load, seed=9), start_ms=int(time.time() * 1000))
-    listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True)
+    listener = AdvisoryListener(bootstrap, topics.advisories, topics.regions, keep_history=True, verifier=verifier)
     listener.tracing = tracing
     producer = Producer(client_conf(bootstrap, {"linger.ms": 0, "enable.idempotence": True}))
     sent: dict[str, int] = {}
@@ -235,4 +237,5 @@ def latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProce
         "first_advisory_p99_ms": percentile(list(first.values()), 99),
         "schedule_lag_s": stats.lag_s,
         "mean_ms": statistics.fmean(direct) if direct else float("nan"),
+        "forged": listener.stats.forged,
     }

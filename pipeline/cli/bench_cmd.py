@@ -121,6 +121,12 @@ def _observability(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_observability(ctx.obj, quick=quick)
 
 
+def _signing(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.signing import run_signing
+
+    return run_signing(ctx.obj, quick=quick)
+
+
 def _consistency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.consistency.partition import Plan, run_consistency
 
@@ -163,12 +169,14 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "mqtt": _mqtt,
     "live": _live,
     "observability": _observability,
+    "signing": _signing,
     "consistency": _consistency,
     "security": _security,  # starts a plain and a secure stack of its own
     "analytics": _analytics,
 }
 NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability"}  # fmt: skip
+               "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability",
+               "signing"}  # fmt: skip
 
 
 def _missing_mqtt(settings: Settings) -> str | None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from pipeline.shared.access import EtcdAccess, KafkaAccess, Role, load_role_credentials
+from pipeline.shared.advisory_signing import Signer, Verifier
 from pipeline.shared.corridor import Corridor, load_corridor
 from pipeline.shared.env_model import env_var, read_env
 from pipeline.shared.errors import ConfigError
@@ -80,6 +81,12 @@ class SettingsEnv(BaseModel):
     mqtt_url: Annotated[str, AfterValidator(_mqtt_url)] = env_var(
         "", "MQTT_URL", "external MQTT 5 broker for the radio link (mqtt://host:port); when set none is started"
     )
+    mqtt_ca_file: Path | None = env_var(
+        None, "MQTT_CA_FILE", "PEM file of the CA that signed your MQTT broker's certificate (turns on TLS to it)"
+    )
+    mqtt_secrets: Path | None = env_var(
+        None, "MQTT_SECRETS_DIR", "your MQTT broker's corridor identities: <identity>.password files, vehicles.key"
+    )
     state_dir: Path = env_var(
         Path(".corridor"),
         "CORRIDOR_STATE_DIR",
@@ -124,6 +131,12 @@ class SettingsEnv(BaseModel):
     )
     security_dir: Path | None = env_var(
         None, "CORRIDOR_SECURITY_DIR", "a secure corridor stack's certificates and credentials (one identity per role)"
+    )
+    signing_key: Path | None = env_var(
+        None, "CORRIDOR_SIGNING_KEY", "a tower worker's Ed25519 key (PEM) to sign every advisory with"
+    )
+    advisory_keys: Path | None = env_var(
+        None, "CORRIDOR_ADVISORY_KEYS", "the towers' public keys (PEM) vehicles trust: other advice is refused"
     )
     kafka_protocol: Annotated[Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"], Upper] = env_var(
         "PLAINTEXT",
@@ -198,6 +211,8 @@ class Settings:
     ports: Ports = field(default_factory=Ports)
     topic_replication: int = 1
     mqtt_url: str = ""  # a user's own MQTT broker; empty: the embedded one
+    mqtt_ca_file: Path | None = None  # its CA: TLS to it
+    mqtt_secrets: Path | None = None  # its identities' passwords and the fleet's provisioning key
     route_file: Path | None = None  # None: the route shipped with corridor
     towers_file: Path | None = None  # None: the tower regions shipped with corridor
     #: the embedded stack runs secure; its material lives in `<state_dir>/security`
@@ -205,6 +220,8 @@ class Settings:
     #: a secure corridor stack's material, given explicitly (workers started by a secure run)
     security_dir: Path | None = None
     kafka_identity: KafkaAccess | None = None  # a user's own cluster: the identity they configured
+    signing_key: Path | None = None  # a tower's advisory signing key; None: the secure stack's, if any
+    advisory_keys: Path | None = None  # the towers' public keys vehicles trust; None: the secure stack's, if any
     etcd_tls: tuple[Path, Path | None, Path | None] | None = None  # (CA, client cert, key) for their etcd
 
     def corridor(self) -> Corridor:
@@ -276,29 +293,66 @@ class Settings:
 
     def mqtt(self, who: str = "") -> MqttAccess:
         """How `who` (the gateways', the enrolment admin's identity; "" for a vehicle, whose own is
-        made by `MqttAccess.as_vehicle`) reaches the radio link's broker: anonymously and in clear,
-        or, on corridor's secure stack, over TLS with its password."""
+        made by `MqttAccess.as_vehicle`) reaches the radio link's broker: anonymously and in clear;
+        on corridor's secure stack over TLS with its password; on a user's own broker as configured
+        (MQTT_CA_FILE, MQTT_SECRETS_DIR)."""
         host, port = self.mqtt_address
         material = self.security_material
-        if material is None or self.mqtt_external:
+        if self.mqtt_external:
+            folder, ca = self.mqtt_secrets, self.mqtt_ca_file
+            path = folder / f"{who}.password" if folder is not None and who else None
+        elif material is not None:
+            folder, ca, path = material, material / "ca.pem", material / f"mqtt-{who}.password" if who else None
+        else:
             return MqttAccess(host, port)
         password = ""
-        if who:
-            path = material / f"mqtt-{who}.password"
+        if path is not None:
             try:
                 password = path.read_text().strip()
             except OSError:
-                raise ConfigError(f"{path} cannot be read: start the secure stack with its MQTT broker") from None
-        return MqttAccess(host, port, who, password, material / "ca.pem")
+                raise ConfigError(f"{path} cannot be read: the MQTT password of {who}") from None
+        return MqttAccess(host, port, who if password else "", password, ca)
 
     def mqtt_vehicle_key(self) -> bytes:
-        """The fleet's provisioning key (secure stack only), from which each vehicle's password derives."""
-        material = self.security_material
-        path = (material or Path(".")) / "mqtt-vehicles.key"
+        """The fleet's provisioning key, from which each vehicle's MQTT password derives."""
+        if self.mqtt_external:
+            path = (self.mqtt_secrets or Path("MQTT_SECRETS_DIR is not set")) / "vehicles.key"
+        else:
+            path = (self.security_material or Path(".")) / "mqtt-vehicles.key"
         try:
             return path.read_bytes()
         except OSError:
-            raise ConfigError(f"{path} cannot be read: start the secure stack with its MQTT broker") from None
+            raise ConfigError(f"{path} cannot be read: the fleet's MQTT provisioning key") from None
+
+    def _signing_file(self, given: Path | None, name: str) -> Path | None:
+        material = self.security_material
+        if given is not None:
+            return given
+        return material / name if material is not None and (material / name).is_file() else None
+
+    def signer(self) -> Signer | None:
+        """How a tower worker signs its advisories; None: it sends them unsigned."""
+        path = self._signing_file(self.signing_key, "tower-signing-key.pem")
+        if path is None:
+            return None
+        try:
+            return Signer(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"advisory signing key {path}: {exc}") from None
+
+    def verifier(self) -> Verifier | None:
+        """The towers' keys a vehicle checks advice against; None: it obeys unsigned advice."""
+        path = self._signing_file(self.advisory_keys, "advisory-keys.pem")
+        if path is None:
+            return None
+        try:
+            return Verifier.from_pem_file(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"towers' public keys {path}: {exc}") from None
+
+    def signing_env(self) -> dict[str, str]:
+        """The signing key of workers this process starts, when one was given (else the stack's)."""
+        return {} if self.signing_key is None else {"CORRIDOR_SIGNING_KEY": str(self.signing_key)}
 
     def security_env(self) -> dict[str, str]:
         """What a worker started by this process needs in its environment to act in the same mode."""
@@ -337,10 +391,14 @@ class Settings:
             topic_replication=v.topic_replication,
             ports=Ports(v.kafka_port, v.kafka_controller_port, v.etcd_port, v.etcd_peer_port, v.mqtt_port),
             mqtt_url=v.mqtt_url,
+            mqtt_ca_file=v.mqtt_ca_file,
+            mqtt_secrets=v.mqtt_secrets,
             route_file=v.route_file,
             towers_file=v.towers_file,
             secure=v.secure or made_secure,
             security_dir=v.security_dir,
             kafka_identity=v.kafka_identity(),
+            signing_key=v.signing_key,
+            advisory_keys=v.advisory_keys,
             etcd_tls=v.etcd_tls(),
         )

@@ -110,20 +110,29 @@ def _acls(grants: Iterable[MqttGrant]) -> list[dict[str, Any]]:
 
 
 def dynsec_config(topics: RadioTopics, admin_password: str, gateway_password: str,
-                  salt: Callable[[int], bytes] = os.urandom) -> dict[str, Any]:  # fmt: skip
-    """The plugin's starting file: the admin and the gateways; no vehicle (they are enrolled), and
-    by default nothing granted."""
+                  salt: Callable[[int], bytes] = os.urandom, vehicles: Iterable[str] = (),
+                  key: bytes = b"") -> dict[str, Any]:  # fmt: skip
+    """The plugin's starting file: the admin, the gateways, and `vehicles` enrolled beforehand with
+    their passwords from `key` (the plugin rewrites its whole file after each command it takes, so
+    enrolling thousands while it runs grows as their square: 3,600 took 131 s); by default nothing
+    is granted."""
     admin = [MqttGrant(MQTT_ADMIN, t, CONTROL, "enrol vehicles") for t in
              ("publishClientSend", "publishClientReceive", "subscribePattern")]  # fmt: skip
+    commands = enrol_commands(topics, vehicles, key)
+    clients = [{"username": c["username"], **dynsec_password(c["password"], salt(12)), "roles": c["roles"]}
+               for c in commands if c["command"] == "createClient"]  # fmt: skip
+    roles = [{"rolename": c["rolename"], "acls": c["acls"]} for c in commands if c["command"] == "createRole"]
     return {
         "clients": [
             {"username": MQTT_ADMIN, **dynsec_password(admin_password, salt(12)), "roles": [{"rolename": MQTT_ADMIN}]},
             {"username": MQTT_GATEWAY, **dynsec_password(gateway_password, salt(12)),
              "roles": [{"rolename": MQTT_GATEWAY}]},
+            *clients,
         ],
         "roles": [
             {"rolename": MQTT_ADMIN, "acls": _acls(admin)},
             {"rolename": MQTT_GATEWAY, "acls": _acls(gateway_grants(topics))},
+            *roles,
         ],
         "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True, "subscribe": False,
                              "unsubscribe": True},

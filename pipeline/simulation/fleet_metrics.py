@@ -30,6 +30,7 @@ class FleetFigures:
     advisories: Mapping[str, int]  # received and believed, by action
     stale: int
     refused: int
+    forged: int  # not signed by a tower the fleet trusts
     undecodable: int
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     hazard_latency: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -46,6 +47,7 @@ FLEET = Catalog(
         "corridor_fleet_advisories_received_total": ("counter", "advisories received and believed, by action"),
         "corridor_fleet_stale_advisories_total": ("counter", "advisories received after their validity had lapsed"),
         "corridor_fleet_refused_advisories_total": ("counter", "advisories decoded but not believable"),
+        "corridor_fleet_forged_advisories_total": ("counter", "advisories no trusted tower signed: not obeyed"),
         "corridor_fleet_undecodable_advisories_total": ("counter", "advisories that did not decode"),
         "corridor_fleet_advisory_latency_seconds": ("histogram", "trigger sent → advisory received, every advisory"),
         "corridor_fleet_radio_published_total": ("counter", "updates sent over MQTT (QoS 0), on the radio link"),
@@ -65,6 +67,7 @@ def fleet_families(f: FleetFigures) -> Iterator[Metric]:
     yield FLEET.labelled("corridor_fleet_advisories_received_total", f.advisories)
     yield FLEET.one("corridor_fleet_stale_advisories_total", f.stale)
     yield FLEET.one("corridor_fleet_refused_advisories_total", f.refused)
+    yield FLEET.one("corridor_fleet_forged_advisories_total", f.forged)
     yield FLEET.one("corridor_fleet_undecodable_advisories_total", f.undecodable)
     if f.radio_published is not None:
         yield FLEET.one("corridor_fleet_radio_published_total", f.radio_published)

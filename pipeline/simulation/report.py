@@ -170,6 +170,7 @@ def _markdown(s: dict[str, Any]) -> str:
         "messages_per_vehicle_s",
         "advisories_received",
         "stale_advisories",
+        "forged_advisories",
         "vehicle_hazard_reports",
         "lane_changes",
         "outdated_advice_ignored",
@@ -183,6 +184,12 @@ def _markdown(s: dict[str, Any]) -> str:
             "",
             f"**Warning: {s['run']['stale_advisories']} advisories arrived older than their validity** "
             "(their trigger was sent longer ago than the advisory stays valid): out of date on arrival.",
+        ]
+    if s["run"].get("forged_advisories"):
+        lines += [
+            "",
+            f"**Warning: {s['run']['forged_advisories']} advisories were not signed by a tower** "
+            "the fleet trusts (unsigned, an unknown key or a bad signature): the vehicles did not obey them.",
         ]
     behind = s.get("towers_behind_ms")
     if behind:

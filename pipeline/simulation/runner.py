@@ -7,10 +7,11 @@ partial). Tower workers get a per-run app id, so a run never resumes an older ru
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pipeline.monitoring.questions import run_questions
 from pipeline.monitoring.traces import hop_breakdown
 from pipeline.ports import free_ports
 from pipeline.shared.access import Kafka, Role, client_conf
+from pipeline.shared.advisory_signing import new_signing_key, public_pem
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt.hlc import HybridClock, unpack
@@ -58,6 +60,7 @@ from pipeline.workers import (
     worker_env,
 )
 from producers.drive import DriveConfig, DriveStats, WireFormat, drive, event_clock_start
+from producers.encoding import vehicle_id
 from producers.enrolment import Enrolment
 from producers.fleet import Fleet, FleetConfig, Obstacle
 from producers.hazard_driving import passing_speed_mps
@@ -346,11 +349,17 @@ def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.Exi
     corridor = settings.corridor()
     topics = settings.topics(len(corridor.regions))
     run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    stack = Stack(settings, attached=True, mqtt=scenario.radio == "mqtt")
+    radio = scenario.radio == "mqtt"
+    # on a secure broker this run starts, its fleet's vehicles (those it starts with and, at the rate
+    # vehicles replace those leaving, those it is likely to meet) are enrolled from the start
+    fleet_ids = tuple(vehicle_id(i) for i in range(int(scenario.vehicles * 1.5) + 100)) if radio else ()
+    stack = Stack(settings, attached=True, mqtt=radio, vehicles=fleet_ids)
     cleanup.callback(stack.stop_started)
     stack.up()
     admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
     declare(settings, topics)
+    if not external_towers:
+        settings = _signing_keys(settings, settings.state_dir.resolve() / "runs" / run_id / "signing")
     env = worker_env(settings, extra={"CORRIDOR_TOWER_APP_SUFFIX": f"-{run_id}",
                                       "CORRIDOR_TOWER_OFFSET_RESET": "earliest"})  # fmt: skip
     parts = _Parts(scenario, settings, corridor, topics, stack, admin,
@@ -362,6 +371,22 @@ def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.Exi
         # keys and worker data, deleted however the run ends.
         cleanup.enter_context(owned(settings, "run", parts.towers_app, (parts.workdir,)))
     return parts
+
+
+def _signing_keys(settings: Settings, folder: Path) -> Settings:
+    """The settings with a tower signing key, and the public key its vehicles trust: the stack's, or,
+    on an open stack, a pair made for this run (in its folder, deleted with it)."""
+    if settings.signer() is not None:
+        return settings
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    private, public = folder / "tower-signing-key.pem", folder / "advisory-keys.pem"
+    pem = new_signing_key()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public.write_bytes(public_pem(pem))
+    return replace(settings, signing_key=private, advisory_keys=public)
 
 
 def _start_towers(parts: _Parts, cleanup: contextlib.ExitStack) -> None:
@@ -399,7 +424,8 @@ def _fleet_figures(fleet: Fleet, listener: AdvisoryListener, run: _Run, stats: D
     return FleetFigures(vehicles=fleet.entered - fleet.left, simulated_s=fleet.t, behind_schedule_s=stats.lag_s,
                         updates_sent=stats.updates, hazard_reports=len(run.hazard_hlcs),
                         advisories=dict(ls.by_action), stale=ls.stale, refused=ls.refused,
-                        undecodable=ls.undecodable, latency=ls.latency, hazard_latency=ls.hazard_latency,
+                        forged=ls.forged, undecodable=ls.undecodable, latency=ls.latency,
+                        hazard_latency=ls.hazard_latency,
                         radio_published=run.radio.stats.published if run.radio is not None else None)  # fmt: skip
 
 
@@ -452,25 +478,27 @@ def _start_radio(parts: _Parts, cleanup: contextlib.ExitStack, metrics: bool) ->
                              metrics_port=free_ports(1)[0] if metrics else None)  # fmt: skip
     cleanup.callback(gateway.stop)
     gateway.start().wait_ready()
-    link = _radio_link(parts.settings, RadioTopics(parts.topics.regions))
+    started = parts.stack.mqtt in parts.stack.started  # then with the fleet enrolled in its starting file
+    link = _radio_link(parts.settings, RadioTopics(parts.topics.regions), parts.stack.mqtt.vehicles if started else ())
     cleanup.callback(link.close)
     parts.gateway, parts.link = gateway, link
-    return RadioListener(link, keep_history=True)
+    return RadioListener(link, keep_history=True, verifier=parts.settings.verifier())
 
 
-def _radio_link(settings: Settings, topics: RadioTopics) -> RadioLink:
+def _radio_link(settings: Settings, topics: RadioTopics, enrolled: tuple[str, ...]) -> RadioLink:
     """The fleet's radios: sharing a few anonymous connections, or on a secure broker each vehicle
-    on its own as itself, enrolled by the run (the holder of the fleet's provisioning key)."""
+    on its own as itself, enrolled by the run (the holder of the fleet's provisioning key) unless
+    the broker knew it from its start."""
     access = settings.mqtt()
     if not access.secure:
         return RadioLink(access, topics, connections=RADIO_CONNECTIONS)
-    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, settings.mqtt_vehicle_key())
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, settings.mqtt_vehicle_key(), enrolled=enrolled)
     return RadioLink(access, topics, identities=(enrolment, settings.mqtt_vehicle_key()))
 
 
 def _advisory_listener(parts: _Parts, cleanup: contextlib.ExitStack) -> AdvisoryListener:
     listener = AdvisoryListener(parts.settings.kafka(Role.VEHICLE), parts.topics.advisories, parts.topics.regions,
-                                keep_history=True)  # fmt: skip
+                                keep_history=True, verifier=parts.settings.verifier())  # fmt: skip
     cleanup.callback(listener.close)
     return listener
 
@@ -618,6 +646,8 @@ def _summary(
             "messages_per_vehicle_s": round(stats.messages_per_vehicle_s, 2),
             "behind_schedule_s": round(stats.lag_s, 2),
             "advisories_received": listener.stats.received, "stale_advisories": listener.stats.stale,
+            # not signed by a tower the fleet trusts; None: the fleet had no keys to check with
+            "forged_advisories": listener.stats.forged if listener.verifier is not None else None,
             # hazards the vehicles raised themselves (queue ends where they stopped), as DENM updates
             "vehicle_hazard_reports": int(stats.extra.get("vehicle_hazards", 0)),
             "lane_changes": run.fleet.lane_changes,

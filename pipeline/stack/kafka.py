@@ -147,6 +147,8 @@ class KafkaBroker:
         material = self.settings.security_material
         if material is not None and not SecurityMaterial(material).exists():
             SecurityMaterial(material).make()
+        if material is not None:
+            SecurityMaterial(material).ensure_signing()  # material made before advisories were signed
         (self.home / "log4j2.properties").write_text(_BROKER_LOG4J)
         (self.home / "tools-log4j2.properties").write_text(_TOOLS_LOG4J)
         data = self.home / "data"

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pipeline.shared.access import Role
+from pipeline.shared.advisory_signing import new_signing_key, public_pem
 from pipeline.shared.errors import StackError
 
 __all__ = ["BROKER_PRINCIPAL", "ETCD_USERS", "SecurityMaterial", "issue_cert", "new_ca"]
@@ -174,6 +175,22 @@ class SecurityMaterial:
         self._write(self.mqtt_server[1], _key_pem(key))
 
     @property
+    def tower_signing_key(self) -> Path:
+        """The towers' Ed25519 key: they sign every advisory with it."""
+        return self.folder / "tower-signing-key.pem"
+
+    @property
+    def advisory_keys(self) -> Path:
+        """The towers' public keys, which vehicles trust: what they obey is signed by one of them."""
+        return self.folder / "advisory-keys.pem"
+
+    def ensure_signing(self) -> None:
+        if not self.tower_signing_key.is_file():
+            private = new_signing_key()
+            self._write(self.tower_signing_key, private)
+            self._write(self.advisory_keys, public_pem(private))
+
+    @property
     def credentials_file(self) -> Path:
         return self.folder / "credentials.json"
 
@@ -199,6 +216,7 @@ class SecurityMaterial:
         self.folder.chmod(0o700)
         self._issue_all(*self._new_ca())
         self.ensure_mqtt()
+        self.ensure_signing()
         users = {role.value: {"username": role.value, "password": secrets.token_urlsafe(24)} for role in Role}
         self._write(self.credentials_file, json.dumps(users, indent=2).encode())
 

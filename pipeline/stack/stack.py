@@ -54,14 +54,20 @@ class Stack:
     """The servers as one unit; `attached=True` ties their lives to this process (tests, simulate).
     With `mqtt=True` the radio link's broker is part of it too."""
 
-    def __init__(self, settings: Settings, *, attached: bool = False, mqtt: bool = False) -> None:
+    def __init__(self, settings: Settings, *, attached: bool = False, mqtt: bool = False,
+                 vehicles: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.settings = settings
         self.attached = attached
         self.with_mqtt = mqtt
         self.kafka = KafkaBroker(settings)
         self.etcd = EtcdServer(settings)
-        self.mqtt = MqttBroker(settings)
+        self.mqtt = MqttBroker(settings, vehicles=vehicles)  # enrolled from the start, on a secure broker
         self._started: list[KafkaBroker | EtcdServer | MqttBroker] = []
+
+    @property
+    def started(self) -> tuple[KafkaBroker | EtcdServer | MqttBroker, ...]:
+        """The servers this instance started (not those it found running)."""
+        return tuple(self._started)
 
     def up(self) -> StackStatus:
         s = self.settings

@@ -109,7 +109,7 @@ def test_any_advisory_a_vehicle_hears_is_obeyed_or_counted(records: list[dict[st
     listener = AdvisoryListener.__new__(AdvisoryListener)  # the decoding side alone: no consumer
     from producers.listener import ListenerStats
 
-    listener.stats, listener.keep_history = ListenerStats(), False
+    listener.stats, listener.keep_history, listener.verifier = ListenerStats(), False, None
     listener.hazard_triggers = {r["trigger_hlc"] for r in records[:1]}
     fleet = Fleet(CORRIDOR, FleetConfig(vehicles=50, seed=1), start_ms=T0)
     listener.apply_values([CODEC.encode(ADVISORY, r) for r in records] + [b"junk"], fleet, T0)
@@ -118,9 +118,29 @@ def test_any_advisory_a_vehicle_hears_is_obeyed_or_counted(records: list[dict[st
     assert s.latency.n == s.received >= s.hazard_latency.n, "every believed advisory timed, in buckets too"
 
 
+@HOSTILE
+@given(st.lists(advisory_records, min_size=1, max_size=5), st.lists(st.booleans(), min_size=5, max_size=5))
+def test_a_fleet_with_the_towers_keys_obeys_only_what_a_tower_signed(records: list[dict[str, Any]],
+                                                                      signed: list[bool]) -> None:  # fmt: skip
+    from pipeline.shared.advisory_signing import Signer, Verifier, new_signing_key, public_pem
+    from producers.listener import ListenerStats
+
+    key = new_signing_key()
+    listener = AdvisoryListener.__new__(AdvisoryListener)  # the decoding side alone: no consumer
+    listener.stats, listener.keep_history, listener.hazard_triggers = ListenerStats(), False, set()
+    listener.verifier = Verifier([public_pem(key)])
+    values = [CODEC.encode(ADVISORY, r) for r in records]
+    signatures = [Signer(key).sign(v) if ok else None for v, ok in zip(values, signed, strict=False)]
+    fleet = Fleet(CORRIDOR, FleetConfig(vehicles=50, seed=1), start_ms=T0)
+    listener.apply_values(values, fleet, T0, signatures=signatures)
+    s = listener.stats
+    assert s.forged == signatures.count(None)
+    assert s.received + s.refused + s.undecodable == len(values) - s.forged
+
+
 mqtt_topics = st.one_of(
-    st.integers(-2, 12).map(lambda r: f"corridor/v1/region/{r}/telemetry"),
-    st.integers(-2, 12).map(lambda r: f"corridor/v1/region/{r}/hazards"),
+    st.integers(-2, 12).map(lambda r: f"corridor/v2/region/{r}/telemetry/veh-0000001"),
+    st.integers(-2, 12).map(lambda r: f"corridor/v2/region/{r}/hazards/test"),
     st.text(max_size=60),
 )
 mqtt_payloads = st.one_of(

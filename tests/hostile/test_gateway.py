@@ -126,3 +126,15 @@ def test_a_hazard_report_or_cancel_in_another_vehicles_name_is_refused_and_not_f
     (dead, forwarded) = kafka.sent
     assert dead[2]["reason"].startswith(b"impersonation") and dead[2]["source-topic"].endswith(b"/veh-0000003")
     assert CODEC.decode(forwarded[1], HAZARD)["reporter"] == "test"
+
+
+def test_an_advisorys_signature_goes_on_as_a_user_property_the_radio_verifies() -> None:
+    from pipeline.shared.advisory_signing import SIGNATURE, Signer, Verifier, new_signing_key, public_pem
+
+    key = new_signing_key()
+    value = b"an advisory"
+    signature = Signer(key).sign(value)
+    props = bridge._downlink_properties([("traceparent", b"00-abc"), (SIGNATURE, signature), ("other", b"x")])
+    carried = dict(props.UserProperty)
+    assert set(carried) == {"traceparent", SIGNATURE}
+    assert Verifier([public_pem(key)]).problem(value, carried[SIGNATURE]) is None

@@ -19,10 +19,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from confluent_kafka import Producer
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from pipeline.admin import ensure_topics
 from pipeline.ports import free_ports
+from pipeline.shared.advisory_signing import SIGNATURE, Signer, Verifier, new_signing_key, public_pem, signature_text
 from pipeline.shared.config import Settings
+from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
@@ -30,7 +34,9 @@ from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack.kafka import KafkaBroker
 from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
-from producers.radio import RadioLink
+from producers.encoding import vehicle_id
+from producers.fleet import Fleet, FleetConfig
+from producers.radio import RadioLink, RadioListener
 from tests.helpers import assert_one_line_error, corridor, eventually, read_messages
 from tests.integration.test_simulation import SHORT
 from tests.towers.test_engine import upd
@@ -312,3 +318,50 @@ def test_a_gateway_without_a_broker_is_a_one_line_error(cli_env) -> None:
     (port,) = free_ports(1)
     assert_one_line_error(corridor({**cli_env, "MQTT_URL": f"mqtt://127.0.0.1:{port}"}, "gateway"), "no MQTT broker")
     assert_one_line_error(corridor(cli_env, "gateway", "--regions", "3-12"), "regions")
+
+
+def test_over_the_radio_a_vehicle_obeys_what_a_tower_signed_and_counts_the_rest(radio, gateway) -> None:
+    """A signed advisory through Kafka and the gateway is believed; the same advisory unsigned, or
+    signed with another key, published straight to the vehicle's topic by a stranger, is not."""
+
+    settings, _ = radio
+    key, other = new_signing_key(), new_signing_key()
+    now = int(time.time() * 1000)
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=3, seed=1), start_ms=now)
+    link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=1)
+    listener = RadioListener(link, verifier=Verifier([public_pem(key)]))
+    i = int(np.flatnonzero(fleet.active)[0])
+    target, region = vehicle_id(int(fleet.num[i])), int(fleet.region[i])
+
+    def advice(aid: str) -> bytes:
+        return CODEC.encode(ADVISORY, {
+            "advisory_id": aid, "region_id": region, "tower": f"tower-{region}", "target_vehicle": target,
+            "direction": None, "action": "SLOW_DOWN", "target_speed_mps": 20.0, "reason": "test", "hazard_id": None,
+            "issued_at": now, "valid_until": now + 10_000, "trigger_event_time": now,
+            "trigger_hlc": now << 16})  # fmt: skip
+
+    pub = _publisher(settings)
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    try:
+        listener.poll(fleet, now)  # follows the fleet's vehicles
+        eventually(lambda: link.listening, "the radios' subscriptions to be granted")
+        for aid, signature in (("unsigned", None), ("another key", Signer(other).sign(advice("another key")))):
+            props = None
+            if signature is not None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.UserProperty = [(SIGNATURE, signature_text(signature))]
+            pub.publish(RadioTopics(REGIONS).vehicle_advisories(target), advice(aid), qos=1,
+                        properties=props).wait_for_publish(5)  # fmt: skip
+        deadline = time.monotonic() + 20  # the gateway reads Kafka from the end: it may not be there yet
+        while listener.stats.received == 0 and time.monotonic() < deadline:
+            signed = advice(f"signed-{time.monotonic()}")
+            producer.produce(settings.topics(REGIONS).advisories, signed, b"", region,
+                             headers=[(SIGNATURE, Signer(key).sign(signed))])  # fmt: skip
+            producer.flush(5)
+            time.sleep(0.5)
+            listener.poll(fleet, now)
+        assert listener.stats.received >= 1 and listener.stats.forged == 2, listener.stats
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        link.close()

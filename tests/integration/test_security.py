@@ -302,3 +302,4 @@ def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_and_a_forged_can
     assert deer["advisories"] > 0 and deer["actions"]["SLOW_DOWN"] > 0, deer
     assert deer["unadvised_vehicles_passed"] == 0, "still advised after the forged cancels"
     assert summary["run"]["advisories_received"] > 0 and summary["run"]["stale_advisories"] == 0
+    assert summary["run"]["forged_advisories"] == 0, "signed with the stack's key, checked over the radio"

@@ -38,6 +38,7 @@ def test_a_short_scenario_slows_traffic_before_the_hazard(stack, tmp_path: Path)
     assert deer["max_passing_speed_mps"] < 8.0, "no warned vehicle drove through it at speed"
     assert s["run"]["towers_converged"], s["towers"]
     assert s["run"]["dead_letters"] == 0 and s["run"]["stale_advisories"] == 0
+    assert s["run"]["forged_advisories"] == 0, "the run's towers sign every advisory, and its fleet checks them"
     # the fleet stays at its size, give or take a vehicle waiting on an on-ramp for a gap
     assert 0.99 * 250 * 150 <= s["run"]["updates_sent"] <= 250 * 150
     for name in ("spacetime", "latency", "load"):

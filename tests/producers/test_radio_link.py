@@ -18,13 +18,14 @@ def test_an_advisorys_trace_context_is_read_from_its_first_user_properties_only(
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from producers.radio import _traceparent
+    from pipeline.shared.tracing import TRACEPARENT
+    from producers.radio import _property
 
     msg = MQTTMessage(topic=b"corridor/v1/region/4/advisories")
-    assert _traceparent(msg) is None, "no properties: untraced"
+    assert _property(msg, TRACEPARENT) is None, "no properties: untraced"
     msg.properties = Properties(PacketTypes.PUBLISH)
     msg.properties.UserProperty = [("traceparent", "00-" + "c" * 200)]
-    assert _traceparent(msg) == "00-" + "c" * 125
+    assert _property(msg, TRACEPARENT) == "00-" + "c" * 125
     msg.properties = Properties(PacketTypes.PUBLISH)  # paho adds to UserProperty on each assignment
     msg.properties.UserProperty = [("k", "v")] * 8 + [("traceparent", "00-late")]
-    assert _traceparent(msg) is None
+    assert _property(msg, TRACEPARENT) is None

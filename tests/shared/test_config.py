@@ -113,3 +113,23 @@ def test_the_route_and_regions_files_are_read_from_the_environment_once_by_the_s
     monkeypatch.setenv("CORRIDOR_TOWERS_FILE", str(tmp_path / "missing.json"))
     assert load_corridor().regions.regions[0].name != "My first region"
     assert Settings.from_env({}).corridor().route.length_km == load_corridor(route).route.length_km
+
+
+def test_the_radio_links_identity_is_anonymous_the_stacks_or_the_users_own(tmp_path: Path) -> None:
+    plain = Settings.from_env({"CORRIDOR_STATE_DIR": str(tmp_path / "plain")})
+    assert not plain.mqtt("corridor-gateway").secure and plain.mqtt("corridor-gateway").username == ""
+    secrets = tmp_path / "mqtt"
+    secrets.mkdir()
+    (secrets / "corridor-gateway.password").write_text("gw-secret\n")
+    (secrets / "vehicles.key").write_bytes(b"k" * 32)
+    own = Settings.from_env({"MQTT_URL": "mqtt://broker.example:8883", "MQTT_CA_FILE": str(tmp_path / "ca.pem"),
+                             "MQTT_SECRETS_DIR": str(secrets)})  # fmt: skip
+    gateway = own.mqtt("corridor-gateway")
+    assert (gateway.host, gateway.port, gateway.username, gateway.password) == (
+        "broker.example", 8883, "corridor-gateway", "gw-secret")  # fmt: skip
+    assert gateway.secure and "gw-secret" not in repr(gateway)
+    assert own.mqtt_vehicle_key() == b"k" * 32 and own.mqtt().username == ""
+    with pytest.raises(ConfigError, match="corridor-mqtt-admin"):
+        own.mqtt("corridor-mqtt-admin")
+    with pytest.raises(ConfigError, match="provisioning key"):
+        plain.mqtt_vehicle_key()

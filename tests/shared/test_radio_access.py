@@ -59,3 +59,15 @@ def test_enrolment_names_each_vehicles_role_and_password_and_refuses_what_cannot
     for bad in (MQTT_GATEWAY, MQTT_ADMIN, "corridor-anything", "veh/1", "+", "#", ""):
         with pytest.raises(ValueError):
             enrol_commands(TOPICS, [bad], b"k" * 32)
+
+
+def test_a_fleet_known_beforehand_is_in_the_starting_file_with_its_roles_and_hashed_passwords() -> None:
+    key = b"k" * 32
+    config = dynsec_config(TOPICS, "a", "g", salt=lambda n: b"\0" * n, vehicles=["veh-1", "veh-2"], key=key)
+    clients = {c["username"]: c for c in config["clients"]}
+    assert set(clients) == {MQTT_ADMIN, MQTT_GATEWAY, "veh-1", "veh-2"}
+    assert clients["veh-1"]["roles"] == [{"rolename": "veh-1"}]
+    assert clients["veh-1"]["password"] == dynsec_password(vehicle_password(key, "veh-1"), b"\0" * 12)["password"]
+    role = next(r for r in config["roles"] if r["rolename"] == "veh-2")
+    assert {(a["acltype"], a["topic"]) for a in role["acls"]} == {
+        (g.acltype, g.topic) for g in vehicle_grants(TOPICS, "veh-2")}  # fmt: skip

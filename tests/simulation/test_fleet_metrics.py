@@ -20,7 +20,7 @@ def _figures() -> FleetFigures:
         latency.observe(ms / 1000)
     hazard.observe(0.012)
     return FleetFigures(vehicles=240, simulated_s=80.0, behind_schedule_s=0.01, updates_sent=19_999,
-                        hazard_reports=2, advisories={"SLOW_DOWN": 4, "STOP": 1}, stale=1, refused=2,
+                        hazard_reports=2, advisories={"SLOW_DOWN": 4, "STOP": 1}, stale=1, refused=2, forged=0,
                         undecodable=3, latency=latency, hazard_latency=hazard)  # fmt: skip
 
 

@@ -45,6 +45,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import Metric
 
 from pipeline.shared.access import Role, client_conf
+from pipeline.shared.advisory_signing import SIGNATURE, signature_text
 from pipeline.shared.codec import CodecError
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
@@ -369,15 +370,21 @@ class Gateway:
 
 
 def _downlink_properties(headers: Any) -> Properties | None:
-    """A traced advisory's context (its Kafka header) as an MQTT 5 user property; None for the rest."""
+    """A traced advisory's context and its tower's signature (Kafka headers) as MQTT 5 user
+    properties, the signature in base64 (a property is UTF-8); None when it carries neither."""
     pairs = headers.items() if isinstance(headers, dict) else headers or ()
+    carried: list[tuple[str, str]] = []
     for key, value in pairs:
         if key == TRACEPARENT and value is not None:
             text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            props.UserProperty = [(TRACEPARENT, text[:128])]
-            return props
-    return None
+            carried.append((TRACEPARENT, text[:128]))
+        elif key == SIGNATURE and isinstance(value, bytes):
+            carried.append((SIGNATURE, signature_text(value[:96])))
+    if not carried:
+        return None
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.UserProperty = carried[:2]
+    return props
 
 
 def _trace_context(m: mqtt.MQTTMessage) -> list[tuple[str, str | bytes | None]]:
