@@ -148,11 +148,11 @@ class RadioLink:
             with self._lock:
                 self.stats.refused_connections += 1
 
-    def _ensure(self, nums: Iterable[int], extra: Iterable[str] = ()) -> None:
-        """A connection for each of these vehicles (and reporters) that has none: enrolled first."""
+    def _ensure(self, vehicle_ids: Iterable[str]) -> None:
+        """A connection for each of these vehicles (or reporters) that has none: enrolled first."""
         if self.identities is None:
             return
-        ids = [c for c in dict.fromkeys([*map(vehicle_id, nums), *extra]) if c not in self._clients]
+        ids = [c for c in dict.fromkeys(vehicle_ids) if c not in self._clients]
         if not ids:
             return
         enrolment, key = self.identities
@@ -190,10 +190,15 @@ class RadioLink:
 
     # ---- uplink -------------------------------------------------------------------------------
     def send(self, _topic: str, region: int, _key: bytes, values: list[bytes]) -> None:
-        nums = [vehicle_num_of(v) for v in values]
-        self._ensure(set(nums))
-        for num, value in zip(nums, values, strict=True):
-            self._clients[self._conn(num)].publish(self.topics.telemetry(region, vehicle_id_of(value)), value, qos=0)
+        ids = [vehicle_id_of(v) for v in values]  # each update's sender, read once: its topic, its connection
+        conns: list[Conn]
+        if self.identities is not None:
+            self._ensure(ids)
+            conns = list(ids)
+        else:
+            conns = [vehicle_num_of(v) % self._pool for v in values]
+        for conn, vid, value in zip(conns, ids, values, strict=True):
+            self._clients[conn].publish(self.topics.telemetry(region, vid), value, qos=0)
         self.stats.published += len(values)
 
     def send_hazard(self, _topic: str, region: int, value: bytes) -> None:
@@ -208,7 +213,7 @@ class RadioLink:
         if traced:
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = [(k, v.decode() if isinstance(v, bytes) else v or "") for k, v in traced]
-        self._ensure((), [reporter])
+        self._ensure([reporter])
         client = self._clients[reporter if self.identities is not None else 0]
         deadline = time.monotonic() + 10  # a reporter's radio enrolled just now: its CONNACK first
         while not client.is_connected() and time.monotonic() < deadline:
@@ -234,7 +239,8 @@ class RadioLink:
         topics of their regions, and only those; a vehicle's own connection goes when it leaves."""
         live = fleet.active & (fleet.region >= 0)
         nums, regions = fleet.num[live].tolist(), fleet.region[live].tolist()
-        self._ensure(nums)
+        if self.identities is not None:
+            self._ensure(map(vehicle_id, nums))
         want_vehicles: dict[Conn, set[int]] = {c: set() for c in self._clients}
         want_regions: dict[Conn, set[int]] = {c: set() for c in self._clients}
         for num, region in zip(nums, regions, strict=True):
