@@ -104,6 +104,7 @@ def drive(
     obeying = fleet if isinstance(fleet, Fleet) else None  # replayed vehicles cannot obey
     spotter = HazardSpotter() if config.vehicle_hazards and obeying is not None else None
     t0 = time.monotonic()
+
     for k in range(ticks):
         if should_stop():
             break
@@ -112,12 +113,13 @@ def drive(
         c0 = time.process_time()
         for _ in range(substeps):
             fleet.step(tick_s / substeps)
+            sink.poll()  # a radio without threads of its own reads what came meanwhile
         stats.cpu_step_s += time.process_time() - c0
         stats.extra["vehicle_s"] = stats.extra.get("vehicle_s", 0.0) + tick_s * int(fleet.active.sum())
         batch = fleet.telemetry(cam)
-        first = clock.reserve(len(batch))
-        encoded = encoder.encode(batch, first + np.arange(len(batch), dtype=np.int64))
         if config.wire is WireFormat.FRAMES:
+            first = clock.reserve(len(batch))
+            encoded = encoder.encode(batch, first + np.arange(len(batch), dtype=np.int64))
             now_ms = int(time.time() * 1000) + offset
             frames = encoded.frames(k, batch.event_time_ms, now_ms)
             for region in range(topics.regions):
@@ -126,14 +128,18 @@ def drive(
                 frame = frames.get(region) or empty_frame(region, k, batch.event_time_ms, now_ms)
                 sink.send(topics.telemetry, region, str(region).encode(), [frame])
         else:
-            records = encoded.records()
-            order = np.argsort(encoded.region, kind="stable")
-            regions = encoded.region[order]
-            bounds = np.flatnonzero(np.diff(regions)) + 1
+            # A message per vehicle: each region's are stamped (their HLC) and encoded just before they
+            # go, as a vehicle stamps what it sends; one process sending the whole fleet's tick would
+            # otherwise age the last region's updates by the time it took to send the others'.
+            order = np.argsort(batch.region, kind="stable")
+            bounds = np.flatnonzero(np.diff(batch.region[order])) + 1
             for chunk in np.split(order, bounds):
                 if len(chunk):
-                    region = int(encoded.region[chunk[0]])
-                    sink.send(topics.telemetry, region, str(region).encode(), [records[i] for i in chunk.tolist()])
+                    part = batch.take(chunk)
+                    first = clock.reserve(len(part))
+                    records = encoder.encode(part, first + np.arange(len(part), dtype=np.int64)).records()
+                    region = int(part.region[0])
+                    sink.send(topics.telemetry, region, str(region).encode(), records)
         if spotter is not None and obeying is not None:
             for rec in spotter.spot(obeying, clock):
                 sink.send_hazard(topics.hazards, rec["region_id"], CODEC.encode(HAZARD, rec))

@@ -92,6 +92,12 @@ class TelemetryBatch:
     def __len__(self) -> int:
         return len(self.slot)
 
+    def take(self, idx: npt.NDArray[np.int64]) -> TelemetryBatch:
+        """The messages at `idx`, in that order."""
+        return TelemetryBatch(**{
+            f: getattr(self, f) if f == "event_time_ms" else getattr(self, f)[idx] for f in self.__dataclass_fields__
+        })  # fmt: skip
+
 
 class Fleet:
     def __init__(self, corridor: Corridor, config: FleetConfig, start_ms: int = 0) -> None:

@@ -103,12 +103,14 @@ class AdvisoryListener:
                         self.tracing.received(VEHICLE_SPAN, headers, at_ns=arrived_ns, region=m.partition() or 0)
         return read
 
-    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int, now_ms: float | None = None,
+    def apply_values(self, values: list[bytes], fleet: Fleet, sim_start_ms: int,
+                     now_ms: float | Sequence[float] | None = None,
                      signatures: Sequence[bytes | str | None] = ()) -> None:  # fmt: skip
-        """Decode advisories, however they came, and hand them to the fleet (`now_ms`: when they came;
-        `signatures`: each one's, checked when the fleet has the towers' keys)."""
-        now_ms = time.time() * 1000 if now_ms is None else now_ms
+        """Decode advisories, however they came, and hand them to the fleet (`now_ms`: when they came,
+        all of them or each; `signatures`: each one's, checked when the fleet has the towers' keys)."""
+        came = time.time() * 1000 if now_ms is None else now_ms
         for i, value in enumerate(values):
+            now_ms = came if isinstance(came, float | int) else came[i]
             signature = signatures[i] if i < len(signatures) else None
             if self.verifier is not None and self.verifier.problem(value, signature) is not None:
                 self.stats.forged += 1

@@ -37,12 +37,14 @@ from producers.encoding import vehicle_id
 from producers.enrolment import Enrolment
 from producers.fleet import Fleet
 from producers.listener import AdvisoryListener, ListenerStats
+from producers.radio_io import RadioSockets
 
 __all__ = ["RadioLink", "RadioListener", "RadioStats", "vehicle_id_of", "vehicle_num_of"]
 
 Conn = int | str  # a shared connection's number, or the vehicle id of a vehicle's own
 
 _ID_AT = 10 + 1 + 4  # header, the id's length byte, "veh-"
+PUMP_EVERY = 256  # messages published between two pumps of the radios' sockets
 
 
 def vehicle_id_of(record: bytes) -> str:
@@ -96,7 +98,9 @@ class RadioLink:
         self.topics, self.access, self.identities = topics, access, identities
         self.stats = RadioStats()
         # advisories, appended by the clients' network threads, with their trace context if they carry one
-        self._heard: deque[tuple[bytes, str | None, str | None]] = deque()  # with its trace and signature
+        # appended by the radios' I/O thread: each with its trace context, its signature and when it came (ms)
+        self._heard: deque[tuple[bytes, str | None, str | None, int]] = deque()
+        self.received_ms: list[int] = []  # when the radio had each advisory the last `heard` returned
         self.signatures: list[str | None] = []  # of the advisories the last `heard` returned, in their order
         self.traced: list[tuple[str, int]] = []  # (traceparent, wall ns) of the advisories heard, unread
         self._seen: OrderedDict[bytes, None] = OrderedDict()  # the latest advisories handed on
@@ -107,6 +111,10 @@ class RadioLink:
         self._subscribed: dict[Conn, set[int]] = {}  # regions
         self._vehicles: dict[Conn, set[int]] = {}  # vehicle numbers
         self._pool = connections
+        self._io = RadioSockets()  # every connection's socket, driven from this (the fleet's) thread
+        self._answered: set[Conn] = set()  # connections the broker has accepted at least once
+        self._reset: set[Conn] = set()  # connections back after a loss, their subscriptions to make again
+        self._followed_at: float | None = None  # the fleet's time `follow` last saw
         if identities is None:
             for i in range(connections):
                 self._clients[i] = self._connect(i, access, wait=True)
@@ -124,29 +132,33 @@ class RadioLink:
         client.max_inflight_messages_set(1000)
         # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
         client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
-        client.on_connect = lambda _c, _u, _f, reason, _p: self._connected(reason)
+        client.on_connect = lambda _c, _u, _f, reason, _p: self._connected(i, reason)
         client.on_message = lambda _c, _u, msg: self._heard.append(
-            (bytes(msg.payload), _property(msg, TRACEPARENT), _property(msg, SIGNATURE))
+            (bytes(msg.payload), _property(msg, TRACEPARENT), _property(msg, SIGNATURE), time.time_ns())
         )
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, reasons)
         client.on_unsubscribe = lambda _c, _u, mid, reasons, _p: self._acknowledged(i, mid, [])
+        self._io.adopt(client)
         try:
-            if wait:
-                client.connect(access.host, access.port, keepalive=30, clean_start=True)
-            else:
-                client.connect_async(access.host, access.port, keepalive=30, clean_start=True)
+            client.connect(access.host, access.port, keepalive=30, clean_start=True)
         except OSError as exc:
             raise StackError(
                 f"no MQTT broker at {access.host}:{access.port} ({exc}): start it or fix MQTT_URL"
             ) from None
-        client.loop_start()
+        deadline = time.monotonic() + 10
+        while wait and not client.is_connected() and time.monotonic() < deadline:
+            self._io.pump(0.005)
         return client
 
-    def _connected(self, reason: Any) -> None:
+    def _connected(self, i: Conn, reason: Any) -> None:
         if refusal(reason):
             with self._lock:
                 self.stats.refused_connections += 1
+            return
+        if i in self._answered:  # a clean start: back after a loss, it has no subscriptions; `follow` makes them again
+            self._reset.add(i)
+        self._answered.add(i)
 
     def _ensure(self, vehicle_ids: Iterable[str]) -> None:
         """A connection for each of these vehicles (or reporters) that has none: enrolled first."""
@@ -159,6 +171,15 @@ class RadioLink:
         enrolment.enrol(ids)
         for vid in ids:
             self._clients[vid] = self._connect(vid, self.access.as_vehicle(vid, key), wait=False)
+
+    def open(self, vehicle_ids: Sequence[str], timeout_s: float = 60.0) -> int:
+        """These vehicles' radios connected now, rather than when each first sends (secure mode);
+        how many the broker accepted within `timeout_s`."""
+        self._ensure(vehicle_ids)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not all(self._clients[v].is_connected() for v in vehicle_ids):
+            self._io.pump(0.01)
+        return sum(1 for v in vehicle_ids if self._clients[v].is_connected())
 
     def _acknowledged(self, i: Conn, mid: int, reasons: list[Any]) -> None:
         refused = sum(1 for r in reasons if getattr(r, "is_failure", False))
@@ -180,7 +201,8 @@ class RadioLink:
 
     @property
     def listening(self) -> bool:
-        """Every subscription change `follow` asked for is acknowledged by the broker."""
+        """Every subscription change `follow` asked for is acknowledged by the broker (read now)."""
+        self._io.pump(0.01)
         with self._lock:
             return not self._changing
 
@@ -197,9 +219,12 @@ class RadioLink:
             conns = list(ids)
         else:
             conns = [vehicle_num_of(v) % self._pool for v in values]
-        for conn, vid, value in zip(conns, ids, values, strict=True):
+        for n, (conn, vid, value) in enumerate(zip(conns, ids, values, strict=True), 1):
             self._clients[conn].publish(self.topics.telemetry(region, vid), value, qos=0)
+            if n % PUMP_EVERY == 0:  # out as they come, and the advisories that came meanwhile read
+                self._io.pump()
         self.stats.published += len(values)
+        self._io.pump()
 
     def send_hazard(self, _topic: str, region: int, value: bytes) -> None:
         self.report_hazard(region, value)
@@ -217,30 +242,47 @@ class RadioLink:
         client = self._clients[reporter if self.identities is not None else 0]
         deadline = time.monotonic() + 10  # a reporter's radio enrolled just now: its CONNACK first
         while not client.is_connected() and time.monotonic() < deadline:
-            time.sleep(0.005)
+            self._io.pump(0.002)
         info = client.publish(self.topics.hazards(region, reporter), value, qos=1, properties=props)
-        info.wait_for_publish(10)
+        while not info.is_published() and time.monotonic() < deadline:
+            self._io.pump(0.002)
         if not info.is_published():
             raise StackError("a hazard report was not acknowledged by the MQTT broker within 10 s")
         self.stats.hazards += 1
 
     def poll(self) -> None:
-        """The clients' own threads send; nothing to do here."""
+        """Write what is queued, read what has come: the radios have no threads of their own."""
+        self._io.pump()
+
+    @property
+    def unread(self) -> int:
+        """Advisories the radios have heard (read now) that `heard` has not returned yet."""
+        self._io.pump(0.01)
+        return len(self._heard)
 
     def flush(self, timeout_s: float = 10.0) -> None:
         """QoS 0 has no acknowledgement: wait until the clients' send buffers are empty."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(c.want_write() for c in list(self._clients.values())):
-            time.sleep(0.01)
+        self._io.pump()
+        while time.monotonic() < deadline and self._io.writing:
+            self._io.pump(0.01)
 
     # ---- downlink -----------------------------------------------------------------------------
     def follow(self, fleet: Fleet) -> None:
         """Subscribe each connection to its vehicles' own advisory topics and to the broadcast
         topics of their regions, and only those; a vehicle's own connection goes when it leaves."""
+        moved_at = getattr(fleet, "t", None)  # the simulated time: the road changes once a tick
+        if moved_at is not None and moved_at == self._followed_at and not self._reset:
+            return
+        self._followed_at = moved_at
         live = fleet.active & (fleet.region >= 0)
         nums, regions = fleet.num[live].tolist(), fleet.region[live].tolist()
         if self.identities is not None:
             self._ensure(map(vehicle_id, nums))
+        while self._reset:  # back after a loss: subscribed to nothing
+            c = self._reset.pop()
+            self._subscribed.pop(c, None)
+            self._vehicles.pop(c, None)
         want_vehicles: dict[Conn, set[int]] = {c: set() for c in self._clients}
         want_regions: dict[Conn, set[int]] = {c: set() for c in self._clients}
         for num, region in zip(nums, regions, strict=True):
@@ -262,11 +304,14 @@ class RadioLink:
                 self._changed(c, client.unsubscribe([self.topics.advisories(r) for r in gone]))
             self.stats.handovers += len(gone)
             self._subscribed[c] = want
+        self._io.pump()
 
     def _leave(self, c: Conn, client: mqtt.Client) -> None:
-        client.disconnect()
-        client.loop_stop()
+        self._io.drop(client)
+        client.disconnect()  # written at the next pump, and then its socket is closed
         del self._clients[c]
+        self._answered.discard(c)
+        self._reset.discard(c)
         self._vehicles.pop(c, None)
         self._subscribed.pop(c, None)
         with self._lock:
@@ -287,25 +332,31 @@ class RadioLink:
         region's broadcast reaches every connection with a vehicle there, as it reaches every vehicle
         on the road (`received` counts those copies: the downlink's real load)."""
         out: list[bytes] = []
-        self.signatures = []
+        self.signatures, self.received_ms = [], []
+        self._io.pump()
         while self._heard:
-            value, traceparent, signature = self._heard.popleft()
+            value, traceparent, signature, at_ns = self._heard.popleft()
             self.stats.received += 1
             if value not in self._seen:
                 self._seen[value] = None
                 out.append(value)
                 self.signatures.append(signature)
+                self.received_ms.append(at_ns // 1_000_000)
                 if traceparent is not None:
-                    self.traced.append((traceparent, time.time_ns()))
+                    self.traced.append((traceparent, at_ns))
                 if len(self._seen) > 100_000:
                     self._seen.popitem(last=False)
         return out
 
     def close(self) -> None:
         for c in self._clients.values():
+            self._io.drop(c)
             c.disconnect()
-        for c in self._clients.values():
-            c.loop_stop()
+        deadline = time.monotonic() + 2  # each DISCONNECT written, so the broker forgets them at once
+        self._io.pump()
+        while self._io.writing and time.monotonic() < deadline:
+            self._io.pump(0.01)
+        self._io.close()
         if self.identities is not None:
             self.identities[0].close()
 
@@ -324,7 +375,8 @@ class RadioListener(AdvisoryListener):
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
         self.link.follow(fleet)
         heard = self.link.heard()
-        self.apply_values(heard, fleet, sim_start_ms, signatures=self.link.signatures)
+        # stamped when the radio had each: the fleet's own thread may have been busy moving the vehicles
+        self.apply_values(heard, fleet, sim_start_ms, self.link.received_ms, signatures=self.link.signatures)
         traced, self.link.traced = self.link.traced, []
         for traceparent, at_ns in traced:  # the trace of a hazard report, ended at the vehicle
             self.tracing.received(VEHICLE_SPAN, [(TRACEPARENT, traceparent)], at_ns=at_ns)

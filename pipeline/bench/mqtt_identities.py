@@ -29,7 +29,7 @@ from pipeline.stack.security import SecurityMaterial, issue_cert
 from producers.encoding import vehicle_id
 from producers.enrolment import Enrolment
 
-__all__ = ["connect_packet", "run_identities"]
+__all__ = ["connect_packet", "cpu_seconds", "run_identities"]
 
 _TICK_S = os.sysconf("SC_CLK_TCK")
 
@@ -52,7 +52,8 @@ def connect_packet(client_id: str, username: str = "", password: str = "") -> by
             return bytes([0x10]) + length + body
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICK_S
 
@@ -68,7 +69,7 @@ def _connect_all(host: str, port: int, contexts: list[ssl.SSLContext], ids: list
                  pid: int) -> dict[str, Any]:  # fmt: skip
     socks: list[ssl.SSLSocket] = []
     refused = 0
-    cpu0, wall0, own0 = _cpu_s(pid), time.monotonic(), time.process_time()
+    cpu0, wall0, own0 = cpu_seconds(pid), time.monotonic(), time.process_time()
     try:
         for ctx, vid, password in zip(contexts, ids, passwords, strict=True):
             raw = socket.create_connection((host, port), timeout=10)
@@ -79,7 +80,7 @@ def _connect_all(host: str, port: int, contexts: list[ssl.SSLContext], ids: list
             if len(ack) < 4 or ack[0] != 0x20 or ack[3] != 0:
                 refused += 1
             socks.append(sock)
-        wall, cpu, own = time.monotonic() - wall0, _cpu_s(pid) - cpu0, time.process_time() - own0
+        wall, cpu, own = time.monotonic() - wall0, cpu_seconds(pid) - cpu0, time.process_time() - own0
         return {"connected": len(socks) - refused, "refused": refused, "connect_s": round(wall, 2),
                 "per_connection_ms": round(1000 * wall / len(ids), 2),
                 "broker_cpu_ms_per_connection": round(1000 * cpu / len(ids), 3),

@@ -21,7 +21,8 @@ def gateway(
     ctx: typer.Context,
     regions: Annotated[str, typer.Option(help="regions it serves: all, N, N-M or a list (0,2,5-8)")] = "all",
     group: Annotated[str, typer.Option(help="MQTT 5 shared subscription: its gateways share the load")] = "gateways",
-    tick_ms: Annotated[int, typer.Option(min=5, max=1000, help="how often a region's updates go out as a frame")] = 50,
+    batch_ms: Annotated[float, typer.Option(min=0, max=1000, help="at most one frame per region this often: "
+                                             "updates arriving within it share one")] = 5.0,
     downlink: Annotated[bool, typer.Option(help="also carry the towers' advisories to MQTT")] = True,
     stats: Annotated[Path | None, typer.Option(help="write its counters here (JSON) once a second")] = None,
     metrics_port: Annotated[int | None, typer.Option(min=1, max=65535, help="serve /metrics (Prometheus) here")] = None,
@@ -40,7 +41,7 @@ def gateway(
     if not group or any(c in group for c in "/+#"):
         raise ConfigError(f"--group {group!r}: a name without '/', '+' or '#'")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    gw = Gateway(settings, served, n, group=group, tick_s=tick_ms / 1000, downlink=downlink)
+    gw = Gateway(settings, served, n, group=group, batch_s=batch_ms / 1000, downlink=downlink)
     if metrics_port is not None:
         gw.serve_metrics(metrics_host, metrics_port)
     host, port = settings.mqtt_address

@@ -550,11 +550,13 @@ def _analytics(parts: _Parts, fleet: Fleet, summary: dict[str, Any]) -> list[dic
 def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[float]) -> dict[str, Any]:
     """The radio link's share of the run: what the vehicles sent and the gateway heard (QoS 0 loss,
     measured, not hidden), and where an advisory's time went. Means add up where percentiles do not:
-    the uplink's mean (vehicle → gateway, over every update) taken from the mean trigger → advisory
-    received leaves the rest of the way (gateway batching, Kafka, the towers, the way back)."""
+    the uplink's mean (vehicle → gateway, over every update) and the gateway's (received → in a frame
+    to Kafka) taken from the mean trigger → advisory received leave the rest of the way (Kafka, the
+    towers, the way back: a traced run splits that for hazards)."""
     sent, heard = link.stats.published, int(gateway.get("received", 0))
     lost = max(0, sent - heard)
     up_mean = float(gateway.get("radio_ms_mean", 0.0))
+    held_mean = float(gateway.get("held_ms_mean", 0.0))  # received → produced in a frame
     total_mean = sum(end_to_end_ms) / len(end_to_end_ms) if end_to_end_ms else 0.0
     return {
         "connections": link.connections, "refused_connections": link.stats.refused_connections,
@@ -564,12 +566,13 @@ def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[
         "hazards_published_qos1": link.stats.hazards, "gateway_hazards": gateway.get("hazards", 0),
         "gateway_frames": gateway.get("frames", 0), "gateway_dead_letters": gateway.get("dead_letters", {}),
         "advisories_forwarded": gateway.get("advisories_forwarded", 0), "advisory_copies_heard": link.stats.received,
+        "advisories_dropped_by_gateway": gateway.get("advisories_dropped", 0),
         "handovers": link.stats.handovers,
         "mqtt_disconnects": link.stats.disconnects + gateway.get("mqtt_disconnects", 0),
         "uplink_ms": {"p50": gateway.get("radio_ms_p50", 0.0), "p99": gateway.get("radio_ms_p99", 0.0),
                       "mean": up_mean},
-        "advisory_mean_ms": {"end_to_end": round(total_mean, 1), "uplink": up_mean,
-                             "rest": round(total_mean - up_mean, 1)},
+        "advisory_mean_ms": {"end_to_end": round(total_mean, 1), "uplink": up_mean, "gateway": held_mean,
+                             "rest": round(total_mean - up_mean - held_mean, 1)},
     }  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from pipeline.shared.radio_topics import RadioTopics
 from producers.fleet import Fleet, FleetConfig
 from producers.listener import AdvisoryListener
 from tests.hostile.avro_strategies import from_schema
-from tests.hostile.test_gateway import gateway, message
+from tests.hostile.test_gateway import deliver, gateway
 from tests.towers.test_engine import CORRIDOR, T0, advisories, engine, frame, hazard, upd
 from towers.gateway.batch import FrameBatcher
 from towers.validation import Reason
@@ -156,7 +156,7 @@ mqtt_payloads = st.one_of(
 def test_any_mqtt_message_is_forwarded_or_counted_and_the_gateway_keeps_serving(msgs: list[tuple[str, bytes]]) -> None:
     gw, _ = gateway()
     for topic, payload in msgs:
-        gw._on_message(None, None, message(topic.encode("utf-8", "surrogatepass"), payload))
+        deliver(gw, topic.encode("utf-8", "surrogatepass"), payload)
     gw._uplink()
     gw._frames(True)
     s = gw.stats

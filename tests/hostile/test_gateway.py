@@ -8,13 +8,13 @@ from unittest import mock
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from paho.mqtt.client import MQTTMessage
 
 from pipeline.shared.config import Settings
 from pipeline.shared.messages import CODEC, HAZARD, TELEMETRY
 from tests.towers.test_engine import T0, hazard, upd
 from towers.gateway import bridge
 from towers.gateway.bridge import Gateway
+from towers.gateway.radio_session import _user_properties
 
 
 class FakeProducer:
@@ -45,16 +45,20 @@ def gateway(fail: str = "") -> tuple[Gateway, FakeProducer]:
     return gw, kafka
 
 
-def message(topic: bytes, payload: bytes) -> MQTTMessage:
-    m = MQTTMessage(topic=topic)
-    m.payload = payload
-    return m
+def deliver(gw: Gateway, topic: bytes, payload: bytes, user_property: list[tuple[str, str]] | None = None) -> None:
+    """A message as the MQTT session hands it on: its topic decoded when it is UTF-8 (bytes when
+    not, as gmqtt leaves it), its user properties read as the session reads them."""
+    try:
+        name: str | bytes = topic.decode("utf-8")
+    except UnicodeDecodeError:
+        name = topic
+    gw._on_message(name, payload, 0, _user_properties({"user_property": user_property or []}))
 
 
 def test_a_two_megabyte_hazard_report_is_refused_and_the_next_one_goes_through() -> None:
     gw, kafka = gateway()
-    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", b"\x00" * 2_000_000))
-    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))
+    deliver(gw, b"corridor/v2/region/4/hazards/test", b"\x00" * 2_000_000)
+    deliver(gw, b"corridor/v2/region/4/hazards/test", hazard(40.0))
     assert gw.stats.dead_letters == {"too-large": 1} and gw.stats.hazards == 1
     (dead, forwarded) = kafka.sent
     assert len(dead[1]) <= bridge.DEAD_LETTER_BYTES and dead[2]["truncated-from"] == b"2000000"
@@ -64,22 +68,23 @@ def test_a_two_megabyte_hazard_report_is_refused_and_the_next_one_goes_through()
 @pytest.mark.parametrize("fail", ["too-large", "full"])
 def test_kafka_refusing_a_record_is_counted_and_stops_neither_the_radio_thread_nor_the_loop(fail: str) -> None:
     gw, _ = gateway(fail)
-    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))  # raised before
-    gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", CODEC.encode(TELEMETRY, upd("v1", 38.0))))
+    deliver(gw, b"corridor/v2/region/4/hazards/test", hazard(40.0))  # raised before
+    deliver(gw, b"corridor/v2/region/4/telemetry/v1", CODEC.encode(TELEMETRY, upd("v1", 38.0)))
     gw._uplink()
     gw._frames(True)
     assert sum(gw.stats.errors.values()) >= 2, gw.stats.errors
 
 
-def test_a_topic_that_is_not_utf8_and_an_hlc_below_zero_are_counted_not_fatal() -> None:
+def test_a_topic_that_is_not_utf8_and_an_hlc_below_zero_are_dead_letters_not_fatal() -> None:
     gw, kafka = gateway()
-    gw._on_message(None, None, message(b"corridor/v2/region/4/\xff\xfe", b"x"))
-    assert sum(gw.stats.errors.values()) == 1
+    deliver(gw, b"corridor/v2/region/4/\xff\xfe", b"x")
+    assert gw.stats.dead_letters == {"bad-topic": 1} and not gw.stats.errors
     bad = CODEC.encode(TELEMETRY, upd("v1", 38.0, hlc=-1))
-    gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", bad))
+    deliver(gw, b"corridor/v2/region/4/telemetry/v1", bad)
     gw._uplink()  # MalformedStateError left `run` before
-    assert gw.stats.dead_letters == {"bad-hlc": 1}
-    assert kafka.sent[0][2]["reason"].startswith(b"bad-hlc")
+    assert gw.stats.dead_letters == {"bad-topic": 1, "bad-hlc": 1}
+    assert kafka.sent[0][2]["source-topic"] == "mqtt:corridor/v2/region/4/\ufffd\ufffd".encode()
+    assert kafka.sent[1][2]["reason"].startswith(b"bad-hlc")
 
 
 def test_a_full_inbox_drops_and_counts_rather_than_growing_without_bound(monkeypatch) -> None:
@@ -87,23 +92,16 @@ def test_a_full_inbox_drops_and_counts_rather_than_growing_without_bound(monkeyp
     gw, _ = gateway()
     raw = CODEC.encode(TELEMETRY, upd("v1", 38.0, event_time=T0))
     for _ in range(25):
-        gw._on_message(None, None, message(b"corridor/v2/region/4/telemetry/v1", raw))
+        deliver(gw, b"corridor/v2/region/4/telemetry/v1", raw)
     assert len(gw._inbox) == 10 and gw.stats.inbox_dropped == 15
 
 
 def test_a_hazard_reports_trace_context_goes_on_in_one_bounded_header_and_nothing_else_does() -> None:
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
     gw, kafka = gateway()
-    traced = message(b"corridor/v2/region/4/hazards/test", hazard(40.0))
-    traced.properties = Properties(PacketTypes.PUBLISH)
-    traced.properties.UserProperty = [("x-anything", "y" * 1000), ("traceparent", "00-" + "a" * 500)]
-    gw._on_message(None, None, traced)
-    flood = message(b"corridor/v2/region/4/hazards/test", hazard(40.0, t=6))
-    flood.properties = Properties(PacketTypes.PUBLISH)
-    flood.properties.UserProperty = [("k", "v")] * 10_000 + [("traceparent", "00-late")]
-    gw._on_message(None, None, flood)
+    deliver(gw, b"corridor/v2/region/4/hazards/test", hazard(40.0),
+            [("x-anything", "y" * 1000), ("traceparent", "00-" + "a" * 500)])  # fmt: skip
+    deliver(gw, b"corridor/v2/region/4/hazards/test", hazard(40.0, t=6),
+            [("k", "v")] * 10_000 + [("traceparent", "00-late")])  # fmt: skip
     (first, second) = kafka.sent
     assert first[2] == {"traceparent": "00-" + "a" * 125}, "only the trace context, cut to W3C's size"
     assert second[2] == {}, "past the first properties, nothing is read: the report goes on untraced"
@@ -112,16 +110,15 @@ def test_a_hazard_reports_trace_context_goes_on_in_one_bounded_header_and_nothin
 
 def test_a_traced_advisory_goes_to_the_radio_with_its_context_and_others_with_none() -> None:
     context = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
-    props = bridge._downlink_properties([("traceparent", context)])
-    assert props is not None and props.UserProperty == [("traceparent", context.decode())]
-    assert bridge._downlink_properties({"traceparent": b"\xff" * 500}).UserProperty[0][1] == "\ufffd" * 128
+    assert bridge._downlink_properties([("traceparent", context)]) == [("traceparent", context.decode())]
+    assert bridge._downlink_properties({"traceparent": b"\xff" * 500}) == [("traceparent", "\ufffd" * 128)]
     assert bridge._downlink_properties(None) is None and bridge._downlink_properties([("other", b"x")]) is None
 
 
 def test_a_hazard_report_or_cancel_in_another_vehicles_name_is_refused_and_not_forwarded() -> None:
     gw, kafka = gateway()
-    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/veh-0000003", hazard(40.0)))  # reporter "test"
-    gw._on_message(None, None, message(b"corridor/v2/region/4/hazards/test", hazard(40.0)))
+    deliver(gw, b"corridor/v2/region/4/hazards/veh-0000003", hazard(40.0))  # reporter "test"
+    deliver(gw, b"corridor/v2/region/4/hazards/test", hazard(40.0))
     assert gw.stats.dead_letters == {"impersonation": 1} and gw.stats.hazards == 1
     (dead, forwarded) = kafka.sent
     assert dead[2]["reason"].startswith(b"impersonation") and dead[2]["source-topic"].endswith(b"/veh-0000003")
@@ -135,6 +132,6 @@ def test_an_advisorys_signature_goes_on_as_a_user_property_the_radio_verifies() 
     value = b"an advisory"
     signature = Signer(key).sign(value)
     props = bridge._downlink_properties([("traceparent", b"00-abc"), (SIGNATURE, signature), ("other", b"x")])
-    carried = dict(props.UserProperty)
+    carried = dict(props or [])
     assert set(carried) == {"traceparent", SIGNATURE}
     assert Verifier([public_pem(key)]).problem(value, carried[SIGNATURE]) is None

@@ -76,7 +76,7 @@ def radio(stack, tmp_path: Path) -> Iterator[tuple[Settings, MqttBroker]]:
 @pytest.fixture
 def gateway(radio) -> Iterator[Gateway]:
     settings, _ = radio
-    gw = Gateway(settings, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
+    gw = Gateway(settings, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", batch_s=0.005)
     thread = threading.Thread(target=gw.run, daemon=True)
     thread.start()
     eventually(lambda: gw.stats.mqtt_subscribed, "the gateway's subscriptions to be granted")
@@ -124,7 +124,8 @@ def test_the_route_over_mqtt_advises_before_the_hazard_and_reports_the_radio_hop
     assert r["gateway_dead_letters"] == {} and s["run"]["dead_letters"] == 0
     assert r["advisory_copies_heard"] >= s["run"]["advisories_received"] > 0 and r["handovers"] > 0, r
     assert 0 < r["uplink_ms"]["p50"] <= r["uplink_ms"]["p99"] < 1000, r
-    assert 0 < r["advisory_mean_ms"]["uplink"] < r["advisory_mean_ms"]["end_to_end"], r
+    mean = r["advisory_mean_ms"]  # the uplink and the gateway (received → in a frame) inside the whole
+    assert mean["uplink"] > 0 and 0 <= mean["gateway"] < 50 and mean["uplink"] + mean["gateway"] < mean["end_to_end"], r
     assert s["latency_ms"]["hazard"]["n"] > 0 and s["run"]["stale_advisories"] == 0
 
 
@@ -201,7 +202,7 @@ def test_an_addressed_advisory_reaches_its_vehicle_alone_and_a_broadcast_its_reg
             producer.produce(topic, value, b"", CODEC.decode(value, ADVISORY)["region_id"])
         producer.flush(5)
         eventually(lambda: gateway.stats.advisories_forwarded >= before + 3, "the gateway to forward them")
-        eventually(lambda: link._heard, "the broadcast")
+        eventually(lambda: link.unread, "the broadcast")
         time.sleep(0.5)
         assert [CODEC.decode(v, ADVISORY)["advisory_id"] for v in link.heard()] == ["all-2"], (
             "vehicle 9's advisory and region 4's broadcast are not for this fleet"
@@ -225,7 +226,7 @@ def test_the_gateway_rides_out_kafka_going_away_and_forwards_what_came_meanwhile
     kafka.start(attached=True)
     try:
         ensure_topics(own.bootstrap_servers, own.topics(REGIONS).specs())
-        gw = Gateway(own, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", tick_s=0.02)
+        gw = Gateway(own, list(range(REGIONS)), REGIONS, group=f"g{uuid.uuid4().hex[:6]}", batch_s=0.005)
         thread = threading.Thread(target=gw.run, daemon=True)
         thread.start()
         link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
@@ -269,14 +270,14 @@ def test_a_vehicle_crossing_into_the_next_region_moves_its_advisory_subscription
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         eventually(lambda: link.listening, "the radio's subscription to be granted")
         pub.publish(topics.advisories(3), b"three", qos=1).wait_for_publish(5)
-        eventually(lambda: link._heard, "the advisory of its region")
+        eventually(lambda: link.unread, "the advisory of its region")
         assert link.heard() == [b"three"]
         fleet.region = np.array([4])
         link.follow(fleet)  # type: ignore[arg-type]  # a stand-in with the three arrays follow() reads
         eventually(lambda: link.listening, "the handover's subscribe and unsubscribe to be acknowledged")
         pub.publish(topics.advisories(3), b"three again", qos=1).wait_for_publish(5)
         pub.publish(topics.advisories(4), b"four", qos=1).wait_for_publish(5)
-        eventually(lambda: link._heard, "the advisory of its new region")
+        eventually(lambda: link.unread, "the advisory of its new region")
         time.sleep(0.3)
         assert link.heard() == [b"four"], "no longer listening to the region it left"
         assert link.stats.handovers == 1

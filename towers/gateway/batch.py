@@ -63,6 +63,9 @@ def impersonation(named: str, sender: str | None) -> str:
 
 #: a VehicleTelemetry is under 100 bytes; anything this large is not one (and Kafka refuses 1 MB)
 MAX_PAYLOAD = 4_096
+#: topics whose reading is remembered: each vehicle sends on the same one every tick, and reading it
+#: was half the gateway's cost per update; emptied when full, so no sender can grow it without bound
+MAX_TOPICS = 50_000
 
 
 class FrameBatcher:
@@ -71,13 +74,20 @@ class FrameBatcher:
         self._pending: dict[int, _Pending] = {}
         self._seq = 0
         self._event_ms = 0  # the newest event time heard in any region: an empty frame's
+        self._parsed: dict[str, tuple[str, int, str | None]] = {}  # topic → (kind, region, sender)
 
     def add(self, topic: str, payload: bytes, now_ms: int) -> Refused | None:
         """One telemetry message as it came off the radio; a refusal says why."""
-        try:
-            kind, region, sender = self.topics.parse(topic)
-        except ValueError as exc:
-            return Refused(None, payload, f"bad-topic: {topic}: {exc}")
+        parsed = self._parsed.get(topic)
+        if parsed is None:
+            try:
+                parsed = self.topics.parse(topic)
+            except ValueError as exc:
+                return Refused(None, payload, f"bad-topic: {topic}: {exc}")
+            if len(self._parsed) >= MAX_TOPICS:
+                self._parsed.clear()
+            self._parsed[topic] = parsed
+        kind, region, sender = parsed
         if kind != "telemetry":
             return Refused(region, payload, f"bad-topic: {kind} is not telemetry")
         if len(payload) > MAX_PAYLOAD:

@@ -1,23 +1,26 @@
 """The tower gateway process: MQTT (the vehicles' radio) in, Kafka (the towers) out, and back.
 
 Uplink: the gateway holds a shared subscription (`$share/<group>/…`) to the telemetry and hazard
-topics of its regions, so several gateways split one broker's traffic. Every tick it produces each
-region's updates as one TelemetryFrame to that region's partition, with the vehicle producers'
-delivery settings (acks=all, idempotence); quiet regions get an empty frame once a second so their
-towers' clocks move on. Hazard reports are forwarded one by one, as they came. Whatever cannot be
-read, or came on another region's topic, is a dead letter with its reason.
+topics of its regions, so several gateways split one broker's traffic. As soon as updates arrive it
+produces each region's as one TelemetryFrame to that region's partition, with the vehicle
+producers' delivery settings (acks=all, idempotence); what arrives while a batch is being made
+waits for the next (at most one batch per `batch_s`: the fleet's radios send in bursts, and a
+frame per update would cost the towers more than the few milliseconds it saves). Quiet regions get
+an empty frame once a second so their towers' clocks move on. Hazard reports are forwarded one by
+one, as they came. Whatever cannot be read, or came on another region's topic, is a dead letter
+with its reason.
 
 Downlink: the towers' advisories for its regions, read from Kafka from now on, published at QoS 1
 to the topic of the vehicle each is addressed to, or to the region's topic when it is for every
 vehicle there (a region topic would copy each addressed advisory to every vehicle of the region:
 the `mqtt` bench measures that cost).
 
-A broker that goes away: paho reconnects with backoff and the gateway counts it; librdkafka does the
-same for Kafka. Nothing here exits on a lost connection; SIGTERM or Ctrl-C ends it.
+A broker that goes away: the MQTT session dials again by itself (`radio_session`) and the gateway
+counts it; librdkafka does the same for Kafka. Nothing here exits on a lost connection; SIGTERM or Ctrl-C ends it.
 
 Anyone on the radio can publish anything, so no message can stop the gateway or make it deaf: every
 callback and every produce is guarded, each failure counted with its reason (`dead_letters`,
-`errors`); the inbox between paho's thread and the loop is bounded, and what arrives while it is
+`errors`); the inbox between the MQTT thread and the loop is bounded, and what arrives while it is
 full is counted (`inbox_dropped`), never held without limit.
 """
 
@@ -36,11 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import start_http_server
 from prometheus_client.core import Metric
 
@@ -51,13 +50,13 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, HAZARD
 from pipeline.shared.metric_catalog import registry_of
-from pipeline.shared.mqtt_client import mqtt_client
 from pipeline.shared.radio_access import MQTT_GATEWAY
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.stats import LatencyHistogram
 from pipeline.shared.tracing import TRACEPARENT
 from towers.gateway.batch import MAX_PAYLOAD, FrameBatcher, Refused, impersonation
 from towers.gateway.metrics import gateway_families
+from towers.gateway.radio_session import RadioSession, UserProperties
 
 __all__ = ["Gateway", "GatewayStats"]
 
@@ -69,6 +68,10 @@ HEARTBEAT_S = 1.0  # an empty frame for a quiet region this often
 MAX_INBOX = 100_000
 #: a dead letter keeps at most this much of a refused payload (Kafka's own limit is 1 MB)
 DEAD_LETTER_BYTES = 8_192
+#: updates drained into one round of frames, at most: a region's frame stays under Kafka's 1 MB
+#: records (5,000 updates ≈ 480 kB) however far the radio got ahead (measured: a gateway that fell
+#: behind a 39,000/s burst made one frame of 50,000 updates, which Kafka refused)
+MAX_FRAME_UPDATES = 5_000
 
 
 @dataclass(slots=True)
@@ -78,6 +81,7 @@ class GatewayStats:
     frames: int = 0
     updates_forwarded: int = 0
     advisories_forwarded: int = 0
+    advisories_dropped: int = 0  # given up on: the MQTT session's backlog was full
     dead_letters: dict[str, int] = field(default_factory=dict)
     mqtt_disconnects: int = 0
     kafka_errors: int = 0
@@ -91,6 +95,7 @@ class GatewayStats:
     radio_ms_p50: float = 0.0  # vehicle send → gateway receive, over the last second's updates
     radio_ms_p99: float = 0.0
     radio_ms_mean: float = 0.0  # over every update so far
+    held_ms_mean: float = 0.0  # received → produced in its frame (the inbox and the batch), over every update
 
 
 class Gateway:
@@ -100,16 +105,18 @@ class Gateway:
         regions: list[int],
         n_regions: int,
         group: str = "gateways",
-        tick_s: float = 0.05,
+        batch_s: float = 0.005,
         downlink: bool = True,
     ) -> None:
-        self.settings, self.regions, self.tick_s, self.group = settings, regions, tick_s, group
+        self.settings, self.regions, self.batch_s, self.group = settings, regions, batch_s, group
         self.radio = RadioTopics(n_regions)
         self.kafka = settings.topics(n_regions)
         self.batcher = FrameBatcher(self.radio)
         self.stats = GatewayStats()
         self.uplink = LatencyHistogram()  # vehicle sent → received, for /metrics
-        self._inbox: deque[tuple[str, bytes, int]] = deque()  # appended by paho's network thread
+        self._inbox: deque[tuple[str, bytes, int]] = deque()  # appended by the MQTT thread
+        self._arrived = threading.Event()  # the inbox has something: the loop wakes for it
+        self._held_ms, self._held_n = 0.0, 0  # updates' time in the gateway, summed, and their count
         self._stop = threading.Event()
         self._lock = threading.Lock()
         kafka_access = settings.kafka(Role.VEHICLE)  # a gateway speaks for the vehicles it serves
@@ -126,56 +133,50 @@ class Gateway:
             }))  # fmt: skip
             self.consumer.assign([TopicPartition(self.kafka.advisories, r, OFFSET_END) for r in regions])
         # on a secure stack: TLS, and the gateways' own identity, the only one the broker lets share the uplink
-        self.client = mqtt_client(settings.mqtt(MQTT_GATEWAY), f"gateway-{uuid.uuid4().hex[:8]}")
-        self.client.max_queued_messages_set(0)
-        # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
-        self.client.reconnect_delay_set(0.2, 10.0)  # type: ignore[arg-type]
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+        self.session = RadioSession(settings.mqtt(MQTT_GATEWAY), f"gateway-{uuid.uuid4().hex[:8]}",
+                                    on_message=self._on_message, on_connected=self._on_connect,
+                                    on_subscribed=self._on_subscribe, on_disconnected=self._on_disconnect)  # fmt: skip
 
     # ---- connections --------------------------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.error("the MQTT broker refused the gateway: %s", reason)
-            return
+    def _on_connect(self) -> None:
         self.stats.mqtt_connected = True
         self.stats.mqtt_subscribed = False
         # (re)subscribe on every connect: a clean start forgets subscriptions
         subs = []
         for r in self.regions:
-            subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", SubscribeOptions(qos=0)))  # every sender
-            subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", SubscribeOptions(qos=1)))
-        client.subscribe(subs)
+            subs.append((f"$share/{self.group}/{self.radio.telemetry(r)}", 0))  # every sender
+            subs.append((f"$share/{self.group}/{self.radio.hazards(r)}", 1))
+        self.session.subscribe(subs)
 
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, reasons: list[Any], _p: Any) -> None:
+    def _on_subscribe(self, granted: list[int]) -> None:
         """The SUBACK: every topic granted, or the gateway says which were refused and stays not ready."""
-        refused = [str(r) for r in reasons if getattr(r, "is_failure", False)]
+        refused = [f"0x{code:02X}" for code in granted if code >= 0x80]
         with self._lock:
             self.stats.mqtt_subscribed = not refused
             self.stats.subscriptions_refused += len(refused)
         if refused:
             log.error("the MQTT broker refused %d of the gateway's subscriptions: %s", len(refused), refused[0])
 
-    def _on_message(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
-        """On paho's network thread. A hazard report goes on at once (the producer is thread-safe):
-        waiting for the next tick would add up to a tick to the most urgent path; updates wait for
-        their region's next frame. Nothing raises out of here: paho's thread would die with it."""
+    def _on_message(self, topic: str | bytes, payload: bytes, _qos: int, props: UserProperties) -> None:
+        """On the MQTT thread. A hazard report goes on at once (the producer is thread-safe):
+        waiting for the next batch would add to the most urgent path; updates wait for
+        their region's next frame. Nothing raises out of here: the MQTT thread serves every vehicle."""
         try:
-            payload = bytes(m.payload)  # bytes already (then this is no copy); the hint allows bytearray
-            topic = m.topic  # paho decodes it; a topic that is not UTF-8 raises
-            if "/hazards/" in topic:
-                self._hazard(topic, payload, _trace_context(m))
+            if isinstance(topic, bytes):  # not UTF-8 (a broker would refuse it; this one let it through)
+                self._dead(Refused(None, payload, "bad-topic: not UTF-8"), topic.decode("utf-8", "replace"))
+            elif "/hazards/" in topic:
+                self._hazard(topic, payload, _trace_context(props))
             elif len(self._inbox) >= MAX_INBOX:
                 with self._lock:
                     self.stats.inbox_dropped += 1
             else:
                 self._inbox.append((topic, payload, int(time.time() * 1000)))
+                if not self._arrived.is_set():
+                    self._arrived.set()
         except Exception as exc:
             self._failed("radio", exc)
 
-    def _on_disconnect(self, *_: Any) -> None:
+    def _on_disconnect(self) -> None:
         with self._lock:
             self.stats.mqtt_disconnects += 1
             self.stats.mqtt_connected = self.stats.mqtt_subscribed = False
@@ -188,12 +189,14 @@ class Gateway:
             log.warning("Kafka: %s (%d so far); librdkafka retries", err.str(), self.stats.kafka_errors)
 
     def _stats_dict(self) -> dict[str, Any]:
-        with self._lock:  # paho's thread adds to the counters' dicts
+        with self._lock:  # the MQTT thread adds to the counters' dicts
+            self.stats.advisories_dropped = self.session.dropped
             return asdict(self.stats)
 
     def metric_families(self) -> Iterator[Metric]:
         """Its `/metrics` page (towers.gateway.metrics), from one snapshot of its counters."""
         with self._lock:
+            self.stats.advisories_dropped = self.session.dropped
             stats, uplink = asdict(self.stats), copy.deepcopy(self.uplink)
         return gateway_families(stats, uplink)
 
@@ -239,23 +242,26 @@ class Gateway:
         self._stop.set()
 
     def run(self, stats_file: Path | None = None) -> GatewayStats:
-        host, port = self.settings.mqtt_address
-        try:
-            self.client.connect(host, port, keepalive=30, clean_start=True)
-        except OSError as exc:
-            raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it or fix MQTT_URL") from None
-        self.client.loop_start()
+        self.session.start()
         down = threading.Thread(target=self._downlink, name="downlink", daemon=True)
         down.start()
         last_beat = next_stats = time.monotonic()
         radio: list[int] = []
         radio_sum, radio_n = 0.0, 0
+        last_batch = 0.0
         try:
             while not self._stop.is_set():
-                t0 = time.monotonic()
+                self._arrived.wait(0.1)  # updates, or a heartbeat or counters due
+                wait = self.batch_s - (time.monotonic() - last_batch)
+                if wait > 0 and len(self._inbox) < MAX_FRAME_UPDATES:  # the last batch went out just now: let it fill
+                    self._stop.wait(wait)
+                t0 = last_batch = time.monotonic()
+                self._arrived.clear()  # before draining: what arrives from here on wakes the next round
                 self._uplink()
                 beat = t0 - last_beat >= HEARTBEAT_S
                 radio += self._frames(beat)
+                if self._inbox:  # more than one round's worth came: the next round starts at once
+                    self._arrived.set()
                 if beat:
                     last_beat = t0
                 self.producer.poll(0)
@@ -272,23 +278,24 @@ class Gateway:
                         radio = []
                     if stats_file is not None:
                         _write_json(stats_file, self._stats_dict())
-                self._stop.wait(max(0.0, self.tick_s - (time.monotonic() - t0)))
         finally:
             self._stop.set()
             down.join(5)
-            self.client.disconnect()
-            self.client.loop_stop()
-            self._uplink()
-            self._frames(False)
+            self.session.stop()
+            while self._inbox:
+                self._uplink()
+                self._frames(False)
             self.producer.flush(10)
             if stats_file is not None:
                 _write_json(stats_file, self._stats_dict())
         return self.stats
 
     def _uplink(self) -> None:
-        while self._inbox:
+        came, n = 0, 0  # the drained updates' receipt times, summed
+        while self._inbox and n < MAX_FRAME_UPDATES:
             topic, payload, now_ms = self._inbox.popleft()
             self.stats.received += 1
+            came, n = came + now_ms, n + 1
             try:
                 refused = self.batcher.add(topic, payload, now_ms)
             except Exception as exc:  # a defect, not the sender's fault alone: count it, keep serving
@@ -296,6 +303,10 @@ class Gateway:
                 self._failed("batch", exc)
             if refused is not None:
                 self._dead(refused, topic)
+        if n:  # the frames go out right after this drain
+            self._held_ms += n * time.time() * 1000 - came
+            self._held_n += n
+            self.stats.held_ms_mean = round(self._held_ms / self._held_n, 1)
 
     def _hazard(self, topic: str, payload: bytes, traced: list[tuple[str, str | bytes | None]] | None = None) -> None:
         if len(payload) > MAX_PAYLOAD:
@@ -325,7 +336,7 @@ class Gateway:
         return radio
 
     def _downlink(self) -> None:
-        """A thread of its own, so an advisory goes out as soon as Kafka has it, not at the next tick."""
+        """A thread of its own, so an advisory goes out as soon as Kafka has it, not with the next batch."""
         if self.consumer is None:
             return
         try:
@@ -338,8 +349,8 @@ class Gateway:
                     value, region = msg.value(), msg.partition()
                     if msg.error() is None and value is not None and region is not None:
                         try:
-                            self.client.publish(self._downlink_topic(region, value), value, qos=1,
-                                                properties=_downlink_properties(msg.headers()))  # fmt: skip
+                            self.session.publish(self._downlink_topic(region, value), value, 1,
+                                                 _downlink_properties(msg.headers()))  # fmt: skip
                             self.stats.advisories_forwarded += 1
                         except Exception as exc:  # one advisory that cannot go out stops no other
                             self._failed("downlink", exc)
@@ -369,7 +380,7 @@ class Gateway:
         self._produce(self.kafka.dead_letter, payload, region, headers)
 
 
-def _downlink_properties(headers: Any) -> Properties | None:
+def _downlink_properties(headers: Any) -> UserProperties | None:
     """A traced advisory's context and its tower's signature (Kafka headers) as MQTT 5 user
     properties, the signature in base64 (a property is UTF-8); None when it carries neither."""
     pairs = headers.items() if isinstance(headers, dict) else headers or ()
@@ -380,20 +391,14 @@ def _downlink_properties(headers: Any) -> Properties | None:
             carried.append((TRACEPARENT, text[:128]))
         elif key == SIGNATURE and isinstance(value, bytes):
             carried.append((SIGNATURE, signature_text(value[:96])))
-    if not carried:
-        return None
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.UserProperty = carried[:2]
-    return props
+    return carried[:2] or None
 
 
-def _trace_context(m: mqtt.MQTTMessage) -> list[tuple[str, str | bytes | None]]:
+def _trace_context(props: UserProperties) -> list[tuple[str, str | bytes | None]]:
     """A hazard report's W3C trace context (an MQTT 5 user property) as the Kafka header it goes on in;
     anything else in its properties stays behind. Bounded: a header is a few dozen bytes."""
-    props = getattr(m, "properties", None)
-    pairs = getattr(props, "UserProperty", None) or []
     found: list[tuple[str, str | bytes | None]] = [
-        (TRACEPARENT, value[:128]) for key, value in pairs[:8] if key == TRACEPARENT and isinstance(value, str)
+        (TRACEPARENT, value[:128]) for key, value in props[:8] if key == TRACEPARENT
     ]
     return found[:1]
 

@@ -54,6 +54,20 @@ def test_wrong_region_wrong_type_garbage_foreign_topics_and_impersonation_are_re
     assert b.pending == 0
 
 
+def test_the_topics_it_remembers_are_bounded_and_a_remembered_one_is_judged_as_before(monkeypatch) -> None:
+    from towers.gateway import batch
+
+    monkeypatch.setattr(batch, "MAX_TOPICS", 10)
+    b = FrameBatcher(TOPICS)
+    for i in range(25):  # a sender inventing a topic per message
+        vid = f"veh-{i:07d}"
+        assert b.add(TOPICS.telemetry(4, vid), CODEC.encode(TELEMETRY, upd(vid, 38.0)), T0) is None
+        assert len(b._parsed) <= 10
+    me = "veh-0000024"  # its topic remembered: another's update on it is still refused
+    refused = b.add(TOPICS.telemetry(4, me), CODEC.encode(TELEMETRY, upd("veh-0000001", 38.0)), T0)
+    assert refused is not None and refused.reason.startswith("impersonation")
+
+
 @given(st.lists(st.tuples(st.integers(0, 2**40), st.floats(-1e6, 1e6)), max_size=30), st.integers(0, 2**62))
 def test_assembled_frames_decode_as_fastavro_reads_them(rows: list[tuple[int, float]], sent_at: int) -> None:
     records = [upd(f"v{i}", 30.0, seq=seq, speed_mps=v, hlc=pack(T0, i)) for i, (seq, v) in enumerate(rows)]

@@ -15,7 +15,7 @@ from pipeline.shared.errors import StackError
 from pipeline.shared.messages import CODEC, TELEMETRY
 from pipeline.shared.metric_catalog import exposition
 from tests.helpers import scraped
-from tests.hostile.test_gateway import gateway, message
+from tests.hostile.test_gateway import deliver, gateway
 from tests.towers.test_engine import upd
 from towers.gateway.metrics import GATEWAY
 
@@ -27,7 +27,7 @@ def test_what_it_received_refused_and_forwarded_comes_through_with_reasons() -> 
     for topic, payload in ((b"corridor/v2/region/4/telemetry/veh-1", good),
                            (b"corridor/v2/region/4/telemetry/veh-1", b"junk"),
                            (b"corridor/v2/region/4/hazards/veh-1", b"\x00" * 2_000_000)):  # fmt: skip
-        gw._on_message(None, None, message(topic, payload))
+        deliver(gw, topic, payload)
     gw._uplink()
     gw._frames(True)
     got = scraped(exposition(gw.metric_families()).decode())
