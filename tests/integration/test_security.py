@@ -29,13 +29,14 @@ from pipeline.shared.config import Ports, Settings
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.mqtt_client import mqtt_client, refusal
-from pipeline.shared.radio_access import MQTT_ADMIN, MQTT_GATEWAY, MqttAccess
+from pipeline.shared.radio_access import MQTT_ADMIN, MQTT_GATEWAY, MqttAccess, vehicle_password
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack import Stack
 from pipeline.stack.mqtt import MqttBroker, mqtt_answers
 from pipeline.stack.security import SecurityMaterial
+from producers.encoding import vehicle_id
 from producers.enrolment import Enrolment
 from tests.helpers import eventually
 from tests.integration.test_simulation import SHORT
@@ -265,7 +266,7 @@ def test_the_radio_link_refuses_strangers_and_holds_each_vehicle_to_its_own_topi
         broker.stop()
 
 
-def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_and_a_forged_cancel_silences_nothing(
+def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_no_password_shown_and_a_forged_cancel_silences_nothing(
     secure: Stack, tmp_path: Path
 ) -> None:
     s = secure.settings
@@ -291,8 +292,24 @@ def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_and_a_forged_can
             client.disconnect()
             client.loop_stop()
 
-    summary = run_scenario(parse_scenario(short, "secure-radio"), s, tmp_path / "report", on_tick=cancel_as_another,
+    shown: list[bytes] = []  # every process's command line and environment, mid-run: what `ps e` shows
+
+    def tick(snap: dict[str, Any]) -> None:
+        cancel_as_another(snap)
+        if snap["fleet"].t >= 30 and not shown:
+            for path in [*Path("/proc").glob("[0-9]*/cmdline"), *Path("/proc").glob("[0-9]*/environ")]:
+                try:
+                    shown.append(path.read_bytes())
+                except OSError:  # gone meanwhile
+                    continue
+
+    summary = run_scenario(parse_scenario(short, "secure-radio"), s, tmp_path / "report", on_tick=tick,
                            keep_state=True).summary  # fmt: skip
+    key = s.mqtt_vehicle_key()
+    secrets = [s.mqtt(MQTT_GATEWAY).password, s.mqtt(MQTT_ADMIN).password, *_passwords(secure),
+               *(vehicle_password(key, vehicle_id(n)) for n in range(200))]  # fmt: skip
+    assert any(b"gateway" in c and b"corridor" in c for c in shown), "the gateway is among the processes seen"
+    assert all(secrets) and not [c[:120] for c in shown if any(pw.encode() in c for pw in secrets)]
     r, deer = summary["radio"], summary["hazards"]["deer"]
     assert len(forged) == 2, "both cancels were sent (and the broker took them: they are the vehicle's own topic)"
     assert r["connections"] >= 150 and r["refused_connections"] == 0 and r["subscriptions_refused"] == 0, r
