@@ -132,6 +132,11 @@ def simulate(
         out.print(_prometheus_line(prom))
     for name, path in result.paths.items():
         out.print(f"{name:>9}: {path}")
+    problems = run.get("problems", [])
+    for problem in problems:
+        out.print(f"[red]not protected throughout: {problem}[/]")
+    if problems:  # a green run means the corridor was protected throughout; this one was not
+        raise typer.Exit(1)
 
 
 def _prometheus_line(prom: dict[str, Any]) -> str:

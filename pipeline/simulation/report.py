@@ -179,6 +179,8 @@ def _markdown(s: dict[str, Any]) -> str:
         "converged_after_s",
     ):
         lines.append(f"| {key.replace('_', ' ')} | {s['run'].get(key, '–')} |")
+    for problem in s["run"].get("problems", []):
+        lines += ["", f"**Not protected throughout: {problem}.** The run exits non-zero."]
     if s["run"].get("stale_advisories"):
         lines += [
             "",

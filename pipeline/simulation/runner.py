@@ -99,6 +99,7 @@ class _Run:
     etcd_back_at: float | None = None
     etcd_attached: bool = True  # how the stopped etcd had been started: restarted the same way
     hazard_hlcs: set[int] = field(default_factory=set)
+    killed: set[int] = field(default_factory=set)  # workers the scenario killed and has not restarted
     tracing: Tracing = field(default_factory=lambda: Tracing("corridor-fleet"))  # the hazard reports' traces
 
     def close(self) -> None:
@@ -156,9 +157,11 @@ class _Run:
             return text
         if ev.kind == "kill_worker":
             self.workers[a["worker"]].kill()
+            self.killed.add(a["worker"])
             return f"tower worker {a['worker']} killed (SIGKILL)"
         if ev.kind == "restart_worker":
             self.workers[a["worker"]].start()
+            self.killed.discard(a["worker"])
             return f"tower worker {a['worker']} restarted"
         if self.settings.etcd_external:
             return "stop_etcd skipped: etcd is external"
@@ -324,6 +327,7 @@ def run_scenario(
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
             parts.stack.etcd.start(attached=run.etcd_attached)
         summary = _settled_summary(parts, run, stats, sink, listener, partial, time.monotonic() - t_wall)
+        summary["run"]["problems"] = _problems(parts, run, summary)
         summary["towers_behind_ms"] = behind.summary()
         if prom is not None:
             summary["prometheus"] = _asked(prom, summary, time.monotonic() - t_wall)
@@ -545,6 +549,23 @@ def _analytics(parts: _Parts, fleet: Fleet, summary: dict[str, Any]) -> list[dic
     if failed:
         summary["analytics"]["error"] = spark.failure()
     return corridor_stats
+
+
+def _problems(parts: _Parts, run: _Run, summary: dict[str, Any]) -> list[str]:
+    """What kept the corridor from being protected throughout: a part that died (other than a worker
+    the scenario killed and left down), a gateway deaf at the end, advice given up on. Empty: green."""
+    out = [f"tower worker {i} died during the run" for i, w in enumerate(parts.workers)
+           if not w.alive and i not in run.killed]  # fmt: skip
+    gateway = parts.gateway
+    if gateway is not None:
+        if not gateway.alive:
+            out.append("the radio gateway died during the run")
+        elif gateway.stats().get("mqtt_subscribed") is not True:
+            out.append("the radio gateway was deaf at the end: the broker had not granted its subscriptions")
+        dropped = summary.get("radio", {}).get("advisories_dropped_by_gateway", 0)
+        if dropped:
+            out.append(f"the radio gateway gave up on {dropped} advisories (its backlog was full)")
+    return out
 
 
 def radio_summary(link: RadioLink, gateway: dict[str, Any], end_to_end_ms: list[float]) -> dict[str, Any]:
