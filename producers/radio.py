@@ -97,8 +97,7 @@ class RadioLink:
                  identities: tuple[Enrolment, bytes] | None = None) -> None:  # fmt: skip
         self.topics, self.access, self.identities = topics, access, identities
         self.stats = RadioStats()
-        # advisories, appended by the clients' network threads, with their trace context if they carry one
-        # appended by the radios' I/O thread: each with its trace context, its signature and when it came (ms)
+        # advisories as the radios read them: each with its trace context, its signature and when it came (ns)
         self._heard: deque[tuple[bytes, str | None, str | None, int]] = deque()
         self.received_ms: list[int] = []  # when the radio had each advisory the last `heard` returned
         self.signatures: list[str | None] = []  # of the advisories the last `heard` returned, in their order
@@ -130,8 +129,6 @@ class RadioLink:
         client = mqtt_client(access, f"fleet-{uuid.uuid4().hex[:8]}-{i}")
         client.max_queued_messages_set(0)  # what is sent before the CONNACK waits for it
         client.max_inflight_messages_set(1000)
-        # paho sleeps any number of seconds; its hint says int, and a whole second is slow to come back
-        client.reconnect_delay_set(0.2, 5.0)  # type: ignore[arg-type]
         client.on_connect = lambda _c, _u, _f, reason, _p: self._connected(i, reason)
         client.on_message = lambda _c, _u, msg: self._heard.append(
             (bytes(msg.payload), _property(msg, TRACEPARENT), _property(msg, SIGNATURE), time.time_ns())
@@ -375,7 +372,7 @@ class RadioListener(AdvisoryListener):
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
         self.link.follow(fleet)
         heard = self.link.heard()
-        # stamped when the radio had each: the fleet's own thread may have been busy moving the vehicles
+        # stamped when the radio read each (pumped between steps and sends), not when applied after the tick
         self.apply_values(heard, fleet, sim_start_ms, self.link.received_ms, signatures=self.link.signatures)
         traced, self.link.traced = self.link.traced, []
         for traceparent, at_ns in traced:  # the trace of a hazard report, ended at the vehicle
