@@ -40,7 +40,6 @@ class RadioSockets:
         self._dirty: set[mqtt.Client] = set()  # with packets queued, not yet (all) written
         self._lost: dict[mqtt.Client, tuple[float, float]] = {}  # dial again at, next delay
         self._next_chores = 0.0
-        self.reconnects = 0
 
     def adopt(self, client: mqtt.Client) -> None:
         """Before its `connect`: its socket is then this object's to register and drive."""
@@ -111,7 +110,6 @@ class RadioSockets:
             try:
                 client.reconnect()
                 del self._lost[client]
-                self.reconnects += 1
             except OSError as exc:  # the broker is still away: back off
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 self._lost[client] = (now + delay, delay)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def _secrets(secure: Settings, folder: Path) -> Path:
 
 
 def run_secure_paths(settings: Settings, records: list[tuple[int, bytes]], tmp: Path, env: dict[str, str],
-                     through_gateways: Any) -> dict[str, Any]:  # fmt: skip
+                     through_gateways: Callable[..., dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """`through_gateways(records, gateways, tmp, env, link=…)`: the open rows' measure, with these
     vehicles' radios as its publisher."""
     folder = tmp / "security"

@@ -69,8 +69,7 @@ MAX_INBOX = 100_000
 #: a dead letter keeps at most this much of a refused payload (Kafka's own limit is 1 MB)
 DEAD_LETTER_BYTES = 8_192
 #: updates drained into one round of frames, at most: a region's frame stays under Kafka's 1 MB
-#: records (5,000 updates ≈ 480 kB) however far the radio got ahead (measured: a gateway that fell
-#: behind a 39,000/s burst made one frame of 50,000 updates, which Kafka refused)
+#: records (5,000 updates ≈ 480 kB) however far the radio got ahead of the loop
 MAX_FRAME_UPDATES = 5_000
 
 
@@ -190,14 +189,17 @@ class Gateway:
 
     def _stats_dict(self) -> dict[str, Any]:
         with self._lock:  # the MQTT thread adds to the counters' dicts
-            self.stats.advisories_dropped = self.session.dropped
-            return asdict(self.stats)
+            return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The counters, the MQTT session's own included; under `_lock`."""
+        self.stats.advisories_dropped = self.session.dropped
+        return asdict(self.stats)
 
     def metric_families(self) -> Iterator[Metric]:
         """Its `/metrics` page (towers.gateway.metrics), from one snapshot of its counters."""
         with self._lock:
-            self.stats.advisories_dropped = self.session.dropped
-            stats, uplink = asdict(self.stats), copy.deepcopy(self.uplink)
+            stats, uplink = self._snapshot(), copy.deepcopy(self.uplink)
         return gateway_families(stats, uplink)
 
     def serve_metrics(self, host: str, port: int) -> None:
