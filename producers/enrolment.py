@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from pipeline.shared.errors import StackError
-from pipeline.shared.mqtt_client import mqtt_client, refusal
+from pipeline.shared.mqtt_client import MqttLoop, mqtt_client, refusal
 from pipeline.shared.radio_access import MqttAccess, enrol_commands
 from pipeline.shared.radio_topics import RadioTopics
 
@@ -47,7 +47,8 @@ class Enrolment:
             self.client.connect(admin.host, admin.port, keepalive=30, clean_start=True)
         except OSError as exc:
             raise StackError(f"no MQTT broker at {admin.host}:{admin.port} to enrol vehicles on ({exc})") from None
-        self.client.loop_start()
+        self.loop = MqttLoop(self.client)
+        self.loop.start()
         if not self._ready.wait(timeout_s) or self._failure:
             self.close()
             raise StackError(f"the MQTT broker did not let corridor enrol vehicles: {self._failure or 'no answer'}")
@@ -101,4 +102,4 @@ class Enrolment:
 
     def close(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        self.loop.stop()

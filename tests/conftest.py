@@ -97,3 +97,16 @@ def prometheus_installed() -> None:
         if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
             pytest.fail(why)
         pytest.skip(why)
+
+
+#: well under 1,024, past which `select()` (paho's own loop, py4j's gateway) refuses a descriptor
+MAX_OPEN_DESCRIPTORS = 600
+
+
+@pytest.fixture(autouse=True)
+def descriptors_returned() -> Iterator[None]:
+    """A test that leaves descriptors open fails here, by name, before the suite's later MQTT and
+    Spark tests fail far from the cause."""
+    yield
+    held = len(os.listdir("/proc/self/fd"))
+    assert held <= MAX_OPEN_DESCRIPTORS, f"{held} descriptors open after this test: something it made was never closed"

@@ -127,6 +127,7 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from pipeline.shared.mqtt_client import MqttLoop
     from pipeline.shared.radio_topics import KINDS, RadioTopics
 
     radio = RadioTopics(regions=1)
@@ -143,7 +144,8 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
     except OSError as exc:
         raise StackError(f"no MQTT broker at {host}:{port} ({exc}): start it (`corridor stack up --mqtt`)") from None
     client.subscribe([(f, 1) for f in filters])
-    client.loop_start()
+    loop = MqttLoop(client)
+    loop.start()
     printed = 0
     try:
         while max_records is None or printed < max_records:
@@ -165,4 +167,4 @@ def _consume_mqtt(settings: Settings, topic: str, follow: bool, vehicle: str | N
         pass
     finally:
         client.disconnect()
-        client.loop_stop()
+        loop.stop()

@@ -29,6 +29,7 @@ from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt import LWWMap, encode_state
 from pipeline.shared.hazards import hazard_record
 from pipeline.shared.messages import ADVISORY, CODEC, FRAME, HAZARD, SYNC, TELEMETRY
+from pipeline.shared.mqtt_client import MqttLoop
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.shared.topics import Topics
 from pipeline.shared.waiting import poll
@@ -204,12 +205,14 @@ class HostileSender:
     def _send(self) -> None:
         rng = random.Random(self.seed)
         producer = Producer(client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 3}))
-        radio = None
+        radio: mqtt.Client | None = None
+        radio_loop: MqttLoop | None = None
         if self.mqtt_address is not None:
             radio = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stranger-{uuid.uuid4().hex[:6]}",
                                 protocol=mqtt.MQTTv5)  # fmt: skip
             radio.connect(*self.mqtt_address)
-            radio.loop_start()
+            radio_loop = MqttLoop(radio)
+            radio_loop.start()
         try:
             t0 = time.monotonic()
             next_hazard = t0 + 1.0
@@ -236,9 +239,9 @@ class HostileSender:
         finally:
             if producer.flush(30):
                 self.errors.append("hostile records not acknowledged by the broker")
-            if radio is not None:
+            if radio is not None and radio_loop is not None:
                 radio.disconnect()
-                radio.loop_stop()
+                radio_loop.stop()
 
     def _genuine_hazard(self, rng: random.Random, producer: Producer) -> None:
         """A genuine obstacle 1.5 km ahead of a vehicle of the fleet, reported now, away from every

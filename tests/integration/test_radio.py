@@ -29,6 +29,8 @@ from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.errors import StackError
 from pipeline.shared.messages import ADVISORY, CODEC, TELEMETRY
+from pipeline.shared.mqtt_client import MqttLoop, mqtt_client
+from pipeline.shared.radio_access import MqttAccess
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
@@ -366,3 +368,35 @@ def test_over_the_radio_a_vehicle_obeys_what_a_tower_signed_and_counts_the_rest(
         pub.disconnect()
         pub.loop_stop()
         link.close()
+
+
+def test_an_mqtt_loop_serves_a_client_numbered_past_1024_and_dials_again_after_the_broker_restarts(radio) -> None:
+    """paho's own loop waits with select(), which refuses such a descriptor: its thread dies, the
+    client goes deaf. A fleet's process, or a suite's, holds that many."""
+    settings, broker = radio
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    topic = f"corridor-test/{uuid.uuid4().hex[:8]}"
+    heard: list[bytes] = []
+    client = mqtt_client(MqttAccess(*settings.mqtt_address), f"loop-{uuid.uuid4().hex[:6]}")
+    client.on_connect = lambda c, _u, _f, _r, _p: c.subscribe(topic, qos=1)
+    client.on_message = lambda _c, _u, m: heard.append(m.payload)
+    loop = MqttLoop(client)
+    try:
+        client.connect(*settings.mqtt_address)
+        assert client.socket().fileno() > 1024
+        loop.start()
+
+        def hears(payload: bytes) -> bool:
+            client.publish(topic, payload, qos=1)
+            return payload in heard
+
+        eventually(lambda: hears(b"first"), "its own message back through the broker", interval=0.2)
+        broker.stop()
+        broker.start(attached=True)
+        eventually(lambda: hears(b"again"), "its message after the broker came back", interval=0.2)
+    finally:
+        client.disconnect()
+        loop.stop()
+        for fd in held:
+            os.close(fd)
+    assert not loop._thread.is_alive()

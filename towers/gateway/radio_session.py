@@ -52,8 +52,10 @@ class RadioSession:
         on_disconnected: Callable[[], None],
     ) -> None:  # fmt: skip
         self.access = access
-        self._loop = uvloop.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="mqtt", daemon=True)
+        # made in `start` and closed in `stop`: an event loop holds descriptors (its poller, its
+        # wake-up pipe), and a gateway built but never run must not keep them
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self.client = gmqtt.Client(client_id, clean_session=True)
         self.client.set_config({"reconnect_retries": -1, "reconnect_delay": RECONNECT_S})
         if access.username:
@@ -70,10 +72,12 @@ class RadioSession:
 
     def start(self) -> None:
         """Connected, or a one-line StackError saying why not (no broker, refused, no TLS)."""
+        self._loop = loop = uvloop.new_event_loop()
+        self._thread = threading.Thread(target=loop.run_forever, name="mqtt", daemon=True)
         self._thread.start()
         ssl = strict_context(self.access.ca_file) if self.access.ca_file is not None else False
         connecting = asyncio.run_coroutine_threadsafe(
-            self.client.connect(self.access.host, self.access.port, ssl=ssl, keepalive=30), self._loop
+            self.client.connect(self.access.host, self.access.port, ssl=ssl, keepalive=30), loop
         )
         where = f"{self.access.host}:{self.access.port}"
         try:
@@ -93,9 +97,15 @@ class RadioSession:
         self.client.subscribe([gmqtt.Subscription(t, qos=q) for t, q in topics])
 
     def publish(self, topic: str, payload: bytes, qos: int, properties: UserProperties | None) -> None:
-        """From any thread; sent in order by the loop."""
+        """From any thread; sent in order by the loop. Outside `start` … `stop`, counted as dropped."""
         kwargs: dict[str, Any] = {"user_property": properties} if properties else {}
-        self._loop.call_soon_threadsafe(self._publish, topic, payload, qos, kwargs)
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("not started")
+            loop.call_soon_threadsafe(self._publish, topic, payload, qos, kwargs)
+        except RuntimeError:  # not started, or stopped (its loop closed) meanwhile
+            self.dropped += 1
 
     def _publish(self, topic: str, payload: bytes, qos: int, kwargs: dict[str, Any]) -> None:
         if len(self._backlog) >= MAX_BACKLOG:
@@ -111,7 +121,7 @@ class RadioSession:
             try:
                 self.client.publish(topic, payload, qos=qos, **kwargs)
             except OverflowError:  # the broker's window is full: the rest waits for acknowledgements
-                if not self._retrying:
+                if not self._retrying and self._loop is not None:
                     self._retrying = True
                     self._loop.call_later(RETRY_S, self._drain)
                 return
@@ -126,15 +136,21 @@ class RadioSession:
         return len(self._backlog)
 
     def stop(self) -> None:
-        if self._thread.is_alive():
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if thread.is_alive():
             if self.client.is_connected:
-                done = asyncio.run_coroutine_threadsafe(self.client.disconnect(), self._loop)
+                done = asyncio.run_coroutine_threadsafe(self.client.disconnect(), loop)
                 try:
                     done.result(5)
                 except Exception as exc:  # a broker already gone
                     log.debug("disconnect: %s", exc)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(5)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(5)
+        if not thread.is_alive():  # a loop still running cannot be closed; the process's end takes it
+            loop.close()
+            self._loop = self._thread = None
 
 
 def _accepted(rc: int, on_connected: Callable[[], None]) -> None:
