@@ -23,6 +23,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from pipeline.shared.mqtt_client import RECONNECT_FIRST_S, RECONNECT_MAX_S, read_all
+
 __all__ = ["RadioSockets"]
 
 log = logging.getLogger("radio")
@@ -30,7 +32,6 @@ log = logging.getLogger("radio")
 #: how long one pump may keep reading: what arrived while it read is read too (a packet per
 #: `loop_read`), but a broker that never stops sending cannot hold the fleet's thread
 READ_BUDGET_S = 0.02
-RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 5.0
 
 
 class RadioSockets:
@@ -71,7 +72,7 @@ class RadioSockets:
         until = time.monotonic() + READ_BUDGET_S
         while ready:
             for key, _events in ready:
-                self._read(key.data)
+                read_all(key.data)
             self._write()  # the acknowledgements of what was read: the broker sends more QoS 1 after them
             if time.monotonic() >= until:
                 break
@@ -86,12 +87,6 @@ class RadioSockets:
     def writing(self) -> bool:
         """Some client still has bytes queued for a connection that is up."""
         return any(c.want_write() for c in self._clients if c not in self._lost)
-
-    def _read(self, client: mqtt.Client) -> None:
-        client.loop_read()
-        # TLS may hold whole records already read off the socket: the selector cannot see those
-        while (pending := getattr(client.socket(), "pending", None)) is not None and pending() > 0:
-            client.loop_read()
 
     def _write(self) -> None:
         # swapped first: a client whose socket is full queues itself again, for the next pump

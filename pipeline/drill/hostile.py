@@ -206,12 +206,12 @@ class HostileSender:
         rng = random.Random(self.seed)
         producer = Producer(client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 3}))
         radio: mqtt.Client | None = None
-        radio_loop: MqttLoop | None = None
         if self.mqtt_address is not None:
             radio = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stranger-{uuid.uuid4().hex[:6]}",
                                 protocol=mqtt.MQTTv5)  # fmt: skip
             radio.connect(*self.mqtt_address)
-            radio_loop = MqttLoop(radio)
+        radio_loop = MqttLoop(radio) if radio is not None else None
+        if radio_loop is not None:
             radio_loop.start()
         try:
             t0 = time.monotonic()
@@ -239,8 +239,8 @@ class HostileSender:
         finally:
             if producer.flush(30):
                 self.errors.append("hostile records not acknowledged by the broker")
-            if radio is not None and radio_loop is not None:
-                radio.disconnect()
+            if radio_loop is not None:
+                radio_loop.client.disconnect()
                 radio_loop.stop()
 
     def _genuine_hazard(self, rng: random.Random, producer: Producer) -> None:

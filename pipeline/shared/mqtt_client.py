@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pipeline.shared.access import strict_context
 from pipeline.shared.radio_access import MqttAccess
 
-__all__ = ["MqttLoop", "mqtt_client", "refusal"]
+__all__ = ["RECONNECT_FIRST_S", "RECONNECT_MAX_S", "MqttLoop", "mqtt_client", "read_all", "refusal"]
 
 RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 5.0
 
@@ -32,6 +32,14 @@ def mqtt_client(access: MqttAccess, client_id: str) -> mqtt.Client:
 def refusal(reason: object) -> str | None:
     """A CONNACK's, SUBACK's or PUBACK's reason as text when it is a failure; None for a success."""
     return str(reason) if getattr(reason, "is_failure", False) else None
+
+
+def read_all(client: mqtt.Client) -> None:
+    """What a readable socket has: TLS may hold whole records already read off the socket, which
+    neither a selector nor poll() can see, so they are read too."""
+    client.loop_read()
+    while (pending := getattr(client.socket(), "pending", None)) is not None and pending() > 0:
+        client.loop_read()
 
 
 class MqttLoop:
@@ -96,10 +104,7 @@ class MqttLoop:
                 with contextlib.suppress(OSError):
                     self._wake_r.recv(4096)
             elif events & (select.POLLIN | select.POLLERR | select.POLLHUP):
-                self.client.loop_read()
-                # TLS may hold whole records already read off the socket: poll() cannot see those
-                while (pending := getattr(self.client.socket(), "pending", None)) is not None and pending() > 0:
-                    self.client.loop_read()
+                read_all(self.client)
         if self.client.socket() is not None:
             if self.client.want_write():
                 self.client.loop_write()
