@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.shared.codec import MAGIC
-from pipeline.shared.messages import FRAME, TELEMETRY
+from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from producers.fleet import TelemetryBatch
 
 __all__ = ["EncodedBatch", "TelemetryEncoder", "vehicle_id"]
@@ -53,14 +52,14 @@ class EncodedBatch:
     region: npt.NDArray[np.int64]
 
     def records(self) -> list[bytes]:
-        """Single-object encoded messages (header + body), one per vehicle."""
-        head = MAGIC + TELEMETRY.fingerprint
+        """Encoded messages (the wire's header + body), one per vehicle."""
+        head = CODEC.header(TELEMETRY)
         flat = self.rows.tobytes()
         w = self.rows.shape[1]
         return [head + flat[i * w : i * w + n] for i, n in enumerate(self.lengths.tolist())]
 
     def frames(self, frame_seq: int, event_time_ms: int, sent_at_ms: int) -> dict[int, bytes]:
-        """One TelemetryFrame per region present: region id → single-object encoded frame."""
+        """One TelemetryFrame per region present: region id → encoded frame."""
         out: dict[int, bytes] = {}
         if not len(self.region):  # a tick in which nobody sent (CAM rules, a replay between steps)
             return out
@@ -84,7 +83,7 @@ class EncodedBatch:
 
 def _frame_head(region: int, frame_seq: int, event_time_ms: int, sent_at_ms: int, count: int) -> bytes:
     ints, n = _zigzag_varint(np.array([region, frame_seq, event_time_ms, sent_at_ms, count], np.int64))
-    return MAGIC + FRAME.fingerprint + b"".join(ints[i, : n[i]].tobytes() for i in range(5))
+    return CODEC.header(FRAME) + b"".join(ints[i, : n[i]].tobytes() for i in range(5))
 
 
 def empty_frame(region: int, frame_seq: int, event_time_ms: int, sent_at_ms: int) -> bytes:

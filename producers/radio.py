@@ -43,24 +43,30 @@ __all__ = ["RadioLink", "RadioListener", "RadioStats", "vehicle_id_of", "vehicle
 
 Conn = int | str  # a shared connection's number, or the vehicle id of a vehicle's own
 
-_ID_AT = 10 + 1 + 4  # header, the id's length byte, "veh-"
 PUMP_EVERY = 256  # messages published between two pumps of the radios' sockets
 
 
+def _id_span(record: bytes) -> tuple[int, int]:
+    """Where the vehicle id (the first field) of an encoded VehicleTelemetry lies: after a
+    single-object header (C3 01, 10 bytes) or a Confluent one (00, 5 bytes), and its length byte."""
+    at = 5 if record[:1] == b"\x00" else 10
+    return at + 1, at + 1 + (record[at] >> 1)
+
+
 def vehicle_id_of(record: bytes) -> str:
-    """The vehicle id of a single-object encoded VehicleTelemetry (its first field), undecoded else."""
-    n = record[10] >> 1
-    return record[11 : 11 + n].decode("utf-8", "replace")
+    """The vehicle id of an encoded VehicleTelemetry, undecoded else."""
+    start, end = _id_span(record)
+    return record[start:end].decode("utf-8", "replace")
 
 
 def vehicle_num_of(record: bytes) -> int:
-    """The vehicle number in a single-object encoded VehicleTelemetry whose id is veh-NNNNNNN (any
-    other id: a stable number made from it), so a vehicle keeps its connection."""
-    n = record[10] >> 1
+    """The vehicle number in an encoded VehicleTelemetry whose id is veh-NNNNNNN (any other id: a
+    stable number made from it), so a vehicle keeps its connection."""
+    start, end = _id_span(record)
     try:
-        return int(record[_ID_AT : 10 + 1 + n])
+        return int(record[start + 4 : end])  # after "veh-"
     except ValueError:
-        return zlib.crc32(record[11 : 11 + n])
+        return zlib.crc32(record[start:end])
 
 
 @dataclass(slots=True)

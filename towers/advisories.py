@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import struct
 
-from pipeline.shared.messages import ADVISORY
+from pipeline.shared.messages import ADVISORY, CODEC
 from towers.rules import Advice
 from towers.swarm import ACTIONS
 
 __all__ = ["encode_advisories"]
 
-_HEAD = b"\xc3\x01" + ADVISORY.fingerprint
 _FLOAT = struct.Struct("<f")
 _DOUBLE = struct.Struct("<d")
 _ACTION = {a: bytes([2 * i]) for i, a in enumerate(ACTIONS)}  # enum index as a zig-zag varint
@@ -46,7 +45,8 @@ def encode_advisories(
     advice: list[Advice], id_prefix: str, first_id: int, region: int, tower: str, issued_at: int, valid_until: int
 ) -> list[bytes]:
     """A batch of advice from one region at one instant, ids `<id_prefix>-<first_id>` onwards, each
-    single-object encoded. What the batch shares is encoded once."""
+    in the wire's header. What the batch shares is encoded once."""
+    head = CODEC.header(ADVISORY)
     region_b, tower_b, times_b = _long(region), _str(tower), _long(issued_at) + _long(valid_until)
     event_times: dict[int, bytes] = {}  # a frame's updates mostly share their event time
     out = []
@@ -57,7 +57,7 @@ def encode_advisories(
         out.append(
             b"".join(
                 (
-                    _HEAD,
+                    head,
                     _str(f"{id_prefix}-{first_id + i}"),
                     region_b,
                     tower_b,

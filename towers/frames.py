@@ -25,15 +25,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipeline.shared.codec import MAGIC
+from pipeline.shared.codec import CodecError
 from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 
 __all__ = ["FrameHead", "Updates", "decode_frame", "decode_record", "updates_from_records"]
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
-_HEADER = len(MAGIC) + 8
-_TELEMETRY_HEAD = MAGIC + TELEMETRY.fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +68,10 @@ class Updates:
         return len(self.ids)
 
     def record_bytes(self, i: int) -> bytes:
-        """Row `i` as a single-object VehicleTelemetry record (what a dead letter holds)."""
+        """Row `i` as a VehicleTelemetry record in the wire's header (what a dead letter holds)."""
         if self.spans is not None:
             raw, start, end = self.spans
-            return _TELEMETRY_HEAD + raw[int(start[i]) : int(end[i])]
+            return CODEC.header(TELEMETRY) + raw[int(start[i]) : int(end[i])]
         return CODEC.encode(TELEMETRY, self.record(i))
 
     def record(self, i: int) -> dict[str, Any]:
@@ -193,9 +191,13 @@ def _block(buf: U8, pos: I64, size: int) -> U8:
 
 
 def _fast(raw: bytes) -> tuple[FrameHead, Updates] | None:
-    if raw[:_HEADER] != MAGIC + FRAME.fingerprint:
+    try:
+        writer, start = CODEC.split(raw)
+    except CodecError:
         return None
-    region, p = _varint(raw, _HEADER)
+    if writer is not FRAME:
+        return None
+    region, p = _varint(raw, start)
     seq, p = _varint(raw, p)
     event_time, p = _varint(raw, p)
     sent_at, p = _varint(raw, p)

@@ -273,8 +273,9 @@ def test_undecodable_and_foreign_records_are_dead_lettered_whole() -> None:
     e = engine()
     st = e.region(0)
     for raw, reason in (
-        (b"\x00garbage", "undecodable"),
+        (b"\x01garbage", "undecodable"),
         (b"\xc3\x01" + b"\x11" * 8 + b"x", "unknown-schema"),
+        (b"\x00\x00\x00\x00\x07x", "unknown-schema"),  # the Confluent header, and no registry's ids
         (hazard(3.0), "wrong-message-type"),
     ):
         (dead,) = e.on_telemetry(0, raw, st).dead

@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.shared.bounds import event_time_problem, hlc_problem, id_problem
-from pipeline.shared.codec import MAGIC, CodecError
+from pipeline.shared.codec import CodecError
 from pipeline.shared.messages import CODEC, FRAME, TELEMETRY
 from pipeline.shared.radio_topics import RadioTopics
 
 __all__ = ["MAX_PAYLOAD", "FrameBatcher", "Refused", "assemble_frame", "impersonation"]
-
-_HEADER = len(MAGIC) + 8  # single-object encoding: magic, then the writer's fingerprint
 
 
 def _zigzag(n: int) -> bytes:
@@ -35,10 +33,10 @@ def _zigzag(n: int) -> bytes:
 
 
 def assemble_frame(region: int, seq: int, event_time_ms: int, sent_at_ms: int, bodies: list[bytes]) -> bytes:
-    """A single-object encoded TelemetryFrame whose updates are `bodies` (VehicleTelemetry encodings
+    """A TelemetryFrame, in the wire's header, whose updates are `bodies` (VehicleTelemetry encodings
     without their header): the array is one block of len(bodies) items, then its end."""
     head = b"".join(_zigzag(x) for x in (region, seq, event_time_ms, sent_at_ms, len(bodies)))
-    return MAGIC + FRAME.fingerprint + head + b"".join(bodies) + (b"\x00" if bodies else b"")
+    return CODEC.header(FRAME) + head + b"".join(bodies) + (b"\x00" if bodies else b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ class FrameBatcher:
         if len(payload) > MAX_PAYLOAD:
             return Refused(region, payload, f"too-large: {len(payload)} bytes (at most {MAX_PAYLOAD})")
         try:
-            writer = CODEC.writer_of(payload)
+            writer, body_at = CODEC.split(payload)
             if writer is not TELEMETRY:
                 return Refused(region, payload, f"wrong-type: {writer.name} on a telemetry topic")
             update = CODEC.decode(payload, TELEMETRY)
@@ -113,7 +111,7 @@ class FrameBatcher:
         if update["vehicle_id"] != sender:
             return Refused(region, payload, impersonation(update["vehicle_id"], sender))
         p = self._pending.setdefault(region, _Pending())
-        p.bodies.append(payload[_HEADER:])
+        p.bodies.append(payload[body_at:])
         p.event_time_ms = max(p.event_time_ms, update["event_time"])
         self._event_ms = max(self._event_ms, update["event_time"])
         p.radio_ms.append(now_ms - (update["hlc"] >> 16))  # the HLC's wall time
