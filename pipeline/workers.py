@@ -47,6 +47,7 @@ def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str
         "CORRIDOR_TOPIC_PREFIX": prefix or settings.topic_prefix,
         **settings.security_env(),
         **settings.signing_env(),
+        **settings.registry_env(),
         **(extra or {}),
     }
 

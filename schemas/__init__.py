@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 __all__ = ["load"]
@@ -15,8 +16,9 @@ _DEPENDENCIES: dict[str, tuple[str, ...]] = {"telemetry_frame": ("vehicle_teleme
 
 
 @cache
-def _raw(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(resources.files("schemas").joinpath(f"{name}.avsc").read_text())
+def _raw(name: str, root: Path | None = None) -> dict[str, Any]:
+    where = resources.files("schemas") if root is None else root
+    schema: dict[str, Any] = json.loads(where.joinpath(f"{name}.avsc").read_text())
     return schema
 
 
@@ -32,10 +34,11 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-def load(name: str) -> dict[str, Any]:
-    """The schema `name` (file stem, e.g. "vehicle_telemetry" or "crdt/or_set"), standalone JSON."""
+def load(name: str, root: Path | None = None) -> dict[str, Any]:
+    """The schema `name` (file stem, e.g. "vehicle_telemetry" or "crdt/or_set"), standalone JSON,
+    from the schemas shipped with corridor or from the folder `root` (a proposed edit of them)."""
     defs = {}
     for dep in _DEPENDENCIES.get(name, ()):
-        raw = _raw(dep)
+        raw = _raw(dep, root)
         defs[f"{raw['namespace']}.{raw['name']}"] = raw
-    return _inline(_raw(name), defs) if defs else _raw(name)
+    return _inline(_raw(name, root), defs) if defs else _raw(name, root)

@@ -33,14 +33,14 @@ settings.load_profile("corridor")
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = Settings.from_env()
-    kafka, ctrl, etcd, peer, mqtt = free_ports(5)
+    kafka, ctrl, etcd, peer, mqtt, registry = free_ports(6)
     return Settings(
         kafka_bootstrap=base.kafka_bootstrap,
         etcd_endpoints=base.etcd_endpoints,
         state_dir=tmp_path_factory.mktemp("stack"),
         cache_dir=base.cache_dir,
         topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        ports=Ports(kafka=kafka, kafka_controller=ctrl, etcd=etcd, etcd_peer=peer, mqtt=mqtt),
+        ports=Ports(kafka=kafka, kafka_controller=ctrl, etcd=etcd, etcd_peer=peer, mqtt=mqtt, registry=registry),
     )
 
 

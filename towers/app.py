@@ -39,6 +39,7 @@ from faust.tables import TableManager
 from faust.types import TP
 from opentelemetry.trace import SpanKind
 
+from pipeline.schema_registry import use_wire
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.advisory_signing import SIGNATURE
 from pipeline.shared.config import Settings
@@ -71,6 +72,7 @@ try:
     etcd_access = settings.etcd(Role.TOWER)
     TRACING = tracing_from_env("corridor-tower")  # the hazard path's spans (CORRIDOR_TRACES)
     SIGNER = settings.signer()  # every advisory signed, when the worker has a key
+    use_wire(settings)  # the schema registry's ids, when one is in use: the Confluent format read (and written)
 except CorridorError as exc:  # `faust -A towers.app worker` imports this module: say what is wrong, once
     sys.exit(f"corridor tower worker: {exc}")
 topics = settings.topics(len(corridor.regions))

@@ -92,16 +92,21 @@ def _source(spark: Any, access: KafkaAccess, topic: str, config: AnalyticsConfig
 
 
 def _decoded(raw: Any, schema: Any, name: str) -> Any:
-    """Records of one writer schema, decoded; a record that does not decode becomes null and is dropped."""
+    """Records of one writer schema under either header (single-object, or Confluent once the
+    registry's ids are known), decoded; a record that does not decode becomes null and is dropped."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    fingerprint = F.substring("value", 3, 8)
-    body = F.expr("substring(value, 11, length(value) - 10)")
-    mine = raw.where(fingerprint == F.lit(bytes(schema.fingerprint)))
-    return mine.select(from_avro(body, json.dumps(schemas.load(name)), {"mode": "PERMISSIVE"}).alias("r")).where(
-        "r IS NOT NULL"
-    )
+    parts = []
+    for head in CODEC.headers_of(schema):
+        n = len(head)
+        mine = raw.where(F.substring("value", 1, n) == F.lit(head))
+        body = F.expr(f"substring(value, {n + 1}, length(value) - {n})")
+        parts.append(mine.select(from_avro(body, json.dumps(schemas.load(name)), {"mode": "PERMISSIVE"}).alias("r")))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out.where("r IS NOT NULL")
 
 
 def events(spark: Any, access: KafkaAccess, topics: Topics, config: AnalyticsConfig) -> Any:

@@ -52,11 +52,13 @@ def analytics(
     from pipeline.analytics.jars import connector_jars
     from pipeline.analytics.job import AnalyticsConfig, StatsSink, run_job
     from pipeline.analytics.metrics import analytics_families
+    from pipeline.schema_registry import use_wire
     from pipeline.shared.metric_catalog import registry_of
 
     if not (starting in ("earliest", "latest") or starting.isdigit()):
         raise ConfigError(f"--starting must be earliest, latest or a wall time in ms, got {starting!r}")
     settings: Settings = ctx.obj
+    use_wire(settings)
     corridor = settings.corridor()
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.kafka(Role.ADMIN), topics.specs())

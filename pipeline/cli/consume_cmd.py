@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
+from pipeline.schema_registry import use_wire
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt import decode_state
@@ -60,6 +61,7 @@ def consume(
 ) -> None:
     """Print a topic's records as JSON lines, decoded with corridor's schemas (frames one line per vehicle)."""
     settings: Settings = ctx.obj
+    use_wire(settings)
     if mqtt:
         return _consume_mqtt(settings, topic, follow, vehicle, max_records)
     short = {"telemetry", "hazards", "advisories", "tower-sync", "dead-letter", "corridor-stats"}

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline.schema_registry import use_wire
 from pipeline.shared.config import Settings
 
 __all__ = ["DEFAULT_PORT", "dashboard"]
@@ -25,4 +26,5 @@ def dashboard(
     from pipeline.dashboard.server import serve
 
     settings: Settings = ctx.obj
+    use_wire(settings)
     serve(settings, host, port, lambda url: out.print(f"dashboard on {url} (Ctrl-C to stop)"))

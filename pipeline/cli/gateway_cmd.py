@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from pipeline.schema_registry import use_wire
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError
 
@@ -33,6 +34,7 @@ def gateway(
     from towers.gateway.bridge import Gateway, parse_regions
 
     settings: Settings = ctx.obj
+    use_wire(settings)
     n = len(settings.corridor().regions)
     try:
         served = parse_regions(regions, n)

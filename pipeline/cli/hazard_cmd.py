@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanKind
 from rich.console import Console
 
 from pipeline.admin import ensure_topics
+from pipeline.schema_registry import use_wire
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
@@ -41,6 +42,7 @@ def hazard(
 ) -> None:
     """Report (or cancel) a hazard; the tower of its region advises the vehicles approaching it."""
     settings: Settings = ctx.obj
+    use_wire(settings)
     if cancel and hazard_id is None:
         raise ConfigError("--cancel needs the --hazard-id of the hazard to clear")
     corridor = settings.corridor()

@@ -24,6 +24,7 @@ from pipeline.cli import (
     kafka_cmd,
     produce_cmd,
     results_cmd,
+    schemas_cmd,
     simulate_cmd,
     stack_cmd,
     status_cmd,
@@ -45,6 +46,7 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(images_cmd.app, name="images")
 app.add_typer(k8s_cmd.app, name="k8s")
+app.add_typer(schemas_cmd.app, name="schemas")
 app.command("bench")(bench_cmd.bench)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("produce")(produce_cmd.produce)

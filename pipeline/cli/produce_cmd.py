@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.admin import ensure_topics
+from pipeline.schema_registry import use_wire
 from pipeline.shared.access import Role
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
@@ -84,6 +85,7 @@ def produce(
     if radio not in ("kafka", "mqtt"):
         raise ConfigError(f"--radio must be 'kafka' or 'mqtt', got {radio!r}")
     settings: Settings = ctx.obj
+    use_wire(settings)
     corridor = load_corridor(route or settings.route_file, towers or settings.towers_file)
     topics = settings.topics(len(corridor.regions))
     ensure_topics(settings.kafka(Role.ADMIN), topics.specs())

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.live import Live
 
 from pipeline.cli.dashboard_cmd import DEFAULT_PORT
+from pipeline.shared.codec import WIRE_FORMATS
 from pipeline.shared.config import Settings
+from pipeline.shared.errors import ConfigError
 from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio, with_cam
 
 __all__ = ["simulate"]
@@ -56,6 +58,13 @@ def simulate(
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
+    wire: Annotated[
+        str | None,
+        typer.Option(
+            help="the Avro header written: single-object, or confluent (ids from a schema registry: the "
+            "run's own, or SCHEMA_REGISTRY_URL's)"
+        ),
+    ] = None,
     wait: Annotated[
         float,
         typer.Option(
@@ -69,7 +78,9 @@ def simulate(
     from pipeline.simulation.live import LiveView
     from pipeline.simulation.runner import run_scenario
 
-    settings: Settings = ctx.obj.with_overrides(secure=secure or None)
+    if wire is not None and wire not in WIRE_FORMATS:
+        raise ConfigError(f"--wire must be {' or '.join(WIRE_FORMATS)}, got {wire!r}")
+    settings: Settings = ctx.obj.with_overrides(secure=secure or None, wire=wire)
     sc = load_scenario(scenario)
     if radio is not None:
         sc = over_radio(sc, radio)

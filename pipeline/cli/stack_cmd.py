@@ -34,6 +34,9 @@ def print_status(status: StackStatus) -> None:
 def up(
     ctx: typer.Context,
     mqtt: Annotated[bool, typer.Option(help="also the radio link's MQTT broker (Mosquitto)")] = False,
+    registry: Annotated[
+        bool, typer.Option(help="also the schema registry (Apicurio), corridor's schemas registered in it")
+    ] = False,
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
@@ -42,7 +45,11 @@ def up(
     A stack started secure stays secure (later commands find its material) until `down --purge`."""
     settings: Settings = ctx.obj.with_overrides(secure=secure or None)
     t0 = time.monotonic()
-    status = Stack(settings, mqtt=mqtt).up()
+    status = Stack(settings, mqtt=mqtt, registry=registry).up()
+    if registry:
+        from pipeline.schema_registry import register_schemas
+
+        register_schemas(settings)
     print_status(status)
     out.print(f"ready in {time.monotonic() - t0:.1f} s; state in {settings.state_dir.resolve()}")
 

@@ -96,6 +96,12 @@ class AvroCodec:
         self._heads = {fp: CONFLUENT_MAGIC + sid.to_bytes(4, "big") for fp, sid in ids.items()} if confluent else {}
         self.wire = wire
 
+    def headers_of(self, schema: Schema) -> tuple[bytes, ...]:
+        """Every header a record of `schema` may carry: single-object, and Confluent once an id is known."""
+        sid = next((i for i, s in self._by_id.items() if s is schema), None)
+        single = MAGIC + schema.fingerprint
+        return (single,) if sid is None else (single, CONFLUENT_MAGIC + sid.to_bytes(4, "big"))
+
     def header(self, schema: Schema) -> bytes:
         """The header this codec writes before a `schema` body."""
         return self._heads.get(schema.fingerprint) or MAGIC + schema.fingerprint

@@ -34,9 +34,10 @@ class Ports:
     etcd: int = 2379
     etcd_peer: int = 2380
     mqtt: int = 1883
+    registry: int = 8081
 
     def __post_init__(self) -> None:
-        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer, self.mqtt]
+        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer, self.mqtt, self.registry]
         for port in values:
             if not 1 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range 1-65535")
@@ -51,6 +52,14 @@ def _endpoints(raw: str) -> tuple[str, ...]:
         if not sep or not host or not port.isdigit():
             raise ValueError(f"endpoint {ep!r} is not host:port")
     return endpoints
+
+
+def _registry_url(raw: str) -> str:
+    url = raw.strip().rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or any(c.isspace() for c in url):
+        raise ValueError(f"SCHEMA_REGISTRY_URL={raw!r} is not an http(s):// URL")
+    return url
 
 
 def _mqtt_url(raw: str) -> str:
@@ -86,6 +95,21 @@ class SettingsEnv(BaseModel):
     )
     mqtt_secrets: Path | None = env_var(
         None, "MQTT_SECRETS_DIR", "your MQTT broker's corridor identities: <identity>.password files, vehicles.key"
+    )
+    registry_url: Annotated[str, AfterValidator(_registry_url)] = env_var(
+        "",
+        "SCHEMA_REGISTRY_URL",
+        "your schema registry's Confluent API (Confluent's; Apicurio's /apis/ccompat/v7); when set none is started",
+    )
+    registry_user: str = env_var("", "SCHEMA_REGISTRY_USER", "user for your schema registry (HTTP basic auth)")
+    registry_password_file: Path | None = env_var(
+        None, "SCHEMA_REGISTRY_PASSWORD_FILE", "a file holding that user's password"
+    )
+    wire: Literal["single-object", "confluent"] = env_var(
+        "single-object",
+        "CORRIDOR_WIRE",
+        "the Avro header corridor writes: single-object (default) or confluent "
+        "(a schema registry's ids; every reader takes both)",
     )
     state_dir: Path = env_var(
         Path(".corridor"),
@@ -124,6 +148,7 @@ class SettingsEnv(BaseModel):
     mqtt_port: Port = env_var(
         1883, "CORRIDOR_MQTT_PORT", "embedded MQTT broker's port, for the radio link (default 1883)"
     )
+    registry_port: Port = env_var(8081, "CORRIDOR_REGISTRY_PORT", "embedded schema registry's port (default 8081)")
     secure: bool = env_var(
         False,
         "CORRIDOR_SECURE",
@@ -181,6 +206,18 @@ class SettingsEnv(BaseModel):
         return KafkaAccess("", self.kafka_protocol, self.kafka_mechanism, self.kafka_username, password,
                            self.kafka_ca_file)  # fmt: skip
 
+    def registry_auth(self) -> tuple[str, str] | None:
+        if not self.registry_user:
+            if self.registry_password_file is not None:
+                raise ConfigError("SCHEMA_REGISTRY_PASSWORD_FILE needs SCHEMA_REGISTRY_USER")
+            return None
+        if self.registry_password_file is None:
+            raise ConfigError("SCHEMA_REGISTRY_USER needs SCHEMA_REGISTRY_PASSWORD_FILE")
+        try:
+            return self.registry_user, self.registry_password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"SCHEMA_REGISTRY_PASSWORD_FILE: cannot read it ({exc.strerror})") from None
+
     def etcd_tls(self) -> tuple[Path, Path | None, Path | None] | None:
         paths = (self.etcd_ca_file, self.etcd_cert_file, self.etcd_key_file)
         if paths[0] is None:
@@ -223,6 +260,9 @@ class Settings:
     signing_key: Path | None = None  # a tower's advisory signing key; None: the secure stack's, if any
     advisory_keys: Path | None = None  # the towers' public keys vehicles trust; None: the secure stack's, if any
     etcd_tls: tuple[Path, Path | None, Path | None] | None = None  # (CA, client cert, key) for their etcd
+    registry_url: str = ""  # a user's own schema registry (its Confluent API); empty: the embedded one
+    registry_auth: tuple[str, str] | None = field(default=None, repr=False)  # their registry's user, password
+    wire: Literal["single-object", "confluent"] = "single-object"  # the Avro header this process writes
 
     def corridor(self) -> Corridor:
         """The route and tower regions these settings name (producers and towers must share them)."""
@@ -243,6 +283,20 @@ class Settings:
     @property
     def mqtt_external(self) -> bool:
         return bool(self.mqtt_url)
+
+    @property
+    def registry_external(self) -> bool:
+        return bool(self.registry_url)
+
+    @property
+    def schema_registry_url(self) -> str:
+        """The registry's Confluent API, embedded or external."""
+        return self.registry_url or f"http://127.0.0.1:{self.ports.registry}/apis/ccompat/v7"
+
+    def registry_env(self) -> dict[str, str]:
+        """What a process started by this one needs to write the same wire and find the same registry."""
+        env = {"CORRIDOR_WIRE": self.wire, "CORRIDOR_REGISTRY_PORT": str(self.ports.registry)}
+        return env | ({"SCHEMA_REGISTRY_URL": self.registry_url} if self.registry_url else {})
 
     @property
     def mqtt_address(self) -> tuple[str, int]:
@@ -389,7 +443,9 @@ class Settings:
             cache_dir=v.cache_dir or Path.home() / ".cache" / "corridor",
             topic_prefix=v.topic_prefix,
             topic_replication=v.topic_replication,
-            ports=Ports(v.kafka_port, v.kafka_controller_port, v.etcd_port, v.etcd_peer_port, v.mqtt_port),
+            ports=Ports(
+                v.kafka_port, v.kafka_controller_port, v.etcd_port, v.etcd_peer_port, v.mqtt_port, v.registry_port
+            ),
             mqtt_url=v.mqtt_url,
             mqtt_ca_file=v.mqtt_ca_file,
             mqtt_secrets=v.mqtt_secrets,
@@ -401,4 +457,7 @@ class Settings:
             signing_key=v.signing_key,
             advisory_keys=v.advisory_keys,
             etcd_tls=v.etcd_tls(),
+            registry_url=v.registry_url,
+            registry_auth=v.registry_auth(),
+            wire=v.wire,
         )

@@ -30,6 +30,7 @@ from pipeline.monitoring.prometheus import PrometheusProcess, prometheus_binary
 from pipeline.monitoring.questions import run_questions
 from pipeline.monitoring.traces import hop_breakdown
 from pipeline.ports import free_ports
+from pipeline.schema_registry import register_schemas, use_wire
 from pipeline.shared.access import Kafka, Role, client_conf
 from pipeline.shared.advisory_signing import new_signing_key, public_pem
 from pipeline.shared.config import Settings
@@ -357,9 +358,13 @@ def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.Exi
     # on a secure broker this run starts, its fleet's vehicles (those it starts with and, at the rate
     # vehicles replace those leaving, those it is likely to meet) are enrolled from the start
     fleet_ids = tuple(vehicle_id(i) for i in range(int(scenario.vehicles * 1.5) + 100)) if radio else ()
-    stack = Stack(settings, attached=True, mqtt=radio, vehicles=fleet_ids)
+    confluent = settings.wire == "confluent"
+    stack = Stack(settings, attached=True, mqtt=radio, vehicles=fleet_ids, registry=confluent)
     cleanup.callback(stack.stop_started)
     stack.up()
+    if confluent and not settings.registry_external:
+        register_schemas(settings)  # the registry is the run's own: its schemas go in first
+    use_wire(settings)
     admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
     declare(settings, topics)
     if not external_towers:

@@ -1,5 +1,5 @@
-"""Start, stop and inspect Kafka and etcd together (and the radio link's MQTT broker when asked),
-or check external ones instead.
+"""Start, stop and inspect Kafka and etcd together (and the radio link's MQTT broker and the schema
+registry when asked), or check external ones instead.
 
 `up` is idempotent and all-or-nothing: when one server fails to start, whatever this call
 started is stopped again before the error propagates, so a failed start leaves nothing running.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from pipeline.admin import ensure_acls
+from pipeline.schema_registry import basic_auth, registry_answers
 from pipeline.shared.access import Role
 from pipeline.shared.access_policy import kafka_grants
 from pipeline.shared.config import Settings
@@ -20,6 +21,7 @@ from pipeline.shared.errors import ConfigError, StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
 from pipeline.stack.mqtt import MqttBroker, mosquitto_version, mqtt_answers
+from pipeline.stack.registry import APICURIO_VERSION, RegistryServer
 from pipeline.stack.security import SecurityMaterial
 
 __all__ = ["ServiceStatus", "Stack", "StackStatus"]
@@ -40,10 +42,11 @@ class StackStatus:
     kafka: ServiceStatus
     etcd: ServiceStatus
     mqtt: ServiceStatus | None = None  # shown when the radio link's broker runs or is configured
+    registry: ServiceStatus | None = None  # shown when the schema registry runs or is configured
 
     @property
     def services(self) -> list[ServiceStatus]:
-        return [self.kafka, self.etcd, *([self.mqtt] if self.mqtt is not None else [])]
+        return [self.kafka, self.etcd, *(s for s in (self.mqtt, self.registry) if s is not None)]
 
     @property
     def healthy(self) -> bool:
@@ -52,20 +55,22 @@ class StackStatus:
 
 class Stack:
     """The servers as one unit; `attached=True` ties their lives to this process (tests, simulate).
-    With `mqtt=True` the radio link's broker is part of it too."""
+    With `mqtt=True` the radio link's broker is part of it too, with `registry=True` the schema registry."""
 
     def __init__(self, settings: Settings, *, attached: bool = False, mqtt: bool = False,
-                 vehicles: tuple[str, ...] = ()) -> None:  # fmt: skip
+                 vehicles: tuple[str, ...] = (), registry: bool = False) -> None:  # fmt: skip
         self.settings = settings
         self.attached = attached
         self.with_mqtt = mqtt
+        self.with_registry = registry
         self.kafka = KafkaBroker(settings)
         self.etcd = EtcdServer(settings)
         self.mqtt = MqttBroker(settings, vehicles=vehicles)  # enrolled from the start, on a secure broker
-        self._started: list[KafkaBroker | EtcdServer | MqttBroker] = []
+        self.registry = RegistryServer(settings)
+        self._started: list[KafkaBroker | EtcdServer | MqttBroker | RegistryServer] = []
 
     @property
-    def started(self) -> tuple[KafkaBroker | EtcdServer | MqttBroker, ...]:
+    def started(self) -> tuple[KafkaBroker | EtcdServer | MqttBroker | RegistryServer, ...]:
         """The servers this instance started (not those it found running)."""
         return tuple(self._started)
 
@@ -88,6 +93,13 @@ class Stack:
                         raise StackError(f"no MQTT 5 broker answers at {s.mqtt_url}: start it or fix MQTT_URL")
                 elif self.mqtt.start(attached=self.attached):
                     self._started.append(self.mqtt)
+            if self.with_registry:
+                if s.registry_external:
+                    if not registry_answers(s.schema_registry_url, headers=basic_auth(s)):
+                        raise StackError(f"no schema registry answers at {s.schema_registry_url}: start it or fix "
+                                         "SCHEMA_REGISTRY_URL")  # fmt: skip
+                elif self.registry.start(attached=self.attached):
+                    self._started.append(self.registry)
         except BaseException:
             self.stop_started()
             raise
@@ -104,7 +116,7 @@ class Stack:
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Stop every embedded server (Kafka before etcd: it may still write to etcd-less clients)."""
-        servers = (("mqtt", self.mqtt), ("kafka", self.kafka), ("etcd", self.etcd))
+        servers = (("registry", self.registry), ("mqtt", self.mqtt), ("kafka", self.kafka), ("etcd", self.etcd))
         stopped = [name for name, server in servers if server.stop()]
         self._started.clear()
         if purge:
@@ -133,7 +145,21 @@ class Stack:
         return [name for name, _ in servers]
 
     def status(self) -> StackStatus:
-        return StackStatus(kafka=self._kafka_status(), etcd=self._etcd_status(), mqtt=self._mqtt_status())
+        return StackStatus(kafka=self._kafka_status(), etcd=self._etcd_status(), mqtt=self._mqtt_status(),
+                           registry=self._registry_status())  # fmt: skip
+
+    def _registry_status(self) -> ServiceStatus | None:
+        s = self.settings
+        address = s.schema_registry_url
+        pid = None if s.registry_external else self.registry.process.running_pid()
+        if not s.registry_external and pid is None:
+            return ServiceStatus("registry", "stopped", address) if self.with_registry else None
+        if not registry_answers(address, headers=basic_auth(s)):
+            return ServiceStatus("registry", "unreachable", address, pid=pid, detail="no answer to GET /subjects")
+        if s.registry_external:
+            return ServiceStatus("registry", "external", address, detail="Confluent registry API")
+        return ServiceStatus("registry", "running", address, version=APICURIO_VERSION, pid=pid,
+                             detail="Apicurio Registry, Confluent API, H2 file storage, loopback")  # fmt: skip
 
     def _mqtt_status(self) -> ServiceStatus | None:
         s = self.settings
