@@ -81,6 +81,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         CORRIDOR_ETCD_PORT=str(settings.ports.etcd),
         CORRIDOR_ETCD_PEER_PORT=str(settings.ports.etcd_peer),
         CORRIDOR_MQTT_PORT=str(settings.ports.mqtt),
+        CORRIDOR_REGISTRY_PORT=str(settings.ports.registry),
     )
     if settings.kafka_external:
         env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
