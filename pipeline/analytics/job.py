@@ -93,20 +93,21 @@ def _source(spark: Any, access: KafkaAccess, topic: str, config: AnalyticsConfig
 
 def _decoded(raw: Any, schema: Any, name: str) -> Any:
     """Records of one writer schema under either header (single-object, or Confluent once the
-    registry's ids are known), decoded; a record that does not decode becomes null and is dropped."""
+    registry's ids are known), decoded; a record that does not decode becomes null and is dropped.
+    One branch per schema whatever the headers: the query's sources (and its checkpoint) stay the same
+    when a topic moves from one header to the other."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    parts = []
+    length = None
     for head in CODEC.headers_of(schema):
-        n = len(head)
-        mine = raw.where(F.substring("value", 1, n) == F.lit(head))
-        body = F.expr(f"substring(value, {n + 1}, length(value) - {n})")
-        parts.append(mine.select(from_avro(body, json.dumps(schemas.load(name)), {"mode": "PERMISSIVE"}).alias("r")))
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out.where("r IS NOT NULL")
+        match = F.substring("value", 1, len(head)) == F.lit(head)
+        length = F.when(match, len(head)) if length is None else length.when(match, len(head))
+    mine = raw.withColumn("head", length).where("head IS NOT NULL")
+    body = F.expr("substring(value, head + 1, length(value) - head)")
+    return mine.select(from_avro(body, json.dumps(schemas.load(name)), {"mode": "PERMISSIVE"}).alias("r")).where(
+        "r IS NOT NULL"
+    )
 
 
 def events(spark: Any, access: KafkaAccess, topics: Topics, config: AnalyticsConfig) -> Any:

@@ -85,7 +85,7 @@ def processed_updates(worker: TowerProcess) -> int:
 
 def drain_rate(workers: list[TowerProcess], total: int, timeout: float, idle_s: float = 8.0) -> float:
     """Updates/s from the first processed update until all `total` were processed, or until the
-    count stopped growing for `idle_s` (the rate then ends at its last growth)."""
+    count stopped growing for `idle_s` (the rate then ends at its last growth), or every worker died."""
     deadline = time.monotonic() + timeout
     t0 = n0 = None
     done, last_done, last_t = 0, -1, time.monotonic()
@@ -96,7 +96,7 @@ def drain_rate(workers: list[TowerProcess], total: int, timeout: float, idle_s: 
             t0, n0 = now, done
         if done != last_done:
             last_done, last_t = done, now
-        if done >= total or (t0 is not None and now - last_t > idle_s):
+        if done >= total or (t0 is not None and now - last_t > idle_s) or not any(w.alive for w in workers):
             break
         time.sleep(0.25)
     if t0 is None or n0 is None:

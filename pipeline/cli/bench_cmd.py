@@ -57,6 +57,12 @@ def _towers(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_throughput(ctx.obj, quick=quick)
 
 
+def _wire(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.wire import run_wire
+
+    return run_wire(ctx.obj, quick=quick)
+
+
 def _latency(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.towers import run_latency
 
@@ -158,6 +164,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "broker": _broker,
     "producer": _producer,
     "towers": _towers,
+    "wire": _wire,
     "latency": _latency,
     "recovery": _recovery,
     "memory": _memory,
@@ -174,8 +181,8 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "security": _security,  # starts a plain and a secure stack of its own
     "analytics": _analytics,
 }
-NEEDS_STACK = {"broker", "producer", "towers", "latency", "recovery", "memory", "control", "convergence", "peak",
-               "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability",
+NEEDS_STACK = {"broker", "producer", "towers", "wire", "latency", "recovery", "memory", "control", "convergence",
+               "peak", "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability",
                "signing"}  # fmt: skip
 
 

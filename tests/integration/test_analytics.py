@@ -17,6 +17,7 @@ from pipeline.admin import ensure_topics
 from pipeline.analytics.metrics import analytics_families
 from pipeline.analytics.segments import NORTH, SegmentRow, segment_rows
 from pipeline.shared.access import Role
+from pipeline.shared.codec import AvroCodec
 from pipeline.shared.config import Settings
 from pipeline.shared.corridor import load_corridor
 from pipeline.shared.hazards import hazard_record
@@ -28,6 +29,7 @@ from producers.drive import DriveConfig, WireFormat, drive
 from producers.fleet import Fleet, FleetConfig
 from producers.sink import TelemetrySink
 from tests.helpers import scraped
+from tests.shared.test_wire_formats import IDS as REGISTRY_IDS
 
 pytestmark = pytest.mark.integration
 
@@ -114,12 +116,19 @@ def test_spark_equals_numpy_and_a_restart_resumes_without_double_counting(record
     producer.flush(10)
     first = _run(settings, topics, out)
     assert first.rows_out > 0, "windows the watermark passed were emitted"
-    # then: an update older than the watermark (late), and the second half as single records
+    # then: an update older than the watermark (late), and the second half as single records in the
+    # Confluent wire format (a topic moving to it while it runs: the job reads both headers)
     late = {**_updates(settings.bootstrap_servers, topics)[0], "event_time": t0 + 1_000, "seq": 10**9}
     producer.produce(topics.telemetry, CODEC.encode(TELEMETRY, late), b"0", late["region_id"])
     producer.flush(10)
-    _drive(settings, topics, t0 + 60_000, 60, WireFormat.RECORDS, seed=2)
-    second = _run(settings, topics, out)
+    CODEC.use_registry_ids(REGISTRY_IDS, "confluent")
+    try:
+        _drive(settings, topics, t0 + 60_000, 60, WireFormat.RECORDS, seed=2)
+        second = _run(settings, topics, out)
+        updates = [u for u in _updates(settings.bootstrap_servers, topics) if u["seq"] != 10**9]
+    finally:
+        CODEC.use_registry_ids({}, "single-object")
+    assert sum(v[:1] == b"\x00" for _, v in _read(settings.bootstrap_servers, topics.telemetry, 9)) > 8_000
     assert second.late >= 1, "the late update is counted, not silently dropped"
     # its progress as /metrics serves it (`corridor analytics --metrics-port`)
     shown = scraped(exposition(analytics_families(second.figures())).decode())
@@ -130,7 +139,6 @@ def test_spark_equals_numpy_and_a_restart_resumes_without_double_counting(record
 
     from pyspark.sql import SparkSession
 
-    updates = [u for u in _updates(settings.bootstrap_servers, topics) if u["seq"] != 10**9]
     expected = _reference(updates)
     spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
     try:
@@ -158,7 +166,9 @@ def test_spark_equals_numpy_and_a_restart_resumes_without_double_counting(record
     by_key = {(r["window_start"], r["segment"], r["direction"]): r for r in got}
     assert by_key[(t0 + 20_000, 36, NORTH)]["hazards"] == 1 and by_key[(t0 + 20_000, 35, NORTH)]["advisories"] == 1
     # the stats topic: one SEGMENT record per emitted row, travel times for both directions per window
-    stats = [CODEC.decode(v, STATS) for _, v in _read(settings.bootstrap_servers, topics.corridor_stats, 1)]
+    reader = AvroCodec(CODEC.schemas)  # the second run wrote its figures in the Confluent format
+    reader.use_registry_ids(REGISTRY_IDS, "single-object")
+    stats = [reader.decode(v, STATS) for _, v in _read(settings.bootstrap_servers, topics.corridor_stats, 1)]
     segments = [(s["window_start"], s["segment_km"], s["direction"]) for s in stats if s["kind"] == "SEGMENT"]
     assert sorted(segments) == sorted(keys), "every row once on Kafka too"
     travel = [s for s in stats if s["kind"] == "TRAVEL_TIME"]

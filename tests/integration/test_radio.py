@@ -39,7 +39,7 @@ from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
 from producers.encoding import vehicle_id
 from producers.fleet import Fleet, FleetConfig
 from producers.radio import RadioLink, RadioListener
-from tests.helpers import assert_one_line_error, corridor, eventually, read_messages
+from tests.helpers import assert_one_line_error, corridor, eventually, read_messages, skip_or_fail
 from tests.integration.test_simulation import SHORT
 from tests.towers.test_engine import upd
 from towers.gateway.bridge import Gateway
@@ -58,9 +58,7 @@ def _need_mosquitto() -> None:
     try:
         mosquitto_binary()
     except StackError as exc:
-        if os.environ.get("CORRIDOR_STRICT_TESTS") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        skip_or_fail(str(exc))
 
 
 @pytest.fixture

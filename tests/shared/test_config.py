@@ -40,11 +40,28 @@ def test_external_cluster_from_environment() -> None:
         ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}, "needs KAFKA_SASL_USERNAME and a password"),
         ({"CORRIDOR_SECURE": "perhaps"}, "CORRIDOR_SECURE='perhaps': use 1 or 0"),
         ({"CORRIDOR_TOPIC_REPLICATION": "three"}, "CORRIDOR_TOPIC_REPLICATION='three': is not a whole number"),
+        ({"SCHEMA_REGISTRY_URL": "ftp://r:8081"}, "SCHEMA_REGISTRY_URL='ftp://r:8081' is not an http"),
+        ({"CORRIDOR_WIRE": "protobuf"}, "CORRIDOR_WIRE='protobuf'"),
+        ({"CORRIDOR_REGISTRY_PORT": "9092"}, "must differ"),
+        ({"SCHEMA_REGISTRY_USER": "me"}, "SCHEMA_REGISTRY_USER needs SCHEMA_REGISTRY_PASSWORD_FILE"),
+        ({"SCHEMA_REGISTRY_USER": "me", "SCHEMA_REGISTRY_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read it"),
     ],
 )
 def test_bad_settings_name_the_culprit(env: dict[str, str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         Settings.from_env(env)
+
+
+def test_a_users_registry_is_used_as_given_and_the_embedded_one_otherwise(tmp_path: Path) -> None:
+    assert Settings.from_env({}).schema_registry_url == "http://127.0.0.1:8081/apis/ccompat/v7"
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    own = Settings.from_env({"SCHEMA_REGISTRY_URL": "https://sr.example/ ", "SCHEMA_REGISTRY_USER": "corridor",
+                             "SCHEMA_REGISTRY_PASSWORD_FILE": str(secret), "CORRIDOR_WIRE": "confluent"})  # fmt: skip
+    assert own.registry_external and own.schema_registry_url == "https://sr.example"
+    assert own.registry_auth == ("corridor", "s3cret") and "s3cret" not in repr(own)
+    assert own.registry_env() == {"CORRIDOR_WIRE": "confluent", "CORRIDOR_REGISTRY_PORT": "8081",
+                                  "SCHEMA_REGISTRY_URL": "https://sr.example"}  # fmt: skip
 
 
 def test_regional_topics_have_one_partition_per_region() -> None:
