@@ -25,6 +25,7 @@ from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.etcd import etcd_binary
 from pipeline.stack.jars import KAFKA_VERSION, resolve_jars
+from pipeline.stack.registry import APICURIO_VERSION, registry_java, resolve_registry
 
 from .engine import ContainerEngine
 
@@ -92,6 +93,23 @@ def _stage_prometheus(ctx: Path, settings: Settings) -> None:
     _copy_files("prometheus", ctx)
 
 
+#: the Java modules Apicurio's Quarkus bundle runs on (checked: it starts and serves on this runtime)
+JRE_MODULES = "java.se,jdk.unsupported,jdk.naming.dns,jdk.management,jdk.zipfs"
+
+
+def _stage_registry(ctx: Path, settings: Settings) -> None:
+    _copy_files("registry", ctx)
+    shutil.copytree(resolve_registry(settings.cache_dir), ctx / "app")
+    jlink = registry_java().resolve().with_name("jlink")
+    if not jlink.is_file():
+        raise StackError(f"the registry image's Java runtime is made with jlink, and {jlink} is missing: "
+                         "install a JDK 21+ (not only a JRE)")  # fmt: skip
+    done = subprocess.run([str(jlink), "--add-modules", JRE_MODULES, "--strip-debug", "--no-header-files",
+                           "--no-man-pages", "--output", str(ctx / "jre")], capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise StackError(f"jlink could not make the registry's Java runtime: {done.stderr.strip()[-300:]}")
+
+
 def _stage_corridor(ctx: Path, settings: Settings) -> None:
     if not (ROOT / "pyproject.toml").exists():
         raise StackError("the corridor image is built from a source checkout (pyproject.toml not found)")
@@ -118,6 +136,8 @@ IMAGES: dict[str, Image] = {
     "mosquitto": Image("mosquitto", MOSQUITTO_VERSION, _stage_mosquitto, ()),
     # Debian bookworm's prometheus: a cluster's own monitoring (k8s/prometheus)
     "prometheus": Image("prometheus", PROMETHEUS_VERSION, _stage_prometheus, ()),
+    # Apicurio Registry on a jlink'd Java runtime: the schema registry of every overlay (k8s/registry)
+    "registry": Image("registry", APICURIO_VERSION, _stage_registry, ("pipeline/stack/registry.py",)),
     "corridor": Image(
         "corridor",
         version("corridor"),

@@ -161,7 +161,7 @@ def test_images_are_the_ones_corridor_builds(overlay) -> None:
     refs = {img.ref for img in IMAGES.values()}
     used = {c["image"] for d in docs if d["kind"] in ("StatefulSet", "Job", "Deployment") for c in _containers(d)}
     assert used <= refs, f"{name}: {used - refs} are not built by `corridor images build`"
-    assert {IMAGES["corridor"].ref, IMAGES["etcd"].ref, IMAGES["mosquitto"].ref} <= used
+    assert {IMAGES["corridor"].ref, IMAGES["etcd"].ref, IMAGES["mosquitto"].ref, IMAGES["registry"].ref} <= used
 
 
 def test_topics_match_the_code(overlay) -> None:

@@ -427,6 +427,13 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
         names = [m["name"] for m in seen["members"]]
         say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
+        if ("statefulset", "schema-registry") in workloads(rendered):  # through its Service and policy
+            registered = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "corridor", "schemas", "register",
+                                         check=False)  # fmt: skip
+            if "ids" not in registered:
+                result.problems.append(f"corridor schemas register from towers-0 failed: {registered.strip()[-300:]}")
+            else:
+                say(f"from towers-0: corridor's schemas registered ({len(registered.strip().splitlines())} subjects)")
 
         def job_state() -> str | None:
             status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
