@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 import schemas
-from pipeline.shared.codec import CodecError
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.messages import CODEC
@@ -147,9 +147,11 @@ def registry_ids(settings: Settings) -> dict[bytes, int]:
     return ids
 
 
-def use_wire(settings: Settings) -> None:
+def use_wire(settings: Settings, wait_s: float = 120.0) -> None:
     """Give the codec the registry's ids when a registry is in use: to write the Confluent format
-    when `settings.wire` says so (then a missing registry is an error), and to read it either way."""
+    when `settings.wire` says so, and to read it either way. Writing it, a process waits up to
+    `wait_s` for the registry and its subjects (pods start in any order) and then stops with the
+    reason; only reading it, a process goes on with single-object records and says why."""
     confluent = settings.wire == "confluent"
     if (
         not confluent
@@ -157,10 +159,18 @@ def use_wire(settings: Settings) -> None:
         and not registry_answers(settings.schema_registry_url, 0.5, basic_auth(settings))
     ):
         return  # no registry: single-object only, and a Confluent record is dead-lettered as unknown
-    try:
-        ids = registry_ids(settings)
-        CODEC.use_registry_ids(ids, settings.wire)
-    except (ConfigError, StackError, CodecError) as exc:
-        if confluent:
-            raise
-        print(f"corridor: reading single-object records only: {exc}", file=sys.stderr)
+    deadline, said = time.monotonic() + (wait_s if confluent else 0.0), -1.0
+    while True:
+        try:
+            CODEC.use_registry_ids(registry_ids(settings), settings.wire)
+            return
+        except (ConfigError, StackError) as exc:
+            if not confluent:
+                print(f"corridor: reading single-object records only: {exc}", file=sys.stderr)
+                return
+            if time.monotonic() >= deadline:
+                raise
+            if time.monotonic() - said > 15:
+                print(f"corridor: waiting for the schema registry: {exc}", file=sys.stderr)
+                said = time.monotonic()
+            time.sleep(2.0)

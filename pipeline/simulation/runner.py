@@ -359,10 +359,11 @@ def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.Exi
     # vehicles replace those leaving, those it is likely to meet) are enrolled from the start
     fleet_ids = tuple(vehicle_id(i) for i in range(int(scenario.vehicles * 1.5) + 100)) if radio else ()
     confluent = settings.wire == "confluent"
-    stack = Stack(settings, attached=True, mqtt=radio, vehicles=fleet_ids, registry=confluent)
+    own_registry = confluent and not settings.registry_external  # a user's own is waited for by use_wire
+    stack = Stack(settings, attached=True, mqtt=radio, vehicles=fleet_ids, registry=own_registry)
     cleanup.callback(stack.stop_started)
     stack.up()
-    if confluent and not settings.registry_external:
+    if own_registry:
         register_schemas(settings)  # the registry is the run's own: its schemas go in first
     use_wire(settings)
     admin = settings.kafka(Role.ADMIN)  # its credentials exist once a secure stack is up
