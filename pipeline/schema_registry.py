@@ -67,7 +67,10 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
 
 
 def _text(stem: str, root: Path | None) -> RegistrySchema:
-    return RegistrySchema(json.dumps(schemas.load(stem, root), sort_keys=True), "AVRO")
+    try:
+        return RegistrySchema(json.dumps(schemas.load(stem, root), sort_keys=True), "AVRO")
+    except (OSError, ValueError) as exc:  # a proposed edit's file missing, or not JSON
+        raise ConfigError(f"{stem}.avsc in {root or 'corridor'}: {exc}") from None
 
 
 def _refused(settings: Settings, exc: SchemaRegistryError | Exception) -> StackError:
