@@ -454,8 +454,11 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         else:
             if result.summary.advisories <= 0:
                 result.problems.append("no advisory was delivered")
-            if result.summary.dead_letters != 0:
-                result.problems.append(f"{result.summary.dead_letters} dead letters")
+            if result.summary.dead_letters != 0:  # with their reasons, read from a tower pod
+                first = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "corridor", "consume", "dead-letter",
+                                        "--from-beginning", "--max-records", "3", check=False, timeout=90)  # fmt: skip
+                result.problems.append(f"{result.summary.dead_letters} dead letters; the first: "
+                                       f"{' | '.join(first.strip().splitlines())[:900] or '(none read)'}")  # fmt: skip
         if ("deployment", "prometheus") in workloads(rendered):
             result.problems += _ask_prometheus(cluster, namespace, rendered, say)
     except (StackError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
