@@ -143,7 +143,9 @@ def test_faust_table_recovers_from_its_changelog(bootstrap: str, new_topic, tmp_
     worker = _faust_worker(env, log)
     try:
         produce(bootstrap, src, [(b"alpha", b"x"), (b"beta", b"x")])
-        after = consume(bootstrap, out, 7, timeout=90)
+        # late in a loaded suite one partition's recovery has taken past 90 s (CI, 2026-12-05): the
+        # test judges that the counts continue, not how fast Faust rebalances
+        after = consume(bootstrap, out, 7, timeout=180)
         assert len(after) == 7, log.read_text()[-3000:]
         latest = {k: int(v) for k, v in after}
         assert latest == {b"alpha": 4, b"beta": 3}, "counts must continue from the restored table"
