@@ -9,34 +9,36 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 
-def read(bootstrap: str, registry: str, topic: str) -> dict[str, object]:
+def read(bootstrap: str, registry: str, topic: str, timeout: float = 60.0) -> dict[str, object]:
+    """Every record the topic holds now (each partition read from its first to its last offset)."""
     deserialize = AvroDeserializer(SchemaRegistryClient({"url": registry}))
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"plain-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "enable.partition.eof": True})  # fmt: skip
+                         "enable.auto.commit": False})  # fmt: skip
     meta = consumer.list_topics(topic, timeout=10).topics[topic]
-    partitions, done = len(meta.partitions), set()
-    consumer.subscribe([topic])
+    ends, start = {}, []
+    for p in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if high > low:
+            ends[p] = high
+            start.append(TopicPartition(topic, p, low))
+    consumer.assign(start)  # no group to join: the partitions are read as they are
     read_n, decoded, kinds, failure = 0, 0, set(), None
-    idle = 0
-    while len(done) < partitions and idle < 30:
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
         msg = consumer.poll(1.0)
-        if msg is None:
-            idle += 1
+        if msg is None or msg.error() is not None:
             continue
-        idle = 0
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                done.add(msg.partition())
-            continue
+        if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+            ends.pop(msg.partition(), None)
         read_n += 1
         try:
             record = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE))
@@ -46,7 +48,8 @@ def read(bootstrap: str, registry: str, topic: str) -> dict[str, object]:
         decoded += 1
         kinds.add("frame" if "updates" in record else sorted(record)[0])
     consumer.close()
-    return {"read": read_n, "decoded": decoded, "kinds": sorted(kinds), "failure": failure}
+    return {"read": read_n, "decoded": decoded, "kinds": sorted(kinds), "failure": failure,
+            "unread_partitions": sorted(ends)}  # fmt: skip
 
 
 if __name__ == "__main__":

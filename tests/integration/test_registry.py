@@ -90,6 +90,7 @@ def test_a_run_in_the_confluent_format_is_decoded_by_a_plain_confluent_kafka_con
     seen = json.loads(out.stdout)
     for name in names:
         assert seen[name]["read"] > 0 and seen[name]["decoded"] == seen[name]["read"], (name, seen[name])
+        assert seen[name]["unread_partitions"] == [], (name, seen[name])
     assert seen[topics.telemetry]["kinds"] == ["frame"] and seen[topics.telemetry]["read"] >= 60 * 9 // 2
 
 
