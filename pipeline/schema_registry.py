@@ -29,7 +29,14 @@ from pipeline.shared.messages import CODEC
 from pipeline.shared.subjects import Subject, subjects
 
 __all__ = [
-    "Registered", "basic_auth", "check_schemas", "register_schemas", "registry_answers", "registry_client", "use_wire",
+    "Registered",
+    "basic_auth",
+    "check_schemas",
+    "register_schemas",
+    "registry_answers",
+    "registry_client",
+    "registry_up",
+    "use_wire",
 ]  # fmt: skip
 
 _TIMEOUT_S = 10
@@ -57,6 +64,11 @@ def registry_answers(url: str, timeout: float = 2.0, headers: dict[str, str] | N
             return isinstance(json.loads(resp.read()), list)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def registry_up(settings: Settings, timeout: float = 2.0) -> bool:
+    """Whether the configured registry (the user's, or the embedded one) answers, with its credentials."""
+    return registry_answers(settings.schema_registry_url, timeout, basic_auth(settings))
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:

@@ -21,12 +21,6 @@ app = typer.Typer(help="corridor's Avro schemas in a schema registry (Confluent 
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _running(settings: Settings) -> bool:
-    from pipeline.schema_registry import basic_auth, registry_answers
-
-    return registry_answers(settings.schema_registry_url, headers=basic_auth(settings))
-
-
 @app.command("subjects")
 def list_subjects(ctx: typer.Context) -> None:
     """Each subject, the schema files that are its versions, its compatibility level and its topic."""
@@ -43,10 +37,10 @@ def list_subjects(ctx: typer.Context) -> None:
 def register(ctx: typer.Context) -> None:
     """Register every schema under its subject, with the subject's compatibility level, in the
     configured registry (SCHEMA_REGISTRY_URL, else the stack's: `corridor stack up --registry`)."""
-    from pipeline.schema_registry import register_schemas
+    from pipeline.schema_registry import register_schemas, registry_up
 
     settings: Settings = ctx.obj
-    if not _running(settings):
+    if not registry_up(settings):
         raise StackError(f"no schema registry answers at {settings.schema_registry_url}: "
                          "`corridor stack up --registry`, or set SCHEMA_REGISTRY_URL")  # fmt: skip
     for r in register_schemas(settings):
@@ -63,13 +57,13 @@ def check(
     """Would the registry take these schemas? Checked against the configured registry's versions, or,
     when none answers, against corridor's own schemas registered in a registry started for the check.
     Exit 1 with one line per refused subject."""
-    from pipeline.schema_registry import check_schemas, register_schemas
+    from pipeline.schema_registry import check_schemas, register_schemas, registry_up
     from pipeline.stack.registry import RegistryServer
 
     settings: Settings = ctx.obj
     if folder is not None and not folder.is_dir():
         raise ConfigError(f"--dir {folder}: no such folder")
-    if _running(settings) or settings.registry_external:
+    if registry_up(settings) or settings.registry_external:
         problems, against = check_schemas(settings, folder), settings.schema_registry_url
     else:
         from pipeline.ports import free_ports

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.shared.errors import StackError
 
-__all__ = ["KAFKA_VERSION", "classpath", "pom_path", "resolve_jars"]
+__all__ = ["KAFKA_VERSION", "classpath", "maven", "pom_path", "resolve_jars"]
 
 
 def pom_path() -> Path:
@@ -41,14 +41,20 @@ def classpath(directory: Path) -> str:
     return f"{directory}/*"
 
 
+def maven() -> str:
+    """The `mvn` that resolves what the stack runs from Maven Central, with a one-line error when there is none."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError("Maven (mvn) is not on PATH: install Maven 3.8+ (e.g. apt-get install maven)")
+    return mvn
+
+
 def resolve_jars(cache_dir: Path, *, quiet: bool = True) -> Path:
     """Return the jar directory, running Maven first when it is missing or was left half-written."""
     target = jar_dir(cache_dir)
     if (target / _COMPLETE).exists():
         return target
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (mvn) is not on PATH: install Maven 3.8+ (e.g. apt-get install maven)")
+    mvn = maven()
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=cache_dir))
     argv = [mvn, "-B", "-f", str(pom_path()), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]

@@ -23,6 +23,7 @@ from pipeline.ports import free_ports
 from pipeline.schema_registry import registry_answers
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
+from pipeline.stack.jars import maven
 from pipeline.stack.process import ManagedProcess, ensure_port_free
 
 __all__ = ["APICURIO_VERSION", "RegistryServer", "registry_java", "resolve_registry"]
@@ -60,9 +61,7 @@ def resolve_registry(cache_dir: Path) -> Path:
     target = cache_dir / f"apicurio-registry-{APICURIO_VERSION}"
     if (target / _COMPLETE).exists():
         return target
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("Maven (mvn) is not on PATH: install Maven 3.8+ (e.g. apt-get install maven)")
+    mvn = maven()
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".apicurio-", dir=cache_dir))
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from pipeline.admin import ensure_acls
-from pipeline.schema_registry import basic_auth, registry_answers
+from pipeline.schema_registry import registry_up
 from pipeline.shared.access import Role
 from pipeline.shared.access_policy import kafka_grants
 from pipeline.shared.config import Settings
@@ -95,7 +95,7 @@ class Stack:
                     self._started.append(self.mqtt)
             if self.with_registry:
                 if s.registry_external:
-                    if not registry_answers(s.schema_registry_url, headers=basic_auth(s)):
+                    if not registry_up(s):
                         raise StackError(f"no schema registry answers at {s.schema_registry_url}: start it or fix "
                                          "SCHEMA_REGISTRY_URL")  # fmt: skip
                 elif self.registry.start(attached=self.attached):
@@ -154,7 +154,7 @@ class Stack:
         pid = None if s.registry_external else self.registry.process.running_pid()
         if not s.registry_external and pid is None:
             return ServiceStatus("registry", "stopped", address) if self.with_registry else None
-        if not registry_answers(address, headers=basic_auth(s)):
+        if not registry_up(s):
             return ServiceStatus("registry", "unreachable", address, pid=pid, detail="no answer to GET /subjects")
         if s.registry_external:
             return ServiceStatus("registry", "external", address, detail="Confluent registry API")
