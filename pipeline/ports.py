@@ -12,7 +12,10 @@ import random
 import socket
 from pathlib import Path
 
-__all__ = ["free_ports", "is_free"]
+from pipeline.shared.config import Ports
+from pipeline.shared.errors import ConfigError
+
+__all__ = ["cluster_ports", "free_ports", "is_free"]
 
 _LOWEST = 20000
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
@@ -55,3 +58,18 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             if len(chosen) == n:
                 return chosen
     raise OSError(f"no {n} free ports on {host} in {pool.start}-{pool.stop - 1}")
+
+
+def cluster_ports(brokers: int, etcd_members: int, host: str = "127.0.0.1") -> Ports:
+    """Ports for an embedded cluster whose every node's ports (node 0's plus `NODE_STRIDE` × i) are
+    free now on `host`."""
+    for _ in range(100):
+        kafka, controller, etcd, peer, mqtt, registry = free_ports(6, host)
+        try:
+            ports = Ports(kafka, controller, etcd, peer, mqtt, registry, brokers, etcd_members)
+        except ConfigError:  # one node's port fell on another's
+            continue
+        pairs = ports.kafka_nodes + ports.etcd_nodes
+        if all(port < 65536 and is_free(port, host) for pair in pairs for port in pair):
+            return ports
+    raise OSError(f"no free ports on {host} for {brokers} Kafka nodes and {etcd_members} etcd members")

@@ -45,6 +45,7 @@ def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "ETCD_ENDPOINTS": settings.etcd_servers,
         "CORRIDOR_TOPIC_PREFIX": prefix or settings.topic_prefix,
+        "CORRIDOR_TOPIC_REPLICATION": str(settings.topic_replication),
         **settings.security_env(),
         **settings.signing_env(),
         **settings.registry_env(),

@@ -58,6 +58,9 @@ def drill(
             failed += _alert_failures(name, row["alerts"])
         lost += row["lost"] + row["advisories"]["lost"]
         failed += [f"{name}: {what} died during the drill" for what in row["crashed"]]
+        if row.get("cluster"):
+            events += _cluster_lines(name, row)
+            failed += _cluster_failures(name, row)
         if "hostile_sent" in row:
             events += _hostile_lines(name, row)
             failed += _hostile_failures(name, row)
@@ -99,6 +102,25 @@ def _hostile_lines(name: str, row: dict[str, Any]) -> list[str]:
 
 
 HAZARD_P99_BUDGET_MS = 50.0
+
+
+def _cluster_lines(name: str, row: dict[str, Any]) -> list[str]:
+    c = row["cluster"]
+    return [
+        f"{name}: on {c['brokers']} Kafka nodes (topics replicated {c['replication']}×) and {c['etcd_members']} etcd "
+        f"members; the longest a worker went without committing to etcd: {row['max_etcd_age_s']:.1f} s",
+        f"{name}: genuine hazards {row['hazards_reported']}, advised {row['hazards_advised']}; report → the first "
+        f"advisory it triggered p99 {row['hazard_p99_ms']} ms; of the {row['hazards_during_fault']} reported during "
+        f"the fault p99 {row['hazard_during_fault_p99_ms']} ms, worst {row['hazard_during_fault_worst_ms']} ms",
+    ]
+
+
+def _cluster_failures(name: str, row: dict[str, Any]) -> list[str]:
+    out = [f"{name}: the hazard reporter failed: {e}" for e in row["sender_errors"]]
+    if row["hazards_unadvised"]:
+        where = ", ".join(f"km {h['km']} (region {h['region']})" for h in row["hazards_unadvised"][:5])
+        out.append(f"{name}: {len(row['hazards_unadvised'])} genuine hazards were never advised: {where}")
+    return out
 
 
 def _hostile_failures(name: str, row: dict[str, Any]) -> list[str]:

@@ -16,7 +16,8 @@ from pipeline.stack import Stack, StackStatus
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Start, stop and inspect the local Kafka broker and etcd.", no_args_is_help=True)
+app = typer.Typer(help="Start, stop and inspect the local Kafka and etcd (one node each, or a cluster).",
+                  no_args_is_help=True)  # fmt: skip
 out = Console(highlight=False)
 
 
@@ -25,7 +26,7 @@ def print_status(status: StackStatus) -> None:
     for col in ("service", "state", "address", "version", "pid", "detail"):
         table.add_column(col)
     for s in status.services:
-        colour = "green" if s.state in ("running", "external") else "red"
+        colour = "green" if s.state in ("running", "external") else "yellow" if s.state == "degraded" else "red"
         table.add_row(s.name, f"[{colour}]{s.state}[/]", s.address, s.version, str(s.pid or ""), s.detail)
     out.print(table)
 
@@ -40,10 +41,19 @@ def up(
     secure: Annotated[
         bool, typer.Option(help="TLS, SASL/SCRAM and ACLs on Kafka; client certificates and roles on etcd")
     ] = False,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            help="Kafka nodes (1, 3 or 5), each a broker and a controller; topics then "
+            "have 3 replicas, 2 in sync for a write"
+        ),
+    ] = None,
+    etcd_members: Annotated[int | None, typer.Option(help="etcd members (1, 3 or 5)")] = None,
 ) -> None:
     """Start Kafka (KRaft) and etcd on 127.0.0.1 and wait until both answer; a no-op when running.
-    A stack started secure stays secure (later commands find its material) until `down --purge`."""
-    settings: Settings = ctx.obj.with_overrides(secure=secure or None)
+    A stack started secure stays secure (later commands find its material) until `down --purge`;
+    one started as a cluster stays one, with as many nodes."""
+    settings: Settings = ctx.obj.with_overrides(secure=secure or None).as_cluster(brokers, etcd_members)
     t0 = time.monotonic()
     status = Stack(settings, mqtt=mqtt, registry=registry).up()
     if registry:

@@ -39,6 +39,7 @@ class Sample:
     behind_ms: float  # the most a tower is behind the telemetry
     stale_ms: float  # the oldest news a tower has of a region it hears through tower-sync
     stale_of: str = ""  # whose news of which region that was
+    etcd_age_ms: float = 0.0  # the oldest of the workers' last commits to etcd
 
 
 @dataclass
@@ -64,6 +65,10 @@ class Drill:
     detached: set[str] = field(default_factory=set)  # servers killed that `stack up` had started detached
     vehicles: int = 0  # the drill's fleet
     fleet: Fleet | None = None
+    hazards: HostileSender | None = None  # genuine hazards reported all along, each advice timed
+    target: Any = None  # the cluster node the fault stopped
+    fault_start_ms: int | None = None  # wall clock (epoch ms), to compare with the hazards' report times
+    fault_end_ms: int | None = None
 
     def ahead_of_a_vehicle(self) -> float:
         """1.5 km ahead of a random vehicle on the road (km; read from another thread: a sample)."""
@@ -78,7 +83,7 @@ class Drill:
     def observe(self, sample: bool = True) -> None:
         """Each worker's counters; with `sample`, also how far behind and how stale the towers are now
         (not after the traffic has ended: with no new frames, that only measures the wait)."""
-        owned, behind, stale, stale_of = 0, 0.0, 0.0, ""
+        owned, behind, stale, stale_of, etcd_age = 0, 0.0, 0.0, "", 0.0
         for w in self.workers:
             page = w.page(timeout=1.0) if w.alive else None
             if page is None:
@@ -88,13 +93,14 @@ class Drill:
             self.tallies[w.proc.pid] = {**page["counts"], **{f"dead:{k}": v for k, v in page["dead_letters"].items()}}
             self.clock_offsets[w.proc.pid] = int(page.get("clock_offset_ms", 0))
             owned += len(page["regions"])
+            etcd_age = max(etcd_age, float((page.get("staleness_by_class_ms") or {}).get("etcd_snapshot") or 0))
             behind = max([behind, *page.get("behind_ms", {}).values()])
             mine = {str(r) for r in page["regions"]}  # a worker hears the others' regions through tower-sync
             for r, ms in page.get("staleness_ms", {}).items():
                 if r not in mine and ms > stale:
                     stale, stale_of = ms, f"{w.name} of region {r}"
         if sample:
-            self.samples.append(Sample(time.monotonic(), owned, behind, stale, stale_of))
+            self.samples.append(Sample(time.monotonic(), owned, behind, stale, stale_of, etcd_age))
 
 
 Step = Callable[[Drill, float], None]
@@ -116,6 +122,8 @@ class Fault:
     report: Callable[[Drill], dict[str, Any]] | None = None  # the fault's own figures, for its row
     unavailable: Callable[[], str | None] = lambda: None  # why this machine cannot run it, if it cannot
     alerts: tuple[str, ...] = ()  # what Prometheus, watching, must fire (and resolve once it is over)
+    cluster: bool = False  # played on three Kafka nodes and three etcd members (corridor's own)
+    hazards: bool = False  # genuine hazards reported all along, each one's advice timed
 
     def runnable(self) -> bool:
         return self.unavailable() is None

@@ -13,6 +13,17 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from pipeline.drill.cluster_faults import (
+    active_controller,
+    etcd_follower,
+    etcd_leader,
+    hazards_report,
+    kill_node,
+    pause_node,
+    restart_node,
+    resume_node,
+    telemetry_leader,
+)
 from pipeline.drill.drill import Drill, Fault, SideFleet, Step
 from pipeline.drill.hostile import HostileSender
 from pipeline.drill.reading import read_all, records
@@ -160,11 +171,7 @@ def _hostile_report(d: Drill) -> dict[str, Any]:
         "hostile_uncounted_examples": sorted({x.kind for x in missing})[:8],
         "hazards_reported": len(h.hazards_sent),
         "hazards_advised": len(h.first_ms),
-        "hazards_unadvised": [
-            {"id": hid, "km": h.hazard_where[hid][0], "region": h.hazard_where[hid][1]}
-            for hid in h.hazards_sent
-            if hid not in h.first_ms
-        ],
+        "hazards_unadvised": h.unadvised(),
         "hazard_advisories": len(latencies),
         "hazard_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "hazard_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
@@ -255,6 +262,11 @@ def _free_disk(d: Drill, t: float) -> None:
     d.note(t, f"its disk freed; tower worker 1 had exited (code {code}): restarted")
 
 
+def _on_cluster(what: str, start: Step, end: Step, **timing: float) -> Fault:
+    """A fault of one node of three, with genuine hazards reported all along and timed."""
+    return Fault(what, start, end, cluster=True, hazards=True, report=hazards_report, **timing)  # type: ignore[arg-type]
+
+
 FAULTS: dict[str, Fault] = {
     "worker-kill": Fault(
         "a tower worker SIGKILLed under load, restarted later",
@@ -312,6 +324,40 @@ FAULTS: dict[str, Fault] = {
     ),
     "clock-skew": Fault(
         f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead", _skewed, _side_ends
+    ),
+    "leader-kill": _on_cluster(
+        "of three brokers, the one leading the most telemetry partitions SIGKILLed under load, restarted later",
+        kill_node(telemetry_leader, "leader of the most telemetry partitions"),
+        restart_node,
+    ),
+    "controller-kill": _on_cluster(
+        "of three KRaft controllers, the active one SIGKILLed under load, restarted later",
+        kill_node(active_controller, "the active controller"),
+        restart_node,
+    ),
+    "broker-cut": _on_cluster(
+        "of three brokers, the telemetry's leader cut off (paused) for 12 s, past its 3 s broker session",
+        pause_node(telemetry_leader, "leader of the most telemetry partitions"),
+        resume_node,
+        start_at=1 / 4,
+        end_at=1 / 2,
+        seconds=48,
+    ),
+    "etcd-member-kill": _on_cluster(
+        "of three etcd members, a follower SIGKILLed for 30 s",
+        kill_node(etcd_follower, "a follower"),
+        restart_node,
+        start_at=1 / 6,
+        end_at=2 / 3,
+        seconds=60,
+    ),
+    "etcd-leader-kill": _on_cluster(
+        "of three etcd members, the leader SIGKILLed for 30 s",
+        kill_node(etcd_leader, "the leader"),
+        restart_node,
+        start_at=1 / 6,
+        end_at=2 / 3,
+        seconds=60,
     ),
     "hostile": Fault(
         f"a stranger's crafted and random input at {HOSTILE_SHARE:.0%} of the traffic, on Kafka and the radio link",

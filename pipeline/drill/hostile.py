@@ -158,7 +158,7 @@ class HostileSender:
     topics: Topics
     radio: RadioTopics | None
     mqtt_address: tuple[str, int] | None
-    rate: float
+    rate: float  # hostile inputs a second; 0: genuine hazards only
     hazard_every_s: float = 2.0
     seed: int = 31
     sent: list[Hostile] = field(default_factory=list)
@@ -169,6 +169,8 @@ class HostileSender:
     # itself, a neighbour's tower-sync message, or a vehicle's update once it came close enough
     first_ms: dict[str, float] = field(default_factory=dict)
     hazard_where: dict[str, tuple[float, int]] = field(default_factory=dict)  # hazard id -> (km, region)
+    # hazard id -> the latency of the first advisory the report itself triggered (the towers' reaction)
+    reaction_ms: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     avoid_km: tuple[float, ...] = ()  # where the drill's own hazards stand
     where: Callable[[], float] = lambda: 39.0  # a spot 1.5 km ahead of some vehicle on the road
@@ -182,7 +184,7 @@ class HostileSender:
 
     def start(self) -> HostileSender:
         self._consumer = Consumer(client_conf(self.kafka, {"group.id": f"hostile-{uuid.uuid4().hex[:8]}",
-                                  "enable.auto.commit": False, "fetch.wait.max.ms": 5, "log_level": 3}))  # fmt: skip
+                                  "enable.auto.commit": False, "fetch.wait.max.ms": 5, "log_level": 2}))  # fmt: skip
         self._consumer.assign([TopicPartition(self.topics.advisories, p, OFFSET_END)
                                for p in range(self.topics.regions)])  # fmt: skip
         for t in self._threads:
@@ -199,12 +201,18 @@ class HostileSender:
         self._deaf.set()
         self._threads[1].join(30)
 
+    def unadvised(self) -> list[dict[str, Any]]:
+        """The genuine hazards no advisory ever named, with where they were."""
+        return [{"id": hid, "km": self.hazard_where[hid][0], "region": self.hazard_where[hid][1]}
+                for hid in self.hazards_sent if hid not in self.first_ms]  # fmt: skip
+
     def by_kind(self) -> dict[str, int]:
         return dict(sorted(Counter(h.kind for h in self.sent).items()))
 
     def _send(self) -> None:
         rng = random.Random(self.seed)
-        producer = Producer(client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 3}))
+        # its connection errors while a broker is down are the drill's fault, not news: critical only
+        producer = Producer(client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 2}))
         radio: mqtt.Client | None = None
         if self.mqtt_address is not None:
             radio = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stranger-{uuid.uuid4().hex[:6]}",
@@ -222,6 +230,9 @@ class HostileSender:
                 if now >= next_hazard:
                     next_hazard += self.hazard_every_s
                     self._genuine_hazard(rng, producer)
+                if not self.rate:
+                    self._stop.wait(min(next_hazard - now, 0.05))
+                    continue
                 due = t0 + n / self.rate
                 if now < due:
                     self._stop.wait(min(due - now, 0.05))
@@ -259,6 +270,12 @@ class HostileSender:
         rec = hazard_record(km, "OBSTACLE", "BOTH", 6, now, GENUINE_VALIDITY_S, hid, "drill", corridor=self.corridor)
         r = rec["region_id"]
         producer.produce(self.topics.hazards, CODEC.encode(HAZARD, rec), str(r).encode(), r)
+        self._on_road.append((km, now + GENUINE_VALIDITY_S * 1000))
+        self.hazards_sent[hid] = rec["hlc"] >> 16
+        self.hazard_where[hid] = (km, r)
+        if not self.rate:
+            producer.poll(0)
+            return
         # and the stranger, right behind it, cancels it and then downgrades it to a minor one: each
         # must be refused (only its reporter, a tower or the operator may change it)
         for kind, change in (("cancel of a genuine hazard", {"cancelled": True}),
@@ -267,9 +284,6 @@ class HostileSender:
             producer.produce(self.topics.hazards, forged, str(r).encode(), r)
             self.sent.append(Hostile("kafka", self.topics.hazards, r, forged, kind))
         producer.poll(0)
-        self._on_road.append((km, now + GENUINE_VALIDITY_S * 1000))
-        self.hazards_sent[hid] = rec["hlc"] >> 16
-        self.hazard_where[hid] = (km, r)
 
     def _listen(self) -> None:
         try:
@@ -286,6 +300,7 @@ class HostileSender:
                     self.first_ms.setdefault(adv["hazard_id"], received - sent)
                     if adv["trigger_hlc"] >> 16 == sent:  # the towers' reaction to the report itself
                         self.latencies_ms.append(received - sent)
+                        self.reaction_ms.setdefault(adv["hazard_id"], received - sent)
                         self.produced_ms.append(m.timestamp()[1] - sent)
         except Exception as exc:
             self.errors.append(f"listener {type(exc).__name__}: {exc}")

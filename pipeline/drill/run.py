@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,12 @@ from pipeline.admin import declare, end_offsets
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
 from pipeline.drill.drill import HAZARD_PASS_MPS, SESSION, Drill, Sample
 from pipeline.drill.faults import FAULTS
+from pipeline.drill.hostile import HostileSender
 from pipeline.drill.reading import dead_letters, latest_per_key, read_all
 from pipeline.leftovers import owned, scratch_prefix
 from pipeline.monitoring.alerts import AlertWatch
 from pipeline.monitoring.prometheus import PrometheusProcess, prometheus_binary
+from pipeline.ports import cluster_ports
 from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.crdt.hlc import pack
@@ -171,6 +174,18 @@ def _watch_alerts(d: Drill, workdir: Path, cleanup: contextlib.ExitStack) -> Ale
     return AlertWatch(firing)
 
 
+def _cluster_settings(settings: Settings, state_dir: Path) -> Settings:
+    """Three Kafka nodes and three etcd members: the configured stack when it is such a cluster,
+    else one of the drill's own, on free ports, in its own directory (gone with the drill)."""
+    if settings.kafka_external or settings.etcd_external:
+        raise ConfigError("this drill stops nodes of corridor's own cluster: unset KAFKA_BOOTSTRAP_SERVERS and "
+                          "ETCD_ENDPOINTS")  # fmt: skip
+    if settings.ports.brokers >= 3 and settings.ports.etcd_members >= 3:
+        return settings
+    ports = cluster_ports(3, 3)
+    return replace(settings, state_dir=state_dir, ports=ports, topic_replication=3)
+
+
 def run_drill(
     fault: str,
     settings: Settings,
@@ -190,10 +205,13 @@ def run_drill(
     if (why := spec.unavailable()) is not None:
         raise ConfigError(why)
     corridor = settings.corridor()
-    topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("drill"))
-    app = app_id(topics.prefix)
     # The workers stop (and a drill's small disk is unmounted) before their directory is deleted.
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
+        if spec.cluster:
+            settings = _cluster_settings(settings, Path(tmp) / "cluster")
+        topics = Topics(regions=len(corridor.regions), prefix=scratch_prefix("drill"),
+                        replication=settings.topic_replication)  # fmt: skip
+        app = app_id(topics.prefix)
         stack = Stack(settings, attached=True, mqtt=spec.radio)
         cleanup.callback(stack.stop_started)
         stack.up()
@@ -219,6 +237,11 @@ def run_drill(
         fleet = Fleet(corridor, FleetConfig(vehicles=vehicles, seed=17), start_ms=int(time.time() * 1000))
         d.fleet = fleet
         _standing_hazards(d, fleet)
+        if spec.hazards:
+            d.hazards = HostileSender(settings.kafka(Role.ADMIN), corridor, topics, None, None, 0.0,
+                                      where=d.ahead_of_a_vehicle,
+                                      avoid_km=tuple(o.km for o in fleet.obstacles)).start()  # fmt: skip
+            cleanup.callback(d.hazards.stop, 0.0)
         seconds = spec.seconds or seconds
         if watch is not None and seconds < ALERTED_DRILL_S:
             d.note(0, f"traffic lengthened to {ALERTED_DRILL_S:.0f} s: the fault outlasts the alert rules' `for`")
@@ -229,10 +252,10 @@ def run_drill(
             while pending and pending[0][0] <= sim_s:
                 _, step = pending.pop(0)
                 if step is spec.start:
-                    d.fault_start_wall = time.monotonic()
+                    d.fault_start_wall, d.fault_start_ms = time.monotonic(), int(time.time() * 1000)
                 step(d, sim_s)
                 if step is spec.end or spec.end is None:
-                    d.fault_end_wall = time.monotonic()
+                    d.fault_end_wall, d.fault_end_ms = time.monotonic(), int(time.time() * 1000)
 
         sink = TelemetrySink(settings.kafka(Role.VEHICLE), delivery_timeout_s=120)
         cleanup.callback(sink.close)  # before the broker stops, or its producer reconnects to nothing
@@ -245,6 +268,8 @@ def run_drill(
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
                       on_tick=on_tick, before_tick=before_tick)  # fmt: skip
         d.traffic_end_wall = time.monotonic()
+        if d.hazards is not None:  # the last hazard's advice is heard before the listener stops
+            d.hazards.stop()
         if watch is not None:  # what fired resolves once the fault is over: give it the rules' `for`
             poll(watch.all_resolved, ALERT_RESOLVE_S, interval=0.5)
         changelog = f"{app}-vehicles-changelog"
@@ -269,6 +294,10 @@ def run_drill(
         advisories = _advisories(d)
         processed = sum(d.counts.values())
         crashed = [w.name for w in d.workers if not w.alive and fault not in ("worker-kill", "full-disk")]
+        if not settings.kafka_external:  # a node the fault stopped was started again
+            crashed += [b.name for b in stack.brokers if b.process.running_pid() is None]
+        if not settings.etcd_external:
+            crashed += [e.name for e in stack.etcds if e.process.running_pid() is None]
         if d.gateway is not None and not d.gateway_survived:
             crashed.append("gateway")
         return {
@@ -308,6 +337,15 @@ def run_drill(
             "max_stale_s": _worst_s(d, lambda x: x.stale_ms),
             "max_stale_of": _stalest(d),
             "max_behind_s": _worst_s(d, lambda x: x.behind_ms),
+            # the longest any worker went without committing its state to etcd, from the fault on
+            "max_etcd_age_s": _worst_s(d, lambda x: x.etcd_age_ms),
+            "cluster": {
+                "brokers": len(stack.brokers),
+                "etcd_members": len(stack.etcds),
+                "replication": topics.replication,
+            }
+            if spec.cluster
+            else None,
             # for a fault after the traffic (a replay): table entries it changed, which must be none
             "entries_changed_after_traffic": changed_after,
         }

@@ -7,6 +7,7 @@ they cannot reach a log line, a report or `corridor status` by accident.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ class EtcdAccess:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    others: tuple[tuple[str, int], ...] = ()  # the cluster's other members, (host, port)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -141,6 +143,12 @@ class EtcdAccess:
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of `etcd3.client` for this access."""
         kwargs: dict[str, Any] = {"host": self.host, "port": self.port}
+        members = [(self.host, self.port), *self.others]
+        if self.others and all(_is_ipv4(h) for h, _ in members):
+            # gRPC's own list of addresses: its channel moves to the next member when one stops
+            # answering, and etcd3 builds its target as "<host>:<port>" from these two
+            *first, (last_host, last_port) = members
+            kwargs = {"host": "ipv4:" + "".join(f"{h}:{p}," for h, p in first) + last_host, "port": last_port}
         if self.secure:
             kwargs.update(ca_cert=str(self.ca_file), cert_cert=str(self.cert_file), cert_key=str(self.key_file))
         return kwargs
@@ -153,6 +161,13 @@ class EtcdAccess:
         if self.cert_file is not None and self.key_file is not None:
             ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
         return ctx
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address)
+    except ValueError:
+        return False
 
 
 def load_role_credentials(security_dir: Path, role: Role) -> tuple[str, str]:

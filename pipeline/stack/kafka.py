@@ -1,4 +1,8 @@
-"""The embedded Apache Kafka broker: KRaft, one node acting as broker and controller, loopback only."""
+"""The embedded Apache Kafka broker: KRaft, each node acting as broker and controller, loopback only.
+
+One node by default; a cluster of three (or five) on request, each node its own JVM with its own
+storage, all voters of one controller quorum, topics replicated three times and written to two
+in-sync replicas at least, so that losing any one node loses nothing acknowledged."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +19,19 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from pipeline.shared.access import Kafka, KafkaAccess, Role, client_conf, jaas_config
-from pipeline.shared.config import Settings
+from pipeline.shared.config import NODE_STRIDE, Settings
 from pipeline.shared.errors import StackError
 from pipeline.stack.jars import KAFKA_VERSION, classpath, resolve_jars
 from pipeline.stack.java import java_argfile, java_executable
-from pipeline.stack.process import ManagedProcess, ensure_port_free, wait_until
+from pipeline.stack.process import ManagedProcess, ensure_port_free
 from pipeline.stack.security import BROKER_PRINCIPAL, SecurityMaterial
 
 __all__ = ["KafkaBroker", "broker_metadata", "new_cluster_id", "tools_argv", "write_client_properties"]
 
-#: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet.
+#: Capped so the broker fits a 2-core, shared machine beside the towers and the fleet; each node of
+#: a cluster gets less, three of them sharing the same machine.
 HEAP = "-Xmx768m"
+CLUSTER_HEAP = "-Xmx512m"
 READY_TIMEOUT_S = 60.0
 
 _BROKER_LOG4J = """\
@@ -55,25 +61,36 @@ rootLogger.appenderRef.console.ref = STDERR
 """
 
 
-def _server_properties(settings: Settings, log_dirs: Path) -> str:
-    p = settings.ports
+def _server_properties(settings: Settings, log_dirs: Path, index: int = 0) -> str:
+    nodes = settings.ports.kafka_nodes
+    client, controller = nodes[index]
+    # replicas of Kafka's own topics, and the fewest in-sync ones a write needs (acks=all)
+    replicas, in_sync = str(min(3, len(nodes))), str(min(2, len(nodes)))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{p.kafka_controller}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{p.kafka},CONTROLLER://127.0.0.1:{p.kafka_controller}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{p.kafka}",
+        "node.id": str(index + 1),
+        "controller.quorum.voters": ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(nodes)),
+        "listeners": f"PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{client}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(log_dirs),
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor": "1",
+        # One node: every internal topic has one replica; a cluster: three, two of them in sync
+        "offsets.topic.replication.factor": replicas,
         "offsets.topic.num.partitions": "8",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+        # a replica that was not in sync never becomes leader: it would drop what the others acknowledged
+        "unclean.leader.election.enable": "false",
+        # a node that stops heartbeating is fenced, and its partitions led by another, after 3 s
+        # (Kafka's default is 9 s: the towers' consumers and the fleet wait that long for the leader)
+        "broker.session.timeout.ms": "3000",
+        "broker.heartbeat.interval.ms": "500",
         "group.initial.rebalance.delay.ms": "0",
         # tower workers may ask for sessions as short as a second (Kafka's floor is 6 s): a dead
         # worker's regions can then move to a survivor within seconds
@@ -86,19 +103,19 @@ def _server_properties(settings: Settings, log_dirs: Path) -> str:
     }
     material = settings.security_material
     if material is not None:
-        props.update(_secure_properties(settings, SecurityMaterial(material)))
+        props.update(_secure_properties(settings, SecurityMaterial(material), index))
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def _secure_properties(settings: Settings, material: SecurityMaterial) -> dict[str, str]:
+def _secure_properties(settings: Settings, material: SecurityMaterial, index: int = 0) -> dict[str, str]:
     """Clients on SASL_SSL with SCRAM-SHA-512; controller and broker on mutual TLS; every request
     authorised by KRaft's StandardAuthorizer against the ACLs (`pipeline.shared.access_policy`)."""
-    p = settings.ports
+    client, controller = settings.ports.kafka_nodes[index]
     admin_user, admin_password = material.credentials()[Role.ADMIN]
     jaas = jaas_config("SCRAM-SHA-512", admin_user, admin_password)
     return {
-        "listeners": f"SASL_SSL://127.0.0.1:{p.kafka},CONTROLLER://127.0.0.1:{p.kafka_controller}",
-        "advertised.listeners": f"SASL_SSL://127.0.0.1:{p.kafka}",
+        "listeners": f"SASL_SSL://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{client}",
         "inter.broker.listener.name": "SASL_SSL",
         "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL",
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",
@@ -130,13 +147,27 @@ def _remove_deleted_topics(data: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class KafkaBroker:
-    """Files and process of the embedded broker, all under `<state_dir>/kafka`."""
+    """Files and process of one node of the embedded Kafka, all under `<state_dir>/kafka` (node 0,
+    the only one by default) or `<state_dir>/kafka-<n>` (node n - 1 of a cluster)."""
 
     settings: Settings
+    index: int = 0
 
     @property
     def home(self) -> Path:
-        return self.settings.state_dir.resolve() / "kafka"
+        return self.settings.state_dir.resolve() / ("kafka" if self.index == 0 else f"kafka-{self.index + 1}")
+
+    @property
+    def node_id(self) -> int:
+        return self.index + 1
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.settings.ports.kafka_nodes[self.index][0]}"
+
+    @property
+    def name(self) -> str:
+        return "kafka" if len(self.settings.ports.kafka_nodes) == 1 else f"kafka node {self.node_id}"
 
     @property
     def process(self) -> ManagedProcess:
@@ -155,12 +186,14 @@ class KafkaBroker:
         props = self.home / "server.properties"
         props.touch(mode=0o600)
         props.chmod(0o600)  # in secure mode it holds the broker's own SCRAM password
-        props.write_text(_server_properties(self.settings, data))
+        props.write_text(_server_properties(self.settings, data, self.index))
         return props
 
     def _cluster_id(self) -> str:
-        """The cluster id is kept so a restart reuses the formatted log directory."""
-        path = self.home / "cluster.id"
+        """The cluster id is kept (by node 0, for every node) so a restart reuses the formatted log
+        directory."""
+        path = KafkaBroker(self.settings).home / "cluster.id"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             return path.read_text().strip()
         cid = new_cluster_id()
@@ -171,9 +204,16 @@ class KafkaBroker:
         data = self.home / "data"
         meta = data / "meta.properties"
         cid = self._cluster_id()
-        mode_file = self.home / "mode"
+        mode_file, nodes_file = self.home / "mode", self.home / "nodes"
         mode = "plain" if self.settings.security_material is None else "secure"
+        nodes = len(self.settings.ports.kafka_nodes)
         if meta.exists():
+            made_nodes = int(nodes_file.read_text()) if nodes_file.exists() else 1
+            if made_nodes != nodes:
+                raise StackError(
+                    f"the Kafka storage in {data} was formatted for {made_nodes} node(s), and this start asks "
+                    f"for {nodes}: run `corridor stack down --purge` first"
+                )
             found = re.search(r"cluster\.id=(\S+)", meta.read_text())
             made = mode_file.read_text().strip() if mode_file.exists() else "plain"
             if found and found.group(1) == cid and made != mode:
@@ -206,6 +246,7 @@ class KafkaBroker:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
             raise StackError(f"formatting Kafka's storage in {data} failed:\n{tail}")
         mode_file.write_text(mode + "\n")
+        nodes_file.write_text(f"{nodes}\n")
 
     def _scram_users(self) -> list[str]:
         """SCRAM credentials go into the metadata log when storage is formatted (KRaft has no
@@ -219,20 +260,27 @@ class KafkaBroker:
         return args
 
     def start(self, *, attached: bool) -> bool:
-        """Start and wait until the broker answers; False when it was already running."""
+        """Start and wait until the node answers; False when it was already running."""
+        started = self.spawn(attached=attached)
+        self.wait_ready(started)
+        return started
+
+    def spawn(self, *, attached: bool) -> bool:
+        """Start without waiting (the nodes of a cluster answer only once a quorum of them runs);
+        False when it was already running."""
         if self.process.running_pid() is not None:
-            wait_until(self.ready, timeout=READY_TIMEOUT_S, process=self.process, what="Kafka")
             return False
-        p = self.settings.ports
-        ensure_port_free(p.kafka, "Kafka client listener", "CORRIDOR_KAFKA_PORT")
-        ensure_port_free(p.kafka_controller, "Kafka controller", "CORRIDOR_KAFKA_CONTROLLER_PORT")
+        client, controller = self.settings.ports.kafka_nodes[self.index]
+        stride = f" (node {self.node_id}: the port plus {NODE_STRIDE * self.index})" if self.index else ""
+        ensure_port_free(client, "Kafka client listener", "CORRIDOR_KAFKA_PORT" + stride)
+        ensure_port_free(controller, "Kafka controller", "CORRIDOR_KAFKA_CONTROLLER_PORT" + stride)
         java = java_executable()
         jars = resolve_jars(self.settings.cache_dir)
         props = self._configure()
         self._format(java, jars, props)
         argv = [
             java,
-            HEAP,
+            HEAP if len(self.settings.ports.kafka_nodes) == 1 else CLUSTER_HEAP,
             "-Xms256m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
@@ -242,9 +290,12 @@ class KafkaBroker:
             "kafka.Kafka",
             str(props),
         ]
-        self.process.launch(argv, cwd=self.home, attached=attached, ready=self.ready, timeout=READY_TIMEOUT_S,
-                            what="Kafka")  # fmt: skip
+        self.process.start(argv, cwd=self.home, attached=attached)
         return True
+
+    def wait_ready(self, started: bool = True) -> None:
+        """Until the node answers; a node started here that never does is stopped again."""
+        self.process.wait_ready(self.ready, timeout=READY_TIMEOUT_S, what=self.name, started=started)
 
     def stop(self) -> bool:
         stopped = self.process.stop(timeout=20.0)
@@ -253,8 +304,10 @@ class KafkaBroker:
         return stopped
 
     def ready(self) -> bool:
+        """The node itself answers, as a broker of the cluster."""
+        access = replace(self.settings.kafka(Role.ADMIN), bootstrap=self.address)
         try:
-            return broker_metadata(self.settings.kafka(Role.ADMIN), timeout=1.0) is not None
+            return self.address in broker_metadata(access, timeout=1.0)["brokers"]
         except StackError:
             return False
 

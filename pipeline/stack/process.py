@@ -191,6 +191,16 @@ class ManagedProcess:
             raise
         return pid
 
+    def wait_ready(self, ready: Callable[[], bool], *, timeout: float, what: str, started: bool) -> None:
+        """Until `ready`; a server `started` here that dies or never gets ready is stopped again (a
+        node of a cluster, spawned with the others before any is waited for)."""
+        try:
+            wait_until(ready, timeout=timeout, process=self, what=what)
+        except BaseException:
+            if started:
+                self.stop(timeout=5.0)
+            raise
+
     def stop(self, timeout: float = 15.0) -> bool:
         """SIGTERM, wait up to `timeout`, then SIGKILL. True if something was running."""
         pid = self.running_pid()

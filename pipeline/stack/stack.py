@@ -16,7 +16,7 @@ from pipeline.admin import ensure_acls
 from pipeline.schema_registry import registry_up
 from pipeline.shared.access import Role
 from pipeline.shared.access_policy import kafka_grants
-from pipeline.shared.config import Settings
+from pipeline.shared.config import Settings, write_layout
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
@@ -26,11 +26,13 @@ from pipeline.stack.security import SecurityMaterial
 
 __all__ = ["ServiceStatus", "Stack", "StackStatus"]
 
+Server = KafkaBroker | EtcdServer | MqttBroker | RegistryServer
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceStatus:
     name: str
-    state: str  # running | stopped | external | unreachable
+    state: str  # running | degraded (a cluster's node down) | stopped | external | unreachable
     address: str
     version: str = ""
     pid: int | None = None
@@ -63,14 +65,16 @@ class Stack:
         self.attached = attached
         self.with_mqtt = mqtt
         self.with_registry = registry
-        self.kafka = KafkaBroker(settings)
-        self.etcd = EtcdServer(settings)
+        #: every Kafka node and etcd member; `kafka` and `etcd` are the first (the only one by default)
+        self.brokers = [KafkaBroker(settings, i) for i in range(len(settings.ports.kafka_nodes))]
+        self.etcds = [EtcdServer(settings, i) for i in range(len(settings.ports.etcd_nodes))]
+        self.kafka, self.etcd = self.brokers[0], self.etcds[0]
         self.mqtt = MqttBroker(settings, vehicles=vehicles)  # enrolled from the start, on a secure broker
         self.registry = RegistryServer(settings)
-        self._started: list[KafkaBroker | EtcdServer | MqttBroker | RegistryServer] = []
+        self._started: list[Server] = []
 
     @property
-    def started(self) -> tuple[KafkaBroker | EtcdServer | MqttBroker | RegistryServer, ...]:
+    def started(self) -> tuple[Server, ...]:
         """The servers this instance started (not those it found running)."""
         return tuple(self._started)
 
@@ -79,12 +83,15 @@ class Stack:
         try:
             if s.etcd_external:
                 etcd_version(s.etcd(Role.ADMIN))
-            elif self.etcd.start(attached=self.attached):
-                self._started.append(self.etcd)
+            else:
+                self._start_all(self.etcds)
+                self.etcd.enable_auth_once()
             if s.kafka_external:
                 broker_metadata(s.kafka(Role.ADMIN), timeout=10.0)
-            elif self.kafka.start(attached=self.attached):
-                self._started.append(self.kafka)
+            else:
+                self._start_all(self.brokers)
+            if not (s.kafka_external or s.etcd_external):
+                write_layout(s.state_dir, len(self.brokers), len(self.etcds))
             if s.security_material is not None:
                 ensure_acls(s.kafka(Role.ADMIN), kafka_grants(s.topics(len(s.corridor().regions))))
             if self.with_mqtt:
@@ -109,6 +116,16 @@ class Stack:
             print(f"corridor: deleted what {prefix} left behind (its process had died)", file=sys.stderr)
         return self.status()
 
+    def _start_all(self, nodes: list[KafkaBroker] | list[EtcdServer]) -> None:
+        """Every node started before any is waited for: each answers only once a quorum runs."""
+        spawned = []
+        for node in nodes:
+            if node.spawn(attached=self.attached):
+                self._started.append(node)
+                spawned.append(node)
+        for node in nodes:
+            node.wait_ready(started=node in spawned)
+
     def stop_started(self) -> None:
         """Stop only what this object started (a fixture must not stop a stack it found running)."""
         while self._started:
@@ -116,13 +133,16 @@ class Stack:
 
     def down(self, *, purge: bool = False) -> list[str]:
         """Stop every embedded server (Kafka before etcd: it may still write to etcd-less clients)."""
-        servers = (("registry", self.registry), ("mqtt", self.mqtt), ("kafka", self.kafka), ("etcd", self.etcd))
+        nodes: list[KafkaBroker | EtcdServer] = [*self.brokers, *self.etcds]
+        servers: list[tuple[str, Server]] = [("registry", self.registry), ("mqtt", self.mqtt)]
+        servers += [(node.name, node) for node in nodes]
         stopped = [name for name, server in servers if server.stop()]
         self._started.clear()
         if purge:
             for _, server in servers:
                 shutil.rmtree(server.home, ignore_errors=True)
             shutil.rmtree(self.settings.state_dir.resolve() / "security", ignore_errors=True)
+            write_layout(self.settings.state_dir.resolve(), 1, 1)
         return stopped
 
     def rotate_certs(self, new_ca: bool = False) -> list[str]:
@@ -135,13 +155,18 @@ class Stack:
         if s.kafka_external or s.etcd_external or material is None or not SecurityMaterial(material).exists():
             raise ConfigError("rotate-certs renews the material of corridor's own secure stack, and there is "
                               "none here: start one with `corridor stack up --secure`")  # fmt: skip
-        servers = [(name, server) for name, server in (("kafka", self.kafka), ("etcd", self.etcd))
-                   if server.process.running_pid() is not None]  # fmt: skip
+        nodes: list[KafkaBroker | EtcdServer] = [*self.brokers, *self.etcds]
+        servers = [(server.name, server) for server in nodes if server.process.running_pid() is not None]
         for _, server in servers:
             server.stop()
         SecurityMaterial(material).renew(new_ca=new_ca)
-        for _, server in reversed(servers):  # etcd first, as `up` does
-            server.start(attached=self.attached)
+        groups: tuple[list[KafkaBroker | EtcdServer], ...] = ([*self.etcds], [*self.brokers])
+        for group in groups:  # etcd first, as `up` does
+            stopped = [server for _, server in servers if server in group]
+            for server in stopped:
+                server.spawn(attached=self.attached)
+            for server in stopped:
+                server.wait_ready()
         return [name for name, _ in servers]
 
     def status(self) -> StackStatus:
@@ -184,20 +209,24 @@ class Stack:
             except StackError as exc:
                 return ServiceStatus("kafka", "unreachable", s.bootstrap_servers, detail=str(exc))
             return ServiceStatus("kafka", "external", s.bootstrap_servers, detail=f"cluster {md['cluster_id']}")
-        pid = self.kafka.process.running_pid()
+        pids = [b.process.running_pid() for b in self.brokers]
+        pid = next((p for p in pids if p is not None), None)
         if pid is None:
             return ServiceStatus("kafka", "stopped", s.bootstrap_servers)
         try:
             md = broker_metadata(s.kafka(Role.ADMIN), timeout=5.0)
         except StackError as exc:
             return ServiceStatus("kafka", "unreachable", s.bootstrap_servers, pid=pid, detail=str(exc))
+        down = [b.name for b, p in zip(self.brokers, pids, strict=True) if p is None]
         return ServiceStatus(
             "kafka",
-            "running",
+            "degraded" if down else "running",
             s.bootstrap_servers,
             version=self.kafka.running_version(),
             pid=pid,
             detail=f"KRaft cluster {md['cluster_id']}, brokers {', '.join(md['brokers'])}"
+            + (f", replication {s.topic_replication}" if len(self.brokers) > 1 else "")
+            + (f", not running: {', '.join(down)}" if down else "")
             + (", SASL_SSL (SCRAM-SHA-512), ACLs" if s.security_material is not None else ""),
         )
 
@@ -205,15 +234,19 @@ class Stack:
         s = self.settings
         host, port = s.etcd_hosts[0]
         address = f"{host}:{port}"
-        pid = None if s.etcd_external else self.etcd.process.running_pid()
+        pids = [] if s.etcd_external else [e.process.running_pid() for e in self.etcds]
+        pid = next((p for p in pids if p is not None), None)
         if not s.etcd_external and pid is None:
             return ServiceStatus("etcd", "stopped", address)
+        down = [e.name for e, p in zip(self.etcds, pids, strict=True) if p is None]
+        if len(self.etcds) > 1 and not s.etcd_external:
+            address = s.etcd_servers
         access = s.etcd(Role.ADMIN)
         try:
             version = etcd_version(access)
         except StackError as exc:
             return ServiceStatus("etcd", "unreachable", address, pid=pid, detail=str(exc))
-        state = "external" if s.etcd_external else "running"
+        state = "external" if s.etcd_external else "degraded" if down else "running"
         return ServiceStatus(
             "etcd",
             state,
@@ -221,6 +254,8 @@ class Stack:
             version=version.get("etcdserver", "?"),
             pid=pid,
             detail=f"cluster version {version.get('etcdcluster', '?')}"
+            + (f", {len(self.etcds)} members" if len(self.etcds) > 1 else "")
+            + (f", not running: {', '.join(down)}" if down else "")
             + (", client-certificate TLS, auth on" if access.secure else ""),
         )
 
