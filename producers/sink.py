@@ -8,7 +8,7 @@ from typing import Protocol
 
 from confluent_kafka import KafkaError, Producer
 
-from pipeline.shared.access import Kafka, client_conf
+from pipeline.shared.access import CUT_OFF_BROKER, Kafka, client_conf
 from pipeline.shared.errors import CorridorError
 
 __all__ = ["DELIVERY", "DeliveryCounts", "DeliveryError", "ProducerStats", "TelemetrySink", "Uplink"]
@@ -21,6 +21,7 @@ DELIVERY: dict[str, str | int | bool] = {
     "linger.ms": 5,
     "batch.size": 1_000_000,
     "compression.type": "lz4",
+    **CUT_OFF_BROKER,
 }
 
 

@@ -40,7 +40,7 @@ from faust.types import TP
 from opentelemetry.trace import SpanKind
 
 from pipeline.schema_registry import use_wire
-from pipeline.shared.access import Role, client_conf
+from pipeline.shared.access import CUT_OFF_BROKER, Role, client_conf
 from pipeline.shared.advisory_signing import SIGNATURE
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import CorridorError
@@ -100,7 +100,7 @@ class Runtime:
         self.resend: deque[tuple[Line, int]] = deque()
         self.producer = Producer(
             client_conf(kafka_access, {"enable.idempotence": True, "acks": "all",
-             "linger.ms": 1, "log_level": 3})
+             "linger.ms": 1, "log_level": 3, **CUT_OFF_BROKER})
         )  # fmt: skip
         # Every tower reads every region's sync messages (the view is not partitioned: it is the neighbours').
         self.sync_consumer = Consumer(
@@ -200,6 +200,10 @@ app = TowerApp(
     # A killed worker's partitions move to the others after this long (Faust's default is 60 s).
     broker_session_timeout=worker.session_timeout_s,
     broker_heartbeat_interval=worker.heartbeat_s,
+    # A broker cut off answers nothing: until a request times out, its partitions are not asked of
+    # their new leader (Faust's defaults, 90 s and 20 min for the producer, outlast any outage).
+    broker_request_timeout=worker.request_timeout_s or 90.0,
+    producer_request_timeout=worker.request_timeout_s or 1200.0,
     # Loopback only, like the rest of the stack; a container sets 0.0.0.0 for its readiness probe.
     web_bind=worker.web_bind,
     web_port=worker.web_port,

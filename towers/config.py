@@ -130,6 +130,10 @@ class WorkerSettings(BaseModel):
                                        "the others after this long (default 10)", ge=1, le=3600)
     heartbeat_s: float = env_var(3.0, "CORRIDOR_TOWER_HEARTBEAT_S", "consumer group heartbeat interval (default 3)",
                                  ge=0.1, le=3600)
+    request_timeout_s: float | None = env_var(
+        None, "CORRIDOR_TOWER_REQUEST_TIMEOUT_S", "how long the worker's Kafka clients wait for a broker's answer "
+        "before trying the partition's new leader (default: Faust's, 90 s, and 20 min for the producer); at least "
+        "the session timeout", ge=1, le=3600)
     cas_history: bool = env_var(False, "CORRIDOR_TOWER_CAS_HISTORY", "1 keeps every compare-and-swap on etcd's "
                                 "global view for a linearizability check (/corridor/cas-history/; default 0)")
     control_token: str = env_var("", "CORRIDOR_TOWER_CONTROL_TOKEN", "turns the drill switches on (POST "
@@ -148,6 +152,8 @@ class WorkerSettings(BaseModel):
     def _heartbeat_within_session(self) -> WorkerSettings:
         if self.heartbeat_s >= self.session_timeout_s:
             raise ValueError("CORRIDOR_TOWER_HEARTBEAT_S must be shorter than CORRIDOR_TOWER_SESSION_TIMEOUT_S")
+        if self.request_timeout_s is not None and self.request_timeout_s < self.session_timeout_s:
+            raise ValueError("CORRIDOR_TOWER_REQUEST_TIMEOUT_S must be at least CORRIDOR_TOWER_SESSION_TIMEOUT_S")
         return self
 
     @classmethod

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -99,10 +101,24 @@ pause_node = _stopping(signal.SIGSTOP, "cut off: paused (SIGSTOP)")
 
 
 def restart_node(d: Drill, t: float) -> None:
+    """Start the node again, and wait for it beside the traffic: the fleet drives on meanwhile, as
+    it would while an operator's node comes back (waiting in its loop would stop the traffic)."""
     node = d.target
     assert isinstance(node, KafkaBroker | EtcdServer)
-    node.start(attached=node.name not in d.detached)  # as it was: `stack up`'s outlive the drill
+    node.spawn(attached=node.name not in d.detached)  # as it was: `stack up`'s outlive the drill
     d.note(t, f"{node.name} restarted")
+    began = time.monotonic()
+
+    def wait() -> None:
+        try:
+            node.wait_ready()
+        except StackError as exc:
+            d.note(t, f"{node.name} did not come back: {exc}")
+        else:
+            d.note(t, f"{node.name} answering again after {time.monotonic() - began:.1f} s")
+
+    d.waiting.append(threading.Thread(target=wait, name=f"restart {node.name}", daemon=True))
+    d.waiting[-1].start()
 
 
 def resume_node(d: Drill, t: float) -> None:

@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pipeline.shared.access import Kafka, client_conf
+from pipeline.shared.access import CUT_OFF_BROKER, Kafka, client_conf
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.crdt import LWWMap, encode_state
 from pipeline.shared.hazards import hazard_record
@@ -212,7 +212,9 @@ class HostileSender:
     def _send(self) -> None:
         rng = random.Random(self.seed)
         # its connection errors while a broker is down are the drill's fault, not news: critical only
-        producer = Producer(client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 2}))
+        producer = Producer(
+            client_conf(self.kafka, {"linger.ms": 1, "enable.idempotence": True, "log_level": 2, **CUT_OFF_BROKER})
+        )
         radio: mqtt.Client | None = None
         if self.mqtt_address is not None:
             radio = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"stranger-{uuid.uuid4().hex[:6]}",

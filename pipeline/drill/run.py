@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 
 from pipeline.admin import declare, end_offsets
 from pipeline.drill.accounting import account, latest_rejected, latest_sent, latest_stored
-from pipeline.drill.drill import HAZARD_PASS_MPS, SESSION, Drill, Sample
+from pipeline.drill.drill import CLUSTER_SESSION, HAZARD_PASS_MPS, SESSION, Drill, Sample
 from pipeline.drill.faults import FAULTS
 from pipeline.drill.hostile import HostileSender
 from pipeline.drill.reading import dead_letters, latest_per_key, read_all
@@ -217,8 +217,9 @@ def run_drill(
         stack.up()
         declare(settings, topics)
         cleanup.enter_context(owned(settings, "drill", topics.prefix))  # its topics, group, etcd keys
-        asked = {**{k: v for k, v in os.environ.items() if k in SESSION}, **(session or {})}
-        env = worker_env(settings, topics.prefix, {**SESSION, **asked})
+        defaults = CLUSTER_SESSION if spec.cluster else SESSION
+        asked = {**{k: v for k, v in os.environ.items() if k in defaults}, **(session or {})}
+        env = worker_env(settings, topics.prefix, {**defaults, **asked})
         extra = spec.setup(Path(tmp) / "w1", cleanup) if spec.setup is not None else {}
         workers = [TowerProcess({**env, **(extra if i else {})}, Path(tmp) / f"w{i}", Path(tmp) / f"w{i}.log",
                                 name=f"tower worker {i}", switches=True) for i in range(2)]  # fmt: skip
@@ -268,6 +269,8 @@ def run_drill(
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
                       on_tick=on_tick, before_tick=before_tick)  # fmt: skip
         d.traffic_end_wall = time.monotonic()
+        for thread in d.waiting:
+            thread.join(120)
         if d.hazards is not None:  # the last hazard's advice is heard before the listener stops
             d.hazards.stop()
         if watch is not None:  # what fired resolves once the fault is over: give it the rules' `for`

@@ -93,6 +93,13 @@ def _mqtt_url(raw: str) -> str:
     return f"mqtt://{host}:{port}"
 
 
+def _quorum(n: int | None) -> int | None:
+    if n is not None and n not in QUORUM_SIZES:
+        raise ValueError(f"{n} is not one of {', '.join(map(str, QUORUM_SIZES))} (a quorum is odd)")
+    return n
+
+
+Quorum = Annotated[int | None, AfterValidator(_quorum)]
 Endpoints = Annotated[tuple[str, ...], BeforeValidator(lambda raw: _endpoints(raw) if isinstance(raw, str) else raw)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Upper = BeforeValidator(lambda raw: raw.strip().upper() if isinstance(raw, str) else raw)
@@ -154,12 +161,12 @@ class SettingsEnv(BaseModel):
         "replicas of every topic corridor creates, changelogs included (default: 3 on a cluster, else 1)",
         ge=1,
     )
-    kafka_brokers: int | None = env_var(
+    kafka_brokers: Quorum = env_var(
         None,
         "CORRIDOR_KAFKA_BROKERS",
         "Kafka nodes of the embedded stack: 1 (default), 3 or 5; `stack up --brokers` keeps its choice",
     )
-    etcd_members: int | None = env_var(
+    etcd_members: Quorum = env_var(
         None,
         "CORRIDOR_ETCD_MEMBERS",
         "etcd members of the embedded stack: 1 (default), 3 or 5; `stack up --etcd-members` keeps its choice",

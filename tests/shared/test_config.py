@@ -35,6 +35,8 @@ def test_external_cluster_from_environment() -> None:
         ({"CORRIDOR_ETCD_PORT": "9092"}, "must differ"),
         ({"CORRIDOR_TOPIC_PREFIX": "a b"}, "CORRIDOR_TOPIC_PREFIX"),
         ({"CORRIDOR_TOPIC_REPLICATION": "0"}, "CORRIDOR_TOPIC_REPLICATION"),
+        ({"CORRIDOR_KAFKA_BROKERS": "2"}, "CORRIDOR_KAFKA_BROKERS: 2 is not one of 1, 3, 5"),
+        ({"CORRIDOR_ETCD_MEMBERS": "many"}, "CORRIDOR_ETCD_MEMBERS"),
         ({"MQTT_URL": "http://x"}, "MQTT_URL='http://x' is not mqtt://host:port"),
         ({"KAFKA_SECURITY_PROTOCOL": "tls"}, "KAFKA_SECURITY_PROTOCOL='tls': choose 'PLAINTEXT'"),
         ({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl"}, "needs KAFKA_SASL_USERNAME and a password"),
@@ -98,6 +100,8 @@ def test_a_corridor_without_regions_is_rejected() -> None:
         ({"CORRIDOR_TOWER_LANES": "1.5"}, "CORRIDOR_TOWER_LANES='1.5': is not a whole number"),
         ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "nan"}, "not a finite number"),
         ({"CORRIDOR_TOWER_HEARTBEAT_S": "20"}, "shorter than"),
+        # Faust refuses it too, but at the worker's start, with a traceback
+        ({"CORRIDOR_TOWER_REQUEST_TIMEOUT_S": "5"}, "must be at least CORRIDOR_TOWER_SESSION_TIMEOUT_S"),
         ({"CORRIDOR_TOWER_VEHICLE_TTL_S": "ten"}, "not a number"),
         # accepted, and then a traceback at the first message (the HLC refuses a zero drift)
         ({"CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS": "0"}, "CORRIDOR_TOWER_MAX_CLOCK_DRIFT_MS='0': must be above 0"),

@@ -43,7 +43,7 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, Pr
 from prometheus_client import start_http_server
 from prometheus_client.core import Metric
 
-from pipeline.shared.access import Role, client_conf
+from pipeline.shared.access import CUT_OFF_BROKER, Role, client_conf
 from pipeline.shared.advisory_signing import SIGNATURE, signature_text
 from pipeline.shared.codec import CodecError
 from pipeline.shared.config import Settings
@@ -121,7 +121,7 @@ class Gateway:
         kafka_access = settings.kafka(Role.VEHICLE)  # a gateway speaks for the vehicles it serves
         self.producer = Producer(client_conf(kafka_access, {
             "enable.idempotence": True, "acks": "all",
-            "linger.ms": 5, "compression.type": "lz4", "log_level": 3, "error_cb": self._kafka_error,
+            "linger.ms": 5, "compression.type": "lz4", "log_level": 3, "error_cb": self._kafka_error, **CUT_OFF_BROKER,
         }))  # fmt: skip
         self.consumer: Consumer | None = None
         if downlink:
