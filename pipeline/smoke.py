@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 import etcd3
+import grpc
 from confluent_kafka import Consumer, Producer
 
 from pipeline.admin import ensure_topics
@@ -56,11 +57,17 @@ def smoke(settings: Settings, regions: int) -> SmokeResult:
         raise StackError("the smoke record did not come back from Kafka within 30 s")
     kafka_ms = (time.perf_counter() - t0) * 1000
     t0 = time.perf_counter()
-    client = etcd3.client(**settings.etcd(Role.TOWER).client_kwargs(), timeout=5)
-    lease = client.lease(ttl=10)
-    client.put("/corridor/smoke", marker, lease=lease)
-    if client.get("/corridor/smoke")[0] != marker:
-        raise StackError("etcd did not return the value just written")
-    lease.revoke()
-    client.close()
+    access = settings.etcd(Role.TOWER)
+    client = etcd3.client(**access.client_kwargs(), timeout=5)
+    try:
+        lease = client.lease(ttl=10)
+        client.put("/corridor/smoke", marker, lease=lease)
+        if client.get("/corridor/smoke")[0] != marker:
+            raise StackError("etcd did not return the value just written")
+        lease.revoke()
+    except (etcd3.exceptions.Etcd3Exception, grpc.RpcError) as exc:
+        raise StackError(f"etcd at {access} did not answer ({type(exc).__name__}): is it up? (`corridor stack "
+                         "status`)") from None  # fmt: skip
+    finally:
+        client.close()
     return SmokeResult(created, kafka_ms, (time.perf_counter() - t0) * 1000)

@@ -157,6 +157,8 @@ class EtcdAccess:
             # answering, and etcd3 builds its target as "<host>:<port>" from these two
             *first, (last_host, last_port) = members
             kwargs = {"host": "ipv4:" + "".join(f"{h}:{p}," for h, p in first) + last_host, "port": last_port}
+            if self.secure:  # the name the members' certificate is checked against: their address
+                kwargs["grpc_options"] = [("grpc.ssl_target_name_override", self.host)]
         if self.secure:
             kwargs.update(ca_cert=str(self.ca_file), cert_cert=str(self.cert_file), cert_key=str(self.key_file))
         return kwargs

@@ -57,6 +57,15 @@ def test_an_etcd_client_is_given_every_member_so_grpc_moves_on_when_one_stops() 
     assert EtcdAccess("127.0.0.1", 2379).client_kwargs() == {"host": "127.0.0.1", "port": 2379}
 
 
+def test_over_tls_the_members_certificate_is_checked_against_their_address_not_the_address_list() -> None:
+    ca = Path("ca.pem")
+    access = EtcdAccess("127.0.0.1", 20002, ca, Path("c.pem"), Path("k.pem"), (("127.0.0.1", 20102),))
+    kwargs = access.client_kwargs()
+    assert kwargs["host"] == "ipv4:127.0.0.1:20002,127.0.0.1" and kwargs["port"] == 20102
+    assert kwargs["grpc_options"] == [("grpc.ssl_target_name_override", "127.0.0.1")]
+    assert kwargs["ca_cert"] == "ca.pem" and kwargs["cert_cert"] == "c.pem" and kwargs["cert_key"] == "k.pem"
+
+
 def test_each_kafka_node_is_a_voter_of_one_quorum_with_three_replicas_two_in_sync(tmp_path: Path) -> None:
     s = Settings(state_dir=tmp_path, ports=CLUSTER, topic_replication=3)
     props = _props(_server_properties(s, tmp_path / "data", index=1))
