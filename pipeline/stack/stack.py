@@ -234,11 +234,11 @@ class Stack:
         s = self.settings
         host, port = s.etcd_hosts[0]
         address = f"{host}:{port}"
-        pids = [] if s.etcd_external else [e.process.running_pid() for e in self.etcds]
-        pid = next((p for p in pids if p is not None), None)
+        pids = {} if s.etcd_external else {e.name: e.process.running_pid() for e in self.etcds}
+        pid = next((p for p in pids.values() if p is not None), None)
         if not s.etcd_external and pid is None:
             return ServiceStatus("etcd", "stopped", address)
-        down = [e.name for e, p in zip(self.etcds, pids, strict=True) if p is None]
+        down = [name for name, p in pids.items() if p is None]
         if len(self.etcds) > 1 and not s.etcd_external:
             address = s.etcd_servers
         access = s.etcd(Role.ADMIN)

@@ -120,3 +120,13 @@ def test_as_cluster_gives_three_replicas_unless_more_than_one_was_asked() -> Non
 def test_cluster_ports_are_free_for_every_node() -> None:
     ports = cluster_ports(3, 3)
     assert all(is_free(p) for pair in ports.kafka_nodes + ports.etcd_nodes for p in pair)
+
+
+def test_the_status_of_an_etcd_of_ones_own_is_judged_by_its_answer_not_by_local_processes(tmp_path: Path) -> None:
+    """An external etcd (a Job's in Kubernetes) has no process here to count among the members."""
+    from pipeline.ports import free_ports
+    from pipeline.stack import Stack
+
+    nowhere = f"127.0.0.1:{free_ports(1)[0]}"
+    status = Stack(Settings(state_dir=tmp_path, etcd_endpoints=(nowhere,)))._etcd_status()
+    assert (status.name, status.state, status.address) == ("etcd", "unreachable", nowhere)
