@@ -262,6 +262,10 @@ def _free_disk(d: Drill, t: float) -> None:
     d.note(t, f"its disk freed; tower worker 1 had exited (code {code}): restarted")
 
 
+#: an etcd member down from 10 s to 40 s of a 60 s run: long past its leases' and elections' timeouts
+ETCD_OUTAGE = {"start_at": 1 / 6, "end_at": 2 / 3, "seconds": 60.0}
+
+
 def _on_cluster(what: str, start: Step, end: Step, **timing: float) -> Fault:
     """A fault of one node of three, with genuine hazards reported all along and timed."""
     return Fault(what, start, end, cluster=True, hazards=True, report=hazards_report, **timing)  # type: ignore[arg-type]
@@ -347,17 +351,13 @@ FAULTS: dict[str, Fault] = {
         "of three etcd members, a follower SIGKILLed for 30 s",
         kill_node(etcd_follower, "a follower"),
         restart_node,
-        start_at=1 / 6,
-        end_at=2 / 3,
-        seconds=60,
+        **ETCD_OUTAGE,
     ),
     "etcd-leader-kill": _on_cluster(
         "of three etcd members, the leader SIGKILLed for 30 s",
         kill_node(etcd_leader, "the leader"),
         restart_node,
-        start_at=1 / 6,
-        end_at=2 / 3,
-        seconds=60,
+        **ETCD_OUTAGE,
     ),
     "hostile": Fault(
         f"a stranger's crafted and random input at {HOSTILE_SHARE:.0%} of the traffic, on Kafka and the radio link",

@@ -210,14 +210,17 @@ class EtcdServer:
     def stop(self) -> bool:
         return self.process.stop(timeout=10.0)
 
-    def ready(self) -> bool:
+    def _own_access(self) -> EtcdAccess:
+        """The admin's access to this member alone (not the cluster's address list)."""
         access = self.settings.etcd(Role.ADMIN)
-        return _healthy(replace(access, port=self.settings.ports.etcd_nodes[self.index][0], others=()))
+        return replace(access, port=self.settings.ports.etcd_nodes[self.index][0], others=())
+
+    def ready(self) -> bool:
+        return _healthy(self._own_access())
 
     def is_leader(self) -> bool:
         """Whether this member leads the cluster now (etcd's maintenance status, over its HTTP gateway)."""
-        access = self.settings.etcd(Role.ADMIN)
-        access = replace(access, port=self.settings.ports.etcd_nodes[self.index][0], others=())
+        access = self._own_access()
         request = urllib.request.Request(f"{access.url}/v3/maintenance/status", data=b"{}", method="POST")
         try:
             with urllib.request.urlopen(request, timeout=2.0, context=access.ssl_context()) as resp:
