@@ -37,10 +37,18 @@ __all__ = [
 ]
 
 
+#: on corridor's own brokers (which allow sessions from 1 s), a dead worker's regions move to a
+#: survivor within 2 s; a user's brokers refuse sessions under 6 s unless told otherwise
+#: (`group.min.session.timeout.ms`), so there the workers keep their own default
+FAST_FAILOVER = {"CORRIDOR_TOWER_SESSION_TIMEOUT_S": "1", "CORRIDOR_TOWER_HEARTBEAT_S": "0.2"}
+
+
 def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a tower worker or gateway starts with: this process's, pointed at the stack
     of `settings` (its security material included), topics under `prefix` (the settings' own by default)."""
+    chosen = any(k in os.environ for k in FAST_FAILOVER)
     return {
+        **({} if settings.kafka_external or chosen else FAST_FAILOVER),
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "ETCD_ENDPOINTS": settings.etcd_servers,

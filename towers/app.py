@@ -20,6 +20,7 @@ Guarantees (at-least-once, made harmless by CRDT merges):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -239,9 +240,26 @@ class _Life:
     started: float = field(default_factory=time.monotonic)
     restored_after_s: float | None = None
     rebalances: int = 0
+    # The group's heartbeats are sent from this worker's event loop: a stall as long as the session
+    # would have its regions taken away though it lives. The longest one, and how many went past a
+    # third of the session (a heartbeat or two missed), say how short a session is safe here.
+    loop_stall_max_s: float = 0.0
+    loop_stalls_long: int = 0
 
 
 LIFE = _Life()
+LOOP_TICK_S = 0.05
+
+
+@app.task
+async def watch_loop() -> None:
+    long = worker.session_timeout_s / 3
+    while True:
+        before = time.monotonic()
+        await asyncio.sleep(LOOP_TICK_S)
+        stall = time.monotonic() - before - LOOP_TICK_S
+        LIFE.loop_stall_max_s = max(LIFE.loop_stall_max_s, stall)
+        LIFE.loop_stalls_long += stall > long
 
 
 @app.task
@@ -614,6 +632,8 @@ def _figures() -> WorkerFigures:
         rss_bytes=_rss_bytes(),
         rebalances=LIFE.rebalances,
         rebalancing=bool(app.rebalancing),
+        loop_stall_max_s=LIFE.loop_stall_max_s,
+        loop_stalls_long=LIFE.loop_stalls_long,
         restored_after_s=LIFE.restored_after_s,
         decided_after=engine.decided_after,  # read at once, in the loop that adds to it
         hazard_decided_after=engine.hazard_decided_after,
@@ -654,6 +674,9 @@ async def state_page(web: Any, request: Any) -> Any:
             "clock_offset_ms": f.clock_offset_ms,
             "etcd": f.etcd,
             "rss_mib": round(f.rss_bytes / 2**20, 1),
+            "rebalances": f.rebalances,
+            "loop_stall_max_s": round(f.loop_stall_max_s, 3),
+            "loop_stalls_long": f.loop_stalls_long,
         }
     )
 

@@ -251,7 +251,12 @@ class TowerEngine:
                 "relevance_km": h["relevance_distance_m"] / 1000,
             }
         )
+        lapsed = value is not None and h["expiry_time"] <= self._event_now(r)
         if st.put_hazard(h["hazard_id"], value, h["hlc"]):
+            if lapsed:
+                # news, but read after its validity (a broker failover held it longer): it advises
+                # no one; counted (a metric, the drills' reports), so such a loss is never silent
+                self.counts["hazards_expired_on_arrival"] += 1
             self.view.log.hazard_accepted(h["hazard_id"], self.wall_ms())
             # Tell everyone in the region now, and the neighbours at once rather than at the next tick:
             # those this worker serves here, the others through tower-sync.

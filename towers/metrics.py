@@ -47,6 +47,8 @@ class WorkerFigures:
     lag_records: Mapping[int, int] = field(default_factory=dict)  # owned region -> records not read yet
     rebalancing: bool = False
     restored_after_s: float | None = None  # the first restore of its tables, from the worker's start
+    loop_stall_max_s: float = 0.0  # the event loop's longest stall (its heartbeats wait as long)
+    loop_stalls_long: int = 0  # stalls past a third of the group session
     decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
     hazard_decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -61,6 +63,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_hazard_reports_total": ("counter", "hazard reports accepted"),
     "corridor_tower_advisories_total": ("counter", "advisories decided, by action"),
     "corridor_tower_stale_triggers_total": ("counter", "triggers too old to advise on (a backlog after a takeover)"),
+    "corridor_tower_hazards_expired_on_arrival_total": ("counter", "hazards read after their expiry (no advice)"),
     "corridor_tower_dead_letters_total": ("counter", "inputs refused with a reason, by reason"),
     "corridor_tower_delivered_total": ("counter", "messages the broker acknowledged, by kind"),
     "corridor_tower_undelivered_total": ("counter", "messages given up on, by kind"),
@@ -78,6 +81,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_cas_retries_total": ("counter", "compare-and-swap retries merging into etcd's global view"),
     "corridor_tower_rebalances_total": ("counter", "rebalances of the towers' group this worker went through"),
     "corridor_tower_rebalancing": ("gauge", "1 while a rebalance is under way"),
+    "corridor_tower_loop_stall_max_seconds": ("gauge", "the event loop's longest stall (the heartbeats wait as long)"),
+    "corridor_tower_loop_stalls_long_total": ("counter", "event loop stalls past a third of the group session"),
     "corridor_tower_restore_seconds": ("gauge", "how long the first restore of its tables took, from its start"),
     "corridor_tower_resident_memory_bytes": ("gauge", "the worker's resident memory"),
     "corridor_tower_advice_delay_seconds": (
@@ -119,6 +124,7 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
     yield _one("corridor_tower_hazard_reports_total", f.counts.get("hazards", 0))
     yield _labelled("corridor_tower_advisories_total", f.actions)
     yield _one("corridor_tower_stale_triggers_total", f.counts.get("stale_triggers", 0))
+    yield _one("corridor_tower_hazards_expired_on_arrival_total", f.counts.get("hazards_expired_on_arrival", 0))
     yield _labelled("corridor_tower_dead_letters_total", f.dead_letters)
     yield _labelled("corridor_tower_delivered_total", f.delivered)
     yield _labelled("corridor_tower_undelivered_total", f.undelivered)
@@ -139,6 +145,8 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
         yield _one("corridor_tower_cas_retries_total", int(f.etcd.get("cas_retries", 0)))
     yield _one("corridor_tower_rebalances_total", f.rebalances)
     yield _one("corridor_tower_rebalancing", int(f.rebalancing))
+    yield _one("corridor_tower_loop_stall_max_seconds", round(f.loop_stall_max_s, 3))
+    yield _one("corridor_tower_loop_stalls_long_total", f.loop_stalls_long)
     if f.restored_after_s is not None:
         yield _one("corridor_tower_restore_seconds", f.restored_after_s)
     yield _one("corridor_tower_resident_memory_bytes", f.rss_bytes)

@@ -1,9 +1,10 @@
 """`corridor bench --only failover`: how long a killed tower worker's regions go unadvised, over
-several kills, with the workers' default group session and with short ones.
+several kills, with the drills' group sessions and with the workers' default on corridor's own
+brokers.
 
 Each kill is one `worker-kill` drill (two workers, a fleet in real time, one worker SIGKILLed a
 third of the way in): its *served again in* is the time from the kill until every region is owned
-and no tower is a second behind, sampled once a second. A percentile over n kills is only as good
+and no tower is a second behind, sampled ten times a second. A percentile over n kills is only as good
 as n: with ten, p99 is the worst kill, and the report says so by giving the worst too.
 """
 
@@ -16,14 +17,12 @@ import numpy as np
 from pipeline.drill.drill import SESSION
 from pipeline.drill.run import run_drill
 from pipeline.shared.config import Settings
+from pipeline.workers import FAST_FAILOVER
 
 __all__ = ["SESSIONS", "run_failover"]
 
-#: the drills' sessions (which any broker accepts), and the shortest measured on corridor's own broker
-SESSIONS = {
-    "6 s sessions": SESSION,
-    "1.5 s sessions": {"CORRIDOR_TOWER_SESSION_TIMEOUT_S": "1.5", "CORRIDOR_TOWER_HEARTBEAT_S": "0.3"},
-}
+#: the drills' sessions (which any broker accepts), and the workers' default on corridor's own brokers
+SESSIONS = {"6 s sessions": SESSION, "1 s sessions": FAST_FAILOVER}
 
 
 def _kills(settings: Settings, session: dict[str, str], kills: int, seconds: float) -> dict[str, Any]:

@@ -93,7 +93,8 @@ def _hostile_lines(name: str, row: dict[str, Any]) -> list[str]:
         f"{row['hostile_sent'] - row['hostile_uncounted']:,} refused with a reason in the dead-letter topic, "
         f"{row['hostile_uncounted']} uncounted {row['hostile_uncounted_examples'] or ''}",
         f"{name}: hostile inputs by kind: {kinds}",
-        f"{name}: genuine hazards {row['hazards_reported']}, advised {row['hazards_advised']}; hazard → advisory "
+        f"{name}: genuine hazards {row['hazards_reported']}, advised {row['hazards_advised']}"
+        f"{_expired(row)}; hazard → advisory "
         f"p50 {row['hazard_p50_ms']} ms, p99 {row['hazard_p99_ms']} ms over {row['hazard_advisories']:,} advisories "
         f"(first advisory per hazard p99 {row['hazard_first_p99_ms']} ms; to the towers' produce p99 "
         f"{row['hazard_produced_p99_ms']} ms)",
@@ -109,7 +110,8 @@ def _cluster_lines(name: str, row: dict[str, Any]) -> list[str]:
     return [
         f"{name}: on {c['brokers']} Kafka nodes (topics replicated {c['replication']}×) and {c['etcd_members']} etcd "
         f"members; the longest a worker went without committing to etcd: {row['max_etcd_age_s']:.1f} s",
-        f"{name}: genuine hazards {row['hazards_reported']}, advised {row['hazards_advised']}; report → the first "
+        f"{name}: genuine hazards {row['hazards_reported']}, advised {row['hazards_advised']}"
+        f"{_expired(row)}; report → the first "
         f"advisory it triggered p99 {row['hazard_p99_ms']} ms; of the {row['hazards_during_fault']} reported during "
         f"the fault p99 {row['hazard_during_fault_p99_ms']} ms, worst {row['hazard_during_fault_worst_ms']} ms",
     ]
@@ -117,10 +119,27 @@ def _cluster_lines(name: str, row: dict[str, Any]) -> list[str]:
 
 def _cluster_failures(name: str, row: dict[str, Any]) -> list[str]:
     out = [f"{name}: the hazard reporter failed: {e}" for e in row["sender_errors"]]
-    if row["hazards_unadvised"]:
-        where = ", ".join(f"km {h['km']} (region {h['region']})" for h in row["hazards_unadvised"][:5])
-        out.append(f"{name}: {len(row['hazards_unadvised'])} genuine hazards were never advised: {where}")
+    if row["hazards_unaccounted"]:
+        out.append(_unadvised_line(name, row))
     return out
+
+
+def _expired(row: dict[str, Any]) -> str:
+    n = row.get("hazards_expired_on_arrival", 0)
+    return f" ({n} read by the towers only after their validity had lapsed: advising no one, counted)" if n else ""
+
+
+def _unadvised_line(name: str, row: dict[str, Any]) -> str:
+    def one(h: dict[str, Any]) -> str:
+        acked = h.get("acked_after_ms")
+        taken = "never acknowledged by Kafka" if acked is None else f"acknowledged by Kafka {acked / 1000:.1f} s after"
+        return f"km {h['km']} (region {h['region']}; {taken})"
+
+    unadvised = row["hazards_unadvised"]
+    where = ", ".join(one(h) for h in unadvised[:5])
+    return (f"{name}: {len(unadvised)} genuine hazards were never advised, {row['hazards_unaccounted']} of them "
+            f"not accounted for by the towers (read after their validity: {row['hazards_expired_on_arrival']}): "
+            f"{where}")  # fmt: skip
 
 
 def _hostile_failures(name: str, row: dict[str, Any]) -> list[str]:
@@ -130,9 +149,8 @@ def _hostile_failures(name: str, row: dict[str, Any]) -> list[str]:
     # the towers' budget: from the report to the advisory on its way (its produce time); what a consumer
     # in the drill's own busy process adds on top is reported beside it, not judged
     p99 = row["hazard_produced_p99_ms"]
-    if row["hazards_unadvised"]:
-        where = ", ".join(f"km {h['km']} (region {h['region']})" for h in row["hazards_unadvised"][:5])
-        out.append(f"{name}: {len(row['hazards_unadvised'])} genuine hazards were never advised: {where}")
+    if row["hazards_unaccounted"]:
+        out.append(_unadvised_line(name, row))
     if p99 is None:
         out.append(f"{name}: no genuine hazard's report made its tower advise anyone at once")
     elif p99 > HAZARD_P99_BUDGET_MS:

@@ -142,11 +142,7 @@ def hazards_report(d: Drill) -> dict[str, Any]:
     return {
         "hazards_reported": len(h.hazards_sent),
         "hazards_advised": len(h.first_ms),
-        "hazards_unadvised": [
-            {"id": hid, "km": h.hazard_where[hid][0], "region": h.hazard_where[hid][1]}
-            for hid in h.hazards_sent
-            if hid not in h.first_ms
-        ],
+        **h.unadvised_report(d.tallies.values()),
         "hazard_p99_ms": _p99(sorted(h.reaction_ms.values())),
         "hazards_during_fault": sum(1 for sent in h.hazards_sent.values() if start <= sent <= end),
         "hazard_during_fault_p99_ms": _p99(during),

@@ -74,6 +74,28 @@ class Drill:
     waiting: list[threading.Thread] = field(default_factory=list)  # for a restarted node, beside the traffic
     fault_start_ms: int | None = None  # wall clock (epoch ms), to compare with the hazards' report times
     fault_end_ms: int | None = None
+    takeover_s: float | None = None  # from the fault's start until every region was served again (10 Hz)
+
+    def watch_takeover(self, limit_s: float = 60.0) -> None:
+        """Sample the answering workers' pages ten times a second from the fault's start until they
+        serve every region, none a second behind: the traffic's once-a-second samples would round a
+        takeover up to the next whole second."""
+        start = self.fault_start_wall
+        assert start is not None
+
+        def served() -> bool:
+            pages = [p for w in self.workers if w.alive and (p := w.page(timeout=0.3)) is not None]
+            behind = [ms for p in pages for ms in p.get("behind_ms", {}).values()]
+            return sum(len(p["regions"]) for p in pages) == self.topics.regions and max(behind, default=1e9) < 1000
+
+        def run() -> None:
+            while time.monotonic() - start < limit_s:
+                if served():
+                    self.takeover_s = round(time.monotonic() - start, 2)
+                    return
+                time.sleep(0.1)
+
+        threading.Thread(target=run, name="takeover watch", daemon=True).start()
 
     def ahead_of_a_vehicle(self) -> float:
         """1.5 km ahead of a random vehicle on the road (km; read from another thread: a sample)."""
@@ -129,6 +151,7 @@ class Fault:
     alerts: tuple[str, ...] = ()  # what Prometheus, watching, must fire (and resolve once it is over)
     cluster: bool = False  # played on three Kafka nodes and three etcd members (corridor's own)
     hazards: bool = False  # genuine hazards reported all along, each one's advice timed
+    takeover: bool = False  # a worker lost: how soon every region is served again, sampled 10 times a second
 
     def runnable(self) -> bool:
         return self.unavailable() is None

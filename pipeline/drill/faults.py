@@ -171,7 +171,7 @@ def _hostile_report(d: Drill) -> dict[str, Any]:
         "hostile_uncounted_examples": sorted({x.kind for x in missing})[:8],
         "hazards_reported": len(h.hazards_sent),
         "hazards_advised": len(h.first_ms),
-        "hazards_unadvised": h.unadvised(),
+        **h.unadvised_report(d.tallies.values()),
         "hazard_advisories": len(latencies),
         "hazard_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
         "hazard_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
@@ -277,12 +277,14 @@ FAULTS: dict[str, Fault] = {
         _kill_worker,
         _restart_worker,
         alerts=("CorridorTowerDown",),
+        takeover=True,
     ),
     "worker-pause": Fault(
         "a tower worker paused (SIGSTOP) past its session timeout, then resumed",
         _signal_worker(signal.SIGSTOP, "paused (SIGSTOP) past its session timeout"),
         _signal_worker(signal.SIGCONT, "resumed (SIGCONT)"),
         alerts=("CorridorTowerDown",),
+        takeover=True,
     ),
     "broker-kill": Fault(
         "the Kafka broker SIGKILLed mid-run, restarted later", _kill_server("kafka"), _restart_server("kafka")

@@ -204,6 +204,7 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{behind['first_half_mean']:.0f} ms in the first half of the run, {behind['second_half_mean']:.0f} ms "
             f"in the second ({behind['samples']} samples): the towers {verdict}.",
         ]
+    lines += _worker_lines(s.get("towers", []))
     lat = s["latency_ms"]
     lines += [
         "",
@@ -215,6 +216,7 @@ def _markdown(s: dict[str, Any]) -> str:
     for key in ("all", "hazard"):
         d = lat[key]
         lines.append(f"| {key} | {d['p50']:.1f} ms | {d['p95']:.1f} ms | {d['p99']:.1f} ms | {d['n']} |")
+    lines += _late_lines(s.get("late_advice"))
     if s.get("prometheus"):
         lines += ["", "## As Prometheus saw it", "", *_prometheus_lines(s["prometheus"])]
     if s.get("traces"):
@@ -239,6 +241,27 @@ def _markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)
+
+
+def _late_lines(late: dict[str, Any] | None) -> list[str]:
+    if not late or not late["late"]:
+        return []
+    spells = "; ".join(f"{x['from_s']:.0f}–{x['to_s']:.0f} s: {x['late']:,}, worst {x['worst_ms']:,} ms, regions "
+                       f"{', '.join(map(str, x['regions']))}" for x in late["spells"][:8])  # fmt: skip
+    more = f" (and {len(late['spells']) - 8} more spells)" if len(late["spells"]) > 8 else ""
+    return ["", f"{late['late']:,} advisories over the {late['budget_ms']:.0f} ms budget, by when their trigger was "
+                f"sent: {spells}{more}."]  # fmt: skip
+
+
+def _worker_lines(towers: list[dict[str, Any]]) -> list[str]:
+    """Each worker's rebalances and its event loop's longest stall: a stall as long as the group
+    session takes a live worker's regions away, so this says how much margin the session had."""
+    known = [t for t in towers if t.get("loop_stall_max_s") is not None]
+    if not known:
+        return []
+    each = "; ".join(f"worker {t['worker']}: {t['rebalances']} rebalances, longest stall {t['loop_stall_max_s']:.2f} s"
+                     f" ({t['loop_stalls_long']} past a third of the session)" for t in known)  # fmt: skip
+    return ["", f"Workers' event loops (their group heartbeats wait on them): {each}."]
 
 
 def _prometheus_lines(p: dict[str, Any]) -> list[str]:

