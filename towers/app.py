@@ -52,6 +52,7 @@ from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
 from towers.guard import ClusterGuard
+from towers.handover import RegionHandover
 from towers.metrics import CONTENT_TYPE, WorkerFigures, exposition
 from towers.region import RegionEngine
 from towers.topic_setup import ensure_topics
@@ -95,6 +96,7 @@ class Runtime:
         # letters they caused are acknowledged by the broker: an offset is committed after everything
         # it produced, so a worker that dies in between leaves them to be read again, not lost.
         self.unwritten: dict[int, list[Any]] = {}
+        self.handover = RegionHandover()  # which regions' state a rebalance leaves in memory
         self.web_url = _web_url()  # where this worker's pages are, for whoever finds it in etcd
         # every message until the broker has it: (line, number) -> (topic, value, partition, headers)
         self.outgoing: dict[tuple[Line, int], tuple[str, bytes, int, Headers | None]] = {}
@@ -245,6 +247,10 @@ class _Life:
     # third of the session (a heartbeat or two missed), say how short a session is safe here.
     loop_stall_max_s: float = 0.0
     loop_stalls_long: int = 0
+    # A rebalance stops every stream of the worker, kept regions included, until its tables are
+    # recovered: the longest such pause is advice held back as long.
+    rebalance_pause_max_s: float = 0.0
+    rebalance_began: float | None = None
 
 
 LIFE = _Life()
@@ -527,15 +533,35 @@ async def stop_runtime(app: faust.App, **_: Any) -> None:
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def on_revoked(app: faust.App, revoked: set[Any], **_: Any) -> None:
     LIFE.rebalances += 1
+    if LIFE.rebalance_began is None:
+        LIFE.rebalance_began = time.monotonic()
     if _runtime is not None:
         gone = {tp.partition for tp in revoked if tp.topic == topics.telemetry}
-        _runtime.engine.drop(gone)
+        # Whether their state stays in memory is known at the assignment (`towers.handover`).
+        _runtime.handover.on_revoked(gone, app.consumer_generation_id)
         # every member of the group goes through this at a rebalance: whole states to the newcomers
         _runtime.engine.publisher.resend_full()
-        for r in gone:  # their next owner reads them again from the last committed offset
+        # Faust reads every revoked partition again from its committed offset, kept or not: those
+        # events are read again, and acknowledged then.
+        for r in gone:
             _runtime.unwritten.pop(r, None)
         lost = {(tp.topic, tp.partition) for tp in revoked}
         _runtime.held.drop(lambda item: (item[2], item[3]) not in lost)
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def on_assigned(app: faust.App, assigned: set[Any], **_: Any) -> None:
+    if _runtime is not None:
+        regions = {tp.partition for tp in assigned if tp.topic == topics.telemetry}
+        _runtime.engine.drop(_runtime.handover.on_assigned(regions, app.consumer_generation_id))
+
+
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
+async def on_rebalanced(app: faust.App, **_: Any) -> None:
+    """Faust resumes the streams: the pause the rebalance made ends here."""
+    if LIFE.rebalance_began is not None:
+        LIFE.rebalance_pause_max_s = max(LIFE.rebalance_pause_max_s, time.monotonic() - LIFE.rebalance_began)
+        LIFE.rebalance_began = None
 
 
 def _digest(r: int) -> dict[str, Any]:
@@ -568,7 +594,9 @@ def _etcd_status() -> dict[str, Any] | None:
     if control is None:
         return None
     return {"healthy": control.healthy, "errors": control.errors, "towers_alive": sorted(control.towers),
-            "lease_held": control.holds_lease, "cas_retries": control.cas_retried}  # fmt: skip
+            "lease_held": control.holds_lease, "cas_retries": control.cas_retried,
+            "round_s": round(control.round_s, 4), "round_max_s": round(control.round_max_s, 4),
+            "writes": control.writes}  # fmt: skip
 
 
 def _by_class(now_ms: int) -> dict[str, int | None]:
@@ -630,10 +658,12 @@ def _figures() -> WorkerFigures:
         clock_offset_ms=engine.skew.estimate_ms,
         etcd=_etcd_status(),
         rss_bytes=_rss_bytes(),
+        cpu_s=time.process_time(),
         rebalances=LIFE.rebalances,
         rebalancing=bool(app.rebalancing),
         loop_stall_max_s=LIFE.loop_stall_max_s,
         loop_stalls_long=LIFE.loop_stalls_long,
+        rebalance_pause_max_s=LIFE.rebalance_pause_max_s,
         restored_after_s=LIFE.restored_after_s,
         decided_after=engine.decided_after,  # read at once, in the loop that adds to it
         hazard_decided_after=engine.hazard_decided_after,
@@ -674,9 +704,11 @@ async def state_page(web: Any, request: Any) -> Any:
             "clock_offset_ms": f.clock_offset_ms,
             "etcd": f.etcd,
             "rss_mib": round(f.rss_bytes / 2**20, 1),
+            "cpu_s": round(f.cpu_s, 2),
             "rebalances": f.rebalances,
             "loop_stall_max_s": round(f.loop_stall_max_s, 3),
             "loop_stalls_long": f.loop_stalls_long,
+            "rebalance_pause_max_s": round(f.rebalance_pause_max_s, 3),
         }
     )
 

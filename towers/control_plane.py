@@ -213,6 +213,11 @@ class ControlPlane:
         self.cas_retries: deque[int] = deque(maxlen=LIMIT)  # per merge into the global view, the latest
         self.cas_retried = 0  # retries over the worker's life
         self.errors = 0
+        # A round writes every owned region's snapshot, one transaction after another: its length
+        # grows with the regions a worker serves, and past `interval_s` snapshots come late.
+        self.round_s = 0.0  # the last successful round's length
+        self.round_max_s = 0.0
+        self.writes = 0  # transactions and puts over the worker's life
         self.last_ok_wall_ms = 0
         self.last_global_ms = 0  # when this worker's part of the global view was last joined into etcd
         # Staleness samples (`towers.staleness`): per region, when the changes not yet in a committed
@@ -285,6 +290,8 @@ class ControlPlane:
                     raise ConnectionError("cut off from etcd by the operator")
                 self._round()
                 self.last_ok_wall_ms = int(time.time() * 1000)
+                self.round_s = time.monotonic() - t0
+                self.round_max_s = max(self.round_max_s, self.round_s)
             except _ETCD_ERRORS as exc:
                 self.errors += 1
                 log.info("etcd unavailable (%s); towers go on, retrying", type(exc).__name__)
@@ -322,6 +329,7 @@ class ControlPlane:
         registration = {"worker": self.worker, "regions": sorted(latest.snapshots), "at_ms": int(time.time() * 1000),
                         **latest.status}  # fmt: skip
         client.put(f"{self.root}/towers/{self.worker}", json.dumps(registration), lease=self._lease)
+        self.writes += 1 + len(latest.snapshots)
         for r, snap in latest.snapshots.items():
             key = f"{self.root}/regions/{r}"
             client.transaction(compare=[], success=[
@@ -334,6 +342,7 @@ class ControlPlane:
             record = self._keep if self.cas_history is not None else None
             retries = cas_merge(client, f"{self.root}/global", latest.view, record=record,
                                 event_now_ms=latest.event_now_ms)  # fmt: skip
+            self.writes += 1 + retries
             self.cas_retries.append(retries)
             self.cas_retried += retries
             self._global_written = written

@@ -42,6 +42,7 @@ class WorkerFigures:
     clock_offset_ms: int = 0
     etcd: Mapping[str, Any] | None = None  # {"healthy", "errors"}; None: no control plane
     rss_bytes: int = 0
+    cpu_s: float = 0.0  # CPU time the worker used, all its threads, user and system
     rebalances: int = 0
     lag_ms: Mapping[int, int] = field(default_factory=dict)  # owned region -> its newest frame's wait
     lag_records: Mapping[int, int] = field(default_factory=dict)  # owned region -> records not read yet
@@ -49,6 +50,7 @@ class WorkerFigures:
     restored_after_s: float | None = None  # the first restore of its tables, from the worker's start
     loop_stall_max_s: float = 0.0  # the event loop's longest stall (its heartbeats wait as long)
     loop_stalls_long: int = 0  # stalls past a third of the group session
+    rebalance_pause_max_s: float = 0.0  # the longest a rebalance held every stream of the worker
     decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
     hazard_decided_after: LatencyHistogram = field(default_factory=LatencyHistogram)
 
@@ -79,12 +81,21 @@ METRICS: dict[str, tuple[str, str]] = {
     "corridor_tower_etcd_errors_total": ("counter", "failed rounds with etcd"),
     "corridor_tower_etcd_lease_held": ("gauge", "1 while its registration's lease is granted and kept alive"),
     "corridor_tower_cas_retries_total": ("counter", "compare-and-swap retries merging into etcd's global view"),
+    "corridor_tower_etcd_round_seconds": (
+        "gauge",
+        "the last round with etcd: every owned region's snapshot written (grows with the regions)",
+    ),
     "corridor_tower_rebalances_total": ("counter", "rebalances of the towers' group this worker went through"),
     "corridor_tower_rebalancing": ("gauge", "1 while a rebalance is under way"),
     "corridor_tower_loop_stall_max_seconds": ("gauge", "the event loop's longest stall (the heartbeats wait as long)"),
     "corridor_tower_loop_stalls_long_total": ("counter", "event loop stalls past a third of the group session"),
+    "corridor_tower_rebalance_pause_max_seconds": (
+        "gauge",
+        "the longest a rebalance held the worker's streams (revoked until its tables are recovered)",
+    ),
     "corridor_tower_restore_seconds": ("gauge", "how long the first restore of its tables took, from its start"),
     "corridor_tower_resident_memory_bytes": ("gauge", "the worker's resident memory"),
+    "corridor_tower_cpu_seconds_total": ("counter", "CPU time the worker used (user and system, all threads)"),
     "corridor_tower_advice_delay_seconds": (
         "histogram",
         "trigger stamped by its sender → advisory decided, every advisory (the towers' share)",
@@ -143,13 +154,16 @@ def _families(f: WorkerFigures) -> Iterator[Metric]:
         yield _one("corridor_tower_etcd_errors_total", int(f.etcd.get("errors", 0)))
         yield _one("corridor_tower_etcd_lease_held", int(bool(f.etcd.get("lease_held"))))
         yield _one("corridor_tower_cas_retries_total", int(f.etcd.get("cas_retries", 0)))
+        yield _one("corridor_tower_etcd_round_seconds", float(f.etcd.get("round_s", 0.0)))
     yield _one("corridor_tower_rebalances_total", f.rebalances)
     yield _one("corridor_tower_rebalancing", int(f.rebalancing))
     yield _one("corridor_tower_loop_stall_max_seconds", round(f.loop_stall_max_s, 3))
     yield _one("corridor_tower_loop_stalls_long_total", f.loop_stalls_long)
+    yield _one("corridor_tower_rebalance_pause_max_seconds", round(f.rebalance_pause_max_s, 3))
     if f.restored_after_s is not None:
         yield _one("corridor_tower_restore_seconds", f.restored_after_s)
     yield _one("corridor_tower_resident_memory_bytes", f.rss_bytes)
+    yield _one("corridor_tower_cpu_seconds_total", round(f.cpu_s, 3))
     yield TOWER.histogram("corridor_tower_advice_delay_seconds", f.decided_after)
     yield TOWER.histogram("corridor_tower_hazard_advice_delay_seconds", f.hazard_decided_after)
 

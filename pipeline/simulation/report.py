@@ -254,13 +254,19 @@ def _late_lines(late: dict[str, Any] | None) -> list[str]:
 
 
 def _worker_lines(towers: list[dict[str, Any]]) -> list[str]:
-    """Each worker's rebalances and its event loop's longest stall: a stall as long as the group
-    session takes a live worker's regions away, so this says how much margin the session had."""
+    """Each worker's rebalances, the longest pause one made in its streams (advice waits as long),
+    and its event loop's longest stall: a stall as long as the group session takes a live worker's
+    regions away, so this says how much margin the session had."""
     known = [t for t in towers if t.get("loop_stall_max_s") is not None]
     if not known:
         return []
-    each = "; ".join(f"worker {t['worker']}: {t['rebalances']} rebalances, longest stall {t['loop_stall_max_s']:.2f} s"
-                     f" ({t['loop_stalls_long']} past a third of the session)" for t in known)  # fmt: skip
+
+    def pause(t: dict[str, Any]) -> str:
+        return "" if t.get("rebalance_pause_max_s") is None else f" (longest pause {t['rebalance_pause_max_s']:.2f} s)"
+
+    each = "; ".join(f"worker {t['worker']}: {t['rebalances']} rebalances{pause(t)}, longest stall "
+                     f"{t['loop_stall_max_s']:.2f} s ({t['loop_stalls_long']} past a third of the session)"
+                     for t in known)  # fmt: skip
     return ["", f"Workers' event loops (their group heartbeats wait on them): {each}."]
 
 

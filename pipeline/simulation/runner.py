@@ -698,7 +698,10 @@ def _summary(
         "towers": [{"worker": p["worker"], "regions": p["regions"], "updates": p["counts"].get("updates", 0),
                     "advisories": p["counts"].get("advisories", 0), "dead_letters": p["dead_letters"],
                     "staleness_ms": p["staleness_ms"], "rebalances": p.get("rebalances"),
-                    "loop_stall_max_s": p.get("loop_stall_max_s"), "loop_stalls_long": p.get("loop_stalls_long")}
+                    "loop_stall_max_s": p.get("loop_stall_max_s"), "loop_stalls_long": p.get("loop_stalls_long"),
+                    "rebalance_pause_max_s": p.get("rebalance_pause_max_s"), "cpu_s": p.get("cpu_s"),
+                    "rss_mib": p.get("rss_mib"), "sync_sent": p["counts"].get("delivered-tower-sync", 0),
+                    "etcd": {k: (p.get("etcd") or {}).get(k) for k in ("round_s", "round_max_s", "writes")}}
                    for p in pages],
         "events_played": run.played,
     }  # fmt: skip

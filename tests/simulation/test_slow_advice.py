@@ -37,4 +37,6 @@ def test_the_report_says_when_advice_was_late_and_how_each_workers_loop_fared() 
     assert _late_lines(late_spells([], T0)) == []
     towers = [{"worker": 7, "rebalances": 3, "loop_stall_max_s": 0.27, "loop_stalls_long": 0}]
     assert "worker 7: 3 rebalances, longest stall 0.27 s (0 past a third of the session)" in _worker_lines(towers)[-1]
+    towers[0]["rebalance_pause_max_s"] = 0.412
+    assert "worker 7: 3 rebalances (longest pause 0.41 s), longest stall 0.27 s" in _worker_lines(towers)[-1]
     assert _worker_lines([{"worker": 7}]) == [], "workers that do not measure their loop: nothing said"
