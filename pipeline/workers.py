@@ -54,6 +54,7 @@ def worker_env(settings: Settings, prefix: str | None = None, extra: Mapping[str
         "ETCD_ENDPOINTS": settings.etcd_servers,
         "CORRIDOR_TOPIC_PREFIX": prefix or settings.topic_prefix,
         "CORRIDOR_TOPIC_REPLICATION": str(settings.topic_replication),
+        **settings.corridor_env(),
         **settings.security_env(),
         **settings.signing_env(),
         **settings.registry_env(),

@@ -121,6 +121,12 @@ def _failover(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_failover(ctx.obj, quick=quick)
 
 
+def _regions(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.regions import run_regions
+
+    return run_regions(ctx.obj, quick=quick)
+
+
 def _observability(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.observability import run_observability
 
@@ -173,6 +179,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "peak": _peak,
     "faults": _faults,
     "failover": _failover,
+    "regions": _regions,
     "mqtt": _mqtt,
     "live": _live,
     "observability": _observability,
@@ -183,7 +190,7 @@ SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
 }
 NEEDS_STACK = {"broker", "producer", "towers", "wire", "latency", "recovery", "memory", "control", "convergence",
                "peak", "faults", "failover", "mqtt", "live", "consistency", "analytics", "observability",
-               "signing"}  # fmt: skip
+               "signing", "regions"}  # fmt: skip
 
 
 def _missing_mqtt(settings: Settings) -> str | None:
@@ -208,6 +215,7 @@ def _present(_settings: Settings) -> str | None:
 LEFT_OUT_OF_QUICK = {
     "analytics": "a Spark session alone takes tens of seconds to start",
     "failover": "its drills kill a worker six times over, a minute each",
+    "regions": "two runs on a cluster of its own, a minute and a half each",
     "observability": "six drains and two latency runs: several minutes",
 }
 #: sections that need an optional part: skipped, with the reason, when it is missing

@@ -336,6 +336,11 @@ class Settings:
         """The route and tower regions these settings name (producers and towers must share them)."""
         return load_corridor(self.route_file, self.towers_file)
 
+    def corridor_env(self) -> dict[str, str]:
+        """The route and regions a process started by this one must share with it."""
+        named = {"CORRIDOR_ROUTE_FILE": self.route_file, "CORRIDOR_TOWERS_FILE": self.towers_file}
+        return {k: str(v.resolve()) for k, v in named.items() if v is not None}
+
     def topics(self, regions: int) -> Topics:
         """corridor's topics on this cluster, for a corridor of `regions` tower regions."""
         return Topics(regions=regions, prefix=self.topic_prefix, replication=self.topic_replication)

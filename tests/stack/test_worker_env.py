@@ -4,6 +4,8 @@ always what the user chose."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.shared.config import Settings
@@ -33,3 +35,10 @@ def test_a_session_the_user_chose_is_kept_and_a_drills_own_wins(monkeypatch: pyt
     env = worker_env(Settings())
     assert env[SESSION] == "8" and "CORRIDOR_TOWER_HEARTBEAT_S" not in env
     assert worker_env(Settings(), extra={SESSION: "6"})[SESSION] == "6"
+
+
+def test_workers_are_given_the_route_and_regions_their_starter_uses(tmp_path: Path) -> None:
+    """A bench or run that drives its own corridor (a file of 90 regions) starts workers on the same."""
+    towers = tmp_path / "towers.json"
+    env = worker_env(Settings(towers_file=towers))
+    assert env["CORRIDOR_TOWERS_FILE"] == str(towers.resolve())
