@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SPARK  := $(VENV)/.installed-spark
+SUMO   := $(VENV)/.installed-sumo
 FUZZ   := $(VENV)/.installed-fuzz
 DOCS   := $(VENV)/.installed-docs
 
@@ -26,6 +27,11 @@ install: $(STAMP)
 $(SPARK): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,spark]'
 	@touch $(SPARK)
+
+# SUMO (corridor simulate --traffic sumo) is an extra too: wheels with its binaries, no build.
+$(SUMO): $(SPARK)
+	$(BIN)/pip install -q -e '.[dev,spark,sumo]'
+	@touch $(SUMO)
 
 $(FUZZ): $(STAMP)
 	$(BIN)/pip install -q -e '.[dev,fuzz]'
@@ -55,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
-test: $(SPARK) lint
+test: $(SPARK) $(SUMO) lint
 	$(BIN)/pytest
 
 clean:

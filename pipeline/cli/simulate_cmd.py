@@ -15,7 +15,7 @@ from pipeline.cli.dashboard_cmd import DEFAULT_PORT
 from pipeline.shared.codec import WIRE_FORMATS
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import ConfigError
-from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio, with_cam
+from pipeline.simulation.scenario import builtin_scenarios, load_scenario, over_radio, with_cam, with_traffic
 
 __all__ = ["simulate"]
 
@@ -44,6 +44,12 @@ def simulate(
     fcd: Annotated[
         bool, typer.Option(help="also write the run's trajectories as SUMO FCD (fcd.xml, geo) to its report")
     ] = False,
+    traffic: Annotated[
+        str | None,
+        typer.Option(
+            help="who moves the vehicles: builtin (corridor's fleet model) or sumo (extra `sumo`, via libsumo)"
+        ),
+    ] = None,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
     analytics: Annotated[
         bool, typer.Option(help="run the Spark job beside it (extra `spark`); the report adds corridor-wide figures")
@@ -84,6 +90,8 @@ def simulate(
     sc = load_scenario(scenario)
     if radio is not None:
         sc = over_radio(sc, radio)
+    if traffic is not None:
+        sc = with_traffic(sc, traffic)
     if cam:
         sc = with_cam(sc)
     if analytics:

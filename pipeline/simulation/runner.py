@@ -69,6 +69,8 @@ from producers.hazard_driving import passing_speed_mps
 from producers.listener import AdvisoryListener
 from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink, Uplink
+from producers.sumo.build import build_network, require_sumo
+from producers.sumo.traffic import SumoFleet, SumoOptions
 from towers.config import app_id
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
@@ -254,6 +256,8 @@ def run_scenario(
     report breaks that latency down hop by hop."""
     if prometheus:
         prometheus_binary()  # missing: said before anything starts
+    if scenario.traffic == "sumo":
+        require_sumo()
     if external_towers:
         needs_local = sorted({e.kind for e in scenario.events if e.kind in ("kill_worker", "restart_worker")})
         if needs_local:
@@ -273,8 +277,7 @@ def run_scenario(
         wire = WireFormat.RECORDS if scenario.radio == "mqtt" else WireFormat.FRAMES  # over MQTT, one per update
         driving = DriveConfig(hz=scenario.hz, duration_s=scenario.duration_s, speedup=scenario.speedup, wire=wire,
                               cam=scenario.cam, vehicle_hazards=scenario.vehicle_hazards)  # fmt: skip
-        fleet = Fleet(parts.corridor, FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed),
-                      start_ms=event_clock_start(driving))  # fmt: skip
+        fleet = _fleet(parts, scenario, driving, out_dir if fcd else None, cleanup)
         if scenario.analytics:  # from the run's first record: the job reads from this wall time on
             _start_analytics(parts, out_dir, cleanup, prometheus)
         if scenario.radio == "mqtt":
@@ -344,8 +347,29 @@ def run_scenario(
             draw_heatmap(corridor_stats, fleet.start_ms, parts.corridor.route.length_km, paths["heatmap"])
         if fcd:
             paths["fcd"] = out_dir / "fcd.xml"
-            write_fcd(recorder.trajectories(), parts.corridor, paths["fcd"])
+            if not isinstance(fleet, SumoFleet):  # SUMO writes its own, as it drove them
+                write_fcd(recorder.trajectories(), parts.corridor, paths["fcd"])
     return RunResult(summary, paths)
+
+
+def _fleet(
+    parts: _Parts, scenario: Scenario, driving: DriveConfig, fcd_dir: Path | None, cleanup: contextlib.ExitStack
+) -> Fleet:
+    """The vehicles: corridor's own fleet model, or SUMO's on the corridor's network (`traffic: sumo`),
+    which then writes the run's FCD itself."""
+    config = FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed)
+    start_ms = event_clock_start(driving)
+    if scenario.traffic != "sumo":
+        return Fleet(parts.corridor, config, start_ms=start_ms)
+    network = build_network(parts.corridor.route, parts.settings.cache_dir)
+    fcd_path = None
+    if fcd_dir is not None:
+        fcd_dir.mkdir(parents=True, exist_ok=True)
+        fcd_path = fcd_dir / "fcd.xml"
+    options = SumoOptions(step_s=driving.tick_s, fcd_path=fcd_path)
+    fleet = SumoFleet(parts.corridor, config, network, options, start_ms=start_ms, workdir=parts.workdir / "sumo")
+    cleanup.callback(fleet.close)
+    return fleet
 
 
 def _start_stack(scenario: Scenario, settings: Settings, cleanup: contextlib.ExitStack, external_towers: bool,
@@ -670,6 +694,9 @@ def _summary(
         "partial": partial,
         "run": {
             "simulated_s": round(run.fleet.t, 1), "wall_s": round(wall_s, 1), "vehicles_target": scenario.vehicles,
+            # who moved the vehicles (corridor's fleet model or SUMO), and collisions SUMO saw
+            "traffic": scenario.traffic, **({"sumo_collisions": run.fleet.collisions}
+                                            if isinstance(run.fleet, SumoFleet) else {}),
             "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),

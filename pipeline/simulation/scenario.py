@@ -27,6 +27,7 @@ MAX_UPDATES_PER_S = 180_000
 #: nothing lost (docs/radio-link.md), and this leaves it a little room.
 MAX_RADIO_UPDATES_PER_S = 16_000
 RADIOS = ("kafka", "mqtt")
+TRAFFIC = ("builtin", "sumo")  # the fleet model that moves the vehicles
 EVENT_KINDS = ("hazard", "clear", "kill_worker", "restart_worker", "stop_etcd")
 
 
@@ -51,6 +52,7 @@ class Scenario:
     radio: str = "kafka"  # how vehicles send: straight to Kafka, or MQTT to their tower's gateway
     cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
     vehicle_hazards: bool = False  # vehicles report the queues and hard stops they find (producers/denm.py)
+    traffic: str = "builtin"  # who moves the vehicles: corridor's own fleet model, or SUMO (producers/sumo/)
     analytics: bool = False  # the Spark job runs beside it; the report adds corridor-wide figures
 
     @property
@@ -155,6 +157,9 @@ def parse_scenario(data: Any, source: str) -> Scenario:
             f"{source}: {rate:,.0f} updates/s over MQTT; a run on this machine carries about "
             f"{MAX_RADIO_UPDATES_PER_S:,}/s over the radio (a message per update): lower vehicles, hz or speedup"
         )
+    traffic = str(data.get("traffic", "builtin"))
+    if traffic not in TRAFFIC:
+        raise ConfigError(f"{source}: traffic must be one of {', '.join(TRAFFIC)}, got {traffic!r}")
     vehicle_hazards = data.get("vehicle_hazards", False)
     if not isinstance(vehicle_hazards, bool):
         raise ConfigError(f"{source}: vehicle_hazards must be true or false, got {vehicle_hazards!r}")
@@ -170,7 +175,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
         seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam, vehicle_hazards=vehicle_hazards,
-        analytics=analytics,
+        analytics=analytics, traffic=traffic,
     )  # fmt: skip
 
 
@@ -210,3 +215,10 @@ def over_radio(sc: Scenario, radio: str) -> Scenario:
             f"{MAX_RADIO_UPDATES_PER_S:,}/s over the radio (a message per update): lower vehicles, hz or speedup"
         )
     return replace(sc, radio=radio)
+
+
+def with_traffic(sc: Scenario, traffic: str) -> Scenario:
+    """The scenario with its vehicles moved by `traffic` instead (`corridor simulate --traffic`)."""
+    if traffic not in TRAFFIC:
+        raise ConfigError(f"--traffic {traffic!r}: choose from {', '.join(TRAFFIC)}")
+    return replace(sc, traffic=traffic)

@@ -13,6 +13,7 @@ from pipeline.simulation.scenario import (
     load_scenario,
     parse_scenario,
     with_cam,
+    with_traffic,
 )
 
 BASE = {"vehicles": 100, "hz": 1, "speedup": 2, "duration_s": 60}
@@ -37,6 +38,7 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
         ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "x", "lanes": [2]}}]}, "lanes must list lane numbers 0–1"),
         ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "x", "relevance_m": -5}}]}, "relevance_m"),
         ({"vehicle_hazards": "yes"}, "vehicle_hazards must be true or false"),
+        ({"traffic": "carla"}, "traffic must be one of builtin, sumo"),
         ({"vehicles": 0}, "vehicles must be"),
         ({"hz": 20}, "at most 10"),
         ({"hz": "often"}, "hz"),
@@ -81,3 +83,11 @@ def test_cam_replaces_the_rate_and_is_judged_at_its_most() -> None:
     assert with_cam(parse_scenario(BASE, "s.yaml")).cam
     with pytest.raises(ConfigError, match="with CAM"):
         with_cam(parse_scenario({**BASE, "vehicles": 9_000, "speedup": 4}, "s.yaml"))  # 36,000/s at 1 Hz
+
+
+def test_sumo_moves_the_vehicles_when_the_scenario_or_the_command_line_says_so() -> None:
+    assert parse_scenario(BASE, "s.yaml").traffic == "builtin"
+    assert parse_scenario({**BASE, "traffic": "sumo"}, "s.yaml").traffic == "sumo"
+    assert with_traffic(parse_scenario(BASE, "s.yaml"), "sumo").traffic == "sumo"
+    with pytest.raises(ConfigError, match="--traffic 'vissim': choose from builtin, sumo"):
+        with_traffic(parse_scenario(BASE, "s.yaml"), "vissim")
