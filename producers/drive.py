@@ -90,7 +90,7 @@ def drive(
     listener: AdvisoryListener | None = None,
     on_tick: Callable[[DriveStats], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    before_tick: Callable[[float], None] | None = None,
+    before_send: Callable[[float], None] | None = None,
 ) -> DriveStats:
     """Run until `duration_s` of simulated time has passed (or `should_stop`); flush at the end."""
     offset = config.clock_offset_ms
@@ -104,17 +104,22 @@ def drive(
     obeying = fleet if isinstance(fleet, Fleet) else None  # replayed vehicles cannot obey
     spotter = HazardSpotter() if config.vehicle_hazards and obeying is not None else None
     t0 = time.monotonic()
+    if before_send is not None:
+        before_send(fleet.t)
 
     for k in range(ticks):
         if should_stop():
             break
-        if before_tick is not None:
-            before_tick(fleet.t)
         c0 = time.process_time()
         for _ in range(substeps):
             fleet.step(tick_s / substeps)
             sink.poll()  # a radio without threads of its own reads what came meanwhile
         stats.cpu_step_s += time.process_time() - c0
+        if before_send is not None:
+            # what is due by now happens now, just before the tick's telemetry goes and the advice it
+            # brings is listened for: a report is not held back while the physics of the tick runs
+            # (a few ms for corridor's fleet, tens for SUMO's, which holds the interpreter meanwhile)
+            before_send(fleet.t)
         stats.extra["vehicle_s"] = stats.extra.get("vehicle_s", 0.0) + tick_s * int(fleet.active.sum())
         batch = fleet.telemetry(cam)
         if config.wire is WireFormat.FRAMES:

@@ -41,7 +41,7 @@ def drive_past_a_hazard(bootstrap: str, topics: Topics, hid: str) -> tuple[list[
             topics,
             driving,
             listener,
-            before_tick=report_hazard,
+            before_send=report_hazard,
         )
     finally:
         listener.close()

@@ -212,7 +212,7 @@ def latency_at(bootstrap: str, topics: Topics, corridor: Any, worker: TowerProce
         topics,
         DriveConfig(hz=1, duration_s=seconds, speedup=1),
         listener,
-        before_tick=hazards,
+        before_send=hazards,
     )
     listener.close()
     producer.flush(10)

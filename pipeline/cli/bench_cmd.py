@@ -39,6 +39,12 @@ def _fleet(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     return run_fleet(quick=quick)
 
 
+def _sumo(ctx: typer.Context, quick: bool) -> dict[str, Any]:
+    from pipeline.bench.sumo import run_sumo
+
+    return run_sumo(ctx.obj.cache_dir, quick=quick)
+
+
 def _broker(ctx: typer.Context, quick: bool) -> dict[str, Any]:
     from pipeline.bench.broker import run_broker
 
@@ -167,6 +173,7 @@ def _security(ctx: typer.Context, quick: bool) -> dict[str, Any]:
 SECTIONS: dict[str, Callable[[typer.Context, bool], dict[str, Any]]] = {
     "crdt": _crdt,
     "fleet": _fleet,
+    "sumo": _sumo,
     "broker": _broker,
     "producer": _producer,
     "towers": _towers,
@@ -207,6 +214,11 @@ def _missing_spark(_settings: Settings) -> str | None:
     return None if importlib.util.find_spec("pyspark") else "pyspark is not installed: pip install 'corridor[spark]'"
 
 
+def _missing_sumo(_settings: Settings) -> str | None:
+    found = importlib.util.find_spec("libsumo") and importlib.util.find_spec("sumo")
+    return None if found else "SUMO is not installed: pip install -e '.[sumo]'"
+
+
 def _present(_settings: Settings) -> str | None:
     return None
 
@@ -219,7 +231,11 @@ LEFT_OUT_OF_QUICK = {
     "observability": "six drains and two latency runs: several minutes",
 }
 #: sections that need an optional part: skipped, with the reason, when it is missing
-OPTIONAL: dict[str, Callable[[Settings], str | None]] = {"mqtt": _missing_mqtt, "analytics": _missing_spark}
+OPTIONAL: dict[str, Callable[[Settings], str | None]] = {
+    "mqtt": _missing_mqtt,
+    "analytics": _missing_spark,
+    "sumo": _missing_sumo,
+}
 
 
 def bench(

@@ -28,6 +28,7 @@ from pipeline.cli import (
     simulate_cmd,
     stack_cmd,
     status_cmd,
+    sumo_cmd,
     tower_cmd,
 )
 from pipeline.shared.config import ENV_VARS, Settings
@@ -47,6 +48,7 @@ app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(images_cmd.app, name="images")
 app.add_typer(k8s_cmd.app, name="k8s")
 app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(sumo_cmd.app, name="sumo")
 app.command("bench")(bench_cmd.bench)
 app.command("simulate")(simulate_cmd.simulate)
 app.command("produce")(produce_cmd.produce)

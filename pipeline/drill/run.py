@@ -252,7 +252,7 @@ def run_drill(
             seconds = ALERTED_DRILL_S
         pending = [(seconds * spec.start_at, spec.start), *([(seconds * spec.end_at, spec.end)] if spec.end else [])]
 
-        def before_tick(sim_s: float) -> None:
+        def due(sim_s: float) -> None:
             while pending and pending[0][0] <= sim_s:
                 _, step = pending.pop(0)
                 if step is spec.start:
@@ -272,7 +272,7 @@ def run_drill(
                 watch.sample()
 
         stats = drive(fleet, sink, topics, DriveConfig(hz=1, duration_s=seconds, speedup=1),
-                      on_tick=on_tick, before_tick=before_tick)  # fmt: skip
+                      on_tick=on_tick, before_send=due)  # fmt: skip
         d.traffic_end_wall = time.monotonic()
         for thread in d.waiting:
             thread.join(120)

@@ -112,7 +112,7 @@ class _Run:
             del self.producer
 
     def play(self, sim_s: float) -> None:
-        """Fire every event due at `sim_s` (called before each tick)."""
+        """Fire every event due at `sim_s` (called as the fleet reaches it, before its telemetry goes)."""
         while self.pending and self.pending[0].at_s <= sim_s:
             ev = self.pending.pop(0)
             self.played.append(f"{sim_s:6.0f} s  {self._fire(ev, sim_s)}")
@@ -323,7 +323,7 @@ def run_scenario(
         stats, partial = DriveStats(), False
         try:
             stats = drive(fleet, sink, parts.topics, driving, listener, on_tick=tick, should_stop=should_stop,
-                          before_tick=run.play)  # fmt: skip
+                          before_send=run.play)  # fmt: skip
             partial = should_stop()
         except KeyboardInterrupt:
             partial = True

@@ -25,7 +25,7 @@ __all__ = ["Edge", "Interchange", "NetworkPlan", "plan_network"]
 
 DIVERGE_KM = 0.3  # an off-ramp leaves this far before the interchange's km
 MERGE_KM = 0.3  # and its on-ramp joins this far after it
-AUX_KM = 0.2  # the length of a deceleration or acceleration lane beside the through lanes
+AUX_KM = 0.3  # the length of a deceleration or acceleration lane beside the through lanes
 RAMP_M = 400.0  # each ramp's length
 RAMP_OFFSET_M = 60.0  # how far to the side the ramp's far end lies (a gentle angle: no sharp curve)
 RAMP_SPEED_MPS = 20.1  # 45 mph, a common ramp advisory speed
@@ -96,7 +96,8 @@ class NetworkPlan:
                 ia, ib = int(a.aux), int(b.aux)
                 for k in range(min(a.lanes - ia, b.lanes - ib)):
                     rows.append(_con(a.id, k + ia, b.id, k + ib))
-                if ib and not ia:  # a deceleration lane opens: drivers leaving may take it at once
+                diverge = any(r.kind == "off" and r.from_node == b.to_node for r in self.edges)
+                if ib and not ia and diverge:  # a deceleration lane opens: drivers leaving may take it at once
                     rows.append(_con(a.id, 0, b.id, 0))
                 for ramp in self.edges:
                     if ramp.side == side and ramp.kind == "off" and ramp.from_node == a.to_node:

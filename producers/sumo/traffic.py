@@ -12,6 +12,7 @@ who see it, as the built-in fleet's drivers do.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,10 +119,11 @@ class SumoFleet(Fleet):
         self.options = options
         self._ids: dict[str, int] = {}  # SUMO id → slot
         self._sumo_t = 0.0  # SUMO's own clock (simulated s)
-        self._waiting: set[str] = set()  # added to SUMO, waiting for room to enter
+        self._gone: dict[str, int] = {}  # off the corridor down an off-ramp, still in SUMO until it arrives
         self._walls: dict[int, list[str]] = {}  # obstacle (by id()) → its stopped vehicles
         self._routes: set[str] = set()
         self.collisions = 0
+        self.sumo_cpu_s = 0.0  # CPU time inside SUMO's own steps (the rest of a step is the coupling's)
         folder = workdir or network.path.parent
         folder.mkdir(parents=True, exist_ok=True)
         vtypes = folder / "corridor.vtypes.xml"
@@ -172,12 +174,12 @@ class SumoFleet(Fleet):
     def _refill(self, dt: float) -> None:
         """Keep the count near the target as the built-in fleet does: vehicles come in at the ends and
         up the on-ramps; one with no room waits at its ramp's start, in SUMO's insertion queue."""
-        deficit = self.config.vehicles - int(self.active.sum()) - len(self._waiting)
+        deficit = self.config.vehicles - (len(self._ids) - len(self._gone))
         if deficit <= 0:
             return
         k = min(deficit, max(1, int(self.config.vehicles * dt / 30)))
         held = np.zeros(len(self.active), bool)
-        held[[self._ids[v] for v in self._waiting if v in self._ids]] = True
+        held[list(self._ids.values())] = True  # in SUMO: waiting, on a ramp, or on the road
         free = np.flatnonzero(~self.active & ~held)[:k]
         ends = self._entries
         for slot in free.tolist():
@@ -205,7 +207,9 @@ class SumoFleet(Fleet):
             return
         self._hazards()
         self._advise()
+        c0 = time.process_time()
         self._sumo.simulationStep(round(due, 3))
+        self.sumo_cpu_s += time.process_time() - c0
         self._sumo_t = due
         self._read(self.options.step_s)
         self._refill(self.options.step_s)
@@ -215,29 +219,34 @@ class SumoFleet(Fleet):
         tc = sumo.constants
         wanted = (tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_LANE_INDEX, tc.VAR_SPEED, tc.VAR_ACCELERATION)
         for vid in sumo.simulation.getDepartedIDList():
-            slot = self._ids.get(vid)
-            if slot is None:
-                continue  # a hazard's stopped vehicle
-            sumo.vehicle.subscribe(vid, wanted)
-            self.active[slot] = True
-            self.entered += 1
+            if vid in self._ids:  # not a hazard's stopped vehicle
+                sumo.vehicle.subscribe(vid, wanted)
         for vid in sumo.simulation.getArrivedIDList():
             slot = self._ids.pop(vid, None)
-            if slot is not None:
-                self.active[slot] = False
-                self.region[slot] = -1
-                self._lift(slot)
-                self.left += 1
-        self._waiting = set(sumo.simulation.getPendingVehicles())
+            if slot is not None and self._gone.pop(vid, None) is None:
+                self._leave(slot)  # at the road's end
         self.collisions += sumo.simulation.getCollidingVehiclesNumber()
         results = sumo.vehicle.getAllSubscriptionResults()
-        slots, km, nb, lane, v, a = [], [], [], [], [], []
-        place, ids = self.roads.place, self._ids
+        slots, km, nb, lane, v, a, was = [], [], [], [], [], [], []
+        place, ids, edges = self.roads.place, self._ids, self.roads.edges
         for vid, r in results.items():
             slot = ids.get(vid)
-            if slot is None:
+            if slot is None or vid in self._gone:
                 continue
-            k, n, ln = place(r[tc.VAR_ROAD_ID], r[tc.VAR_LANEPOSITION], r[tc.VAR_LANE_INDEX])
+            road = r[tc.VAR_ROAD_ID]
+            ramp = edges.get(road)
+            if ramp is not None and ramp.kind != "main":
+                # the corridor's traffic is on its carriageways: a driver on an on-ramp is not on it yet
+                # (as the built-in fleet's waits for a gap unseen), one on an off-ramp has left it
+                if ramp.kind == "off" and self.active[slot]:
+                    self._gone[vid] = slot
+                    self._leave(slot)
+                continue
+            was.append(bool(self.active[slot]))
+            if not was[-1]:
+                self.active[slot] = True
+                self.entered += 1
+            k, n, ln = place(road, r[tc.VAR_LANEPOSITION], r[tc.VAR_LANE_INDEX])
             slots.append(slot)
             km.append(k)
             nb.append(n)
@@ -250,13 +259,13 @@ class SumoFleet(Fleet):
         new_lane = np.array(lane, np.int64)
         new_lane = np.where(new_lane < 0, self.lane[idx], new_lane)  # crossing a junction: the lane it was in
         old_km = self.km[idx]
-        self.lane_changes += int(((new_lane != self.lane[idx]) & (self.region[idx] >= 0)).sum())
+        self.lane_changes += int(((new_lane != self.lane[idx]) & np.array(was, bool)).sum())
         self.km[idx], self.nb[idx], self.lane[idx] = km, nb, new_lane
         self.v[idx], self.a[idx] = v, a
         moved = np.abs(self.km[idx] - old_km)
-        self.energy[idx] = np.maximum(self.energy[idx] - np.where(self.region[idx] >= 0, moved, 0.0) * 0.015, 0.0)
+        self.energy[idx] = np.maximum(self.energy[idx] - np.where(was, moved, 0.0) * 0.015, 0.0)
         new_region = self.corridor.regions.handoff(self.km[idx], self.region[idx])
-        changed = (new_region != self.region[idx]) & (self.region[idx] >= 0)
+        changed = (new_region != self.region[idx]) & np.array(was, bool)
         if changed.any():  # the old tower's advice lapses at handoff
             self.adv_until[idx[changed]] = 0.0
             self.adv_action[idx[changed]] = Action.NONE
@@ -276,6 +285,12 @@ class SumoFleet(Fleet):
             if cap[slot] != self._applied_cap[slot]:
                 self._sumo.vehicle.setMaxSpeed(vid, max(float(cap[slot]), 0.1))
             self._applied_cap[slot], self._applied_stop[slot] = cap[slot], stop[slot]
+
+    def _leave(self, slot: int) -> None:
+        self.active[slot] = False
+        self.region[slot] = -1
+        self._lift(slot)
+        self.left += 1
 
     def _lift(self, slot: int) -> None:
         self._applied_cap[slot], self._applied_stop[slot] = NO_CAP, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import sumolib
 from pipeline.shared.corridor import load_corridor
 from producers.sumo.build import build_network
 from producers.sumo.network import DIVERGE_KM, MERGE_KM, plan_network
+from tests.helpers import assert_one_line_error, corridor
 
 ROUTE = load_corridor().route
 PLAN = plan_network(ROUTE)
@@ -101,3 +103,13 @@ def test_the_build_is_cached_by_what_went_into_it(tmp_path: Path) -> None:
     first = build_network(ROUTE, tmp_path)
     again = build_network(ROUTE, tmp_path)
     assert not first.cached and again.cached and again.path == first.path
+
+
+def test_corridor_sumo_net_builds_it_copies_it_and_refuses_a_folder_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "CORRIDOR_CACHE_DIR": str(tmp_path / "cache")}
+    done = corridor(env, "sumo", "net", "--output", str(tmp_path / "out" / "i69.net.xml"))
+    assert done.returncode == 0, done.stderr
+    assert "northbound" in done.stdout and "│ 11 " in done.stdout, "eleven off-ramps a side"
+    net = sumolib.net.readNet(str(tmp_path / "out" / "i69.net.xml"))
+    assert {e.id for e in PLAN.edges} == {e.getID() for e in net.getEdges()}
+    assert_one_line_error(corridor(env, "sumo", "net", "--output", str(tmp_path)), "is a folder")
