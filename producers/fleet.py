@@ -50,6 +50,7 @@ class FleetConfig:
     desired_speed_spread: float = 0.08  # drivers' desired speed: limit × N(1, spread)
     first_num: int = 0  # the first vehicle number (ids `veh-<num>`): two fleets on one road need their own
     mobil: MobilParams | None = field(default_factory=MobilParams)  # None: every vehicle keeps its lane
+    obeys: bool = True  # False: drivers hear advice and ignore it (the towers' effect measured by its absence)
 
 
 @dataclass(slots=True)
@@ -347,6 +348,8 @@ class Fleet:
         Advice triggered (`trigger_s`, simulated s) before the advice a vehicle follows is out of date
         and ignored, as a V2X receiver drops a message older than the one it acts on: a tower that took
         over a region advises from its backlog's old positions until it has caught up."""
+        if not self.config.obeys:
+            return 0
         mask = self.active & (self.region == region)
         if vehicle_num is not None:
             mask &= self.num == vehicle_num

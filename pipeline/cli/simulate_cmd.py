@@ -50,6 +50,9 @@ def simulate(
             help="who moves the vehicles: builtin (corridor's fleet model) or sumo (extra `sumo`, via libsumo)"
         ),
     ] = None,
+    obey_advice: Annotated[
+        bool, typer.Option(help="vehicles obey the towers' advice; --no-obey-advice: they hear it and ignore it")
+    ] = True,
     web: Annotated[bool, typer.Option(help="serve the live page (corridor dashboard) during the run")] = False,
     analytics: Annotated[
         bool, typer.Option(help="run the Spark job beside it (extra `spark`); the report adds corridor-wide figures")
@@ -92,6 +95,8 @@ def simulate(
         sc = over_radio(sc, radio)
     if traffic is not None:
         sc = with_traffic(sc, traffic)
+    if not obey_advice:
+        sc = replace(sc, obey_advice=False)
     if cam:
         sc = with_cam(sc)
     if analytics:

@@ -17,6 +17,9 @@ F = npt.NDArray[np.float64]
 
 APPROACH_KM = (0.2, 0.4)  # "before reaching it": speeds measured 200–400 m upstream of a hazard
 SURPRISED_KM = 0.5  # vehicles this close when a hazard appears could not have been warned in time
+DISCHARGE_WATCH_S = 300.0  # after a hazard is cleared, vehicles crossing its place are timed this long
+FREE_FLOW_FROM_S = 60.0  # free-flow speeds: sampled from here (the fleet settled) until the first hazard
+FREE_FLOW_CLEAR_KM = 1.0  # and only this far from any interchange (no merging or leaving there)
 
 
 @dataclass
@@ -43,6 +46,8 @@ class HazardTrack:
     surprised: set[int] = field(default_factory=set)  # vehicles within SURPRISED_KM when it appeared
     surprised_passing_mps: list[float] = field(default_factory=list)
     passed_in_lane: dict[int, int] = field(default_factory=dict)  # lane → vehicles that passed it there
+    lanes: int = 2  # through lanes where it stands
+    cleared_crossings_s: list[float] = field(default_factory=list)  # when vehicles passed its place once cleared
 
 
 MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
@@ -54,8 +59,12 @@ class Recorder:
     large for `MIN_COLUMNS` moments keeps a fixed share of its vehicles (chosen by number, so each
     kept vehicle's trajectory is whole)."""
 
-    def __init__(self, regions: int, max_points: int = 400_000) -> None:
+    def __init__(self, regions: int, max_points: int = 400_000, interchanges_km: tuple[float, ...] = ()) -> None:
         self.regions = regions
+        self.interchanges_km = np.array(interchanges_km)
+        self.free_flow_kmh = np.zeros(200, np.int64)  # vehicles sampled per km/h (0–199)
+        self.vehicle_km = 0.0  # driven by the whole fleet, for rates per distance
+        self.lane_changes = 0
         self.max_points = max_points
         # (tick, t, km, v, northbound, vehicle number, lane) of each tick kept
         self._ticks: list[tuple[int, F, F, F, npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = []
@@ -71,7 +80,8 @@ class Recorder:
         self.points = 0
 
     def hazard_on(self, hazard_id: str, ob: Obstacle, fleet: Fleet) -> None:
-        track = HazardTrack(hazard_id, ob.km, ob.northbound, ob.start_s)
+        lanes = int(fleet.corridor.route.lanes(np.array([ob.km]))[0])
+        track = HazardTrack(hazard_id, ob.km, ob.northbound, ob.start_s, lanes=lanes)
         idx = np.flatnonzero(fleet.active)
         nb, km = fleet.nb[idx], fleet.km[idx]
         ahead = np.where(nb, ob.km - km, km - ob.km)
@@ -89,24 +99,20 @@ class Recorder:
         self.load_t.append(fleet.t)
         self.load.append(np.bincount(fleet.region[idx], minlength=self.regions))
         self._keep(fleet, idx, km, v, nb)
+        self._flow(fleet, idx, km, v)
         for h in self.hazards.values():
-            if not h.start_s <= fleet.t < h.end_s:
+            # the step that brought the fleet to `t` ran with the hazard on the road if it started before
+            # `t` and had not been cleared before `t` (events fire between a tick's physics and its telemetry)
+            if h.end_s < fleet.t < h.end_s + DISCHARGE_WATCH_S:
+                self._discharge(fleet, idx, km, nb, h)
+            if not h.start_s <= fleet.t <= h.end_s:
                 continue
             affected = np.ones(len(idx), bool) if h.northbound is None else nb == h.northbound
             ahead = np.where(nb, h.km - km, km - h.km)
-            near = affected & (ahead >= APPROACH_KM[0]) & (ahead <= APPROACH_KM[1])
-            h.approach_mps.extend(v[near].tolist())
-            told = (
-                affected
-                & np.isin(fleet.adv_action[idx], (Action.SLOW_DOWN, Action.STOP))
-                & (fleet.adv_until[idx] > fleet.t)
-            )
-            first = told & ~np.isin(fleet.num[idx], list(h.advised | h.advised_late))
-            if first.any():
-                can_stop = ahead[first] * 1000 >= v[first] ** 2 / (2 * STOP_DECEL_MPS2)
-                nums = fleet.num[idx[first]]
-                h.advised.update(nums[can_stop].tolist())
-                h.advised_late.update(nums[~can_stop].tolist())
+            if fleet.t < h.end_s:
+                self._approach(fleet, idx, v, affected, ahead, h)
+            if h.start_s == fleet.t:
+                continue
             if self._prev_km is not None and self._prev_active is not None and self._prev_num is not None:
                 was = self._prev_km[idx]
                 before = np.where(nb, h.km - was, was - h.km)
@@ -124,6 +130,66 @@ class Recorder:
                     else:
                         h.unadvised_passing_mps.append(speed)
         self._prev_km, self._prev_active, self._prev_num = fleet.km.copy(), fleet.active.copy(), fleet.num.copy()
+
+    def _approach(self, fleet: Fleet, idx: npt.NDArray[np.int64], v: F, affected: npt.NDArray[np.bool_], ahead: F,
+                  h: HazardTrack) -> None:  # fmt: skip
+        """Speeds before it, and who was told to slow down or stop in time (or too late)."""
+        near = affected & (ahead >= APPROACH_KM[0]) & (ahead <= APPROACH_KM[1])
+        h.approach_mps.extend(v[near].tolist())
+        told = (
+            affected
+            & np.isin(fleet.adv_action[idx], (Action.SLOW_DOWN, Action.STOP))
+            & (fleet.adv_until[idx] > fleet.t)
+        )
+        first = told & ~np.isin(fleet.num[idx], list(h.advised | h.advised_late))
+        if first.any():
+            can_stop = ahead[first] * 1000 >= v[first] ** 2 / (2 * STOP_DECEL_MPS2)
+            nums = fleet.num[idx[first]]
+            h.advised.update(nums[can_stop].tolist())
+            h.advised_late.update(nums[~can_stop].tolist())
+
+    def _flow(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: F, v: F) -> None:
+        """Distance driven and lane changes (for a rate per distance), and free-flow speeds: before any
+        hazard, away from the interchanges."""
+        if self._prev_km is not None and self._prev_active is not None and self._prev_num is not None:
+            same = self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])
+            self.vehicle_km += float(np.abs(km[same] - self._prev_km[idx[same]]).sum())
+        self.lane_changes = fleet.lane_changes
+        if self.hazards or fleet.t < FREE_FLOW_FROM_S:
+            return
+        away = np.ones(len(km), bool)
+        if len(self.interchanges_km):
+            away = np.abs(km[:, None] - self.interchanges_km[None, :]).min(axis=1) >= FREE_FLOW_CLEAR_KM
+        self.free_flow_kmh += np.bincount(np.clip((v[away] * 3.6).astype(np.int64), 0, 199), minlength=200)
+
+    def _discharge(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: F, nb: npt.NDArray[np.bool_],
+                   h: HazardTrack) -> None:  # fmt: skip
+        """Vehicles passing a cleared hazard's place: the queue behind it discharging."""
+        if self._prev_km is None or self._prev_active is None or self._prev_num is None:
+            return
+        affected = np.ones(len(idx), bool) if h.northbound is None else nb == h.northbound
+        was = self._prev_km[idx]
+        before = np.where(nb, h.km - was, was - h.km)
+        ahead = np.where(nb, h.km - km, km - h.km)
+        same = self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])
+        crossed = int((affected & same & (before > 0) & (ahead <= 0)).sum())
+        h.cleared_crossings_s.extend([fleet.t] * crossed)
+
+    def traffic(self) -> dict[str, Any]:
+        """Measures to hold one fleet model against another on the same scenario."""
+        n = int(self.free_flow_kmh.sum())
+        cum = np.cumsum(self.free_flow_kmh)
+
+        def pct(q: float) -> float | None:
+            return float(np.searchsorted(cum, q * n)) if n else None
+
+        return {
+            "free_flow_kmh": {"p10": pct(0.1), "p50": pct(0.5), "p90": pct(0.9), "samples": n},
+            "vehicle_km": round(self.vehicle_km, 1),
+            "lane_changes_per_100_vehicle_km": round(100 * self.lane_changes / self.vehicle_km, 2)
+            if self.vehicle_km
+            else None,
+        }
 
     def _keep(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: npt.NDArray[np.float64],
               v: npt.NDArray[np.float64], nb: npt.NDArray[np.bool_]) -> None:  # fmt: skip

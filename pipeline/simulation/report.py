@@ -17,7 +17,7 @@ from pipeline.shared.stats import percentile
 from pipeline.simulation.recorder import Recorder
 from pipeline.simulation.shockwave import queue_waves
 
-__all__ = ["hazard_summary", "write_report"]
+__all__ = ["discharge_flow", "hazard_summary", "write_report"]
 
 
 def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,8 +46,22 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "actions": {k: sum(1 for a in advised if a["action"] == k) for k in ("SLOW_DOWN", "STOP", "KEEP")},
             # the queue behind it: how fast its tail moved back, and its head after it was cleared
             "queue": queue_waves(tr, h.km, h.northbound, h.start_s, until),
+            "discharge_veh_h_lane": discharge_flow(h.cleared_crossings_s, h.lanes),
         }  # fmt: skip
     return out
+
+
+DISCHARGE_WINDOW_S = 60.0  # the queue's discharge: vehicles past the cleared place in its first minute
+
+
+def discharge_flow(crossings_s: list[float], lanes: int) -> float | None:
+    """Vehicles an hour per lane passing a cleared hazard's place, over the minute from the first one
+    (the queue is still draining then); None if none passed or the run ended within that minute."""
+    if not crossings_s or crossings_s[-1] - crossings_s[0] < DISCHARGE_WINDOW_S - 1:
+        return None
+    first = crossings_s[0]
+    n = sum(1 for t in crossings_s if t < first + DISCHARGE_WINDOW_S)
+    return round(n * 3600 / DISCHARGE_WINDOW_S / max(lanes, 1))
 
 
 def _lanes(passed: dict[str, int]) -> str:
@@ -65,6 +79,21 @@ def _waves(q: dict[str, Any]) -> str:
     if q.get("recovering_kmh") is not None:
         said.append(f"its head followed at {q['recovering_kmh']} km/h once cleared")
     return "; ".join(said).capitalize() + " (published: forming 3–19, recovering 9–27 km/h)."
+
+
+def _discharge(h: dict[str, Any]) -> str:
+    flow = h.get("discharge_veh_h_lane")
+    return "" if flow is None else f" Once cleared, its queue discharged {flow:,} vehicles/h/lane."
+
+
+def _traffic_line(t: dict[str, Any], who: str) -> str:
+    ff = t["free_flow_kmh"]
+    moved = "SUMO" if who == "sumo" else "corridor's fleet model"
+    speeds = (f"free-flow speed (before any hazard, 1 km or more from an interchange) p10 {ff['p10']:.0f}, "
+              f"p50 {ff['p50']:.0f}, p90 {ff['p90']:.0f} km/h" if ff["samples"] else "no free-flow sample")  # fmt: skip
+    rate = t.get("lane_changes_per_100_vehicle_km")
+    changes = f"; {rate} lane changes per 100 vehicle-km" if rate is not None else ""
+    return f"Vehicles moved by {moved}: {speeds}{changes} ({t['vehicle_km']:,.0f} vehicle-km)."
 
 
 def _spacetime(rec: Recorder, path: Path, hazards: dict[str, Any]) -> None:
@@ -231,8 +260,10 @@ def _markdown(s: dict[str, Any]) -> str:
             f"{h.get('passing_speed_p50_mps', 0.0) * 3.6:.0f} km/h, the fastest at "
             f"{h['max_passing_speed_mps'] * 3.6:.0f} km/h{_lanes(h.get('passed_in_lane', {}))} "
             f"({h['surprised_vehicles']} were already within 500 m when it appeared"
-            f"{_unadvised(h)}{_lapsed(h)}). {_waves(h.get('queue', {}))}"
+            f"{_unadvised(h)}{_lapsed(h)}). {_waves(h.get('queue', {}))}{_discharge(h)}"
         )
+    if s.get("traffic"):
+        lines += ["", "## Traffic", "", _traffic_line(s["traffic"], s["run"].get("traffic", "builtin"))]
     if s.get("consistency"):
         lines += ["", "## What each class of data guarantees, and how stale it was", ""]
         lines += consistency_markdown(s["consistency"]["rows"], s["consistency"]["workers"])

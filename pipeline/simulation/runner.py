@@ -284,7 +284,7 @@ def run_scenario(
             listener: AdvisoryListener = _start_radio(parts, cleanup, prometheus)
         else:
             listener = _advisory_listener(parts, cleanup)
-        recorder = Recorder(parts.topics.regions)
+        recorder = Recorder(parts.topics.regions, interchanges_km=parts.corridor.route.interchanges_km)
         # held by the run alone, which lets it go before the broker stops (a local name would keep it
         # to the end of this function, reconnecting to a broker that has gone)
         run = _Run(scenario, settings, parts.topics, parts.stack, parts.workers, fleet, recorder,
@@ -357,7 +357,7 @@ def _fleet(
 ) -> Fleet:
     """The vehicles: corridor's own fleet model, or SUMO's on the corridor's network (`traffic: sumo`),
     which then writes the run's FCD itself."""
-    config = FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed)
+    config = FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed, obeys=scenario.obey_advice)
     start_ms = event_clock_start(driving)
     if scenario.traffic != "sumo":
         return Fleet(parts.corridor, config, start_ms=start_ms)
@@ -694,9 +694,9 @@ def _summary(
         "partial": partial,
         "run": {
             "simulated_s": round(run.fleet.t, 1), "wall_s": round(wall_s, 1), "vehicles_target": scenario.vehicles,
-            # who moved the vehicles (corridor's fleet model or SUMO), and collisions SUMO saw
-            "traffic": scenario.traffic, **({"sumo_collisions": run.fleet.collisions}
-                                            if isinstance(run.fleet, SumoFleet) else {}),
+            # who moved the vehicles (corridor's fleet model or SUMO), whether they obeyed, collisions SUMO saw
+            "traffic": scenario.traffic, "obey_advice": scenario.obey_advice,
+            **({"sumo_collisions": run.fleet.collisions} if isinstance(run.fleet, SumoFleet) else {}),
             "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),
@@ -722,6 +722,8 @@ def _summary(
         },
         "late_advice": late_spells(history, run.fleet.start_ms),
         "hazards": hazard_summary(run.recorder, history),
+        # free-flow speeds, lane changes per distance: what the calibration against SUMO compares
+        "traffic": run.recorder.traffic(),
         "towers": [{"worker": p["worker"], "regions": p["regions"], "updates": p["counts"].get("updates", 0),
                     "advisories": p["counts"].get("advisories", 0), "dead_letters": p["dead_letters"],
                     "staleness_ms": p["staleness_ms"], "rebalances": p.get("rebalances"),

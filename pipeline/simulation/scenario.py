@@ -53,6 +53,7 @@ class Scenario:
     cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
     vehicle_hazards: bool = False  # vehicles report the queues and hard stops they find (producers/denm.py)
     traffic: str = "builtin"  # who moves the vehicles: corridor's own fleet model, or SUMO (producers/sumo/)
+    obey_advice: bool = True  # False: vehicles ignore the towers' advice (what the advice changes, by its absence)
     analytics: bool = False  # the Spark job runs beside it; the report adds corridor-wide figures
 
     @property
@@ -160,6 +161,9 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     traffic = str(data.get("traffic", "builtin"))
     if traffic not in TRAFFIC:
         raise ConfigError(f"{source}: traffic must be one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    obey_advice = data.get("obey_advice", True)
+    if not isinstance(obey_advice, bool):
+        raise ConfigError(f"{source}: obey_advice must be true or false, got {obey_advice!r}")
     vehicle_hazards = data.get("vehicle_hazards", False)
     if not isinstance(vehicle_hazards, bool):
         raise ConfigError(f"{source}: vehicle_hazards must be true or false, got {vehicle_hazards!r}")
@@ -175,7 +179,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
         seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam, vehicle_hazards=vehicle_hazards,
-        analytics=analytics, traffic=traffic,
+        analytics=analytics, traffic=traffic, obey_advice=obey_advice,
     )  # fmt: skip
 
 

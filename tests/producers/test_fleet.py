@@ -65,6 +65,15 @@ def test_a_slow_down_advisory_caps_speed_in_its_region_only(corridor) -> None:
     assert fleet.v[others].mean() > 22.0
 
 
+def test_drivers_who_do_not_obey_hear_the_advice_and_keep_their_speed(corridor) -> None:
+    fleet = Fleet(corridor, FleetConfig(vehicles=600, seed=3, obeys=False))
+    run(fleet, 30)
+    assert fleet.obey(None, 4, northbound=True, action=Action.SLOW_DOWN, speed=15.0, until_s=fleet.t + 600) == 0
+    run(fleet, 20)
+    told = fleet.active & (fleet.region == 4) & fleet.nb
+    assert told.sum() > 5 and fleet.v[told].mean() > 22.0 and not (fleet.adv_until > fleet.t).any()
+
+
 def test_handoff_drops_the_old_towers_advice(corridor) -> None:
     fleet = Fleet(corridor, FleetConfig(vehicles=300, seed=4))
     fleet.obey(None, 1, northbound=True, action=Action.SLOW_DOWN, speed=20.0, until_s=1e9)

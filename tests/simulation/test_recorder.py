@@ -6,6 +6,7 @@ import numpy as np
 
 from pipeline.shared.corridor import load_corridor
 from pipeline.simulation.recorder import MIN_COLUMNS, Recorder
+from pipeline.simulation.report import discharge_flow
 from producers.fleet import Action, Fleet, FleetConfig, Obstacle
 
 
@@ -54,7 +55,71 @@ def test_a_warned_vehicle_whose_advice_lapsed_before_the_hazard_is_counted_apart
     rec.tick(fleet)
     assert {int(fleet.num[kept]), int(fleet.num[lapsed])} <= rec.hazards["debris"].advised
     fleet.adv_until[lapsed] = fleet.t  # its tower went silent
-    fleet.km[[kept, lapsed]] = hazard_km + 0.01  # both drive past it
+    fleet.t += 1.0  # a second later, both have driven past it
+    fleet.km[[kept, lapsed]] = hazard_km + 0.01
     rec.tick(fleet)
     h = rec.hazards["debris"]
     assert len(h.passing_mps) == 1 and len(h.lapsed_passing_mps) == 1 and not h.unadvised_passing_mps
+
+
+def test_free_flow_speeds_are_sampled_before_any_hazard_and_away_from_the_interchanges() -> None:
+    corridor = load_corridor()
+    fleet = Fleet(corridor, FleetConfig(vehicles=600, seed=4), start_ms=0)
+    rec = Recorder(9, interchanges_km=corridor.route.interchanges_km)
+    for _ in range(90):
+        fleet.step(1.0)
+        rec.tick(fleet)
+    ff = rec.traffic()["free_flow_kmh"]
+    assert ff["samples"] > 20 * 400, "thirty ticks of most of the fleet"
+    assert 95 <= ff["p50"] <= 120 and ff["p10"] < ff["p50"] < ff["p90"], "near the limits (97-113 km/h)"
+    before = ff["samples"]
+    rec.hazard_on("debris", Obstacle(30.0, None, fleet.t, float("inf"), 5.0), fleet)
+    fleet.step(1.0)
+    rec.tick(fleet)
+    assert rec.traffic()["free_flow_kmh"]["samples"] == before, "not once a hazard is on the road"
+    assert rec.traffic()["vehicle_km"] > 600 * 90 * 0.02, "about 2.5 km a vehicle a minute and a half"
+
+
+def test_a_cleared_closure_s_queue_discharges_at_a_flow_a_lane_can_carry() -> None:
+    corridor = load_corridor()
+    fleet = Fleet(corridor, FleetConfig(vehicles=3_600, seed=4), start_ms=0)
+    rec = Recorder(9, interchanges_km=corridor.route.interchanges_km)
+    crash = Obstacle(50.0, False, 5.0, 185.0)  # every southbound lane at km 50 (two lanes) for three minutes
+    fleet.obstacles.append(crash)
+    for _ in range(5):
+        fleet.step(1.0)
+        rec.tick(fleet)
+    rec.hazard_on("crash", crash, fleet)
+    for _ in range(360):
+        fleet.step(1.0)
+        rec.tick(fleet)
+        if fleet.t >= crash.end_s and rec.hazards["crash"].end_s == float("inf"):
+            rec.hazard_off("crash", fleet.t)
+    h = rec.hazards["crash"]
+    assert h.lanes == 2 and h.cleared_crossings_s[0] >= crash.end_s
+    flow = discharge_flow(h.cleared_crossings_s, h.lanes)
+    assert flow is not None and 1_000 <= flow <= 2_600, f"a queue discharging, not a trickle nor free flow: {flow}"
+
+
+def test_discharge_flow_counts_the_first_minute_per_lane_and_needs_the_whole_minute() -> None:
+    assert discharge_flow([100.0 + i for i in range(90)], lanes=2) == 60 * 3600 // 60 // 2
+    assert discharge_flow([100.0, 110.0, 120.0], lanes=2) is None, "the run ended within the minute"
+    assert discharge_flow([], lanes=3) is None
+
+
+def test_a_vehicle_that_passed_the_place_in_the_step_before_the_hazard_appeared_did_not_pass_the_hazard() -> None:
+    """Events fire between a tick's physics and its telemetry: a crossing in the step that ended as the
+    hazard appeared happened before it stood there."""
+    fleet = Fleet(load_corridor(), FleetConfig(vehicles=40, seed=4), start_ms=0)
+    rec = Recorder(9)
+    for _ in range(5):
+        fleet.step(1.0)
+        rec.tick(fleet)
+    one = int(np.flatnonzero(fleet.active & fleet.nb)[0])
+    place = float(fleet.km[one]) + 0.01
+    fleet.step(1.0)  # it drives past `place`
+    assert fleet.km[one] > place
+    rec.hazard_on("deer", Obstacle(place, True, fleet.t, float("inf"), 0.0, lanes=(0, 1)), fleet)
+    rec.tick(fleet)
+    h = rec.hazards["deer"]
+    assert not h.passed_in_lane and not h.unadvised_passing_mps and not h.surprised_passing_mps

@@ -39,6 +39,7 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
         ({"events": [{"at_s": 1, "hazard": {"km": 3, "id": "x", "relevance_m": -5}}]}, "relevance_m"),
         ({"vehicle_hazards": "yes"}, "vehicle_hazards must be true or false"),
         ({"traffic": "carla"}, "traffic must be one of builtin, sumo"),
+        ({"obey_advice": "no"}, "obey_advice must be true or false"),
         ({"vehicles": 0}, "vehicles must be"),
         ({"hz": 20}, "at most 10"),
         ({"hz": "often"}, "hz"),
@@ -89,5 +90,9 @@ def test_sumo_moves_the_vehicles_when_the_scenario_or_the_command_line_says_so()
     assert parse_scenario(BASE, "s.yaml").traffic == "builtin"
     assert parse_scenario({**BASE, "traffic": "sumo"}, "s.yaml").traffic == "sumo"
     assert with_traffic(parse_scenario(BASE, "s.yaml"), "sumo").traffic == "sumo"
+    assert (
+        parse_scenario(BASE, "s.yaml").obey_advice
+        and not parse_scenario({**BASE, "obey_advice": False}, "s").obey_advice
+    )
     with pytest.raises(ConfigError, match="--traffic 'vissim': choose from builtin, sumo"):
         with_traffic(parse_scenario(BASE, "s.yaml"), "vissim")
