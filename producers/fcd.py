@@ -23,7 +23,7 @@ from pipeline.shared.errors import ConfigError
 from producers.cam import CamTrigger
 from producers.fleet import TelemetryBatch
 
-__all__ = ["FcdTrace", "ReplayFleet", "read_fcd"]
+__all__ = ["FcdTrace", "ReplayFleet", "project_onto_route", "read_fcd"]
 
 F = npt.NDArray[np.float64]
 I = npt.NDArray[np.int64]  # noqa: E741
@@ -53,7 +53,7 @@ class FcdTrace:
         return float(np.median(np.diff([s.t for s in self.steps])))
 
 
-def _project(corridor: Corridor, lon: F, lat: F) -> tuple[F, F, F]:
+def project_onto_route(corridor: Corridor, lon: F, lat: F) -> tuple[F, F, F]:
     """(km along the route, distance from it in km, the road's northbound heading there) per point,
     on a local equirectangular plane: exact enough over a few hundred metres of a 78 km route."""
     wp = corridor.route.waypoints
@@ -100,7 +100,7 @@ def _step(t: float, vs: list[ET.Element], corridor: Corridor, trace: FcdTrace, m
     lat = np.array([float(v.attrib["y"]) for v in vs])
     if np.any(np.abs(lon) > 180) or np.any(np.abs(lat) > 90):
         raise ValueError("x/y are not longitude/latitude: write the FCD with --fcd-output.geo")
-    km, off, road = _project(corridor, lon, lat)
+    km, off, road = project_onto_route(corridor, lon, lat)
     angle = np.array([float(v.get("angle", "0")) for v in vs])
     on = off <= max_off
     trace.off_route += int((~on).sum())

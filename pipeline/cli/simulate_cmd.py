@@ -50,6 +50,10 @@ def simulate(
             help="who moves the vehicles: builtin (corridor's fleet model) or sumo (extra `sumo`, via libsumo)"
         ),
     ] = None,
+    sumo_cfg: Annotated[
+        Path | None,
+        typer.Option(help="a SUMO scenario of your own (.sumocfg, geo-referenced, on the corridor) moves the vehicles"),
+    ] = None,
     obey_advice: Annotated[
         bool, typer.Option(help="vehicles obey the towers' advice; --no-obey-advice: they hear it and ignore it")
     ] = True,
@@ -93,8 +97,8 @@ def simulate(
     sc = load_scenario(scenario)
     if radio is not None:
         sc = over_radio(sc, radio)
-    if traffic is not None:
-        sc = with_traffic(sc, traffic)
+    if traffic is not None or sumo_cfg is not None:
+        sc = with_traffic(sc, traffic or "sumo", None if sumo_cfg is None else str(sumo_cfg))
     if not obey_advice:
         sc = replace(sc, obey_advice=False)
     if cam:

@@ -71,6 +71,7 @@ from producers.radio import RadioLink, RadioListener
 from producers.sink import TelemetrySink, Uplink
 from producers.sumo.build import build_network, require_sumo
 from producers.sumo.traffic import SumoFleet, SumoOptions
+from producers.sumo.user_scenario import SumoCfgFleet
 from towers.config import app_id
 
 __all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
@@ -355,19 +356,23 @@ def run_scenario(
 def _fleet(
     parts: _Parts, scenario: Scenario, driving: DriveConfig, fcd_dir: Path | None, cleanup: contextlib.ExitStack
 ) -> Fleet:
-    """The vehicles: corridor's own fleet model, or SUMO's on the corridor's network (`traffic: sumo`),
-    which then writes the run's FCD itself."""
+    """The vehicles: corridor's own fleet model, SUMO's on the corridor's network (`traffic: sumo`), or
+    a user's own SUMO scenario (`sumo_cfg`); SUMO then writes the run's FCD itself."""
     config = FleetConfig(vehicles=scenario.vehicles, seed=scenario.seed, obeys=scenario.obey_advice)
     start_ms = event_clock_start(driving)
     if scenario.traffic != "sumo":
         return Fleet(parts.corridor, config, start_ms=start_ms)
-    network = build_network(parts.corridor.route, parts.settings.cache_dir)
     fcd_path = None
     if fcd_dir is not None:
         fcd_dir.mkdir(parents=True, exist_ok=True)
         fcd_path = fcd_dir / "fcd.xml"
     options = SumoOptions(step_s=driving.tick_s, fcd_path=fcd_path)
-    fleet = SumoFleet(parts.corridor, config, network, options, start_ms=start_ms, workdir=parts.workdir / "sumo")
+    fleet: SumoFleet
+    if scenario.sumo_cfg is not None:
+        fleet = SumoCfgFleet(parts.corridor, config, Path(scenario.sumo_cfg), options, start_ms=start_ms)
+    else:
+        network = build_network(parts.corridor.route, parts.settings.cache_dir)
+        fleet = SumoFleet(parts.corridor, config, network, options, start_ms=start_ms, workdir=parts.workdir / "sumo")
     cleanup.callback(fleet.close)
     return fleet
 
@@ -697,6 +702,9 @@ def _summary(
             # who moved the vehicles (corridor's fleet model or SUMO), whether they obeyed, collisions SUMO saw
             "traffic": scenario.traffic, "obey_advice": scenario.obey_advice,
             **({"sumo_collisions": run.fleet.collisions} if isinstance(run.fleet, SumoFleet) else {}),
+            **({"sumo_cfg": scenario.sumo_cfg, "off_corridor_vehicle_steps": run.fleet.off_corridor,
+                "not_carried": run.fleet.not_carried, "hazards_not_placed": run.fleet.hazards_not_placed}
+               if isinstance(run.fleet, SumoCfgFleet) else {}),
             "vehicles_entered": run.fleet.entered, "vehicles_left": run.fleet.left,
             "updates_sent": stats.updates, "kafka_records_sent": sink.stats.sent,
             "kafka_records_acked": sink.stats.acked, "updates_per_s": round(stats.updates_per_s, 1),

@@ -53,6 +53,7 @@ class Scenario:
     cam: bool = False  # `hz: cam`: ETSI CAM generation rules (at most 10 Hz, at least 1 Hz) instead of a rate
     vehicle_hazards: bool = False  # vehicles report the queues and hard stops they find (producers/denm.py)
     traffic: str = "builtin"  # who moves the vehicles: corridor's own fleet model, or SUMO (producers/sumo/)
+    sumo_cfg: str | None = None  # a user's own SUMO scenario (.sumocfg) moves the vehicles (traffic: sumo)
     obey_advice: bool = True  # False: vehicles ignore the towers' advice (what the advice changes, by its absence)
     analytics: bool = False  # the Spark job runs beside it; the report adds corridor-wide figures
 
@@ -161,6 +162,11 @@ def parse_scenario(data: Any, source: str) -> Scenario:
     traffic = str(data.get("traffic", "builtin"))
     if traffic not in TRAFFIC:
         raise ConfigError(f"{source}: traffic must be one of {', '.join(TRAFFIC)}, got {traffic!r}")
+    sumo_cfg = data.get("sumo_cfg")
+    if sumo_cfg is not None and (not isinstance(sumo_cfg, str) or not sumo_cfg.endswith(".sumocfg")):
+        raise ConfigError(f"{source}: sumo_cfg must be the path of a .sumocfg file, got {sumo_cfg!r}")
+    if sumo_cfg is not None:
+        traffic = "sumo"
     obey_advice = data.get("obey_advice", True)
     if not isinstance(obey_advice, bool):
         raise ConfigError(f"{source}: obey_advice must be true or false, got {obey_advice!r}")
@@ -179,7 +185,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
         name=str(data.get("name", Path(source).stem)), description=str(data.get("description", "")),
         vehicles=vehicles, hz=hz, speedup=speedup, duration_s=duration, workers=workers,
         seed=int(data.get("seed", 7)), events=parsed, radio=radio, cam=cam, vehicle_hazards=vehicle_hazards,
-        analytics=analytics, traffic=traffic, obey_advice=obey_advice,
+        analytics=analytics, traffic=traffic, obey_advice=obey_advice, sumo_cfg=sumo_cfg,
     )  # fmt: skip
 
 
@@ -221,8 +227,14 @@ def over_radio(sc: Scenario, radio: str) -> Scenario:
     return replace(sc, radio=radio)
 
 
-def with_traffic(sc: Scenario, traffic: str) -> Scenario:
-    """The scenario with its vehicles moved by `traffic` instead (`corridor simulate --traffic`)."""
+def with_traffic(sc: Scenario, traffic: str, sumo_cfg: str | None = None) -> Scenario:
+    """The scenario with its vehicles moved by `traffic` instead (`corridor simulate --traffic`), or by
+    a user's own SUMO scenario (`--sumo-cfg`)."""
     if traffic not in TRAFFIC:
         raise ConfigError(f"--traffic {traffic!r}: choose from {', '.join(TRAFFIC)}")
-    return replace(sc, traffic=traffic)
+    if sumo_cfg is not None:
+        if traffic != "sumo":
+            raise ConfigError(f"--sumo-cfg {sumo_cfg}: a SUMO scenario moves the vehicles; drop --traffic {traffic}")
+        if not sumo_cfg.endswith(".sumocfg"):
+            raise ConfigError(f"--sumo-cfg {sumo_cfg}: give a SUMO configuration file (.sumocfg)")
+    return replace(sc, traffic=traffic, sumo_cfg=sumo_cfg)

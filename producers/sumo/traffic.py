@@ -12,7 +12,12 @@ who see it, as the built-in fleet's drivers do.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +27,14 @@ import numpy as np
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.errors import ConfigError
 from producers.fleet import Action, Fleet, FleetConfig, Obstacle
-from producers.sumo.build import INSTALL_HINT, BuiltNetwork, sumo_binary
+from producers.sumo.build import INSTALL_HINT, BuiltNetwork
 from producers.sumo.network import Edge, NetworkPlan
 
 __all__ = ["SumoFleet", "SumoOptions"]
 
 NO_CAP = 100.0  # m/s: a vehicle's own maximum speed when nothing caps it
 HAZARD_PREFIX = "hazard-"  # SUMO vehicles that stand for a hazard: not connected, never telemetry
+HAZARD_TYPE = "DEFAULT_VEHTYPE"  # SUMO's own type, in every network: a user's scenario need not define ours
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +60,7 @@ def _vtype_xml(config: FleetConfig) -> str:
         '<routes>\n    <vType id="car" vClass="passenger" carFollowModel="IDM" laneChangeModel="LC2013" '
         f'accel="{p.max_accel}" decel="{p.comfort_decel}" emergencyDecel="{p.max_decel}" tau="{p.time_headway_s}" '
         f'minGap="{p.min_gap_m}" delta="{p.delta}" length="{p.vehicle_length_m}" maxSpeed="{NO_CAP}" '
-        f'speedFactor="normc(1,{spread},0.8,1.2)"/>\n'
-        '    <vType id="hazard" vClass="passenger" length="5" color="1,0,0"/>\n</routes>\n'
+        f'speedFactor="normc(1,{spread},0.8,1.2)"/>\n</routes>\n'
     )
 
 
@@ -112,30 +117,44 @@ class SumoFleet(Fleet):
 
     def __init__(self, corridor: Corridor, config: FleetConfig, network: BuiltNetwork, options: SumoOptions,
                  start_ms: int = 0, workdir: Path | None = None) -> None:  # fmt: skip
+        self.roads = _Roads(network.plan)
+        folder = workdir or network.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        vtypes = folder / "corridor.vtypes.xml"
+        vtypes.write_text(_vtype_xml(config), encoding="utf-8")
+        own = ["-n", str(network.path), "-a", str(vtypes), "--seed", str(config.seed), "--time-to-teleport", "-1",
+               "--collision.action", "warn", "--default.speeddev", "0", "--eager-insert", "true"]  # fmt: skip
+        self._launch(corridor, config, options, start_ms, own)
+
+    def _launch(self, corridor: Corridor, config: FleetConfig, options: SumoOptions, start_ms: int,
+                scenario: list[str]) -> None:  # fmt: skip
+        """Start SUMO on `scenario`'s arguments, then the fleet's arrays (which place its vehicles)."""
         self._sumo = _libsumo()
         if _running(self._sumo):
             raise ConfigError("a SUMO simulation is already running in this process")
-        self.roads = _Roads(network.plan)
         self.options = options
         self._ids: dict[str, int] = {}  # SUMO id → slot
+        self._vid: dict[int, str] = {}  # slot → SUMO id
         self._sumo_t = 0.0  # SUMO's own clock (simulated s)
         self._gone: dict[str, int] = {}  # off the corridor down an off-ramp, still in SUMO until it arrives
         self._walls: dict[int, list[str]] = {}  # obstacle (by id()) → its stopped vehicles
         self._routes: set[str] = set()
         self.collisions = 0
         self.sumo_cpu_s = 0.0  # CPU time inside SUMO's own steps (the rest of a step is the coupling's)
-        folder = workdir or network.path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        vtypes = folder / "corridor.vtypes.xml"
-        vtypes.write_text(_vtype_xml(config), encoding="utf-8")
-        cmd = [str(sumo_binary("sumo")), "-n", str(network.path), "-a", str(vtypes),
-               "--step-length", f"{options.step_s:g}", "--seed", str(config.seed), "--no-step-log", "true",
-               "--no-warnings", "true", "--time-to-teleport", "-1", "--collision.action", "warn",
-               "--default.speeddev", "0", "--eager-insert", "true"]  # fmt: skip
+        cmd = ["sumo", *scenario, "--step-length", f"{options.step_s:g}", "--no-step-log", "true",
+               "--no-warnings", "true"]  # fmt: skip
         if options.fcd_path is not None:
             cmd += ["--fcd-output", str(options.fcd_path), "--fcd-output.geo", "true",
                     "--device.fcd.period", f"{options.fcd_period_s:g}"]  # fmt: skip
-        self._sumo.start(cmd)
+        with tempfile.TemporaryFile() as said:
+            try:
+                with _stderr_into(said):  # SUMO says why it refuses on the process's stderr, and only there
+                    self._sumo.start(cmd)
+            except self._sumo.TraCIException:
+                said.seek(0)
+                lines = [ln for ln in said.read().decode(errors="replace").splitlines() if ln.strip()]
+                reason = lines[-1].removeprefix("Error: ") if lines else "no reason given"
+                raise ConfigError(f"SUMO refused its input: {reason}") from None
         try:
             super().__init__(corridor, config, start_ms)
             self._applied_cap = np.full(len(self.active), NO_CAP)
@@ -166,6 +185,7 @@ class SumoFleet(Fleet):
             self._sumo.route.add(rid, edges)
             self._routes.add(rid)
         vid = str(int(self.num[slot]))
+        self._vid[slot] = vid
         self._sumo.vehicle.add(vid, rid, typeID="car", depart="now", departLane=str(min(lane, edge.lanes - 1)),
                                departPos=f"{min(max(pos_m, 0.0), edge.length_m - 1):.1f}",
                                departSpeed="max")  # fmt: skip
@@ -279,7 +299,7 @@ class SumoFleet(Fleet):
         cap = np.where(live & ~stop & np.isfinite(self.adv_speed), self.adv_speed, NO_CAP)
         cap = np.minimum(cap, self._passing_caps())
         for slot in np.flatnonzero(self.active & ((cap != self._applied_cap) | (stop != self._applied_stop))).tolist():
-            vid = str(int(self.num[slot]))
+            vid = self._vid[slot]
             if stop[slot] != self._applied_stop[slot]:
                 self._sumo.vehicle.setSpeed(vid, 0.0 if stop[slot] else -1.0)
             if cap[slot] != self._applied_cap[slot]:
@@ -335,26 +355,42 @@ class SumoFleet(Fleet):
             through = edge.lanes - int(edge.aux)
             for lane in range(through) if ob.lanes is None else [ln for ln in ob.lanes if ln < through]:
                 vid = f"{HAZARD_PREFIX}{n}-{'nb' if nb else 'sb'}-{lane}"
-                rid = f"r:{edge.id}"
-                if rid not in self._routes:
-                    self._sumo.route.add(rid, [edge.id])
-                    self._routes.add(rid)
-                sumo_lane = lane + int(edge.aux)
-                self._sumo.vehicle.add(vid, rid, typeID="hazard", depart="now", departLane=str(sumo_lane),
-                                       departPos=f"{pos:.1f}", departSpeed="0")  # fmt: skip
-                # put there at once, as a crash happens: inserting it would wait for a gap the
-                # follower can stop in, which dense traffic may not leave for minutes
-                x, y = self._sumo.simulation.convert2D(edge.id, pos, sumo_lane)
-                self._sumo.vehicle.moveToXY(vid, edge.id, sumo_lane, x, y, keepRoute=2)
-                self._sumo.vehicle.setSpeed(vid, 0.0)  # it stands where it was put, in its lane
-                self._sumo.vehicle.setLaneChangeMode(vid, 0)
+                self._stand(vid, edge.id, pos, lane + int(edge.aux))
                 placed.append(vid)
         return placed
+
+    def _stand(self, vid: str, edge: str, pos: float, lane: int) -> None:
+        """A stopped vehicle in `lane` of `edge` at `pos`, put there at once, as a crash happens:
+        inserting it would wait for a gap the follower can stop in, which dense traffic may not leave
+        for minutes. It stays, in its lane, until taken away."""
+        rid = f"r:{edge}"
+        if rid not in self._routes:
+            self._sumo.route.add(rid, [edge])
+            self._routes.add(rid)
+        self._sumo.vehicle.add(vid, rid, typeID=HAZARD_TYPE, depart="now", departLane=str(lane),
+                               departPos=f"{pos:.1f}", departSpeed="0")  # fmt: skip
+        x, y = self._sumo.simulation.convert2D(edge, pos, lane)
+        self._sumo.vehicle.moveToXY(vid, edge, lane, x, y, keepRoute=2)
+        self._sumo.vehicle.setSpeed(vid, 0.0)
+        self._sumo.vehicle.setLaneChangeMode(vid, 0)
 
     def close(self) -> None:
         """End SUMO (its FCD output is complete once this returns)."""
         if _running(self._sumo):
             self._sumo.close()
+
+
+@contextlib.contextmanager
+def _stderr_into(file: Any) -> Iterator[None]:
+    """The process's own stderr (file descriptor 2, where SUMO's C++ writes) into `file` meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(file.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _running(sumo: Any) -> bool:

@@ -40,6 +40,7 @@ def test_builtin_scenarios_load_and_the_default_fits_about_three_minutes() -> No
         ({"vehicle_hazards": "yes"}, "vehicle_hazards must be true or false"),
         ({"traffic": "carla"}, "traffic must be one of builtin, sumo"),
         ({"obey_advice": "no"}, "obey_advice must be true or false"),
+        ({"sumo_cfg": 7}, "sumo_cfg must be the path of a .sumocfg file"),
         ({"vehicles": 0}, "vehicles must be"),
         ({"hz": 20}, "at most 10"),
         ({"hz": "often"}, "hz"),
@@ -94,5 +95,12 @@ def test_sumo_moves_the_vehicles_when_the_scenario_or_the_command_line_says_so()
         parse_scenario(BASE, "s.yaml").obey_advice
         and not parse_scenario({**BASE, "obey_advice": False}, "s").obey_advice
     )
+    own = with_traffic(parse_scenario(BASE, "s.yaml"), "sumo", "mine.sumocfg")
+    assert own.traffic == "sumo" and own.sumo_cfg == "mine.sumocfg"
+    assert parse_scenario({**BASE, "sumo_cfg": "a/b.sumocfg"}, "s").traffic == "sumo", "a SUMO scenario implies SUMO"
+    with pytest.raises(ConfigError, match="give a SUMO configuration file"):
+        with_traffic(parse_scenario(BASE, "s.yaml"), "sumo", "mine.net.xml")
+    with pytest.raises(ConfigError, match="drop --traffic builtin"):
+        with_traffic(parse_scenario(BASE, "s.yaml"), "builtin", "mine.sumocfg")
     with pytest.raises(ConfigError, match="--traffic 'vissim': choose from builtin, sumo"):
         with_traffic(parse_scenario(BASE, "s.yaml"), "vissim")
