@@ -45,12 +45,15 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             "advised_regions": sorted({a["region_id"] for a in advised}),
             "actions": {k: sum(1 for a in advised if a["action"] == k) for k in ("SLOW_DOWN", "STOP", "KEEP")},
             # the queue behind it: how fast its tail moved back, and its head after it was cleared
-            "queue": queue_waves(tr, h.km, h.northbound, h.start_s, until),
-            "discharge_veh_h_lane": discharge_flow(h.cleared_crossings_s, h.lanes),
+            "queue": (queue := queue_waves(tr, h.km, h.northbound, h.start_s, until)),
+            # and, where one stood behind it, how fast it drained once cleared
+            "discharge_veh_h_lane": discharge_flow(h.cleared_crossings_s, h.lanes)
+            if (queue["queue_max_km"] or 0.0) >= MIN_QUEUE_KM else None,
         }  # fmt: skip
     return out
 
 
+MIN_QUEUE_KM = 0.1  # a queue this long or longer behind a hazard: its discharge is a queue's
 DISCHARGE_WINDOW_S = 60.0  # the queue's discharge: vehicles past the cleared place in its first minute
 
 

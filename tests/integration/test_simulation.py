@@ -66,6 +66,10 @@ def test_the_default_scenario_queues_behind_the_closure_and_passes_the_deer_in_t
     waves = crash["queue"]
     assert 3.0 <= waves["forming_kmh"] <= 19.0, f"the queue's tail moves upstream as published: {waves}"
     assert 9.0 <= waves["recovering_kmh"] <= 27.0, f"and its head, once cleared: {waves}"
+    assert 1_000 <= crash["discharge_veh_h_lane"] <= 2_600, "the queue drained as a queue does, once cleared"
+    assert deer["discharge_veh_h_lane"] is None, "no queue stood behind the deer: nothing to drain"
+    ff = s["traffic"]["free_flow_kmh"]
+    assert 80 <= ff["p50"] <= 115 and ff["p10"] < ff["p50"] < ff["p90"], f"near the limits before any hazard: {ff}"
     assert crash["max_passing_speed_mps"] < 8.0, "nobody drove through the closure"
     assert crash["lapsed_vehicles_passed"] == 0, f"no fault: nobody's advice lapsed on the way to it: {crash}"
     assert deer["passed_in_lane"].get("1", 0) > 20 and deer["passed_in_lane"].get("0", 0) == 0, deer
