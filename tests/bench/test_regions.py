@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,5 +31,34 @@ def test_one_more_region_costs_the_difference_of_the_two_runs_over_the_regions_a
                                               "kafka_cpu_millicores": 10.0, "etcd_cpu_millicores": 0.0}  # fmt: skip
 
 
+BUSY = "\n".join(
+    [
+        "import time",
+        "t = time.process_time()",
+        "while time.process_time() - t < 0.3: pass",
+        "print(1, flush=True)",
+        "time.sleep(60)",
+    ]
+)  # 0.3 s of CPU, then says so and idles
+
+
 def test_the_servers_cpu_is_counted_only_for_the_stack_of_the_given_state_folder(tmp_path: Path) -> None:
-    assert servers_cpu_s(tmp_path) == {"kafka": 0.0, "etcd": 0.0}, "no server runs from an empty folder"
+    """Stand-ins named as the servers are (`java`, `etcd`), each burning 0.3 s of CPU with a state folder
+    on its command line: only those naming the given folder count, each under its kind."""
+    bin_dir, ours, theirs = tmp_path / "bin", tmp_path / "ours", tmp_path / "theirs"
+    for d in (bin_dir, ours, theirs):
+        d.mkdir()
+    for name in ("java", "etcd"):
+        (bin_dir / name).symlink_to(Path(sys.executable).resolve())
+    assert servers_cpu_s(ours) == {"kafka": 0.0, "etcd": 0.0}, "no server runs from an empty folder"
+    procs = [subprocess.Popen([str(bin_dir / name), "-c", BUSY, str(folder / "data")], stdout=subprocess.PIPE)
+             for name in ("java", "etcd") for folder in (ours, theirs)]  # fmt: skip
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == b"1"
+        got = servers_cpu_s(ours)
+        assert 0.25 <= got["kafka"] < 0.6 and 0.25 <= got["etcd"] < 0.6, f"one stand-in of each, not two: {got}"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
