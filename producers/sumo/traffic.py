@@ -4,8 +4,8 @@
 run's recorder work unchanged) but fills them from SUMO each step instead of integrating its own IDM.
 The coupling runs in corridor's process through `libsumo` (no server, no socket: it ends with the
 process). Advice goes back through the same TraCI calls a V2X coupling makes: a speed cap
-(`setMaxSpeed`) while a SLOW_DOWN holds, a stop (`setSpeed` 0) while a STOP holds, lifted when it
-lapses or the vehicle leaves its tower's region. Hazards become SUMO objects: a wall across lanes
+(`setMaxSpeed`) while a SLOW_DOWN holds, a firm braking to 0 (`slowDown`) then a cap of 0 while a STOP
+holds, lifted when it lapses or the vehicle leaves its tower's region. Hazards become SUMO objects: a wall across lanes
 is a stopped vehicle in each lane it closes; a hazard drivers pass slowly caps the speed of those
 who see it, as the built-in fleet's drivers do.
 """
@@ -27,6 +27,7 @@ import numpy as np
 from pipeline.shared.corridor import Corridor
 from pipeline.shared.errors import ConfigError
 from producers.fleet import Action, Fleet, FleetConfig, Obstacle
+from producers.hazard_driving import STOP_DECEL_MPS2
 from producers.sumo.build import INSTALL_HINT, BuiltNetwork
 from producers.sumo.network import Edge, NetworkPlan
 
@@ -159,6 +160,7 @@ class SumoFleet(Fleet):
             super().__init__(corridor, config, start_ms)
             self._applied_cap = np.full(len(self.active), NO_CAP)
             self._applied_stop = np.zeros(len(self.active), bool)
+            self._stopped_by = np.zeros(len(self.active))  # when a vehicle told to stop has braked to 0
         except Exception:
             self.close()
             raise
@@ -292,18 +294,27 @@ class SumoFleet(Fleet):
         self.region[idx] = new_region
 
     def _advise(self) -> None:
-        """Push advice whose effect changed since the last step to SUMO: a cap while SLOW_DOWN holds,
-        a stop while STOP holds, nothing once either lapses."""
+        """Push advice whose effect changed since the last step to SUMO. SLOW_DOWN caps the vehicle's
+        speed while it holds. STOP brakes it to a standstill at the firm rate drivers told to stop use
+        (`slowDown`), then holds its desired speed at 0: within SUMO's car-following, as our drivers
+        take 0 as theirs, so a queue held by advice starts off car by car once it lapses. Both are
+        lifted when the advice lapses or the vehicle leaves its tower's region."""
         live = self.active & (self.adv_until > self.t)
         stop = live & (self.adv_action == Action.STOP)
         cap = np.where(live & ~stop & np.isfinite(self.adv_speed), self.adv_speed, NO_CAP)
         cap = np.minimum(cap, self._passing_caps())
+        starting = stop & ~self._applied_stop
+        for slot in np.flatnonzero(starting).tolist():
+            braking_s = max(float(self.v[slot]) / STOP_DECEL_MPS2, 0.1)
+            self._sumo.vehicle.slowDown(self._vid[slot], 0.0, braking_s)
+            self._stopped_by[slot] = self.t + braking_s
+        cap = np.where(stop & (self.t >= self._stopped_by), 0.0, cap)
         for slot in np.flatnonzero(self.active & ((cap != self._applied_cap) | (stop != self._applied_stop))).tolist():
             vid = self._vid[slot]
-            if stop[slot] != self._applied_stop[slot]:
-                self._sumo.vehicle.setSpeed(vid, 0.0 if stop[slot] else -1.0)
+            if self._applied_stop[slot] and not stop[slot]:
+                self._sumo.vehicle.setSpeed(vid, -1.0)  # a braking not yet done is called off
             if cap[slot] != self._applied_cap[slot]:
-                self._sumo.vehicle.setMaxSpeed(vid, max(float(cap[slot]), 0.1))
+                self._sumo.vehicle.setMaxSpeed(vid, float(cap[slot]))
             self._applied_cap[slot], self._applied_stop[slot] = cap[slot], stop[slot]
 
     def _leave(self, slot: int) -> None:
