@@ -8,12 +8,14 @@ vehicle's road, position, lane, speed and acceleration back into the fleet's arr
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from pipeline.shared.corridor import load_corridor
+from pipeline.stack.process import die_with_parent
 from producers.fleet import Fleet, FleetConfig
 from producers.sumo.build import build_network
 from producers.sumo.traffic import SumoFleet, SumoOptions
@@ -46,7 +48,7 @@ def run_sumo(cache_dir: Path, vehicles: int = 3_600, quick: bool = False, second
     config = FleetConfig(vehicles=vehicles, seed=7)
     builtin = _cost(Fleet(corridor, config), seconds)
     t0 = time.monotonic()
-    network = build_network(corridor.route, cache_dir)
+    network = build_network(corridor.route, cache_dir, die_with_parent(signal.SIGKILL))
     with tempfile.TemporaryDirectory(prefix="corridor-bench-sumo-") as tmp:
         fleet = SumoFleet(corridor, config, network, SumoOptions(step_s=1.0), workdir=Path(tmp))
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -28,11 +29,12 @@ def net(
 ) -> None:
     """Build (or find cached) the SUMO network of the configured route: both carriageways, their lanes
     and limits, a ramp each way at every interior interchange, geo-referenced."""
+    from pipeline.stack.process import die_with_parent
     from producers.sumo.build import build_network
 
     settings: Settings = ctx.obj
     corridor = settings.corridor()
-    built = build_network(corridor.route, settings.cache_dir)
+    built = build_network(corridor.route, settings.cache_dir, die_with_parent(signal.SIGKILL))
     if output is not None:
         if output.is_dir():
             raise ConfigError(f"--output {output} is a folder: give a file name (corridor.net.xml, say)")

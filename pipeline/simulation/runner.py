@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -52,7 +53,7 @@ from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.simulation.slow_advice import late_spells
 from pipeline.stack import Stack
-from pipeline.stack.process import is_our_child
+from pipeline.stack.process import die_with_parent, is_our_child
 from pipeline.workers import (
     AnalyticsProcess,
     DashboardProcess,
@@ -371,7 +372,7 @@ def _fleet(
     if scenario.sumo_cfg is not None:
         fleet = SumoCfgFleet(parts.corridor, config, Path(scenario.sumo_cfg), options, start_ms=start_ms)
     else:
-        network = build_network(parts.corridor.route, parts.settings.cache_dir)
+        network = build_network(parts.corridor.route, parts.settings.cache_dir, die_with_parent(signal.SIGKILL))
         fleet = SumoFleet(parts.corridor, config, network, options, start_ms=start_ms, workdir=parts.workdir / "sumo")
     cleanup.callback(fleet.close)
     return fleet

@@ -10,6 +10,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def require_sumo() -> None:
         raise ConfigError(INSTALL_HINT) from None
 
 
-def build_network(route: Route, cache_dir: Path) -> BuiltNetwork:
-    """The route's network, built into `cache_dir/sumo/<digest>/corridor.net.xml` unless already there."""
+def build_network(route: Route, cache_dir: Path, preexec: Callable[[], None] | None = None) -> BuiltNetwork:
+    """The route's network, built into `cache_dir/sumo/<digest>/corridor.net.xml` unless already there.
+    `preexec` runs in netconvert's process before it starts (the tools pass one that makes it die with
+    them)."""
     plan = plan_network(route)
     netconvert = sumo_binary("netconvert")
     inputs = {"nod": plan.nodes_xml(), "edg": plan.edges_xml(), "con": plan.connections_xml()}
@@ -72,7 +75,7 @@ def build_network(route: Route, cache_dir: Path) -> BuiltNetwork:
     cmd = [str(netconvert), "-n", str(folder / "corridor.nod.xml"), "-e", str(folder / "corridor.edg.xml"),
            "-x", str(folder / "corridor.con.xml"), "-o", tmp, *NETCONVERT_OPTIONS, "--no-warnings"]  # fmt: skip
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, preexec_fn=preexec)
     except subprocess.TimeoutExpired:
         Path(tmp).unlink(missing_ok=True)
         raise ConfigError("netconvert did not finish the corridor's network within 120 s") from None
