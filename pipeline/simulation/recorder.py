@@ -17,6 +17,7 @@ F = npt.NDArray[np.float64]
 
 APPROACH_KM = (0.2, 0.4)  # "before reaching it": speeds measured 200–400 m upstream of a hazard
 SURPRISED_KM = 0.5  # vehicles this close when a hazard appears could not have been warned in time
+SECTION_KM = (5.0, 1.0)  # a hazard's section: this far upstream of it to this far past it
 DISCHARGE_WATCH_S = 300.0  # after a hazard is cleared, vehicles crossing its place are timed this long
 FREE_FLOW_FROM_S = 60.0  # free-flow speeds: sampled from here (the fleet settled) until the first hazard
 FREE_FLOW_CLEAR_KM = 1.0  # and only this far from any interchange (no merging or leaving there)
@@ -48,6 +49,10 @@ class HazardTrack:
     passed_in_lane: dict[int, int] = field(default_factory=dict)  # lane → vehicles that passed it there
     lanes: int = 2  # through lanes where it stands
     cleared_crossings_s: list[float] = field(default_factory=list)  # when vehicles passed its place once cleared
+    #: through its section (SECTION_KM upstream to 1 km past it, on its carriageway): when each vehicle
+    #: came in, and how long each took that came out while it stood or within DISCHARGE_WATCH_S after
+    section_in_s: dict[int, float] = field(default_factory=dict)
+    section_s: list[float] = field(default_factory=list)
 
 
 MIN_COLUMNS = 300  # a run's pictures keep at least this many moments, however large the fleet
@@ -105,6 +110,8 @@ class Recorder:
             # `t` and had not been cleared before `t` (events fire between a tick's physics and its telemetry)
             if h.end_s < fleet.t < h.end_s + DISCHARGE_WATCH_S:
                 self._discharge(fleet, idx, km, nb, h)
+            if h.start_s <= fleet.t < h.end_s + DISCHARGE_WATCH_S:
+                self._section(fleet, idx, km, nb, h)
             if not h.start_s <= fleet.t <= h.end_s:
                 continue
             affected = np.ones(len(idx), bool) if h.northbound is None else nb == h.northbound
@@ -174,6 +181,25 @@ class Recorder:
         same = self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])
         crossed = int((affected & same & (before > 0) & (ahead <= 0)).sum())
         h.cleared_crossings_s.extend([fleet.t] * crossed)
+
+    def _section(self, fleet: Fleet, idx: npt.NDArray[np.int64], km: F, nb: npt.NDArray[np.bool_],
+                 h: HazardTrack) -> None:  # fmt: skip
+        """Travel times through the hazard's section: in at SECTION_KM[0] upstream, out SECTION_KM[1] past it."""
+        if self._prev_km is None or self._prev_active is None or self._prev_num is None:
+            return
+        affected = np.ones(len(idx), bool) if h.northbound is None else nb == h.northbound
+        same = affected & self._prev_active[idx] & (self._prev_num[idx] == fleet.num[idx])
+        was, now = self._prev_km[idx], km
+        before = np.where(nb, h.km - was, was - h.km)  # km still to go to the hazard
+        ahead = np.where(nb, h.km - now, now - h.km)
+        came_in = same & (before > SECTION_KM[0]) & (ahead <= SECTION_KM[0])
+        went_out = same & (before > -SECTION_KM[1]) & (ahead <= -SECTION_KM[1])
+        for num in fleet.num[idx[came_in]].tolist():
+            h.section_in_s[num] = fleet.t
+        for num in fleet.num[idx[went_out]].tolist():
+            t_in = h.section_in_s.pop(num, None)
+            if t_in is not None:
+                h.section_s.append(fleet.t - t_in)
 
     def traffic(self) -> dict[str, Any]:
         """Measures to hold one fleet model against another on the same scenario."""

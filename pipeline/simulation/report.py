@@ -49,6 +49,9 @@ def hazard_summary(rec: Recorder, advisories: list[dict[str, Any]]) -> dict[str,
             # and, where one stood behind it, how fast it drained once cleared
             "discharge_veh_h_lane": discharge_flow(h.cleared_crossings_s, h.lanes)
             if (queue["queue_max_km"] or 0.0) >= MIN_QUEUE_KM else None,
+            # through its section (5 km before it to 1 km past it), while it stood and for 5 minutes after
+            "section_travel_s": {"p50": percentile(h.section_s, 50), "p90": percentile(h.section_s, 90),
+                                 "n": len(h.section_s)} if h.section_s else None,
         }  # fmt: skip
     return out
 
@@ -85,8 +88,12 @@ def _waves(q: dict[str, Any]) -> str:
 
 
 def _discharge(h: dict[str, Any]) -> str:
-    flow = h.get("discharge_veh_h_lane")
-    return "" if flow is None else f" Once cleared, its queue discharged {flow:,} vehicles/h/lane."
+    flow, section = h.get("discharge_veh_h_lane"), h.get("section_travel_s")
+    said = "" if flow is None else f" Once cleared, its queue discharged {flow:,} vehicles/h/lane."
+    if section:
+        said += (f" Through its section (5 km before it to 1 km past it), vehicles took p50 {section['p50']:.0f} s, "
+                 f"p90 {section['p90']:.0f} s ({section['n']} of them).")  # fmt: skip
+    return said
 
 
 def _traffic_line(t: dict[str, Any], who: str) -> str:

@@ -90,7 +90,7 @@ def test_a_cleared_closure_s_queue_discharges_at_a_flow_a_lane_can_carry() -> No
         fleet.step(1.0)
         rec.tick(fleet)
     rec.hazard_on("crash", crash, fleet)
-    for _ in range(360):
+    for _ in range(500):
         fleet.step(1.0)
         rec.tick(fleet)
         if fleet.t >= crash.end_s and rec.hazards["crash"].end_s == float("inf"):
@@ -99,6 +99,9 @@ def test_a_cleared_closure_s_queue_discharges_at_a_flow_a_lane_can_carry() -> No
     assert h.lanes == 2 and h.cleared_crossings_s[0] >= crash.end_s
     flow = discharge_flow(h.cleared_crossings_s, h.lanes)
     assert flow is not None and 1_000 <= flow <= 2_600, f"a queue discharging, not a trickle nor free flow: {flow}"
+    took = np.array(h.section_s)  # through the 6 km from 5 km before it to 1 km past it
+    assert len(took) > 50 and took.min() >= 6_000 / 40, "none faster than 144 km/h"
+    assert took.max() > 6_000 / 25 + 60, "those who queued took over a minute longer than free flow"
 
 
 def test_discharge_flow_counts_the_first_minute_per_lane_and_needs_the_whole_minute() -> None:
