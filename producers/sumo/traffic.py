@@ -233,10 +233,10 @@ class SumoFleet(Fleet):
         self._sumo.simulationStep(round(due, 3))
         self.sumo_cpu_s += time.process_time() - c0
         self._sumo_t = due
-        self._read(self.options.step_s)
+        self._read()
         self._refill(self.options.step_s)
 
-    def _read(self, dt: float) -> None:
+    def _read(self) -> None:
         sumo = self._sumo
         tc = sumo.constants
         wanted = (tc.VAR_ROAD_ID, tc.VAR_LANEPOSITION, tc.VAR_LANE_INDEX, tc.VAR_SPEED, tc.VAR_ACCELERATION)

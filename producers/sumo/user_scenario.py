@@ -70,7 +70,7 @@ class SumoCfgFleet(SumoFleet):
     def _refill(self, dt: float) -> None:
         return
 
-    def _read(self, dt: float) -> None:
+    def _read(self) -> None:
         sumo = self._sumo
         tc = sumo.constants
         wanted = (tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_LANE_INDEX, tc.VAR_SPEED, tc.VAR_ACCELERATION)
