@@ -86,7 +86,9 @@ def test_a_run_in_the_confluent_format_is_decoded_by_a_plain_confluent_kafka_con
         (first,) = read_messages(settings.bootstrap_servers, name, 1)
         assert first.value()[:1] == CONFLUENT_MAGIC, f"{name} is written in the Confluent format"
     out = subprocess.run([sys.executable, str(READER), settings.bootstrap_servers, settings.schema_registry_url,
-                          *names], capture_output=True, text=True, timeout=180, check=True)  # fmt: skip
+                          *names], capture_output=True, text=True, timeout=240)  # fmt: skip
+    registry_process = RegistryServer(registry).process
+    assert out.returncode == 0, (out.stderr[-2000:], registry_process.tail())
     seen = json.loads(out.stdout)
     for name in names:
         assert seen[name]["read"] > 0 and seen[name]["decoded"] == seen[name]["read"], (name, seen[name])
