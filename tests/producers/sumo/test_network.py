@@ -49,7 +49,7 @@ def test_through_lanes_and_limits_are_the_route_s_and_an_auxiliary_lane_only_bes
 
 def test_every_interior_interchange_has_an_off_ramp_before_it_and_an_on_ramp_after_it_on_both_sides() -> None:
     interior = [w.km for w in ROUTE.waypoints[1:-1] if w.interchange]
-    assert [ic.km for ic in PLAN.interchanges] == interior and len(interior) == 11
+    assert [ic.km for ic in PLAN.interchanges] == interior and len(interior) == 16
     for ic in PLAN.interchanges:
         assert PLAN.ramp("NB", "off", ic.waypoint).from_km == pytest.approx(ic.km - DIVERGE_KM)
         assert PLAN.ramp("NB", "on", ic.waypoint).to_km == pytest.approx(ic.km + MERGE_KM)
@@ -109,7 +109,7 @@ def test_corridor_sumo_net_builds_it_copies_it_and_refuses_a_folder_in_one_line(
     env = {**os.environ, "CORRIDOR_CACHE_DIR": str(tmp_path / "cache")}
     done = corridor(env, "sumo", "net", "--output", str(tmp_path / "out" / "i69.net.xml"))
     assert done.returncode == 0, done.stderr
-    assert "northbound" in done.stdout and "│ 11 " in done.stdout, "eleven off-ramps a side"
+    assert "northbound" in done.stdout and "│ 16 " in done.stdout, "sixteen off-ramps a side"
     net = sumolib.net.readNet(str(tmp_path / "out" / "i69.net.xml"))
     assert {e.id for e in PLAN.edges} == {e.getID() for e in net.getEdges()}
     assert_one_line_error(corridor(env, "sumo", "net", "--output", str(tmp_path)), "is a folder")
