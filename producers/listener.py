@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,11 +53,19 @@ class ListenerStats:
     history: list[dict[str, Any]] = field(default_factory=list)  # every advisory, when kept
 
 
+#: advisories received and not yet applied beyond which the receiver stops reading (Kafka's own
+#: prefetch bound then holds the rest): a fleet that stopped applying does not grow without bound
+INBOX_LIMIT = 200_000
+
+
 class AdvisoryListener:
     """Reads every region's advisories from now on; each vehicle obeys only its current region's.
 
     One consumer stands for the radios of the whole fleet (one process simulates every vehicle):
-    it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle."""
+    it is assigned all partitions, and `Fleet.obey` filters by region, carriageway and vehicle.
+    A thread of its own receives them and stamps each batch on arrival, as a vehicle's radio would,
+    while the simulation encodes and sends the fleet's telemetry; the fleet applies them between
+    its steps (`poll`). Only a step that holds the interpreter (libsumo's) delays a stamp."""
 
     def __init__(self, bootstrap: Kafka, topic: str, partitions: int, keep_history: bool = False,
                  verifier: Verifier | None = None) -> None:  # fmt: skip
@@ -77,22 +87,38 @@ class AdvisoryListener:
             }
         )
         self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
+        self._inbox: deque[tuple[list[Any], int]] = deque()
+        self._received = self._taken = 0  # messages: each counter has one writer (the receiver, `poll`)
+        self._stop = threading.Event()
+        self._receiver = threading.Thread(target=self._receive, name="advisory-radio", daemon=True)
+        self._receiver.start()
+
+    def _receive(self) -> None:
+        """Read as advisories arrive (the consumer's wait releases the interpreter), stamping each batch."""
+        while not self._stop.is_set():
+            if self._received - self._taken >= INBOX_LIMIT:
+                time.sleep(0.01)
+                continue
+            # `poll` returns at the first arrival; a batch `consume` may wait for its batch to fill
+            first = self._consumer.poll(0.05)
+            if first is None:
+                continue
+            at_ns = time.time_ns()
+            msgs = [first, *self._consumer.consume(num_messages=5000, timeout=0)]
+            self._received += len(msgs)
+            self._inbox.append((msgs, at_ns))
 
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
-        """Apply everything that arrived (up to `max_messages`); returns how many messages were read.
-
-        As fast as possible (speedup 0) it is called once a tick: a burst of advisories larger than
-        one batch is then applied at once, not spread over the following ticks. Every batch waiting
-        is taken, and its receipt stamped, before any is checked and applied: one process stands for
-        every vehicle, and a vehicle's receipt of its advice does not wait for the others' checks."""
+        """Apply what arrived (whole batches, until `max_messages` is reached); returns how many
+        messages were taken. As fast as possible (speedup 0) it is called once a tick: a burst of
+        advisories larger than one batch is then applied at once, not spread over the following ticks."""
         read = 0
         batches: list[tuple[list[Any], int]] = []
-        while read < max_messages:
-            msgs = self._consumer.consume(num_messages=5000, timeout=0)
-            if not msgs:
-                break
+        while read < max_messages and self._inbox:
+            msgs, arrived_ns = self._inbox.popleft()
+            self._taken += len(msgs)
             read += len(msgs)
-            batches.append((msgs, time.time_ns()))
+            batches.append((msgs, arrived_ns))
         for msgs, arrived_ns in batches:
             good = [(v, m) for m in msgs if m.error() is None and (v := m.value()) is not None]
             self.apply_values([v for v, _ in good], fleet, sim_start_ms, arrived_ns / 1e6,
@@ -151,4 +177,6 @@ class AdvisoryListener:
             )
 
     def close(self) -> None:
+        self._stop.set()
+        self._receiver.join()
         self._consumer.close()

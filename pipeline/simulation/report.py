@@ -290,8 +290,8 @@ def _late_lines(late: dict[str, Any] | None) -> list[str]:
     spells = "; ".join(f"{x['from_s']:.0f}–{x['to_s']:.0f} s: {x['late']:,}, worst {x['worst_ms']:,} ms, regions "
                        f"{', '.join(map(str, x['regions']))}" for x in late["spells"][:8])  # fmt: skip
     more = f" (and {len(late['spells']) - 8} more spells)" if len(late["spells"]) > 8 else ""
-    return ["", f"{late['late']:,} advisories over the {late['budget_ms']:.0f} ms budget, by when their trigger was "
-                f"sent: {spells}{more}."]  # fmt: skip
+    return ["", f"{late['late']:,} advisories over the {late['budget_ms']:.0f} ms budget, by when their trigger "
+                f"happened: {spells}{more}."]  # fmt: skip
 
 
 def _worker_lines(towers: list[dict[str, Any]]) -> list[str]:

@@ -16,11 +16,14 @@ SPELL_GAP_S = 5.0  # late triggers further apart than this are separate spells
 
 
 def late_spells(history: Iterable[Mapping[str, Any]], start_ms: int, budget_ms: float = BUDGET_MS) -> dict[str, Any]:
-    """`history`: the advisories as received (`received_ms`, `trigger_hlc`, `region_id`); `start_ms`:
-    the run's start in event time. Each spell: from and to (run seconds, by trigger), how many late,
-    the worst, and the regions they were for."""
+    """`history`: the advisories as received (`received_ms`, `trigger_hlc`, `trigger_event_time`,
+    `region_id`); `start_ms`: the run's start in event time. Each spell: from and to (run seconds, by
+    the trigger's event time), how many late, the worst, and the regions they were for.
+
+    Latency is wall time (the trigger's HLC to receipt); a spell is placed by event time, the run's
+    own clock: faster than real time, the two part (the HLC's wall clock moves at 1/speed-up)."""
     late = sorted(
-        (unpack(a["trigger_hlc"])[0], a["received_ms"] - unpack(a["trigger_hlc"])[0], a["region_id"])
+        (a["trigger_event_time"], a["received_ms"] - unpack(a["trigger_hlc"])[0], a["region_id"])
         for a in history
         if a["received_ms"] - unpack(a["trigger_hlc"])[0] > budget_ms
     )
