@@ -87,14 +87,25 @@ class AdvisoryListener:
             }
         )
         self._consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
+        self._start_receiving()
+
+    def _start_receiving(self) -> None:
         self._inbox: deque[tuple[list[Any], int]] = deque()
         self._received = self._taken = 0  # messages: each counter has one writer (the receiver, `poll`)
         self._stop = threading.Event()
+        self._failure: Exception | None = None
         self._receiver = threading.Thread(target=self._receive, name="advisory-radio", daemon=True)
         self._receiver.start()
 
     def _receive(self) -> None:
-        """Read as advisories arrive (the consumer's wait releases the interpreter), stamping each batch."""
+        """Read as advisories arrive (the consumer's wait releases the interpreter), stamping each batch.
+        A failure is kept for `poll` to raise: a fleet whose radio went deaf must not run on silently."""
+        try:
+            self._read_until_stopped()
+        except Exception as exc:  # handed to the fleet's thread, which raises it
+            self._failure = exc
+
+    def _read_until_stopped(self) -> None:
         while not self._stop.is_set():
             if self._received - self._taken >= INBOX_LIMIT:
                 time.sleep(0.01)
@@ -112,6 +123,8 @@ class AdvisoryListener:
         """Apply what arrived (whole batches, until `max_messages` is reached); returns how many
         messages were taken. As fast as possible (speedup 0) it is called once a tick: a burst of
         advisories larger than one batch is then applied at once, not spread over the following ticks."""
+        if self._failure is not None and not self._inbox:
+            raise RuntimeError(f"the fleet's advisory receiver stopped: {self._failure}") from self._failure
         read = 0
         batches: list[tuple[list[Any], int]] = []
         while read < max_messages and self._inbox:
