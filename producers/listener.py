@@ -101,23 +101,20 @@ class AdvisoryListener:
         """Read as advisories arrive (the consumer's wait releases the interpreter), stamping each batch.
         A failure is kept for `poll` to raise: a fleet whose radio went deaf must not run on silently."""
         try:
-            self._read_until_stopped()
+            while not self._stop.is_set():
+                if self._received - self._taken >= INBOX_LIMIT:
+                    time.sleep(0.01)
+                    continue
+                # `poll` returns at the first arrival; a batch `consume` may wait for its batch to fill
+                first = self._consumer.poll(0.05)
+                if first is None:
+                    continue
+                at_ns = time.time_ns()
+                msgs = [first, *self._consumer.consume(num_messages=5000, timeout=0)]
+                self._received += len(msgs)
+                self._inbox.append((msgs, at_ns))
         except Exception as exc:  # handed to the fleet's thread, which raises it
             self._failure = exc
-
-    def _read_until_stopped(self) -> None:
-        while not self._stop.is_set():
-            if self._received - self._taken >= INBOX_LIMIT:
-                time.sleep(0.01)
-                continue
-            # `poll` returns at the first arrival; a batch `consume` may wait for its batch to fill
-            first = self._consumer.poll(0.05)
-            if first is None:
-                continue
-            at_ns = time.time_ns()
-            msgs = [first, *self._consumer.consume(num_messages=5000, timeout=0)]
-            self._received += len(msgs)
-            self._inbox.append((msgs, at_ns))
 
     def poll(self, fleet: Fleet, sim_start_ms: int, max_messages: int = 200_000) -> int:
         """Apply what arrived (whole batches, until `max_messages` is reached); returns how many

@@ -22,11 +22,9 @@ def late_spells(history: Iterable[Mapping[str, Any]], start_ms: int, budget_ms: 
 
     Latency is wall time (the trigger's HLC to receipt); a spell is placed by event time, the run's
     own clock: faster than real time, the two part (the HLC's wall clock moves at 1/speed-up)."""
-    late = sorted(
-        (a["trigger_event_time"], a["received_ms"] - unpack(a["trigger_hlc"])[0], a["region_id"])
-        for a in history
-        if a["received_ms"] - unpack(a["trigger_hlc"])[0] > budget_ms
-    )
+    timed = ((a["trigger_event_time"], a["received_ms"] - unpack(a["trigger_hlc"])[0], a["region_id"])
+             for a in history)  # fmt: skip
+    late = sorted(t for t in timed if t[1] > budget_ms)
     spells: list[dict[str, Any]] = []
     for trigger_ms, latency, region in late:
         at_s = (trigger_ms - start_ms) / 1000
