@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/corridor stack jars
+	$(BIN)/corridor stack etcd
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -120,6 +120,15 @@ def jars(ctx: typer.Context) -> None:
 
 
 @app.command()
+def etcd(ctx: typer.Context) -> None:
+    """Build etcd and etcdctl from the Go module proxy into the cache (done by `up` when needed)."""
+    from pipeline.stack.etcd_build import ETCD_VERSION, resolve_etcd
+
+    settings: Settings = ctx.obj
+    out.print(f"etcd {ETCD_VERSION} in {resolve_etcd(settings.cache_dir, log=out.print)}")
+
+
+@app.command()
 def smoke(
     ctx: typer.Context,
     regions: Annotated[int, typer.Option(min=1, max=64, help="tower regions (one partition each)")] = 9,
@@ -162,4 +171,4 @@ def etcd_auth(ctx: typer.Context) -> None:
     if not access.secure or access.cert_file is None:
         raise ConfigError("etcd-auth needs TLS to etcd with the root client certificate (ETCD_CA_FILE, "
                           "ETCD_CERT_FILE, ETCD_KEY_FILE)")  # fmt: skip
-    out.print("etcd auth enabled" if enable_auth(access) else "etcd auth was already on")
+    out.print("etcd auth enabled" if enable_auth(access, ctx.obj.cache_dir) else "etcd auth was already on")

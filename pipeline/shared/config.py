@@ -147,7 +147,7 @@ class SettingsEnv(BaseModel):
         "where the embedded stack keeps data, logs and pid files (default .corridor)",
     )
     cache_dir: Path | None = env_var(
-        None, "CORRIDOR_CACHE_DIR", "where Kafka's jars are cached (default ~/.cache/corridor)"
+        None, "CORRIDOR_CACHE_DIR", "where Kafka's jars and the etcd build are cached (default ~/.cache/corridor)"
     )
     topic_prefix: str = env_var(
         "corridor",

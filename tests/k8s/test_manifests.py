@@ -234,10 +234,24 @@ def test_etcd_initial_cluster_lists_exactly_its_members(overlay) -> None:
     assert (etcd["spec"]["replicas"], name) in {
         (1, "dev"),
         (1, "dev-plain"),
-        (1, "dev-secure"),
+        (3, "dev-secure"),
         (3, "plain-quorum"),
         (3, "corridor"),
     }
+
+
+def test_etcd_peers_speak_tls_exactly_in_the_secure_overlays(overlay) -> None:
+    name, docs = overlay
+    env = _one(docs, "ConfigMap", "etcd-env")["data"]
+    advertised = {e["name"]: e.get("value") for e in _containers(_one(docs, "StatefulSet", "etcd"))[0]["env"]}
+    peer_urls = [m.split("=", 1)[1] for m in env["ETCD_INITIAL_CLUSTER"].split(",")]
+    peer_urls += [env["ETCD_LISTEN_PEER_URLS"], advertised["ETCD_INITIAL_ADVERTISE_PEER_URLS"]]
+    scheme = "https" if name in {"dev-secure", "corridor"} else "http"
+    assert {url.split("://")[0] for url in peer_urls} == {scheme}
+    if scheme == "https":
+        assert env["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+        assert env["ETCD_PEER_TRUSTED_CA_FILE"] == env["ETCD_TRUSTED_CA_FILE"]
+        assert (env["ETCD_PEER_CERT_FILE"], env["ETCD_PEER_KEY_FILE"]) == (env["ETCD_CERT_FILE"], env["ETCD_KEY_FILE"])
 
 
 def test_shipped_config_copies_equal_the_packaged_data() -> None:

@@ -8,16 +8,15 @@ directory per version, and built again only when missing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.shared.errors import StackError
+from pipeline.stack.gobuild import go_command, run_go
 
 __all__ = [
     "COREDNS_VERSION",
@@ -95,37 +94,20 @@ class Binaries:
         return self.directory / "pause.c"
 
 
-def _go() -> str:
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
-    if go is None:
-        raise StackError("the Kubernetes build needs Go (https://go.dev/dl/); `go` is not on PATH")
-    return go
-
-
-def _run(argv: list[str], *, cwd: Path, env: dict[str, str], what: str) -> str:
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-15:])
-        raise StackError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return proc.stdout
-
-
 def build_binaries(cache_dir: Path, *, log: Callable[[str], None] | None = None) -> Binaries:
     """Build the five server binaries and CoreDNS in the cache, unless already there."""
     target = Binaries(cache_dir / f"kubernetes-{K8S_VERSION}")
     if (target.directory / _COMPLETE).exists():
         return target
     say = log or (lambda _msg: None)
-    go = _go()
+    go = go_command("the Kubernetes build")
     work = target.directory / "build"
     work.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
     started = time.monotonic()
     (work / "go.mod").write_text("module corridor.local/kube-build\n\ngo 1.23.0\n")
-    info = _run(
+    info = run_go(
         [go, "mod", "download", "-json", f"k8s.io/kubernetes@{K8S_VERSION}"],
         cwd=work,
-        env=env,
         what="downloading the kubernetes module",
     )
     found = re.search(r'"Dir": "([^"]+)"', info)
@@ -136,18 +118,17 @@ def build_binaries(cache_dir: Path, *, log: Callable[[str], None] | None = None)
     shutil.copyfile(source / "go.sum", work / "go.sum")
     say(f"building {', '.join(SERVER_BINARIES)} {K8S_VERSION} (one go build; cold, ≈ 7 min on 2 cores)")
     packages = [f"k8s.io/kubernetes/cmd/{name}" for name in SERVER_BINARIES]
-    _run(
+    run_go(
         [go, "build", "-trimpath", "-ldflags", version_ldflags(), "-o", str(target.directory) + "/", *packages],
         cwd=work,
-        env=env,
         what="go build of the Kubernetes servers",
     )
     say(f"CoreDNS {COREDNS_VERSION}")
     dns = target.directory / "coredns-build"
     dns.mkdir(exist_ok=True)
     (dns / "go.mod").write_text("module corridor.local/coredns-build\n\ngo 1.23.0\n")
-    _run([go, "get", f"github.com/coredns/coredns@{COREDNS_VERSION}"], cwd=dns, env=env, what="fetching CoreDNS")
-    _run(
+    run_go([go, "get", f"github.com/coredns/coredns@{COREDNS_VERSION}"], cwd=dns, what="fetching CoreDNS")
+    run_go(
         [
             go,
             "build",
@@ -159,7 +140,6 @@ def build_binaries(cache_dir: Path, *, log: Callable[[str], None] | None = None)
             "github.com/coredns/coredns",
         ],
         cwd=dns,
-        env=env,
         what="go build of CoreDNS",
     )
     shutil.copyfile(source / "build/pause/linux/pause.c", target.pause_source)

@@ -32,6 +32,7 @@ from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.waiting import poll
+from pipeline.stack.etcd import etcd_binary
 from pipeline.stack.process import die_with_parent, pid_alive
 
 __all__ = [
@@ -189,7 +190,7 @@ def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, timeout
         proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount", "--net", "--mount-proc",
              "--propagation", "private", sys.executable, "-m", "pipeline.deploy.cluster.node", str(run_dir),
-             str(binaries.directory)],
+             str(binaries.directory), str(etcd_binary(settings.cache_dir))],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             # unshare ignores SIGTERM while it waits for its child: only SIGKILL ends it, and its
             # --kill-child then hands the node's first process the SIGTERM that starts the clean-up
@@ -305,7 +306,8 @@ def prometheus_problems(rendered: list[dict[str, Any]], answers: dict[str, list[
 def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
                       members: list[dict[str, Any]]) -> list[str]:  # fmt: skip
     """Kafka's node ids are the pods' ordinals and each advertises its own pod's name; etcd's members
-    are the StatefulSet's pods, each peering at its headless-Service name."""
+    are the StatefulSet's pods, each peering at its headless-Service name, over TLS where the overlay
+    gives the peers certificates."""
     replicas = {
         d["metadata"]["name"]: int(d["spec"].get("replicas", 1)) for d in rendered if d["kind"] == "StatefulSet"
     }
@@ -314,7 +316,11 @@ def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
     # plain overlays advertise `kafka-N.kafka`, secure ones `kafka-N.kafka.<namespace>.svc`
     if [[int(i), ".".join(str(h).split(".")[:2])] for i, h in brokers] != want_brokers:
         problems.append(f"Kafka's brokers are {brokers}, not {want_brokers}")
-    want_members = {f"etcd-{i}": [f"http://etcd-{i}.etcd:2380"] for i in range(replicas.get("etcd", 0))}
+    etcd_env: dict[str, str] = next((d.get("data", {}) for d in rendered
+                                     if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("etcd-env")),
+                                    {})  # fmt: skip
+    scheme = "https" if etcd_env.get("ETCD_PEER_CERT_FILE") else "http"
+    want_members = {f"etcd-{i}": [f"{scheme}://etcd-{i}.etcd:2380"] for i in range(replicas.get("etcd", 0))}
     got_members = {m["name"]: sorted(m["peerURLs"]) for m in members}
     if got_members != want_members:
         problems.append(f"etcd's members are {got_members}, not {want_members}")

@@ -32,7 +32,6 @@ from pipeline.deploy.cluster.layout import ADMIN_TOKEN, ClusterLayout
 from pipeline.deploy.cluster.pause_image import pause_archive
 from pipeline.deploy.cluster.pki import make_pki
 from pipeline.shared.access import strict_context
-from pipeline.stack.etcd import etcd_binary
 
 __all__ = ["FAILED_FILE", "READY_FILE", "STOP_FILE", "main"]
 
@@ -67,6 +66,7 @@ def _http_ok(url: str, *, ca: Path | None = None, token: str | None = None) -> b
 class Node:
     layout: ClusterLayout
     binaries: Path
+    etcd: Path
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
     # set-up of the namespaces ---------------------------------------------------------------------
@@ -137,7 +137,7 @@ class Node:
     def bring_up(self, host: HostState) -> None:
         lay = self.layout
         ctr = ["ctr", "--address", str(lay.containerd_socket), "--namespace", "k8s.io"]
-        self.start("etcd", [str(etcd_binary()), "--name", "k8s", "--data-dir", str(lay.path("etcd", "data")),
+        self.start("etcd", [str(self.etcd), "--name", "k8s", "--data-dir", str(lay.path("etcd", "data")),
                             "--listen-client-urls", f"http://127.0.0.1:{lay.etcd_port}",
                             "--advertise-client-urls", f"http://127.0.0.1:{lay.etcd_port}",
                             "--listen-peer-urls", "http://127.0.0.1:2380", "--log-level", "warn"],
@@ -193,11 +193,11 @@ def _on_term(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    run_dir, binaries = Path(argv[0]), Path(argv[1])
+    run_dir, binaries, etcd = Path(argv[0]), Path(argv[1]), Path(argv[2])
     layout = ClusterLayout(run_dir)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, _on_term)
-    node = Node(layout, binaries)
+    node = Node(layout, binaries, etcd)
     host = HostState.record(layout)
     code = 0
     try:
