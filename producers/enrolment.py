@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 
 from pipeline.shared.errors import StackError
 from pipeline.shared.mqtt_client import MqttLoop, mqtt_client, refusal
-from pipeline.shared.radio_access import MqttAccess, enrol_commands
+from pipeline.shared.radio_access import MqttAccess, enrol_commands, revoke_commands
 from pipeline.shared.radio_topics import RadioTopics
 
 __all__ = ["Enrolment"]
@@ -82,23 +82,34 @@ class Enrolment:
             mine = enrol_commands(self.topics, [vid], self.key)
             grows = len(json.dumps(mine))
             if batch and size + grows > MAX_MESSAGE:
-                self._send(batch, commands)
+                self._send(commands, f"the enrolment of {len(batch)} vehicles")
+                self.enrolled.update(batch)
                 batch, commands, size = [], [], 0
             batch.append(vid)
             commands += mine
             size += grows
         if batch:
-            self._send(batch, commands)
+            self._send(commands, f"the enrolment of {len(batch)} vehicles")
+            self.enrolled.update(batch)
 
-    def _send(self, batch: list[str], commands: list[dict[str, Any]]) -> None:
+    def revoke(self, vehicle_ids: Sequence[str]) -> None:
+        """Disable these vehicles on the running broker, which disconnects any of them connected; one
+        message (an operator revokes a few units, not a fleet)."""
+        self._send(
+            revoke_commands(self.topics, vehicle_ids, self.key), f"the revocation of {len(vehicle_ids)} vehicles"
+        )
+        self.enrolled.difference_update(vehicle_ids)
+
+    def _send(self, commands: list[dict[str, Any]], what: str) -> None:
+        """One message of commands, and the plugin's answer; StackError with its first complaint (a
+        client or role that exists already is none: the vehicle was enrolled)."""
         self._answer.clear()
         self.client.publish(REQUEST, json.dumps({"commands": commands}), qos=1)
         if not self._answer.wait(self.timeout_s):
-            raise StackError(f"the MQTT broker did not answer the enrolment of {len(batch)} vehicles")
+            raise StackError(f"the MQTT broker did not answer {what}")
         errors = [str(r["error"]) for r in self._responses if r.get("error") and "already exists" not in r["error"]]
         if errors:
-            raise StackError(f"enrolling vehicles on the MQTT broker: {errors[0]}")
-        self.enrolled.update(batch)
+            raise StackError(f"{what} on the MQTT broker: {errors[0]}")
 
     def close(self) -> None:
         self.client.disconnect()

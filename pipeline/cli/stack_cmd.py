@@ -102,6 +102,42 @@ def rotate_certs(
 
 
 @app.command()
+def revoke(
+    ctx: typer.Context,
+    vehicles: Annotated[list[str], typer.Argument(help="the vehicles' ids, as on the radio link (veh-0000042)")],
+) -> None:
+    """Refuse vehicles on the secure radio link from now on (a unit stolen, or sending what it must
+    not): disconnected now if the broker runs, and refused at every later start of the stack's broker
+    until `stack down --purge`."""
+    from pipeline.shared.radio_access import MQTT_ADMIN, revoke_commands
+    from pipeline.shared.radio_topics import RadioTopics
+    from pipeline.stack.mqtt import MqttBroker
+    from pipeline.stack.security import SecurityMaterial
+    from producers.enrolment import Enrolment
+
+    settings: Settings = ctx.obj
+    material = settings.security_material
+    if not settings.mqtt_external and material is None:
+        raise ConfigError("only the secure radio link has identities to revoke: `corridor stack up --secure --mqtt`")
+    topics = RadioTopics(len(settings.corridor().regions))
+    try:
+        revoke_commands(topics, vehicles, b"")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if material is not None and not settings.mqtt_external:
+        SecurityMaterial(material).revoke_vehicles(vehicles)
+        if MqttBroker(settings).process.running_pid() is None:
+            out.print(f"revoked {', '.join(vehicles)}: the radio link's broker refuses them when it starts")
+            return
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, settings.mqtt_vehicle_key())
+    try:
+        enrolment.revoke(vehicles)
+    finally:
+        enrolment.close()
+    out.print(f"revoked {', '.join(vehicles)}: disconnected, and refused from now on")
+
+
+@app.command()
 def status(ctx: typer.Context) -> None:
     """Show each server's state, address and version; exit 1 unless both answer."""
     st = Stack(ctx.obj).status()

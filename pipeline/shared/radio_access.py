@@ -34,7 +34,7 @@ from pipeline.shared.radio_topics import RadioTopics
 
 __all__ = [
     "MQTT_ADMIN", "MQTT_GATEWAY", "MqttAccess", "MqttGrant", "dynsec_config", "dynsec_password", "enrol_commands",
-    "gateway_grants", "mqtt_policy_rows", "vehicle_grants", "vehicle_password",
+    "gateway_grants", "mqtt_policy_rows", "revoke_commands", "vehicle_grants", "vehicle_password",
 ]  # fmt: skip
 
 MQTT_ADMIN = "corridor-mqtt-admin"
@@ -43,6 +43,9 @@ RESERVED = (MQTT_ADMIN, MQTT_GATEWAY)
 #: Mosquitto's own choice for its password hashes (PBKDF2-HMAC-SHA512, 101 rounds, 12-byte salt)
 ITERATIONS = 101
 CONTROL = "$CONTROL/dynamic-security/#"
+#: a vehicle id's length at most: corridor's ids are 11 characters; the bound keeps an operator's typo
+#: or a hostile id out of the plugin's file and the revocation list
+MAX_VEHICLE_ID = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,15 +114,18 @@ def _acls(grants: Iterable[MqttGrant]) -> list[dict[str, Any]]:
 
 def dynsec_config(topics: RadioTopics, admin_password: str, gateway_password: str,
                   salt: Callable[[int], bytes] = os.urandom, vehicles: Iterable[str] = (),
-                  key: bytes = b"") -> dict[str, Any]:  # fmt: skip
+                  key: bytes = b"", revoked: Iterable[str] = ()) -> dict[str, Any]:  # fmt: skip
     """The plugin's starting file: the admin, the gateways, and `vehicles` enrolled beforehand with
     their passwords from `key` (the plugin rewrites its whole file after each command it takes, so
     enrolling thousands while it runs grows as their square: 3,600 took 131 s); by default nothing
-    is granted."""
+    is granted. A `revoked` vehicle is there too, disabled, so that no enrolment can create it again:
+    its password still derives from the key, and the unit that held it may be in anyone's hands."""
+    revoked = set(revoked)
     admin = [MqttGrant(MQTT_ADMIN, t, CONTROL, "enrol vehicles") for t in
              ("publishClientSend", "publishClientReceive", "subscribePattern")]  # fmt: skip
-    commands = enrol_commands(topics, vehicles, key)
-    clients = [{"username": c["username"], **dynsec_password(c["password"], salt(12)), "roles": c["roles"]}
+    commands = enrol_commands(topics, [*dict.fromkeys([*vehicles, *sorted(revoked)])], key)
+    clients = [{"username": c["username"], **dynsec_password(c["password"], salt(12)), "roles": c["roles"],
+                **({"disabled": True} if c["username"] in revoked else {})}
                for c in commands if c["command"] == "createClient"]  # fmt: skip
     roles = [{"rolename": c["rolename"], "acls": c["acls"]} for c in commands if c["command"] == "createRole"]
     return {
@@ -146,11 +152,23 @@ def enrol_commands(topics: RadioTopics, vehicle_ids: Iterable[str], key: bytes) 
     for vid in vehicle_ids:
         if vid in RESERVED or vid.startswith("corridor-"):
             raise ValueError(f"{vid!r} is a reserved MQTT identity, not a vehicle's")
+        if len(vid) > MAX_VEHICLE_ID or not vid.isprintable() or any(c.isspace() for c in vid):
+            raise ValueError(
+                f"{vid[:40]!r} is not a vehicle id: printable, no spaces, {MAX_VEHICLE_ID} characters at most"
+            )
         acls = _acls(vehicle_grants(topics, vid))  # raises for an id a topic level cannot hold
         out.append({"command": "createRole", "rolename": vid, "acls": acls})
         out.append({"command": "createClient", "username": vid, "password": vehicle_password(key, vid),
                     "roles": [{"rolename": vid}]})  # fmt: skip
     return out
+
+
+def revoke_commands(topics: RadioTopics, vehicle_ids: Iterable[str], key: bytes) -> list[dict[str, Any]]:
+    """The plugin's commands that revoke these vehicles on a running broker: each is created first
+    if the broker never saw it (its "already exists" is no error), then disabled, which also
+    disconnects it if it is connected."""
+    ids = list(dict.fromkeys(vehicle_ids))
+    return [*enrol_commands(topics, ids, key), *({"command": "disableClient", "username": v} for v in ids)]
 
 
 def mqtt_policy_rows(topics: RadioTopics) -> list[str]:

@@ -152,7 +152,7 @@ class MqttBroker:
         with os.fdopen(fd, "w") as f:
             fleet_key = material.mqtt_vehicle_key.read_bytes()
             json.dump(dynsec_config(regions, passwords[MQTT_ADMIN], passwords[MQTT_GATEWAY], vehicles=self.vehicles,
-                                    key=fleet_key), f)  # fmt: skip
+                                    key=fleet_key, revoked=material.revoked_vehicles()), f)  # fmt: skip
         cert, key = material.mqtt_server
         tls = f"cafile {material.ca}\ncertfile {cert}\nkeyfile {key}\ntls_version tlsv1.2\n"
         lines = tls

@@ -151,6 +151,21 @@ class SecurityMaterial:
         """The fleet's provisioning key: each vehicle's MQTT password is derived from it and its id."""
         return self.folder / "mqtt-vehicles.key"
 
+    @property
+    def mqtt_revoked(self) -> Path:
+        """The vehicles revoked on the radio link, one id a line: kept with the stack's material, so
+        that every later start of its broker refuses them too (until `stack down --purge`)."""
+        return self.folder / "mqtt-revoked.txt"
+
+    def revoked_vehicles(self) -> tuple[str, ...]:
+        if not self.mqtt_revoked.is_file():
+            return ()
+        return tuple(line for line in self.mqtt_revoked.read_text().splitlines() if line)
+
+    def revoke_vehicles(self, vehicle_ids: list[str]) -> None:
+        known = self.revoked_vehicles()
+        self._write(self.mqtt_revoked, "".join(f"{v}\n" for v in dict.fromkeys([*known, *vehicle_ids])).encode())
+
     def ensure_mqtt(self) -> None:
         """The radio link's material, made on first need (a stack made secure before the radio link
         was: from the kept CA key)."""

@@ -266,6 +266,57 @@ def test_the_radio_link_refuses_strangers_and_holds_each_vehicle_to_its_own_topi
         broker.stop()
 
 
+def test_a_revoked_vehicle_is_cut_off_at_once_and_at_every_later_start_while_the_others_drive_on(
+    secure: Stack,
+) -> None:
+    s = secure.settings
+    material = SecurityMaterial(s.security_material or Path("."))
+    broker = MqttBroker(s)
+    broker.start(attached=True)
+    topics, key = RadioTopics(9), s.mqtt_vehicle_key()
+    stolen, honest = "veh-9990031", "veh-9990032"  # ids no scenario of the module's tests drives
+    clients: list[mqtt.Client] = []
+
+    def connack(vehicle_id: str) -> str:
+        client, seen = _radio(s.mqtt().as_vehicle(vehicle_id, key), "radio")
+        clients.append(client)
+        return str(seen["connack"])
+
+    try:
+        enrolment = Enrolment(s.mqtt(MQTT_ADMIN), topics, key)
+        enrolment.enrol([stolen, honest])
+        thief, at_thief = _radio(s.mqtt().as_vehicle(stolen, key), "thief")
+        driver, at_driver = _radio(s.mqtt().as_vehicle(honest, key), "driver")
+        clients += [thief, driver]
+        assert (at_thief["connack"], at_driver["connack"]) == ("Success", "Success")
+        cut: list[str] = []
+        cut_other: list[str] = []
+        thief.on_disconnect = lambda _c, _u, _f, reason, _p: cut.append(str(reason))
+        driver.on_disconnect = lambda _c, _u, _f, reason, _p: cut_other.append(str(reason))
+        material.revoke_vehicles([stolen])
+        enrolment.revoke([stolen])
+        enrolment.close()
+        eventually(lambda: cut, "the revoked vehicle disconnected by the broker")
+        assert connack(stolen) == "Not authorized", "and refused when it dials again"
+        sent = driver.publish(topics.telemetry(4, honest), b"still here", qos=1)
+        eventually(lambda: sent.mid in at_driver["puback"], "the other vehicle's PUBACK")
+        assert at_driver["puback"][sent.mid] is None and not cut_other, "the other vehicle was never cut off"
+        broker.stop()
+        broker.start(attached=True)  # a later start: its starting file written afresh
+        again = Enrolment(s.mqtt(MQTT_ADMIN), topics, key)
+        try:
+            again.enrol([stolen, honest])  # enrolling it again creates nothing: it exists, disabled
+        finally:
+            again.close()
+        assert (connack(stolen), connack(honest)) == ("Not authorized", "Success")
+    finally:
+        for c in clients:
+            c.disconnect()
+            c.loop_stop()
+        broker.stop()
+        material.mqtt_revoked.unlink(missing_ok=True)
+
+
 def test_the_route_over_mqtt_runs_secure_each_vehicle_as_itself_no_password_shown_and_a_forged_cancel_silences_nothing(
     secure: Stack, tmp_path: Path
 ) -> None:

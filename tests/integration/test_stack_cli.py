@@ -132,3 +132,13 @@ def test_missing_maven_is_one_line(stack, cli_env, tmp_path: Path) -> None:
 
 def test_rotating_certificates_without_a_secure_stack_is_one_line(stack, cli_env) -> None:
     assert_one_line_error(corridor(cli_env, "stack", "rotate-certs"), "corridor stack up --secure")
+
+
+def test_revoking_without_a_secure_radio_link_or_an_id_no_vehicle_can_hold_is_one_line(
+    stack, cli_env, tmp_path: Path
+) -> None:
+    assert_one_line_error(corridor(cli_env, "stack", "revoke", "veh-0000001"), "corridor stack up --secure --mqtt")
+    secure = dict(fresh_env(cli_env, tmp_path / "state"), CORRIDOR_SECURE="1")
+    for bad in ("veh 1", "veh-1\nveh-2", "corridor-gateway", "v" * 500):
+        assert_one_line_error(corridor(secure, "stack", "revoke", bad))
+    assert not list(tmp_path.rglob("mqtt-revoked.txt")), "nothing recorded for a refused id"

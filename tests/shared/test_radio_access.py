@@ -12,6 +12,7 @@ from pipeline.shared.radio_access import (
     dynsec_config,
     dynsec_password,
     enrol_commands,
+    revoke_commands,
     vehicle_grants,
     vehicle_password,
 )  # fmt: skip
@@ -56,7 +57,8 @@ def test_enrolment_names_each_vehicles_role_and_password_and_refuses_what_cannot
                      ("createClient", "veh-2")]  # fmt: skip
     assert commands[1]["password"] == vehicle_password(b"k" * 32, "veh-1") != vehicle_password(b"k" * 32, "veh-2")
     assert vehicle_password(b"j" * 32, "veh-1") != vehicle_password(b"k" * 32, "veh-1"), "the key makes it"
-    for bad in (MQTT_GATEWAY, MQTT_ADMIN, "corridor-anything", "veh/1", "+", "#", ""):
+    for bad in (MQTT_GATEWAY, MQTT_ADMIN, "corridor-anything", "veh/1", "+", "#", "", "veh 1", "veh-1\nveh-2",
+                "veh-\x00", "v" * 65):  # fmt: skip
         with pytest.raises(ValueError):
             enrol_commands(TOPICS, [bad], b"k" * 32)
 
@@ -71,3 +73,22 @@ def test_a_fleet_known_beforehand_is_in_the_starting_file_with_its_roles_and_has
     role = next(r for r in config["roles"] if r["rolename"] == "veh-2")
     assert {(a["acltype"], a["topic"]) for a in role["acls"]} == {
         (g.acltype, g.topic) for g in vehicle_grants(TOPICS, "veh-2")}  # fmt: skip
+
+
+def test_a_revoked_vehicle_is_in_every_starting_file_disabled_whether_the_fleet_names_it_or_not() -> None:
+    key = b"k" * 32
+    config = dynsec_config(TOPICS, "a", "g", salt=lambda n: b"\0" * n, vehicles=["veh-1", "veh-2"], key=key,
+                           revoked=["veh-2", "veh-9"])  # fmt: skip
+    clients = {c["username"]: c for c in config["clients"]}
+    assert set(clients) == {MQTT_ADMIN, MQTT_GATEWAY, "veh-1", "veh-2", "veh-9"}
+    assert [u for u, c in clients.items() if c.get("disabled")] == ["veh-2", "veh-9"]
+    assert "disabled" not in clients["veh-1"]
+
+
+def test_revoking_on_a_running_broker_creates_a_client_it_never_saw_then_disables_each() -> None:
+    commands = revoke_commands(TOPICS, ["veh-3", "veh-4", "veh-3"], b"k" * 32)
+    named = [(c["command"], c.get("rolename") or c["username"]) for c in commands]
+    assert named == [("createRole", "veh-3"), ("createClient", "veh-3"), ("createRole", "veh-4"),
+                     ("createClient", "veh-4"), ("disableClient", "veh-3"), ("disableClient", "veh-4")]  # fmt: skip
+    with pytest.raises(ValueError):
+        revoke_commands(TOPICS, [MQTT_GATEWAY], b"k" * 32)
