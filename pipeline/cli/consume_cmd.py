@@ -9,7 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 import typer
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
 from pipeline.schema_registry import use_wire
 from pipeline.shared.access import Role, client_conf
@@ -19,6 +19,9 @@ from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.messages import CODEC, FRAME, SYNC
 
 __all__ = ["consume", "records_of"]
+
+#: a consumer's errors that no wait mends: the principal may not read the topic or join its group
+REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
 
 
 def records_of(value: bytes) -> list[dict[str, Any]]:
@@ -93,7 +96,9 @@ def consume(
                     break
                 continue
             idle_since = time.monotonic()
-            if msg.error() is not None:
+            if (error := msg.error()) is not None:
+                if error.fatal() or error.code() in REFUSED:  # waiting would never end: say so
+                    raise StackError(f"reading {name} as {settings.kafka(Role.READER).who}: {error.str()}")
                 continue
             meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
             raw = msg.value() or b""  # a tombstone reads as empty: undecodable, and said so

@@ -72,6 +72,13 @@ def mqtt_answers(host: str, port: int, timeout: float = 2.0, tls: ssl.SSLContext
     return len(ack) >= 4 and ack[0] == 0x20 and (ack[3] == 0 or tls is not None)
 
 
+def external_mqtt_answers(settings: Settings) -> bool:
+    """Whether a user's own broker (MQTT_URL) answers, over TLS when MQTT_CA_FILE says it speaks it:
+    a secure broker closes a clear-text probe, which would read as no broker at all."""
+    ca = settings.mqtt_ca_file
+    return mqtt_answers(*settings.mqtt_address, tls=None if ca is None else strict_context(ca))
+
+
 def mosquitto_version() -> str:
     try:
         out = subprocess.run([str(mosquitto_binary()), "-h"], capture_output=True, text=True, timeout=5).stdout

@@ -113,12 +113,13 @@ def issue_cert(
 class SecurityMaterial:
     """Paths of one secure stack's files, and their making.
 
-    `kafka_names` / `etcd_names`: the DNS names the servers' certificates hold besides loopback
-    (a cluster's Service and pod names, for `corridor k8s secrets`)."""
+    `kafka_names` / `etcd_names` / `mqtt_names`: the DNS names the servers' certificates hold besides
+    loopback (a cluster's Service and pod names, for `corridor k8s secrets`)."""
 
-    def __init__(self, folder: Path, kafka_names: tuple[str, ...] = (), etcd_names: tuple[str, ...] = ()) -> None:
+    def __init__(self, folder: Path, kafka_names: tuple[str, ...] = (), etcd_names: tuple[str, ...] = (),
+                 mqtt_names: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.folder = folder
-        self.kafka_names, self.etcd_names = kafka_names, etcd_names
+        self.kafka_names, self.etcd_names, self.mqtt_names = kafka_names, etcd_names, mqtt_names
 
     @property
     def ca(self) -> Path:
@@ -184,8 +185,9 @@ class SecurityMaterial:
 
     def _issue_mqtt(self, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate) -> None:
         loopback = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+        names = [*loopback, *(x509.DNSName(n) for n in self.mqtt_names)]
         usages = [ExtendedKeyUsageOID.SERVER_AUTH]
-        key, cert = issue_cert(ca_key, ca_cert, _name("corridor-mqtt"), usages, loopback, _VALID)
+        key, cert = issue_cert(ca_key, ca_cert, _name("corridor-mqtt"), usages, names, _VALID)
         self._write(self.mqtt_server[0], _cert_pem(cert))
         self._write(self.mqtt_server[1], _key_pem(key))
 

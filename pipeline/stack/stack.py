@@ -20,7 +20,7 @@ from pipeline.shared.config import Settings, write_layout
 from pipeline.shared.errors import ConfigError, StackError
 from pipeline.stack.etcd import EtcdServer, etcd_version
 from pipeline.stack.kafka import KafkaBroker, broker_metadata
-from pipeline.stack.mqtt import MqttBroker, mosquitto_version, mqtt_answers
+from pipeline.stack.mqtt import MqttBroker, external_mqtt_answers, mosquitto_version
 from pipeline.stack.registry import APICURIO_VERSION, RegistryServer
 from pipeline.stack.security import SecurityMaterial
 
@@ -96,7 +96,7 @@ class Stack:
                 ensure_acls(s.kafka(Role.ADMIN), kafka_grants(s.topics(len(s.corridor().regions))))
             if self.with_mqtt:
                 if s.mqtt_external:
-                    if not mqtt_answers(*s.mqtt_address):
+                    if not external_mqtt_answers(s):
                         raise StackError(f"no MQTT 5 broker answers at {s.mqtt_url}: start it or fix MQTT_URL")
                 elif self.mqtt.start(attached=self.attached):
                     self._started.append(self.mqtt)
@@ -193,7 +193,7 @@ class Stack:
         pid = None if s.mqtt_external else self.mqtt.process.running_pid()
         if not s.mqtt_external and pid is None:
             return ServiceStatus("mqtt", "stopped", address) if self.with_mqtt else None
-        if not (mqtt_answers(host, port) if s.mqtt_external else self.mqtt.ready()):
+        if not (external_mqtt_answers(s) if s.mqtt_external else self.mqtt.ready()):
             return ServiceStatus("mqtt", "unreachable", address, pid=pid, detail="no MQTT 5 CONNACK")
         if s.mqtt_external:
             return ServiceStatus("mqtt", "external", address, detail="MQTT 5")

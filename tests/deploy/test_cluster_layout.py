@@ -24,6 +24,7 @@ from pipeline.deploy.cluster.e2e import (
 )
 from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.pause_image import docker_archive
+from pipeline.deploy.cluster.radio_check import MUST_BE_GRANTED, MUST_BE_REFUSED, radio_problems
 
 UPSTREAM = """// This is a generated file. Do not edit directly.
 
@@ -207,3 +208,14 @@ def test_the_clusters_prometheus_must_scrape_every_worker_and_gateway_and_fire_n
     assert got == ["Prometheus scrapes 1 of the 2 towers", "Prometheus scrapes 0 of the 1 gateways",
                    "Prometheus counted no advisory decided by the towers",
                    "critical alerts firing after the Job: ['CorridorTowerDown']"]  # fmt: skip
+
+
+def test_the_radio_check_is_judged_by_every_refusal_and_every_grant() -> None:
+    good = {**dict.fromkeys(MUST_BE_REFUSED, "Not authorized"), **dict.fromkeys(MUST_BE_GRANTED)}
+    assert radio_problems(good) == []
+    assert radio_problems({**good, "a forged advisory": None}) == [
+        "the radio link's broker did not refuse a forged advisory"
+    ]
+    dead = {**good, "its own telemetry": "no answer"}  # a link refusing everything proves nothing
+    assert radio_problems(dead) == ["the radio link's broker refused a vehicle its own telemetry: no answer"]
+    assert len(radio_problems({})) == len(MUST_BE_REFUSED) + len(MUST_BE_GRANTED)

@@ -22,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography import x509
 
 from pipeline.admin import declare
+from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, check, radio_problems
 from pipeline.drill.reading import read_all
 from pipeline.ports import free_ports
 from pipeline.shared.access import KafkaAccess, Role, client_conf
@@ -36,9 +37,10 @@ from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack import Stack
 from pipeline.stack.mqtt import MqttBroker, mqtt_answers
 from pipeline.stack.security import SecurityMaterial
+from pipeline.stack.wait import missing_now
 from producers.encoding import vehicle_id
 from producers.enrolment import Enrolment
-from tests.helpers import eventually
+from tests.helpers import assert_one_line_error, corridor, eventually
 from tests.integration.test_simulation import SHORT
 from towers.config import app_id, changelog_topics
 
@@ -108,6 +110,23 @@ def test_etcd_refuses_clients_without_a_certificate_and_readers_that_write(secur
     with pytest.raises((etcd3.exceptions.Etcd3Exception, grpc.RpcError)):
         vehicle.get(key)
     assert reader.get(key)[0] == b"from a tower"
+
+
+def test_reading_a_topic_the_principal_may_not_read_is_one_line_not_a_wait(secure: Stack, tmp_path: Path) -> None:
+    """A tower may write dead letters, not read them: `corridor consume` as the tower says so at once
+    (it used to skip the refusals and wait for records that could never come)."""
+    s = secure.settings
+    tower = s.kafka(Role.TOWER)
+    password = tmp_path / "tower.password"
+    password.write_text(tower.password)
+    password.chmod(0o600)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": s.bootstrap_servers, "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+           "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "tower",
+           "KAFKA_SASL_PASSWORD_FILE": str(password), "KAFKA_SSL_CA_FILE": str(tower.ca_file),
+           "CORRIDOR_TOPIC_PREFIX": s.topic_prefix, "CORRIDOR_STATE_DIR": str(tmp_path / "state")}  # fmt: skip
+    env.pop("CORRIDOR_SECURE", None)
+    result = corridor(env, "consume", "dead-letter", "--from-beginning", timeout=60)
+    assert_one_line_error(result, f"{s.topic_prefix}.dead-letter", "User:tower")
 
 
 def test_kafkas_own_tools_run_as_the_admin_principal(secure: Stack) -> None:
@@ -263,6 +282,33 @@ def test_the_radio_link_refuses_strangers_and_holds_each_vehicle_to_its_own_topi
         for c in clients:
             c.disconnect()
             c.loop_stop()
+        broker.stop()
+
+
+def test_the_clusters_radio_check_finds_every_refusal_on_the_real_broker(secure: Stack) -> None:
+    """The check `corridor k8s e2e` runs in a secure overlay's pod, first against the local broker."""
+    broker = MqttBroker(secure.settings)
+    broker.start(attached=True)
+    try:
+        answers = check(secure.settings)
+    finally:
+        broker.stop()
+    assert radio_problems(answers) == [], answers
+    assert all(answers[what] for what in MUST_BE_REFUSED)
+
+
+def test_waiting_for_a_users_own_secure_broker_finds_it_over_tls(secure: Stack) -> None:
+    """A pod given MQTT_URL and MQTT_CA_FILE (Kubernetes' secure overlays) waits for its broker: a
+    probe in clear text is closed by a TLS listener, which must not read as no broker at all."""
+    s = secure.settings
+    broker = MqttBroker(s)
+    broker.start(attached=True)
+    try:
+        host, port = s.mqtt_address
+        own = replace(s, mqtt_url=f"mqtt://{host}:{port}", mqtt_ca_file=(s.security_material or Path(".")) / "ca.pem")
+        assert missing_now(own, towers=False) is None
+        assert "mqtt" in (missing_now(replace(own, mqtt_ca_file=None), towers=False) or ""), "no TLS, no broker"
+    finally:
         broker.stop()
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from pipeline.containers.images import IMAGES
+from pipeline.deploy.cluster.e2e import radio_check_pod
 from pipeline.shared.config import ENV_VARS, Settings
 from pipeline.shared.corridor import default_paths, load_corridor
 from pipeline.simulation.scenario import builtin_scenarios, load_scenario
@@ -282,10 +283,20 @@ def test_the_gateways_reach_the_mqtt_broker_and_kafka(overlay) -> None:
     (broker,) = _containers(_one(docs, "StatefulSet", "mqtt"))
     assert port in [p["containerPort"] for p in broker["ports"]]
     assert gateway["command"][:2] == ["corridor", "gateway"] and "--group" in gateway["command"]
-    mosquitto_conf = (K8S / "images" / "mosquitto" / "mosquitto.conf").read_text().split()
-    assert mosquitto_conf[mosquitto_conf.index("listener") + 1] == str(port), (
-        "the image listens where the Service points"
-    )
+    mounted = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mqtt-listener")]
+    image = K8S / "images" / "mosquitto"
+    assert "include_dir /etc/mosquitto/corridor.d" in (image / "mosquitto.conf").read_text()
+    text = mounted[0]["data"]["listener.conf"] if mounted else (image / "listener.conf").read_text()
+    listener = [w for line in text.splitlines() if not line.startswith("#") for w in line.split()]
+    assert listener[listener.index("listener") + 1] == str(port), "the broker listens where the Service points"
+    secure = name in {"dev-secure", "corridor"}
+    assert bool(mounted) == secure
+    if secure:  # TLS, no anonymous client, the plugin; the gateways trust the broker's CA as themselves
+        assert {"certfile", "keyfile", "plugin"} <= set(listener)
+        assert listener[listener.index("allow_anonymous") + 1] == "false"
+        assert {"MQTT_CA_FILE", "MQTT_SECRETS_DIR"} <= set(gw_env)
+    else:
+        assert listener[listener.index("allow_anonymous") + 1] == "true" and "MQTT_CA_FILE" not in gw_env
 
 
 def _pod_workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -445,3 +456,17 @@ def test_the_secure_brokers_advertise_names_their_certificate_holds() -> None:
     assert not any(_tls_name_matches(n, "kafka-0.kafka") for n in names if n.startswith("*"))  # why: see above
     bootstrap = _corridor_config(docs)[0]["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[0]
     assert bootstrap in names
+
+
+def test_a_secure_overlays_radio_is_checked_from_the_vehicles_drivers_own_pod(overlay) -> None:
+    name, docs = overlay
+    pod = radio_check_pod(docs, "ns")
+    assert (pod is not None) == (name in {"dev-secure", "corridor"})
+    if pod is not None:
+        (container,) = pod["spec"]["containers"]
+        env = {e["name"] for e in container["env"]}
+        assert {"MQTT_URL", "MQTT_CA_FILE", "MQTT_SECRETS_DIR"} <= env
+        assert container["command"][-1] == "pipeline.deploy.cluster.radio_check"
+        assert pod["spec"]["restartPolicy"] == "Never"
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] == "producers", "admitted as the driver is"
+        assert "mqtt-driver" in {v.get("secret", {}).get("secretName") for v in pod["spec"]["volumes"]}

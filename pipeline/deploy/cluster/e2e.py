@@ -9,6 +9,7 @@ release of the host state it recorded, then its folder).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binari
 from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
+from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, radio_problems
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.waiting import poll
@@ -248,6 +250,7 @@ def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
 
 #: Run in a tower pod: what Kafka and etcd say their members are, as the cluster's DNS leads there.
 _PROBE = """
+import copy
 import json
 import etcd3
 from confluent_kafka.admin import AdminClient
@@ -324,6 +327,45 @@ def identity_problems(rendered: list[dict[str, Any]], brokers: list[list[Any]],
     got_members = {m["name"]: sorted(m["peerURLs"]) for m in members}
     if got_members != want_members:
         problems.append(f"etcd's members are {got_members}, not {want_members}")
+    return problems
+
+
+def radio_check_pod(rendered: list[dict[str, Any]], namespace: str) -> dict[str, Any] | None:
+    """On an overlay whose radio link is secure, a Pod that runs `radio_check` as the vehicles'
+    driver: the producers Job's own pod (its image, identity, Secrets and labels, so the same
+    NetworkPolicy admits it), told to try the broker instead of driving the scenario."""
+    if not any(d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("mqtt-listener") for d in rendered):
+        return None
+    job = next(d for d in rendered if d["kind"] == "Job" and d["metadata"]["name"] == "producers")
+    template = copy.deepcopy(job["spec"]["template"])
+    (container,) = template["spec"]["containers"]
+    container["command"] = ["python", "-m", "pipeline.deploy.cluster.radio_check"]
+    labels = {**template["metadata"].get("labels", {}), "corridor/check": "radio"}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "radio-check", "namespace": namespace, "labels": labels},
+            "spec": {**template["spec"], "restartPolicy": "Never"}}  # fmt: skip
+
+
+def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say) -> list[str]:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
+
+    def phase() -> str:
+        got = cluster.kubectl("-n", namespace, "get", "pod", "radio-check", "-o", "jsonpath={.status.phase}",
+                              check=False)  # fmt: skip
+        return got.strip()
+
+    if poll(lambda: phase() in ("Succeeded", "Failed"), 180, interval=2) is None:
+        return [f"the radio check did not finish within 180 s (phase {phase() or 'unknown'})"]
+    log = cluster.kubectl("-n", namespace, "logs", "radio-check", check=False)
+    cluster.kubectl("-n", namespace, "delete", "pod", "radio-check", "--wait=false", check=False)
+    try:
+        answers = json.loads(log.strip().splitlines()[-1])["answers"]
+    except (ValueError, IndexError, KeyError, TypeError):
+        return [f"the radio check gave no answer: {log.strip()[-300:]!r}"]
+    problems = radio_problems(answers)
+    refused = sum(1 for what in MUST_BE_REFUSED if answers.get(what))
+    say(f"radio link, from the vehicles' driver's pod: {refused} of {len(MUST_BE_REFUSED)} attempts refused "
+        f"({', '.join(MUST_BE_REFUSED)}); a vehicle's own granted: {not problems}")  # fmt: skip
     return problems
 
 
@@ -465,6 +507,11 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
                                         "--from-beginning", "--max-records", "3", check=False, timeout=90)  # fmt: skip
                 result.problems.append(f"{result.summary.dead_letters} dead letters; the first: "
                                        f"{' | '.join(first.strip().splitlines())[:900] or '(none read)'}")  # fmt: skip
+        # after the Job is judged: what the check's own vehicle may send reaches the gateways, which
+        # dead-letter it (it is no telemetry), and the Job counts the topic's dead letters
+        pod = radio_check_pod(rendered, namespace)
+        if pod is not None:
+            result.problems += _radio_check(cluster, namespace, pod, say)
         if ("deployment", "prometheus") in workloads(rendered):
             result.problems += _ask_prometheus(cluster, namespace, rendered, say)
     except (StackError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:

@@ -1,0 +1,126 @@
+"""The secure radio link's refusals, tried from inside a cluster as an attacker on the pod network would.
+
+Run as the vehicles' driver (`python -m pipeline.deploy.cluster.radio_check`, in a pod with the
+producers' identity: MQTT_URL, MQTT_CA_FILE, MQTT_SECRETS_DIR): it enrols two vehicles of its own,
+then tries what a stranger or one vehicle must not do, and what a vehicle may, and prints the
+broker's answers as one JSON object for `corridor k8s e2e` to judge (`radio_problems`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from pipeline.shared.config import Settings
+from pipeline.shared.mqtt_client import MqttLoop, mqtt_client, refusal
+from pipeline.shared.radio_access import MQTT_ADMIN, MqttAccess
+from pipeline.shared.radio_topics import RadioTopics
+from pipeline.stack.mqtt import mqtt_answers
+from producers.enrolment import Enrolment
+
+__all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "radio_problems"]
+
+#: what the broker must refuse: a stranger's CONNECT, one vehicle's SUBSCRIBE or PUBLISH beyond its own
+MUST_BE_REFUSED = (
+    "clear text", "anonymous", "wrong password", "not enrolled", "another's advisories", "the gateways' share",
+    "everyone's telemetry", "publishing as another", "a forged advisory",
+)  # fmt: skip
+#: what it must grant a vehicle, so that a refusal above is the broker's judgement, not a dead link
+MUST_BE_GRANTED = ("its own connection", "its own advisories", "its own telemetry")
+
+_WAIT_S = 15.0
+
+
+class _Radio:
+    """One client and the broker's answers to it."""
+
+    def __init__(self, access: MqttAccess, name: str) -> None:
+        self.acks: dict[str, str | None] = {}
+        self._done = threading.Condition()
+        self.client = mqtt_client(access, f"{name}-{uuid.uuid4().hex[:6]}")
+        self.client.on_connect = lambda _c, _u, _f, reason, _p: self._ack("connect", refusal(reason))
+        self.client.on_subscribe = lambda _c, _u, mid, reasons, _p: self._ack(f"s{mid}", refusal(reasons[0]))
+        self.client.on_publish = lambda _c, _u, mid, reason, _p: self._ack(f"p{mid}", refusal(reason))
+        self.loop = MqttLoop(self.client)
+        self.client.connect(access.host, access.port)
+        self.loop.start()
+
+    def _ack(self, key: str, refused: str | None) -> None:
+        with self._done:
+            self.acks[key] = refused
+            self._done.notify_all()
+
+    def answer(self, key: str) -> str | None:
+        """The broker's refusal of `key` (None: granted); "no answer" after a while."""
+        with self._done:
+            if not self._done.wait_for(lambda: key in self.acks, _WAIT_S):
+                return "no answer"
+            return self.acks[key]
+
+    def subscribe(self, topic: str) -> str | None:
+        _rc, mid = self.client.subscribe(topic, qos=1)
+        return self.answer(f"s{mid}")
+
+    def publish(self, topic: str, payload: bytes) -> str | None:
+        return self.answer(f"p{self.client.publish(topic, payload, qos=1).mid}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.loop.stop()
+
+
+def check(settings: Settings) -> dict[str, Any]:
+    """Each attempt's answer: the broker's refusal as text, or None where it granted."""
+    topics, key = RadioTopics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
+    one, two = (f"veh-check{uuid.uuid4().hex[:6]}{n}" for n in (1, 2))
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, key)
+    try:
+        enrolment.enrol([one, two])
+    finally:
+        enrolment.close()
+    vehicle = settings.mqtt()
+    host, port = settings.mqtt_address
+    out: dict[str, str | None] = {"clear text": None if mqtt_answers(host, port) else "no answer in clear text"}
+    strangers = {"anonymous": vehicle, "wrong password": replace(vehicle.as_vehicle(one, key), password="guess"),
+                 "not enrolled": vehicle.as_vehicle("veh-check-stranger", key)}  # fmt: skip
+    radios: list[_Radio] = []
+    try:
+        for name, access in strangers.items():
+            radios.append(_Radio(access, "stranger"))
+            out[name] = radios[-1].answer("connect")
+        mine, theirs = _Radio(vehicle.as_vehicle(one, key), "one"), _Radio(vehicle.as_vehicle(two, key), "two")
+        radios += [mine, theirs]
+        out["its own connection"] = mine.answer("connect") or theirs.answer("connect")
+        out["another's advisories"] = theirs.subscribe(topics.vehicle_advisories(one))
+        out["the gateways' share"] = theirs.subscribe(topics.every("telemetry", "gateways"))
+        out["everyone's telemetry"] = theirs.subscribe(topics.every("telemetry"))
+        out["its own advisories"] = mine.subscribe(topics.vehicle_advisories(one))
+        out["publishing as another"] = theirs.publish(topics.telemetry(0, one), b"as another")
+        out["a forged advisory"] = theirs.publish(topics.vehicle_advisories(one), b"slow down")
+        out["its own telemetry"] = mine.publish(topics.telemetry(0, one), b"mine")
+    finally:
+        for radio in radios:
+            radio.close()
+    return out
+
+
+def radio_problems(answers: dict[str, Any]) -> list[str]:
+    """What the broker let through that it must refuse, or refused that it must grant."""
+    problems = [f"the radio link's broker did not refuse {what}" for what in MUST_BE_REFUSED if not answers.get(what)]
+    problems += [f"the radio link's broker refused a vehicle {what}: {answers.get(what, 'not tried')}"
+                 for what in MUST_BE_GRANTED if answers.get(what, "not tried") is not None]  # fmt: skip
+    return problems
+
+
+def main() -> None:
+    started = time.monotonic()
+    answers = check(Settings.from_env())
+    print(json.dumps({"answers": answers, "took_s": round(time.monotonic() - started, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
