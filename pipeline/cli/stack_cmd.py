@@ -109,7 +109,7 @@ def revoke(
     """Refuse vehicles on the secure radio link from now on (a unit stolen, or sending what it must
     not): disconnected now if the broker runs, and refused at every later start of the stack's broker
     until `stack down --purge`."""
-    from pipeline.shared.radio_access import MQTT_ADMIN, revoke_commands
+    from pipeline.shared.radio_access import MQTT_ADMIN, check_vehicle_id
     from pipeline.shared.radio_topics import RadioTopics
     from pipeline.stack.mqtt import MqttBroker
     from pipeline.stack.security import SecurityMaterial
@@ -121,7 +121,8 @@ def revoke(
         raise ConfigError("only the secure radio link has identities to revoke: `corridor stack up --secure --mqtt`")
     topics = RadioTopics(len(settings.corridor().regions))
     try:
-        revoke_commands(topics, vehicles, b"")
+        for vid in vehicles:
+            check_vehicle_id(topics, vid)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if material is not None and not settings.mqtt_external:

@@ -33,8 +33,8 @@ from typing import Any
 from pipeline.shared.radio_topics import RadioTopics
 
 __all__ = [
-    "MQTT_ADMIN", "MQTT_GATEWAY", "MqttAccess", "MqttGrant", "dynsec_config", "dynsec_password", "enrol_commands",
-    "gateway_grants", "mqtt_policy_rows", "revoke_commands", "vehicle_grants", "vehicle_password",
+    "MQTT_ADMIN", "MQTT_GATEWAY", "MqttAccess", "MqttGrant", "check_vehicle_id", "dynsec_config", "dynsec_password",
+    "enrol_commands", "gateway_grants", "mqtt_policy_rows", "revoke_commands", "vehicle_grants", "vehicle_password",
 ]  # fmt: skip
 
 MQTT_ADMIN = "corridor-mqtt-admin"
@@ -145,18 +145,23 @@ def dynsec_config(topics: RadioTopics, admin_password: str, gateway_password: st
     }  # fmt: skip
 
 
+def check_vehicle_id(topics: RadioTopics, vid: str) -> None:
+    """ValueError for an id no vehicle can hold: reserved, too long, unprintable or spaced (it is a
+    line of the revocation list), or not an MQTT topic level."""
+    if vid in RESERVED or vid.startswith("corridor-"):
+        raise ValueError(f"{vid!r} is a reserved MQTT identity, not a vehicle's")
+    if len(vid) > MAX_VEHICLE_ID or not vid.isprintable() or any(c.isspace() for c in vid):
+        raise ValueError(f"{vid[:40]!r} is not a vehicle id: printable, no spaces, {MAX_VEHICLE_ID} characters at most")
+    topics.vehicle_advisories(vid)
+
+
 def enrol_commands(topics: RadioTopics, vehicle_ids: Iterable[str], key: bytes) -> list[dict[str, Any]]:
     """The plugin's commands that enrol these vehicles: a role naming each one's topics, and a
-    client with its password (ValueError for an id that cannot be one: a topic level, or reserved)."""
+    client with its password (ValueError for an id that cannot be one: `check_vehicle_id`)."""
     out: list[dict[str, Any]] = []
     for vid in vehicle_ids:
-        if vid in RESERVED or vid.startswith("corridor-"):
-            raise ValueError(f"{vid!r} is a reserved MQTT identity, not a vehicle's")
-        if len(vid) > MAX_VEHICLE_ID or not vid.isprintable() or any(c.isspace() for c in vid):
-            raise ValueError(
-                f"{vid[:40]!r} is not a vehicle id: printable, no spaces, {MAX_VEHICLE_ID} characters at most"
-            )
-        acls = _acls(vehicle_grants(topics, vid))  # raises for an id a topic level cannot hold
+        check_vehicle_id(topics, vid)
+        acls = _acls(vehicle_grants(topics, vid))
         out.append({"command": "createRole", "rolename": vid, "acls": acls})
         out.append({"command": "createClient", "username": vid, "password": vehicle_password(key, vid),
                     "roles": [{"rolename": vid}]})  # fmt: skip

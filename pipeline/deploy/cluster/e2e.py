@@ -250,7 +250,6 @@ def _overlay_images(rendered: list[dict[str, Any]]) -> list[str]:
 
 #: Run in a tower pod: what Kafka and etcd say their members are, as the cluster's DNS leads there.
 _PROBE = """
-import copy
 import json
 import etcd3
 from confluent_kafka.admin import AdminClient

@@ -22,7 +22,7 @@ from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.mqtt import mqtt_answers
 from producers.enrolment import Enrolment
 
-__all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "radio_problems"]
+__all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "check", "radio_problems"]
 
 #: what the broker must refuse: a stranger's CONNECT, one vehicle's SUBSCRIBE or PUBLISH beyond its own
 MUST_BE_REFUSED = (
