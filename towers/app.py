@@ -51,6 +51,7 @@ from towers.config import TABLE_NAMES, TowerConfig, WorkerSettings, app_id
 from towers.control_plane import ControlPlane, namespace
 from towers.delivery import DeliveryLedger, Held, Line
 from towers.engine import Outbox, TableWrites, TowerEngine
+from towers.flow_control import SteadyFlowApp
 from towers.guard import ClusterGuard
 from towers.handover import RegionHandover
 from towers.metrics import CONTENT_TYPE, WorkerFigures, exposition
@@ -145,9 +146,9 @@ def rt() -> Runtime:
     return _runtime
 
 
-class TowerApp(faust.App):
-    """Faust's App, plus: corridor's topics exist before the consumer subscribes to them, and the
-    worker's own clients start with it."""
+class TowerApp(SteadyFlowApp):
+    """Faust's App, plus: corridor's topics exist before the consumer subscribes to them, the
+    worker's own clients start with it, and a recovery keeps the records it fetched (`flow_control`)."""
 
     async def on_first_start(self) -> None:
         global _runtime

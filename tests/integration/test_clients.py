@@ -120,7 +120,10 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 
 def test_faust_table_recovers_from_its_changelog(bootstrap: str, new_topic, tmp_path: Path) -> None:
-    """Counts kept in a changelog-backed table survive a worker restart (memory store: full replay)."""
+    """Counts kept in a changelog-backed table survive a worker restart (memory store: full replay),
+    and every record waiting at the restart is counted: Faust's own flow control drops those its
+    recovery fetched before it finished (1 to 22 of the 600 waiting, in 11 of 12 restarts; see
+    `towers.flow_control`), and a partition whose record was dropped stops committing."""
     src, out = new_topic(partitions=2), new_topic(partitions=2)
     env = dict(
         os.environ,
@@ -140,14 +143,13 @@ def test_faust_table_recovers_from_its_changelog(bootstrap: str, new_topic, tmp_
         assert max(int(v) for k, v in first if k == b"alpha") == 3
     finally:
         _stop(worker)
-    worker = _faust_worker(env, log)
-    try:
-        produce(bootstrap, src, [(b"alpha", b"x"), (b"beta", b"x")])
-        # late in a loaded suite one partition's recovery has taken past 90 s (CI, 2026-12-05): the
-        # test judges that the counts continue, not how fast Faust rebalances
-        after = consume(bootstrap, out, 7, timeout=180)
-        assert len(after) == 7, log.read_text()[-3000:]
-        latest = {k: int(v) for k, v in after}
-        assert latest == {b"alpha": 4, b"beta": 3}, "counts must continue from the restored table"
-    finally:
-        _stop(worker)
+    for restart in (1, 2):  # each restart drops some with Faust's flow control: three in four, measured
+        produce(bootstrap, src, [(b"alpha", b"x")] * 300 + [(b"beta", b"x")] * 300)  # waiting for the restart
+        worker = _faust_worker(env, log)
+        try:
+            after = consume(bootstrap, out, 5 + 600 * restart, timeout=120)
+            assert len(after) == 5 + 600 * restart, log.read_text()[-3000:]
+            latest = {k: int(v) for k, v in after}
+            assert latest == {b"alpha": 3 + 300 * restart, b"beta": 2 + 300 * restart}, "counts continue"
+        finally:
+            _stop(worker)
