@@ -221,6 +221,12 @@ class SettingsEnv(BaseModel):
     kafka_ca_file: Path | None = env_var(
         None, "KAFKA_SSL_CA_FILE", "PEM file of the CA that signed your brokers' certificates"
     )
+    kafka_vehicle_username: str = env_var(
+        "", "KAFKA_VEHICLE_SASL_USERNAME", "the SASL user the vehicles' clients present (default: KAFKA_SASL_USERNAME)"
+    )
+    kafka_vehicle_password_file: Path | None = env_var(
+        None, "KAFKA_VEHICLE_SASL_PASSWORD_FILE", "a file holding that user's password"
+    )
     etcd_ca_file: Path | None = env_var(
         None, "ETCD_CA_FILE", "PEM file of the CA that signed your etcd's certificate (turns on TLS to etcd)"
     )
@@ -245,6 +251,24 @@ class SettingsEnv(BaseModel):
             raise ConfigError(f"KAFKA_SSL_CA_FILE={self.kafka_ca_file}: no such file")
         return KafkaAccess("", self.kafka_protocol, self.kafka_mechanism, self.kafka_username, password,
                            self.kafka_ca_file)  # fmt: skip
+
+    def kafka_vehicle_identity(self) -> KafkaAccess | None:
+        """On a user's own cluster, the vehicles' own identity, so that a scenario driver holding an
+        operator's identity still sends its fleet's telemetry as a vehicle may; None: the one identity."""
+        if not self.kafka_vehicle_username and self.kafka_vehicle_password_file is None:
+            return None
+        if not (self.kafka_vehicle_username and self.kafka_vehicle_password_file):
+            raise ConfigError("KAFKA_VEHICLE_SASL_USERNAME and KAFKA_VEHICLE_SASL_PASSWORD_FILE go together")
+        base = self.kafka_identity()
+        if base is None or not base.sasl:
+            raise ConfigError("KAFKA_VEHICLE_SASL_USERNAME needs KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
+        try:
+            password = self.kafka_vehicle_password_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"KAFKA_VEHICLE_SASL_PASSWORD_FILE: cannot read it ({exc.strerror})") from None
+        if not password:
+            raise ConfigError("KAFKA_VEHICLE_SASL_PASSWORD_FILE: the file is empty")
+        return replace(base, username=self.kafka_vehicle_username, password=password)
 
     def registry_auth(self) -> tuple[str, str] | None:
         if not self.registry_user:
@@ -325,6 +349,7 @@ class Settings:
     #: a secure corridor stack's material, given explicitly (workers started by a secure run)
     security_dir: Path | None = None
     kafka_identity: KafkaAccess | None = None  # a user's own cluster: the identity they configured
+    kafka_vehicle_identity: KafkaAccess | None = None  # there, the vehicles' own, if they gave one
     signing_key: Path | None = None  # a tower's advisory signing key; None: the secure stack's, if any
     advisory_keys: Path | None = None  # the towers' public keys vehicles trust; None: the secure stack's, if any
     etcd_tls: tuple[Path, Path | None, Path | None] | None = None  # (CA, client cert, key) for their etcd
@@ -403,6 +428,8 @@ class Settings:
             user, password = load_role_credentials(material, role)
             return KafkaAccess(self.bootstrap_servers, "SASL_SSL", "SCRAM-SHA-512", user, password,
                                material / "ca.pem")  # fmt: skip
+        if role is Role.VEHICLE and self.kafka_vehicle_identity is not None:
+            return replace(self.kafka_vehicle_identity, bootstrap=self.bootstrap_servers)
         if self.kafka_identity is not None:
             return replace(self.kafka_identity, bootstrap=self.bootstrap_servers)
         return KafkaAccess(self.bootstrap_servers)
@@ -549,6 +576,7 @@ class Settings:
             secure=v.secure or made_secure,
             security_dir=v.security_dir,
             kafka_identity=v.kafka_identity(),
+            kafka_vehicle_identity=v.kafka_vehicle_identity(),
             signing_key=v.signing_key,
             advisory_keys=v.advisory_keys,
             etcd_tls=v.etcd_tls(),

@@ -216,6 +216,8 @@ def test_the_radio_check_is_judged_by_every_refusal_and_every_grant() -> None:
     assert radio_problems({**good, "a forged advisory": None}) == [
         "the radio link's broker did not refuse a forged advisory"
     ]
+    silent = {**good, "the fleet writing Kafka's advisories": "no answer"}  # silence is not a refusal
+    assert radio_problems(silent) == ["the radio link's broker did not refuse the fleet writing Kafka's advisories"]
     dead = {**good, "its own telemetry": "no answer"}  # a link refusing everything proves nothing
     assert radio_problems(dead) == ["the radio link's broker refused a vehicle its own telemetry: no answer"]
     assert len(radio_problems({})) == len(MUST_BE_REFUSED) + len(MUST_BE_GRANTED)

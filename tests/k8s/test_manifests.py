@@ -32,6 +32,8 @@ SECURE = {"dev-secure": "statefulset", "corridor": "strimzi"}  # overlay -> its 
 #: each corridor workload and the principal it runs as in secure mode
 PRINCIPALS = {("StatefulSet", "towers"): "tower", ("Job", "producers"): "admin", ("Deployment", "gateways"): "vehicle",
               ("Deployment", "dashboard"): "reader"}  # fmt: skip
+#: the etcd user of each workload with one, where it is not its Kafka principal's (the scenario driver only reads)
+ETCD_USER = {"producers": "reader"}
 #: read from Secrets and mounted files in secure overlays: not checkable on this machine
 SECURITY_VARS = {"KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
                  "KAFKA_SSL_CA_FILE", "ETCD_CA_FILE", "ETCD_CERT_FILE", "ETCD_KEY_FILE"}  # fmt: skip
@@ -394,8 +396,17 @@ def test_secure_overlays_give_each_workload_its_own_principal_from_secrets(name:
         if role == "vehicle":
             assert env_of["ETCD_CERT_FILE"]["value"] == "" and "etcd-client" not in volumes, "vehicles: no etcd"
         else:
-            assert volumes["etcd-client"]["secret"]["secretName"] == f"etcd-client-{role}", workload
+            etcd_user = ETCD_USER.get(workload, role)
+            assert volumes["etcd-client"]["secret"]["secretName"] == f"etcd-client-{etcd_user}", workload
             assert Path(env["ETCD_CERT_FILE"]).parent.as_posix() in mounts
+    # the scenario driver's fleet presents the vehicles' principal, from the vehicles' Secret
+    (c,) = _containers(_one(docs, "Job", "producers"))
+    env_of = {e["name"]: e for e in c["env"]}
+    assert env_of["KAFKA_VEHICLE_SASL_USERNAME"]["value"] == "vehicle"
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in _one(docs, "Job", "producers")["spec"]["template"]["spec"]["volumes"]}
+    password = Path(env_of["KAFKA_VEHICLE_SASL_PASSWORD_FILE"]["value"])
+    assert volumes[mounts[password.parent.as_posix()]]["secret"]["secretName"] == "vehicle"
     # every Secret read is one `corridor k8s secrets` makes, or (Strimzi) one its operators make
     made = {d["metadata"]["name"]: set(d["stringData"]) for d in secret_manifests("ns", SECURE[name])}
     if SECURE[name] == "strimzi":

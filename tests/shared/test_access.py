@@ -73,9 +73,34 @@ def test_a_users_own_cluster_gets_the_one_identity_they_configured(tmp_path: Pat
         assert (access.bootstrap, access.username, access.password) == ("k1:9093", "tower-7", "s3cret")
 
 
+def test_on_a_users_own_cluster_the_vehicles_may_present_their_own_identity(tmp_path: Path) -> None:
+    """A scenario driver holds an operator's identity; its fleet's clients still present the vehicles'."""
+    (tmp_path / "pw").write_text("operator\n")
+    (tmp_path / "vehicle-pw").write_text("on-the-road\n")
+    s = Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "k1:9093", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                           "KAFKA_SASL_USERNAME": "admin", "KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "pw"),
+                           "KAFKA_VEHICLE_SASL_USERNAME": "vehicle",
+                           "KAFKA_VEHICLE_SASL_PASSWORD_FILE": str(tmp_path / "vehicle-pw")})  # fmt: skip
+    fleet = s.kafka(Role.VEHICLE)
+    assert (fleet.bootstrap, fleet.protocol, fleet.username, fleet.password) == ("k1:9093", "SASL_SSL", "vehicle",
+                                                                                 "on-the-road")  # fmt: skip
+    assert "on-the-road" not in repr(s)
+    for role in set(Role) - {Role.VEHICLE}:
+        assert (s.kafka(role).username, s.kafka(role).password) == ("admin", "operator")
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p",
+          "KAFKA_VEHICLE_SASL_USERNAME": "vehicle"}, "go together"),
+        ({"KAFKA_VEHICLE_SASL_USERNAME": "vehicle", "KAFKA_VEHICLE_SASL_PASSWORD_FILE": "/etc/hostname"},
+         "needs KAFKA_SECURITY_PROTOCOL=SASL_SSL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p",
+          "KAFKA_VEHICLE_SASL_USERNAME": "vehicle", "KAFKA_VEHICLE_SASL_PASSWORD_FILE": "/nonexistent/pw"},
+         "KAFKA_VEHICLE_SASL_PASSWORD_FILE: cannot read it"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p",
+          "KAFKA_VEHICLE_SASL_USERNAME": "vehicle", "KAFKA_VEHICLE_SASL_PASSWORD_FILE": "/dev/null"}, "is empty"),
         ({"KAFKA_SECURITY_PROTOCOL": "TLS"}, "KAFKA_SECURITY_PROTOCOL='TLS': choose 'PLAINTEXT'"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "u"}, "needs KAFKA_SASL_USERNAME and a pass"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "MD5"}, "KAFKA_SASL_MECHANISM"),

@@ -3,7 +3,8 @@
 Run as the vehicles' driver (`python -m pipeline.deploy.cluster.radio_check`, in a pod with the
 producers' identity: MQTT_URL, MQTT_CA_FILE, MQTT_SECRETS_DIR): it enrols two vehicles of its own,
 then tries what a stranger or one vehicle must not do, and what a vehicle may, and prints the
-broker's answers as one JSON object for `corridor k8s e2e` to judge (`radio_problems`).
+broker's answers as one JSON object for `corridor k8s e2e` to judge (`radio_problems`). It also
+writes an advisory into Kafka as the driver's fleet, which only a vehicle's principal is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from confluent_kafka import KafkaError, Producer
+
+from pipeline.shared.access import Role, client_conf
 from pipeline.shared.config import Settings
 from pipeline.shared.mqtt_client import MqttLoop, mqtt_client, refusal
 from pipeline.shared.radio_access import MQTT_ADMIN, MqttAccess
@@ -27,7 +31,7 @@ __all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "check", "radio_problems"]
 #: what the broker must refuse: a stranger's CONNECT, one vehicle's SUBSCRIBE or PUBLISH beyond its own
 MUST_BE_REFUSED = (
     "clear text", "anonymous", "wrong password", "not enrolled", "another's advisories", "the gateways' share",
-    "everyone's telemetry", "publishing as another", "a forged advisory",
+    "everyone's telemetry", "publishing as another", "a forged advisory", "the fleet writing Kafka's advisories",
 )  # fmt: skip
 #: what it must grant a vehicle, so that a refusal above is the broker's judgement, not a dead link
 MUST_BE_GRANTED = ("its own connection", "its own advisories", "its own telemetry")
@@ -73,6 +77,18 @@ class _Radio:
         self.loop.stop()
 
 
+def _fleet_writes_an_advisory(settings: Settings) -> str | None:
+    """Kafka's answer to the fleet's principal producing to the advisories topic (None: written)."""
+    topic = settings.topics(len(settings.corridor().regions)).advisories
+    errors: list[KafkaError | None] = []
+    producer = Producer(client_conf(settings.kafka(Role.VEHICLE), {"log_level": 3, "message.timeout.ms": 15_000}))
+    producer.produce(topic, value=b"slow down", on_delivery=lambda err, _msg: errors.append(err))
+    producer.flush(20)
+    if not errors:
+        return "no answer"
+    return None if errors[0] is None else str(errors[0].name())
+
+
 def check(settings: Settings) -> dict[str, Any]:
     """Each attempt's answer: the broker's refusal as text, or None where it granted."""
     topics, key = RadioTopics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
@@ -105,12 +121,15 @@ def check(settings: Settings) -> dict[str, Any]:
     finally:
         for radio in radios:
             radio.close()
+    out["the fleet writing Kafka's advisories"] = _fleet_writes_an_advisory(settings)
     return out
 
 
 def radio_problems(answers: dict[str, Any]) -> list[str]:
     """What the broker let through that it must refuse, or refused that it must grant."""
-    problems = [f"the radio link's broker did not refuse {what}" for what in MUST_BE_REFUSED if not answers.get(what)]
+    # silence is not a refusal: a dead link would pass every test of this kind
+    problems = [f"the radio link's broker did not refuse {what}" for what in MUST_BE_REFUSED
+                if answers.get(what) in (None, "no answer")]  # fmt: skip
     problems += [f"the radio link's broker refused a vehicle {what}: {answers.get(what, 'not tried')}"
                  for what in MUST_BE_GRANTED if answers.get(what, "not tried") is not None]  # fmt: skip
     return problems
