@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.admin import delete_prefixed, ensure_topics
 from pipeline.bench.mqtt_identities import cpu_seconds, run_identities
-from pipeline.bench.mqtt_secure import raw_path, run_secure_paths
+from pipeline.bench.mqtt_secure import raw_path, run_secure_paths, send_by_radios
 from pipeline.bench.radio_downlink import MODES, measure_downlink
 from pipeline.leftovers import scratch_prefix
 from pipeline.shared.config import Settings
@@ -99,10 +99,7 @@ def _through_gateways(settings: Settings, records: list[tuple[int, bytes]], gate
         pub = _client(settings, "bench-fleet") if link is None else None
         t0, start_ms = time.monotonic(), int(time.time() * 1000)
         if link is not None:
-            for start in range(0, len(records), 500):  # in slices of one region, as a fleet's tick sends them
-                for region in {r for r, _ in records[start : start + 500]}:
-                    link.send("", region, b"", [v for r, v in records[start : start + 500] if r == region])
-            link.flush(60)
+            send_by_radios(link, records)
         else:
             for region, value in records:
                 mqtt_topic = radio.telemetry(region, vehicle_id_of(value))
@@ -228,8 +225,8 @@ def run_mqtt(settings: Settings, quick: bool = False) -> dict[str, Any]:
             if not settings.mqtt_external:  # TLS and authentication on, on a broker of its own
                 measure = partial(_through_gateways, settings, topic=topics.telemetry)
                 out |= run_secure_paths(settings, records, Path(tmp), env, measure)
-        for tls in ("", "_tls"):
-            raw = out.get(f"raw{tls}", {}).get("msgs_per_s")
+        for tls, base in (("", "raw"), ("_tls", "raw_tls_radios")):  # each a share of the path with its publisher
+            raw = out.get(base, {}).get("msgs_per_s")
             for g in (1, 2):
                 row = out.get(f"gateway{tls}_x{g}")
                 if raw and row is not None:

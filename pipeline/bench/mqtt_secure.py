@@ -5,6 +5,9 @@ holding each identity to its topics), the bench's vehicles enrolled in its start
 
 - **raw_tls**: one vehicle publishing its own telemetry topic → the broker → one subscriber as the
   gateways' identity on their shared subscription: what TLS and the broker's checks cost the bare path.
+- **raw_tls_radios**: the same subscriber, the updates published as the gateway rows publish them
+  (each by its own vehicle over its own TLS connection): the raw path the TLS gateway rows are a share
+  of, since one process driving thousands of TLS connections is slower than one connection.
 - **gateway_tls_x1/x2**: the same real telemetry as the open rows, each update sent by its own
   vehicle over its own TLS connection (the fleet's radios, as in a secure run); `corridor gateway`
   processes reach the broker as a user's own secure broker is reached (MQTT_URL, MQTT_CA_FILE,
@@ -18,7 +21,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ from pipeline.stack.security import SecurityMaterial
 from producers.enrolment import Enrolment
 from producers.radio import RadioLink, vehicle_id_of
 
-__all__ = ["raw_path", "run_secure_paths"]
+__all__ = ["raw_path", "run_secure_paths", "send_by_radios"]
 
 _SUBSCRIBER = """
 import sys, threading, time
@@ -63,16 +67,37 @@ print(count[0], time.monotonic() - first[0], flush=True)
 """
 
 
-def raw_path(sub: MqttAccess, sub_topic: str, pub: MqttAccess, pub_topic: str, n: int, size: int) -> dict[str, Any]:
-    """One publisher → the broker → one subscriber, each in a process of its own as the fleet and
-    a gateway are, each presenting its access (anonymous, or TLS and a password)."""
-    argv = [sub.host, str(sub.port), str(n), sub_topic, sub.username, sub.password, str(sub.ca_file or "")]
+@contextmanager
+def _subscriber(sub: MqttAccess, topic: str, n: int) -> Iterator[Callable[[], tuple[int, float]]]:
+    """A subscriber process of its own, as a gateway is, counting `n` messages; yields what gives
+    (received, seconds from the first to the last) once they are sent."""
+    argv = [sub.host, str(sub.port), str(n), topic, sub.username, sub.password, str(sub.ca_file or "")]
     reader = subprocess.Popen([sys.executable, "-c", _SUBSCRIBER, *argv], stdout=subprocess.PIPE, text=True,
                               preexec_fn=die_with_parent())  # fmt: skip
     try:
         assert reader.stdout is not None
-        reader.stdout.readline()  # ready
+        out = reader.stdout
+        out.readline()  # ready
         time.sleep(0.3)
+
+        def result() -> tuple[int, float]:
+            received, took = out.readline().split()
+            return int(received), float(took)
+
+        yield result
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def _row(n: int, received: int, took: float, size: int) -> dict[str, Any]:
+    return {"messages": n, "received": received, "msgs_per_s": round(received / took), "size_bytes": size}
+
+
+def raw_path(sub: MqttAccess, sub_topic: str, pub: MqttAccess, pub_topic: str, n: int, size: int) -> dict[str, Any]:
+    """One publisher → the broker → one subscriber, each in a process of its own as the fleet and
+    a gateway are, each presenting its access (anonymous, or TLS and a password)."""
+    with _subscriber(sub, sub_topic, n) as result:
         client = mqtt_client(pub, f"bench-pub-{uuid.uuid4().hex[:6]}")
         client.max_queued_messages_set(0)
         client.connect(pub.host, pub.port)
@@ -81,14 +106,28 @@ def raw_path(sub: MqttAccess, sub_topic: str, pub: MqttAccess, pub_topic: str, n
         for _ in range(n):
             while client.publish(pub_topic, payload, qos=0).rc == MQTT_ERR_QUEUE_SIZE:
                 time.sleep(0.001)
-        received, took = reader.stdout.readline().split()
+        received, took = result()
         client.disconnect()
         client.loop_stop()
-    finally:
-        reader.kill()
-        reader.wait()
-    return {"messages": n, "received": int(received), "msgs_per_s": round(int(received) / float(took)),
-            "size_bytes": size}  # fmt: skip
+    return _row(n, received, took, size)
+
+
+def send_by_radios(link: RadioLink, records: list[tuple[int, bytes]]) -> None:
+    """Each update from its own vehicle's radio, in slices of one region as a fleet's tick sends them."""
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        for region in {r for r, _ in chunk}:
+            link.send("", region, b"", [v for r, v in chunk if r == region])
+    link.flush(60)
+
+
+def _radios_path(sub: MqttAccess, topics: RadioTopics, link: RadioLink, records: list[tuple[int, bytes]],
+                 size: int) -> dict[str, Any]:  # fmt: skip
+    """The vehicles' radios → the broker → one subscriber on the gateways' shared subscription."""
+    with _subscriber(sub, topics.every("telemetry", "gateways"), len(records)) as result:
+        send_by_radios(link, records)
+        received, took = result()
+    return _row(len(records), received, took, size) | {"connections": link.connections}
 
 
 def _secrets(secure: Settings, folder: Path) -> Path:
@@ -127,13 +166,16 @@ def run_secure_paths(settings: Settings, records: list[tuple[int, bytes]], tmp: 
         gw_env = {**env, "MQTT_URL": f"mqtt://{host}:{port}", "MQTT_CA_FILE": str(access.ca_file),
                   "MQTT_SECRETS_DIR": str(_secrets(secure, tmp / "mqtt-secrets"))}  # fmt: skip
         key = secure.mqtt_vehicle_key()
-        for g in (1, 2):
+        for row in ("raw_tls_radios", "gateway_tls_x1", "gateway_tls_x2"):
             link = RadioLink(access, topics, identities=(Enrolment(secure.mqtt(MQTT_ADMIN), topics, key,
                                                                    enrolled=tuple(senders)), key))  # fmt: skip
             try:
                 link.open(senders)  # every radio connected before the clock starts
-                out[f"gateway_tls_x{g}"] = through_gateways(records, g, tmp, gw_env, link=link)
-                out[f"gateway_tls_x{g}"]["connections"] = link.connections
+                if row == "raw_tls_radios":
+                    out[row] = _radios_path(secure.mqtt(MQTT_GATEWAY), topics, link, records, size)
+                else:
+                    out[row] = through_gateways(records, int(row[-1]), tmp, gw_env, link=link)
+                    out[row]["connections"] = link.connections
             finally:
                 link.close()
     finally:
