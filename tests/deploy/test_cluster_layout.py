@@ -24,7 +24,7 @@ from pipeline.deploy.cluster.e2e import (
 )
 from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.pause_image import docker_archive
-from pipeline.deploy.cluster.radio_check import MUST_BE_GRANTED, MUST_BE_REFUSED, radio_problems
+from pipeline.deploy.cluster.radio_check import MUST_BE_GRANTED, MUST_BE_REFUSED, TOWERS_MUST_REFUSE, radio_problems
 
 UPSTREAM = """// This is a generated file. Do not edit directly.
 
@@ -211,8 +211,16 @@ def test_the_clusters_prometheus_must_scrape_every_worker_and_gateway_and_fire_n
 
 
 def test_the_radio_check_is_judged_by_every_refusal_and_every_grant() -> None:
-    good = {**dict.fromkeys(MUST_BE_REFUSED, "Not authorized"), **dict.fromkeys(MUST_BE_GRANTED)}
+    good = {**dict.fromkeys(MUST_BE_REFUSED, "Not authorized"), **dict.fromkeys(MUST_BE_GRANTED),
+            "cancelling another's hazard": "not-its-reporter: 'veh-2' may not cancel hazard 'hz-check-1'"}  # fmt: skip
     assert radio_problems(good) == []
+    unheld = {**good, "cancelling another's hazard": None, "reported": "not in the towers' global view within 60 s"}
+    assert radio_problems(unheld) == [
+        "the towers did not refuse cancelling another's hazard (not in the towers' global view within 60 s)"
+    ]
+    # refused, but not as its reporter's: some other defect
+    assert radio_problems({**good, "cancelling another's hazard": "bad-id: x"}) != []
+    assert radio_problems({k: v for k, v in good.items() if k != "cancelling another's hazard"}, towers=False) == []
     assert radio_problems({**good, "a forged advisory": None}) == [
         "the radio link's broker did not refuse a forged advisory"
     ]
@@ -220,4 +228,4 @@ def test_the_radio_check_is_judged_by_every_refusal_and_every_grant() -> None:
     assert radio_problems(silent) == ["the radio link's broker did not refuse the fleet writing Kafka's advisories"]
     dead = {**good, "its own telemetry": "no answer"}  # a link refusing everything proves nothing
     assert radio_problems(dead) == ["the radio link's broker refused a vehicle its own telemetry: no answer"]
-    assert len(radio_problems({})) == len(MUST_BE_REFUSED) + len(MUST_BE_GRANTED)
+    assert len(radio_problems({})) == len(MUST_BE_REFUSED) + len(TOWERS_MUST_REFUSE) + len(MUST_BE_GRANTED)

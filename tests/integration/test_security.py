@@ -293,7 +293,7 @@ def test_the_clusters_radio_check_finds_every_refusal_on_the_real_broker(secure:
         answers = check(secure.settings)
     finally:
         broker.stop()
-    assert radio_problems(answers) == [], answers
+    assert radio_problems(answers, towers=False) == [], answers  # no towers here: the cluster's run has them
     assert all(answers[what] for what in MUST_BE_REFUSED)
 
 

@@ -30,7 +30,7 @@ from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binari
 from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import ClusterLayout
 from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
-from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, radio_problems
+from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, TOWERS_MUST_REFUSE, radio_problems
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
 from pipeline.shared.waiting import poll
@@ -362,9 +362,10 @@ def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say
     except (ValueError, IndexError, KeyError, TypeError):
         return [f"the radio check gave no answer: {log.strip()[-300:]!r}"]
     problems = radio_problems(answers)
-    refused = sum(1 for what in MUST_BE_REFUSED if answers.get(what))
+    refused = sum(1 for what in MUST_BE_REFUSED if answers.get(what) not in (None, "no answer"))
     say(f"radio link, from the vehicles' driver's pod: {refused} of {len(MUST_BE_REFUSED)} attempts refused "
-        f"({', '.join(MUST_BE_REFUSED)}); a vehicle's own granted: {not problems}")  # fmt: skip
+        f"({', '.join(MUST_BE_REFUSED)}); a vehicle's own granted: {not problems}; "
+        f"the towers, to a vehicle cancelling another's hazard: {answers.get(TOWERS_MUST_REFUSE[0])!r}")  # fmt: skip
     return problems
 
 

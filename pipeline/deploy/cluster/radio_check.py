@@ -4,7 +4,9 @@ Run as the vehicles' driver (`python -m pipeline.deploy.cluster.radio_check`, in
 producers' identity: MQTT_URL, MQTT_CA_FILE, MQTT_SECRETS_DIR): it enrols two vehicles of its own,
 then tries what a stranger or one vehicle must not do, and what a vehicle may, and prints the
 broker's answers as one JSON object for `corridor k8s e2e` to judge (`radio_problems`). It also
-writes an advisory into Kafka as the driver's fleet, which only a vehicle's principal is refused.
+writes an advisory into Kafka as the driver's fleet, which only a vehicle's principal is refused, and
+(`cancel_check`, where towers and gateways run) has one vehicle cancel the other's hazard over the
+radio: the broker lets it send on its own topic, so the towers must refuse it.
 """
 
 from __future__ import annotations
@@ -13,26 +15,34 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
+from pipeline.drill.reading import records
 from pipeline.shared.access import Role, client_conf
+from pipeline.shared.access_policy import towers_prefix
 from pipeline.shared.config import Settings
+from pipeline.shared.hazards import hazard_record
+from pipeline.shared.messages import CODEC, HAZARD
 from pipeline.shared.mqtt_client import MqttLoop, mqtt_client, refusal
 from pipeline.shared.radio_access import MQTT_ADMIN, MqttAccess
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.mqtt import mqtt_answers
 from producers.enrolment import Enrolment
+from towers.control_plane import close_client, open_client
 
-__all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "check", "radio_problems"]
+__all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "TOWERS_MUST_REFUSE", "cancel_check", "check", "radio_problems"]
 
 #: what the broker must refuse: a stranger's CONNECT, one vehicle's SUBSCRIBE or PUBLISH beyond its own
 MUST_BE_REFUSED = (
     "clear text", "anonymous", "wrong password", "not enrolled", "another's advisories", "the gateways' share",
     "everyone's telemetry", "publishing as another", "a forged advisory", "the fleet writing Kafka's advisories",
 )  # fmt: skip
+#: what the towers must refuse of a vehicle the broker let speak (on its own topic, under its own name)
+TOWERS_MUST_REFUSE = ("cancelling another's hazard",)
 #: what it must grant a vehicle, so that a refusal above is the broker's judgement, not a dead link
 MUST_BE_GRANTED = ("its own connection", "its own advisories", "its own telemetry")
 
@@ -125,11 +135,71 @@ def check(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def radio_problems(answers: dict[str, Any]) -> list[str]:
-    """What the broker let through that it must refuse, or refused that it must grant."""
+def _until(found: Callable[[], str | None], timeout_s: float) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while (got := found()) is None and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return got
+
+
+def cancel_check(settings: Settings) -> dict[str, str | None]:
+    """Vehicle one reports a hazard; once the towers hold it (etcd's global view has it), vehicle two
+    cancels it under its own name. The towers' answer: their dead letter's reason (None: none came)."""
+    topics, key = settings.topics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
+    radio = RadioTopics(topics.regions)
+    one, two = (f"veh-cancel{uuid.uuid4().hex[:6]}{n}" for n in (1, 2))
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), radio, key)
+    try:
+        enrolment.enrol([one, two])
+    finally:
+        enrolment.close()
+    hid, started = f"hz-check-{uuid.uuid4().hex[:8]}", int(time.time() * 1000)
+    report = hazard_record(12.0, "OBSTACLE", "NORTHBOUND", 1, started, 120, hid, one)
+    glob = f"/corridor/{towers_prefix(topics)}/global"
+
+    def held() -> str | None:
+        client = open_client(settings.etcd(Role.READER), 5)
+        try:
+            value, _ = client.get(glob)
+        finally:
+            close_client(client)
+        return "held" if value is not None and f"hazard/{hid}".encode() in value else None
+
+    def refused() -> str | None:
+        for _p, _k, _v, headers in records(settings.kafka(Role.ADMIN), topics.dead_letter, topics.regions):
+            reason = dict(headers).get("reason", b"").decode(errors="replace")
+            if hid in reason:
+                return reason
+        return None
+
+    vehicle = settings.mqtt()
+    reporter, canceller = _Radio(vehicle.as_vehicle(one, key), "one"), _Radio(vehicle.as_vehicle(two, key), "two")
+    try:
+        if reporter.publish(radio.hazards(report["region_id"], one), CODEC.encode(HAZARD, report)) is not None:
+            return {"cancelling another's hazard": None, "reported": "the broker refused the report"}
+        if _until(held, 60) is None:
+            return {"cancelling another's hazard": None, "reported": "not in the towers' global view within 60 s"}
+        cancel = hazard_record(12.0, "OBSTACLE", "NORTHBOUND", 1, int(time.time() * 1000), 120, hid, two,
+                               cancelled=True)  # fmt: skip
+        sent = canceller.publish(radio.hazards(cancel["region_id"], two), CODEC.encode(HAZARD, cancel))
+        if sent is not None:
+            return {"cancelling another's hazard": None, "reported": f"the broker refused the cancel: {sent}"}
+        return {"cancelling another's hazard": _until(refused, 60), "reported": "held"}
+    finally:
+        reporter.close()
+        canceller.close()
+
+
+def radio_problems(answers: dict[str, Any], towers: bool = True) -> list[str]:
+    """What the broker (and, with `towers`, the towers) let through that it must refuse, or refused
+    that it must grant."""
     # silence is not a refusal: a dead link would pass every test of this kind
     problems = [f"the radio link's broker did not refuse {what}" for what in MUST_BE_REFUSED
                 if answers.get(what) in (None, "no answer")]  # fmt: skip
+    if towers:
+        problems += [f"the towers did not refuse {what} ({answers.get('reported', 'not tried')})"
+                     for what in TOWERS_MUST_REFUSE
+                     if not str(answers.get(what) or "").startswith("not-its-reporter")]  # fmt: skip
     problems += [f"the radio link's broker refused a vehicle {what}: {answers.get(what, 'not tried')}"
                  for what in MUST_BE_GRANTED if answers.get(what, "not tried") is not None]  # fmt: skip
     return problems
@@ -137,7 +207,8 @@ def radio_problems(answers: dict[str, Any]) -> list[str]:
 
 def main() -> None:
     started = time.monotonic()
-    answers = check(Settings.from_env())
+    settings = Settings.from_env()
+    answers = check(settings) | cancel_check(settings)
     print(json.dumps({"answers": answers, "took_s": round(time.monotonic() - started, 1)}), flush=True)
 
 
