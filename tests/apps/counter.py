@@ -43,4 +43,3 @@ async def count(stream: faust.StreamT) -> None:
         name = key.decode()
         counts[name] += 1
         await sink.send(key=key, value=str(counts[name]).encode())
-
