@@ -62,7 +62,9 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 def cluster_ports(brokers: int, etcd_members: int, host: str = "127.0.0.1") -> Ports:
     """Ports for an embedded cluster whose every node's ports (node 0's plus `NODE_STRIDE` × i) are
-    free now on `host`."""
+    free now on `host`, and outside the ephemeral range too: node 0's are, but a stride above one
+    near its edge fell inside it, where an outgoing connection took etcd member 2's peer port."""
+    pool = _candidates()
     for _ in range(100):
         kafka, controller, etcd, peer, mqtt, registry = free_ports(6, host)
         try:
@@ -70,6 +72,6 @@ def cluster_ports(brokers: int, etcd_members: int, host: str = "127.0.0.1") -> P
         except ConfigError:  # one node's port fell on another's
             continue
         pairs = ports.kafka_nodes + ports.etcd_nodes
-        if all(port < 65536 and is_free(port, host) for pair in pairs for port in pair):
+        if all(port in pool and is_free(port, host) for pair in pairs for port in pair):
             return ports
     raise OSError(f"no free ports on {host} for {brokers} Kafka nodes and {etcd_members} etcd members")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ports import cluster_ports, is_free
+from pipeline.ports import _ephemeral_range, cluster_ports, is_free
 from pipeline.shared.access import EtcdAccess, Role
 from pipeline.shared.config import LAYOUT_FILE, Ports, Settings, read_layout, write_layout
 from pipeline.shared.errors import ConfigError
@@ -117,9 +117,13 @@ def test_as_cluster_gives_three_replicas_unless_more_than_one_was_asked() -> Non
     assert Settings().as_cluster(None, None) == Settings()
 
 
-def test_cluster_ports_are_free_for_every_node() -> None:
-    ports = cluster_ports(3, 3)
-    assert all(is_free(p) for pair in ports.kafka_nodes + ports.etcd_nodes for p in pair)
+def test_cluster_ports_are_free_for_every_node_and_outside_the_ephemeral_range() -> None:
+    lo, _hi = _ephemeral_range()
+    for _ in range(200):  # node 0's near the range's edge put node 2's inside it, now and then
+        ports = cluster_ports(3, 3)
+        every = [p for pair in ports.kafka_nodes + ports.etcd_nodes for p in pair]
+        assert all(is_free(p) for p in every)
+        assert all(p < lo for p in every), every
 
 
 def test_the_status_of_an_etcd_of_ones_own_is_judged_by_its_answer_not_by_local_processes(tmp_path: Path) -> None:
