@@ -32,7 +32,7 @@ from pipeline.shared.radio_access import MQTT_ADMIN, MqttAccess
 from pipeline.shared.radio_topics import RadioTopics
 from pipeline.stack.mqtt import mqtt_answers
 from producers.enrolment import Enrolment
-from towers.control_plane import close_client, open_client
+from towers.control_plane import close_client, namespace, open_client
 
 __all__ = ["MUST_BE_GRANTED", "MUST_BE_REFUSED", "TOWERS_MUST_REFUSE", "cancel_check", "check", "radio_problems"]
 
@@ -99,15 +99,21 @@ def _fleet_writes_an_advisory(settings: Settings) -> str | None:
     return None if errors[0] is None else str(errors[0].name())
 
 
-def check(settings: Settings) -> dict[str, Any]:
-    """Each attempt's answer: the broker's refusal as text, or None where it granted."""
-    topics, key = RadioTopics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
-    one, two = (f"veh-check{uuid.uuid4().hex[:6]}{n}" for n in (1, 2))
-    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, key)
+def _two_enrolled(settings: Settings, topics: RadioTopics, tag: str) -> tuple[str, str]:
+    """Two vehicles of the check's own, new to the broker, enrolled by the driver's admin identity."""
+    one, two = (f"{tag}{uuid.uuid4().hex[:6]}{n}" for n in (1, 2))
+    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), topics, settings.mqtt_vehicle_key())
     try:
         enrolment.enrol([one, two])
     finally:
         enrolment.close()
+    return one, two
+
+
+def check(settings: Settings) -> dict[str, Any]:
+    """Each attempt's answer: the broker's refusal as text, or None where it granted."""
+    topics, key = RadioTopics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
+    one, two = _two_enrolled(settings, topics, "veh-check")
     vehicle = settings.mqtt()
     host, port = settings.mqtt_address
     out: dict[str, str | None] = {"clear text": None if mqtt_answers(host, port) else "no answer in clear text"}
@@ -147,15 +153,10 @@ def cancel_check(settings: Settings) -> dict[str, str | None]:
     cancels it under its own name. The towers' answer: their dead letter's reason (None: none came)."""
     topics, key = settings.topics(len(settings.corridor().regions)), settings.mqtt_vehicle_key()
     radio = RadioTopics(topics.regions)
-    one, two = (f"veh-cancel{uuid.uuid4().hex[:6]}{n}" for n in (1, 2))
-    enrolment = Enrolment(settings.mqtt(MQTT_ADMIN), radio, key)
-    try:
-        enrolment.enrol([one, two])
-    finally:
-        enrolment.close()
+    one, two = _two_enrolled(settings, radio, "veh-cancel")
     hid, started = f"hz-check-{uuid.uuid4().hex[:8]}", int(time.time() * 1000)
     report = hazard_record(12.0, "OBSTACLE", "NORTHBOUND", 1, started, 120, hid, one)
-    glob = f"/corridor/{towers_prefix(topics)}/global"
+    glob = f"{namespace(towers_prefix(topics))}/global"
 
     def held() -> str | None:
         client = open_client(settings.etcd(Role.READER), 5)
