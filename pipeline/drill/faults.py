@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from pipeline.drill import host_clock
 from pipeline.drill.cluster_faults import (
     active_controller,
     etcd_follower,
@@ -193,7 +194,6 @@ def _no_mosquitto() -> str | None:
 
 
 DISK_MB = 256
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")  # Debian's `faketime` package
 HOST_SKEW_S = 10
 
 
@@ -201,12 +201,6 @@ def _not_root() -> str | None:
     if os.geteuid() == 0:
         return None
     return "the full-disk drill mounts a small tmpfs for a worker's state: run it as root"
-
-
-def _no_faketime() -> str | None:
-    if FAKETIME_LIB.exists():
-        return None
-    return f"the tower-clock drill needs libfaketime ({FAKETIME_LIB}): apt-get install faketime"
 
 
 def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
@@ -221,11 +215,10 @@ def _small_disk(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
 
 
 def _host_clock_ahead(datadir: Path, cleanup: contextlib.ExitStack) -> dict[str, str]:
-    """Worker 1 on a host whose wall clock is ahead (libfaketime). Its monotonic clock is moved by
-    the same constant, which changes no interval; leaving it true (DONT_FAKE_MONOTONIC) breaks
-    Python 3.11's time.sleep, whose absolute monotonic deadline libfaketime then mangles into EINVAL
-    (libfaketime issue 426; it crashed the worker whenever it slept)."""
-    return {"LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{HOST_SKEW_S}s"}
+    """Worker 1 on a host whose wall clock is ahead: its Python clock, by `host_clock`'s
+    sitecustomize (why not libfaketime: said there)."""
+    path = os.pathsep.join(p for p in (str(host_clock.FOLDER), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, host_clock.AHEAD_ENV: str(HOST_SKEW_S)}
 
 
 def _noted(text: str) -> Step:
@@ -326,7 +319,6 @@ FAULTS: dict[str, Fault] = {
         f"a tower worker's host clock {HOST_SKEW_S} s ahead, all along",
         _noted(f"tower worker 1's host clock is {HOST_SKEW_S} s ahead (since it started)"),
         setup=_host_clock_ahead,
-        unavailable=_no_faketime,
     ),
     "clock-skew": Fault(
         f"{SKEWED_VEHICLES} vehicles whose clocks are {SKEW_MS / 1000:.0f} s ahead", _skewed, _side_ends
