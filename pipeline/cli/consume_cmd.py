@@ -22,6 +22,8 @@ __all__ = ["consume", "records_of"]
 
 #: a consumer's errors that no wait mends: the principal may not read the topic or join its group
 REFUSED = (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED)
+#: reading to the end, how long the broker may send nothing while records are left before it is judged gone
+STALLED_S = 15.0
 
 
 def records_of(value: bytes) -> list[dict[str, Any]]:
@@ -81,25 +83,28 @@ def consume(
     if region is not None and region not in meta.partitions:
         raise ConfigError(f"topic {name} has no partition {region} (0–{len(meta.partitions) - 1})")
     start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-    ends = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1] for p in parts}
+    marks = {p: consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10) for p in parts}
     consumer.assign([TopicPartition(name, p, start) for p in parts])
     printed, idle_since = 0, time.monotonic()
     try:
         while max_records is None or printed < max_records:
             msg = consumer.poll(0.5)
             if msg is None:
-                done = not follow and (
-                    not from_beginning
-                    or all(consumer.position([TopicPartition(name, p)])[0].offset >= ends[p] for p in parts)
-                )
-                if done and time.monotonic() - idle_since > 1.0:
+                if follow:
+                    continue
+                left = 0 if not from_beginning else _left(consumer, name, marks)
+                quiet = time.monotonic() - idle_since
+                if left == 0 and quiet > 1.0:
                     break
+                if left and quiet > STALLED_S:  # a broker gone or paused mid-read: waiting would never end
+                    said = f"{STALLED_S:.0f} s, {left} records before its end ({printed} lines printed)"
+                    raise StackError(f"Kafka at {settings.bootstrap_servers} sent nothing of {name} for {said}")
                 continue
-            idle_since = time.monotonic()
             if (error := msg.error()) is not None:
                 if error.fatal() or error.code() in REFUSED:  # waiting would never end: say so
                     raise StackError(f"reading {name} as {settings.kafka(Role.READER).who}: {error.str()}")
-                continue
+                continue  # not a record: no progress
+            idle_since = time.monotonic()
             meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
             raw = msg.value() or b""  # a tombstone reads as empty: undecodable, and said so
             try:
@@ -120,6 +125,13 @@ def consume(
         pass
     finally:
         consumer.close()
+
+
+def _left(consumer: Consumer, name: str, marks: dict[int, tuple[int, int]]) -> int:
+    """Records between where each partition is read (its oldest, before its first fetch) and where it
+    ended when the read began."""
+    at = consumer.position([TopicPartition(name, p) for p in marks])
+    return sum(max(0, marks[tp.partition][1] - max(tp.offset, marks[tp.partition][0])) for tp in at)
 
 
 def _text(value: str | bytes | None) -> str | None:
