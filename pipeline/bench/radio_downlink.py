@@ -15,7 +15,6 @@ in a process of their own, one thread driving every socket through epoll (paho's
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import struct
 import subprocess
@@ -29,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pipeline.shared.radio_topics import RadioTopics
+from pipeline.stack.cpu_use import cpu_seconds
 from pipeline.stack.process import die_with_parent
 
 __all__ = ["MODES", "measure_downlink"]
@@ -100,14 +100,6 @@ def _fleet(host: str, port: int, mode: str, vehicles: int, regions: int) -> None
         c.disconnect()
 
 
-def _cpu_s(pid: int | None) -> float:
-    """The process's user + system CPU time so far, in seconds (nan without a local broker)."""
-    if pid is None:
-        return float("nan")
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure_downlink(host: str, port: int, mode: str, vehicles: int, advisories: int, rate_per_s: float,
                      regions: int, broker_pid: int | None) -> dict[str, Any]:  # fmt: skip
     """`advisories` addressed to random vehicles, published at `rate_per_s` over `mode`'s topics."""
@@ -126,7 +118,7 @@ def measure_downlink(host: str, port: int, mode: str, vehicles: int, advisories:
         pub.loop_start()
         rng = np.random.default_rng(7)
         targets = rng.integers(0, vehicles, advisories)
-        cpu0, t0 = _cpu_s(broker_pid), time.monotonic()
+        cpu0, t0 = cpu_seconds(broker_pid), time.monotonic()
         infos = []
         for k, target in enumerate(targets.tolist()):
             time.sleep(max(0.0, t0 + k / rate_per_s - time.monotonic()))
@@ -137,7 +129,7 @@ def measure_downlink(host: str, port: int, mode: str, vehicles: int, advisories:
         fleet.stdin.write("stop\n")  # it stops once no copy has come for a second
         fleet.stdin.flush()
         out = json.loads(fleet.stdout.readline())
-        cpu = _cpu_s(broker_pid) - cpu0
+        cpu = cpu_seconds(broker_pid) - cpu0
     finally:
         pub.disconnect()
         pub.loop_stop()

@@ -244,6 +244,7 @@ def _markdown(s: dict[str, Any]) -> str:
             f"in the second ({behind['samples']} samples): the towers {verdict}.",
         ]
     lines += _worker_lines(s.get("towers", []))
+    lines += _cpu_lines(s.get("cpu"))
     lat = s["latency_ms"]
     lines += [
         "",
@@ -282,6 +283,18 @@ def _markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Events", ""] + [f"- {e}" for e in s["events_played"]]
     lines += ["", "![space-time](spacetime.png)", "", "![latency](latency.png)", "", "![load](load.png)", ""]
     return "\n".join(lines)
+
+
+def _cpu_lines(cpu: dict[str, Any] | None) -> list[str]:
+    if not cpu or not cpu.get("seconds_by_part"):
+        return []
+    lines = ["", f"## Where the CPU went ({cpu['wall_s']} s while the fleet drove, {cpu['cores']} cores here)", "",
+             "| part | CPU seconds | cores |", "|---|---|---|"]  # fmt: skip
+    wall = cpu["wall_s"] or 1.0
+    for part, sec in cpu["seconds_by_part"].items():
+        lines.append(f"| {part} | {sec} | {sec / wall:.2f} |")
+    lines.append(f"| **all** | {sum(cpu['seconds_by_part'].values()):.1f} | **{cpu['cores_used']}** |")
+    return lines
 
 
 def _late_lines(late: dict[str, Any] | None) -> list[str]:

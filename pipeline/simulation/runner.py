@@ -53,6 +53,7 @@ from pipeline.simulation.report import hazard_summary, write_report
 from pipeline.simulation.scenario import Event, Scenario
 from pipeline.simulation.slow_advice import late_spells
 from pipeline.stack import Stack
+from pipeline.stack.cpu_use import CpuByPart
 from pipeline.stack.process import die_with_parent, is_our_child
 from pipeline.workers import (
     AnalyticsProcess,
@@ -75,7 +76,7 @@ from producers.sumo.traffic import SumoFleet, SumoOptions
 from producers.sumo.user_scenario import SumoCfgFleet
 from towers.config import app_id
 
-__all__ = ["BehindSampler", "RunResult", "behind_summary", "run_scenario"]
+__all__ = ["BehindSampler", "RunResult", "behind_summary", "cpu_summary", "run_scenario"]
 
 RADIO_CONNECTIONS = 16  # MQTT connections the simulated fleet's radios share
 CONVERGE_BOUND_S = 10.0  # the design's bound for important data to be consistent again
@@ -304,6 +305,8 @@ def run_scenario(
             sink = TelemetrySink(settings.kafka(Role.VEHICLE))
             cleanup.callback(sink.close)
         behind = BehindSampler(parts.workers)
+        cpu, cpu_at = CpuByPart(), [time.monotonic(), time.monotonic()]  # the first sample's, the last's
+        cpu.sample(_cpu_parts(parts))
         last = [DriveStats()]
         prom = None
         if prometheus:
@@ -318,6 +321,9 @@ def run_scenario(
                 parts.link.stats.forwarded = int(parts.gateway.stats().get("updates_forwarded", 0))
             recorder.tick(fleet)
             behind.sample(fleet.t)
+            if time.monotonic() - cpu_at[1] >= 1.0:
+                cpu.sample(_cpu_parts(parts))
+                cpu_at[1] = time.monotonic()
             if on_tick is not None:
                 on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": parts.workers,
                          "run": run, "prometheus": prom})  # fmt: skip
@@ -333,7 +339,10 @@ def run_scenario(
                 sink.flush(10)
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
             parts.stack.etcd.start(attached=run.etcd_attached)
+        cpu.sample(_cpu_parts(parts))
+        cpu_at[1] = time.monotonic()
         summary = _settled_summary(parts, run, stats, sink, listener, partial, time.monotonic() - t_wall)
+        summary["cpu"] = cpu_summary(cpu.seconds(), cpu_at[1] - cpu_at[0])
         summary["run"]["problems"] = _problems(parts, run, summary)
         summary["towers_behind_ms"] = behind.summary()
         if prom is not None:
@@ -586,6 +595,29 @@ def _analytics(parts: _Parts, fleet: Fleet, summary: dict[str, Any]) -> list[dic
     if failed:
         summary["analytics"]["error"] = spark.failure()
     return corridor_stats
+
+
+def _cpu_parts(parts: _Parts) -> dict[str, list[int | None]]:
+    """Each part's processes (their session leaders), as the run knows them now."""
+    stack = parts.stack
+    return {
+        "fleet and run (this process)": [os.getpid()],
+        "tower workers": [w.proc.pid for w in parts.workers if w.proc is not None],
+        "radio gateway": [parts.gateway.proc.pid] if parts.gateway and parts.gateway.proc else [],
+        "Kafka": [b.process.running_pid() for b in stack.brokers],
+        "etcd": [e.process.running_pid() for e in stack.etcds],
+        "MQTT broker": [stack.mqtt.process.running_pid()] if stack.with_mqtt else [],
+        "schema registry": [stack.registry.process.running_pid()] if stack.with_registry else [],
+        "Spark": [parts.spark.proc.pid] if parts.spark and parts.spark.proc else [],
+    }
+
+
+def cpu_summary(by_part: dict[str, float], wall_s: float) -> dict[str, Any]:
+    """Where the machine's cores went while the fleet drove: a run that needs more cores than the
+    machine has cannot keep its schedule, whatever else is tuned."""
+    used = sum(by_part.values())
+    return {"seconds_by_part": by_part, "wall_s": round(wall_s, 1),
+            "cores_used": round(used / wall_s, 2) if wall_s > 0 else None, "cores": os.cpu_count()}  # fmt: skip
 
 
 def _problems(parts: _Parts, run: _Run, summary: dict[str, Any]) -> list[str]:
