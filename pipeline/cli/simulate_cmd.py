@@ -149,6 +149,10 @@ def simulate(
     out.print(f"{flag}simulated {run['simulated_s']:.0f} s in {run['wall_s']:.0f} s: {run['updates_sent']:,} vehicle "
               f"updates, {run['advisories_received']:,} advisories, dead letters {run['dead_letters']}, towers "
               f"converged: {run['towers_converged']}")  # fmt: skip
+    if (cpu := s.get("cpu")) and cpu.get("cores_used") is not None:
+        out.print(_cpu_line(cpu))
+    if (behind := run.get("behind_schedule_s") or 0) > 1.0:
+        out.print(f"[yellow]not in real time: the fleet fell {behind:.0f} s behind its {sc.speedup:g}× schedule[/]")
     lat = s["latency_ms"]["hazard"]
     if lat["n"]:
         out.print(f"hazard → advisory latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (n={lat['n']})")
@@ -165,6 +169,12 @@ def simulate(
         out.print(f"[red]not protected throughout: {problem}[/]")
     if problems:  # a green run means the corridor was protected throughout; this one was not
         raise typer.Exit(1)
+
+
+def _cpu_line(cpu: dict[str, Any]) -> str:
+    wall = cpu["wall_s"] or 1.0
+    parts = ", ".join(f"{part} {sec / wall:.2f}" for part, sec in list(cpu["seconds_by_part"].items())[:4])
+    return f"CPU while the fleet drove: {cpu['cores_used']} cores of {cpu['cores']} ({parts})"
 
 
 def _prometheus_line(prom: dict[str, Any]) -> str:

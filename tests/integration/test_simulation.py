@@ -121,6 +121,11 @@ def test_the_faults_scenario_keeps_advising_through_a_killed_worker_and_an_etcd_
     # a vehicle told STOP with room to stop braking firmly stops: one told so 190 m out at 129 km/h,
     # just after the takeover, used to brake only comfortably and pass the debris at 78 km/h
     assert debris["max_passing_speed_mps"] < 8.0, debris
+    # where the CPU went: each part read, the killed worker's seconds kept beside its successor's
+    cpu = s["cpu"]["seconds_by_part"]
+    assert cpu["tower workers"] > 0 and cpu["Kafka"] > 0 and cpu["etcd"] > 0, s["cpu"]
+    assert cpu["fleet and run (this process)"] > 0 and s["cpu"]["cores_used"] > 0, s["cpu"]
+    assert "## Where the CPU went" in report
 
 
 def test_with_cam_rules_vehicles_send_between_once_and_ten_times_a_second_and_the_run_replays_from_fcd(
