@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["LATENCY_BOUNDS_S", "LatencyHistogram", "bucket_index", "buckets_apart", "percentile"]
+__all__ = [
+    "LATENCY_BOUNDS_S",
+    "LatencyHistogram",
+    "bucket_index",
+    "buckets_apart",
+    "histogram_rank_sample",
+    "percentile",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -24,6 +32,16 @@ LATENCY_BOUNDS_S: tuple[float, ...] = (
     0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
     0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0,
 )  # fmt: skip
+
+
+def histogram_rank_sample(values: list[float], q: float) -> float:
+    """The sample a histogram's q-quantile (PromQL's histogram_quantile) falls beside: the one at rank
+    ⌈q/100 · n⌉, whose bucket first holds that many. Where the tail is sparse it can lie buckets
+    above the nearest-rank percentile (n = 189: the 188th sample against the 187th). NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
 
 
 def bucket_index(seconds: float, bounds: tuple[float, ...] = LATENCY_BOUNDS_S) -> int:

@@ -346,7 +346,8 @@ def run_scenario(
         summary["run"]["problems"] = _problems(parts, run, summary)
         summary["towers_behind_ms"] = behind.summary()
         if prom is not None:
-            summary["prometheus"] = _asked(prom, summary, time.monotonic() - t_wall)
+            samples = {"all": listener.stats.latencies_ms, "hazard": _hazard_latencies(run, listener)}
+            summary["prometheus"] = _asked(prom, summary, samples, time.monotonic() - t_wall)
         if traces:
             summary["traces"] = _traced(run.tracing, spans)
         corridor_stats = _analytics(parts, fleet, summary)
@@ -479,13 +480,13 @@ def _fleet_figures(fleet: Fleet, listener: AdvisoryListener, run: _Run, stats: D
                         radio_published=run.radio.stats.published if run.radio is not None else None)  # fmt: skip
 
 
-def _asked(prom: PrometheusProcess, summary: dict[str, Any], seconds: float) -> dict[str, Any]:
+def _asked(prom: PrometheusProcess, summary: dict[str, Any], samples_ms: dict[str, list[float]],
+           seconds: float) -> dict[str, Any]:  # fmt: skip
     """What Prometheus answers about the run, or why it could not: a Prometheus that died is said."""
     if not prom.alive:
         return {"url": prom.url, "error": f"Prometheus exited during the run; its log: {prom.log}"}
     try:
-        p99 = {name: summary["latency_ms"][name]["p99"] for name in ("all", "hazard")}
-        return run_questions(prom, summary["run"]["advisories_received"], p99, seconds)
+        return run_questions(prom, summary["run"]["advisories_received"], samples_ms, seconds)
     except StackError as e:
         return {"url": prom.url, "error": str(e)}
 
