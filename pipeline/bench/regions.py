@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.leftovers import scratch_prefix
 from pipeline.shared.config import Settings
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import Event, Scenario, load_scenario
+from pipeline.stack.cpu_use import cpu_seconds
 
 __all__ = ["REGION_COUNTS", "even_regions", "per_region", "run_regions"]
 
@@ -51,17 +53,16 @@ def _traffic(quick: bool) -> Scenario:
 def servers_cpu_s(state_dir: Path) -> dict[str, float]:
     """CPU seconds used so far by the stack's Kafka nodes and etcd members (the processes whose
     command line names a folder of `state_dir`), by kind."""
-    mark, tick = str(state_dir.resolve()), os.sysconf("SC_CLK_TCK")
+    mark = str(state_dir.resolve())
     out = {"kafka": 0.0, "etcd": 0.0}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:  # gone meanwhile
             continue
         kind = "etcd" if "etcd" in cmdline.split(" ")[0] else "kafka" if "java" in cmdline.split(" ")[0] else None
-        if kind is not None and mark in cmdline:
-            out[kind] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if kind is not None and mark in cmdline and math.isfinite(cpu := cpu_seconds(int(pid))):
+            out[kind] += cpu
     return out
 
 

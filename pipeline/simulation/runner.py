@@ -305,7 +305,7 @@ def run_scenario(
             sink = TelemetrySink(settings.kafka(Role.VEHICLE))
             cleanup.callback(sink.close)
         behind = BehindSampler(parts.workers)
-        cpu, cpu_at = CpuByPart(), [time.monotonic(), time.monotonic()]  # the first sample's, the last's
+        cpu = CpuByPart()
         cpu.sample(_cpu_parts(parts))
         last = [DriveStats()]
         prom = None
@@ -321,9 +321,8 @@ def run_scenario(
                 parts.link.stats.forwarded = int(parts.gateway.stats().get("updates_forwarded", 0))
             recorder.tick(fleet)
             behind.sample(fleet.t)
-            if time.monotonic() - cpu_at[1] >= 1.0:
+            if time.monotonic() - cpu.last_at >= 1.0:
                 cpu.sample(_cpu_parts(parts))
-                cpu_at[1] = time.monotonic()
             if on_tick is not None:
                 on_tick({"stats": s, "fleet": fleet, "sink": sink, "listener": listener, "workers": parts.workers,
                          "run": run, "prometheus": prom})  # fmt: skip
@@ -340,9 +339,8 @@ def run_scenario(
         if run.etcd_back_at is not None:  # never leave etcd stopped behind the run
             parts.stack.etcd.start(attached=run.etcd_attached)
         cpu.sample(_cpu_parts(parts))
-        cpu_at[1] = time.monotonic()
         summary = _settled_summary(parts, run, stats, sink, listener, partial, time.monotonic() - t_wall)
-        summary["cpu"] = cpu_summary(cpu.seconds(), cpu_at[1] - cpu_at[0])
+        summary["cpu"] = cpu_summary(cpu.seconds(), cpu.wall_s)
         summary["run"]["problems"] = _problems(parts, run, summary)
         summary["towers_behind_ms"] = behind.summary()
         if prom is not None:

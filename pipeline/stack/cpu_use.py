@@ -8,6 +8,7 @@ seen during the run and gone by its end keeps what it had used when last read.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class CpuByPart:
         self._last: dict[int, float] = {}
         self._part_of: dict[int, str] = {}
         self._samples = 0
+        self.first_at = self.last_at = time.monotonic()  # when the first and the latest sample were read
 
     def sample(self, parts: Mapping[str, Iterable[int | None]]) -> None:
         procs = read_all_cpu()
@@ -68,7 +70,14 @@ class CpuByPart:
                         self._first[pid] = cpu if self._samples == 0 else 0.0
                         self._part_of[pid] = part
                     self._last[pid] = cpu
+        if self._samples == 0:
+            self.first_at = time.monotonic()
+        self.last_at = time.monotonic()
         self._samples += 1
+
+    @property
+    def wall_s(self) -> float:
+        return self.last_at - self.first_at
 
     def seconds(self) -> dict[str, float]:
         out: dict[str, float] = {}
