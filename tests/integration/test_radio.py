@@ -35,7 +35,7 @@ from pipeline.shared.radio_topics import RadioTopics
 from pipeline.simulation.runner import run_scenario
 from pipeline.simulation.scenario import parse_scenario
 from pipeline.stack.kafka import KafkaBroker
-from pipeline.stack.mqtt import MqttBroker, mosquitto_binary
+from pipeline.stack.mqtt import MAX_INFLIGHT, MqttBroker, mosquitto_binary
 from producers.encoding import vehicle_id
 from producers.fleet import Fleet, FleetConfig
 from producers.radio import RadioLink, RadioListener
@@ -166,6 +166,37 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
         eventually(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
     finally:
         link.close()
+
+
+def test_a_gateway_whose_broker_died_with_advisories_in_flight_subscribes_to_the_next(radio, gateway) -> None:
+    """The broker frozen (so it acknowledges nothing) while the gateway sends more advisories than
+    its window holds, then killed, and a new one started: the gateway must subscribe to the new
+    broker and hear the fleet again, the advisories lost in flight counted. gmqtt kept the lost
+    messages' packet ids, and a gateway on a Kubernetes node whose broker's node was lost stayed
+    connected and deaf for good (OverflowError on its new subscription)."""
+    settings, broker = radio
+    pid = broker.process.running_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for i in range(MAX_INFLIGHT + 200):
+            gateway.session.publish(f"corridor/test/{i}", b"an advisory", 1, None)
+        eventually(lambda: gateway.session.waiting > 0, "the broker's window to fill")
+    finally:
+        os.kill(pid, signal.SIGKILL)  # a stopped process dies of it too
+    eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
+    broker.stop()  # its pid file
+    broker.start(attached=True)
+    eventually(lambda: gateway.stats.mqtt_subscribed and gateway.stats.mqtt_disconnects >= 1,
+               "the gateway to subscribe to the new broker")  # fmt: skip
+    link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
+    try:
+        link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
+        link.flush()
+        eventually(lambda: gateway.stats.received >= 5, "the updates sent to the new broker")
+    finally:
+        link.close()
+    assert gateway.session.dropped >= MAX_INFLIGHT - 1, "what the old broker took with it is counted"
 
 
 def _advisory(aid: str, region: int, target: str | None) -> bytes:

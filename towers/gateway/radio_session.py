@@ -6,7 +6,9 @@ every update of the corridor. The rest of the gateway is threads (Kafka's client
 class is the boundary: callbacks run on the loop's thread, and `publish` may be called from any.
 
 It reconnects by itself after a loss (gmqtt's own retry, every `RECONNECT_S`), and the owner's
-`on_connected` subscribes again: a clean start forgets subscriptions.
+`on_connected` subscribes again: a clean start forgets subscriptions. A broker that holds no session
+of ours (restarted, or a new one behind the same name) holds none of the QoS 1 messages we had in
+flight either: they are counted as dropped and their packet ids released (`_forget_in_flight`).
 
 A broker bounds the QoS 1 messages a client has in flight (its Receive Maximum: Mosquitto's default
 is 20, a hazard makes ~170 advisories at once); what does not fit waits here, in order, and goes as
@@ -63,7 +65,7 @@ class RadioSession:
         self.client.on_message = lambda _c, topic, payload, qos, props: _quiet(
             on_message, topic, payload, qos, _user_properties(props)
         )
-        self.client.on_connect = lambda _c, _flags, rc, _p: _accepted(rc, on_connected)
+        self.client.on_connect = lambda _c, present, rc, _p: self._connected(present, rc, on_connected)
         self.client.on_subscribe = lambda _c, _mid, granted, _p: on_subscribed(list(granted))
         self.client.on_disconnect = lambda _c, _packet, _exc=None: on_disconnected()
         self._backlog: deque[tuple[str, bytes, int, dict[str, Any]]] = deque()  # on the loop's thread only
@@ -130,6 +132,25 @@ class RadioSession:
                 log.warning("an advisory could not be published: %s", exc)
             self._backlog.popleft()
 
+    def _connected(self, session_present: int, rc: int, on_connected: Callable[[], None]) -> None:
+        if rc != 0:  # gmqtt calls this on a successful CONNACK only; the check costs nothing
+            return
+        if not session_present:
+            self._forget_in_flight()
+        on_connected()
+
+    def _forget_in_flight(self) -> None:
+        """gmqtt drops its resend queue when the broker has no session of ours, but keeps the packet
+        ids of those messages in use until acknowledgements that will never come. Once the broker's
+        Receive Maximum of them is held, every publish and even the new subscription fail with
+        OverflowError: a gateway whose broker's node was lost mid-hazard was connected and deaf for
+        good. The messages are gone with the old broker: counted as dropped, their ids released."""
+        used: set[int] = self.client._package_handler.id_generator._used_ids  # gmqtt has no public reset
+        if used:
+            log.warning("the MQTT broker kept no session: %d messages in flight are lost", len(used))
+            self.dropped += len(used)
+            used.clear()
+
     @property
     def waiting(self) -> int:
         """Publishes waiting for the broker's window."""
@@ -151,11 +172,6 @@ class RadioSession:
         if not thread.is_alive():  # a loop still running cannot be closed; the process's end takes it
             loop.close()
             self._loop = self._thread = None
-
-
-def _accepted(rc: int, on_connected: Callable[[], None]) -> None:
-    if rc == 0:  # gmqtt calls this on a successful CONNACK only; the check costs nothing
-        on_connected()
 
 
 def _quiet(handler: Callable[..., None], *args: Any) -> int:
