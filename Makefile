@@ -75,9 +75,11 @@ bench: $(STAMP)
 images: $(STAMP)
 	$(BIN)/corridor images build
 
-# The manifests on a real single-node Kubernetes 1.32 (built once from the Go module proxy into the
-# cache; needs root, Go, containerd, runc and the CNI plugins): dev-plain, plain-quorum (three Kafka
-# nodes, three etcd members) and dev-secure (its Secrets from `corridor k8s secrets`), each applied,
-# checked, its Job judged, and deleted.
+# The manifests on a real three-node Kubernetes 1.32 (built once from the Go module proxy into the
+# cache; needs root, Go, containerd, runc and the CNI plugins; each node in network and mount
+# namespaces of its own): dev-plain, dev-secure (its Secrets from `corridor k8s secrets`) and
+# plain-quorum (three Kafka nodes, three etcd members, one of each per node), each applied, checked
+# and its Job judged; a node is lost in the middle of plain-quorum's Job.
 k8s-e2e: images
-	$(BIN)/corridor k8s e2e --overlay k8s/overlays/dev-plain --overlay k8s/overlays/plain-quorum --overlay k8s/overlays/dev-secure
+	$(BIN)/corridor k8s e2e --nodes 3 --overlay k8s/overlays/dev-plain --overlay k8s/overlays/dev-secure \
+		--overlay k8s/overlays/plain-quorum --lose-node

@@ -1,5 +1,5 @@
 """`corridor k8s secrets` (the Secrets of a secure deployment) and `corridor k8s e2e` (the manifests on a
-real single-node cluster)."""
+real cluster of one or more nodes)."""
 
 from __future__ import annotations
 
@@ -48,12 +48,18 @@ def e2e(
     ] = None,
     logs: Annotated[Path | None, typer.Option(help="keep the pods' and the cluster's logs here")] = None,
     job_timeout: Annotated[float, typer.Option(help="seconds the producers' Job may take")] = 900.0,
+    nodes: Annotated[int, typer.Option(min=1, max=9, help="the cluster's nodes, each in namespaces of its own")] = 1,
+    lose_node: Annotated[
+        bool, typer.Option(help="lose a node (a tower's, not the Job's) 30 s into the last overlay's Job")
+    ] = False,
 ) -> None:
-    """A single-node Kubernetes (built from the Go module proxy, run in namespaces of its own), each
-    overlay applied to it, and the producers' Job judged by its summary. Needs root and Linux.
+    """A Kubernetes cluster (built from the Go module proxy; its control plane and each node run in
+    namespaces of their own), each overlay applied to it, and the producers' Job judged by its
+    summary. Needs root and Linux.
 
     Exit status 0 when every workload became Ready, Kafka's node ids and etcd's peers follow the pods'
-    names, and the Job completed with advisories delivered and no dead letter."""
+    names, and the Job completed with advisories delivered and no dead letter (with --lose-node: also
+    after the node was lost, its tower workers back on the others)."""
     from rich.console import Console
 
     from pipeline.deploy.cluster.e2e import run_e2e
@@ -63,7 +69,10 @@ def e2e(
         if not (o / "kustomization.yaml").is_file():
             raise ConfigError(f"--overlay {o} is not a kustomize overlay (no kustomization.yaml)")
     out = Console(highlight=False, soft_wrap=True)
-    result = run_e2e(ctx.obj, overlays, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs)
+    if lose_node and nodes < 3:
+        raise ConfigError("--lose-node needs --nodes 3 or more: the quorums of three must keep two members")
+    result = run_e2e(ctx.obj, overlays, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs,
+                     nodes=nodes, lose_node=lose_node)  # fmt: skip
     for one in result.overlays:
         out.print(f"[bold]{one.overlay}[/]")
         typer.echo(one.pods.rstrip())
@@ -71,6 +80,11 @@ def e2e(
             s = one.summary
             out.print(f"producers' Job: simulated {s.simulated_s} s, {s.updates:,} vehicle updates, "
                       f"{s.advisories:,} advisories delivered, dead letters {s.dead_letters}")  # fmt: skip
+            if s.records_sent is not None:
+                slowest = f"{s.slowest_ms:,} ms" if s.slowest_ms is not None else "none over 100 ms"
+                out.print(f"  Kafka acknowledged {s.records_acked:,} of {s.records_sent:,} records; hazards advised "
+                          f"{s.hazards_advised} of {s.hazards}; advice p99 {s.advice_p99_ms} ms (hazards "
+                          f"{s.hazard_p99_ms} ms), the slowest {slowest}")  # fmt: skip
         out.print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in one.timings.items()))
         for problem in one.problems:
             out.print(f"[red]FAILED[/] ({one.overlay.name}): {problem}")

@@ -153,6 +153,7 @@ def simulate(
         out.print(_cpu_line(cpu))
     if (behind := run.get("behind_schedule_s") or 0) > 1.0:
         out.print(f"[yellow]not in real time: the fleet fell {behind:.0f} s behind its {sc.speedup:g}× schedule[/]")
+    out.print(delivery_line(s))
     lat = s["latency_ms"]["hazard"]
     if lat["n"]:
         out.print(f"hazard → advisory latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms (n={lat['n']})")
@@ -169,6 +170,20 @@ def simulate(
         out.print(f"[red]not protected throughout: {problem}[/]")
     if problems:  # a green run means the corridor was protected throughout; this one was not
         raise typer.Exit(1)
+
+
+def delivery_line(s: dict[str, Any]) -> str:
+    """What the fleet alone can tell of delivery, for a run whose towers are not its own (a
+    Kubernetes Job): every record acknowledged, every hazard advised, the slowest advice."""
+    run, spells = s["run"], s["late_advice"]["spells"]
+    advised = sum(1 for h in s["hazards"].values() if h["advisories"] > 0)
+    worst = max((x["worst_ms"] for x in spells), default=None)
+    slowest = (
+        f"the slowest {worst:,.0f} ms" if worst is not None else f"none over {s['late_advice']['budget_ms']:.0f} ms"
+    )
+    return (f"delivery: Kafka acknowledged {run['kafka_records_acked']:,} of {run['kafka_records_sent']:,} records; "
+            f"hazards advised {advised} of {len(s['hazards'])}; every advisory p99 "
+            f"{s['latency_ms']['all']['p99'] or 0:.0f} ms, {slowest}")  # fmt: skip
 
 
 def _cpu_line(cpu: dict[str, Any]) -> str:

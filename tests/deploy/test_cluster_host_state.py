@@ -32,12 +32,18 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_kubelets_changes_are_undone(machine: Path) -> None:
     layout = ClusterLayout(machine / "runs" / "123-456")
     state = HostState.record(layout)
-    state.make_cgroup_root()
+    node = layout.node(1).cgroup_root
+    state.make_cgroup_root(node)
     cpuset = machine / "cgroup" / "cpuset" / layout.cgroup_root.strip("/")
-    (cpuset / "cpuset.cpus").write_text("")  # as the kernel makes a new cpuset cgroup
-    state.make_cgroup_root()
-    assert (cpuset / "cpuset.cpus").read_text() == "0-1\n"  # the parent's
-    (cpuset / "cpuset.cpus").unlink()  # a control file, not a file: cgroupfs lets rmdir remove it
+    for level in (cpuset, cpuset / "node-1"):
+        (level / "cpuset.cpus").write_text("")  # as the kernel makes a new cpuset cgroup
+    state.make_cgroup_root(node)
+    for level in (cpuset, cpuset / "node-1"):
+        assert (level / "cpuset.cpus").read_text() == "0-1\n"  # the parent's, level by level
+    for level in (cpuset / "node-1", cpuset):
+        (level / "cpuset.cpus").unlink()  # a control file, not a file: cgroupfs lets rmdir remove it
+    with pytest.raises(ValueError):
+        state.make_cgroup_root("/elsewhere")  # never a cgroup outside the run's own
     (machine / "proc-sys" / "kernel/panic").write_text("10\n")  # what the kubelet sets
     (machine / "proc-sys" / "vm/overcommit_memory").write_text("1\n")
     (machine / "cgroup" / "memory" / layout.cgroup_root.strip("/") / "kubepods" / "pod1").mkdir(parents=True)
@@ -50,7 +56,7 @@ def test_the_kubelets_changes_are_undone(machine: Path) -> None:
 
 def test_a_run_killed_outright_is_undone_from_its_record(machine: Path) -> None:
     layout = ClusterLayout(machine / "runs" / "123-456")
-    HostState.record(layout).make_cgroup_root()
+    HostState.record(layout).make_cgroup_root(layout.node(1).cgroup_root)
     (machine / "proc-sys" / "kernel/panic_on_oops").write_text("1\n")
     found = HostState.load(layout.run_dir)  # what the next run reads
     assert found is not None and found.cgroup_root == layout.cgroup_root
@@ -64,3 +70,15 @@ def test_the_first_record_wins(machine: Path) -> None:
     HostState.record(layout)
     (machine / "proc-sys" / "kernel/panic").write_text("10\n")
     assert HostState.record(layout).sysctls["kernel/panic"] == "0"
+
+
+def test_a_nodes_processes_are_found_in_every_controller_and_level(machine: Path) -> None:
+    layout = ClusterLayout(machine / "runs" / "123-456", nodes=2)
+    state = HostState.record(layout)
+    mine, other = layout.node(1).cgroup_root.strip("/"), layout.node(2).cgroup_root.strip("/")
+    for controller, rel, pids in (("memory", f"{mine}/kubepods/pod1", "11\n12\n"), ("cpuset", mine, "13\n"),
+                                  ("memory", f"{other}/kubepods/pod2", "21\n")):  # fmt: skip
+        (machine / "cgroup" / controller / rel).mkdir(parents=True, exist_ok=True)
+        (machine / "cgroup" / controller / rel / "cgroup.procs").write_text(pids)
+    assert state.processes_in(layout.node(1).cgroup_root) == {11, 12, 13}
+    assert state.processes_in(layout.node(2).cgroup_root) == {21}

@@ -1,5 +1,5 @@
-"""The single-node test cluster's pure parts: the build module, the pause image, the node's config,
-and the reading of the producers' summary."""
+"""The test cluster's pure parts: the build module, the pause image, the control plane's and the
+nodes' config, the choice of the node a drill loses, and the reading of the producers' summary."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ import json
 import tarfile
 from pathlib import Path
 
+import pytest
 import yaml
 
+from pipeline.cli.simulate_cmd import delivery_line
 from pipeline.deploy.cluster.binaries import builder_go_mod, version_ldflags
 from pipeline.deploy.cluster.e2e import (
     _claims,
     _overlay_images,
     identity_problems,
     job_outcome,
+    node_to_lose,
     parse_summary,
     prometheus_problems,
     referenced_secrets,
@@ -77,35 +80,87 @@ def test_pause_archive_is_a_docker_archive_naming_the_image() -> None:
 
 
 def test_pods_get_no_route_outward(tmp_path: Path) -> None:
-    lay = ClusterLayout(tmp_path)
-    bridge = json.loads(lay.cni_config())["plugins"][0]
-    assert bridge["isDefaultGateway"] is False and bridge["ipMasq"] is False
-    routes = [r["dst"] for r in bridge["ipam"]["routes"]]
-    assert routes == [lay.service_cidr]
-    subnet = ipaddress.ip_network(bridge["ipam"]["ranges"][0][0]["subnet"])
-    assert ipaddress.ip_address(lay.node_ip) in subnet and subnet.is_private
+    lay = ClusterLayout(tmp_path, nodes=3)
+    for node in lay.all_nodes:
+        bridge = json.loads(node.cni_config())["plugins"][0]
+        assert bridge["isDefaultGateway"] is False and bridge["ipMasq"] is False
+        assert [r["dst"] for r in bridge["ipam"]["routes"]] == [lay.cluster_cidr, lay.service_cidr]
+        subnet = ipaddress.ip_network(bridge["ipam"]["ranges"][0][0]["subnet"])
+        assert ipaddress.ip_address(node.pod_gateway) in subnet and subnet.is_private
+        assert subnet.subnet_of(ipaddress.ip_network(lay.cluster_cidr))  # type: ignore[arg-type]
 
 
-def test_node_serves_on_the_bridge_and_health_on_loopback(tmp_path: Path) -> None:
-    lay = ClusterLayout(tmp_path)
-    kubelet = yaml.safe_load(lay.kubelet_config())
-    assert kubelet["address"] == lay.node_ip and kubelet["healthzBindAddress"] == "127.0.0.1"
+def test_each_node_has_its_own_addresses_folders_and_cgroups(tmp_path: Path) -> None:
+    lay = ClusterLayout(tmp_path, nodes=3)
+    nodes = lay.all_nodes
+    subnets = [ipaddress.ip_network(n.pod_subnet) for n in nodes]
+    backbone = ipaddress.ip_network(f"{lay.control_ip}/{lay.prefix_len}", strict=False)
+    assert all(ipaddress.ip_address(n.ip) in backbone for n in nodes)
+    assert not any(backbone.overlaps(s) for s in subnets)
+    assert not any(a.overlaps(b) for i, a in enumerate(subnets) for b in subnets[i + 1 :])
+    assert len({n.ip for n in nodes} | {lay.control_ip}) == 4
+    assert len({n.name for n in nodes}) == 3 and all(len(n.veth) <= 15 and len(n.veth_peer) <= 15 for n in nodes)
+    assert len({n.path() for n in nodes}) == 3 and all(n.path().is_relative_to(tmp_path) for n in nodes)
+    assert all(n.cgroup_root.startswith(lay.cgroup_root + "/") for n in nodes)
+    assert len({n.cgroup_root for n in nodes}) == 3
+    tokens = lay.token_file()
+    assert all(f"system:node:{n.name}" in tokens and n.kubelet_token in tokens for n in nodes)
+    with pytest.raises(ValueError):
+        lay.node(4)
+    with pytest.raises(ValueError):
+        ClusterLayout(tmp_path, nodes=0)
+
+
+def test_nodes_serve_on_the_backbone_and_health_on_loopback(tmp_path: Path) -> None:
+    lay = ClusterLayout(tmp_path, nodes=2)
+    node = lay.node(2)
+    kubelet = yaml.safe_load(node.kubelet_config())
+    assert kubelet["address"] == node.ip and kubelet["healthzBindAddress"] == "127.0.0.1"
     assert kubelet["readOnlyPort"] == 0 and kubelet["authentication"]["anonymous"]["enabled"] is False
-    assert kubelet["cgroupRoot"] == lay.cgroup_root and tmp_path.name in lay.cgroup_root
-    proxy = yaml.safe_load(lay.kube_proxy_config())
-    assert proxy["nodePortAddresses"] == [f"{lay.node_ip}/32"]
+    assert kubelet["cgroupRoot"] == node.cgroup_root and tmp_path.name in node.cgroup_root
+    assert kubelet["clusterDNS"] == [lay.control_ip] and kubelet["tlsCertFile"].endswith("kubelet-2.pem")
+    proxy = yaml.safe_load(node.kube_proxy_config())
+    assert proxy["nodePortAddresses"] == [f"{node.ip}/32"] and proxy["hostnameOverride"] == node.name
     assert all(v.startswith("127.0.0.1") for v in (proxy["bindAddress"], proxy["healthzBindAddress"]))
+    assert f"--node-ip={node.ip}" in node.kubelet_args()
     args = lay.apiserver_args()
-    assert f"--bind-address={lay.node_ip}" in args and f"--advertise-address={lay.node_ip}" in args
-    assert "forward" not in lay.corefile()  # no query leaves the cluster
+    assert f"--bind-address={lay.control_ip}" in args and f"--advertise-address={lay.control_ip}" in args
+    assert "forward" not in lay.corefile() and f"bind {lay.control_ip}" in lay.corefile()  # no query leaves
 
 
-def test_containerd_keeps_everything_in_the_run_folder(tmp_path: Path) -> None:
-    text = ClusterLayout(tmp_path).containerd_config()
+def test_a_lost_node_is_seen_within_half_a_minute(tmp_path: Path) -> None:
+    """The kubelets renew their lease every 5 s and the controller waits 20 s, not the default 50 s;
+    pods leave an unreachable node after 15 s, not 300 s."""
+    lay = ClusterLayout(tmp_path, nodes=3)
+    kubelet = yaml.safe_load(lay.node(1).kubelet_config())
+    renew_s = kubelet["nodeLeaseDurationSeconds"] / 4  # the kubelet renews at a quarter of the lease
+    grace = next(a for a in lay.controller_manager_args() if a.startswith("--node-monitor-grace-period="))
+    grace_s = float(grace.split("=")[1].rstrip("s"))
+    assert renew_s * 3 < grace_s <= 20
+    assert "--default-unreachable-toleration-seconds=15" in lay.apiserver_args()
+
+
+def test_containerd_keeps_everything_in_the_nodes_folder(tmp_path: Path) -> None:
+    node = ClusterLayout(tmp_path, nodes=2).node(2)
+    text = node.containerd_config()
     assert "restrict_oom_score_adj = true" in text and "SystemdCgroup = false" in text
     paths = [line.split("=", 1)[1].strip().strip('"') for line in text.splitlines()
              if line.strip().startswith(("root", "state", "address", "Root", "conf_dir")) and "/" in line]  # fmt: skip
-    assert paths and all(p.startswith(str(tmp_path)) for p in paths)
+    assert paths and all(p.startswith(str(node.path())) for p in paths)
+
+
+def _pod(name: str, node: str) -> dict[str, object]:
+    return {"metadata": {"name": name}, "spec": {"nodeName": node}}
+
+
+def test_the_drill_loses_a_towers_node_never_the_jobs() -> None:
+    pods = [_pod("producers-x1", "node-1"), _pod("towers-0", "node-1"), _pod("towers-1", "node-2"),
+            _pod("towers-2", "node-3"), _pod("kafka-0", "node-3"), _pod("etcd-0", "node-3"),
+            _pod("kafka-1", "node-2")]  # fmt: skip
+    assert node_to_lose(pods) == "node-3"  # holds a tower, a broker and an etcd member
+    assert node_to_lose(pods[:4]) == "node-2"  # none holds the quorums' members: the first by name
+    assert node_to_lose([_pod("producers-x1", "node-1"), _pod("towers-0", "node-1")]) is None
+    assert node_to_lose([{"metadata": {"name": "towers-0"}, "spec": {}}]) is None  # not scheduled yet
 
 
 def test_persistent_volumes_live_in_the_run_folder(tmp_path: Path) -> None:
@@ -134,6 +189,24 @@ def test_summary_is_read_even_when_the_console_wrapped_it() -> None:
     assert s is not None
     assert (s.simulated_s, s.updates, s.advisories, s.dead_letters) == (600, 2160000, 12345, 0)
     assert parse_summary("Traceback (most recent call last):\n  boom") is None
+    assert s.records_acked is None and s.slowest_ms is None  # an older image printed no delivery line
+
+
+def test_the_jobs_delivery_line_is_read_as_simulate_prints_it() -> None:
+    summary = {"run": {"kafka_records_acked": 54_321, "kafka_records_sent": 54_321},
+               "hazards": {"h1": {"advisories": 12}, "h2": {"advisories": 0}},
+               "latency_ms": {"all": {"p99": 87.4}},
+               "late_advice": {"budget_ms": 100.0, "spells": [{"worst_ms": 4210}, {"worst_ms": 130}]}}  # fmt: skip
+    log = ("simulated 600 s in 152 s: 2,154,835 vehicle updates, 12,278 advisories, dead letters 0, towers "
+           f"converged: None\n{delivery_line(summary)}\n"
+           "hazard → advisory latency p50 135 ms, p99 1,172 ms (n=250)")  # fmt: skip
+    s = parse_summary(log)
+    assert s is not None
+    assert (s.records_acked, s.records_sent, s.hazards_advised, s.hazards) == (54_321, 54_321, 1, 2)
+    assert (s.advice_p99_ms, s.slowest_ms, s.hazard_p99_ms) == (87, 4210, 1172)
+    on_time = parse_summary(log.replace(delivery_line(summary), delivery_line(summary | {"late_advice": {
+        "budget_ms": 100.0, "spells": []}})))  # fmt: skip
+    assert on_time is not None and on_time.slowest_ms is None and on_time.records_acked == 54_321
 
 
 def test_a_job_ends_on_its_condition_not_on_a_failed_pod() -> None:

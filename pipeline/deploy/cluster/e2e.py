@@ -1,10 +1,11 @@
-"""`corridor k8s e2e`: a single-node Kubernetes cluster, the dev-plain overlay applied to it, and
-the producers' Job judged by its own summary.
+"""`corridor k8s e2e`: a Kubernetes cluster of one or more nodes, overlays applied to it in turn,
+and the producers' Job judged by its own summary; optionally a node lost in the middle of the last
+overlay's Job.
 
-The cluster (see `node`) runs in namespaces of its own; this driver stays outside, loads corridor's
-images into the cluster's containerd, talks to the API server through `nsenter` into the cluster's
-network namespace, and ends the cluster whatever happens (SIGTERM to its first process, then the
-release of the host state it recorded, then its folder).
+The cluster (see `control_plane` and `node`) runs in namespaces of its own; this driver stays
+outside, loads corridor's images into each node's containerd, talks to the API server through
+`nsenter` into the control plane's network namespace, and ends the cluster whatever happens (SIGTERM
+to its first process, then the release of the host state it recorded, then its folder).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +29,10 @@ from typing import Any
 import yaml
 
 from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binaries
+from pipeline.deploy.cluster.control_plane import FAILED_FILE, READY_FILE, STOP_FILE
 from pipeline.deploy.cluster.host_state import HostState
-from pipeline.deploy.cluster.layout import ClusterLayout
-from pipeline.deploy.cluster.node import FAILED_FILE, READY_FILE, STOP_FILE
+from pipeline.deploy.cluster.layout import ClusterLayout, NodeLayout
+from pipeline.deploy.cluster.node import LOSE_FILE, LOST_FILE
 from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, TOWERS_MUST_REFUSE, radio_problems
 from pipeline.shared.config import Settings
 from pipeline.shared.errors import StackError
@@ -43,6 +46,8 @@ __all__ = [
     "OverlayResult",
     "identity_problems",
     "job_outcome",
+    "lose_node_mid_job",
+    "node_to_lose",
     "parse_summary",
     "run_e2e",
     "workloads",
@@ -59,27 +64,50 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class JobSummary:
-    """The producers' own closing line, as printed by `corridor simulate`."""
+    """The producers' own closing lines, as printed by `corridor simulate`."""
 
     simulated_s: int
     updates: int
     advisories: int
     dead_letters: int
+    #: its delivery line: records Kafka acknowledged of those sent, hazards advised of those
+    #: reported, every advisory's p99 and the slowest past the budget (None: none was)
+    records_acked: int | None = None
+    records_sent: int | None = None
+    hazards_advised: int | None = None
+    hazards: int | None = None
+    advice_p99_ms: int | None = None
+    slowest_ms: int | None = None
+    hazard_p99_ms: int | None = None
 
 
 _SUMMARY = re.compile(
     r"simulated (\d+) s in \d+ s: ([\d,]+) vehicle updates, ([\d,]+) advisories, dead letters (\d+), "
     r"towers converged"
 )
+_DELIVERY = re.compile(
+    r"delivery: Kafka acknowledged ([\d,]+) of ([\d,]+) records; hazards advised (\d+) of (\d+); every advisory "
+    r"p99 ([\d,]+) ms, (?:the slowest ([\d,]+) ms|none over)"
+)
+_HAZARD_P99 = re.compile(r"hazard → advisory latency p50 [\d,]+ ms, p99 ([\d,]+) ms")
+
+
+def _int(text: str | None) -> int | None:
+    return None if text is None else int(text.replace(",", ""))
 
 
 def parse_summary(log: str) -> JobSummary | None:
-    """The summary line of a simulate log; the console may have wrapped it across lines."""
-    match = _SUMMARY.search(re.sub(r"\s+", " ", log))
+    """The summary lines of a simulate log; the console may have wrapped them across lines."""
+    flat = re.sub(r"\s+", " ", log)
+    match = _SUMMARY.search(flat)
     if match is None:
         return None
-    sim, updates, advisories, dead = match.groups()
-    return JobSummary(int(sim), int(updates.replace(",", "")), int(advisories.replace(",", "")), int(dead))
+    sim, updates, advisories, dead = (_int(g) or 0 for g in match.groups())
+    delivery = _DELIVERY.search(flat)
+    hazard = _HAZARD_P99.search(flat)
+    acked, sent, advised, hazards, p99, slowest = (_int(g) for g in delivery.groups()) if delivery else (None,) * 6
+    return JobSummary(sim, updates, advisories, dead, acked, sent, advised, hazards, p99, slowest,
+                      _int(hazard.group(1)) if hazard else None)  # fmt: skip
 
 
 @dataclass
@@ -148,7 +176,7 @@ class Cluster:
         return int(children[0])
 
     def failed(self) -> str | None:
-        """Why the node stopped on its own (a server of it exited), if it did."""
+        """Why the cluster stopped on its own (a server or a node of it exited), if it did."""
         path = self.layout.path(FAILED_FILE)
         return path.read_text().strip() if path.exists() else None
 
@@ -163,39 +191,58 @@ class Cluster:
         return proc.stdout
 
     def load_image(self, engine_cli: str, ref: str) -> None:
-        """`save` from the engine that built it, `import` into the cluster's containerd."""
-        save = subprocess.Popen([engine_cli, "save", "--format", "docker-archive", ref], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, preexec_fn=die_with_parent())  # fmt: skip
-        ctr = ["ctr", "--address", str(self.layout.containerd_socket), "--namespace", "k8s.io"]
-        imp = subprocess.run([*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True,
-                             preexec_fn=die_with_parent())  # fmt: skip
-        assert save.stdout is not None
-        save.stdout.close()
-        err = save.stderr.read().decode() if save.stderr else ""
-        if save.wait() != 0 or imp.returncode != 0:
-            raise StackError(f"loading {ref} into the cluster failed: {(err or imp.stderr).strip()[-400:]}")
+        """`save` from the engine that built it, once, then `import` into every node's containerd
+        (together: each import is mostly unpacking)."""
+        archive = self.layout.path("image.tar")
+        save = subprocess.run([engine_cli, "save", "--format", "docker-archive", "-o", str(archive), ref],
+                              capture_output=True, text=True, preexec_fn=die_with_parent())  # fmt: skip
+        if save.returncode != 0:
+            raise StackError(f"saving {ref} failed: {save.stderr.strip()[-400:]}")
+
+        def load(node: NodeLayout) -> str:
+            ctr = ["ctr", "--address", str(node.containerd_socket), "--namespace", "k8s.io"]
+            imp = subprocess.run([*ctr, "images", "import", str(archive)], capture_output=True, text=True,
+                                 preexec_fn=die_with_parent())  # fmt: skip
+            return "" if imp.returncode == 0 else f"{node.name}: {imp.stderr.strip()[-300:]}"
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.layout.nodes) as pool:
+                errors = [e for e in pool.map(load, self.layout.all_nodes) if e]
+        finally:
+            archive.unlink(missing_ok=True)
+        if errors:
+            raise StackError(f"loading {ref} into the cluster failed: {'; '.join(errors)}")
+
+    def lose_node(self, node: NodeLayout, timeout: float = 30) -> int:
+        """Node `node` loses its power: its kubelet, containerd, shims and containers are SIGKILLed
+        at once. Returns how many processes that took."""
+        node.path(LOSE_FILE).touch()
+        if poll(lambda: node.path(LOST_FILE).exists(), timeout, interval=0.2) is None:
+            raise StackError(f"{node.name} was not lost within {timeout:.0f} s")
+        return int(node.path(LOST_FILE).read_text().strip() or 0)
 
 
 @contextmanager
-def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, timeout: float = 300) -> Iterator[Cluster]:
-    """A single-node cluster of its own for one e2e run, torn down (and its run directory released) after."""
+def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, *, nodes: int = 1,
+                       timeout: float = 360) -> Iterator[Cluster]:  # fmt: skip
+    """A cluster of its own for one e2e run, torn down (and its run directory released) after."""
     runs = settings.state_dir.resolve() / "k8s" / "runs"
     release_stale_runs(runs, say)
     run_dir = runs / f"{int(time.time())}-{os.getpid()}"
     run_dir.mkdir(parents=True)
     (run_dir / _OWNER).write_text(str(os.getpid()))
-    layout = ClusterLayout(run_dir)
+    layout = ClusterLayout(run_dir, nodes)
     host = HostState.record(layout)
     layout.logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    with open(layout.logs / "node.log", "ab") as log:
+    with open(layout.logs / "cluster.log", "ab") as log:
         proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount", "--net", "--mount-proc",
-             "--propagation", "private", sys.executable, "-m", "pipeline.deploy.cluster.node", str(run_dir),
-             str(binaries.directory), str(etcd_binary(settings.cache_dir))],
+             "--propagation", "private", sys.executable, "-m", "pipeline.deploy.cluster.control_plane", str(run_dir),
+             str(nodes), str(binaries.directory), str(etcd_binary(settings.cache_dir))],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             # unshare ignores SIGTERM while it waits for its child: only SIGKILL ends it, and its
-            # --kill-child then hands the node's first process the SIGTERM that starts the clean-up
+            # --kill-child then hands the cluster's first process the SIGTERM that starts the clean-up
             preexec_fn=die_with_parent(signal.SIGKILL),
         )  # fmt: skip
     cluster = Cluster(layout, binaries, proc)
@@ -214,7 +261,7 @@ def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, timeout
         if proc.poll() is None:
             layout.path(STOP_FILE).touch()  # the driver is alive and removes the folder itself
             try:
-                os.kill(cluster.ns_pid, signal.SIGTERM)  # the node stops its parts and releases the host
+                os.kill(cluster.ns_pid, signal.SIGTERM)  # the cluster stops its parts and releases the host
             except (StackError, OSError):
                 proc.kill()
             try:
@@ -398,8 +445,11 @@ def _claims(rendered: list[dict[str, Any]]) -> int:
 
 
 def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: float = 900,
-            logs_to: Path | None = None) -> E2EResult:  # fmt: skip
-    """One cluster; each overlay applied in turn, judged, then deleted before the next."""
+            logs_to: Path | None = None, nodes: int = 1, lose_node: bool = False) -> E2EResult:  # fmt: skip
+    """One cluster; each overlay applied in turn, judged, then deleted before the next. With
+    `lose_node`, a node is lost in the middle of the last overlay's Job (see `lose_node_mid_job`)."""
+    if lose_node and nodes < 3:
+        raise StackError("losing a node mid-Job needs a cluster of three nodes at least (--nodes 3)")
     from pipeline.containers.engine import find_engine
 
     preflight()
@@ -408,10 +458,11 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
     binaries = build_binaries(settings.cache_dir, log=say)
     result.timings["binaries"] = time.monotonic() - t0
     t = time.monotonic()
-    with disposable_cluster(settings, binaries, say) as cluster:
+    with disposable_cluster(settings, binaries, say, nodes=nodes) as cluster:
         result.timings["cluster_up"] = time.monotonic() - t
         version = json.loads(cluster.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
-        say(f"Kubernetes {version} up in {result.timings['cluster_up']:.0f} s (node {cluster.layout.node_name} Ready)")
+        names = ", ".join(n.name for n in cluster.layout.all_nodes)
+        say(f"Kubernetes {version} up in {result.timings['cluster_up']:.0f} s (nodes {names} Ready)")
         if version != K8S_VERSION:
             result.problems.append(f"the API server says {version}, not {K8S_VERSION}")
         rendered = {o: [d for d in yaml.safe_load_all(cluster.kubectl("kustomize", str(o))) if d] for o in overlays}
@@ -428,7 +479,8 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
         for i, overlay in enumerate(overlays):
             one = _run_overlay(cluster, overlay, rendered[overlay], i, say=say, job_timeout=job_timeout,
                                logs_to=logs_to / overlay.name if logs_to else None,
-                               failures=failures / overlay.name, last=i == len(overlays) - 1)  # fmt: skip
+                               failures=failures / overlay.name, last=i == len(overlays) - 1,
+                               lose_node=lose_node and i == len(overlays) - 1)  # fmt: skip
             result.overlays.append(one)
             if cluster.failed() is not None:  # a part of the node itself stopped: nothing after it counts
                 result.problems.append(f"the cluster failed: {cluster.failed()}")
@@ -438,7 +490,8 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
 
 
 def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]], index: int, *, say: Say,
-                 job_timeout: float, logs_to: Path | None, failures: Path, last: bool) -> OverlayResult:  # fmt: skip
+                 job_timeout: float, logs_to: Path | None, failures: Path, last: bool,
+                 lose_node: bool = False) -> OverlayResult:  # fmt: skip
     result = OverlayResult(overlay)
     namespace = next(d["metadata"]["name"] for d in rendered if d["kind"] == "Namespace")
     volumes = cluster.layout.persistent_volumes(_claims(rendered), prefix=f"local-{index}")
@@ -483,6 +536,9 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
             else:
                 say(f"from towers-0: corridor's schemas registered ({len(registered.strip().splitlines())} subjects)")
 
+        if lose_node:
+            result.problems += lose_node_mid_job(cluster, namespace, rendered, result.timings, say)
+
         def job_state() -> str | None:
             status = json.loads(cluster.kubectl("-n", namespace, "get", "job", "producers", "-o", "json"))["status"]
             return job_outcome(status)
@@ -502,6 +558,9 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         else:
             if result.summary.advisories <= 0:
                 result.problems.append("no advisory was delivered")
+            if result.summary.records_acked != result.summary.records_sent:
+                result.problems.append(f"Kafka acknowledged {result.summary.records_acked} of the "
+                                       f"{result.summary.records_sent} records the fleet sent")  # fmt: skip
             if result.summary.dead_letters != 0:  # with their reasons, read from a tower pod
                 first = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "corridor", "consume", "dead-letter",
                                         "--from-beginning", "--max-records", "3", check=False, timeout=90)  # fmt: skip
@@ -521,15 +580,121 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
             result.pods = cluster.kubectl("-n", namespace, "get", "pods", "-o", "wide", check=False)
             if logs_to is not None or result.problems:
                 _collect(cluster, namespace, logs_to or failures)
-        except StackError as exc:  # the node is gone: its own logs say why
+        except StackError as exc:  # the cluster is gone: its own logs say why
             result.problems.append(str(exc))
             failures.mkdir(parents=True, exist_ok=True)
-            for node_log in cluster.layout.logs.glob("*.log"):
-                shutil.copyfile(node_log, failures / f"cluster-{node_log.name}")
+            for saved, kept in _cluster_logs(cluster.layout):
+                shutil.copyfile(kept, failures / saved)
             return result
     if not last:  # the next overlay gets the node to itself
         cluster.kubectl("delete", "-k", str(overlay), "--wait=true", "--timeout=180s", check=False, timeout=200)
     return result
+
+
+def node_to_lose(pods: list[dict[str, Any]]) -> str | None:
+    """The node the drill loses: one that runs a tower worker but not the producers' Job (the Job is
+    the judge, not the victim), preferring one that also holds a Kafka broker and an etcd member."""
+    held: dict[str, set[str]] = {}
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        if node:
+            held.setdefault(node, set()).add(pod["metadata"]["name"])
+    job = {n for n, names in held.items() if any(x.startswith("producers-") for x in names)}
+
+    def has(names: set[str], prefix: str) -> bool:
+        return any(x.startswith(prefix) for x in names)
+
+    candidates = [n for n, names in held.items() if has(names, "towers-") and n not in job]
+    candidates.sort(key=lambda n: (not (has(held[n], "kafka-") and has(held[n], "etcd-")), n))
+    return candidates[0] if candidates else None
+
+
+#: run in a surviving tower pod after a node is lost: what the quorums say
+_QUORUM_PROBE = """
+import json
+import etcd3
+from confluent_kafka.admin import AdminClient
+from pipeline.shared.access import Role
+from pipeline.shared.config import Settings
+settings = Settings.from_env()
+admin = AdminClient(settings.kafka(Role.TOWER).librdkafka())
+cluster = admin.describe_cluster(request_timeout=20).result()
+client = etcd3.client(**settings.etcd(Role.TOWER).client_kwargs(), timeout=20)
+status = client.status()
+client.put("/corridor/e2e/quorum", "written")  # a write needs a quorum of members
+leader = status.leader.name if status.leader else None
+print(json.dumps({"brokers": sorted(n.id for n in cluster.nodes), "controller": cluster.controller.id,
+                  "etcd_leader": leader, "etcd_members": len(list(client.members))}))
+"""
+
+
+def _pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    return list(json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-o", "json"))["items"])
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def lose_node_mid_job(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], timings: dict[str, float],
+                      say: Say) -> list[str]:  # fmt: skip
+    """Thirty seconds into the producers' run, a node holding a tower worker (and a Kafka broker and
+    an etcd member, where anti-affinity spreads them) loses its power. The operator's step for a
+    node that will not return follows once the control plane sees it unreachable: the
+    `node.kubernetes.io/out-of-service` taint (Kubernetes' non-graceful node shutdown), which lets
+    the StatefulSets' pods start elsewhere. The Job, judged afterwards as always, must still complete
+    with no dead letter; here: the tower workers back on the survivors, the quorums still answering."""
+
+    def producers_running() -> bool:
+        return any(p["metadata"]["name"].startswith("producers-") and p["status"].get("phase") == "Running"
+                   for p in _pods(cluster, namespace))  # fmt: skip
+
+    if poll(producers_running, 300, interval=2) is None:
+        return ["the producers' Job did not start within 300 s: no node was lost"]
+    time.sleep(30)
+    pods = _pods(cluster, namespace)
+    name = node_to_lose(pods)
+    if name is None:
+        return ["no node runs a tower worker without the producers' Job: no node was lost"]
+    node = next(n for n in cluster.layout.all_nodes if n.name == name)
+    held = sorted(p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == name)
+    t0 = time.monotonic()
+    killed = cluster.lose_node(node)
+    say(f"{name} lost mid-Job: its power cut, {killed} processes SIGKILLed; it held {', '.join(held)}")
+
+    def condition() -> str:
+        got = cluster.kubectl("get", "node", name, "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+                              check=False)  # fmt: skip
+        return got.strip()
+
+    if poll(lambda: condition() not in ("True", ""), 120, interval=1) is None:
+        return [f"the control plane still sees {name} Ready 120 s after it was lost"]
+    timings["node_unreachable"] = time.monotonic() - t0
+    cluster.kubectl("taint", "node", name, "node.kubernetes.io/out-of-service=nodeshutdown:NoExecute")
+    replicas = {
+        d["metadata"]["name"]: int(d["spec"].get("replicas", 1)) for d in rendered if d["kind"] == "StatefulSet"
+    }
+    towers = replicas.get("towers", 0)
+
+    def towers_back() -> bool:
+        mine = [p for p in _pods(cluster, namespace) if p["metadata"]["name"].startswith("towers-")]
+        return len(mine) == towers and all(_ready(p) and p["spec"].get("nodeName") != name for p in mine)
+
+    if poll(towers_back, 300, interval=1) is None:
+        return [f"the tower workers were not all Ready on the other nodes 300 s after {name} was lost"]
+    timings["towers_back"] = time.monotonic() - t0
+    answer = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _QUORUM_PROBE, check=False)
+    try:
+        quorum = json.loads(answer.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return [f"after {name} was lost, the quorum probe in towers-0 failed: {answer.strip()[-300:]!r}"]
+    say(f"{name} unreachable for the control plane after {timings['node_unreachable']:.0f} s; every tower worker "
+        f"Ready on the other nodes after {timings['towers_back']:.0f} s; Kafka brokers {quorum['brokers']} "
+        f"(controller {quorum['controller']}), etcd leader {quorum['etcd_leader']} of {quorum['etcd_members']} "
+        f"members, a write accepted")  # fmt: skip
+    if len(quorum["brokers"]) < replicas.get("kafka", 0) - 1:
+        return [f"after {name} was lost, only brokers {quorum['brokers']} of {replicas['kafka']} answer"]
+    return []
 
 
 def _ask_prometheus(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], say: Say) -> list[str]:
@@ -563,5 +728,13 @@ def _collect(cluster: Cluster, namespace: str, folder: Path) -> None:
     for pod in pods:
         text = cluster.kubectl("-n", namespace, "logs", pod, "--all-containers", check=False)
         (folder / f"{pod.split('/')[-1]}.log").write_text(text)
-    for log in cluster.layout.logs.glob("*.log"):
-        shutil.copyfile(log, folder / f"cluster-{log.name}")
+    for name, log in _cluster_logs(cluster.layout):
+        shutil.copyfile(log, folder / name)
+
+
+def _cluster_logs(layout: ClusterLayout) -> list[tuple[str, Path]]:
+    """The control plane's logs and each node's, under the names they are kept by."""
+    found = [(f"cluster-{log.name}", log) for log in layout.logs.glob("*.log")]
+    for node in layout.all_nodes:
+        found += [(f"{node.name}-{log.name}", log) for log in node.path("logs").glob("*.log")]
+    return found

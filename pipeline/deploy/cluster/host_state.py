@@ -79,16 +79,37 @@ class HostState:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def make_cgroup_root(self) -> None:
-        """The kubelet refuses a cgroup root that does not exist; a new cpuset cgroup starts with
-        no CPUs or memory nodes and takes its parent's."""
-        rel = self.cgroup_root.strip("/")
+    def make_cgroup_root(self, node_root: str) -> None:
+        """A node's kubelet refuses a cgroup root that does not exist. `node_root` lies under the
+        run's own root; each level is made, and a new cpuset cgroup, which starts with no CPUs or
+        memory nodes, takes its parent's."""
+        top = self.cgroup_root.strip("/")
+        rel = node_root.strip("/")
+        if rel != top and not rel.startswith(top + "/"):
+            raise ValueError(f"cgroup {node_root} is not under the run's {self.cgroup_root}")
+        for controller in self._controllers():
+            parent = controller
+            for part in rel.split("/"):
+                level = parent / part
+                level.mkdir(exist_ok=True)
+                for knob in ("cpuset.cpus", "cpuset.mems"):
+                    if (level / knob).exists() and not (level / knob).read_text().strip():
+                        (level / knob).write_text((parent / knob).read_text())
+                parent = level
+
+    def processes_in(self, cgroup: str) -> set[int]:
+        """Every process in `cgroup` and below, by any controller (the kernel shows their ids as
+        the reader's PID namespace numbers them)."""
+        found: set[int] = set()
+        rel = cgroup.strip("/")
         for controller in self._controllers():
             top = controller / rel
-            top.mkdir(exist_ok=True)
-            for knob in ("cpuset.cpus", "cpuset.mems"):
-                if (top / knob).exists() and not (top / knob).read_text().strip():
-                    (top / knob).write_text((controller / knob).read_text())
+            if not top.is_dir():
+                continue
+            for procs in top.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    found.update(int(line) for line in procs.read_text().split() if line.strip() != "0")
+        return found
 
     @staticmethod
     def _controllers() -> list[Path]:

@@ -1,4 +1,4 @@
-"""The test cluster's certificates: one CA per run, the API server's and kubelet's serving
+"""The test cluster's certificates: one CA per run, the API server's and each kubelet's serving
 certificates, the API server's client certificate for the kubelet, the service-account key pair.
 
 Made fresh for every run in the run's folder, which is removed with it: nothing outlives the cluster.
@@ -52,11 +52,12 @@ def make_pki(layout: ClusterLayout) -> None:
     issue(
         "apiserver",
         "kube-apiserver",
-        ips=(layout.node_ip, "127.0.0.1", layout.api_service_ip),
+        ips=(layout.control_ip, "127.0.0.1", layout.api_service_ip),
         dns=("kubernetes", "kubernetes.default", "kubernetes.default.svc", f"kubernetes.default.svc.{domain}"),
     )
     issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", org="system:masters")
-    issue("kubelet", layout.node_name, ips=(layout.node_ip,), dns=(layout.node_name,))
+    for node in layout.all_nodes:
+        issue(f"kubelet-{node.index}", node.name, ips=(node.ip,), dns=(node.name,))
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki / "sa-key.pem", sa)
     (pki / "sa.pub").write_bytes(
