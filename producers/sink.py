@@ -107,7 +107,11 @@ class TelemetrySink:
         self.stats.bytes += sum(map(len, values))
 
     def send_hazard(self, topic: str, region: int, value: bytes) -> None:
+        """A record like the others: counted as sent, so that what is acknowledged can be held
+        against it (uncounted, a run's acknowledgements outnumbered what it had sent)."""
         self._producer.produce(topic, value, str(region).encode(), region)
+        self.stats.sent += 1
+        self.stats.bytes += len(value)
 
     def poll(self) -> None:
         self._producer.poll(0)

@@ -181,7 +181,9 @@ def delivery_line(s: dict[str, Any]) -> str:
     slowest = (
         f"the slowest {worst:,.0f} ms" if worst is not None else f"none over {s['late_advice']['budget_ms']:.0f} ms"
     )
-    return (f"delivery: Kafka acknowledged {run['kafka_records_acked']:,} of {run['kafka_records_sent']:,} records; "
+    # over the radio link the fleet's sink is the MQTT link: what it counts is the gateways' forwarding
+    how = "the gateways forwarded" if s.get("radio") else "Kafka acknowledged"
+    return (f"delivery: {how} {run['kafka_records_acked']:,} of {run['kafka_records_sent']:,} records; "
             f"hazards advised {advised} of {len(s['hazards'])}; every advisory p99 "
             f"{s['latency_ms']['all']['p99'] or 0:.0f} ms, {slowest}")  # fmt: skip
 
