@@ -17,11 +17,14 @@ from pipeline.deploy.cluster.binaries import builder_go_mod, version_ldflags
 from pipeline.deploy.cluster.e2e import (
     _claims,
     _overlay_images,
+    guarded_targets,
     identity_problems,
     job_outcome,
     node_to_lose,
     parse_summary,
+    policy_problems,
     prometheus_problems,
+    reach_pods,
     referenced_secrets,
     workloads,
 )
@@ -302,3 +305,40 @@ def test_the_radio_check_is_judged_by_every_refusal_and_every_grant() -> None:
     dead = {**good, "its own telemetry": "no answer"}  # a link refusing everything proves nothing
     assert radio_problems(dead) == ["the radio link's broker refused a vehicle its own telemetry: no answer"]
     assert len(radio_problems({})) == len(MUST_BE_REFUSED) + len(TOWERS_MUST_REFUSE) + len(MUST_BE_GRANTED)
+
+
+def test_a_nodes_policy_controller_runs_alone_on_its_own_node() -> None:
+    node = ClusterLayout(Path("/run-dir"), nodes=2).node(2)
+    args = node.kube_router_args()
+    assert f"--hostname-override={node.name}" in args
+    # only the NetworkPolicy controller: no BGP, no service proxy beside kube-proxy, no CNI of its own
+    assert {"--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false"} <= set(args)
+
+
+def test_network_policies_are_judged_by_an_admitted_pod_and_an_intruder() -> None:
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "producers"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "producers"}},
+                "spec": {"containers": [{"name": "p", "image": "x", "command": ["corridor"]}]},
+            }
+        },
+    }
+    services = [{"kind": "Service", "metadata": {"name": name}, "spec": {"ports": [{"port": port}]}}
+                for name, port in (("mqtt", 1883), ("dashboard", 8765))]  # fmt: skip
+    rendered = [job, *services]
+    assert guarded_targets(rendered) == ["mqtt:1883"]  # the dashboard is open to all by design
+    admitted, intruder = reach_pods(rendered, "ns", ["mqtt:1883"])
+    assert admitted["metadata"]["labels"]["app.kubernetes.io/name"] == "producers"
+    assert "app.kubernetes.io/name" not in intruder["metadata"]["labels"]
+    assert intruder["spec"]["containers"][0]["command"][-1] == "mqtt:1883"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["corridor"]  # the Job is left as it was
+    assert policy_problems({"mqtt:1883": "reached"}, {"mqtt:1883": "TimeoutError"}) == []
+    assert policy_problems({"mqtt:1883": "reached"}, {"mqtt:1883": "reached"}) == [
+        "a pod no NetworkPolicy admits reached mqtt:1883"
+    ]
+    assert policy_problems({"mqtt:1883": "ConnectionRefusedError"}, {"mqtt:1883": "ConnectionRefusedError"}) == [
+        "a pod the policies admit could not reach mqtt:1883 (ConnectionRefusedError)"
+    ]

@@ -21,15 +21,21 @@ from pipeline.stack.gobuild import go_command, run_go
 __all__ = [
     "COREDNS_VERSION",
     "K8S_VERSION",
+    "KUBE_ROUTER_VERSION",
     "SERVER_BINARIES",
     "Binaries",
     "build_binaries",
+    "build_kube_router",
     "builder_go_mod",
     "version_ldflags",
 ]
 
 K8S_VERSION = "v1.32.13"
 COREDNS_VERSION = "v1.11.4"
+#: the only release of kube-router the Go module proxy serves here; its reported flaws concern the
+#: routes it advertises over BGP and its service proxy, both left off: only its NetworkPolicy
+#: controller runs (`--run-firewall`)
+KUBE_ROUTER_VERSION = "v2.1.0"
 SERVER_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 
 # Published staging modules the proxy refuses at this release, and what to use instead
@@ -147,3 +153,26 @@ def build_binaries(cache_dir: Path, *, log: Callable[[str], None] | None = None)
     shutil.rmtree(dns, ignore_errors=True)
     (target.directory / _COMPLETE).write_text(f"{time.monotonic() - started:.0f} s\n")
     return target
+
+
+def build_kube_router(cache_dir: Path, *, log: Callable[[str], None] | None = None) -> Path:
+    """kube-router, whose NetworkPolicy controller enforces the manifests' policies on each node
+    (the CNI bridge plugin enforces none), built in the cache unless already there."""
+    target = cache_dir / f"kube-router-{KUBE_ROUTER_VERSION}"
+    binary = target / "kube-router"
+    if (target / _COMPLETE).exists() and binary.exists():
+        return binary
+    say = log or (lambda _msg: None)
+    go = go_command("the kube-router build")
+    work = target / "build"
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    (work / "go.mod").write_text("module corridor.local/kube-router-build\n\ngo 1.23.0\n")
+    module = "github.com/cloudnativelabs/kube-router/v2"
+    say(f"kube-router {KUBE_ROUTER_VERSION} (its NetworkPolicy controller; cold, ≈ 2 min on 2 cores)")
+    run_go([go, "get", f"{module}@{KUBE_ROUTER_VERSION}"], cwd=work, what="fetching kube-router")
+    run_go([go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(binary), f"{module}/cmd/kube-router"],
+           cwd=work, what="go build of kube-router")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+    (target / _COMPLETE).write_text(f"{time.monotonic() - started:.0f} s\n")
+    return binary

@@ -4,7 +4,7 @@ etcd, the control plane and CoreDNS on the backbone bridge, then each node in na
 changed on the machine.
 
     unshare --pid --fork --kill-child=SIGTERM --mount --net --mount-proc --propagation private \\
-        python -m pipeline.deploy.cluster.control_plane RUN_DIR NODES BINARIES_DIR ETCD
+        python -m pipeline.deploy.cluster.control_plane RUN_DIR NODES BINARIES_DIR ETCD KUBE_ROUTER
 
 Being PID 1 of its namespace is what makes the clean-up certain: when it exits, the kernel kills
 every process left in it — the nodes, containerd's shims and the containers, which no parent would
@@ -45,6 +45,7 @@ class ControlPlane:
     layout: ClusterLayout
     binaries: Path
     etcd: Path
+    kube_router: Path
     parts: Parts
 
     def isolate(self) -> None:
@@ -125,7 +126,7 @@ class ControlPlane:
         sh("ip", "link", "set", node.veth, "up")
         argv = ["unshare", "--net", "--mount", "--propagation", "private", sys.executable, "-m",
                 "pipeline.deploy.cluster.node", str(lay.run_dir), str(lay.nodes), str(node.index),
-                str(self.binaries)]  # fmt: skip
+                str(self.binaries), str(self.kube_router)]  # fmt: skip
         self.parts.start(node.name, argv, lambda: True)
         pid = self.parts.procs[-1][1].pid
         own = os.readlink("/proc/self/ns/net")
@@ -173,11 +174,17 @@ def reap_orphans(own: set[int]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    run_dir, nodes, binaries, etcd = Path(argv[0]), int(argv[1]), Path(argv[2]), Path(argv[3])
+    run_dir, nodes, binaries, etcd, kube_router = (
+        Path(argv[0]),
+        int(argv[1]),
+        Path(argv[2]),
+        Path(argv[3]),
+        Path(argv[4]),
+    )
     layout = ClusterLayout(run_dir, nodes)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    plane = ControlPlane(layout, binaries, etcd, Parts(layout.logs, layout.run_dir))
+    plane = ControlPlane(layout, binaries, etcd, kube_router, Parts(layout.logs, layout.run_dir))
     layout.logs.mkdir(parents=True, exist_ok=True)
     host = HostState.record(layout)
     code = 0

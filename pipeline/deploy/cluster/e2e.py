@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binaries
+from pipeline.deploy.cluster.binaries import K8S_VERSION, Binaries, build_binaries, build_kube_router
 from pipeline.deploy.cluster.control_plane import FAILED_FILE, READY_FILE, STOP_FILE
 from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import ClusterLayout, NodeLayout
@@ -41,6 +41,7 @@ from pipeline.stack.etcd import etcd_binary
 from pipeline.stack.process import die_with_parent, pid_alive
 
 __all__ = [
+    "GUARDED_SERVICES",
     "E2EResult",
     "JobSummary",
     "OverlayResult",
@@ -49,6 +50,8 @@ __all__ = [
     "lose_node_mid_job",
     "node_to_lose",
     "parse_summary",
+    "policy_problems",
+    "reach_pods",
     "run_e2e",
     "workloads",
 ]
@@ -223,7 +226,7 @@ class Cluster:
 
 
 @contextmanager
-def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, *, nodes: int = 1,
+def disposable_cluster(settings: Settings, binaries: Binaries, kube_router: Path, say: Say, *, nodes: int = 1,
                        timeout: float = 360) -> Iterator[Cluster]:  # fmt: skip
     """A cluster of its own for one e2e run, torn down (and its run directory released) after."""
     runs = settings.state_dir.resolve() / "k8s" / "runs"
@@ -239,7 +242,7 @@ def disposable_cluster(settings: Settings, binaries: Binaries, say: Say, *, node
         proc = subprocess.Popen(
             ["unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount", "--net", "--mount-proc",
              "--propagation", "private", sys.executable, "-m", "pipeline.deploy.cluster.control_plane", str(run_dir),
-             str(nodes), str(binaries.directory), str(etcd_binary(settings.cache_dir))],
+             str(nodes), str(binaries.directory), str(etcd_binary(settings.cache_dir)), str(kube_router)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             # unshare ignores SIGTERM while it waits for its child: only SIGKILL ends it, and its
             # --kill-child then hands the cluster's first process the SIGTERM that starts the clean-up
@@ -392,6 +395,85 @@ def radio_check_pod(rendered: list[dict[str, Any]], namespace: str) -> dict[str,
             "spec": {**template["spec"], "restartPolicy": "Never"}}  # fmt: skip
 
 
+#: run in a probe pod: which of the addresses it is given answer a TCP connection
+_REACH_PROBE = """
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=4).close()
+        out[target] = "reached"
+    except OSError as exc:
+        out[target] = type(exc).__name__
+print(json.dumps(out))
+"""
+#: Services whose pods a NetworkPolicy guards, each reached at every port it exposes
+GUARDED_SERVICES = ("corridor-kafka-bootstrap", "etcd-client", "mqtt", "schema-registry")
+
+
+def guarded_targets(rendered: list[dict[str, Any]]) -> list[str]:
+    """`service:port` for every port of the guarded Services the overlay has."""
+    return [f"{d['metadata']['name']}:{port['port']}" for d in rendered
+            if d["kind"] == "Service" and d["metadata"]["name"] in GUARDED_SERVICES
+            for port in d["spec"].get("ports", [])]  # fmt: skip
+
+
+def reach_pods(rendered: list[dict[str, Any]], namespace: str, targets: list[str]) -> list[dict[str, Any]]:
+    """Two pods made from the producers Job's own, each trying `targets`: one with the producers'
+    labels (the policies admit it everywhere it is sent), one with none of them (no policy admits it)."""
+    job = next(d for d in rendered if d["kind"] == "Job" and d["metadata"]["name"] == "producers")
+    pods = []
+    for name, labels in (("reach-admitted", {**job["spec"]["template"]["metadata"].get("labels", {})}),
+                         ("reach-intruder", {})):  # fmt: skip
+        template = copy.deepcopy(job["spec"]["template"])
+        (container,) = template["spec"]["containers"]
+        container["command"] = ["python", "-c", _REACH_PROBE, *targets]
+        pods.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": name, "namespace": namespace, "labels": {**labels, "corridor/check": name}},
+                     "spec": {**template["spec"], "restartPolicy": "Never"}})  # fmt: skip
+    return pods
+
+
+def policy_problems(admitted: dict[str, str], intruder: dict[str, str]) -> list[str]:
+    """The admitted pod reached every guarded address, the intruder none."""
+    problems = [
+        f"a pod the policies admit could not reach {t} ({how})" for t, how in admitted.items() if how != "reached"
+    ]
+    problems += [f"a pod no NetworkPolicy admits reached {t}" for t, how in intruder.items() if how == "reached"]
+    return problems
+
+
+def _policy_check(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], say: Say) -> list[str]:
+    targets = guarded_targets(rendered)
+    if not targets or not any(d["kind"] == "NetworkPolicy" for d in rendered):
+        return []
+    pods = reach_pods(rendered, namespace, targets)
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(pods))
+    answers: dict[str, dict[str, str]] = {}
+    for pod in pods:
+        name = pod["metadata"]["name"]
+
+        def phase(name: str = name) -> str:
+            return cluster.kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}",
+                                   check=False).strip()  # fmt: skip
+
+        if poll(lambda: phase() in ("Succeeded", "Failed"), 120, interval=2) is None:
+            return [f"the NetworkPolicy probe {name} did not finish within 120 s"]
+        log = cluster.kubectl("-n", namespace, "logs", name, check=False)
+        cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+        try:
+            answers[name] = json.loads(log.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return [f"the NetworkPolicy probe {name} gave no answer: {log.strip()[-300:]!r}"]
+    admitted, intruder = answers["reach-admitted"], answers["reach-intruder"]
+    refused = sum(1 for how in intruder.values() if how != "reached")
+    say(f"NetworkPolicies (kube-router): a pod no policy admits refused by {refused} of {len(intruder)} guarded "
+        f"addresses ({', '.join(targets)}); the producers' labels reached "
+        f"{sum(1 for how in admitted.values() if how == 'reached')} of {len(admitted)}")  # fmt: skip
+    return policy_problems(admitted, intruder)
+
+
 def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say) -> list[str]:
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
 
@@ -456,9 +538,10 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
     result = E2EResult()
     t0 = time.monotonic()
     binaries = build_binaries(settings.cache_dir, log=say)
+    kube_router = build_kube_router(settings.cache_dir, log=say)
     result.timings["binaries"] = time.monotonic() - t0
     t = time.monotonic()
-    with disposable_cluster(settings, binaries, say, nodes=nodes) as cluster:
+    with disposable_cluster(settings, binaries, kube_router, say, nodes=nodes) as cluster:
         result.timings["cluster_up"] = time.monotonic() - t
         version = json.loads(cluster.kubectl("version", "-o", "json"))["serverVersion"]["gitVersion"]
         names = ", ".join(n.name for n in cluster.layout.all_nodes)
@@ -526,6 +609,7 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         except ValueError:
             raise StackError(f"the probe in towers-0 gave no answer: {answer.strip()[-300:]!r}") from None
         result.problems += identity_problems(rendered, seen["brokers"], seen["members"])
+        result.problems += _policy_check(cluster, namespace, rendered, say)
         names = [m["name"] for m in seen["members"]]
         say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
         if ("statefulset", "schema-registry") in workloads(rendered):  # through its Service and policy
@@ -591,6 +675,10 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
     return result
 
 
+#: seconds after the fleet starts driving that the node is lost
+LOSE_AFTER_S = 40.0
+
+
 def node_to_lose(pods: list[dict[str, Any]]) -> str | None:
     """The node the drill loses: one that runs a tower worker but not the producers' Job (the Job is
     the judge, not the victim), preferring one that also holds a Kafka broker and an etcd member."""
@@ -638,20 +726,20 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 def lose_node_mid_job(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], timings: dict[str, float],
                       say: Say) -> list[str]:  # fmt: skip
-    """Thirty seconds into the producers' run, a node holding a tower worker (and a Kafka broker and
-    an etcd member, where anti-affinity spreads them) loses its power. The operator's step for a
+    """Forty seconds after the producers' fleet starts driving (the crash reported ten seconds
+    before, the deer five seconds after, at 4x), a node holding a tower worker (and a Kafka broker
+    and an etcd member, where anti-affinity spreads them) loses its power. The operator's step for a
     node that will not return follows once the control plane sees it unreachable: the
     `node.kubernetes.io/out-of-service` taint (Kubernetes' non-graceful node shutdown), which lets
     the StatefulSets' pods start elsewhere. The Job, judged afterwards as always, must still complete
     with no dead letter; here: the tower workers back on the survivors, the quorums still answering."""
 
-    def producers_running() -> bool:
-        return any(p["metadata"]["name"].startswith("producers-") and p["status"].get("phase") == "Running"
-                   for p in _pods(cluster, namespace))  # fmt: skip
+    def driving() -> bool:  # `simulate --wait` says so once Kafka, etcd and the towers answer
+        return "stack ready after" in cluster.kubectl("-n", namespace, "logs", "job/producers", check=False)
 
-    if poll(producers_running, 300, interval=2) is None:
-        return ["the producers' Job did not start within 300 s: no node was lost"]
-    time.sleep(30)
+    if poll(driving, 600, interval=2) is None:
+        return ["the producers' fleet did not start driving within 600 s: no node was lost"]
+    time.sleep(LOSE_AFTER_S)
     pods = _pods(cluster, namespace)
     name = node_to_lose(pods)
     if name is None:

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["ADMIN_TOKEN", "ClusterLayout", "NodeLayout"]
+__all__ = ["ADMIN_TOKEN", "KUBE_ROUTER_HEALTH_PORT", "ClusterLayout", "NodeLayout"]
 
 #: Bearer tokens of the cluster's clients; the cluster lives only as long as one run, in its own
 #: network namespace, so fixed tokens grant nothing outside it.
 ADMIN_TOKEN = "corridor-admin-token"
 KUBELET_TOKEN = "corridor-kubelet-token"
+#: kube-router's health page, on each node's own loopback (its namespace's)
+KUBE_ROUTER_HEALTH_PORT = 20244
 #: at most this many nodes: each takes the /24 of the cluster range that has its number
 MAX_NODES = 9
 
@@ -389,3 +391,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 
     def kube_proxy_args(self) -> list[str]:
         return [f"--config={self.path('kube-proxy.yaml')}"]
+
+    def kube_router_args(self) -> list[str]:
+        """Its NetworkPolicy controller alone: the bridge plugin wires the pods and kube-proxy the
+        Services, and nothing is advertised over BGP."""
+        return [
+            f"--kubeconfig={self.cluster.kubeconfig}",
+            f"--hostname-override={self.name}",
+            "--run-firewall=true",
+            "--run-router=false",
+            "--run-service-proxy=false",
+            "--enable-cni=false",
+            "--enable-ipv6=false",
+            f"--health-port={KUBE_ROUTER_HEALTH_PORT}",
+            "--metrics-port=0",
+        ]

@@ -1,9 +1,9 @@
 """A node of the test cluster: run by the control plane's first process in network and mount
-namespaces of its own, it starts containerd, the kubelet and kube-proxy, says when the node is
-Ready, and on SIGTERM stops them.
+namespaces of its own, it starts containerd, the kubelet, kube-proxy and kube-router's
+NetworkPolicy controller, says when the node is Ready, and on SIGTERM stops them.
 
     unshare --net --mount --propagation private \\
-        python -m pipeline.deploy.cluster.node RUN_DIR NODES INDEX BINARIES_DIR
+        python -m pipeline.deploy.cluster.node RUN_DIR NODES INDEX BINARIES_DIR KUBE_ROUTER
 
 Its only link is a veth the control plane moves into its network namespace; the node renames it,
 puts its backbone address on it, and makes a bridge of its own for its pods. Private tmpfs on /run,
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from pipeline.deploy.cluster.host_state import HostState
-from pipeline.deploy.cluster.layout import ClusterLayout, NodeLayout
+from pipeline.deploy.cluster.layout import KUBE_ROUTER_HEALTH_PORT, ClusterLayout, NodeLayout
 from pipeline.deploy.cluster.procs import Parts, Stop, http_ok, node_ready, on_term, sh
 
 __all__ = ["LOSE_FILE", "LOST_FILE", "NODE_FAILED_FILE", "NODE_READY_FILE", "PAUSE_ARCHIVE", "main"]
@@ -59,7 +59,7 @@ def isolate(node: NodeLayout, wait_s: float = 30.0) -> None:
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")  # per network namespace
 
 
-def bring_up(node: NodeLayout, parts: Parts, binaries: Path, host: HostState) -> None:
+def bring_up(node: NodeLayout, parts: Parts, binaries: Path, kube_router: Path, host: HostState) -> None:
     lay = node.cluster
     ctr = ["ctr", "--address", str(node.containerd_socket), "--namespace", "k8s.io"]
     parts.start("containerd", ["containerd", "--config", str(node.path("containerd.toml"))],
@@ -70,6 +70,9 @@ def bring_up(node: NodeLayout, parts: Parts, binaries: Path, host: HostState) ->
     # after the kubelet: kube-proxy reads its node's address from the Node object
     parts.start("kube-proxy", [str(binaries / "kube-proxy"), *node.kube_proxy_args()],
                 lambda: http_ok("http://127.0.0.1:10256/healthz"))  # fmt: skip
+    # the pods' ingress filtered by the NetworkPolicies (iptables and ipsets in this namespace)
+    parts.start("kube-router", [str(kube_router), *node.kube_router_args()],
+                lambda: http_ok(f"http://127.0.0.1:{KUBE_ROUTER_HEALTH_PORT}/healthz"))  # fmt: skip
 
 
 def lose(node: NodeLayout, parts: Parts, host: HostState) -> int:
@@ -98,7 +101,13 @@ def lose(node: NodeLayout, parts: Parts, host: HostState) -> int:
 
 
 def main(argv: list[str]) -> int:
-    run_dir, nodes, index, binaries = Path(argv[0]), int(argv[1]), int(argv[2]), Path(argv[3])
+    run_dir, nodes, index, binaries, kube_router = (
+        Path(argv[0]),
+        int(argv[1]),
+        int(argv[2]),
+        Path(argv[3]),
+        Path(argv[4]),
+    )
     node = ClusterLayout(run_dir, nodes).node(index)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -109,7 +118,7 @@ def main(argv: list[str]) -> int:
         if host is None:
             raise RuntimeError("the run's host-state record is missing")
         isolate(node)
-        bring_up(node, parts, binaries, host)
+        bring_up(node, parts, binaries, kube_router, host)
         node.path(NODE_READY_FILE).write_text(f"{os.getpid()}\n")
         while True:
             if node.path(LOSE_FILE).exists():
