@@ -50,7 +50,7 @@ def e2e(
     job_timeout: Annotated[float, typer.Option(help="seconds the producers' Job may take")] = 900.0,
     nodes: Annotated[int, typer.Option(min=1, max=9, help="the cluster's nodes, each in namespaces of its own")] = 1,
     lose_node: Annotated[
-        bool, typer.Option(help="lose a node (a tower's, not the Job's) 30 s into the last overlay's Job")
+        bool, typer.Option(help="lose a node (a tower's, not the Job's) 40 s into the last overlay's drive")
     ] = False,
 ) -> None:
     """A Kubernetes cluster (built from the Go module proxy; its control plane and each node run in
