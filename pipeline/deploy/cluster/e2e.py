@@ -395,19 +395,29 @@ def radio_check_pod(rendered: list[dict[str, Any]], namespace: str) -> dict[str,
             "spec": {**template["spec"], "restartPolicy": "Never"}}  # fmt: skip
 
 
-#: run in a probe pod: which of the addresses it is given answer a TCP connection
+#: run in a probe pod: which of the addresses it is given answer a TCP connection, each tried for
+#: the seconds of the first argument (a policy controller admits a new pod once it has seen it)
 _REACH_PROBE = """
-import json, socket, sys
-out = {}
-for target in sys.argv[1:]:
+import json, socket, sys, time
+patience, out = float(sys.argv[1]), {}
+for target in sys.argv[2:]:
     host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=4).close()
-        out[target] = "reached"
-    except OSError as exc:
-        out[target] = type(exc).__name__
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            out[target] = "reached"
+            break
+        except OSError as exc:
+            out[target] = type(exc).__name__
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
 print(json.dumps(out))
 """
+#: how long the admitted probe tries each address: kube-router admits a new pod's address at its next
+#: sync, seconds after the pod starts (a first attempt was refused by all four)
+ADMITTED_PATIENCE_S = 30
 #: Services whose pods a NetworkPolicy guards, each reached at every port it exposes
 GUARDED_SERVICES = ("corridor-kafka-bootstrap", "etcd-client", "mqtt", "schema-registry")
 
@@ -424,11 +434,13 @@ def reach_pods(rendered: list[dict[str, Any]], namespace: str, targets: list[str
     labels (the policies admit it everywhere it is sent), one with none of them (no policy admits it)."""
     job = next(d for d in rendered if d["kind"] == "Job" and d["metadata"]["name"] == "producers")
     pods = []
-    for name, labels in (("reach-admitted", {**job["spec"]["template"]["metadata"].get("labels", {})}),
-                         ("reach-intruder", {})):  # fmt: skip
+    for name, labels, patience in (
+        ("reach-admitted", {**job["spec"]["template"]["metadata"].get("labels", {})}, ADMITTED_PATIENCE_S),
+        ("reach-intruder", {}, 0),
+    ):
         template = copy.deepcopy(job["spec"]["template"])
         (container,) = template["spec"]["containers"]
-        container["command"] = ["python", "-c", _REACH_PROBE, *targets]
+        container["command"] = ["python", "-c", _REACH_PROBE, str(patience), *targets]
         pods.append({"apiVersion": "v1", "kind": "Pod",
                      "metadata": {"name": name, "namespace": namespace, "labels": {**labels, "corridor/check": name}},
                      "spec": {**template["spec"], "restartPolicy": "Never"}})  # fmt: skip
