@@ -69,8 +69,6 @@ def e2e(
         if not (o / "kustomization.yaml").is_file():
             raise ConfigError(f"--overlay {o} is not a kustomize overlay (no kustomization.yaml)")
     out = Console(highlight=False, soft_wrap=True)
-    if lose_node and nodes < 3:
-        raise ConfigError("--lose-node needs --nodes 3 or more: the quorums of three must keep two members")
     result = run_e2e(ctx.obj, overlays, say=lambda m: out.print(m), job_timeout=job_timeout, logs_to=logs,
                      nodes=nodes, lose_node=lose_node)  # fmt: skip
     for one in result.overlays:

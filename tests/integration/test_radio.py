@@ -159,11 +159,16 @@ def test_the_gateway_survives_a_broker_restart_and_counts_it(radio, gateway) -> 
     eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
     broker.start(attached=True)
     eventually(lambda: gateway.stats.mqtt_subscribed, "the gateway to reconnect and subscribe again")
+    _heard_by(gateway, settings, "the updates sent after the restart")
+
+
+def _heard_by(gateway: Gateway, settings: Settings, what: str) -> None:
+    """Five updates sent by a fresh radio link must reach the gateway."""
     link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
     try:
         link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
         link.flush()
-        eventually(lambda: gateway.stats.received >= 5, "the updates sent after the restart")
+        eventually(lambda: gateway.stats.received >= 5, what)
     finally:
         link.close()
 
@@ -187,15 +192,8 @@ def test_a_gateway_whose_broker_died_with_advisories_in_flight_subscribes_to_the
     eventually(lambda: gateway.stats.mqtt_disconnects >= 1, "the gateway to notice")
     broker.stop()  # its pid file
     broker.start(attached=True)
-    eventually(lambda: gateway.stats.mqtt_subscribed and gateway.stats.mqtt_disconnects >= 1,
-               "the gateway to subscribe to the new broker")  # fmt: skip
-    link = RadioLink(settings.mqtt(), RadioTopics(REGIONS), connections=2)
-    try:
-        link.send("", 4, b"4", [CODEC.encode(TELEMETRY, _fresh(upd(f"veh-000000{i}", 38.0))) for i in range(5)])
-        link.flush()
-        eventually(lambda: gateway.stats.received >= 5, "the updates sent to the new broker")
-    finally:
-        link.close()
+    eventually(lambda: gateway.stats.mqtt_subscribed, "the gateway to subscribe to the new broker")
+    _heard_by(gateway, settings, "the updates sent to the new broker")
     assert gateway.session.dropped >= MAX_INFLIGHT - 1, "what the old broker took with it is counted"
 
 

@@ -29,7 +29,7 @@ from pipeline.deploy.cluster.layout import ADMIN_TOKEN, ClusterLayout, NodeLayou
 from pipeline.deploy.cluster.node import NODE_FAILED_FILE, NODE_READY_FILE, PAUSE_ARCHIVE
 from pipeline.deploy.cluster.pause_image import pause_archive
 from pipeline.deploy.cluster.pki import make_pki
-from pipeline.deploy.cluster.procs import Parts, Stop, http_ok, node_ready, on_term, sh
+from pipeline.deploy.cluster.procs import Parts, Stop, bridge, http_ok, node_ready, on_term, private_namespace, sh
 
 __all__ = ["FAILED_FILE", "READY_FILE", "STOP_FILE", "main"]
 
@@ -49,15 +49,9 @@ class ControlPlane:
     parts: Parts
 
     def isolate(self) -> None:
-        """Private /run, /var/lib and /var/log, loopback up, and the backbone the nodes hang on."""
-        lay = self.layout
-        for target in ("/run", "/var/lib", "/var/log"):
-            sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", target)
-        sh("ip", "link", "set", "lo", "up")
-        sh("ip", "link", "add", lay.bridge, "type", "bridge")
-        sh("ip", "addr", "add", f"{lay.control_ip}/{lay.prefix_len}", "dev", lay.bridge)
-        sh("ip", "link", "set", lay.bridge, "up")
-        Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")  # per network namespace: node to node
+        """Its own directories and loopback, and the backbone the nodes hang on (forwarding: node to node)."""
+        private_namespace()
+        bridge(self.layout.bridge, f"{self.layout.control_ip}/{self.layout.prefix_len}")
 
     def write_config(self) -> None:
         lay = self.layout

@@ -33,9 +33,10 @@ from pipeline.deploy.cluster.control_plane import FAILED_FILE, READY_FILE, STOP_
 from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import ClusterLayout, NodeLayout
 from pipeline.deploy.cluster.node import LOSE_FILE, LOST_FILE
+from pipeline.deploy.cluster.procs import is_ready
 from pipeline.deploy.cluster.radio_check import MUST_BE_REFUSED, TOWERS_MUST_REFUSE, radio_problems
 from pipeline.shared.config import Settings
-from pipeline.shared.errors import StackError
+from pipeline.shared.errors import ConfigError, StackError
 from pipeline.shared.waiting import poll
 from pipeline.stack.etcd import etcd_binary
 from pipeline.stack.process import die_with_parent, pid_alive
@@ -463,21 +464,11 @@ def _policy_check(cluster: Cluster, namespace: str, rendered: list[dict[str, Any
     pods = reach_pods(rendered, namespace, targets)
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump_all(pods))
     answers: dict[str, dict[str, str]] = {}
-    for pod in pods:
-        name = pod["metadata"]["name"]
-
-        def phase(name: str = name) -> str:
-            return cluster.kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}",
-                                   check=False).strip()  # fmt: skip
-
-        if poll(lambda: phase() in ("Succeeded", "Failed"), 120, interval=2) is None:
-            return [f"the NetworkPolicy probe {name} did not finish within 120 s"]
-        log = cluster.kubectl("-n", namespace, "logs", name, check=False)
-        cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
+    for name in (p["metadata"]["name"] for p in pods):
         try:
-            answers[name] = json.loads(log.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return [f"the NetworkPolicy probe {name} gave no answer: {log.strip()[-300:]!r}"]
+            answers[name] = _pod_answer(cluster, namespace, name, f"the NetworkPolicy probe {name}", 120)
+        except StackError as exc:
+            return [str(exc)]
     admitted, intruder = answers["reach-admitted"], answers["reach-intruder"]
     refused = sum(1 for how in intruder.values() if how != "reached")
     say(f"NetworkPolicies (kube-router): a pod no policy admits refused by {refused} of {len(intruder)} guarded "
@@ -486,22 +477,32 @@ def _policy_check(cluster: Cluster, namespace: str, rendered: list[dict[str, Any
     return policy_problems(admitted, intruder)
 
 
-def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say) -> list[str]:
-    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
+def _pod_answer(cluster: Cluster, namespace: str, name: str, what: str, timeout: float) -> Any:
+    """A probe pod (applied) run to its end, deleted, and the JSON of its log's last line; a
+    StackError saying which `what` did not finish or gave no answer."""
 
     def phase() -> str:
-        got = cluster.kubectl("-n", namespace, "get", "pod", "radio-check", "-o", "jsonpath={.status.phase}",
-                              check=False)  # fmt: skip
+        got = cluster.kubectl("-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.phase}", check=False)
         return got.strip()
 
-    if poll(lambda: phase() in ("Succeeded", "Failed"), 180, interval=2) is None:
-        return [f"the radio check did not finish within 180 s (phase {phase() or 'unknown'})"]
-    log = cluster.kubectl("-n", namespace, "logs", "radio-check", check=False)
-    cluster.kubectl("-n", namespace, "delete", "pod", "radio-check", "--wait=false", check=False)
+    if poll(lambda: phase() in ("Succeeded", "Failed"), timeout, interval=2) is None:
+        raise StackError(f"{what} did not finish within {timeout:.0f} s (phase {phase() or 'unknown'})")
+    log = cluster.kubectl("-n", namespace, "logs", name, check=False)
+    cluster.kubectl("-n", namespace, "delete", "pod", name, "--wait=false", check=False)
     try:
-        answers = json.loads(log.strip().splitlines()[-1])["answers"]
-    except (ValueError, IndexError, KeyError, TypeError):
-        return [f"the radio check gave no answer: {log.strip()[-300:]!r}"]
+        return json.loads(log.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise StackError(f"{what} gave no answer: {log.strip()[-300:]!r}") from None
+
+
+def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say) -> list[str]:
+    cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
+    try:
+        answers = _pod_answer(cluster, namespace, "radio-check", "the radio check", 180)["answers"]
+    except StackError as exc:
+        return [str(exc)]
+    except (KeyError, TypeError):
+        return ["the radio check gave no answers"]
     problems = radio_problems(answers)
     refused = sum(1 for what in MUST_BE_REFUSED if answers.get(what) not in (None, "no answer"))
     say(f"radio link, from the vehicles' driver's pod: {refused} of {len(MUST_BE_REFUSED)} attempts refused "
@@ -543,7 +544,7 @@ def run_e2e(settings: Settings, overlays: list[Path], *, say: Say, job_timeout: 
     """One cluster; each overlay applied in turn, judged, then deleted before the next. With
     `lose_node`, a node is lost in the middle of the last overlay's Job (see `lose_node_mid_job`)."""
     if lose_node and nodes < 3:
-        raise StackError("losing a node mid-Job needs a cluster of three nodes at least (--nodes 3)")
+        raise ConfigError("--lose-node needs --nodes 3 or more: the quorums of three must keep two members")
     from pipeline.containers.engine import find_engine
 
     preflight()
@@ -732,10 +733,6 @@ def _pods(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     return list(json.loads(cluster.kubectl("-n", namespace, "get", "pods", "-o", "json"))["items"])
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
-
-
 def lose_node_mid_job(cluster: Cluster, namespace: str, rendered: list[dict[str, Any]], timings: dict[str, float],
                       say: Say) -> list[str]:  # fmt: skip
     """Forty seconds after the producers' fleet starts driving (the crash reported ten seconds
@@ -778,7 +775,7 @@ def lose_node_mid_job(cluster: Cluster, namespace: str, rendered: list[dict[str,
 
     def towers_back() -> bool:
         mine = [p for p in _pods(cluster, namespace) if p["metadata"]["name"].startswith("towers-")]
-        return len(mine) == towers and all(_ready(p) and p["spec"].get("nodeName") != name for p in mine)
+        return len(mine) == towers and all(is_ready(p) and p["spec"].get("nodeName") != name for p in mine)
 
     if poll(towers_back, 300, interval=1) is None:
         return [f"the tower workers were not all Ready on the other nodes 300 s after {name} was lost"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pipeline.deploy.cluster.host_state import HostState
 from pipeline.deploy.cluster.layout import KUBE_ROUTER_HEALTH_PORT, ClusterLayout, NodeLayout
-from pipeline.deploy.cluster.procs import Parts, Stop, http_ok, node_ready, on_term, sh
+from pipeline.deploy.cluster.procs import Parts, Stop, bridge, http_ok, node_ready, on_term, private_namespace, sh
 
 __all__ = ["LOSE_FILE", "LOST_FILE", "NODE_FAILED_FILE", "NODE_READY_FILE", "PAUSE_ARCHIVE", "main"]
 
@@ -40,9 +40,7 @@ PAUSE_ARCHIVE = "pause.tar"
 
 
 def isolate(node: NodeLayout, wait_s: float = 30.0) -> None:
-    for target in ("/run", "/var/lib", "/var/log"):
-        sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", target)
-    sh("ip", "link", "set", "lo", "up")
+    private_namespace()
     deadline = time.monotonic() + wait_s
     while subprocess.run(["ip", "link", "show", "dev", node.veth_peer], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
@@ -51,12 +49,9 @@ def isolate(node: NodeLayout, wait_s: float = 30.0) -> None:
     sh("ip", "link", "set", node.veth_peer, "name", node.uplink)
     sh("ip", "addr", "add", f"{node.ip}/{node.cluster.prefix_len}", "dev", node.uplink)
     sh("ip", "link", "set", node.uplink, "up")
-    sh("ip", "link", "add", node.bridge, "type", "bridge")
-    sh("ip", "addr", "add", f"{node.pod_gateway}/24", "dev", node.bridge)
-    sh("ip", "link", "set", node.bridge, "up")
+    bridge(node.bridge, f"{node.pod_gateway}/24")
     # the other nodes' pods and the control plane: through the backbone; nothing else is routed
     sh("ip", "route", "add", node.cluster.cluster_cidr, "via", node.cluster.control_ip)
-    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")  # per network namespace
 
 
 def bring_up(node: NodeLayout, parts: Parts, binaries: Path, kube_router: Path, host: HostState) -> None:

@@ -15,11 +15,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipeline.deploy.cluster.layout import ADMIN_TOKEN, ClusterLayout
 from pipeline.shared.access import strict_context
 
-__all__ = ["Parts", "Stop", "http_ok", "node_ready", "on_term", "sh"]
+__all__ = ["Parts", "Stop", "bridge", "http_ok", "is_ready", "node_ready", "on_term", "private_namespace", "sh"]
 
 
 class Stop(Exception):
@@ -34,6 +35,29 @@ def sh(*argv: str) -> None:
     proc = subprocess.run(list(argv), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {proc.stderr.strip()}")
+
+
+def private_namespace() -> None:
+    """In a new mount and network namespace: private /run, /var/lib and /var/log (containerd, CNI and
+    the kubelet write there whatever their configuration says), loopback up, forwarding on (a
+    setting of each network namespace)."""
+    for target in ("/run", "/var/lib", "/var/log"):
+        sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", target)
+    sh("ip", "link", "set", "lo", "up")
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+
+def bridge(name: str, address: str) -> None:
+    """A bridge with `address` (CIDR notation) on it, up."""
+    sh("ip", "link", "add", name, "type", "bridge")
+    sh("ip", "addr", "add", address, "dev", name)
+    sh("ip", "link", "set", name, "up")
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    """A Node's or a Pod's Ready condition is true."""
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def http_ok(url: str, *, ca: Path | None = None, token: str | None = None) -> bool:
@@ -56,7 +80,7 @@ def node_ready(layout: ClusterLayout, name: str) -> bool:
             node = json.load(r)
     except (OSError, urllib.error.URLError, ValueError):
         return False
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+    return is_ready(node)
 
 
 @dataclass
