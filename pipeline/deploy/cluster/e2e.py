@@ -185,14 +185,20 @@ class Cluster:
         return path.read_text().strip() if path.exists() else None
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 120) -> str:
-        lay = self.layout
-        argv = ["nsenter", f"--net=/proc/{self.ns_pid}/ns/net", str(self.binaries.path("kubectl")),
-                f"--kubeconfig={lay.kubeconfig}", f"--cache-dir={lay.path('kubectl-cache')}", *args]  # fmt: skip
-        proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
-                              preexec_fn=die_with_parent())  # fmt: skip
+        proc = self.kubectl_run(*args, input=input, timeout=timeout)
         if check and proc.returncode != 0:
             raise StackError(f"kubectl {' '.join(args[:3])} failed: {proc.stderr.strip()[-600:]}")
         return proc.stdout
+
+    def kubectl_run(
+        self, *args: str, input: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl's exit status and both its streams: a command run in a pod says why it failed on stderr."""
+        lay = self.layout
+        argv = ["nsenter", f"--net=/proc/{self.ns_pid}/ns/net", str(self.binaries.path("kubectl")),
+                f"--kubeconfig={lay.kubeconfig}", f"--cache-dir={lay.path('kubectl-cache')}", *args]  # fmt: skip
+        return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=die_with_parent())  # fmt: skip
 
     def load_image(self, engine_cli: str, ref: str) -> None:
         """`save` from the engine that built it, once, then `import` into every node's containerd
@@ -495,6 +501,32 @@ def _pod_answer(cluster: Cluster, namespace: str, name: str, what: str, timeout:
         raise StackError(f"{what} gave no answer: {log.strip()[-300:]!r}") from None
 
 
+def _register_schemas(
+    cluster: Cluster, namespace: str, say: Say, patience: float = 60, interval: float = 5
+) -> list[str]:
+    """`corridor schemas register` from towers-0, as an operator runs it after a rollout. Registering
+    is idempotent, so a refusal is tried again for `patience` seconds (a registry just made Ready may
+    still be slow to its first writes); every failed try is said, with the command's own reason."""
+    failures: list[str] = []
+
+    def registered() -> bool:
+        proc = cluster.kubectl_run("-n", namespace, "exec", "towers-0", "--", "corridor", "schemas", "register",
+                                   timeout=120)  # fmt: skip
+        if proc.returncode == 0 and "ids" in proc.stdout:
+            lines = len(proc.stdout.strip().splitlines())
+            say(f"from towers-0: corridor's schemas registered ({lines} subjects, after {len(failures)} refusals)")
+            return True
+        why = (proc.stderr.strip() or proc.stdout.strip() or f"exit {proc.returncode}").splitlines()[-1][-300:]
+        failures.append(why)
+        say(f"corridor schemas register from towers-0 failed (try {len(failures)}): {why}")
+        return False
+
+    if poll(registered, patience, interval=interval) is None:
+        return [f"corridor schemas register from towers-0 failed {len(failures)} times in {patience:.0f} s; "
+                f"the last: {failures[-1] if failures else 'no answer'}"]  # fmt: skip
+    return []
+
+
 def _radio_check(cluster: Cluster, namespace: str, pod: dict[str, Any], say: Say) -> list[str]:
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=yaml.safe_dump(pod))
     try:
@@ -626,12 +658,7 @@ def _run_overlay(cluster: Cluster, overlay: Path, rendered: list[dict[str, Any]]
         names = [m["name"] for m in seen["members"]]
         say(f"from towers-0: Kafka brokers {seen['brokers']}, etcd members {names}")
         if ("statefulset", "schema-registry") in workloads(rendered):  # through its Service and policy
-            registered = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "corridor", "schemas", "register",
-                                         check=False)  # fmt: skip
-            if "ids" not in registered:
-                result.problems.append(f"corridor schemas register from towers-0 failed: {registered.strip()[-300:]}")
-            else:
-                say(f"from towers-0: corridor's schemas registered ({len(registered.strip().splitlines())} subjects)")
+            result.problems += _register_schemas(cluster, namespace, say)
 
         if lose_node:
             result.problems += lose_node_mid_job(cluster, namespace, rendered, result.timings, say)
@@ -780,11 +807,12 @@ def lose_node_mid_job(cluster: Cluster, namespace: str, rendered: list[dict[str,
     if poll(towers_back, 300, interval=1) is None:
         return [f"the tower workers were not all Ready on the other nodes 300 s after {name} was lost"]
     timings["towers_back"] = time.monotonic() - t0
-    answer = cluster.kubectl("-n", namespace, "exec", "towers-0", "--", "python", "-c", _QUORUM_PROBE, check=False)
+    answer = cluster.kubectl_run("-n", namespace, "exec", "towers-0", "--", "python", "-c", _QUORUM_PROBE)
     try:
-        quorum = json.loads(answer.strip().splitlines()[-1])
+        quorum = json.loads(answer.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return [f"after {name} was lost, the quorum probe in towers-0 failed: {answer.strip()[-300:]!r}"]
+        why = (answer.stderr.strip() or answer.stdout.strip())[-300:]
+        return [f"after {name} was lost, the quorum probe in towers-0 failed: {why!r}"]
     say(f"{name} unreachable for the control plane after {timings['node_unreachable']:.0f} s; every tower worker "
         f"Ready on the other nodes after {timings['towers_back']:.0f} s; Kafka brokers {quorum['brokers']} "
         f"(controller {quorum['controller']}), etcd leader {quorum['etcd_leader']} of {quorum['etcd_members']} "
