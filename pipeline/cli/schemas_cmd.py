@@ -40,7 +40,7 @@ def register(ctx: typer.Context) -> None:
     from pipeline.schema_registry import register_schemas, registry_up
 
     settings: Settings = ctx.obj
-    if not registry_up(settings):
+    if not registry_up(settings, timeout=10.0):  # as patient as the registering itself: a busy registry is up
         raise StackError(f"no schema registry answers at {settings.schema_registry_url}: "
                          "`corridor stack up --registry`, or set SCHEMA_REGISTRY_URL")  # fmt: skip
     for r in register_schemas(settings):
