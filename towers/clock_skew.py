@@ -8,6 +8,13 @@ that difference: a few senders with wrong clocks (their frames refused anyway) c
 while a tower off from all of them shows at once. Only a difference past `threshold_ms` is
 corrected; below it, it is transit.
 
+Transit is not always short: while a broker's partitions move to another (a node lost), the
+senders' frames wait in their producers for seconds and then arrive at a tower that is caught up.
+Taken for skew, that delay set this clock back, and fresh frames then looked sent from the future
+and were refused. A skew lasts; a stall passes. So the estimate follows the part of the median that
+lasted `hold_ms` of this host's time (the median nearest zero over that span), and moves back
+toward zero at once.
+
 Anyone can stamp a frame, so the estimate is guarded: a frame weighs only as many rows as passed
 every check that does not depend on a clock (junk weighs nothing), the estimate moves at most
 `max_step_ms` each time it is recomputed, and it never passes `cap_ms` (a host off by more than
@@ -29,6 +36,9 @@ class ClockSkew:
     #: the largest correction: a host off by more is an operator's to fix
     CAP_MS = 300_000
 
+    #: how long a skew must be seen before it is corrected: longer than a partition's move lasts
+    HOLD_MS = 60_000
+
     def __init__(
         self,
         threshold_ms: int = 2_000,
@@ -36,24 +46,43 @@ class ClockSkew:
         min_weight: int = 20,
         max_step_ms: int = 2_000,
         cap_ms: int = CAP_MS,
+        hold_ms: int = HOLD_MS,
     ) -> None:
         self.threshold_ms, self.min_weight = threshold_ms, min_weight
-        self.max_step_ms, self.cap_ms = max_step_ms, cap_ms
+        self.max_step_ms, self.cap_ms, self.hold_ms = max_step_ms, cap_ms, hold_ms
         self._delays: deque[tuple[int, int]] = deque(maxlen=window)  # (delay ms, vehicles in the frame)
-        self._since = 0
+        self._since, self._last_ms = 0, 0
         self._estimate = 0
+        # (this host's ms, the weighted median) of each recompute over the last `hold_ms`; bounded: a flood
+        # of frames shortens the span it covers, and a span short of `hold_ms` corrects nothing
+        self._medians: deque[tuple[int, int]] = deque(maxlen=4096)
 
-    def observe(self, delay_ms: int, vehicles: int, caught_up: bool) -> None:
-        """A frame's delay (this clock's now − its send time) and how many believable rows it carried;
-        only frames read with no backlog count."""
+    def observe(self, delay_ms: int, vehicles: int, caught_up: bool, now_ms: int) -> None:
+        """A frame's delay (this clock's `now_ms` − its send time) and how many believable rows it
+        carried; only frames read with no backlog count."""
         if caught_up and vehicles > 0 and abs(delay_ms) <= _MAX_DELAY_MS:
             self._delays.append((delay_ms, vehicles))
             self._since += 1
-            if self._since >= 16 or len(self._delays) < 16:  # every frame at first, then now and then
-                self._since = 0
-                target = max(-self.cap_ms, min(self.cap_ms, self._weighted_median()))
-                step = max(-self.max_step_ms, min(self.max_step_ms, target - self._estimate))
-                self._estimate += step
+            # every frame at first, then every 16 frames or half a second (a correction comes in steps)
+            if self._since >= 16 or len(self._delays) < 16 or now_ms - self._last_ms >= 500:
+                self._since, self._last_ms = 0, now_ms
+                self._move(self._weighted_median(), now_ms)
+
+    def _move(self, median: int, now_ms: int) -> None:
+        """Toward the skew that lasted: of the medians of the last `hold_ms`, the one nearest zero
+        (zero when they differ in sign, or span less than that)."""
+        seen = self._medians
+        seen.append((now_ms, median))
+        while len(seen) > 1 and now_ms - seen[1][0] >= self.hold_ms:
+            seen.popleft()  # the oldest kept is the last one from before the window: it covers its start
+        lasting = 0
+        if now_ms - seen[0][0] >= self.hold_ms and (all(m > 0 for _, m in seen) or all(m < 0 for _, m in seen)):
+            lasting = min((m for _, m in seen), key=abs)
+        lasting = max(-self.cap_ms, min(self.cap_ms, lasting))
+        if min(0, self._estimate) <= lasting <= max(0, self._estimate):
+            self._estimate = lasting  # toward zero, at once: a correction no longer seen is withdrawn
+        else:
+            self._estimate += max(-self.max_step_ms, min(self.max_step_ms, lasting - self._estimate))
 
     def _weighted_median(self) -> int:
         delays, weights = (np.array(x, np.int64) for x in zip(*self._delays, strict=True))

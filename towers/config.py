@@ -81,6 +81,9 @@ class TowerConfig(BaseModel):
     off_route_km: NonNeg = 0.5
     #: refuse records stamped further than this ahead of the tower's clock (ms)
     max_clock_drift_ms: PosInt = 5_000
+    #: how long this host's clock must be seen off from every sender's before the tower corrects it (s):
+    #: longer than a partition's move to another broker holds the senders' frames up
+    clock_skew_hold_s: NonNeg = 60.0
     #: a departed vehicle's tombstone is forgotten this long after it was written (s); an update
     #: older than that which still arrives (a replay) is expired again at the next flush
     tombstone_horizon_s: Pos = 120.0

@@ -83,7 +83,7 @@ class TowerEngine:
     ) -> None:
         self.corridor, self.cfg = corridor, cfg
         self._host_ms = wall_ms
-        self.skew = ClockSkew()
+        self.skew = ClockSkew(hold_ms=int(cfg.clock_skew_hold_s * 1000))
         # One clock for stamping and judging: the HLC reads the corrected wall clock, as the bounds do.
         self.clock = clock or HybridClock(max_drift_ms=cfg.max_clock_drift_ms, physical=self.wall_ms)
         self.states: dict[int, RegionEngine] = {}
@@ -171,7 +171,8 @@ class TowerEngine:
                 # Only rows that pass every clock-free check weigh in the skew estimate: junk cannot steer it.
                 structural = structural_problems(ups, r, self.corridor.route.length_km, self.cfg)
                 believable = len(ups) - int(structural.sum())
-                self.skew.observe(self._host_ms() - head.sent_at, believable, caught_up)
+                host = self._host_ms()
+                self.skew.observe(host - head.sent_at, believable, caught_up, host)
                 # Its sender's clock, checked like the updates' HLCs: a frame from a clock far ahead would
                 # move the region's event time on and expire the swarm.
                 ahead = head.sent_at - self.wall_ms()

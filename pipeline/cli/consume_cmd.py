@@ -105,14 +105,17 @@ def consume(
                     raise StackError(f"reading {name} as {settings.kafka(Role.READER).who}: {error.str()}")
                 continue  # not a record: no progress
             idle_since = time.monotonic()
-            meta_fields = {"_partition": msg.partition(), "_offset": msg.offset()}
+            meta_fields: dict[str, Any] = {"_partition": msg.partition(), "_offset": msg.offset()}
+            given = msg.headers() or []
+            if given:  # a dead letter's reason and source travel in its headers
+                meta_fields["_headers"] = {
+                    k: _text(v) for k, v in (given.items() if isinstance(given, dict) else given)
+                }
             raw = msg.value() or b""  # a tombstone reads as empty: undecodable, and said so
             try:
                 lines = records_of(raw)
             except Exception as exc:
-                given = msg.headers() or []
-                headers = {k: _text(v) for k, v in (given.items() if isinstance(given, dict) else given)}
-                lines = [{"_undecodable": str(exc), "_headers": headers, "_bytes": len(raw), "_head": raw[:32].hex()}]
+                lines = [{"_undecodable": str(exc), "_bytes": len(raw), "_head": raw[:32].hex()}]
             for line in lines:
                 if vehicle is not None and vehicle not in (line.get("vehicle_id"), line.get("target_vehicle")):
                     continue

@@ -107,6 +107,7 @@ def test_the_gateway_refuses_what_once_stopped_it_with_a_reason(payload: bytes, 
 
 def test_junk_rows_stamped_an_hour_old_cannot_steer_the_clock_skew_estimate() -> None:
     e = engine()
+    e.skew = ClockSkew(hold_ms=0)  # what lasts is corrected at once: only the junk's weight is judged here
     st = e.region(4)
     junk = [upd(f"j{i}", 38.0, t=59, speed_mps=1_000.0) for i in range(500)]  # each row refused
     for k in range(20):
@@ -120,10 +121,10 @@ def test_junk_rows_stamped_an_hour_old_cannot_steer_the_clock_skew_estimate() ->
 
 
 def test_believable_rows_from_a_skewed_majority_move_the_estimate_by_bounded_steps_to_a_cap() -> None:
-    skew = ClockSkew(max_step_ms=2_000, cap_ms=300_000)
+    skew = ClockSkew(max_step_ms=2_000, cap_ms=300_000, hold_ms=0)
     seen = [0]
-    for _ in range(3_000):
-        skew.observe(3_600_000, 500, caught_up=True)
+    for i in range(3_000):
+        skew.observe(3_600_000, 500, True, NOW + i)
         assert abs(skew.estimate_ms - seen[-1]) <= 2_000
         seen.append(skew.estimate_ms)
     assert skew.estimate_ms == 300_000

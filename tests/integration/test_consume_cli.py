@@ -1,7 +1,9 @@
-"""`corridor consume` when its broker stops answering mid-read: one line, not a wait without end."""
+"""`corridor consume`: a dead letter's reason shown with its record; a broker that stops answering
+mid-read is one line, not a wait without end."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipeline.ports import free_ports
 from pipeline.shared.config import Ports, Settings
+from pipeline.shared.messages import ADVISORY, CODEC
 from pipeline.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -47,14 +50,39 @@ def _fill(bootstrap: str, topic: str) -> None:
     assert producer.flush(30) == 0
 
 
+def _env(s: Settings) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "ETCD_ENDPOINTS")},
+            "CORRIDOR_TOPIC_PREFIX": s.topic_prefix,
+            "CORRIDOR_STATE_DIR": str(s.state_dir), "CORRIDOR_KAFKA_PORT": str(s.ports.kafka),
+            "CORRIDOR_KAFKA_CONTROLLER_PORT": str(s.ports.kafka_controller), "CORRIDOR_ETCD_PORT": str(s.ports.etcd),
+            "CORRIDOR_ETCD_PEER_PORT": str(s.ports.etcd_peer)}  # fmt: skip
+
+
+def test_a_dead_letters_reason_is_printed_with_it_decodable_or_not(own: Stack) -> None:
+    s = own.settings
+    topic = f"{s.topic_prefix}.dead-letter"
+    admin = AdminClient({"bootstrap.servers": s.bootstrap_servers})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    advisory = {"advisory_id": "a1", "region_id": 0, "tower": "tower-00", "target_vehicle": None, "direction": None,
+                "action": "SLOW_DOWN", "target_speed_mps": 12.0, "reason": "test", "hazard_id": None,
+                "issued_at": 1, "valid_until": 2, "trigger_event_time": 1, "trigger_hlc": 1 << 16}  # fmt: skip
+    producer = Producer({"bootstrap.servers": s.bootstrap_servers})
+    producer.produce(topic, CODEC.encode(ADVISORY, advisory), headers=[("reason", b"wrong-type: an advisory")])
+    producer.produce(topic, b"\x00junk", headers=[("reason", b"undecodable: junk"), ("source-offset", b"7")])
+    assert producer.flush(30) == 0
+    read = subprocess.run([sys.executable, "-m", "pipeline", "consume", "dead-letter", "--from-beginning"],
+                          env=_env(s), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert read.returncode == 0, read.stderr
+    first, second = (json.loads(line) for line in read.stdout.splitlines())
+    assert first["advisory_id"] == "a1" and first["_headers"] == {"reason": "wrong-type: an advisory"}
+    assert "_undecodable" in second and second["_headers"] == {"reason": "undecodable: junk", "source-offset": "7"}
+
+
 def test_reading_to_the_end_from_a_broker_that_stops_answering_is_one_line(own: Stack, tmp_path: Path) -> None:
     s = own.settings
     topic = f"{s.topic_prefix}.paused"
     _fill(s.bootstrap_servers, topic)
-    env = {**{k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "ETCD_ENDPOINTS")},
-           "CORRIDOR_STATE_DIR": str(s.state_dir), "CORRIDOR_KAFKA_PORT": str(s.ports.kafka),
-           "CORRIDOR_KAFKA_CONTROLLER_PORT": str(s.ports.kafka_controller), "CORRIDOR_ETCD_PORT": str(s.ports.etcd),
-           "CORRIDOR_ETCD_PEER_PORT": str(s.ports.etcd_peer)}  # fmt: skip
+    env = _env(s)
     out = tmp_path / "out.jsonl"
     with open(out, "wb") as sink:
         reader = subprocess.Popen([sys.executable, "-m", "pipeline", "consume", topic, "--from-beginning"], env=env,
