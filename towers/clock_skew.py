@@ -76,8 +76,9 @@ class ClockSkew:
         while len(seen) > 1 and now_ms - seen[1][0] >= self.hold_ms:
             seen.popleft()  # the oldest kept is the last one from before the window: it covers its start
         lasting = 0
-        if now_ms - seen[0][0] >= self.hold_ms and (all(m > 0 for _, m in seen) or all(m < 0 for _, m in seen)):
-            lasting = min((m for _, m in seen), key=abs)
+        if now_ms - seen[0][0] >= self.hold_ms:  # one side of zero all along: its nearest; else none lasted
+            low, high = min(m for _, m in seen), max(m for _, m in seen)
+            lasting = low if low > 0 else high if high < 0 else 0
         lasting = max(-self.cap_ms, min(self.cap_ms, lasting))
         if min(0, self._estimate) <= lasting <= max(0, self._estimate):
             self._estimate = lasting  # toward zero, at once: a correction no longer seen is withdrawn

@@ -17,10 +17,10 @@ from towers.config import TowerConfig
 from towers.engine import TowerEngine
 
 
-def fed(skew: ClockSkew, delays: list[tuple[int, int]], caught_up: bool = True, every_ms: int = 1_000) -> ClockSkew:
-    """`delays` observed one frame every `every_ms` of the host's time."""
+def fed(skew: ClockSkew, delays: list[tuple[int, int]], caught_up: bool = True) -> ClockSkew:
+    """`delays` observed one frame a second of the host's time."""
     for i, (delay, vehicles) in enumerate(delays):
-        skew.observe(delay, vehicles, caught_up, T0 + i * every_ms)
+        skew.observe(delay, vehicles, caught_up, T0 + i * 1_000)
     return skew
 
 

@@ -523,7 +523,7 @@ def _register_schemas(
 
     if poll(registered, patience, interval=interval) is None:
         return [f"corridor schemas register from towers-0 failed {len(failures)} times in {patience:.0f} s; "
-                f"the last: {failures[-1] if failures else 'no answer'}"]  # fmt: skip
+                f"the last: {failures[-1]}"]  # fmt: skip
     return []
 
 
